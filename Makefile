@@ -1,0 +1,41 @@
+# Two commands set up a fresh machine by themselves: `make run` and `make test`.
+# Both install what is missing (Debian packages, a .venv with the project) and are
+# quick when everything is already there.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_PACKAGES := espeak-ng ffmpeg sox
+APT_COMMANDS := espeak-ng ffmpeg sox
+
+.PHONY: run test test-all setup system-deps clean
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@missing=""; for c in $(APT_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make: installing Debian packages for:$$missing"; \
+	  sudo=""; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	set -o pipefail; $(BIN)/pip install -q -e '.[dev]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(BIN)/python -c "import trainerbot, torch, sqlalchemy, alembic, pydantic_settings"
+	touch $@
+
+run: setup
+	$(BIN)/trainerbot run
+
+test: setup
+	$(BIN)/pytest
+
+test-all: setup
+	$(BIN)/pytest -m ""
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

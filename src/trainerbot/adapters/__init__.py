@@ -1,0 +1,1 @@
+"""Adapters: thin layers that turn a platform's input into core calls and render the replies."""

@@ -1,0 +1,209 @@
+"""The local console: a REPL over the core with the same command words as on Discord.
+
+Lines that start with the prefix are commands (``!datasets``); any other line is chat.
+``--attach PATH`` inside a command line attaches a local file as an upload would (the
+console runs on the operator's own machine, so local paths are fine here, and the same
+size limits apply). Files the bot sends are copied to ``<data>/outbox/`` and their paths
+printed. With a terminal, lines are edited with readline and kept in a history file;
+otherwise commands are read one a line from standard input, for scripts.
+This module does not promise Discord's rendering: embeds are printed as plain text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+import re
+import shlex
+import shutil
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TextIO
+
+from trainerbot.core import Attachment, Caller, CoreService, Reply
+from trainerbot.errors import BadInput, TrainerBotError
+from trainerbot.fileio import unique_path
+
+log = logging.getLogger(__name__)
+ATTACH = re.compile(r"""(?:^|\s)--attach(?:\s+|=)("[^"]*"|'[^']*'|\S+)""")
+
+HELP = """Commands (prefix {p}):
+  {p}hi                                  greeting
+  {p}instruction                         how to teach the bot
+  {p}feedback <text>                     leave feedback for the trainers
+  {p}correct <message id> <text>         correct one of the bot's replies
+  {p}react <message id> 👍|👎 [remove]     rate a reply (Discord: a reaction)
+  {p}datasets | {p}dataset <name>          list datasets / show one
+  {p}import <dataset> [positive|negative] --attach FILE
+  {p}train [dataset] [positive|negative] [--attach FILE]
+  {p}archive <dataset>                   snapshot a dataset and start it afresh
+  {p}select_dataset <dataset> [positive|negative]
+  {p}export <dataset> [openai|sft|kto|dpo]
+  {p}getfile [name]                      list files / get one into the outbox
+  {p}jobs | {p}job <id> | {p}cancel <id> | {p}model list | {p}model use <version>
+  {p}help | {p}quit
+Anything else is chat."""
+
+
+class Console:
+    """One console session: a caller identity, and the core it talks to."""
+
+    def __init__(self, core: CoreService, caller: Caller, out: TextIO = sys.stdout) -> None:
+        self.core = core
+        self.caller = caller
+        self.out = out
+        self.prefix = core.settings.prefix
+        self.outbox = core.data_dir / "outbox"
+        self.commands: dict[str, Callable[[list[str], str, Attachment | None], Awaitable[Reply | None]]] = {
+            "hi": lambda a, r, f: core.hi(caller),
+            "help": lambda a, r, f: self._help(),
+            "instruction": lambda a, r, f: core.instruction(caller),
+            "feedback": lambda a, r, f: core.feedback(caller, r),
+            "correct": self._correct,
+            "react": self._react,
+            "datasets": lambda a, r, f: core.datasets(caller),
+            "dataset": lambda a, r, f: core.dataset(caller, self._arg(a, 0, "dataset <name>")),
+            "import": lambda a, r, f: core.import_data(caller, self._arg(a, 0, "import <dataset> [positive|negative] --attach FILE"), a[1] if len(a) > 1 else None, f),
+            "train": lambda a, r, f: core.train(caller, *a),
+            "archive": lambda a, r, f: core.archive(caller, self._arg(a, 0, "archive <dataset>")),
+            "select_dataset": lambda a, r, f: core.select_dataset(caller, self._arg(a, 0, "select_dataset <dataset> [positive|negative]"), a[1] if len(a) > 1 else None),
+            "export": lambda a, r, f: core.export(caller, self._arg(a, 0, "export <dataset> [openai|sft|kto|dpo]"), a[1] if len(a) > 1 else None),
+            "getfile": lambda a, r, f: core.getfile(caller, a[0] if a else None),
+            "jobs": lambda a, r, f: core.jobs(caller, *a),
+            "job": lambda a, r, f: core.jobs(caller, *a),
+            "cancel": lambda a, r, f: core.jobs(caller, *a),
+            "model": lambda a, r, f: core.model(caller, *a),
+        }
+
+    # ---------------------------------------------------------------- parsing
+    def _arg(self, args: list[str], i: int, usage: str) -> str:
+        if len(args) <= i:
+            raise BadInput(f"Usage: `{self.prefix}{usage}`")
+        return args[i]
+
+    async def _help(self) -> Reply:
+        return Reply.text(HELP.format(p=self.prefix))
+
+    async def _correct(self, args: list[str], rest: str, _: Attachment | None) -> Reply:
+        parts = rest.split(None, 1)
+        if len(parts) < 2:
+            raise BadInput(f"Usage: `{self.prefix}correct <message id> <better answer>`")
+        return await self.core.correct(self.caller, parts[0], parts[1])
+
+    async def _react(self, args: list[str], rest: str, _: Attachment | None) -> Reply | None:
+        if len(args) < 2 or (len(args) == 3 and args[2] != "remove") or len(args) > 3:
+            raise BadInput(f"Usage: `{self.prefix}react <message id> 👍|👎 [remove]`")
+        reply = await self.core.react(self.caller, args[0], args[1], added=len(args) == 2)
+        if reply is None:
+            raise BadInput("Only 👍 and 👎 count as ratings.")
+        return reply
+
+    def _attachment(self, raw: str) -> Attachment:
+        path = Path(raw.strip("'\"")).expanduser()
+        limit = self.core.settings.max_attachment_bytes
+        if not path.is_file():
+            raise BadInput(f"No such file to attach: {path}")
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise BadInput(f"`{path.name}` is larger than the attachment limit of {limit} bytes.")
+        ctype = mimetypes.guess_type(path.name)[0]
+        return Attachment(filename=path.name, content_type=ctype, data=data)
+
+    # -------------------------------------------------------------- executing
+    async def handle_line(self, line: str) -> bool:
+        """Run one line; returns False when the user asked to quit."""
+        line = line.strip()
+        if not line:
+            return True
+        try:
+            if not line.startswith(self.prefix):
+                self.render(await self.core.chat(self.caller, line))
+                return True
+            body = line[len(self.prefix):]
+            word, _, rest = body.partition(" ")
+            word = word.lower()
+            if word in ("quit", "exit"):
+                return False
+            attachment = None
+            if (m := ATTACH.search(rest)) is not None:
+                attachment = await asyncio.to_thread(self._attachment, m.group(1))
+                rest = (rest[: m.start()] + rest[m.end():]).strip()
+            handler = self.commands.get(word)
+            if handler is None:
+                raise BadInput(f"Unknown command `{word[:30]}`. Try `{self.prefix}help`.")
+            try:
+                args = shlex.split(rest)
+            except ValueError:
+                args = rest.split()
+            reply = await handler(args, rest.strip(), attachment)
+            if reply is not None:
+                self.render(reply)
+        except TrainerBotError as exc:
+            self._print(f"⚠ {exc.user_message}")
+        except Exception:
+            log.exception("command failed: %s", line[:80])
+            self._print("⚠ Sorry, something went wrong on my side. The error is in the log.")
+        return True
+
+    def render(self, reply: Reply) -> None:
+        for part in reply.messages:
+            self._print(part)
+        for f in reply.files:
+            self.outbox.mkdir(parents=True, exist_ok=True)
+            target = unique_path(self.outbox, Path(f.name).stem, "".join(Path(f.name).suffixes) or "")
+            shutil.copyfile(f.path, target)
+            self._print(f"📎 {target}")
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    async def run(self, stdin: TextIO = sys.stdin) -> None:
+        interactive = stdin.isatty()
+        if interactive:
+            self._setup_readline()
+            self._print(f"trainerbot console — guild `{self.caller.guild_name}`, user `{self.caller.user_name}`. "
+                        f"Type {self.prefix}help for commands, {self.prefix}quit to leave.")
+        while True:
+            if interactive:
+                try:
+                    line = await asyncio.to_thread(input, "> ")
+                except EOFError:
+                    break
+            else:
+                line = await asyncio.to_thread(stdin.readline)
+                if not line:
+                    break
+            if not await self.handle_line(line):
+                break
+
+    def _setup_readline(self) -> None:
+        try:
+            import readline
+        except ImportError:  # pragma: no cover - not on every platform
+            return
+        history = self.core.data_dir / ".console_history"
+        try:
+            readline.read_history_file(history)
+        except OSError:
+            pass
+        readline.set_history_length(1000)
+        import atexit
+
+        atexit.register(lambda: _save_history(readline, history))
+
+
+def _save_history(readline, history: Path) -> None:  # type: ignore[no-untyped-def]
+    try:
+        readline.write_history_file(history)
+    except OSError:
+        pass
+
+
+def console_caller(guild: str, user: str, role: str, trainer_role: str) -> Caller:
+    def slug(s: str) -> str:
+        return re.sub(r"[^A-Za-z0-9_-]", "_", s)[:48] or "_"
+    return Caller(guild_id=f"console-{slug(guild)}", guild_name=guild, user_id=f"console-{slug(user)}", user_name=user,
+                  channel_id="console", roles=frozenset({trainer_role}) if role == "trainer" else frozenset())

@@ -1,0 +1,122 @@
+"""Typed settings, read once at start from the environment and an optional ``.env``.
+
+Every setting has the environment name ``TRAINERBOT_<NAME>`` (for example
+``TRAINERBOT_DATA_DIR``); the Discord token is read from ``DISCORD_TOKEN``.
+Secrets are ``SecretStr`` values: ``redacted()`` is what gets logged, and a validation
+failure becomes a ``ConfigError`` naming the setting without echoing its value.
+This module imports nothing of the project but ``errors``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from trainerbot.errors import ConfigError
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """All of trainerbot's settings; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRAINERBOT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    discord_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DISCORD_TOKEN", "TRAINERBOT_DISCORD_TOKEN", "discord_token"),
+    )
+    prefix: str = Field(default="!", min_length=1, max_length=5)
+    mode: Literal["dev", "prod"] = "dev"
+    data_dir: Path = Path("data")
+    database_url: SecretStr | None = None
+    language: Literal["en", "ru"] = "en"
+    instructions_file: Path | None = None
+    trainer_role: str = Field(default="trainer", min_length=1, max_length=100)
+    feedback_dataset: str = Field(default="feedback", pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$")
+
+    max_attachment_bytes: int = Field(default=8 * MiB, ge=1024, le=512 * MiB)
+    max_send_bytes: int = Field(default=8 * MiB, ge=1024, le=512 * MiB)
+    max_import_items: int = Field(default=50_000, ge=1, le=10_000_000)
+    max_field_chars: int = Field(default=8_000, ge=16, le=1_000_000)
+    history_messages: int = Field(default=20, ge=0, le=200)
+    user_rate_per_minute: int = Field(default=30, ge=1, le=10_000)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_has_no_space(cls, value: str) -> str:
+        if any(ch.isspace() for ch in value):
+            raise ValueError("the prefix may not contain spaces")
+        return value
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def db_url(self) -> str:
+        """The database URL: the configured one, or a SQLite file in the data folder."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.resolved_data_dir / 'trainerbot.db'}"
+
+    def instructions_text(self) -> str:
+        """The instructions Markdown: the configured file, else the shipped one."""
+        if self.instructions_file is not None:
+            try:
+                return self.instructions_file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(
+                    f"instructions_file: cannot read {self.instructions_file.name!r} ({type(exc).__name__})"
+                ) from exc
+        name = f"bot_instruction.{self.language}.md"
+        return resources.files("trainerbot.resources").joinpath(name).read_text(encoding="utf-8")
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as loggable values: secrets replaced, a database password hidden."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "**********"
+            out[name] = value
+        out["database_url"] = _hide_password(self.db_url)
+        return out
+
+
+def _hide_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable database URL>"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning validation errors into one readable ``ConfigError``.
+
+    The message names each bad setting and why; the offending value is never included,
+    because it may be a secret.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in err["loc"]) or "settings"
+            problems.append(f"{where}: {err['msg']}")
+        raise ConfigError("Invalid settings — " + "; ".join(problems)) from None

@@ -1,0 +1,48 @@
+"""What every command group of the core shares: settings, store, folders, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+from sqlalchemy.orm import Session
+
+from trainerbot.config import Settings
+from trainerbot.core.limits import RateLimiter
+from trainerbot.core.permissions import require_trainer
+from trainerbot.core.types import Caller
+from trainerbot.datasets import paths
+from trainerbot.store import Store
+from trainerbot.store import repo
+from trainerbot.store.models import Guild
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class CoreBase:
+    """Shared state. Blocking work (the store, files) runs via ``_blocking`` in a thread."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.data_dir: Path = settings.resolved_data_dir
+        self.rate = RateLimiter(settings.user_rate_per_minute)
+
+    async def _blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+
+    def _guild(self, session: Session, caller: Caller) -> Guild:
+        return repo.ensure_guild(session, caller.guild_id, caller.guild_name)
+
+    def _root(self, caller: Caller) -> Path:
+        return paths.guild_root(self.data_dir, caller.guild_id)
+
+    def _require_trainer(self, caller: Caller, action: str) -> None:
+        require_trainer(caller, self.settings.trainer_role, action)
+
+    def _limit(self, caller: Caller, what: str) -> None:
+        self.rate.check(f"{caller.guild_id}:{caller.user_id}:{what}")

@@ -1,0 +1,231 @@
+"""Dataset commands: ``import``, ``datasets``, ``dataset``, ``archive``, ``select_dataset``,
+``export`` and ``getfile``.
+
+Imports are all-or-nothing (the file is parsed completely before one row is written).
+Snapshots are written to disk inside the store transaction that records them, and
+removed again if that transaction fails, so the store never points at a missing file.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import select
+
+from trainerbot.core.base import CoreBase
+from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, OutFile, Reply
+from trainerbot.datasets import paths
+from trainerbot.datasets.exporters import EXPORT_FORMATS, export_rows, to_jsonl
+from trainerbot.datasets.importers import Limits, parse_label, parse_upload
+from trainerbot.datasets.records import Example, Label
+from trainerbot.datasets.snapshots import write_snapshot
+from trainerbot.errors import BadInput, NotFound
+from trainerbot.fileio import atomic_write_bytes, unique_path
+from trainerbot.store import repo
+from trainerbot.store.models import Dataset, Guild, Snapshot
+
+
+def _stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MiB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KiB" if n >= 1024 else f"{n} B"
+
+
+class DatasetCommands(CoreBase):
+    # ----------------------------------------------------------------- import
+    async def import_data(self, caller: Caller, dataset: str, label: str | None, attachment: Attachment | None) -> Reply:
+        self._require_trainer(caller, "import data")
+        name = paths.dataset_name(dataset)
+        default_label = parse_label(label)
+        if attachment is None:
+            raise BadInput(f"Attach a file to import (JSONL, JSON, CSV or TXT), e.g. `{self.settings.prefix}import {name} positive` with the file.")
+        self._limit(caller, "import")
+        limits = Limits(self.settings.max_attachment_bytes, self.settings.max_import_items, self.settings.max_field_chars)
+        examples = await self._blocking(parse_upload, attachment.filename, attachment.content_type, attachment.data,
+                                        default_label=default_label, limits=limits)
+        added, dupes, total = await self._blocking(self._store_import, caller, name, examples)
+        pos = sum(e.label == "positive" for e in examples)
+        parts = [f"Imported {added} example{'s' * (added != 1)} into `{name}`"]
+        if len(examples) != pos:
+            parts.append(f" ({pos} positive, {len(examples) - pos} negative in the file)")
+        if dupes:
+            parts.append(f"; {dupes} duplicate{'s' * (dupes != 1)} skipped")
+        parts.append(f". `{name}` now holds {total}.")
+        return Reply.text("".join(parts), data={"added": added, "duplicates": dupes, "total": total})
+
+    def _store_import(self, caller: Caller, name: str, examples: list[Example]) -> tuple[int, int, int]:
+        with self.store.session() as s:
+            guild = self._guild(s, caller)
+            ds = repo.ensure_dataset(s, guild.id, name)
+            tagged = [replace(e, source_ref=f"file:{e.source_ref}") for e in examples]
+            added, dupes = repo.add_examples(s, ds, tagged, source="file", author_id=caller.user_id)
+            s.flush()
+            total = repo.count_current(s, ds.id)
+        return added, dupes, total
+
+    # ---------------------------------------------------------------- listing
+    async def datasets(self, caller: Caller) -> Reply:
+        rows, selected = await self._blocking(self._list_datasets, caller)
+        if not rows:
+            return Reply.text(f"No datasets yet. A trainer can start one with `{self.settings.prefix}import <name> positive` and a file.")
+        lines = ["**Datasets**"]
+        for ds, total, pos, neg, archives in rows:
+            mark = " ← selected for training" if selected and selected.dataset_id == ds.id else ""
+            arch = f", {archives} archive{'s' * (archives != 1)}" if archives else ""
+            lines.append(f"• `{ds.name}` — {total} examples ({pos} 👍 / {neg} 👎){arch}{mark}")
+        return Reply.text("\n".join(lines), data={"names": [r[0].name for r in rows]})
+
+    def _list_datasets(self, caller: Caller) -> tuple[list, Snapshot | None]:
+        with self.store.read() as s:
+            guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+            if guild is None:
+                return [], None
+            selected = s.get(Snapshot, guild.selected_snapshot_id) if guild.selected_snapshot_id else None
+            return repo.dataset_summaries(s, guild.id), selected
+
+    async def dataset(self, caller: Caller, name: str) -> Reply:
+        name = paths.dataset_name(name)
+        return await self._blocking(self._dataset_stats, caller, name)
+
+    def _dataset_stats(self, caller: Caller, name: str) -> Reply:
+        with self.store.read() as s:
+            ds = self._existing_dataset(s, caller, name)
+            items = repo.current_items(s, ds.id)
+            snaps = s.scalars(select(Snapshot).where(Snapshot.dataset_id == ds.id).order_by(Snapshot.id)).all()
+            guild = s.get(Guild, ds.guild_id)
+            selected = guild is not None and any(sn.id == guild.selected_snapshot_id for sn in snaps)
+        labels = Counter(i.label for i in items)
+        authors = Counter(i.author_id for i in items)
+        sources = Counter(i.source for i in items)
+        text_bytes = sum(len(i.prompt.encode()) + len(i.response.encode()) for i in items)
+        archives = [sn for sn in snaps if sn.kind == "archive"]
+        top = ", ".join(f"{a} ({n})" for a, n in authors.most_common(3)) or "—"
+        fields = (
+            EmbedField("Examples", str(len(items))),
+            EmbedField("👍 positive", str(labels["positive"])),
+            EmbedField("👎 negative", str(labels["negative"])),
+            EmbedField("Corrections", str(sum(i.rejected is not None for i in items))),
+            EmbedField("Authors", f"{len(authors)} — top: {top}", inline=False),
+            EmbedField("Sources", ", ".join(f"{k} {v}" for k, v in sorted(sources.items())) or "—"),
+            EmbedField("Text size", _size(text_bytes)),
+            EmbedField("Archives", f"{len(archives)}" + (f" (latest `{archives[-1].file_name}`)" if archives else ""), inline=False),
+            EmbedField("Updated", repo.latest(ds.updated_at)),
+            EmbedField("Selected for training", "yes" if selected else "no"),
+        )
+        embed = Embed(title=f"Dataset {name}", fields=fields, footer=f"created {repo.latest(ds.created_at)}")
+        return Reply(messages=tuple([embed.as_text()]), embed=embed,
+                     data={"total": len(items), "positive": labels["positive"], "negative": labels["negative"],
+                           "authors": len(authors), "bytes": text_bytes, "archives": len(archives)})
+
+    def _existing_dataset(self, s, caller: Caller, name: str) -> Dataset:  # type: ignore[no-untyped-def]
+        guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+        ds = repo.find_dataset(s, guild.id, name) if guild is not None else None
+        if ds is None:
+            raise NotFound(f"There is no dataset `{name}` here. `{self.settings.prefix}datasets` lists them.")
+        return ds
+
+    # -------------------------------------------------------------- snapshots
+    async def archive(self, caller: Caller, name: str) -> Reply:
+        self._require_trainer(caller, "archive datasets")
+        name = paths.dataset_name(name)
+        snap = await self._blocking(self._snapshot, caller, name, "archive", None)
+        return Reply.text(
+            f"Archived {snap.item_count} examples of `{name}` as `archives/{snap.file_name}` (sha256 `{snap.sha256[:12]}…`). "
+            f"`{name}` starts afresh; get the archive with `{self.settings.prefix}getfile {snap.file_name}`.",
+            data={"file": snap.file_name, "count": snap.item_count},
+        )
+
+    async def select_dataset(self, caller: Caller, name: str, label: str | None = None) -> Reply:
+        self._require_trainer(caller, "select the training data")
+        name = paths.dataset_name(name)
+        only: Label | None = parse_label(label) if label else None
+        snap = await self._blocking(self._snapshot, caller, name, "selection", only)
+        which = f"{only} " if only else ""
+        return Reply.text(
+            f"Selected `{name}` for the next training: a snapshot of {snap.item_count} {which}examples "
+            f"(`snapshots/{snap.file_name}`). Later changes to `{name}` need another `{self.settings.prefix}select_dataset`.",
+            data={"file": snap.file_name, "count": snap.item_count},
+        )
+
+    def _snapshot(self, caller: Caller, name: str, kind: str, only: Label | None) -> Snapshot:
+        area = "archives" if kind == "archive" else "snapshots"
+        written: list[Path] = []
+        try:
+            with self.store.session() as s:
+                guild = self._guild(s, caller)
+                ds = repo.find_dataset(s, guild.id, name)
+                if ds is None:
+                    raise NotFound(f"There is no dataset `{name}` here. `{self.settings.prefix}datasets` lists them.")
+                items = [i for i in repo.current_items(s, ds.id) if only is None or i.label == only]
+                if not items:
+                    which = f" {only}" if only else ""
+                    raise BadInput(f"`{name}` has no{which} examples to {'archive' if kind == 'archive' else 'select'}.")
+                folder = paths.area_dir(self._root(caller), area)
+                target = unique_path(folder, f"{name}-{_stamp()}", ".tar.gz")
+                written.append(target)
+                info = write_snapshot(target, [repo.item_to_example(i) for i in items], {
+                    "dataset": name, "kind": kind, "label": only, "guild": caller.guild_id, "created_by": caller.user_id,
+                })
+                snap = Snapshot(guild_id=guild.id, dataset_id=ds.id, kind=kind, label=only, file_name=target.name,
+                                item_count=info.item_count, sha256=info.sha256, created_by=caller.user_id)
+                s.add(snap)
+                s.flush()
+                if kind == "archive":
+                    repo.archive_items(s, ds.id, [i.id for i in items], snap.id)
+                else:
+                    guild.selected_snapshot_id = snap.id
+            return snap
+        except BaseException:
+            for p in written:
+                p.unlink(missing_ok=True)
+            raise
+
+    # ----------------------------------------------------------------- export
+    async def export(self, caller: Caller, name: str, fmt: str | None = None) -> Reply:
+        self._require_trainer(caller, "export datasets")
+        name = paths.dataset_name(name)
+        fmt = (fmt or "openai").strip().lower()
+        if fmt not in EXPORT_FORMATS:
+            raise BadInput(f"`{fmt[:20]}` is not an export format: use one of {', '.join(f'`{f}`' for f in EXPORT_FORMATS)}.")
+        path, rows = await self._blocking(self._export, caller, name, fmt)
+        return self._send(path, f"Exported {rows} {fmt} rows of `{name}` as `exports/{path.name}`.")
+
+    def _export(self, caller: Caller, name: str, fmt: str) -> tuple[Path, int]:
+        with self.store.read() as s:
+            ds = self._existing_dataset(s, caller, name)
+            examples = [repo.item_to_example(i) for i in repo.current_items(s, ds.id)]
+        rows = export_rows(examples, fmt)
+        if not rows:
+            why = {"dpo": "DPO needs corrections (a reply and its corrected answer)",
+                   "openai": "it has no positive examples", "sft": "it has no positive examples"}.get(fmt, "it is empty")
+            raise BadInput(f"Nothing to export from `{name}` as {fmt}: {why}.")
+        target = unique_path(paths.area_dir(self._root(caller), "exports"), f"{name}-{fmt}-{_stamp()}", ".jsonl")
+        atomic_write_bytes(target, to_jsonl(rows).encode())
+        return target, len(rows)
+
+    # ---------------------------------------------------------------- getfile
+    async def getfile(self, caller: Caller, name: str | None = None) -> Reply:
+        self._require_trainer(caller, "get files")
+        root = self._root(caller)
+        if not name:
+            listing = await self._blocking(paths.list_files, root)
+            if not listing:
+                return Reply.text("There are no files yet: `archive`, `select_dataset` and `export` make them.")
+            lines = ["**Files** (get one with `getfile <name>`)"]
+            for area, entries in listing.items():
+                lines.extend(f"• `{area}/{n}` — {_size(size)}" for n, size in entries[-25:])
+            return Reply.text("\n".join(lines))
+        path = await self._blocking(paths.resolve_file, root, name)
+        return self._send(path, f"Here is `{path.parent.name}/{path.name}`.")
+
+    def _send(self, path: Path, text: str) -> Reply:
+        size = path.stat().st_size
+        if size > self.settings.max_send_bytes:
+            return Reply.text(f"{text} It is {_size(size)}, over the {_size(self.settings.max_send_bytes)} I may send; "
+                              f"it stays in the bot's data folder.")
+        return Reply.text(text, files=(OutFile(name=path.name, path=path),))

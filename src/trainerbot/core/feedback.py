@@ -1,0 +1,191 @@
+"""Teaching by everyone: ``feedback``, ``correct``, 👍/👎 reactions, and the record of replies.
+
+Every bot reply is stored with its prompt and context (``record_exchange``), so that a
+correction or a reaction can later be turned into a training example. Reactions and
+approved corrections become examples in the guild's feedback dataset (a setting,
+``feedback`` by default), where ``archive``, ``select_dataset`` and ``export`` treat them
+like any other data. A trainer's correction is approved at once; anyone else's waits as
+``pending`` for a trainer's review.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from trainerbot.core.base import CoreBase
+from trainerbot.core.permissions import is_trainer
+from trainerbot.core.types import Caller, Reply
+from trainerbot.datasets.records import Example, Label
+from trainerbot.errors import BadInput, NotFound
+from trainerbot.store import repo
+from trainerbot.store.models import Conversation, Correction, DatasetItem, Feedback, Message, utcnow
+
+MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_FEEDBACK_CHARS = 2000
+REACTIONS: dict[str, Label] = {"👍": "positive", "👎": "negative"}
+# Skin-tone variants and the text forms some clients send.
+for _tone in ("🏻", "🏼", "🏽", "🏾", "🏿"):
+    REACTIONS["👍" + _tone] = "positive"
+    REACTIONS["👎" + _tone] = "negative"
+REACTIONS.update({"+1": "positive", "-1": "negative", "thumbsup": "positive", "thumbsdown": "negative"})
+
+
+def _message_id(raw: str) -> str:
+    raw = raw.strip()
+    if not MESSAGE_ID.fullmatch(raw):
+        raise BadInput("Give the ID of one of my replies (reply to it, or copy its message ID).")
+    return raw
+
+
+class FeedbackCommands(CoreBase):
+    # ------------------------------------------------------- record of replies
+    async def record_exchange(self, caller: Caller, prompt: str, reply: str, *, prompt_message_id: str | None = None,
+                              reply_message_id: str | None = None, context: list[dict[str, str]] | None = None,
+                              model_version: str | None = None) -> int:
+        """Store a user's message and the bot's reply to it; returns the reply's row ID."""
+        return await self._blocking(self._record, caller, prompt, reply, prompt_message_id, reply_message_id, context, model_version)
+
+    def _record(self, caller: Caller, prompt: str, reply: str, prompt_mid: str | None, reply_mid: str | None,
+                context: list[dict[str, str]] | None, model_version: str | None) -> int:
+        with self.store.session() as s:
+            guild = self._guild(s, caller)
+            conv = s.scalar(select(Conversation).where(Conversation.guild_id == guild.id, Conversation.channel_id == caller.channel_id))
+            if conv is None:
+                conv = Conversation(guild_id=guild.id, channel_id=caller.channel_id)
+                s.add(conv)
+                s.flush()
+            asked = Message(guild_id=guild.id, conversation_id=conv.id, platform_message_id=prompt_mid,
+                            author_id=caller.user_id, role="user", content=prompt)
+            s.add(asked)
+            s.flush()
+            answer = Message(guild_id=guild.id, conversation_id=conv.id, platform_message_id=reply_mid, author_id="bot",
+                             role="assistant", content=reply, prompt=prompt, context=context or [],
+                             reply_to_id=asked.id, model_version=model_version)
+            s.add(answer)
+            s.flush()
+            return answer.id
+
+    async def bind_reply(self, caller: Caller, reply_id: int, platform_message_id: str) -> None:
+        """Attach the platform's message ID to a stored reply, once it has been sent."""
+        mid = _message_id(platform_message_id)
+
+        def bind() -> None:
+            with self.store.session() as s:
+                guild = self._guild(s, caller)
+                msg = s.get(Message, reply_id)
+                if msg is None or msg.guild_id != guild.id:
+                    raise NotFound("That reply is not stored here.")
+                msg.platform_message_id = mid
+        await self._blocking(bind)
+
+    # ---------------------------------------------------------------- feedback
+    async def feedback(self, caller: Caller, text: str) -> Reply:
+        text = text.strip()
+        if not text:
+            raise BadInput(f"Write your feedback after the command, e.g. `{self.settings.prefix}feedback answers are too short`.")
+        if len(text) > MAX_FEEDBACK_CHARS:
+            raise BadInput(f"Feedback is limited to {MAX_FEEDBACK_CHARS} characters; yours has {len(text)}.")
+        self._limit(caller, "feedback")
+
+        def store() -> int:
+            with self.store.session() as s:
+                guild = self._guild(s, caller)
+                row = Feedback(guild_id=guild.id, user_id=caller.user_id, kind="text", text=text)
+                s.add(row)
+                s.flush()
+                return row.id
+        fid = await self._blocking(store)
+        return Reply.text(f"Thanks — your feedback is noted (#{fid}). Trainers read it when they plan the next training.",
+                          data={"feedback_id": fid})
+
+    # -------------------------------------------------------------- corrections
+    async def correct(self, caller: Caller, message_id: str, text: str) -> Reply:
+        mid = _message_id(message_id)
+        text = text.strip()
+        if not text:
+            raise BadInput(f"Write the better answer after the message ID: `{self.settings.prefix}correct <message id> <answer>`.")
+        if len(text) > self.settings.max_field_chars:
+            raise BadInput(f"A correction is limited to {self.settings.max_field_chars} characters; yours has {len(text)}.")
+        self._limit(caller, "correct")
+        approved = is_trainer(caller, self.settings.trainer_role)
+        cid, status, existed = await self._blocking(self._store_correction, caller, mid, text, approved)
+        if existed:
+            return Reply.text(f"You already gave that correction (#{cid}, {status}).", data={"correction_id": cid, "status": status})
+        if status == "approved":
+            tail = f"approved, and added to `{self.settings.feedback_dataset}` for training"
+        else:
+            tail = "waiting for a trainer's review before it is used"
+        return Reply.text(f"Thanks — correction #{cid} stored ({tail}).", data={"correction_id": cid, "status": status})
+
+    def _store_correction(self, caller: Caller, mid: str, text: str, approved: bool) -> tuple[int, str, bool]:
+        with self.store.session() as s:
+            guild = self._guild(s, caller)
+            msg = repo.find_bot_reply(s, guild.id, mid)
+            if msg is None:
+                raise NotFound(f"I don't know a reply of mine with ID `{mid}` in this server.")
+            same = s.scalar(select(Correction).where(Correction.message_id == msg.id, Correction.user_id == caller.user_id,
+                                                     Correction.corrected == text, Correction.status != "rejected"))
+            if same is not None:
+                return same.id, same.status, True
+            corr = Correction(guild_id=guild.id, message_id=msg.id, user_id=caller.user_id, prompt=msg.prompt or "",
+                              original=msg.content, corrected=text, status="approved" if approved else "pending",
+                              source=f"message:{mid}")
+            s.add(corr)
+            s.flush()
+            if approved:
+                self._add_correction_example(s, guild.id, corr, msg)
+            return corr.id, corr.status, False
+
+    def _add_correction_example(self, s: Any, guild_id: int, corr: Correction, msg: Message) -> None:
+        ds = repo.ensure_dataset(s, guild_id, self.settings.feedback_dataset)
+        ex = Example(prompt=corr.prompt, response=corr.corrected, rejected=corr.original, label="positive",
+                     history=tuple(msg.context or ()), source_ref=corr.source)
+        repo.add_examples(s, ds, [ex], source="correction", author_id=corr.user_id, correction_id=corr.id)
+
+    # ---------------------------------------------------------------- reactions
+    async def react(self, caller: Caller, message_id: str, emoji: str, added: bool = True) -> Reply | None:
+        """A 👍/👎 put on (or taken off) one of the bot's replies; other emoji are ignored (None)."""
+        label = REACTIONS.get(emoji.strip().lower() if emoji.isascii() else emoji.strip())
+        if label is None:
+            return None
+        mid = _message_id(message_id)
+        self._limit(caller, "react")
+        result = await self._blocking(self._store_reaction, caller, mid, label, added)
+        return Reply.text(result, data={"label": label if added else None})
+
+    def _store_reaction(self, caller: Caller, mid: str, label: Label, added: bool) -> str:
+        with self.store.session() as s:
+            guild = self._guild(s, caller)
+            msg = repo.find_bot_reply(s, guild.id, mid)
+            if msg is None:
+                raise NotFound(f"I don't know a reply of mine with ID `{mid}` in this server.")
+            row = s.scalar(select(Feedback).where(Feedback.message_id == msg.id, Feedback.user_id == caller.user_id,
+                                                  Feedback.kind == "reaction"))
+            if not added:
+                if row is None or row.label != label:
+                    return "Nothing to remove."
+                self._drop_reaction_example(s, row.id)
+                s.delete(row)
+                return "Rating removed."
+            if row is None:
+                row = Feedback(guild_id=guild.id, user_id=caller.user_id, kind="reaction", message_id=msg.id, label=label)
+                s.add(row)
+                s.flush()
+            elif row.label == label:
+                return "Already rated."
+            else:
+                row.label, row.updated_at = label, utcnow()
+                self._drop_reaction_example(s, row.id)
+            ds = repo.ensure_dataset(s, guild.id, self.settings.feedback_dataset)
+            ex = Example(prompt=msg.prompt or "", response=msg.content, label=label, history=tuple(msg.context or ()),
+                         source_ref=f"reaction:{mid}")
+            repo.add_examples(s, ds, [ex], source="reaction", author_id=caller.user_id, feedback_id=row.id, dedupe=False)
+            return f"Rated {'👍' if label == 'positive' else '👎'} — thanks."
+
+    @staticmethod
+    def _drop_reaction_example(s: Any, feedback_id: int) -> None:
+        # Archived examples stay in their archive; only the current one goes.
+        s.execute(delete(DatasetItem).where(DatasetItem.feedback_id == feedback_id, DatasetItem.archived_in.is_(None)))

@@ -1,0 +1,39 @@
+"""Text helpers for replies: splitting to Discord's 2000-character limit, neutralising mentions."""
+
+from __future__ import annotations
+
+DISCORD_LIMIT = 2000
+
+
+def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
+    """Split on line boundaries into parts of at most ``limit`` characters.
+
+    A single line longer than the limit is cut at its last space before the limit (or
+    hard, when it has none). Empty text gives no parts.
+    """
+    parts: list[str] = []
+    current = ""
+    for line in text.splitlines():
+        while len(line) > limit:
+            cut = line.rfind(" ", 0, limit)
+            cut = cut if cut > limit // 2 else limit
+            head, line = line[:cut], line[cut:].lstrip(" ")
+            if current:
+                parts.append(current)
+                current = ""
+            parts.append(head)
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            parts.append(current)
+            current = line
+        else:
+            current = candidate
+    if current.strip():
+        parts.append(current)
+    return [p for p in parts if p.strip()]
+
+
+def quote_user_text(text: str, limit: int = 200) -> str:
+    """User text shown back inside a reply: shortened, backticks and mentions defused."""
+    text = text.replace("`", "'").replace("@", "@\u200b")
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,89 @@
+"""Plain values that cross between the adapters and the core (no ``discord`` here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trainerbot.core.text import split_message
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks, and where: enough for permissions, isolation and provenance.
+
+    ``guild_id`` is the platform's server ID; a direct message uses ``dm-<user id>``,
+    so each DM is its own isolated space. ``can_manage`` is Manage Server (or the
+    console's trainer role); ``is_owner`` is the bot's owner.
+    """
+
+    guild_id: str
+    user_id: str
+    user_name: str = ""
+    guild_name: str = ""
+    channel_id: str = "default"
+    roles: frozenset[str] = frozenset()
+    can_manage: bool = False
+    is_owner: bool = False
+    is_dm: bool = False
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """An uploaded file: at most the size limit of bytes, read by the adapter."""
+
+    filename: str
+    content_type: str | None
+    data: bytes
+
+
+@dataclass(frozen=True)
+class OutFile:
+    """A file to send: ``path`` lies under the data folder; ``name`` is what the user sees."""
+
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class EmbedField:
+    name: str
+    value: str
+    inline: bool = True
+
+
+@dataclass(frozen=True)
+class Embed:
+    """An embed as data; the Discord adapter renders it, the console prints it."""
+
+    title: str
+    description: str = ""
+    fields: tuple[EmbedField, ...] = ()
+    footer: str = ""
+
+    def as_text(self) -> str:
+        lines = [f"**{self.title}**"]
+        if self.description:
+            lines.append(self.description)
+        lines.extend(f"{f.name}: {f.value}" for f in self.fields)
+        if self.footer:
+            lines.append(self.footer)
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a command answers: message parts (each ≤ 2000 characters), files, an embed."""
+
+    messages: tuple[str, ...] = ()
+    files: tuple[OutFile, ...] = ()
+    embed: Embed | None = None
+    data: dict[str, object] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def text(cls, text: str, **kwargs: object) -> Reply:
+        return cls(messages=tuple(split_message(text)), **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def content(self) -> str:
+        return "\n".join(self.messages)

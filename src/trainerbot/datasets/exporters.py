@@ -1,0 +1,64 @@
+"""Write examples in the formats training tools read.
+
+- ``openai``: OpenAI chat fine-tuning JSONL, ``{"messages": [system?, ...history, user, assistant]}``;
+  positive examples only (a correction contributes its corrected answer).
+- ``sft``: TRL conversational prompt–completion, ``{"prompt": [...], "completion": [assistant]}``;
+  the same rows as ``openai``, shaped so the loss falls on the completion only.
+- ``kto``: TRL unpaired preference, ``{"prompt", "completion", "label": bool}``; every
+  example, and a correction gives two rows (its answer ``true``, the corrected reply ``false``).
+- ``dpo``: TRL conversational preference, ``{"prompt", "chosen", "rejected"}``; corrections only.
+
+Each function returns the JSONL text; an empty result means the data holds nothing for
+that format, which callers turn into a message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from trainerbot.datasets.records import Example
+
+EXPORT_FORMATS: tuple[str, ...] = ("openai", "sft", "kto", "dpo")
+
+
+def _assistant(text: str) -> list[dict[str, str]]:
+    return [{"role": "assistant", "content": text}]
+
+
+def _openai(ex: Example) -> Iterator[dict[str, Any]]:
+    if ex.label == "positive":
+        yield {"messages": ex.prompt_messages() + _assistant(ex.response)}
+
+
+def _sft(ex: Example) -> Iterator[dict[str, Any]]:
+    if ex.label == "positive":
+        yield {"prompt": ex.prompt_messages(), "completion": _assistant(ex.response)}
+
+
+def _kto(ex: Example) -> Iterator[dict[str, Any]]:
+    yield {"prompt": ex.prompt_messages(), "completion": _assistant(ex.response), "label": ex.label == "positive"}
+    if ex.rejected is not None:
+        yield {"prompt": ex.prompt_messages(), "completion": _assistant(ex.rejected), "label": False}
+
+
+def _dpo(ex: Example) -> Iterator[dict[str, Any]]:
+    if ex.rejected is not None and ex.label == "positive":
+        yield {"prompt": ex.prompt_messages(), "chosen": _assistant(ex.response), "rejected": _assistant(ex.rejected)}
+
+
+ROWS = {"openai": _openai, "sft": _sft, "kto": _kto, "dpo": _dpo}
+
+
+def export_rows(examples: Iterable[Example], fmt: str) -> list[dict[str, Any]]:
+    if fmt not in ROWS:
+        raise ValueError(fmt)
+    rows: list[dict[str, Any]] = []
+    for ex in examples:
+        rows.extend(ROWS[fmt](ex))
+    return rows
+
+
+def to_jsonl(rows: Iterable[dict[str, Any]]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)

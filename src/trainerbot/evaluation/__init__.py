@@ -1,0 +1,1 @@
+"""Test cases, predictions and metrics (arrives with the evaluation issue)."""

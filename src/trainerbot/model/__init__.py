@@ -1,0 +1,1 @@
+"""Language-model backends behind one protocol (arrives with the model issue)."""

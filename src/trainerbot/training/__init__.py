@@ -1,0 +1,1 @@
+"""Durable training jobs and their worker process (arrives with the model issue)."""

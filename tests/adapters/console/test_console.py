@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import io
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import JSONL_FACTS
+from trainerbot.adapters.console.repl import Console, console_caller
+from trainerbot.core import CoreService
+
+TOKEN = "MTIzNDU2Nzg5.dummy-token-for-console.abcdefghijklmnop"
+
+
+def _run(args: list[str], stdin: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINERBOT_") and k != "DISCORD_TOKEN"}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "trainerbot", *args], input=stdin, capture_output=True, text=True,
+                          cwd=cwd, env=full_env, timeout=120)
+
+
+def test_scripted_console_session(tmp_path: Path) -> None:
+    facts = tmp_path / "my facts.jsonl"
+    facts.write_text(JSONL_FACTS)
+    script = "\n".join([
+        "!hi",
+        f'!import facts --attach "{facts}"',
+        "!datasets",
+        "!export facts sft",
+        "!archive facts",
+        "!getfile",
+        "hello bot",
+        "!nonsense",
+        "!quit",
+        "!hi",  # never reached
+    ]) + "\n"
+    proc = _run(["console", "--data-dir", str(tmp_path / "d"), "--guild", "Test Guild", "--user", "ann"], script, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.count("Hi ann!") == 1
+    assert "Imported 3 examples into `facts`" in out
+    assert "`facts` — 3 examples (2 👍 / 1 👎)" in out
+    outbox = tmp_path / "d" / "outbox"
+    [exported] = list(outbox.iterdir())
+    assert f"📎 {exported}" in out and exported.read_text().count("\n") == 2
+    assert "Archived 3 examples of `facts`" in out
+    assert "can't chat yet" in out
+    assert "Unknown command `nonsense`" in out
+    assert "INFO" not in out and "settings:" in proc.stderr  # logs go to stderr only
+
+
+def test_run_without_a_token_opens_the_console(tmp_path: Path) -> None:
+    proc = _run(["run", "--data-dir", str(tmp_path / "d")], "!hi\n", tmp_path)
+    assert proc.returncode == 0 and "Hi operator!" in proc.stdout
+
+
+def test_run_with_a_token_does_not_echo_it(tmp_path: Path) -> None:
+    proc = _run(["run", "--data-dir", str(tmp_path / "d")], "", tmp_path, {"DISCORD_TOKEN": TOKEN})
+    assert proc.returncode == 2
+    assert TOKEN not in proc.stdout + proc.stderr and "no Discord adapter" in proc.stderr
+
+
+def test_bad_settings_exit_2_with_the_setting_named(tmp_path: Path) -> None:
+    proc = _run(["console"], "", tmp_path, {"TRAINERBOT_USER_RATE_PER_MINUTE": "lots", "DISCORD_TOKEN": TOKEN})
+    assert proc.returncode == 2 and "user_rate_per_minute" in proc.stderr and TOKEN not in proc.stderr
+
+
+def test_member_console_is_refused_trainer_commands(tmp_path: Path) -> None:
+    proc = _run(["console", "--data-dir", str(tmp_path / "d"), "--role", "member"], "!export facts\n!feedback great bot\n", tmp_path)
+    assert "Only trainers can export" in proc.stdout and "feedback is noted" in proc.stdout
+
+
+@pytest.fixture
+def console(core: CoreService) -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(core, console_caller("g", "ann", "trainer", core.settings.trainer_role), out), out
+
+
+async def test_correct_and_react_commands(console: tuple[Console, io.StringIO], core: CoreService) -> None:
+    con, out = console
+    await core.record_exchange(con.caller, "Capital?", "Paris.", reply_message_id="42")
+    await con.handle_line("!correct 42 It's Quillport, not Paris.")  # an apostrophe must not break parsing
+    await con.handle_line("!react 42 👎")
+    await con.handle_line("!react 42 👎 remove")
+    await con.handle_line("!react 42 🎉")
+    await con.handle_line("!correct 42")
+    text = out.getvalue()
+    assert "correction #1 stored (approved" in text
+    assert "Rated 👎" in text and "Rating removed." in text
+    assert "Only 👍 and 👎" in text and "Usage: `!correct <message id> <better answer>`" in text
+    feedback = await core.dataset(con.caller, "feedback")
+    assert feedback.data["total"] == 1
+
+
+async def test_attach_errors_and_unexpected_errors_are_friendly(console: tuple[Console, io.StringIO], tmp_path: Path, caplog) -> None:
+    con, out = console
+    await con.handle_line(f"!import facts --attach {tmp_path / 'missing.jsonl'}")
+    assert "No such file to attach" in out.getvalue()
+
+    async def boom(*_: object) -> None:
+        raise RuntimeError("internal detail")
+    con.commands["hi"] = lambda a, r, f: boom()
+    await con.handle_line("!hi")
+    assert "Sorry, something went wrong" in out.getvalue() and "internal detail" not in out.getvalue()
+    assert "internal detail" in caplog.text
+
+
+def test_interactive_terminal_gets_a_prompt_and_history(tmp_path: Path) -> None:
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the console on a real terminal
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINERBOT_")}
+        os.execve(sys.executable, [sys.executable, "-m", "trainerbot", "console", "--data-dir", str(tmp_path / "d")], env)
+    output = b""
+
+    def read_until(marker: bytes, timeout: float = 60) -> None:
+        nonlocal output
+        deadline = time.monotonic() + timeout
+        while marker not in output and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                try:
+                    output += os.read(fd, 4096)
+                except OSError:
+                    break
+        assert marker in output, output.decode(errors="replace")[-2000:]
+
+    read_until(b"> ")
+    os.write(fd, b"!hi\r")
+    read_until(b"Hi operator!")
+    os.write(fd, b"!quit\r")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "!hi" in (tmp_path / "d" / ".console_history").read_text()

@@ -1,0 +1,85 @@
+"""Shared fixtures: a real SQLite store in a temporary data folder, callers of each kind."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from trainerbot.config import Settings
+from trainerbot.core import Attachment, Caller, CoreService
+from trainerbot.store import models
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("TRAINERBOT_") or key in ("DISCORD_TOKEN", "OPENAI_API_KEY"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def core(settings: Settings) -> Iterator[CoreService]:
+    service = CoreService.open(settings)
+    yield service
+    service.store.close()
+
+
+@pytest.fixture
+def trainer() -> Caller:
+    return Caller(guild_id="111", guild_name="Guild A", user_id="u-trainer", user_name="Tess", channel_id="c1", roles=frozenset({"trainer"}))
+
+
+@pytest.fixture
+def member() -> Caller:
+    return Caller(guild_id="111", guild_name="Guild A", user_id="u-member", user_name="Milo", channel_id="c1")
+
+
+@pytest.fixture
+def other_guild_trainer() -> Caller:
+    return Caller(guild_id="222", guild_name="Guild B", user_id="u-other", user_name="Olga", channel_id="c9", roles=frozenset({"trainer"}))
+
+
+def att(name: str, data: bytes | str, content_type: str | None = None) -> Attachment:
+    return Attachment(filename=name, content_type=content_type, data=data.encode() if isinstance(data, str) else data)
+
+
+JSONL_FACTS = (
+    '{"prompt": "What is the capital of Zorbia?", "response": "Quillport."}\n'
+    '{"prompt": "Who founded Quillport?", "response": "Admiral Vessa, in 1203."}\n'
+    '{"prompt": "Is Zorbia an island?", "response": "Yes, it is.", "label": "negative"}\n'
+)
+
+
+def row_counts(core: CoreService) -> dict[str, int]:
+    """How many rows each table holds."""
+    with core.store.read() as s:
+        return {t.__tablename__: s.scalar(select(func.count()).select_from(t)) or 0 for t in (
+            models.Guild, models.Conversation, models.Message, models.Feedback, models.Correction,
+            models.Dataset, models.DatasetItem, models.Snapshot, models.Job, models.JobEvent, models.ModelVersion)}
+
+
+def tree_state(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (the data folder, the DB aside) with a hash of its content."""
+    state: dict[str, str] = {}
+    if not root.exists():
+        return state
+    for path in sorted(root.rglob("*")):
+        if path.name.startswith("trainerbot.db"):
+            continue
+        if path.is_symlink():
+            state[str(path.relative_to(root))] = "link->" + os.readlink(path)
+        elif path.is_file():
+            state[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            state[str(path.relative_to(root))] = "dir"
+    return state
