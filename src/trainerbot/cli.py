@@ -28,6 +28,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--guild", default="local", help="console: the server name to act in")
         p.add_argument("--user", default="operator", help="console: your user name")
         p.add_argument("--role", choices=("trainer", "member"), default="trainer", help="console: your role")
+        p.add_argument("--no-worker", action="store_true", help="do not start a training worker child process")
+    w = sub.add_parser("worker", help="run training jobs from the queue")
+    w.add_argument("--data-dir", help="data folder (default: ./data, or TRAINERBOT_DATA_DIR)")
+    w.add_argument("--once", action="store_true", help="run the queued jobs, then exit")
+    w.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     return parser
 
 
@@ -39,13 +44,27 @@ def _configure_logging(settings: Settings) -> None:
 async def _console(settings: Settings, args: argparse.Namespace) -> None:
     from trainerbot.adapters.console.repl import Console, console_caller
     from trainerbot.core import CoreService
+    from trainerbot.training.worker import spawn_child, stop_child
 
     core = await asyncio.to_thread(CoreService.open, settings)
+    worker = None
+    if settings.start_worker and not args.no_worker:
+        worker = spawn_child(settings.resolved_data_dir, log_file=settings.resolved_data_dir / "worker.log")
+        log.info("training worker started (pid %s, log in %s)", worker.pid, settings.resolved_data_dir / "worker.log")
     try:
         caller = console_caller(args.guild, args.user, args.role, settings.trainer_role)
         await Console(core, caller).run()
     finally:
+        if worker is not None:
+            await asyncio.to_thread(stop_child, worker)
         core.store.close()
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from trainerbot.training.worker import serve
+
+    serve(settings, once=args.once, parent_pid=args.parent_pid)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _configure_logging(settings)
     log.info("settings: %s", settings.redacted())
+    if args.command == "worker":
+        try:
+            return _worker(settings, args)
+        except KeyboardInterrupt:
+            return 0
     if args.command == "run" and settings.discord_token is not None:
         print("trainerbot: DISCORD_TOKEN is set, but this build has no Discord adapter yet; "
               "unset it to use the console.", file=sys.stderr)

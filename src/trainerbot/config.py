@@ -54,6 +54,19 @@ class Settings(BaseSettings):
     user_rate_per_minute: int = Field(default=30, ge=1, le=10_000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # The model and its training.
+    base_model_dir: Path | None = None
+    lora: bool = False
+    model_size: Literal["small", "tiny"] = "small"
+    train_epochs: float | None = Field(default=None, gt=0, le=1000)
+    train_batch_size: int = Field(default=32, ge=1, le=1024)
+    learning_rate: float | None = Field(default=None, gt=0, le=1)
+    reply_max_tokens: int = Field(default=128, ge=1, le=2048)
+    taught_threshold: float = Field(default=0.8, gt=0, le=1)
+    max_queued_jobs: int = Field(default=20, ge=1, le=10_000)
+    torch_threads: int | None = Field(default=None, ge=1, le=256)
+    start_worker: bool = True
+
     @field_validator("prefix")
     @classmethod
     def _prefix_has_no_space(cls, value: str) -> str:

@@ -5,7 +5,7 @@ import pytest
 from trainerbot.core import Caller, CoreService
 from trainerbot.core.limits import RateLimiter
 from trainerbot.core.text import quote_user_text, split_message
-from trainerbot.errors import Busy, NotAvailable
+from trainerbot.errors import Busy
 
 
 async def test_hi_greets_by_name_and_points_to_instruction(core: CoreService, member: Caller) -> None:
@@ -41,13 +41,6 @@ async def test_russian_instruction_ships(core: CoreService, member: Caller) -> N
     core.settings.language = "ru"
     reply = await core.instruction(member)
     assert "как меня обучать" in reply.content
-
-
-async def test_chat_and_train_say_not_available_without_a_model(core: CoreService, member: Caller, trainer: Caller) -> None:
-    with pytest.raises(NotAvailable, match="no language model"):
-        await core.chat(member, "hello")
-    with pytest.raises(NotAvailable):
-        await core.train(trainer, "facts")
 
 
 def test_split_message_cuts_long_lines_at_spaces() -> None:

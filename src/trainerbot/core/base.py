@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -31,6 +33,10 @@ class CoreBase:
         self.store = store
         self.data_dir: Path = settings.resolved_data_dir
         self.rate = RateLimiter(settings.user_rate_per_minute)
+        # Caches filled lazily by the chat commands (guarded: they are used from threads).
+        self._cache_lock = threading.Lock()
+        self._taught: OrderedDict[int, tuple[tuple[int, int], Any]] = OrderedDict()
+        self._hub: Any = None
 
     async def _blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))

@@ -133,7 +133,7 @@ class DatasetCommands(CoreBase):
     async def archive(self, caller: Caller, name: str) -> Reply:
         self._require_trainer(caller, "archive datasets")
         name = paths.dataset_name(name)
-        snap = await self._blocking(self._snapshot, caller, name, "archive", None)
+        snap, _ = await self._blocking(self._snapshot, caller, name, "archive", None)
         return Reply.text(
             f"Archived {snap.item_count} examples of `{name}` as `archives/{snap.file_name}` (sha256 `{snap.sha256[:12]}…`). "
             f"`{name}` starts afresh; get the archive with `{self.settings.prefix}getfile {snap.file_name}`.",
@@ -144,7 +144,7 @@ class DatasetCommands(CoreBase):
         self._require_trainer(caller, "select the training data")
         name = paths.dataset_name(name)
         only: Label | None = parse_label(label) if label else None
-        snap = await self._blocking(self._snapshot, caller, name, "selection", only)
+        snap, _ = await self._blocking(self._snapshot, caller, name, "selection", only)
         which = f"{only} " if only else ""
         return Reply.text(
             f"Selected `{name}` for the next training: a snapshot of {snap.item_count} {which}examples "
@@ -152,7 +152,7 @@ class DatasetCommands(CoreBase):
             data={"file": snap.file_name, "count": snap.item_count},
         )
 
-    def _snapshot(self, caller: Caller, name: str, kind: str, only: Label | None) -> Snapshot:
+    def _snapshot(self, caller: Caller, name: str, kind: str, only: Label | None) -> tuple[Snapshot, list[Example]]:
         area = "archives" if kind == "archive" else "snapshots"
         written: list[Path] = []
         try:
@@ -168,7 +168,8 @@ class DatasetCommands(CoreBase):
                 folder = paths.area_dir(self._root(caller), area)
                 target = unique_path(folder, f"{name}-{_stamp()}", ".tar.gz")
                 written.append(target)
-                info = write_snapshot(target, [repo.item_to_example(i) for i in items], {
+                examples = [repo.item_to_example(i) for i in items]
+                info = write_snapshot(target, examples, {
                     "dataset": name, "kind": kind, "label": only, "guild": caller.guild_id, "created_by": caller.user_id,
                 })
                 snap = Snapshot(guild_id=guild.id, dataset_id=ds.id, kind=kind, label=only, file_name=target.name,
@@ -179,7 +180,7 @@ class DatasetCommands(CoreBase):
                     repo.archive_items(s, ds.id, [i.id for i in items], snap.id)
                 else:
                     guild.selected_snapshot_id = snap.id
-            return snap
+            return snap, examples
         except BaseException:
             for p in written:
                 p.unlink(missing_ok=True)

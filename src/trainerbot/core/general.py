@@ -1,16 +1,10 @@
-"""General commands: ``hi``, ``instruction``, and the ones that await the model issue."""
+"""General commands: ``hi`` and ``instruction``."""
 
 from __future__ import annotations
 
 from trainerbot.core.base import CoreBase
 from trainerbot.core.text import quote_user_text
 from trainerbot.core.types import Caller, Reply
-from trainerbot.errors import NotAvailable
-
-NO_MODEL = (
-    "I can't {what} yet: this build has no language model. Trainers can already collect data "
-    "with `{prefix}import <dataset> positive` and a file; training arrives with the local model."
-)
 
 
 class GeneralCommands(CoreBase):
@@ -26,15 +20,3 @@ class GeneralCommands(CoreBase):
     async def instruction(self, caller: Caller) -> Reply:
         text = await self._blocking(self.settings.instructions_text)
         return Reply.text(text.replace("`!", f"`{self.settings.prefix}"))
-
-    async def chat(self, caller: Caller, text: str) -> Reply:
-        raise NotAvailable(NO_MODEL.format(what="chat", prefix=self.settings.prefix))
-
-    async def train(self, caller: Caller, *args: object) -> Reply:
-        raise NotAvailable(NO_MODEL.format(what="train", prefix=self.settings.prefix))
-
-    async def jobs(self, caller: Caller, *args: object) -> Reply:
-        raise NotAvailable(NO_MODEL.format(what="run training jobs", prefix=self.settings.prefix))
-
-    async def model(self, caller: Caller, *args: object) -> Reply:
-        raise NotAvailable(NO_MODEL.format(what="switch models", prefix=self.settings.prefix))

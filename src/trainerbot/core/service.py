@@ -8,13 +8,15 @@ Adapters build one ``CoreService`` with the settings and the store, and call it 
 from __future__ import annotations
 
 from trainerbot.config import Settings
+from trainerbot.core.chat import ChatCommands
 from trainerbot.core.datasets import DatasetCommands
 from trainerbot.core.feedback import FeedbackCommands
 from trainerbot.core.general import GeneralCommands
+from trainerbot.core.training import TrainingCommands
 from trainerbot.store import Store
 
 
-class CoreService(GeneralCommands, DatasetCommands, FeedbackCommands):
+class CoreService(GeneralCommands, ChatCommands, TrainingCommands, DatasetCommands, FeedbackCommands):
     """All command groups over one store and one data folder."""
 
     @classmethod

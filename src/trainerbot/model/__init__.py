@@ -1,1 +1,16 @@
-"""Language-model backends behind one protocol (arrives with the model issue)."""
+"""Language-model backends behind one protocol, and the taught-facts index.
+
+``ChatBackend.reply(conversation) -> text`` is all the core needs to chat; training a
+backend from a dataset snapshot is the job of ``trainerbot.training``. The ``local``
+backend (``local.py``) serves Hugging Face folders made by training or given by the user.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class ChatBackend(Protocol):
+    def reply(self, conversation: list[dict[str, str]], *, max_new_tokens: int = 128) -> str:
+        """The assistant's next turn for ``conversation`` (OpenAI-style role/content dicts)."""
+        ...

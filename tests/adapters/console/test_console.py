@@ -40,7 +40,7 @@ def test_scripted_console_session(tmp_path: Path) -> None:
         "!quit",
         "!hi",  # never reached
     ]) + "\n"
-    proc = _run(["console", "--data-dir", str(tmp_path / "d"), "--guild", "Test Guild", "--user", "ann"], script, tmp_path)
+    proc = _run(["console", "--no-worker", "--data-dir", str(tmp_path / "d"), "--guild", "Test Guild", "--user", "ann"], script, tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert out.count("Hi ann!") == 1
@@ -50,13 +50,13 @@ def test_scripted_console_session(tmp_path: Path) -> None:
     [exported] = list(outbox.iterdir())
     assert f"📎 {exported}" in out and exported.read_text().count("\n") == 2
     assert "Archived 3 examples of `facts`" in out
-    assert "can't chat yet" in out
+    assert "haven't been trained yet" in out
     assert "Unknown command `nonsense`" in out
     assert "INFO" not in out and "settings:" in proc.stderr  # logs go to stderr only
 
 
 def test_run_without_a_token_opens_the_console(tmp_path: Path) -> None:
-    proc = _run(["run", "--data-dir", str(tmp_path / "d")], "!hi\n", tmp_path)
+    proc = _run(["run", "--no-worker", "--data-dir", str(tmp_path / "d")], "!hi\n", tmp_path)
     assert proc.returncode == 0 and "Hi operator!" in proc.stdout
 
 
@@ -72,7 +72,7 @@ def test_bad_settings_exit_2_with_the_setting_named(tmp_path: Path) -> None:
 
 
 def test_member_console_is_refused_trainer_commands(tmp_path: Path) -> None:
-    proc = _run(["console", "--data-dir", str(tmp_path / "d"), "--role", "member"], "!export facts\n!feedback great bot\n", tmp_path)
+    proc = _run(["console", "--no-worker", "--data-dir", str(tmp_path / "d"), "--role", "member"], "!export facts\n!feedback great bot\n", tmp_path)
     assert "Only trainers can export" in proc.stdout and "feedback is noted" in proc.stdout
 
 
@@ -115,7 +115,7 @@ def test_interactive_terminal_gets_a_prompt_and_history(tmp_path: Path) -> None:
     pid, fd = pty.fork()
     if pid == 0:  # child: the console on a real terminal
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINERBOT_")}
-        os.execve(sys.executable, [sys.executable, "-m", "trainerbot", "console", "--data-dir", str(tmp_path / "d")], env)
+        os.execve(sys.executable, [sys.executable, "-m", "trainerbot", "console", "--no-worker", "--data-dir", str(tmp_path / "d")], env)
     output = b""
 
     def read_until(marker: bytes, timeout: float = 60) -> None:

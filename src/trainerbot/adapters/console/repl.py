@@ -66,15 +66,15 @@ class Console:
             "datasets": lambda a, r, f: core.datasets(caller),
             "dataset": lambda a, r, f: core.dataset(caller, self._arg(a, 0, "dataset <name>")),
             "import": lambda a, r, f: core.import_data(caller, self._arg(a, 0, "import <dataset> [positive|negative] --attach FILE"), a[1] if len(a) > 1 else None, f),
-            "train": lambda a, r, f: core.train(caller, *a),
+            "train": lambda a, r, f: core.train(caller, a[0] if a else None, a[1] if len(a) > 1 else None, f),
             "archive": lambda a, r, f: core.archive(caller, self._arg(a, 0, "archive <dataset>")),
             "select_dataset": lambda a, r, f: core.select_dataset(caller, self._arg(a, 0, "select_dataset <dataset> [positive|negative]"), a[1] if len(a) > 1 else None),
             "export": lambda a, r, f: core.export(caller, self._arg(a, 0, "export <dataset> [openai|sft|kto|dpo]"), a[1] if len(a) > 1 else None),
             "getfile": lambda a, r, f: core.getfile(caller, a[0] if a else None),
-            "jobs": lambda a, r, f: core.jobs(caller, *a),
-            "job": lambda a, r, f: core.jobs(caller, *a),
-            "cancel": lambda a, r, f: core.jobs(caller, *a),
-            "model": lambda a, r, f: core.model(caller, *a),
+            "jobs": lambda a, r, f: core.jobs(caller),
+            "job": lambda a, r, f: core.job(caller, self._arg(a, 0, "job <id>")),
+            "cancel": lambda a, r, f: core.cancel(caller, self._arg(a, 0, "cancel <id>")),
+            "model": lambda a, r, f: core.model(caller, a[0] if a else "list", a[1] if len(a) > 1 else None),
         }
 
     # ---------------------------------------------------------------- parsing
@@ -120,7 +120,7 @@ class Console:
             return True
         try:
             if not line.startswith(self.prefix):
-                self.render(await self.core.chat(self.caller, line))
+                await self._chat(line)
                 return True
             body = line[len(self.prefix):]
             word, _, rest = body.partition(" ")
@@ -147,6 +147,15 @@ class Console:
             log.exception("command failed: %s", line[:80])
             self._print("⚠ Sorry, something went wrong on my side. The error is in the log.")
         return True
+
+    async def _chat(self, line: str) -> None:
+        reply = await self.core.chat(self.caller, line)
+        reply_id = reply.data.get("reply_id")
+        if isinstance(reply_id, int):
+            # The console's message ID for a reply is its row ID: `!correct <id> ...`, `!react <id> 👍`.
+            await self.core.bind_reply(self.caller, reply_id, str(reply_id))
+            reply = Reply(messages=reply.messages[:-1] + (f"{reply.messages[-1]}  [#{reply_id}]",), files=reply.files)
+        self.render(reply)
 
     def render(self, reply: Reply) -> None:
         for part in reply.messages:

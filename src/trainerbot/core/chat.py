@@ -1,0 +1,95 @@
+"""Chat: answer a message with a taught fact at once, else with the active model.
+
+The conversation is the channel's recent messages (``history_messages`` of them) plus the
+new one. Taught facts (approved corrections and dataset answers) are looked up first, in
+an index cached per guild and rebuilt when the guild's data changes; the model runs in a
+worker thread. Every answer is stored with its prompt and context, so it can be
+corrected and rated. Before any model exists, the bot says how to train one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from trainerbot.core.base import CoreBase
+from trainerbot.core.types import Caller, Reply
+from trainerbot.errors import BadInput
+from trainerbot.model.taught import TaughtIndex
+from trainerbot.store.models import Conversation, DatasetItem, Guild, Message, ModelVersion
+
+TAUGHT_CACHE_GUILDS = 64
+
+
+class ChatCommands(CoreBase):
+    async def chat(self, caller: Caller, text: str, *, message_id: str | None = None) -> Reply:
+        text = text.strip()
+        if not text:
+            raise BadInput("Say something and I'll answer.")
+        if len(text) > self.settings.max_field_chars:
+            raise BadInput(f"That message is {len(text)} characters; I read at most {self.settings.max_field_chars}.")
+        self._limit(caller, "chat")
+        guild_id, version, history = await self._blocking(self._chat_context, caller)
+        taught = await self._blocking(self._taught_index, guild_id)
+        hit = taught.lookup(text) if taught is not None else None
+        if hit is not None:
+            answer, source, model_name = hit.answer, "taught", None
+        elif version is not None:
+            conversation = history + [{"role": "user", "content": text}]
+            model = await self._blocking(self._model_hub().get, self.data_dir / version.path)
+            answer = await self._blocking(model.reply, conversation, max_new_tokens=self.settings.reply_max_tokens)
+            answer = answer or "…"
+            source, model_name = "model", version.name
+        else:
+            p = self.settings.prefix
+            return Reply.text(f"I haven't been trained yet, so I can't answer. A trainer can teach me with "
+                              f"`{p}train sample` (a shipped sample) or `{p}train <dataset>` with a file; "
+                              f"`{p}instruction` explains how.", data={"source": "none"})
+        reply_id = await self.record_exchange(caller, text, answer, prompt_message_id=message_id, context=history,
+                                              model_version=model_name)
+        return Reply.text(answer, data={"reply_id": reply_id, "source": source, "model_version": model_name})
+
+    def _model_hub(self) -> Any:
+        with self._cache_lock:
+            if self._hub is None:
+                from trainerbot.model.local import ModelHub  # torch loads only once a model is needed
+
+                self._hub = ModelHub(capacity=2, threads=self.settings.torch_threads)
+            return self._hub
+
+    def _chat_context(self, caller: Caller) -> tuple[int | None, ModelVersion | None, list[dict[str, str]]]:
+        with self.store.read() as s:
+            guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+            if guild is None:
+                return None, None, []
+            version = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.active.is_(True)))
+            history: list[dict[str, str]] = []
+            limit = self.settings.history_messages
+            if limit:
+                conv = s.scalar(select(Conversation.id).where(Conversation.guild_id == guild.id, Conversation.channel_id == caller.channel_id))
+                if conv is not None:
+                    rows = s.execute(select(Message.role, Message.content).where(Message.conversation_id == conv)
+                                     .order_by(Message.id.desc()).limit(limit)).all()
+                    history = [{"role": r, "content": c} for r, c in reversed(rows)]
+            return guild.id, version, history
+
+    def _taught_index(self, guild_id: int | None) -> TaughtIndex | None:
+        if guild_id is None:
+            return None
+        current = (DatasetItem.guild_id == guild_id, DatasetItem.archived_in.is_(None), DatasetItem.label == "positive")
+        with self.store.read() as s:
+            stamp_row = s.execute(select(func.count(), func.max(DatasetItem.id)).where(*current)).one()
+            stamp = (int(stamp_row[0] or 0), int(stamp_row[1] or 0))
+            with self._cache_lock:
+                cached = self._taught.get(guild_id)
+                if cached is not None and cached[0] == stamp:
+                    self._taught.move_to_end(guild_id)
+                    return cached[1]
+            pairs = s.execute(select(DatasetItem.prompt, DatasetItem.response).where(*current).order_by(DatasetItem.id)).all()
+        index = TaughtIndex(((p, r) for p, r in pairs), threshold=self.settings.taught_threshold)
+        with self._cache_lock:
+            self._taught[guild_id] = (stamp, index)
+            while len(self._taught) > TAUGHT_CACHE_GUILDS:
+                self._taught.popitem(last=False)
+        return index

@@ -1,0 +1,253 @@
+"""Training commands: ``train``, ``jobs``, ``job``, ``cancel``, ``model list|use``.
+
+``train`` imports an attached file (like ``import``), snapshots the dataset (like
+``select_dataset``) and queues a job — it never trains in this process: the worker does.
+The recipe follows from the data: the first training (no model yet) is SFT; afterwards
+corrections alone give DPO, data with 👎/negative examples gives KTO, the rest SFT.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from sqlalchemy import func, select
+
+from trainerbot.core.base import CoreBase
+from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, OutFile, Reply
+from trainerbot.datasets import paths
+from trainerbot.datasets.importers import parse_label
+from trainerbot.datasets.records import Example
+from trainerbot.errors import BadInput, Busy, NotFound
+from trainerbot.store import repo
+from trainerbot.store.models import Dataset, Guild, Job, JobEvent, ModelVersion, Snapshot
+from trainerbot.training import queue
+
+SAMPLE = "sample"
+
+
+def choose_recipe(examples: list[Example], has_model: bool) -> str:
+    if not has_model:
+        if not any(e.label == "positive" for e in examples):
+            raise BadInput("The first training needs positive examples (question and good answer); this data has none.")
+        return "sft"
+    if all(e.rejected is not None for e in examples):
+        return "dpo"
+    if any(e.label == "negative" for e in examples):
+        return "kto"
+    return "sft"
+
+
+def _bar(fraction: float, width: int = 16) -> str:
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def _job_id(raw: str | int) -> int:
+    try:
+        value = int(str(raw).lstrip("#"))
+    except ValueError:
+        raise BadInput(f"`{str(raw)[:20]}` is not a job ID; `jobs` lists them.") from None
+    if value <= 0:
+        raise BadInput("Job IDs are positive numbers.")
+    return value
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class TrainingCommands(CoreBase):
+    # ------------------------------------------------------------------ train
+    async def train(self, caller: Caller, dataset: str | None = None, label: str | None = None,
+                    attachment: Attachment | None = None) -> Reply:
+        self._require_trainer(caller, "start training")
+        self._limit(caller, "train")
+        only = parse_label(label) if label else None
+        if dataset is None and attachment is None:
+            return await self._train_selected(caller)
+        name = paths.dataset_name(dataset or "default")
+        if attachment is not None:
+            await self.import_data(caller, name, label, attachment)
+        elif name == SAMPLE:
+            await self._seed_sample(caller)
+        snap, examples = await self._blocking(self._snapshot, caller, name, "selection", only)
+        return await self._queue(caller, snap, examples, f"`{name}`")
+
+    async def _train_selected(self, caller: Caller) -> Reply:
+        def selected() -> tuple[Snapshot, Dataset] | None:
+            with self.store.read() as s:
+                guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+                snap = s.get(Snapshot, guild.selected_snapshot_id) if guild and guild.selected_snapshot_id else None
+                return (snap, s.get(Dataset, snap.dataset_id)) if snap else None  # type: ignore[return-value]
+        found = await self._blocking(selected)
+        if found is None:
+            p = self.settings.prefix
+            raise BadInput(f"Say what to train on: `{p}train <dataset>`, attach a file, or choose data with `{p}select_dataset` first. "
+                           f"To try it out: `{p}train {SAMPLE}`.")
+        snap, ds = found
+        from trainerbot.datasets.snapshots import read_snapshot
+
+        _, examples = await self._blocking(read_snapshot, self._root(caller) / "snapshots" / snap.file_name)
+        return await self._queue(caller, snap, examples, f"the selected `{ds.name}` snapshot")
+
+    async def _seed_sample(self, caller: Caller) -> None:
+        """``train sample`` on an empty ``sample`` dataset fills it from the shipped sample file."""
+        def count() -> int:
+            with self.store.read() as s:
+                guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+                ds = repo.find_dataset(s, guild.id, SAMPLE) if guild else None
+                return repo.count_current(s, ds.id) if ds else 0
+        if await self._blocking(count) == 0:
+            data = resources.files("trainerbot.resources").joinpath("sample.jsonl").read_bytes()
+            await self.import_data(caller, SAMPLE, "positive", Attachment("sample.jsonl", "application/jsonl", data))
+
+    async def _queue(self, caller: Caller, snap: Snapshot, examples: list[Example], what: str) -> Reply:
+        def submit() -> tuple[queue.Submitted, str]:
+            with self.store.read() as s:
+                guild = self._guild_row(s, caller)
+                has_model = self.settings.base_model_dir is not None or s.scalar(
+                    select(ModelVersion.id).where(ModelVersion.guild_id == guild.id, ModelVersion.active.is_(True))) is not None
+                active = s.scalar(select(func.count()).select_from(Job).where(Job.guild_id == guild.id, Job.status.in_(queue.ACTIVE))) or 0
+                gid = guild.id
+            recipe = choose_recipe(examples, has_model)
+            submitted = queue.submit(self.store, guild_id=gid, snapshot_id=snap.id, recipe=recipe, requested_by=caller.user_id,
+                                     channel_id=caller.channel_id)
+            if not submitted.existing and active >= self.settings.max_queued_jobs:
+                queue.request_cancel(self.store, submitted.job_id)
+                raise Busy(f"{active} jobs are already queued or running here; wait for some to finish.")
+            return submitted, recipe
+        submitted, recipe = await self._blocking(submit)
+        p = self.settings.prefix
+        if submitted.existing:
+            text = f"That training is already queued or running as job #{submitted.job_id}. Follow it with `{p}job {submitted.job_id}`."
+        else:
+            text = (f"Training job #{submitted.job_id} queued: {recipe.upper()} on {what} ({len(examples)} examples). "
+                    f"Follow it with `{p}job {submitted.job_id}`; `{p}cancel {submitted.job_id}` stops it.")
+        return Reply.text(text, data={"job_id": submitted.job_id, "recipe": recipe, "existing": submitted.existing})
+
+    def _guild_row(self, s, caller: Caller) -> Guild:  # type: ignore[no-untyped-def]
+        guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+        if guild is None:
+            raise NotFound("Nothing here yet.")
+        return guild
+
+    # ------------------------------------------------------------------- jobs
+    async def jobs(self, caller: Caller) -> Reply:
+        def load() -> list[Job]:
+            with self.store.read() as s:
+                guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+                if guild is None:
+                    return []
+                return list(s.scalars(select(Job).where(Job.guild_id == guild.id).order_by(Job.id.desc()).limit(10)))
+        jobs = await self._blocking(load)
+        if not jobs:
+            return Reply.text(f"No training jobs yet. Start one with `{self.settings.prefix}train <dataset>`.")
+        lines = ["**Training jobs** (newest first)"]
+        for job in jobs:
+            lines.append(f"• #{job.id} {job.recipe.upper()} — {job.status} {_bar(job.progress, 10)} {job.progress:.0%}")
+        return Reply.text("\n".join(lines), data={"ids": [j.id for j in jobs]})
+
+    async def job(self, caller: Caller, job_id: str | int) -> Reply:
+        jid = _job_id(job_id)
+        job, events, version = await self._blocking(self._load_job, caller, jid)
+        progress = [e for e in events if e.kind == "progress"]
+        last = progress[-1] if progress else None
+        fields = [
+            EmbedField("Status", job.status),
+            EmbedField("Recipe", job.recipe.upper()),
+            EmbedField("Progress", f"{_bar(job.progress)} {job.progress:.0%}", inline=False),
+        ]
+        if last is not None:
+            rate = next((e.tokens_per_s for e in reversed(progress) if e.tokens_per_s), None)
+            fields += [EmbedField("Step", f"{last.step}/{last.total_steps}"), EmbedField("Loss", f"{last.loss:.4f}" if last.loss is not None else "—"),
+                       EmbedField("Tokens/s", f"{rate:.0f}" if rate else "—"), EmbedField("ETA", _eta(last.eta_s))]
+        if job.error:
+            fields.append(EmbedField("Error", job.error, inline=False))
+        if version is not None:
+            fields.append(EmbedField("Model", f"{version.name}{' (active)' if version.active else ''}"))
+        notes = [e.message for e in events if e.kind in ("status", "log") and e.message][-5:]
+        embed = Embed(title=f"Training job #{job.id}", description="\n".join(notes), fields=tuple(fields),
+                      footer=f"requested by {job.requested_by}")
+        files: tuple[OutFile, ...] = ()
+        losses = [(e.step, e.loss) for e in progress if e.step is not None and e.loss is not None]
+        if losses:
+            png = self._root(caller) / "artifacts" / f"job-{job.id}-loss.png"
+            if job.status not in queue.FINISHED or not png.exists():
+                from trainerbot.training.plots import loss_curve
+
+                await self._blocking(paths.area_dir, self._root(caller), "artifacts")
+                await self._blocking(loss_curve, losses, png, f"job {job.id} · {job.recipe}")
+            files = (OutFile(name=png.name, path=png),)
+        return Reply(messages=(embed.as_text(),), embed=embed, files=files,
+                     data={"status": job.status, "progress": job.progress, "events": len(events), "losses": losses})
+
+    def _load_job(self, caller: Caller, jid: int) -> tuple[Job, list[JobEvent], ModelVersion | None]:
+        with self.store.read() as s:
+            guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+            job = s.get(Job, jid)
+            if job is None or guild is None or job.guild_id != guild.id:
+                raise NotFound(f"There is no job #{jid} here. `{self.settings.prefix}jobs` lists them.")
+            events = list(s.scalars(select(JobEvent).where(JobEvent.job_id == jid).order_by(JobEvent.id)))
+            version = s.scalar(select(ModelVersion).where(ModelVersion.job_id == jid))
+            return job, events, version
+
+    async def cancel(self, caller: Caller, job_id: str | int) -> Reply:
+        self._require_trainer(caller, "cancel training")
+        jid = _job_id(job_id)
+        await self._blocking(self._load_job, caller, jid)
+        status = await self._blocking(queue.request_cancel, self.store, jid)
+        if status == "running":
+            text = f"Asked job #{jid} to stop; it ends within seconds."
+        elif status == "cancelled":
+            text = f"Job #{jid} is cancelled."
+        else:
+            text = f"Job #{jid} already finished ({status})."
+        return Reply.text(text, data={"status": status})
+
+    # ------------------------------------------------------------------ model
+    async def model(self, caller: Caller, action: str = "list", version: str | None = None) -> Reply:
+        action = (action or "list").lower()
+        if action == "list":
+            return await self._model_list(caller)
+        if action == "use":
+            self._require_trainer(caller, "switch models")
+            if not version:
+                raise BadInput(f"Usage: `{self.settings.prefix}model use <version>` (see `{self.settings.prefix}model list`).")
+            return await self._model_use(caller, version.strip())
+        raise BadInput(f"Use `{self.settings.prefix}model list` or `{self.settings.prefix}model use <version>`.")
+
+    async def _model_list(self, caller: Caller) -> Reply:
+        def load() -> list[ModelVersion]:
+            with self.store.read() as s:
+                guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+                return list(s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id).order_by(ModelVersion.id))) if guild else []
+        versions = await self._blocking(load)
+        if not versions:
+            return Reply.text(f"No model versions yet; each finished `{self.settings.prefix}train` job makes one.")
+        lines = ["**Model versions**"]
+        for v in versions:
+            loss = v.metrics.get("final_loss")
+            mark = " ← active" if v.active else ""
+            lines.append(f"• `{v.name}` — {v.recipe.upper()} from {v.base}, job #{v.job_id}"
+                         + (f", final loss {loss:.3f}" if isinstance(loss, (int, float)) else "") + mark)
+        return Reply.text("\n".join(lines), data={"names": [v.name for v in versions], "active": next((v.name for v in versions if v.active), None)})
+
+    async def _model_use(self, caller: Caller, name: str) -> Reply:
+        def switch() -> str:
+            with self.store.session() as s:
+                guild = self._guild_row(s, caller)
+                target = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.name == name))
+                if target is None:
+                    raise NotFound(f"There is no model version `{name[:30]}` here. `{self.settings.prefix}model list` shows them.")
+                from trainerbot.model.files import is_complete
+
+                if target.backend == "local" and (not target.path or not is_complete(self.data_dir / target.path)):
+                    raise BadInput(f"Model `{name}` has no complete files on disk; it cannot be used.")
+                for v in s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id)):
+                    v.active = v.id == target.id
+                return target.name
+        active = await self._blocking(switch)
+        return Reply.text(f"Model `{active}` is now active.", data={"active": active})

@@ -1,0 +1,93 @@
+"""Taught facts: answer at once when a message matches something the community taught.
+
+An index over (prompt, answer) pairs — approved corrections and dataset answers. A
+message matches when its normalised text equals a prompt, or when BM25 ranks a prompt
+first and that prompt's words overlap the message's enough (token F1 ≥ threshold).
+Later pairs win over earlier ones with the same prompt, so a correction overrides the
+dataset answer it corrects. Pure Python; no promise of semantic (paraphrase) matching.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).casefold().replace("ё", "е")
+    return " ".join(WORD.findall(text))
+
+
+def tokens(text: str) -> list[str]:
+    return normalise(text).split()
+
+
+def token_f1(a: list[str], b: list[str]) -> float:
+    if not a or not b:
+        return 0.0
+    common = sum((Counter(a) & Counter(b)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(a), common / len(b)
+    return 2 * precision * recall / (precision + recall)
+
+
+@dataclass(frozen=True)
+class TaughtAnswer:
+    answer: str
+    prompt: str
+    score: float  # 1.0 for a normalised exact match
+
+
+class TaughtIndex:
+    """BM25 (k1=1.5, b=0.75) over prompts, plus an exact-match table."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]], *, threshold: float = 0.8, k1: float = 1.5, b: float = 0.75) -> None:
+        self.threshold, self.k1, self.b = threshold, k1, b
+        latest: dict[str, tuple[str, str]] = {}
+        for prompt, answer in pairs:  # later pairs override earlier ones
+            key = normalise(prompt)
+            if key:
+                latest.pop(key, None)
+                latest[key] = (prompt, answer)
+        self.exact = latest
+        self.docs = [(key.split(), prompt, answer) for key, (prompt, answer) in latest.items()]
+        self.avg_len = sum(len(d[0]) for d in self.docs) / len(self.docs) if self.docs else 0.0
+        df: Counter[str] = Counter()
+        self.postings: dict[str, list[tuple[int, int]]] = {}
+        for i, (toks, _, _) in enumerate(self.docs):
+            for term, tf in Counter(toks).items():
+                df[term] += 1
+                self.postings.setdefault(term, []).append((i, tf))
+        n = len(self.docs)
+        self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def lookup(self, message: str) -> TaughtAnswer | None:
+        key = normalise(message)
+        if not key:
+            return None
+        if key in self.exact:
+            prompt, answer = self.exact[key]
+            return TaughtAnswer(answer=answer, prompt=prompt, score=1.0)
+        query = key.split()
+        scores: dict[int, float] = {}
+        for term in set(query):
+            for i, tf in self.postings.get(term, ()):
+                length = len(self.docs[i][0])
+                denom = tf + self.k1 * (1 - self.b + self.b * length / (self.avg_len or 1))
+                scores[i] = scores.get(i, 0.0) + self.idf[term] * tf * (self.k1 + 1) / denom
+        if not scores:
+            return None
+        best = max(scores, key=lambda i: (scores[i], i))
+        toks, prompt, answer = self.docs[best]
+        f1 = token_f1(query, toks)
+        return TaughtAnswer(answer=answer, prompt=prompt, score=f1) if f1 >= self.threshold else None

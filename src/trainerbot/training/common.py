@@ -1,0 +1,123 @@
+"""What the three recipes share: parameters, TRL arguments for a CPU, and the callback that
+turns training progress into job events and checks for cancellation.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import datasets
+from transformers import PrinterCallback, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.utils import logging as hf_logging
+
+hf_logging.set_verbosity_error()
+hf_logging.disable_progress_bar()
+datasets.disable_progress_bars()
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    epochs: float = 60.0
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    warmup_steps: int = 30
+    max_length: int = 256
+    seed: int = 0
+    logging_steps: int = 5
+    beta: float = 0.1  # DPO / KTO
+    lora: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def trl_args(params: TrainParams, output_dir: str) -> dict[str, Any]:
+    """Arguments every TRL config gets here: float32 on the CPU, no saving, no reporting."""
+    return dict(
+        output_dir=output_dir, per_device_train_batch_size=params.batch_size, num_train_epochs=params.epochs,
+        learning_rate=params.learning_rate, lr_scheduler_type="cosine", warmup_steps=params.warmup_steps,
+        weight_decay=0.0, adam_beta2=0.98, max_grad_norm=1.0, logging_steps=params.logging_steps,
+        save_strategy="no", report_to=[], use_cpu=True, bf16=False, fp16=False, dataloader_num_workers=0,
+        disable_tqdm=True, seed=params.seed, data_seed=params.seed, max_length=params.max_length,
+    )
+
+
+@dataclass
+class Progress:
+    """One progress report, as stored in job events."""
+
+    step: int
+    total_steps: int
+    loss: float | None
+    learning_rate: float | None
+    tokens_per_s: float | None
+    eta_s: float | None
+
+
+class JobCallback(TrainerCallback):
+    """Reports progress at each log and stops training when ``should_stop()`` says so.
+
+    ``should_stop`` is asked at most every ``check_every`` seconds (it reads the store).
+    """
+
+    def __init__(self, report: Callable[[Progress], None], should_stop: Callable[[], bool], *, check_every: float = 0.5) -> None:
+        self.report = report
+        self.should_stop = should_stop
+        self.check_every = check_every
+        self.cancelled = False
+        self.losses: list[tuple[int, float]] = []
+        self._last_check = 0.0
+        self._start = time.monotonic()
+        self._tokens = 0
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        self._start = time.monotonic()
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        now = time.monotonic()
+        if now - self._last_check >= self.check_every:
+            self._last_check = now
+            if self.should_stop():
+                self.cancelled = True
+                control.should_training_stop = True
+
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        # The last logging step may fall before the end; report where training really stopped.
+        if state.global_step and (not self.losses or self.losses[-1][0] != state.global_step):
+            loss = next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None)
+            self.report(Progress(step=state.global_step, total_steps=state.max_steps, loss=loss, learning_rate=None,
+                                 tokens_per_s=None, eta_s=0.0 if not self.cancelled else None))
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs: dict[str, float] | None = None, **kw: Any) -> None:
+        logs = logs or {}
+        loss = logs.get("loss")
+        if loss is None or not state.global_step:
+            return
+        if isinstance(loss, float) and math.isfinite(loss):
+            self.losses.append((state.global_step, float(loss)))
+        elapsed = time.monotonic() - self._start
+        tokens = logs.get("num_tokens") or state.num_input_tokens_seen or None
+        rate = float(tokens) / elapsed if tokens and elapsed > 0 else None
+        remaining = (state.max_steps - state.global_step) * elapsed / state.global_step if state.max_steps else None
+        self.report(Progress(step=state.global_step, total_steps=state.max_steps, loss=float(loss),
+                             learning_rate=logs.get("learning_rate"), tokens_per_s=rate, eta_s=remaining))
+
+
+@dataclass
+class TrainResult:
+    cancelled: bool
+    losses: list[tuple[int, float]]
+    steps: int
+    seconds: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def run(trainer: Any, callback: JobCallback) -> TrainResult:
+    """Train with a TRL trainer built with ``callback``; the result says whether it was cancelled."""
+    trainer.remove_callback(PrinterCallback)  # progress goes to job events, not stdout
+    start = time.monotonic()
+    out = trainer.train()
+    return TrainResult(cancelled=callback.cancelled, losses=callback.losses, steps=trainer.state.global_step,
+                       seconds=time.monotonic() - start, metrics={"train_loss": float(out.training_loss)})

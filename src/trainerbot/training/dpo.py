@@ -1,0 +1,32 @@
+"""DPO: learning from corrections as pairs — chosen = the correction, rejected = the original reply.
+
+Rows are TRL's conversational preference shape (``datasets.exporters`` ``dpo``). DPO
+starts from an existing model; the frozen reference is a copy made by the trainer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datasets import Dataset
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from trl import DPOConfig, DPOTrainer
+
+from trainerbot.datasets.exporters import export_rows
+from trainerbot.datasets.records import Example
+from trainerbot.training.common import JobCallback, TrainParams, TrainResult, run, trl_args
+
+
+def rows(examples: list[Example]) -> list[dict[str, Any]]:
+    return export_rows(examples, "dpo")
+
+
+def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[Example], params: TrainParams,
+          callback: JobCallback, output_dir: str, peft_config: Any = None) -> tuple[PreTrainedModel, TrainResult]:
+    data = rows(examples)
+    if not data:
+        raise ValueError("DPO needs corrections")
+    config = DPOConfig(**trl_args(params, output_dir), beta=params.beta)
+    trainer = DPOTrainer(model=model, args=config, train_dataset=Dataset.from_list(data), processing_class=tokenizer,
+                         callbacks=[callback], peft_config=peft_config)
+    return trainer.model, run(trainer, callback)

@@ -1,0 +1,35 @@
+"""KTO: learning from unpaired 👍/👎 — positive and negative examples, each on its own.
+
+Rows are TRL's unpaired-preference shape (``datasets.exporters`` ``kto``); a correction
+contributes its corrected answer as desirable and the original reply as undesirable.
+KTO starts from an existing model (it needs a reference); the frozen reference is a copy
+of the starting model made by the trainer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datasets import Dataset
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from trl import KTOConfig, KTOTrainer
+
+from trainerbot.datasets.exporters import export_rows
+from trainerbot.datasets.records import Example
+from trainerbot.training.common import JobCallback, TrainParams, TrainResult, run, trl_args
+
+
+def rows(examples: list[Example]) -> list[dict[str, Any]]:
+    return export_rows(examples, "kto")
+
+
+def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[Example], params: TrainParams,
+          callback: JobCallback, output_dir: str, peft_config: Any = None) -> tuple[PreTrainedModel, TrainResult]:
+    data = rows(examples)
+    if len(data) < 2:
+        raise ValueError("KTO needs at least two rated examples")
+    config = KTOConfig(**{**trl_args(params, output_dir), "per_device_train_batch_size": max(2, min(params.batch_size, len(data)))},
+                       beta=params.beta)
+    trainer = KTOTrainer(model=model, args=config, train_dataset=Dataset.from_list(data), processing_class=tokenizer,
+                         callbacks=[callback], peft_config=peft_config)
+    return trainer.model, run(trainer, callback)

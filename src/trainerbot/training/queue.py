@@ -1,0 +1,144 @@
+"""The durable job queue: jobs and their events live in the store.
+
+Statuses: ``queued → running → succeeded | failed | cancelled``. A worker claims the
+oldest queued job in one short write transaction (so two workers never take the same
+one), then renews a lease while it trains. A job whose worker died is failed on the
+next worker start: at once when that worker ran on this host and its process is gone,
+else once its lease has run out. Everything here blocks (store calls).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import select, update
+
+from trainerbot.store import Store
+from trainerbot.store.models import Job, JobEvent, Snapshot, utcnow
+
+ACTIVE = ("queued", "running")
+FINISHED = ("succeeded", "failed", "cancelled")
+LEASE = timedelta(seconds=60)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    return dt.replace(tzinfo=timezone.utc) if dt is not None and dt.tzinfo is None else dt
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: int
+    existing: bool
+
+
+def submit(store: Store, *, guild_id: int, snapshot_id: int, recipe: str, requested_by: str,
+           channel_id: str | None = None, params: dict[str, Any] | None = None) -> Submitted:
+    """Queue a job, or return the queued/running one for the same data and recipe."""
+    with store.session() as s:
+        snap = s.get(Snapshot, snapshot_id)
+        assert snap is not None
+        same = s.scalars(
+            select(Job).join(Snapshot, Job.snapshot_id == Snapshot.id).where(
+                Job.guild_id == guild_id, Job.status.in_(ACTIVE), Job.recipe == recipe, Snapshot.sha256 == snap.sha256,
+                Snapshot.label.is_(None) if snap.label is None else Snapshot.label == snap.label,
+            ).order_by(Job.id)
+        ).first()
+        if same is not None:
+            return Submitted(same.id, True)
+        job = Job(guild_id=guild_id, snapshot_id=snapshot_id, recipe=recipe, requested_by=requested_by,
+                  channel_id=channel_id, params=params or {}, status="queued")
+        s.add(job)
+        s.flush()
+        s.add(JobEvent(job_id=job.id, kind="status", message="queued"))
+        return Submitted(job.id, False)
+
+
+def claim_next(store: Store, worker: str) -> int | None:
+    """Take the oldest queued job for ``worker``; None when the queue is empty."""
+    with store.session() as s:
+        job = s.scalars(select(Job).where(Job.status == "queued").order_by(Job.id).limit(1).with_for_update(skip_locked=True)).first()
+        if job is None:
+            return None
+        now = utcnow()
+        job.status, job.worker_id, job.started_at, job.lease_until = "running", worker, now, now + LEASE
+        s.add(JobEvent(job_id=job.id, kind="status", message=f"running on {worker}"))
+        return job.id
+
+
+def heartbeat(store: Store, job_id: int, worker: str) -> bool:
+    """Renew the lease; returns True when cancellation was requested."""
+    with store.session() as s:
+        s.execute(update(Job).where(Job.id == job_id, Job.worker_id == worker).values(lease_until=utcnow() + LEASE))
+        return bool(s.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+def add_event(store: Store, job_id: int, **fields: Any) -> None:
+    with store.session() as s:
+        s.add(JobEvent(job_id=job_id, kind=fields.pop("kind", "progress"), **fields))
+        if fields.get("step") and fields.get("total_steps"):
+            s.execute(update(Job).where(Job.id == job_id).values(progress=min(1.0, fields["step"] / fields["total_steps"])))
+
+
+def finish(store: Store, job_id: int, status: str, *, error: str | None = None, message: str | None = None) -> None:
+    assert status in FINISHED
+    with store.session() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        job.status, job.finished_at, job.error, job.lease_until = status, utcnow(), error, None
+        if status == "succeeded":
+            job.progress = 1.0
+        s.add(JobEvent(job_id=job_id, kind="status", message=message or status))
+
+
+def request_cancel(store: Store, job_id: int) -> str:
+    """Cancel a queued job at once, or ask a running one to stop; returns the status now."""
+    with store.session() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        if job.status == "queued":
+            job.status, job.finished_at = "cancelled", utcnow()
+            s.add(JobEvent(job_id=job_id, kind="status", message="cancelled before it started"))
+        elif job.status == "running":
+            job.cancel_requested = True
+            s.add(JobEvent(job_id=job_id, kind="log", message="cancel requested"))
+        return job.status
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_stale(store: Store, me: str | None = None) -> list[int]:
+    """Fail the running jobs whose worker is gone; returns their IDs.
+
+    ``me`` is the calling worker's ID: a job already marked with it, seen at start, is
+    a previous process's that happened to have the same PID.
+    """
+    host = socket.gethostname()
+    failed: list[int] = []
+    with store.session() as s:
+        for job in s.scalars(select(Job).where(Job.status == "running")):
+            owner_host, _, pid = (job.worker_id or "").rpartition(":")
+            dead_here = job.worker_id == me or (owner_host == host and pid.isdigit() and not _pid_alive(int(pid)))
+            lease = _aware(job.lease_until)
+            expired = lease is None or lease < utcnow()
+            if dead_here or expired:
+                job.status, job.finished_at, job.lease_until = "failed", utcnow(), None
+                job.error = "The worker stopped while this job was running (crash or restart). Start it again with `train`."
+                s.add(JobEvent(job_id=job.id, kind="status", message="failed: worker stopped"))
+                failed.append(job.id)
+    return failed

@@ -1,0 +1,32 @@
+"""SFT: supervised fine-tuning on positive examples and corrections, loss on the answer only.
+
+Rows are TRL's conversational prompt–completion shape (``datasets.exporters`` ``sft``),
+so ``completion_only_loss`` puts the loss on the assistant turn alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datasets import Dataset
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from trl import SFTConfig, SFTTrainer
+
+from trainerbot.datasets.exporters import export_rows
+from trainerbot.datasets.records import Example
+from trainerbot.training.common import JobCallback, TrainParams, TrainResult, run, trl_args
+
+
+def rows(examples: list[Example]) -> list[dict[str, Any]]:
+    return export_rows(examples, "sft")
+
+
+def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[Example], params: TrainParams,
+          callback: JobCallback, output_dir: str, peft_config: Any = None) -> tuple[PreTrainedModel, TrainResult]:
+    data = rows(examples)
+    if not data:
+        raise ValueError("SFT needs positive examples")
+    config = SFTConfig(**trl_args(params, output_dir), completion_only_loss=True)
+    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(data), processing_class=tokenizer,
+                         callbacks=[callback], peft_config=peft_config)
+    return trainer.model, run(trainer, callback)

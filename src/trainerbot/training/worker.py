@@ -1,0 +1,88 @@
+"""The training worker: a process of its own that takes jobs from the queue and runs them.
+
+Run it with ``trainerbot worker`` (``run`` and ``console`` start one as a child process).
+At start it fails the jobs a dead worker left ``running`` and removes half-written model
+folders; then it claims queued jobs one at a time. With ``--parent-pid`` it exits when
+that process is gone, so a child worker never outlives its bot.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from trainerbot.config import Settings
+from trainerbot.store import Store
+from trainerbot.training import queue
+
+log = logging.getLogger(__name__)
+
+
+def _parent_alive(pid: int | None) -> bool:
+    return pid is None or os.getppid() == pid
+
+
+def serve(settings: Settings, *, once: bool = False, poll_s: float = 0.5, parent_pid: int | None = None,
+          stop: threading.Event | None = None) -> int:
+    """Run jobs until stopped (or, with ``once``, until the queue is empty); returns jobs run.
+
+    SIGTERM (or ``stop``) ends the loop; a job in training stops at its next step and is
+    marked failed ("the worker was stopped"), so it never stays ``running``.
+    """
+    from trainerbot.training.runner import clean_partials, run_job  # torch and TRL load here, not in the bot
+
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    store = Store.open(settings.db_url)
+    me = queue.worker_id()
+    try:
+        failed = queue.recover_stale(store, me)
+        if failed:
+            log.warning("marked %d job(s) failed that a stopped worker left running: %s", len(failed), failed)
+        removed = clean_partials(settings.resolved_data_dir)
+        if removed:
+            log.warning("removed %d half-written model folder(s)", removed)
+        ran = 0
+        while not stop.is_set() and _parent_alive(parent_pid):
+            job_id = queue.claim_next(store, me)
+            if job_id is None:
+                if once:
+                    break
+                stop.wait(poll_s)
+                continue
+            log.info("job %s: started", job_id)
+            status = run_job(settings, store, job_id, me, stop=lambda: stop.is_set() or not _parent_alive(parent_pid))
+            log.info("job %s: %s", job_id, status)
+            ran += 1
+        return ran
+    finally:
+        store.close()
+
+
+def spawn_child(data_dir: Path, *, log_file: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start ``trainerbot worker`` as a child of this process (same settings, same data folder)."""
+    env = dict(os.environ)
+    env["TRAINERBOT_DATA_DIR"] = str(data_dir)
+    out = open(log_file, "ab") if log_file is not None else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+    try:
+        return subprocess.Popen([sys.executable, "-m", "trainerbot", "worker", "--parent-pid", str(os.getpid())],
+                                env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    finally:
+        if log_file is not None:
+            out.close()  # type: ignore[union-attr]
+
+
+def stop_child(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
