@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from trainerbot.core.base import CoreBase
 from trainerbot.core.types import Caller, Reply
@@ -86,7 +86,10 @@ class ChatCommands(CoreBase):
                 if cached is not None and cached[0] == stamp:
                     self._taught.move_to_end(guild_id)
                     return cached[1]
-            pairs = s.execute(select(DatasetItem.prompt, DatasetItem.response).where(*current).order_by(DatasetItem.id)).all()
+            # Later pairs win; corrections win over everything else, whenever they came.
+            corrections_last = case((DatasetItem.source == "correction", 1), else_=0)
+            pairs = s.execute(select(DatasetItem.prompt, DatasetItem.response).where(*current)
+                              .order_by(corrections_last, DatasetItem.id)).all()
         index = TaughtIndex(((p, r) for p, r in pairs), threshold=self.settings.taught_threshold)
         with self._cache_lock:
             self._taught[guild_id] = (stamp, index)

@@ -2,7 +2,9 @@
 
 An index over (prompt, answer) pairs — approved corrections and dataset answers. A
 message matches when its normalised text equals a prompt, or when BM25 ranks a prompt
-first and that prompt's words overlap the message's enough (token F1 ≥ threshold).
+first and the two share their content words (F1 over the words that are not question or
+function words ≥ threshold) — so "capital of Zorbia" finds "What is the capital of
+Zorbia?", but "What is the capital of Quillport?" does not.
 Later pairs win over earlier ones with the same prompt, so a correction overrides the
 dataset answer it corrects. Pure Python; no promise of semantic (paraphrase) matching.
 """
@@ -17,6 +19,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 WORD = re.compile(r"\w+", re.UNICODE)
+STOPWORDS = frozenset("""
+a an the of in on at to for from by with and or is are was were be been do does did s what which who whom whose
+where when why how please tell me you your i it its this that these those there can could would will
+что кто как где когда какой какая какое какие каков у в во на и а ли это скажи пожалуйста мне ты вы я он она
+""".split())
 
 
 def normalise(text: str) -> str:
@@ -26,6 +33,10 @@ def normalise(text: str) -> str:
 
 def tokens(text: str) -> list[str]:
     return normalise(text).split()
+
+
+def content(words: list[str]) -> list[str]:
+    return [w for w in words if w not in STOPWORDS]
 
 
 def token_f1(a: list[str], b: list[str]) -> float:
@@ -89,5 +100,5 @@ class TaughtIndex:
             return None
         best = max(scores, key=lambda i: (scores[i], i))
         toks, prompt, answer = self.docs[best]
-        f1 = token_f1(query, toks)
+        f1 = token_f1(content(query), content(toks))
         return TaughtAnswer(answer=answer, prompt=prompt, score=f1) if f1 >= self.threshold else None

@@ -4,6 +4,7 @@ turns training progress into job events and checks for cancellation.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -33,12 +34,17 @@ class TrainParams:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def trl_args(params: TrainParams, output_dir: str) -> dict[str, Any]:
-    """Arguments every TRL config gets here: float32 on the CPU, no saving, no reporting."""
+def trl_args(params: TrainParams, output_dir: str, rows: int) -> dict[str, Any]:
+    """Arguments every TRL config gets here: float32 on the CPU, no saving, no reporting.
+
+    The loss is logged often enough for a curve of about 50 points, and at least every
+    ``params.logging_steps`` steps.
+    """
+    steps = math.ceil(rows / params.batch_size) * params.epochs
     return dict(
         output_dir=output_dir, per_device_train_batch_size=params.batch_size, num_train_epochs=params.epochs,
         learning_rate=params.learning_rate, lr_scheduler_type="cosine", warmup_steps=params.warmup_steps,
-        weight_decay=0.0, adam_beta2=0.98, max_grad_norm=1.0, logging_steps=params.logging_steps,
+        weight_decay=0.0, adam_beta2=0.98, max_grad_norm=1.0, logging_steps=max(1, min(params.logging_steps, int(steps // 50))),
         save_strategy="no", report_to=[], use_cpu=True, bf16=False, fp16=False, dataloader_num_workers=0,
         disable_tqdm=True, seed=params.seed, data_seed=params.seed, max_length=params.max_length,
     )
@@ -121,3 +127,17 @@ def run(trainer: Any, callback: JobCallback) -> TrainResult:
     out = trainer.train()
     return TrainResult(cancelled=callback.cancelled, losses=callback.losses, steps=trainer.state.global_step,
                        seconds=time.monotonic() - start, metrics={"train_loss": float(out.training_loss)})
+
+
+def reference(model: Any, peft_config: Any) -> Any:
+    """The frozen reference for KTO/DPO: a copy of the starting model, or None under LoRA.
+
+    TRL would otherwise reload the reference from the model's path, which a model built
+    in memory does not have (and loading from disk again costs time).
+    """
+    if peft_config is not None:
+        return None
+    ref = copy.deepcopy(model).eval()
+    for param in ref.parameters():
+        param.requires_grad_(False)
+    return ref

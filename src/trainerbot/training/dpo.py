@@ -1,7 +1,8 @@
 """DPO: learning from corrections as pairs — chosen = the correction, rejected = the original reply.
 
 Rows are TRL's conversational preference shape (``datasets.exporters`` ``dpo``). DPO
-starts from an existing model; the frozen reference is a copy made by the trainer.
+starts from an existing model; the frozen reference is a copy of the starting model
+(with LoRA, the base with its adapters switched off).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from trl import DPOConfig, DPOTrainer
 
 from trainerbot.datasets.exporters import export_rows
 from trainerbot.datasets.records import Example
-from trainerbot.training.common import JobCallback, TrainParams, TrainResult, run, trl_args
+from trainerbot.training.common import JobCallback, TrainParams, TrainResult, reference, run, trl_args
 
 
 def rows(examples: list[Example]) -> list[dict[str, Any]]:
@@ -26,7 +27,7 @@ def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: 
     data = rows(examples)
     if not data:
         raise ValueError("DPO needs corrections")
-    config = DPOConfig(**trl_args(params, output_dir), beta=params.beta)
-    trainer = DPOTrainer(model=model, args=config, train_dataset=Dataset.from_list(data), processing_class=tokenizer,
+    config = DPOConfig(**trl_args(params, output_dir, len(data)), beta=params.beta)
+    trainer = DPOTrainer(model=model, ref_model=reference(model, peft_config), args=config, train_dataset=Dataset.from_list(data), processing_class=tokenizer,
                          callbacks=[callback], peft_config=peft_config)
     return trainer.model, run(trainer, callback)

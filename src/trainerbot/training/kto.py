@@ -3,7 +3,7 @@
 Rows are TRL's unpaired-preference shape (``datasets.exporters`` ``kto``); a correction
 contributes its corrected answer as desirable and the original reply as undesirable.
 KTO starts from an existing model (it needs a reference); the frozen reference is a copy
-of the starting model made by the trainer.
+of the starting model (with LoRA, the base with its adapters switched off).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from trl import KTOConfig, KTOTrainer
 
 from trainerbot.datasets.exporters import export_rows
 from trainerbot.datasets.records import Example
-from trainerbot.training.common import JobCallback, TrainParams, TrainResult, run, trl_args
+from trainerbot.training.common import JobCallback, TrainParams, TrainResult, reference, run, trl_args
 
 
 def rows(examples: list[Example]) -> list[dict[str, Any]]:
@@ -28,8 +28,8 @@ def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: 
     data = rows(examples)
     if len(data) < 2:
         raise ValueError("KTO needs at least two rated examples")
-    config = KTOConfig(**{**trl_args(params, output_dir), "per_device_train_batch_size": max(2, min(params.batch_size, len(data)))},
+    config = KTOConfig(**{**trl_args(params, output_dir, len(data)), "per_device_train_batch_size": max(2, min(params.batch_size, len(data)))},
                        beta=params.beta)
-    trainer = KTOTrainer(model=model, args=config, train_dataset=Dataset.from_list(data), processing_class=tokenizer,
+    trainer = KTOTrainer(model=model, ref_model=reference(model, peft_config), args=config, train_dataset=Dataset.from_list(data), processing_class=tokenizer,
                          callbacks=[callback], peft_config=peft_config)
     return trainer.model, run(trainer, callback)

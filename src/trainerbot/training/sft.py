@@ -26,7 +26,7 @@ def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: 
     data = rows(examples)
     if not data:
         raise ValueError("SFT needs positive examples")
-    config = SFTConfig(**trl_args(params, output_dir), completion_only_loss=True)
+    config = SFTConfig(**trl_args(params, output_dir, len(data)), completion_only_loss=True)
     trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(data), processing_class=tokenizer,
                          callbacks=[callback], peft_config=peft_config)
     return trainer.model, run(trainer, callback)

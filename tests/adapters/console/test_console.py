@@ -138,3 +138,19 @@ def test_interactive_terminal_gets_a_prompt_and_history(tmp_path: Path) -> None:
     os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0
     assert "!hi" in (tmp_path / "d" / ".console_history").read_text()
+
+
+async def test_chat_replies_carry_an_id_to_correct_and_rate(console: tuple[Console, io.StringIO], tmp_path: Path) -> None:
+    con, out = console
+    facts = tmp_path / "facts.jsonl"
+    facts.write_text(JSONL_FACTS)
+    await con.handle_line(f"!import facts --attach {facts}")
+    await con.handle_line("what is the capital of zorbia?")
+    last = out.getvalue().strip().splitlines()[-1]
+    assert last.startswith("Quillport.  [#")
+    reply_id = last.rsplit("[#", 1)[1].rstrip("]")
+    await con.handle_line(f"!correct {reply_id} Quillport, on the coast.")
+    await con.handle_line(f"!react {reply_id} 👍")
+    await con.handle_line("what is the capital of zorbia?")
+    assert "Rated 👍" in out.getvalue()
+    assert out.getvalue().strip().splitlines()[-1].startswith("Quillport, on the coast.  [#")

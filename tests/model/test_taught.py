@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from trainerbot.model.taught import TaughtIndex, normalise, token_f1
+
+PAIRS = [
+    ("What is the capital of Zorbia?", "Quillport."),
+    ("Who founded Quillport?", "Admiral Vessa."),
+    ("Какая столица у страны Зорбия?", "Квилпорт."),
+]
+
+
+def test_normalise_folds_case_punctuation_and_yo() -> None:
+    assert normalise("  What IS the capital,  of Zorbia?! ") == "what is the capital of zorbia"
+    assert normalise("Всё ещё") == "все еще"
+
+
+def test_exact_and_normalised_matches() -> None:
+    index = TaughtIndex(PAIRS)
+    hit = index.lookup("what is the capital of zorbia")
+    assert hit is not None and hit.answer == "Quillport." and hit.score == 1.0
+    assert index.lookup("какая СТОЛИЦА у страны зорбия").answer == "Квилпорт."
+
+
+def test_near_matches_pass_and_unrelated_ones_do_not() -> None:
+    index = TaughtIndex(PAIRS, threshold=0.8)
+    assert index.lookup("What's the capital of Zorbia?").answer == "Quillport."
+    assert index.lookup("capital of Zorbia").answer == "Quillport."  # the same content words
+    assert index.lookup("Zorbia") is None  # too little of the question
+    assert index.lookup("What is the capital of Quillport?") is None  # a different question
+    assert index.lookup("Who founded Zorbia?") is None
+    assert index.lookup("What is the capital of Zorbia and Quillport and Vessa?") is None
+    assert index.lookup("hello there") is None
+    assert index.lookup("???") is None
+
+
+def test_threshold_sets_how_fuzzy() -> None:
+    strict = TaughtIndex(PAIRS, threshold=1.0)
+    loose = TaughtIndex(PAIRS, threshold=0.6)
+    assert strict.lookup("Who founded the town of Quillport?") is None
+    assert loose.lookup("Who founded the town of Quillport?").answer == "Admiral Vessa."
+
+
+def test_later_pairs_override_earlier_ones() -> None:
+    index = TaughtIndex(PAIRS + [("what is the capital of zorbia", "Newport.")])
+    assert index.lookup("What is the capital of Zorbia?").answer == "Newport."
+    assert len(index) == 3
+
+
+def test_token_f1() -> None:
+    assert token_f1(["a", "b"], ["a", "b"]) == 1.0
+    assert token_f1(["a"], ["b"]) == 0.0
+    assert token_f1([], ["b"]) == 0.0
+    assert round(token_f1(["a", "b", "c", "d"], ["a", "b"]), 3) == 0.667

@@ -1,0 +1,190 @@
+"""Jobs end to end: the core queues, a worker (in this process, or a real child process)
+trains, the store records every status and event, and a model version appears."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import statistics
+import time
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import att
+from trainerbot.config import Settings
+from trainerbot.core import Caller, CoreService
+from trainerbot.core.training import choose_recipe
+from trainerbot.datasets.records import Example
+from trainerbot.datasets.sample import generate
+from trainerbot.errors import BadInput, NotAllowed, NotFound
+from trainerbot.model.local import LocalModel
+from trainerbot.store.models import Job, JobEvent, ModelVersion
+from trainerbot.training.worker import serve, spawn_child, stop_child
+
+
+def _jsonl(examples: list[Example]) -> str:
+    return "".join(json.dumps({"prompt": e.prompt, "response": e.response}) + "\n" for e in examples)
+
+
+async def _wait(core: CoreService, job_id: int, predicate, timeout: float = 90.0) -> Job:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with core.store.read() as s:
+            job = s.get(Job, job_id)
+            events = s.scalars(select(JobEvent).where(JobEvent.job_id == job_id)).all()
+            if predicate(job, events):
+                return job
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not get there: {job.status}")
+
+
+def test_recipe_follows_the_data() -> None:
+    pos = Example(prompt="q", response="a")
+    neg = Example(prompt="q", response="b", label="negative")
+    pair = Example(prompt="q", response="a", rejected="b")
+    assert choose_recipe([pos, neg], has_model=False) == "sft"
+    assert choose_recipe([pos], has_model=True) == "sft"
+    assert choose_recipe([pos, neg], has_model=True) == "kto"
+    assert choose_recipe([pair, pair], has_model=True) == "dpo"
+    with pytest.raises(BadInput, match="first training needs positive"):
+        choose_recipe([neg], has_model=False)
+
+
+async def test_a_job_goes_through_every_status_and_registers_a_version(core: CoreService, trainer: Caller) -> None:
+    reply = await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(12, seed=1))))
+    job_id = reply.data["job_id"]
+    assert reply.data["recipe"] == "sft" and "queued" in reply.content
+    assert (await core.job(trainer, job_id)).data["status"] == "queued"  # nothing trains in this process
+    again = await core.train(trainer, "facts")
+    assert again.data == {"job_id": job_id, "recipe": "sft", "existing": True}  # same data, same recipe: same job
+
+    assert await asyncio.to_thread(serve, core.settings, once=True) == 1
+    shown = await core.job(trainer, job_id)
+    assert shown.data["status"] == "succeeded" and shown.data["progress"] == 1.0
+    with core.store.read() as s:
+        events = s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).all()
+    statuses = [e.message.split(" ")[0] for e in events if e.kind == "status"]
+    assert statuses[0] == "queued" and statuses[1] == "running" and statuses[-1] == "model"
+    progress = [e for e in events if e.kind == "progress"]
+    assert progress and progress[-1].step == progress[-1].total_steps
+    assert all(e.loss is not None for e in progress) and any(e.learning_rate for e in progress)
+    [png] = shown.files
+    assert png.path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    listing = await core.model(trainer, "list")
+    assert listing.data == {"names": ["v1"], "active": "v1"}
+    folder = core.data_dir / "guilds" / "111" / "models" / f"job-{job_id}"
+    assert (folder / "DONE.json").is_file() and (folder / "config.json").is_file()
+    assert "job" in (await core.jobs(trainer)).content.lower()
+
+
+async def test_a_trained_tiny_model_reproduces_a_trained_answer(core: CoreService, trainer: Caller) -> None:
+    core.settings.train_epochs = 150
+    pairs = generate(4, seed=11)
+    await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(pairs)))
+    await asyncio.to_thread(serve, core.settings, once=True)
+    with core.store.read() as s:
+        version = s.scalars(select(ModelVersion)).one()
+    model = LocalModel(core.data_dir / version.path)
+    for ex in pairs:
+        assert model.reply([{"role": "user", "content": ex.prompt}], max_new_tokens=40) == ex.response
+
+
+async def test_model_use_switches_and_rolls_back(core: CoreService, trainer: Caller, member: Caller) -> None:
+    await core.train(trainer, "one", None, att("a.jsonl", _jsonl(generate(4, seed=1))))
+    await asyncio.to_thread(serve, core.settings, once=True)
+    await core.train(trainer, "two", None, att("b.jsonl", _jsonl(generate(4, seed=2))))
+    await asyncio.to_thread(serve, core.settings, once=True)
+    assert (await core.model(trainer, "list")).data["active"] == "v2"
+    unmatched = "Tell me a story about dragons"
+    assert (await core.chat(member, unmatched)).data["model_version"] == "v2"
+    assert (await core.model(trainer, "use", "v1")).data["active"] == "v1"
+    assert (await core.chat(member, unmatched)).data["model_version"] == "v1"
+    assert (await core.model(trainer, "use", "v2")).data["active"] == "v2"
+    with pytest.raises(NotFound):
+        await core.model(trainer, "use", "v9")
+    with pytest.raises(NotAllowed):
+        await core.model(member, "use", "v1")
+
+
+async def test_train_needs_the_trainer_role_and_some_data(core: CoreService, trainer: Caller, member: Caller) -> None:
+    with pytest.raises(NotAllowed):
+        await core.train(member, "facts")
+    with pytest.raises(BadInput, match="Say what to train on"):
+        await core.train(trainer)
+    with pytest.raises(NotFound):
+        await core.train(trainer, "ghost")
+    with pytest.raises(BadInput, match="not a job ID"):
+        await core.job(trainer, "abc")
+    with pytest.raises(NotFound):
+        await core.job(trainer, 99)
+
+
+async def test_train_sample_seeds_the_shipped_sample(core: CoreService, trainer: Caller) -> None:
+    reply = await core.train(trainer, "sample")
+    assert "400 examples" in reply.content
+    assert (await core.dataset(trainer, "sample")).data["total"] == 400
+    assert (await core.train(trainer)).data["existing"]  # the selected snapshot is the same data
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["cancel", "sigkill"])
+async def test_worker_process_cancel_and_crash(core: CoreService, trainer: Caller, monkeypatch, kill: bool) -> None:
+    """A real worker child trains while the event loop stays responsive; cancel stops it within
+    seconds; a SIGKILLed worker's job is failed by the next worker, whose partial files go."""
+    monkeypatch.setenv("TRAINERBOT_MODEL_SIZE", "tiny")
+    monkeypatch.setenv("TRAINERBOT_TRAIN_EPOCHS", "1000")
+    monkeypatch.setenv("TRAINERBOT_TRAIN_BATCH_SIZE", "4")
+    monkeypatch.setenv("TRAINERBOT_TORCH_THREADS", "1")
+    reply = await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(16, seed=3))))
+    job_id = reply.data["job_id"]
+    worker = spawn_child(core.data_dir)
+    try:
+        job = await _wait(core, job_id, lambda j, ev: sum(e.kind == "progress" for e in ev) >= 2)
+        assert job.status == "running" and job.worker_id.endswith(f":{worker.pid}") and worker.pid != os.getpid()
+        lags = []
+        for _ in range(20):  # the bot's loop is not blocked by training
+            start = time.perf_counter()
+            await asyncio.sleep(0.01)
+            lags.append(time.perf_counter() - start - 0.01)
+            await core.job(trainer, job_id)
+        assert statistics.median(lags) < 0.05
+        if kill:
+            partial = core.data_dir / "guilds" / "111" / "models" / ".job-99.partial"
+            partial.mkdir(parents=True)
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+            assert (await core.job(trainer, job_id)).data["status"] == "running"  # until a worker looks
+            await asyncio.to_thread(serve, core.settings, once=True)
+            shown = await core.job(trainer, job_id)
+            assert shown.data["status"] == "failed" and "worker stopped" in shown.content
+            assert not partial.exists()
+            assert (await core.model(trainer, "list")).data == {} or "No model versions" in (await core.model(trainer, "list")).content
+        else:
+            asked = time.monotonic()
+            assert (await core.cancel(trainer, job_id)).data["status"] == "running"
+            await _wait(core, job_id, lambda j, ev: j.status == "cancelled", timeout=15)
+            assert time.monotonic() - asked < 10
+            assert "No model versions" in (await core.model(trainer, "list")).content
+    finally:
+        stop_child(worker)
+
+
+async def test_stopping_the_worker_fails_its_job_instead_of_leaving_it_running(core: CoreService, trainer: Caller, monkeypatch) -> None:
+    monkeypatch.setenv("TRAINERBOT_MODEL_SIZE", "tiny")
+    monkeypatch.setenv("TRAINERBOT_TRAIN_EPOCHS", "1000")
+    monkeypatch.setenv("TRAINERBOT_TRAIN_BATCH_SIZE", "4")
+    reply = await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(16, seed=3))))
+    worker = spawn_child(core.data_dir)
+    try:
+        await _wait(core, reply.data["job_id"], lambda j, ev: any(e.kind == "progress" for e in ev))
+    finally:
+        stop_child(worker)  # SIGTERM
+    assert worker.returncode == 0
+    shown = await core.job(trainer, reply.data["job_id"])
+    assert shown.data["status"] == "failed" and "worker was stopped" in shown.content
+
+
+def test_settings_fixture_is_tiny(settings: Settings) -> None:
+    assert settings.model_size == "tiny"

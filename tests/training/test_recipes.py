@@ -1,0 +1,78 @@
+"""Real training steps with TRL on a tiny model: SFT lowers the loss; KTO and DPO run; cancel stops."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from trainerbot.datasets.records import Example
+from trainerbot.datasets.sample import generate
+from trainerbot.model.build import ModelShape, new_model, train_tokenizer
+from trainerbot.training import dpo, kto, sft
+from trainerbot.training.common import JobCallback, Progress, TrainParams
+
+TINY = ModelShape(vocab_size=400, hidden_size=64, layers=2, heads=2, max_positions=128)
+
+
+def _tiny(examples: list[Example]):  # type: ignore[no-untyped-def]
+    tok = train_tokenizer([t for e in examples for t in (e.prompt, e.response)], TINY.vocab_size)
+    return new_model(tok, TINY), tok
+
+
+def _callback(stop_after: int | None = None) -> tuple[JobCallback, list[Progress]]:
+    seen: list[Progress] = []
+    calls = {"n": 0}
+
+    def should_stop() -> bool:
+        calls["n"] += 1
+        return stop_after is not None and calls["n"] > stop_after
+    return JobCallback(seen.append, should_stop, check_every=0.0), seen
+
+
+def test_sft_loss_falls_and_progress_is_reported(tmp_path) -> None:
+    examples = generate(8, seed=3)
+    model, tok = _tiny(examples)
+    callback, seen = _callback()
+    params = TrainParams(epochs=40, batch_size=8, learning_rate=3e-3, warmup_steps=5, logging_steps=5)
+    _, result = sft.train(model, tok, examples, params, callback, str(tmp_path / "out"))
+    assert not result.cancelled and result.steps == 40
+    first, last = result.losses[0][1], result.losses[-1][1]
+    assert last < first * 0.5, result.losses
+    assert seen[-1].step == 40 and seen[-1].total_steps == 40
+    assert all(p.learning_rate is not None and p.tokens_per_s for p in seen[:-1])
+
+
+def test_sft_only_counts_the_answer(tmp_path) -> None:
+    examples = generate(4, seed=4)
+    rows = sft.rows(examples + [Example(prompt="bad", response="worse", label="negative")])
+    assert len(rows) == 4 and rows[0]["completion"][0]["role"] == "assistant"
+
+
+def test_kto_and_dpo_train_from_a_model(tmp_path) -> None:
+    examples = generate(6, seed=5)
+    model, tok = _tiny(examples)
+    model, _ = sft.train(model, tok, examples, TrainParams(epochs=5, batch_size=8, warmup_steps=1), _callback()[0], str(tmp_path / "a"))
+    rated = [Example(prompt=e.prompt, response=e.response, label="positive") for e in examples[:3]] + \
+            [Example(prompt=e.prompt, response="I do not know.", label="negative") for e in examples[3:]]
+    params = TrainParams(epochs=2, batch_size=4, learning_rate=5e-4, warmup_steps=1, logging_steps=1)
+    model, result = kto.train(model, tok, rated, params, _callback()[0], str(tmp_path / "k"))
+    assert result.steps > 0 and all(math.isfinite(v) for _, v in result.losses)
+    pairs = [Example(prompt=e.prompt, response=e.response, rejected="Nobody knows.") for e in examples]
+    _, result = dpo.train(model, tok, pairs, params, _callback()[0], str(tmp_path / "d"))
+    assert result.steps > 0 and all(math.isfinite(v) for _, v in result.losses)
+
+
+def test_recipes_refuse_data_they_cannot_use(tmp_path) -> None:
+    examples = generate(2, seed=6)
+    model, tok = _tiny(examples)
+    with pytest.raises(ValueError, match="DPO needs corrections"):
+        dpo.train(model, tok, examples, TrainParams(), _callback()[0], str(tmp_path / "d"))
+
+
+def test_should_stop_ends_training_early(tmp_path) -> None:
+    examples = generate(8, seed=7)
+    model, tok = _tiny(examples)
+    callback, _ = _callback(stop_after=3)
+    _, result = sft.train(model, tok, examples, TrainParams(epochs=100, batch_size=8, warmup_steps=1), callback, str(tmp_path / "o"))
+    assert result.cancelled and result.steps == 4
