@@ -27,7 +27,7 @@ CHAT_TEMPLATE = (
 class ModelShape:
     """The from-scratch model's size. The default memorises 500 Q&A pairs in about 3 minutes on 2 cores."""
 
-    vocab_size: int = 2048
+    vocab_size: int = 1024
     hidden_size: int = 256
     layers: int = 4
     heads: int = 4

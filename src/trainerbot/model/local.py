@@ -2,8 +2,9 @@
 
 ``LocalModel.reply`` renders the conversation with the tokenizer's chat template, keeps
 only as much history as fits the context window, and decodes greedily with a KV cache
-in a short loop of our own (``generate()``'s per-token overhead is larger than the whole
-forward pass of the small default model). Calls are serialised per model with a lock,
+in a loop of our own: for Llama-architecture models a fused plain-tensor decoder
+(``fastdecode``), else the model's forward with its KV cache (``generate()``'s per-token
+overhead is larger than the whole forward pass of the small default model). Calls are serialised per model with a lock,
 and ``ModelHub`` keeps a bounded number of loaded models. Everything here blocks: the
 core calls it from a worker thread. Weights are only ever read from disk.
 """
@@ -24,6 +25,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from trainerbot.errors import NotAvailable  # noqa: E402
+from trainerbot.model.fastdecode import LlamaDecoder, supports  # noqa: E402
 from trainerbot.model.files import DONE_MARKER, is_complete  # noqa: E402
 
 
@@ -42,6 +44,7 @@ class LocalModel:
         self.lock = threading.Lock()
         self.threads = threads
         self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 2048))
+        self.fast = LlamaDecoder(self.model) if supports(self.model) else None
 
     def encode(self, conversation: list[dict[str, str]], max_new_tokens: int) -> list[int]:
         """Token IDs of the conversation plus the assistant's turn; the oldest turns are dropped to fit."""
@@ -56,13 +59,16 @@ class LocalModel:
             turns = turns[1:]
 
     @torch.inference_mode()
-    def generate_ids(self, ids: list[int], max_new_tokens: int) -> list[int]:
+    def generate_ids(self, ids: list[int], max_new_tokens: int, min_new_tokens: int = 0) -> list[int]:
+        """Greedy decoding; the end-of-turn token ends it once ``min_new_tokens`` are out."""
         eos = self.tokenizer.eos_token_id
+        if self.fast is not None:
+            return self.fast.generate(ids, max_new_tokens, eos, min_new_tokens)
         out = self.model(input_ids=torch.tensor([ids]), use_cache=True, logits_to_keep=1)
         token = int(out.logits[0, -1].argmax())
         produced: list[int] = []
         for _ in range(max_new_tokens):
-            if token == eos:
+            if token == eos and len(produced) >= min_new_tokens:
                 break
             produced.append(token)
             out = self.model(input_ids=torch.tensor([[token]]), cache=out.cache, use_cache=True, logits_to_keep=1)

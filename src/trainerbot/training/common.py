@@ -47,6 +47,9 @@ def trl_args(params: TrainParams, output_dir: str, rows: int) -> dict[str, Any]:
         weight_decay=0.0, adam_beta2=0.98, max_grad_norm=1.0, logging_steps=max(1, min(params.logging_steps, int(steps // 50))),
         save_strategy="no", report_to=[], use_cpu=True, bf16=False, fp16=False, dataloader_num_workers=0,
         disable_tqdm=True, seed=params.seed, data_seed=params.seed, max_length=params.max_length,
+        # TRL turns activation checkpointing on by default: memory we do not need to save on
+        # these models, paid for with a second forward pass in every backward.
+        gradient_checkpointing=False,
     )
 
 

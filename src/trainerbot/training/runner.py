@@ -35,7 +35,7 @@ from trainerbot.training.plots import loss_curve
 log = logging.getLogger(__name__)
 
 RECIPE_DEFAULTS = {  # (epochs, learning rate) by recipe and start
-    ("sft", "scratch"): (60.0, 3e-3),
+    ("sft", "scratch"): (80.0, 2e-3),
     ("sft", "continue"): (30.0, 1e-3),
     ("kto", "continue"): (10.0, 5e-4),
     ("dpo", "continue"): (10.0, 5e-4),
