@@ -114,3 +114,16 @@ def test_recover_fails_jobs_of_dead_or_expired_workers_only(store: Store) -> Non
         assert "worker stopped" in s.get(Job, jobs[0]).error
     # A worker that finds a job under its own ID at start knows it is a previous life's.
     assert queue.recover_stale(store, me=owners[1]) == [jobs[1]]
+
+
+def test_a_full_queue_refuses_new_jobs_but_still_finds_the_same_one(store: Store) -> None:
+    from trainerbot.errors import Busy
+
+    gid, snap = _snapshot(store)
+    first = queue.submit(store, guild_id=gid, snapshot_id=snap, recipe="sft", requested_by="u", max_active=1)
+    assert queue.submit(store, guild_id=gid, snapshot_id=snap, recipe="sft", requested_by="u", max_active=1).job_id == first.job_id
+    _, other = _snapshot(store, "b" * 64)
+    with pytest.raises(Busy, match="already queued or running"):
+        queue.submit(store, guild_id=gid, snapshot_id=other, recipe="sft", requested_by="u", max_active=1)
+    with store.read() as s:
+        assert len(s.scalars(select(Job)).all()) == 1

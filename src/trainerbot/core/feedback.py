@@ -120,12 +120,17 @@ class FeedbackCommands(CoreBase):
             tail = "waiting for a trainer's review before it is used"
         return Reply.text(f"Thanks — correction #{cid} stored ({tail}).", data={"correction_id": cid, "status": status})
 
+    def _bot_reply(self, s: Any, caller: Caller, mid: str) -> tuple[Any, Message]:
+        """The caller's guild and the bot reply with platform ID ``mid`` in it, or ``NotFound``."""
+        guild = self._guild(s, caller)
+        msg = repo.find_bot_reply(s, guild.id, mid)
+        if msg is None:
+            raise NotFound(f"I don't know a reply of mine with ID `{mid}` in this server.")
+        return guild, msg
+
     def _store_correction(self, caller: Caller, mid: str, text: str, approved: bool) -> tuple[int, str, bool]:
         with self.store.session() as s:
-            guild = self._guild(s, caller)
-            msg = repo.find_bot_reply(s, guild.id, mid)
-            if msg is None:
-                raise NotFound(f"I don't know a reply of mine with ID `{mid}` in this server.")
+            guild, msg = self._bot_reply(s, caller, mid)
             same = s.scalar(select(Correction).where(Correction.message_id == msg.id, Correction.user_id == caller.user_id,
                                                      Correction.corrected == text, Correction.status != "rejected"))
             if same is not None:
@@ -158,10 +163,7 @@ class FeedbackCommands(CoreBase):
 
     def _store_reaction(self, caller: Caller, mid: str, label: Label, added: bool) -> str:
         with self.store.session() as s:
-            guild = self._guild(s, caller)
-            msg = repo.find_bot_reply(s, guild.id, mid)
-            if msg is None:
-                raise NotFound(f"I don't know a reply of mine with ID `{mid}` in this server.")
+            guild, msg = self._bot_reply(s, caller, mid)
             row = s.scalar(select(Feedback).where(Feedback.message_id == msg.id, Feedback.user_id == caller.user_id,
                                                   Feedback.kind == "reaction"))
             if not added:

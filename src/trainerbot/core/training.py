@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from importlib import resources
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from trainerbot.core.base import CoreBase
 from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, OutFile, Reply
 from trainerbot.datasets import paths
 from trainerbot.datasets.importers import parse_label
 from trainerbot.datasets.records import Example
-from trainerbot.errors import BadInput, Busy, NotFound
+from trainerbot.errors import BadInput, NotFound
 from trainerbot.store import repo
 from trainerbot.store.models import Dataset, Guild, Job, JobEvent, ModelVersion, Snapshot
 from trainerbot.training import queue
@@ -110,14 +110,10 @@ class TrainingCommands(CoreBase):
                 guild = self._guild_row(s, caller)
                 has_model = self.settings.base_model_dir is not None or s.scalar(
                     select(ModelVersion.id).where(ModelVersion.guild_id == guild.id, ModelVersion.active.is_(True))) is not None
-                active = s.scalar(select(func.count()).select_from(Job).where(Job.guild_id == guild.id, Job.status.in_(queue.ACTIVE))) or 0
                 gid = guild.id
             recipe = choose_recipe(examples, has_model)
             submitted = queue.submit(self.store, guild_id=gid, snapshot_id=snap.id, recipe=recipe, requested_by=caller.user_id,
-                                     channel_id=caller.channel_id)
-            if not submitted.existing and active >= self.settings.max_queued_jobs:
-                queue.request_cancel(self.store, submitted.job_id)
-                raise Busy(f"{active} jobs are already queued or running here; wait for some to finish.")
+                                     channel_id=caller.channel_id, max_active=self.settings.max_queued_jobs)
             return submitted, recipe
         submitted, recipe = await self._blocking(submit)
         p = self.settings.prefix

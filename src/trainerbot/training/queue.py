@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
+from trainerbot.errors import Busy
 from trainerbot.store import Store
 from trainerbot.store.models import Job, JobEvent, Snapshot, utcnow
 
@@ -40,8 +41,12 @@ class Submitted:
 
 
 def submit(store: Store, *, guild_id: int, snapshot_id: int, recipe: str, requested_by: str,
-           channel_id: str | None = None, params: dict[str, Any] | None = None) -> Submitted:
-    """Queue a job, or return the queued/running one for the same data and recipe."""
+           channel_id: str | None = None, params: dict[str, Any] | None = None, max_active: int | None = None) -> Submitted:
+    """Queue a job, or return the queued/running one for the same data and recipe.
+
+    With ``max_active``, a guild that already has that many queued or running jobs gets
+    ``Busy`` instead of a new one.
+    """
     with store.session() as s:
         snap = s.get(Snapshot, snapshot_id)
         assert snap is not None
@@ -53,6 +58,10 @@ def submit(store: Store, *, guild_id: int, snapshot_id: int, recipe: str, reques
         ).first()
         if same is not None:
             return Submitted(same.id, True)
+        if max_active is not None:
+            active = s.scalar(select(func.count()).select_from(Job).where(Job.guild_id == guild_id, Job.status.in_(ACTIVE))) or 0
+            if active >= max_active:
+                raise Busy(f"{active} training jobs are already queued or running here; wait for some to finish.")
         job = Job(guild_id=guild_id, snapshot_id=snapshot_id, recipe=recipe, requested_by=requested_by,
                   channel_id=channel_id, params=params or {}, status="queued")
         s.add(job)
