@@ -188,3 +188,57 @@ async def test_stopping_the_worker_fails_its_job_instead_of_leaving_it_running(c
 
 def test_settings_fixture_is_tiny(settings: Settings) -> None:
     assert settings.model_size == "tiny"
+
+
+async def test_corrections_after_a_first_model_train_with_dpo_and_ratings_with_kto(core: CoreService, trainer: Caller, member: Caller) -> None:
+    await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(6, seed=4))))
+    await asyncio.to_thread(serve, core.settings, once=True)
+    chat = await core.chat(member, "Tell me about the weather")  # not taught: the model answers
+    assert chat.data["source"] == "model"
+    await core.bind_reply(member, chat.data["reply_id"], "900")
+    await core.correct(trainer, "900", "I can only tell you about Zorbia.")
+    dpo = await core.train(trainer, "feedback")
+    assert dpo.data["recipe"] == "dpo"
+    await asyncio.to_thread(serve, core.settings, once=True)
+    assert (await core.job(trainer, dpo.data["job_id"])).data["status"] == "succeeded"
+    await core.react(member, "900", "👎")
+    kto = await core.train(trainer, "feedback")
+    assert kto.data["recipe"] == "kto"
+    await asyncio.to_thread(serve, core.settings, once=True)
+    assert (await core.job(trainer, kto.data["job_id"])).data["status"] == "succeeded"
+    listing = await core.model(trainer, "list")
+    assert listing.data == {"names": ["v1", "v2", "v3"], "active": "v3"}
+    assert "DPO" in listing.content and "KTO" in listing.content
+
+
+async def test_a_pretrained_folder_is_fine_tuned_with_lora(core: CoreService, trainer: Caller, tmp_path) -> None:
+    from trainerbot.model.build import ModelShape, new_model, train_tokenizer
+
+    base = tmp_path / "my-pretrained"
+    examples = generate(8, seed=9)
+    tok = train_tokenizer([t for e in examples for t in (e.prompt, e.response)], 400)
+    new_model(tok, ModelShape(vocab_size=400, hidden_size=64, layers=2, heads=2, max_positions=128)).save_pretrained(base)
+    tok.save_pretrained(base)
+    core.settings.base_model_dir = base
+    core.settings.lora = True
+    reply = await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(examples)))
+    assert reply.data["recipe"] == "sft"
+    await asyncio.to_thread(serve, core.settings, once=True)
+    shown = await core.job(trainer, reply.data["job_id"])
+    assert shown.data["status"] == "succeeded", shown.content
+    assert "from pretrained:my-pretrained" in (await core.model(trainer, "list")).content
+    with core.store.read() as s:
+        version = s.scalars(select(ModelVersion)).one()
+    folder = core.data_dir / version.path
+    assert not (folder / "adapter_config.json").exists()  # saved merged: it loads like any model
+    assert isinstance(LocalModel(folder).reply([{"role": "user", "content": examples[0].prompt}], max_new_tokens=8), str)
+
+
+async def test_a_missing_snapshot_fails_the_job_with_a_reason(core: CoreService, trainer: Caller) -> None:
+    reply = await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(4, seed=1))))
+    for snap in (core.data_dir / "guilds" / "111" / "snapshots").iterdir():
+        snap.chmod(0o644)
+        snap.unlink()
+    await asyncio.to_thread(serve, core.settings, once=True)
+    shown = await core.job(trainer, reply.data["job_id"])
+    assert shown.data["status"] == "failed" and "Error" in shown.content
