@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from trainerbot.core.base import CoreBase
 from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, OutFile, Reply
+from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets import paths
 from trainerbot.datasets.exporters import EXPORT_FORMATS, export_rows, to_jsonl
 from trainerbot.datasets.importers import Limits, parse_label, parse_upload
@@ -63,7 +64,7 @@ class DatasetCommands(CoreBase):
             guild = self._guild(s, caller)
             ds = repo.ensure_dataset(s, guild.id, name)
             tagged = [replace(e, source_ref=f"file:{e.source_ref}") for e in examples]
-            added, dupes = repo.add_examples(s, ds, tagged, source="file", author_id=caller.user_id)
+            added, dupes = dataset_items.add_examples(s, ds, tagged, source="file", author_id=caller.user_id)
             s.flush()
             total = repo.count_current(s, ds.id)
         return added, dupes, total
@@ -168,7 +169,7 @@ class DatasetCommands(CoreBase):
                 folder = paths.area_dir(self._root(caller), area)
                 target = unique_path(folder, f"{name}-{_stamp()}", ".tar.gz")
                 written.append(target)
-                examples = [repo.item_to_example(i) for i in items]
+                examples = [dataset_items.item_to_example(i) for i in items]
                 info = write_snapshot(target, examples, {
                     "dataset": name, "kind": kind, "label": only, "guild": caller.guild_id, "created_by": caller.user_id,
                 })
@@ -199,7 +200,7 @@ class DatasetCommands(CoreBase):
     def _export(self, caller: Caller, name: str, fmt: str) -> tuple[Path, int]:
         with self.store.read() as s:
             ds = self._existing_dataset(s, caller, name)
-            examples = [repo.item_to_example(i) for i in repo.current_items(s, ds.id)]
+            examples = [dataset_items.item_to_example(i) for i in repo.current_items(s, ds.id)]
         rows = export_rows(examples, fmt)
         if not rows:
             why = {"dpo": "DPO needs corrections (a reply and its corrected answer)",

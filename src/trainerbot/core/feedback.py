@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 from trainerbot.core.base import CoreBase
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.types import Caller, Reply
+from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets.records import Example, Label
 from trainerbot.errors import BadInput, NotFound
 from trainerbot.store import repo
@@ -148,7 +149,7 @@ class FeedbackCommands(CoreBase):
         ds = repo.ensure_dataset(s, guild_id, self.settings.feedback_dataset)
         ex = Example(prompt=corr.prompt, response=corr.corrected, rejected=corr.original, label="positive",
                      history=tuple(msg.context or ()), source_ref=corr.source)
-        repo.add_examples(s, ds, [ex], source="correction", author_id=corr.user_id, correction_id=corr.id)
+        dataset_items.add_examples(s, ds, [ex], source="correction", author_id=corr.user_id, correction_id=corr.id)
 
     # ---------------------------------------------------------------- reactions
     async def react(self, caller: Caller, message_id: str, emoji: str, added: bool = True) -> Reply | None:
@@ -184,7 +185,7 @@ class FeedbackCommands(CoreBase):
             ds = repo.ensure_dataset(s, guild.id, self.settings.feedback_dataset)
             ex = Example(prompt=msg.prompt or "", response=msg.content, label=label, history=tuple(msg.context or ()),
                          source_ref=f"reaction:{mid}")
-            repo.add_examples(s, ds, [ex], source="reaction", author_id=caller.user_id, feedback_id=row.id, dedupe=False)
+            dataset_items.add_examples(s, ds, [ex], source="reaction", author_id=caller.user_id, feedback_id=row.id, dedupe=False)
             return f"Rated {'👍' if label == 'positive' else '👎'} — thanks."
 
     @staticmethod

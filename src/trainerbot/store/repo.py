@@ -12,8 +12,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from trainerbot.datasets.records import Example
-from trainerbot.store.models import Dataset, DatasetItem, Guild, Message, Snapshot, utcnow
+from trainerbot.store.models import Dataset, DatasetItem, Guild, Message, Snapshot
 
 
 def ensure_guild(session: Session, platform_id: str, name: str = "") -> Guild:
@@ -60,47 +59,6 @@ def count_current(session: Session, dataset_id: int) -> int:
     return session.scalar(
         select(func.count()).select_from(DatasetItem).where(DatasetItem.dataset_id == dataset_id, DatasetItem.archived_in.is_(None))
     ) or 0
-
-
-def item_to_example(item: DatasetItem) -> Example:
-    return Example(
-        prompt=item.prompt, response=item.response, label=item.label,  # type: ignore[arg-type]
-        rejected=item.rejected, system=item.system, history=tuple(item.history or ()),
-        source_ref=item.source_ref,
-        extra={"item_id": item.id, "source": item.source, "author_id": item.author_id,
-               "created_at": item.created_at.isoformat(timespec="seconds") if item.created_at else None},
-    )
-
-
-def add_examples(session: Session, dataset: Dataset, examples: Sequence[Example], *, source: str, author_id: str,
-                 correction_id: int | None = None, feedback_id: int | None = None, dedupe: bool = True) -> tuple[int, int]:
-    """Add examples not already in the dataset's current items; return (added, duplicates).
-
-    ``dedupe=False`` keeps repeats: two users rating the same reply are two votes.
-    """
-    seen = {
-        (p, r, lab, rej)
-        for p, r, lab, rej in session.execute(
-            select(DatasetItem.prompt, DatasetItem.response, DatasetItem.label, DatasetItem.rejected).where(
-                DatasetItem.dataset_id == dataset.id, DatasetItem.archived_in.is_(None)
-            )
-        )
-    } if dedupe else set()
-    added = 0
-    for ex in examples:
-        if dedupe and ex.key() in seen:
-            continue
-        seen.add(ex.key())
-        session.add(DatasetItem(
-            dataset_id=dataset.id, guild_id=dataset.guild_id, prompt=ex.prompt, response=ex.response,
-            rejected=ex.rejected, system=ex.system, history=list(ex.history) or None, label=ex.label,
-            source=source, source_ref=ex.source_ref[:300], author_id=author_id,
-            correction_id=correction_id, feedback_id=feedback_id,
-        ))
-        added += 1
-    if added:
-        dataset.updated_at = utcnow()
-    return added, len(examples) - added
 
 
 def archive_items(session: Session, dataset_id: int, item_ids: Sequence[int], snapshot_id: int) -> None:
