@@ -1,7 +1,8 @@
 """Command line: ``trainerbot run`` (Discord with a token, else the console) and
 ``trainerbot console`` (the local console, scriptable through standard input).
 
-Run ``trainerbot --help``. Settings come from the environment and ``.env``; options
+Run ``trainerbot --help``. With ``DISCORD_TOKEN`` set, ``run`` connects to Discord (and
+starts a training worker child process); it needs the network only for Discord itself. Settings come from the environment and ``.env``; options
 here override the data folder. Exit status 2 means bad settings or usage.
 """
 
@@ -60,6 +61,30 @@ async def _console(settings: Settings, args: argparse.Namespace) -> None:
         core.store.close()
 
 
+async def _discord(settings: Settings, args: argparse.Namespace) -> None:
+    import discord
+
+    from trainerbot.adapters.discord.bot import TrainerBot
+    from trainerbot.core import CoreService
+    from trainerbot.training.worker import spawn_child, stop_child
+
+    core = await asyncio.to_thread(CoreService.open, settings)
+    worker = None
+    if settings.start_worker and not args.no_worker:
+        worker = spawn_child(settings.resolved_data_dir, log_file=settings.resolved_data_dir / "worker.log")
+    bot = TrainerBot(core, settings)
+    try:
+        async with bot:
+            assert settings.discord_token is not None
+            await bot.start(settings.discord_token.get_secret_value())
+    except discord.LoginFailure:
+        raise ConfigError("DISCORD_TOKEN was refused by Discord (check the token in the developer portal).") from None
+    finally:
+        if worker is not None:
+            await asyncio.to_thread(stop_child, worker)
+        core.store.close()
+
+
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from trainerbot.training.worker import serve
 
@@ -82,11 +107,10 @@ def main(argv: list[str] | None = None) -> int:
             return _worker(settings, args)
         except KeyboardInterrupt:
             return 0
-    if args.command == "run" and settings.discord_token is not None:
-        print("trainerbot: DISCORD_TOKEN is set, but this build has no Discord adapter yet; "
-              "unset it to use the console.", file=sys.stderr)
-        return 2
     try:
+        if args.command == "run" and settings.discord_token is not None:
+            asyncio.run(_discord(settings, args))
+            return 0
         asyncio.run(_console(settings, args))
     except KeyboardInterrupt:
         pass

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(default=None, ge=1, le=256)
     start_worker: bool = True
 
+    # Discord.
+    chat_channels: list[str] = Field(default_factory=list)
+
     @field_validator("prefix")
     @classmethod
     def _prefix_has_no_space(cls, value: str) -> str:

@@ -8,6 +8,7 @@ corrections alone give DPO, data with 👎/negative examples gives KTO, the rest
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
 
 from sqlalchemy import select
@@ -247,3 +248,63 @@ class TrainingCommands(CoreBase):
                 return target.name
         active = await self._blocking(switch)
         return Reply.text(f"Model `{active}` is now active.", data={"active": active})
+
+    # ------------------------------------------------------- live progress
+    async def watch_job(self, caller: Caller, job_id: int, channel_id: str, message_id: str) -> None:
+        """Remember the message that shows a job's progress, so it can be edited (after restarts too)."""
+        def save() -> None:
+            with self.store.session() as s:
+                job = s.get(Job, job_id)
+                guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+                if job is None or guild is None or job.guild_id != guild.id:
+                    raise NotFound(f"There is no job #{job_id} here.")
+                job.channel_id, job.progress_message_id = channel_id, message_id
+        await self._blocking(save)
+
+    async def progress_updates(self, guild_ids: set[str]) -> list[ProgressUpdate]:
+        """Jobs in these guilds whose progress message still needs updating."""
+        def load() -> list[ProgressUpdate]:
+            out: list[ProgressUpdate] = []
+            with self.store.read() as s:
+                rows = s.execute(select(Job, Guild.platform_id).join(Guild, Guild.id == Job.guild_id).where(
+                    Job.progress_message_id.is_not(None), Guild.platform_id.in_(guild_ids)).order_by(Job.id)).all()
+                for job, platform_id in rows:
+                    if job.params.get("announced"):
+                        continue
+                    last = s.scalars(select(JobEvent).where(JobEvent.job_id == job.id, JobEvent.kind == "progress")
+                                     .order_by(JobEvent.id.desc()).limit(1)).first()
+                    out.append(ProgressUpdate(job_id=job.id, guild_id=platform_id, channel_id=job.channel_id or "",
+                                              message_id=job.progress_message_id or "", text=_progress_text(job, last),
+                                              finished=job.status in queue.FINISHED))
+            return out
+        return await self._blocking(load)
+
+    async def mark_announced(self, job_id: int) -> None:
+        def save() -> None:
+            with self.store.session() as s:
+                job = s.get(Job, job_id)
+                if job is not None:
+                    job.params = {**job.params, "announced": True}
+        await self._blocking(save)
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    job_id: int
+    guild_id: str
+    channel_id: str
+    message_id: str
+    text: str
+    finished: bool
+
+
+def _progress_text(job: Job, last: JobEvent | None) -> str:
+    head = f"Training job #{job.id} ({job.recipe.upper()}) — {job.status}"
+    bar = f"{_bar(job.progress)} {job.progress:.0%}"
+    if last is None:
+        return f"{head}\n{bar}"
+    loss = f"loss {last.loss:.4f}" if last.loss is not None else "loss —"
+    tail = f"step {last.step}/{last.total_steps} · {loss} · ETA {_eta(last.eta_s)}"
+    if job.error:
+        tail += f"\n{job.error}"
+    return f"{head}\n{bar}\n{tail}"

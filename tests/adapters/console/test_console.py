@@ -60,12 +60,6 @@ def test_run_without_a_token_opens_the_console(tmp_path: Path) -> None:
     assert proc.returncode == 0 and "Hi operator!" in proc.stdout
 
 
-def test_run_with_a_token_does_not_echo_it(tmp_path: Path) -> None:
-    proc = _run(["run", "--data-dir", str(tmp_path / "d")], "", tmp_path, {"DISCORD_TOKEN": TOKEN})
-    assert proc.returncode == 2
-    assert TOKEN not in proc.stdout + proc.stderr and "no Discord adapter" in proc.stderr
-
-
 def test_bad_settings_exit_2_with_the_setting_named(tmp_path: Path) -> None:
     proc = _run(["console"], "", tmp_path, {"TRAINERBOT_USER_RATE_PER_MINUTE": "lots", "DISCORD_TOKEN": TOKEN})
     assert proc.returncode == 2 and "user_rate_per_minute" in proc.stderr and TOKEN not in proc.stderr

@@ -1,0 +1,9 @@
+"""One cog per command group; ``COGS`` is what ``TrainerBot.setup_hook`` loads."""
+
+from trainerbot.adapters.discord.cogs.chat import ChatCog
+from trainerbot.adapters.discord.cogs.datasets import DatasetsCog
+from trainerbot.adapters.discord.cogs.feedback import FeedbackCog
+from trainerbot.adapters.discord.cogs.general import GeneralCog
+from trainerbot.adapters.discord.cogs.training import TrainingCog
+
+COGS = (GeneralCog, ChatCog, FeedbackCog, DatasetsCog, TrainingCog)

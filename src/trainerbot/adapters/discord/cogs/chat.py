@@ -1,0 +1,83 @@
+"""Chat: the bot answers mentions, DMs, replies to its own messages, and chat channels.
+
+It shows typing while the core answers, replies in place with no pings, remembers the
+Discord ID of its reply (for ``correct`` and reactions) and adds 👍/👎 to it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from trainerbot.adapters.discord.render import caller_of, send_reply
+from trainerbot.errors import TrainerBotError
+
+RATINGS = ("👍", "👎")
+
+
+class ChatCog(commands.Cog, name="Chat"):
+    def __init__(self, bot: Any) -> None:
+        self.bot = bot
+
+    def _addressed(self, message: discord.Message) -> bool:
+        me = self.bot.user
+        if message.guild is None:
+            return True
+        if me is not None and me in message.mentions:
+            return True
+        ref = message.reference.resolved if message.reference else None
+        if isinstance(ref, discord.Message) and me is not None and ref.author.id == me.id:
+            return True
+        return str(message.channel.id) in self.bot.settings.chat_channels
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or not message.content.strip():
+            return
+        if message.content.startswith(self.bot.settings.prefix) or not self._addressed(message):
+            return
+        if message.attachments and not message.content.strip():
+            return
+        text = re.sub(rf"<@!?{self.bot.user.id}>", "", message.content).strip() if self.bot.user else message.content
+        if not text:
+            return
+        ctx = await self.bot.get_context(message)
+        if ctx.valid:  # "@bot !hi" style commands are the command handler's
+            return
+        caller = caller_of(message.author, message.guild, message.channel.id, owner_ids=self.bot.owner_ids_known)
+        try:
+            async with message.channel.typing():
+                reply = await self.bot.core.chat(caller, text, message_id=str(message.id))
+        except TrainerBotError as exc:
+            await message.reply(exc.user_message, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
+            return
+        sent = await send_reply(message.channel, reply, reference=message)
+        reply_id = reply.data.get("reply_id")
+        if sent is not None and isinstance(reply_id, int):
+            await self.bot.core.bind_reply(caller, reply_id, str(sent.id))
+            for emoji in RATINGS:
+                await sent.add_reaction(emoji)
+
+    async def _reaction(self, payload: discord.RawReactionActionEvent, added: bool) -> None:
+        if self.bot.user is None or payload.user_id == self.bot.user.id or str(payload.emoji) not in RATINGS:
+            return
+        guild = self.bot.get_guild(payload.guild_id) if payload.guild_id else None
+        user = (guild.get_member(payload.user_id) if guild else None) or self.bot.get_user(payload.user_id)
+        if user is None or user.bot:
+            return
+        caller = caller_of(user, guild, payload.channel_id, owner_ids=self.bot.owner_ids_known)
+        try:
+            await self.bot.core.react(caller, str(payload.message_id), str(payload.emoji), added=added)
+        except TrainerBotError:
+            pass  # not one of our replies, or a rate limit: reactions get no answer
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        await self._reaction(payload, True)
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
+        await self._reaction(payload, False)

@@ -1,0 +1,34 @@
+"""General commands: ``hi``, ``instruction``, and ``sync`` (owner only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from trainerbot.adapters.discord.render import ctx_caller, send_reply
+
+
+class GeneralCog(commands.Cog, name="General"):
+    def __init__(self, bot: Any) -> None:
+        self.bot = bot
+
+    @commands.hybrid_command(name="hi", description="Say hello")
+    async def hi(self, ctx: commands.Context[Any]) -> None:
+        await send_reply(ctx, await self.bot.core.hi(ctx_caller(ctx)))
+
+    @commands.hybrid_command(name="instruction", description="How to teach the bot")
+    async def instruction(self, ctx: commands.Context[Any]) -> None:
+        await send_reply(ctx, await self.bot.core.instruction(ctx_caller(ctx)))
+
+    @commands.command(name="sync", hidden=True)
+    @commands.is_owner()
+    async def sync(self, ctx: commands.Context[Any]) -> None:
+        """Sync the slash commands: to this server in dev mode, everywhere in prod."""
+        if self.bot.settings.mode == "dev" and ctx.guild is not None:
+            self.bot.tree.copy_global_to(guild=ctx.guild)
+            synced = await self.bot.tree.sync(guild=ctx.guild)
+        else:
+            synced = await self.bot.tree.sync()
+        await ctx.send(f"Synced {len(synced)} slash commands.", allowed_mentions=discord.AllowedMentions.none())

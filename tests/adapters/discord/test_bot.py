@@ -1,0 +1,190 @@
+"""The Discord adapter end to end: dpytest messages through the real bot, cogs and core."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import discord
+import discord.ext.test as dpytest
+import pytest
+from discord.ext import commands
+from sqlalchemy import select
+
+from tests.conftest import JSONL_FACTS
+from trainerbot.adapters.discord.bot import TrainerBot
+from trainerbot.store.models import Feedback, Job
+from trainerbot.training.worker import serve
+
+TESS, MILO, OTHER_GUILD_TESS = 0, 1, 2  # dpytest member indexes: Tess is a trainer in Guild A
+CHANNEL_A, CHANNEL_B = 0, 2
+
+
+async def _send(content: str, member: int | discord.Member = TESS, channel: int | discord.abc.Messageable = CHANNEL_A,
+                attachments: list[str] | None = None) -> None:
+    # dpytest re-raises every command error after the bot's own handler has answered it.
+    with contextlib.suppress(commands.CommandError):
+        await dpytest.message(content, channel=channel, member=member, attachments=attachments)
+
+
+async def _ask(content: str, member: int = TESS, channel: int = CHANNEL_A, attachments: list[str] | None = None) -> discord.Message:
+    await _send(content, member, channel, attachments)
+    return dpytest.get_message()
+
+
+@pytest.fixture
+def facts(tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "facts.jsonl"
+    path.write_text(JSONL_FACTS)
+    return str(path)
+
+
+async def test_hi_and_instruction(bot: TrainerBot) -> None:
+    assert (await _ask("!hi")).content.startswith("Hi Tess")
+    await dpytest.message("!instruction")
+    first = dpytest.get_message()
+    assert "how to teach me" in first.content and len(first.content) <= 2000
+
+
+async def test_every_command_is_also_a_slash_command(bot: TrainerBot) -> None:
+    slash = {c.name: c for c in bot.tree.get_commands()}
+    prefix = {c.name for c in bot.commands if not c.hidden}
+    assert prefix <= set(slash), prefix - set(slash)
+    params = {p.name for p in slash["train"].parameters}
+    assert params == {"dataset", "label", "attachment"}
+    assert {p.name for p in slash["correct"].parameters} == {"message_id", "text"}
+    assert {c.name for c in slash["model"].commands} == {"list", "use"}
+    label = next(p for p in slash["train"].parameters if p.name == "label")
+    assert [c.value for c in label.choices] == ["positive", "negative"]
+
+
+async def test_import_attachments_good_and_bad(bot: TrainerBot, facts: str, tmp_path) -> None:
+    assert "Imported 3 examples into `facts`" in (await _ask("!import facts", attachments=[facts])).content
+    assert "Attach a file" in (await _ask("!import facts")).content
+    binary = tmp_path / "data.csv"
+    binary.write_bytes(b"PK\x03\x04\x00\x00binary")
+    assert "looks like a binary file" in (await _ask("!import facts", attachments=[str(binary)])).content
+    listing = await _ask("!datasets", member=MILO)
+    assert "`facts` — 3 examples" in listing.content
+    stats = await _ask("!dataset facts", member=MILO)
+    assert stats.embeds[0].title == "Dataset facts"
+    assert {f.name: f.value for f in stats.embeds[0].fields}["Examples"] == "3"
+
+
+async def test_trainer_commands_refuse_members(bot: TrainerBot, facts: str) -> None:
+    await _ask("!import facts", attachments=[facts])
+    for command in ("!archive facts", "!export facts", "!getfile", "!select_dataset facts", "!train facts", "!model use v1",
+                    "!cancel 1", "!import facts"):
+        reply = await _ask(command, member=MILO)
+        assert "Only trainers" in reply.content, (command, reply.content)
+    assert (await bot.core.dataset(_caller(bot, TESS), "facts")).data["total"] == 3
+
+
+def _caller(bot: TrainerBot, member: int):  # type: ignore[no-untyped-def]
+    from trainerbot.adapters.discord.render import caller_of
+
+    m = dpytest.get_config().members[member]
+    return caller_of(m, m.guild, dpytest.get_config().channels[CHANNEL_A].id, owner_ids=set())
+
+
+async def test_chat_reactions_and_correct(bot: TrainerBot, facts: str) -> None:
+    await _ask("!import facts", attachments=[facts])
+    me = bot.user
+    reply = await _ask(f"<@{me.id}> what is the capital of zorbia?", member=MILO)
+    assert reply.content == "Quillport."
+    assert [str(r.emoji) for r in reply.reactions] == ["👍", "👎"]
+    milo = dpytest.get_config().members[MILO]
+    await dpytest.add_reaction(milo, reply, "👍")
+    with bot.core.store.read() as s:
+        assert [(f.kind, f.label) for f in s.scalars(select(Feedback))] == [("reaction", "positive")]
+    await dpytest.remove_reaction(milo, reply, "👍")
+    with bot.core.store.read() as s:
+        assert s.scalars(select(Feedback)).all() == []
+    corrected = await _ask(f"!correct {reply.id} Quillport, on the coast.")
+    assert "approved" in corrected.content
+    again = await _ask(f"<@{me.id}> what is the capital of zorbia?", member=MILO)
+    assert again.content == "Quillport, on the coast."
+    assert "don't know a reply" in (await _ask("!correct 12345 nope")).content
+
+
+async def test_dms_are_chat_but_not_training(bot: TrainerBot) -> None:
+    tess = dpytest.get_config().members[TESS]
+    dm = await tess.create_dm()
+    await _send("hello there", tess, dm)
+    assert "haven't been trained" in dpytest.get_message().content
+    await _send("!archive facts", tess, dm)
+    assert "works in a server" in dpytest.get_message().content
+
+
+async def test_cooldowns(bot: TrainerBot) -> None:
+    for i in range(5):
+        assert "noted" in (await _ask(f"!feedback note {i}", member=MILO)).content
+    assert "going fast" in (await _ask("!feedback one more", member=MILO)).content
+
+
+async def test_user_text_never_pings(bot: TrainerBot) -> None:
+    reply = await _ask("!dataset @everyone", member=MILO)
+    assert "is not a dataset name" in reply.content
+    assert not reply.mention_everyone and reply.mentions == [] and reply.role_mentions == []
+
+
+async def test_guilds_are_isolated(bot: TrainerBot, facts: str) -> None:
+    await _ask("!import facts", attachments=[facts])
+    assert "No datasets yet" in (await _ask("!datasets", member=OTHER_GUILD_TESS, channel=CHANNEL_B)).content
+
+
+async def test_train_edits_its_message_with_progress_and_posts_the_curve(bot: TrainerBot, facts: str) -> None:
+    queued = await _ask("!train facts", attachments=[facts])
+    assert "Training job #1 queued" in queued.content
+    with bot.core.store.read() as s:
+        job = s.get(Job, 1)
+        assert job.progress_message_id == str(queued.id)
+    await asyncio.to_thread(serve, bot.core.settings, once=True)
+    assert await bot.update_progress() == 1
+    channel = dpytest.get_config().channels[CHANNEL_A]
+    edited = await channel.fetch_message(queued.id)
+    assert "Training job #1 (SFT) — succeeded" in edited.content and "100%" in edited.content
+    curve = dpytest.get_message()
+    assert curve.attachments and curve.attachments[0].filename == "job-1-loss.png"
+    assert await bot.update_progress() == 0  # announced once, not again
+    shown = await _ask("!job 1", member=MILO)  # dpytest keeps the file of an embed-and-file message, not the embed
+    assert shown.attachments[0].filename == "job-1-loss.png"
+
+
+async def test_errors_are_friendly_and_never_show_the_token(bot: TrainerBot, caplog, monkeypatch) -> None:
+    from pydantic import SecretStr
+
+    token = "MTIzNDU2Nzg5MDEyMzQ1Njc4.dummy.token-for-the-leak-test"
+    bot.settings.discord_token = SecretStr(token)
+
+    async def boom(*_: object) -> None:
+        raise RuntimeError("internal detail")
+    monkeypatch.setattr(bot.core, "hi", boom)
+    with caplog.at_level(logging.DEBUG):
+        replies = [await _ask("!hi"), await _ask("!dataset"), await _ask("!job abc"), await _ask("!cancel 99")]
+        await _send("!nosuchcommand")
+    texts = [r.content for r in replies]
+    assert "Sorry, something went wrong" in texts[0] and "internal detail" not in texts[0]
+    assert texts[1].startswith("Usage: `!dataset")
+    assert "not a job ID" in texts[2] and "no job #99" in texts[3]
+    assert "internal detail" in caplog.text  # the trace is logged…
+    assert token not in caplog.text and all(token not in t for t in texts)  # …the token never
+
+
+async def test_replying_to_the_bots_message_with_correct(bot: TrainerBot, facts: str) -> None:
+    """`!correct <text>` sent as a Discord reply corrects the message it replies to."""
+    from discord.ext.test import backend, factories as facts_factory, runner
+
+    await _ask("!import facts", attachments=[facts])
+    answer = await _ask(f"<@{bot.user.id}> who founded quillport?", member=MILO)
+    cfg = dpytest.get_config()
+    channel, tess = cfg.channels[CHANNEL_A], cfg.members[TESS]
+    data = facts_factory.make_message_dict(channel, tess, content="!correct Admiral Vessa, the founder.", guild_id=channel.guild.id)
+    data["message_reference"] = {"message_id": answer.id, "channel_id": channel.id, "guild_id": channel.guild.id}
+    backend.get_state().parse_message_create(data)  # a reply, as the gateway sends it
+    with contextlib.suppress(commands.CommandError):
+        await runner.run_all_events()
+    assert "approved" in dpytest.get_message().content
+    again = await _ask(f"<@{bot.user.id}> who founded quillport?", member=MILO)
+    assert again.content == "Admiral Vessa, the founder."
