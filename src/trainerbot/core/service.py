@@ -13,10 +13,11 @@ from trainerbot.core.datasets import DatasetCommands
 from trainerbot.core.feedback import FeedbackCommands
 from trainerbot.core.general import GeneralCommands
 from trainerbot.core.training import TrainingCommands
+from trainerbot.core.voice import VoiceCommands
 from trainerbot.store import Store
 
 
-class CoreService(GeneralCommands, ChatCommands, TrainingCommands, DatasetCommands, FeedbackCommands):
+class CoreService(GeneralCommands, ChatCommands, TrainingCommands, DatasetCommands, FeedbackCommands, VoiceCommands):
     """All command groups over one store and one data folder."""
 
     @classmethod

@@ -43,8 +43,10 @@ HELP = """Commands (prefix {p}):
   {p}export <dataset> [openai|sft|kto|dpo]
   {p}getfile [name]                      list files / get one into the outbox
   {p}jobs | {p}job <id> | {p}cancel <id> | {p}model list | {p}model use <version>
+  {p}say <text>                          speak text into a WAV (in the outbox)
+  {p}language [en|ru]                    the language the bot speaks and listens in
   {p}help | {p}quit
-Anything else is chat."""
+Anything else is chat; `--attach VOICE.ogg` on a chat line sends a voice message."""
 
 
 class Console:
@@ -75,6 +77,8 @@ class Console:
             "job": lambda a, r, f: core.job(caller, self._arg(a, 0, "job <id>")),
             "cancel": lambda a, r, f: core.cancel(caller, self._arg(a, 0, "cancel <id>")),
             "model": lambda a, r, f: core.model(caller, a[0] if a else "list", a[1] if len(a) > 1 else None),
+            "say": lambda a, r, f: core.say(caller, r),
+            "language": lambda a, r, f: core.language(caller, a[0] if a else None),
         }
 
     # ---------------------------------------------------------------- parsing
@@ -120,7 +124,11 @@ class Console:
             return True
         try:
             if not line.startswith(self.prefix):
-                await self._chat(line)
+                if (m := ATTACH.search(line)) is not None:  # a voice message: transcribe, then answer
+                    audio = await asyncio.to_thread(self._attachment, m.group(1))
+                    await self._chat(line, audio)
+                else:
+                    await self._chat(line)
                 return True
             body = line[len(self.prefix):]
             word, _, rest = body.partition(" ")
@@ -148,8 +156,8 @@ class Console:
             self._print("⚠ Sorry, something went wrong on my side. The error is in the log.")
         return True
 
-    async def _chat(self, line: str) -> None:
-        reply = await self.core.chat(self.caller, line)
+    async def _chat(self, line: str, audio: Attachment | None = None) -> None:
+        reply = await (self.core.voice_chat(self.caller, audio) if audio is not None else self.core.chat(self.caller, line))
         reply_id = reply.data.get("reply_id")
         if isinstance(reply_id, int):
             # The console's message ID for a reply is its row ID: `!correct <id> ...`, `!react <id> 👍`.

@@ -47,6 +47,8 @@ class TrainerBot(commands.Bot):
         self.core = core
         self.settings = settings
         self.owner_ids_known: set[int] = set()
+        # The voice connection class; tests put a fake one here (Discord's voice servers are out of reach).
+        self.voice_client_class: type[discord.VoiceProtocol] = discord.VoiceClient
         self._last_edit: dict[int, tuple[float, str]] = {}
 
     async def setup_hook(self) -> None:

@@ -5,5 +5,6 @@ from trainerbot.adapters.discord.cogs.datasets import DatasetsCog
 from trainerbot.adapters.discord.cogs.feedback import FeedbackCog
 from trainerbot.adapters.discord.cogs.general import GeneralCog
 from trainerbot.adapters.discord.cogs.training import TrainingCog
+from trainerbot.adapters.discord.cogs.voice import VoiceCog
 
-COGS = (GeneralCog, ChatCog, FeedbackCog, DatasetsCog, TrainingCog)
+COGS = (GeneralCog, ChatCog, FeedbackCog, DatasetsCog, TrainingCog, VoiceCog)

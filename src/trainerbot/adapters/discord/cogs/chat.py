@@ -6,16 +6,26 @@ Discord ID of its reply (for ``correct`` and reactions) and adds 👍/👎 to it
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 import discord
 from discord.ext import commands
 
-from trainerbot.adapters.discord.render import caller_of, send_reply
+from trainerbot.adapters.discord.render import caller_of, read_attachment, send_reply
+from trainerbot.core import Caller, Reply
+from trainerbot.core.voice import AUDIO_EXTENSIONS
 from trainerbot.errors import TrainerBotError
 
+log = logging.getLogger(__name__)
+
 RATINGS = ("👍", "👎")
+
+
+def _is_audio(att: discord.Attachment) -> bool:
+    ctype = (att.content_type or "").split(";", 1)[0].lower()
+    return ctype.startswith("audio/") or att.filename.lower().endswith(AUDIO_EXTENSIONS)
 
 
 class ChatCog(commands.Cog, name="Chat"):
@@ -35,11 +45,13 @@ class ChatCog(commands.Cog, name="Chat"):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or not message.content.strip():
+        if message.author.bot or message.content.startswith(self.bot.settings.prefix):
             return
-        if message.content.startswith(self.bot.settings.prefix) or not self._addressed(message):
+        audio = next((a for a in message.attachments if _is_audio(a)), None)
+        if audio is not None and (message.flags.voice or self._addressed(message)):
+            await self._voice_message(message, audio)
             return
-        if message.attachments and not message.content.strip():
+        if not message.content.strip() or not self._addressed(message):
             return
         text = re.sub(rf"<@!?{self.bot.user.id}>", "", message.content).strip() if self.bot.user else message.content
         if not text:
@@ -54,12 +66,33 @@ class ChatCog(commands.Cog, name="Chat"):
         except TrainerBotError as exc:
             await message.reply(exc.user_message, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
             return
+        await self._deliver(message, caller, reply, reply.content)
+
+    async def _voice_message(self, message: discord.Message, audio: discord.Attachment) -> None:
+        caller = caller_of(message.author, message.guild, message.channel.id, owner_ids=self.bot.owner_ids_known)
+        try:
+            data = await read_attachment(audio, self.bot.settings.max_attachment_bytes)
+            async with message.channel.typing():
+                reply = await self.bot.core.voice_chat(caller, data, message_id=str(message.id))
+        except TrainerBotError as exc:
+            await message.reply(exc.user_message, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
+            return
+        await self._deliver(message, caller, reply, str(reply.data.get("answer", "")))
+
+    async def _deliver(self, message: discord.Message, caller: Caller, reply: Reply, spoken: str) -> None:
+        """Send the answer, remember its ID, add the rating buttons, and speak it if joined."""
         sent = await send_reply(message.channel, reply, reference=message)
         reply_id = reply.data.get("reply_id")
         if sent is not None and isinstance(reply_id, int):
             await self.bot.core.bind_reply(caller, reply_id, str(sent.id))
             for emoji in RATINGS:
                 await sent.add_reaction(emoji)
+        voice = self.bot.get_cog("Voice")
+        if voice is not None and reply_id is not None:
+            try:
+                await voice.speak_reply(message.guild, message.author, caller, spoken)
+            except TrainerBotError as exc:
+                log.info("not speaking a reply: %s", exc.user_message)
 
     async def _reaction(self, payload: discord.RawReactionActionEvent, added: bool) -> None:
         if self.bot.user is None or payload.user_id == self.bot.user.id or str(payload.emoji) not in RATINGS:

@@ -1,0 +1,87 @@
+"""Speech: text-to-speech real-time factor, and an STT round trip with word error rate.
+
+TTS: espeak-ng real-time factor (synthesis time / audio length) for English and Russian;
+target ≤ 0.05. STT: English sentences synthesised with espeak-ng, encoded to OGG Opus (as
+Discord voice messages are), converted back and recognised with the default engine
+(faster-whisper, Whisper tiny.en): WER (target ≤ 15 %) and real-time factor (target ≤ 0.3).
+Real human speech: the LibriVox recordings of Debian's pocketsphinx-testdata. The baseline
+for WER is the empty transcript (100 %).
+
+    .venv/bin/python bench/speech.py
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from trainerbot.evaluation.wer import corpus_wer
+from trainerbot.voice.audio import encode, to_wav16k, wav_seconds
+from trainerbot.voice.stt import WhisperEngine
+from trainerbot.voice.tts import EspeakEngine
+
+ENGLISH = [
+    "open the door please", "the weather is nice today", "please turn off the lights", "what time is it now",
+    "i would like a cup of tea", "the train leaves at seven", "where is the nearest station", "thank you very much",
+    "the children are playing outside", "can you help me with this", "the book is on the table", "we need more water",
+    "my phone is out of battery", "the meeting starts in ten minutes", "she reads a new book every week",
+    "turn left at the next corner", "the store closes at nine", "he plays the guitar very well",
+    "it is raining in the city", "please send me the report",
+]
+RUSSIAN = [
+    "привет как дела", "сегодня хорошая погода", "открой дверь пожалуйста", "который сейчас час", "я хочу чашку чая",
+    "поезд уходит в семь", "где ближайшая станция", "большое спасибо", "дети играют на улице", "книга лежит на столе",
+]
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+
+
+def tts_rtf(engine: EspeakEngine, sentences: list[str], language: str) -> tuple[float, float]:
+    synth = audio = 0.0
+    for s in sentences:
+        engine._cache.clear()
+        start = time.perf_counter()
+        wav = engine.synthesize(s, language)
+        synth += time.perf_counter() - start
+        audio += wav_seconds(wav)
+    return synth / audio, audio
+
+
+def main() -> None:
+    tts = EspeakEngine()
+    for language, sentences in (("en", ENGLISH), ("ru", RUSSIAN)):
+        rtf, audio = tts_rtf(tts, sentences, language)
+        print(f"TTS espeak-ng {language}: real-time factor {rtf:.4f} over {audio:.1f} s of speech  (target ≤ 0.05)")
+
+    stt = WhisperEngine(threads=2)
+    stt.transcribe(to_wav16k(tts.synthesize("warm up", "en"), max_seconds=60), "en")  # load once, outside the timing
+    pairs, spent, audio = [], 0.0, 0.0
+    for s in ENGLISH:
+        wav = to_wav16k(encode(tts.synthesize(s, "en"), "ogg"), max_seconds=60)
+        start = time.perf_counter()
+        pairs.append((s, stt.transcribe(wav, "en")))
+        spent += time.perf_counter() - start
+        audio += wav_seconds(wav)
+    print(f"STT faster-whisper tiny.en, {len(pairs)} English espeak sentences via OGG Opus: WER {corpus_wer(pairs):.1%} "
+          f"(baseline, empty transcript: 100 %; target ≤ 15 %), real-time factor {spent / audio:.3f} (target ≤ 0.3)")
+    worst = sorted(pairs, key=lambda p: -corpus_wer([p]))[:3]
+    print("  hardest: " + "; ".join(f"{r!r} → {h!r}" for r, h in worst))
+
+    if LIBRIVOX.is_dir():
+        refs = {}
+        for line in (LIBRIVOX / "transcription").read_text().splitlines():
+            text, _, name = line.rpartition(" (")
+            refs[name.rstrip(")")] = text.replace("<s>", "").replace("</s>", "").strip()
+        pairs, spent, audio = [], 0.0, 0.0
+        for name, ref in refs.items():
+            wav = to_wav16k((LIBRIVOX / f"{name}.wav").read_bytes(), max_seconds=60)
+            start = time.perf_counter()
+            pairs.append((ref, stt.transcribe(wav, "en")))
+            spent += time.perf_counter() - start
+            audio += wav_seconds(wav)
+        print(f"STT tiny.en on LibriVox human speech ({len(pairs)} utterances, {audio:.0f} s): WER {corpus_wer(pairs):.1%}, "
+              f"real-time factor {spent / audio:.3f}")
+    print(f"Russian STT: not measured — the shipped model (tiny.en) is English-only; {len(RUSSIAN)} Russian sentences are ready for a multilingual model")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Voice: ``say`` (text to a WAV), transcribing audio attachments and answering them, and
+the guild's ``language`` (which voice speaks, which language is recognised).
+
+Speech engines are built lazily and shared; all audio work runs in worker threads.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from trainerbot.core.base import CoreBase
+from trainerbot.core.text import quote_user_text
+from trainerbot.core.types import Attachment, Caller, OutFile, Reply
+from trainerbot.datasets import paths
+from trainerbot.errors import BadInput
+from trainerbot.fileio import atomic_write_bytes, unique_path
+from trainerbot.store.models import Guild
+
+AUDIO_EXTENSIONS = (".ogg", ".oga", ".opus", ".mp3", ".m4a", ".wav", ".webm", ".flac", ".aac")
+LANGUAGES = ("en", "ru")
+
+
+def is_audio(attachment: Attachment) -> bool:
+    ctype = (attachment.content_type or "").split(";", 1)[0].strip().lower()
+    return ctype.startswith("audio/") or attachment.filename.lower().endswith(AUDIO_EXTENSIONS)
+
+
+class VoiceCommands(CoreBase):
+    _tts: Any = None
+    _stt: Any = None
+
+    def _tts_engine(self) -> Any:
+        with self._cache_lock:
+            if self._tts is None:
+                from trainerbot.voice.tts import EspeakEngine
+
+                self._tts = EspeakEngine()
+            return self._tts
+
+    def _stt_engine(self) -> Any:
+        with self._cache_lock:
+            if self._stt is None:
+                from trainerbot.voice.stt import WhisperEngine
+
+                self._stt = WhisperEngine(self.settings.whisper_model_dir, threads=self.settings.torch_threads or 2)
+            return self._stt
+
+    async def guild_language(self, caller: Caller) -> str:
+        def load() -> str:
+            with self.store.read() as s:
+                guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+                return (guild.settings or {}).get("language", self.settings.language) if guild else self.settings.language
+        return await self._blocking(load)
+
+    async def language(self, caller: Caller, language: str | None = None) -> Reply:
+        if language is None:
+            return Reply.text(f"I speak and listen in `{await self.guild_language(caller)}` here.")
+        self._require_trainer(caller, "change the language")
+        language = language.strip().lower()
+        if language not in LANGUAGES:
+            raise BadInput(f"Languages: {', '.join(f'`{x}`' for x in LANGUAGES)}.")
+
+        def save() -> None:
+            with self.store.session() as s:
+                guild = self._guild(s, caller)
+                guild.settings = {**(guild.settings or {}), "language": language}
+        await self._blocking(save)
+        return Reply.text(f"From now on I speak and listen in `{language}` here.")
+
+    async def speech(self, caller: Caller, text: str) -> bytes:
+        """The WAV of ``text`` in the guild's language (for playing in a voice channel)."""
+        return await self._blocking(self._tts_engine().synthesize, text, await self.guild_language(caller))
+
+    async def say(self, caller: Caller, text: str) -> Reply:
+        self._limit(caller, "say")
+        wav = await self.speech(caller, text)
+        folder = await self._blocking(paths.area_dir, self._root(caller), "artifacts")
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        target: Path = unique_path(folder, f"say-{stamp}", ".wav")
+        await self._blocking(atomic_write_bytes, target, wav)
+        return Reply.text(f"🔊 \u201c{quote_user_text(text, 80)}\u201d", files=(OutFile(name=target.name, path=target),))
+
+    async def transcribe(self, caller: Caller, attachment: Attachment) -> str:
+        """The words in an audio attachment, in the guild's language."""
+        from trainerbot.voice.audio import to_wav16k
+
+        if len(attachment.data) > self.settings.max_attachment_bytes:
+            raise BadInput("That audio file is over the attachment limit.")
+        self._limit(caller, "transcribe")
+        wav = await self._blocking(to_wav16k, attachment.data, max_seconds=self.settings.max_audio_seconds)
+        language = await self.guild_language(caller)
+        text = await self._blocking(self._stt_engine().transcribe, wav, language)
+        if not text.strip():
+            raise BadInput("I couldn't understand that audio — could you say it again, or type it?")
+        return text
+
+    async def voice_chat(self, caller: Caller, attachment: Attachment, *, message_id: str | None = None) -> Reply:
+        """Transcribe a voice message, then answer the transcript like typed chat."""
+        transcript = await self.transcribe(caller, attachment)
+        answer = await self.chat(caller, transcript, message_id=message_id)  # type: ignore[attr-defined]
+        quoted = "> " + quote_user_text(transcript, 1500)
+        return Reply.text(f"{quoted}\n{answer.content}", data={**answer.data, "transcript": transcript, "answer": answer.content})

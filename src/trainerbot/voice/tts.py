@@ -1,0 +1,105 @@
+"""Text-to-speech behind one small interface: ``synthesize(text, language) -> WAV bytes``.
+
+The default engine is espeak-ng (a Debian package; English and Russian voices; offline).
+Long text is split into sentences, each synthesised once and cached by (engine, voice,
+sentence) in a bounded cache, then joined. Blocking: call from a thread. Not here:
+piper and the online gTTS of the original bot (not built yet).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import threading
+import wave
+from collections import OrderedDict
+from typing import Protocol
+
+from trainerbot.errors import BadInput, NotAvailable
+from trainerbot.voice.audio import rewrap_wav
+
+SENTENCE = re.compile(r"(?<=[.!?…])\s+")
+MAX_CHARS = 2000
+
+
+class TTSEngine(Protocol):
+    name: str
+
+    def synthesize(self, text: str, language: str) -> bytes: ...
+
+
+def split_sentences(text: str, limit: int = 300) -> list[str]:
+    """Sentences of at most ``limit`` characters (long ones cut at spaces)."""
+    out: list[str] = []
+    for sentence in SENTENCE.split(text.strip()):
+        while len(sentence) > limit:
+            cut = sentence.rfind(" ", 0, limit)
+            cut = cut if cut > 0 else limit
+            out.append(sentence[:cut].strip())
+            sentence = sentence[cut:].strip()
+        if sentence.strip():
+            out.append(sentence.strip())
+    return out
+
+
+def join_wavs(parts: list[bytes]) -> bytes:
+    params = None
+    frames = []
+    for part in parts:
+        with wave.open(io.BytesIO(part)) as w:
+            params = params or w.getparams()
+            frames.append(w.readframes(w.getnframes()))
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
+        assert params is not None
+        out.setparams(params)
+        for f in frames:
+            out.writeframes(f)
+    return buf.getvalue()
+
+
+class EspeakEngine:
+    """espeak-ng through its command line (``--stdout`` gives WAV)."""
+
+    name = "espeak-ng"
+    VOICES = {"en": "en-us", "ru": "ru"}
+
+    def __init__(self, cache_size: int = 256, timeout_s: float = 30.0) -> None:
+        self.timeout_s = timeout_s
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _sentence(self, sentence: str, voice: str) -> bytes:
+        key = (self.name, voice, sentence)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        try:
+            proc = subprocess.run(["espeak-ng", "-v", voice, "--stdout", sentence], capture_output=True,
+                                  timeout=self.timeout_s, check=False)
+        except FileNotFoundError:
+            raise NotAvailable("espeak-ng is not installed; `make run` installs it.") from None
+        except subprocess.TimeoutExpired:
+            raise BadInput("Speech synthesis took too long.") from None
+        if proc.returncode != 0 or not proc.stdout:
+            raise BadInput("Speech synthesis failed for that text.")
+        wav = rewrap_wav(proc.stdout)
+        with self._lock:
+            self._cache[key] = wav
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return wav
+
+    def synthesize(self, text: str, language: str) -> bytes:
+        voice = self.VOICES.get(language)
+        if voice is None:
+            raise BadInput(f"I can't speak `{language[:10]}` yet; languages: {', '.join(self.VOICES)}.")
+        text = text.strip()
+        if not text:
+            raise BadInput("Give me some text to say.")
+        if len(text) > MAX_CHARS:
+            raise BadInput(f"That is {len(text)} characters; I say at most {MAX_CHARS}.")
+        return join_wavs([self._sentence(s, voice) for s in split_sentences(text)])

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import io
+import wave
+
+import pytest
+
+from tests.conftest import att
+from trainerbot.core import Caller, CoreService
+from trainerbot.core.voice import is_audio
+from trainerbot.errors import BadInput, NotAllowed
+from trainerbot.voice.audio import encode
+from trainerbot.voice.tts import EspeakEngine
+
+
+async def test_say_writes_a_wav(core: CoreService, member: Caller) -> None:
+    reply = await core.say(member, "Hello there.")
+    [out] = reply.files
+    with wave.open(io.BytesIO(out.path.read_bytes())) as w:
+        assert w.getnframes() / w.getframerate() > 0.3
+    assert out.path.parent.name == "artifacts"
+
+
+async def test_a_voice_message_is_transcribed_quoted_and_answered(core: CoreService, trainer: Caller, member: Caller) -> None:
+    await core.import_data(trainer, "doors", None, att("d.jsonl", '{"prompt": "open the door please", "response": "The door is open."}\n'))
+    ogg = encode(EspeakEngine().synthesize("open the door please", "en"), "ogg")
+    reply = await core.voice_chat(member, att("voice-message.ogg", ogg, "audio/ogg"))
+    assert reply.messages[0].startswith("> Open the door")
+    assert reply.data["answer"] == "The door is open." and reply.data["source"] == "taught"
+    assert reply.data["reply_id"]
+
+
+async def test_unusable_audio_gets_a_clear_reply(core: CoreService, member: Caller) -> None:
+    with pytest.raises(BadInput, match="couldn't read"):
+        await core.voice_chat(member, att("v.ogg", b"OggS garbage" * 10, "audio/ogg"))
+    silence = io.BytesIO()
+    with wave.open(silence, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(b"\x00\x00" * 16000)
+    with pytest.raises(BadInput, match="couldn't understand"):
+        await core.transcribe(member, att("quiet.wav", silence.getvalue(), "audio/wav"))
+
+
+async def test_language_is_per_guild_and_for_trainers(core: CoreService, trainer: Caller, member: Caller, other_guild_trainer: Caller) -> None:
+    assert "`en`" in (await core.language(member)).content
+    with pytest.raises(NotAllowed):
+        await core.language(member, "ru")
+    await core.language(trainer, "ru")
+    assert await core.guild_language(member) == "ru"
+    assert await core.guild_language(other_guild_trainer) == "en"
+    with pytest.raises(BadInput):
+        await core.language(trainer, "klingon")
+    ogg = encode(EspeakEngine().synthesize("привет", "ru"), "ogg")
+    with pytest.raises(BadInput, match="English only"):  # the shipped model cannot do Russian
+        await core.transcribe(member, att("v.ogg", ogg, "audio/ogg"))
+
+
+def test_audio_detection() -> None:
+    assert is_audio(att("voice-message.ogg", b"x", "audio/ogg"))
+    assert is_audio(att("clip.m4a", b"x", None))
+    assert not is_audio(att("facts.jsonl", b"x", "application/json"))
