@@ -52,9 +52,11 @@ async def test_language_is_per_guild_and_for_trainers(core: CoreService, trainer
     assert await core.guild_language(other_guild_trainer) == "en"
     with pytest.raises(BadInput):
         await core.language(trainer, "klingon")
-    ogg = encode(EspeakEngine().synthesize("привет", "ru"), "ogg")
-    with pytest.raises(BadInput, match="English only"):  # the shipped model cannot do Russian
-        await core.transcribe(member, att("v.ogg", ogg, "audio/ogg"))
+    # Russian is heard with the multilingual Whisper base, joined from its two packages on first use.
+    ogg = encode(EspeakEngine().synthesize("сегодня хорошая погода", "ru"), "ogg")
+    text = await core.transcribe(member, att("v.ogg", ogg, "audio/ogg"))
+    assert "хорош" in text.lower()  # espeak-ng Russian is hard to hear; this word comes through
+    assert (core.data_dir / "models" / "whisper-base" / "DONE.json").is_file()
 
 
 def test_audio_detection() -> None:

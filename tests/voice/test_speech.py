@@ -95,3 +95,26 @@ def test_real_human_speech_librivox(stt: WhisperEngine) -> None:
         wav = to_wav16k((LIBRIVOX / f"{name}.wav").read_bytes(), max_seconds=60)
         pairs.append((reference, stt.transcribe(wav, "en")))
     assert corpus_wer(pairs) <= 0.15, pairs
+
+
+def test_the_multilingual_model_is_joined_once_and_hears_russian(tmp_path) -> None:
+    from trainerbot.voice.models import multilingual_model_dir
+
+    folder = multilingual_model_dir(tmp_path)
+    assert (folder / "DONE.json").is_file() and (folder / "model.bin").stat().st_size > 100_000_000
+    stamp = (folder / "model.bin").stat().st_mtime_ns
+    assert multilingual_model_dir(tmp_path) == folder and (folder / "model.bin").stat().st_mtime_ns == stamp
+    engine = WhisperEngine(folder)
+    assert not engine.english_only
+    wav = to_wav16k(encode(EspeakEngine().synthesize("сегодня хорошая погода", "ru"), "ogg"), max_seconds=10)
+    assert "хорош" in engine.transcribe(wav, "ru").lower()
+
+
+def test_a_half_joined_model_is_redone(tmp_path) -> None:
+    from trainerbot.voice.models import multilingual_model_dir
+
+    partial = tmp_path / "models" / ".whisper-base.partial"
+    partial.mkdir(parents=True)
+    (partial / "model.bin").write_bytes(b"half")
+    folder = multilingual_model_dir(tmp_path)
+    assert not partial.exists() and (folder / "DONE.json").is_file()

@@ -41,13 +41,20 @@ class VoiceCommands(CoreBase):
                 self._tts = EspeakEngine()
             return self._tts
 
-    def _stt_engine(self) -> Any:
+    def _stt_engine(self, language: str) -> Any:
+        """The configured Whisper folder if any; else tiny.en for English, the multilingual base otherwise."""
+        key = "configured" if self.settings.whisper_model_dir else ("en" if language == "en" else "multi")
         with self._cache_lock:
             if self._stt is None:
+                self._stt = {}
+            engine = self._stt.get(key)
+            if engine is None:
+                from trainerbot.voice.models import multilingual_model_dir
                 from trainerbot.voice.stt import WhisperEngine
 
-                self._stt = WhisperEngine(self.settings.whisper_model_dir, threads=self.settings.torch_threads or 2)
-            return self._stt
+                folder = self.settings.whisper_model_dir or (None if key == "en" else multilingual_model_dir(self.data_dir))
+                engine = self._stt[key] = WhisperEngine(folder, threads=self.settings.torch_threads or 2)
+            return engine
 
     async def guild_language(self, caller: Caller) -> str:
         def load() -> str:
@@ -93,7 +100,8 @@ class VoiceCommands(CoreBase):
         self._limit(caller, "transcribe")
         wav = await self._blocking(to_wav16k, attachment.data, max_seconds=self.settings.max_audio_seconds)
         language = await self.guild_language(caller)
-        text = await self._blocking(self._stt_engine().transcribe, wav, language)
+        engine = await self._blocking(self._stt_engine, language)
+        text = await self._blocking(engine.transcribe, wav, language)
         if not text.strip():
             raise BadInput("I couldn't understand that audio — could you say it again, or type it?")
         return text

