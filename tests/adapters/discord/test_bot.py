@@ -188,3 +188,23 @@ async def test_replying_to_the_bots_message_with_correct(bot: TrainerBot, facts:
     assert "approved" in dpytest.get_message().content
     again = await _ask(f"<@{bot.user.id}> who founded quillport?", member=MILO)
     assert again.content == "Admiral Vessa, the founder."
+
+
+async def test_a_trainer_runs_the_dataset_and_model_commands(bot: TrainerBot, facts: str) -> None:
+    await _ask("!import facts", attachments=[facts])
+    exported = await _ask("!export facts sft")
+    assert exported.attachments and exported.attachments[0].filename.startswith("facts-sft-")
+    assert "Selected `facts` for the next training" in (await _ask("!select_dataset facts positive")).content
+    archived = await _ask("!archive facts")
+    assert "Archived 3 examples of `facts`" in archived.content
+    listing = await _ask("!getfile")
+    assert "archives/facts-" in listing.content
+    name = archived.content.split("`archives/")[1].split("`")[0]
+    assert (await _ask(f"!getfile {name}")).attachments[0].filename == name
+    queued = await _ask("!train")  # the selected snapshot
+    assert "Training job #1 queued" in queued.content
+    assert "#1 SFT — queued" in (await _ask("!jobs")).content
+    assert "Job #1 is cancelled" in (await _ask("!cancel 1")).content
+    assert "No model versions yet" in (await _ask("!model")).content
+    assert "no model version `v1`" in (await _ask("!model use v1")).content
+    assert "I speak and listen in `en`" in (await _ask("!language")).content

@@ -10,7 +10,7 @@ import asyncio
 import io
 import logging
 import time
-from typing import Any
+from typing import Any, Literal
 
 import discord
 from discord.ext import commands, tasks
@@ -68,6 +68,15 @@ class VoiceCog(commands.Cog, name="Voice"):
             raise BadInput("I'm not in a voice channel here.")
         await self._disconnect(ctx.guild.id, vc)
         await send_reply(ctx, Reply.text("Left the voice channel."))
+
+    @commands.hybrid_command(name="language", description="The language I speak and listen in here")
+    async def language(self, ctx: commands.Context[Any], language: Literal["en", "ru"] | None = None) -> None:
+        await send_reply(ctx, await self.bot.core.language(ctx_caller(ctx), language))
+
+    @commands.hybrid_command(name="say", description="Speak a text into a sound file")
+    @commands.cooldown(3, 60, commands.BucketType.user)
+    async def say(self, ctx: commands.Context[Any], *, text: str) -> None:
+        await send_reply(ctx, await self.bot.core.say(ctx_caller(ctx), text))
 
     async def _disconnect(self, guild_id: int, vc: discord.VoiceProtocol) -> None:
         task = self.players.pop(guild_id, None)
