@@ -19,7 +19,7 @@ from pathlib import Path
 from trainerbot.evaluation.wer import corpus_wer
 from trainerbot.voice.audio import encode, to_wav16k, wav_seconds
 from trainerbot.voice.stt import WhisperEngine
-from trainerbot.voice.tts import EspeakEngine
+from trainerbot.voice.tts import CachedEngine, EspeakEngine, PiperEngine
 
 ENGLISH = [
     "open the door please", "the weather is nice today", "please turn off the lights", "what time is it now",
@@ -36,7 +36,7 @@ RUSSIAN = [
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 
 
-def tts_rtf(engine: EspeakEngine, sentences: list[str], language: str) -> tuple[float, float]:
+def tts_rtf(engine: CachedEngine, sentences: list[str], language: str) -> tuple[float, float]:
     synth = audio = 0.0
     for s in sentences:
         engine._cache.clear()
@@ -52,6 +52,10 @@ def main() -> None:
     for language, sentences in (("en", ENGLISH), ("ru", RUSSIAN)):
         rtf, audio = tts_rtf(tts, sentences, language)
         print(f"TTS espeak-ng {language}: real-time factor {rtf:.4f} over {audio:.1f} s of speech  (target ≤ 0.05)")
+    piper = PiperEngine()
+    piper.synthesize("warm up", "en")
+    rtf, audio = tts_rtf(piper, ENGLISH, "en")
+    print(f"TTS piper en (option): real-time factor {rtf:.4f} over {audio:.1f} s of speech")
 
     stt = WhisperEngine(threads=2)
     stt.transcribe(to_wav16k(tts.synthesize("warm up", "en"), max_seconds=60), "en")  # load once, outside the timing
@@ -66,6 +70,8 @@ def main() -> None:
           f"(baseline, empty transcript: 100 %; target ≤ 15 %), real-time factor {spent / audio:.3f} (target ≤ 0.3)")
     worst = sorted(pairs, key=lambda p: -corpus_wer([p]))[:3]
     print("  hardest: " + "; ".join(f"{r!r} → {h!r}" for r, h in worst))
+    piper_pairs = [(s, stt.transcribe(to_wav16k(encode(piper.synthesize(s, "en"), "ogg"), max_seconds=60), "en")) for s in ENGLISH]
+    print(f"STT tiny.en on the same sentences spoken by piper: WER {corpus_wer(piper_pairs):.1%}")
 
     if LIBRIVOX.is_dir():
         refs = {}

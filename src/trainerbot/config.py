@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     chat_channels: list[str] = Field(default_factory=list)
 
     # Voice.
+    tts_engine: Literal["espeak-ng", "piper"] = "espeak-ng"
     whisper_model_dir: Path | None = None
     max_audio_seconds: float = Field(default=120.0, gt=0, le=3600)
     voice_idle_seconds: float = Field(default=300.0, gt=0, le=86_400)

@@ -63,3 +63,12 @@ def test_audio_detection() -> None:
     assert is_audio(att("voice-message.ogg", b"x", "audio/ogg"))
     assert is_audio(att("clip.m4a", b"x", None))
     assert not is_audio(att("facts.jsonl", b"x", "application/json"))
+
+
+async def test_piper_is_used_for_english_when_configured(core: CoreService, trainer: Caller) -> None:
+    core.settings.tts_engine = "piper"
+    english = await core.speech(trainer, "Hello there.")
+    assert english[:4] == b"RIFF" and set(core._tts) == {"piper"}
+    await core.language(trainer, "ru")
+    await core.speech(trainer, "Привет")  # piper has no Russian voice: espeak-ng speaks it
+    assert set(core._tts) == {"piper", "espeak-ng"}

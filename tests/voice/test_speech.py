@@ -118,3 +118,15 @@ def test_a_half_joined_model_is_redone(tmp_path) -> None:
     (partial / "model.bin").write_bytes(b"half")
     folder = multilingual_model_dir(tmp_path)
     assert not partial.exists() and (folder / "DONE.json").is_file()
+
+
+def test_piper_speaks_english_that_whisper_understands(stt: WhisperEngine) -> None:
+    from trainerbot.voice.tts import PiperEngine
+
+    engine = PiperEngine()
+    wav = engine.synthesize("Open the door, please.", "en")
+    assert 0.8 < wav_seconds(wav) < 5 and _rms(wav) > 300
+    heard = stt.transcribe(to_wav16k(wav, max_seconds=10), "en").lower()
+    assert "door" in heard and "please" in heard, heard
+    with pytest.raises(BadInput, match="with piper"):
+        engine.synthesize("Привет", "ru")

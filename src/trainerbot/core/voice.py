@@ -33,13 +33,17 @@ class VoiceCommands(CoreBase):
     _tts: Any = None
     _stt: Any = None
 
-    def _tts_engine(self) -> Any:
+    def _tts_engine(self, language: str) -> Any:
+        """piper for English when configured (its voice is English only), else espeak-ng."""
+        name = "piper" if self.settings.tts_engine == "piper" and language == "en" else "espeak-ng"
         with self._cache_lock:
             if self._tts is None:
-                from trainerbot.voice.tts import EspeakEngine
+                self._tts = {}
+            if name not in self._tts:
+                from trainerbot.voice.tts import EspeakEngine, PiperEngine
 
-                self._tts = EspeakEngine()
-            return self._tts
+                self._tts[name] = PiperEngine() if name == "piper" else EspeakEngine()
+            return self._tts[name]
 
     def _stt_engine(self, language: str) -> Any:
         """The configured Whisper folder if any; else tiny.en for English, the multilingual base otherwise."""
@@ -80,7 +84,8 @@ class VoiceCommands(CoreBase):
 
     async def speech(self, caller: Caller, text: str) -> bytes:
         """The WAV of ``text`` in the guild's language (for playing in a voice channel)."""
-        return await self._blocking(self._tts_engine().synthesize, text, await self.guild_language(caller))
+        language = await self.guild_language(caller)
+        return await self._blocking(self._tts_engine(language).synthesize, text, language)
 
     async def say(self, caller: Caller, text: str) -> Reply:
         self._limit(caller, "say")

