@@ -13,11 +13,13 @@ real-time factor ≤ 1.0). The baseline for WER is the empty transcript (100 %).
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
 from trainerbot.evaluation.wer import corpus_wer
 from trainerbot.voice.audio import encode, to_wav16k, wav_seconds
+from trainerbot.voice.models import multilingual_model_dir
 from trainerbot.voice.stt import WhisperEngine
 from trainerbot.voice.tts import CachedEngine, EspeakEngine, PiperEngine
 
@@ -59,37 +61,22 @@ def main() -> None:
 
     stt = WhisperEngine(threads=2)
     stt.transcribe(to_wav16k(tts.synthesize("warm up", "en"), max_seconds=60), "en")  # load once, outside the timing
-    pairs, spent, audio = [], 0.0, 0.0
-    for s in ENGLISH:
-        wav = to_wav16k(encode(tts.synthesize(s, "en"), "ogg"), max_seconds=60)
-        start = time.perf_counter()
-        pairs.append((s, stt.transcribe(wav, "en")))
-        spent += time.perf_counter() - start
-        audio += wav_seconds(wav)
+    spoken = [(s, encode(tts.synthesize(s, "en"), "ogg")) for s in ENGLISH]
+    pairs, rtf, _ = recognise(stt, spoken, "en")
     print(f"STT faster-whisper tiny.en, {len(pairs)} English espeak sentences via OGG Opus: WER {corpus_wer(pairs):.1%} "
-          f"(baseline, empty transcript: 100 %; target ≤ 15 %), real-time factor {spent / audio:.3f} (target ≤ 0.3)")
-    worst = sorted(pairs, key=lambda p: -corpus_wer([p]))[:3]
-    print("  hardest: " + "; ".join(f"{r!r} → {h!r}" for r, h in worst))
-    piper_pairs = [(s, stt.transcribe(to_wav16k(encode(piper.synthesize(s, "en"), "ogg"), max_seconds=60), "en")) for s in ENGLISH]
-    print(f"STT tiny.en on the same sentences spoken by piper: WER {corpus_wer(piper_pairs):.1%}")
+          f"(baseline, empty transcript: 100 %; target ≤ 15 %), real-time factor {rtf:.3f} (target ≤ 0.3)")
+    hardest(pairs)
+    pairs, _, _ = recognise(stt, [(s, encode(piper.synthesize(s, "en"), "ogg")) for s in ENGLISH], "en")
+    print(f"STT tiny.en on the same sentences spoken by piper: WER {corpus_wer(pairs):.1%}")
 
     if LIBRIVOX.is_dir():
-        refs = {}
+        human = []
         for line in (LIBRIVOX / "transcription").read_text().splitlines():
             text, _, name = line.rpartition(" (")
-            refs[name.rstrip(")")] = text.replace("<s>", "").replace("</s>", "").strip()
-        pairs, spent, audio = [], 0.0, 0.0
-        for name, ref in refs.items():
-            wav = to_wav16k((LIBRIVOX / f"{name}.wav").read_bytes(), max_seconds=60)
-            start = time.perf_counter()
-            pairs.append((ref, stt.transcribe(wav, "en")))
-            spent += time.perf_counter() - start
-            audio += wav_seconds(wav)
+            human.append((text.replace("<s>", "").replace("</s>", "").strip(), (LIBRIVOX / f"{name.rstrip(')')}.wav").read_bytes()))
+        pairs, rtf, audio = recognise(stt, human, "en")
         print(f"STT tiny.en on LibriVox human speech ({len(pairs)} utterances, {audio:.0f} s): WER {corpus_wer(pairs):.1%}, "
-              f"real-time factor {spent / audio:.3f}")
-    import tempfile
-
-    from trainerbot.voice.models import multilingual_model_dir
+              f"real-time factor {rtf:.3f}")
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -97,18 +84,27 @@ def main() -> None:
         joined = time.perf_counter() - start
         base = WhisperEngine(folder, threads=2)
         base.transcribe(to_wav16k(tts.synthesize("разминка", "ru"), max_seconds=60), "ru")
-        pairs, spent, audio = [], 0.0, 0.0
-        for s in RUSSIAN:
-            wav = to_wav16k(encode(tts.synthesize(s, "ru"), "ogg"), max_seconds=60)
-            start = time.perf_counter()
-            pairs.append((s, base.transcribe(wav, "ru")))
-            spent += time.perf_counter() - start
-            audio += wav_seconds(wav)
+        pairs, rtf, _ = recognise(base, [(s, encode(tts.synthesize(s, "ru"), "ogg")) for s in RUSSIAN], "ru")
     print(f"STT faster-whisper base (multilingual, joined in {joined:.1f} s), {len(pairs)} Russian espeak sentences via OGG Opus: "
-          f"WER {corpus_wer(pairs):.1%} (target ≤ 40 %), real-time factor {spent / audio:.3f} (target ≤ 1.0)")
+          f"WER {corpus_wer(pairs):.1%} (target ≤ 40 %), real-time factor {rtf:.3f} (target ≤ 1.0)")
+    hardest(pairs)
+
+
+def recognise(engine: WhisperEngine, clips: list[tuple[str, bytes]], language: str) -> tuple[list[tuple[str, str]], float, float]:
+    """(reference, transcript) pairs, the real-time factor of recognition alone, and the audio seconds."""
+    pairs, spent, audio = [], 0.0, 0.0
+    for reference, data in clips:
+        wav = to_wav16k(data, max_seconds=60)
+        start = time.perf_counter()
+        pairs.append((reference, engine.transcribe(wav, language)))
+        spent += time.perf_counter() - start
+        audio += wav_seconds(wav)
+    return pairs, spent / audio, audio
+
+
+def hardest(pairs: list[tuple[str, str]]) -> None:
     worst = sorted(pairs, key=lambda p: -corpus_wer([p]))[:3]
     print("  hardest: " + "; ".join(f"{r!r} → {h!r}" for r, h in worst))
-
 
 if __name__ == "__main__":
     main()
