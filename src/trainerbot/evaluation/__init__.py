@@ -1,1 +1,1 @@
-"""Test cases, predictions and metrics (arrives with the evaluation issue)."""
+"""Evaluation metrics: word error rate (``wer.py``). Test cases, predictions and model metrics arrive with the evaluation issue."""

@@ -1,1 +1,1 @@
-"""Durable training jobs and their worker process (arrives with the model issue)."""
+"""Training: the durable job queue (``queue.py``), the worker process (``worker.py``), one file per recipe (``sft.py``, ``kto.py``, ``dpo.py``) and the job runner."""

@@ -1,1 +1,1 @@
-"""Text-to-speech and speech-to-text engines (arrives with the voice issue)."""
+"""Voice: text-to-speech (``tts.py``), speech-to-text (``stt.py``), shipped Whisper models (``models.py``) and ffmpeg conversion (``audio.py``)."""
