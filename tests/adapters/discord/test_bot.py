@@ -140,6 +140,9 @@ async def test_train_edits_its_message_with_progress_and_posts_the_curve(bot: Tr
     with bot.core.store.read() as s:
         job = s.get(Job, 1)
         assert job.progress_message_id == str(queued.id)
+    assert await bot.update_progress() == 1  # "queued" with an empty bar
+    assert await bot.update_progress() == 0  # nothing changed: no edit
+    bot._last_edit.clear()  # a restart forgets everything but the store
     await asyncio.to_thread(serve, bot.core.settings, once=True)
     assert await bot.update_progress() == 1
     channel = dpytest.get_config().channels[CHANNEL_A]
