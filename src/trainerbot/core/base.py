@@ -42,7 +42,12 @@ class CoreBase:
         return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
 
     def _guild(self, session: Session, caller: Caller) -> Guild:
+        """The caller's guild, created on first use (write sessions)."""
         return repo.ensure_guild(session, caller.guild_id, caller.guild_name)
+
+    def _find_guild(self, session: Session, caller: Caller) -> Guild | None:
+        """The caller's guild, or None when it has never used the bot (read sessions)."""
+        return repo.find_guild(session, caller.guild_id)
 
     def _root(self, caller: Caller) -> Path:
         return paths.guild_root(self.data_dir, caller.guild_id)

@@ -17,7 +17,7 @@ from trainerbot.core.base import CoreBase
 from trainerbot.core.types import Caller, Reply
 from trainerbot.errors import BadInput
 from trainerbot.model.taught import TaughtIndex
-from trainerbot.store.models import Conversation, DatasetItem, Guild, Message, ModelVersion
+from trainerbot.store.models import Conversation, DatasetItem, Message, ModelVersion
 
 TAUGHT_CACHE_GUILDS = 64
 
@@ -60,7 +60,7 @@ class ChatCommands(CoreBase):
 
     def _chat_context(self, caller: Caller) -> tuple[int | None, ModelVersion | None, list[dict[str, str]]]:
         with self.store.read() as s:
-            guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+            guild = self._find_guild(s, caller)
             if guild is None:
                 return None, None, []
             version = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.active.is_(True)))

@@ -83,7 +83,7 @@ class DatasetCommands(CoreBase):
 
     def _list_datasets(self, caller: Caller) -> tuple[list, Snapshot | None]:
         with self.store.read() as s:
-            guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+            guild = self._find_guild(s, caller)
             if guild is None:
                 return [], None
             selected = s.get(Snapshot, guild.selected_snapshot_id) if guild.selected_snapshot_id else None
@@ -124,7 +124,7 @@ class DatasetCommands(CoreBase):
                            "authors": len(authors), "bytes": text_bytes, "archives": len(archives)})
 
     def _existing_dataset(self, s, caller: Caller, name: str) -> Dataset:  # type: ignore[no-untyped-def]
-        guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+        guild = self._find_guild(s, caller)
         ds = repo.find_dataset(s, guild.id, name) if guild is not None else None
         if ds is None:
             raise NotFound(f"There is no dataset `{name}` here. `{self.settings.prefix}datasets` lists them.")

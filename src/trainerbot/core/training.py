@@ -80,7 +80,7 @@ class TrainingCommands(CoreBase):
     async def _train_selected(self, caller: Caller) -> Reply:
         def selected() -> tuple[Snapshot, Dataset] | None:
             with self.store.read() as s:
-                guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+                guild = self._find_guild(s, caller)
                 snap = s.get(Snapshot, guild.selected_snapshot_id) if guild and guild.selected_snapshot_id else None
                 return (snap, s.get(Dataset, snap.dataset_id)) if snap else None  # type: ignore[return-value]
         found = await self._blocking(selected)
@@ -98,7 +98,7 @@ class TrainingCommands(CoreBase):
         """``train sample`` on an empty ``sample`` dataset fills it from the shipped sample file."""
         def count() -> int:
             with self.store.read() as s:
-                guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+                guild = self._find_guild(s, caller)
                 ds = repo.find_dataset(s, guild.id, SAMPLE) if guild else None
                 return repo.count_current(s, ds.id) if ds else 0
         if await self._blocking(count) == 0:
@@ -126,7 +126,7 @@ class TrainingCommands(CoreBase):
         return Reply.text(text, data={"job_id": submitted.job_id, "recipe": recipe, "existing": submitted.existing})
 
     def _guild_row(self, s, caller: Caller) -> Guild:  # type: ignore[no-untyped-def]
-        guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+        guild = self._find_guild(s, caller)
         if guild is None:
             raise NotFound("Nothing here yet.")
         return guild
@@ -135,7 +135,7 @@ class TrainingCommands(CoreBase):
     async def jobs(self, caller: Caller) -> Reply:
         def load() -> list[Job]:
             with self.store.read() as s:
-                guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+                guild = self._find_guild(s, caller)
                 if guild is None:
                     return []
                 return list(s.scalars(select(Job).where(Job.guild_id == guild.id).order_by(Job.id.desc()).limit(10)))
@@ -183,7 +183,7 @@ class TrainingCommands(CoreBase):
 
     def _load_job(self, caller: Caller, jid: int) -> tuple[Job, list[JobEvent], ModelVersion | None]:
         with self.store.read() as s:
-            guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+            guild = self._find_guild(s, caller)
             job = s.get(Job, jid)
             if job is None or guild is None or job.guild_id != guild.id:
                 raise NotFound(f"There is no job #{jid} here. `{self.settings.prefix}jobs` lists them.")
@@ -219,7 +219,7 @@ class TrainingCommands(CoreBase):
     async def _model_list(self, caller: Caller) -> Reply:
         def load() -> list[ModelVersion]:
             with self.store.read() as s:
-                guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+                guild = self._find_guild(s, caller)
                 return list(s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id).order_by(ModelVersion.id))) if guild else []
         versions = await self._blocking(load)
         if not versions:
@@ -255,7 +255,7 @@ class TrainingCommands(CoreBase):
         def save() -> None:
             with self.store.session() as s:
                 job = s.get(Job, job_id)
-                guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+                guild = self._find_guild(s, caller)
                 if job is None or guild is None or job.guild_id != guild.id:
                     raise NotFound(f"There is no job #{job_id} here.")
                 job.channel_id, job.progress_message_id = channel_id, message_id

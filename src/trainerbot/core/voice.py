@@ -10,15 +10,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from trainerbot.core.base import CoreBase
 from trainerbot.core.text import quote_user_text
 from trainerbot.core.types import Attachment, Caller, OutFile, Reply
 from trainerbot.datasets import paths
 from trainerbot.errors import BadInput
 from trainerbot.fileio import atomic_write_bytes, unique_path
-from trainerbot.store.models import Guild
 
 AUDIO_EXTENSIONS = (".ogg", ".oga", ".opus", ".mp3", ".m4a", ".wav", ".webm", ".flac", ".aac")
 LANGUAGES = ("en", "ru")
@@ -63,7 +60,7 @@ class VoiceCommands(CoreBase):
     async def guild_language(self, caller: Caller) -> str:
         def load() -> str:
             with self.store.read() as s:
-                guild = s.scalar(select(Guild).where(Guild.platform_id == caller.guild_id))
+                guild = self._find_guild(s, caller)
                 return (guild.settings or {}).get("language", self.settings.language) if guild else self.settings.language
         return await self._blocking(load)
 

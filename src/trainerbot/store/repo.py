@@ -15,8 +15,12 @@ from sqlalchemy.orm import Session
 from trainerbot.store.models import Dataset, DatasetItem, Guild, Message, Snapshot
 
 
+def find_guild(session: Session, platform_id: str) -> Guild | None:
+    return session.scalar(select(Guild).where(Guild.platform_id == platform_id))
+
+
 def ensure_guild(session: Session, platform_id: str, name: str = "") -> Guild:
-    guild = session.scalar(select(Guild).where(Guild.platform_id == platform_id))
+    guild = find_guild(session, platform_id)
     if guild is not None:
         if name and guild.name != name:
             guild.name = name
