@@ -37,6 +37,8 @@ class CoreBase:
         self._cache_lock = threading.Lock()
         self._taught: OrderedDict[int, tuple[tuple[int, int], Any]] = OrderedDict()
         self._hub: Any = None
+        self._tts: dict[str, Any] = {}  # speech engines by name / by model, built on first use
+        self._stt: dict[str, Any] = {}
 
     async def _blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))

@@ -27,15 +27,10 @@ def is_audio(attachment: Attachment) -> bool:
 
 
 class VoiceCommands(CoreBase):
-    _tts: Any = None
-    _stt: Any = None
-
     def _tts_engine(self, language: str) -> Any:
         """piper for English when configured (its voice is English only), else espeak-ng."""
         name = "piper" if self.settings.tts_engine == "piper" and language == "en" else "espeak-ng"
         with self._cache_lock:
-            if self._tts is None:
-                self._tts = {}
             if name not in self._tts:
                 from trainerbot.voice.tts import EspeakEngine, PiperEngine
 
@@ -46,8 +41,6 @@ class VoiceCommands(CoreBase):
         """The configured Whisper folder if any; else tiny.en for English, the multilingual base otherwise."""
         key = "configured" if self.settings.whisper_model_dir else ("en" if language == "en" else "multi")
         with self._cache_lock:
-            if self._stt is None:
-                self._stt = {}
             engine = self._stt.get(key)
             if engine is None:
                 from trainerbot.voice.models import multilingual_model_dir

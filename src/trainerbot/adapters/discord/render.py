@@ -58,11 +58,11 @@ async def send_reply(destination: discord.abc.Messageable | commands.Context[Any
                      *, reference: discord.Message | None = None) -> discord.Message | None:
     """Send every part of a reply; files go with the last part. Never pings anyone."""
     embed = embed_of(reply)
-    parts = [] if embed is not None else list(reply.messages)
+    # An embed replaces the text parts (they are its plain-text rendering); with no text
+    # at all, one empty part still carries the embed or the files.
+    parts = ([] if embed is not None else list(reply.messages)) or [""]
     files = [discord.File(f.path, filename=f.name) for f in reply.files]
     last: discord.Message | None = None
-    if embed is not None or files or not parts:
-        parts = parts or [""]
     for i, part in enumerate(parts):
         final = i == len(parts) - 1
         kwargs: dict[str, Any] = {"allowed_mentions": NO_MENTIONS}
