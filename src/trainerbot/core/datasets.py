@@ -158,10 +158,9 @@ class DatasetCommands(CoreBase):
         written: list[Path] = []
         try:
             with self.store.session() as s:
-                guild = self._guild(s, caller)
-                ds = repo.find_dataset(s, guild.id, name)
-                if ds is None:
-                    raise NotFound(f"There is no dataset `{name}` here. `{self.settings.prefix}datasets` lists them.")
+                ds = self._existing_dataset(s, caller, name)
+                guild = s.get(Guild, ds.guild_id)
+                assert guild is not None
                 items = [i for i in repo.current_items(s, ds.id) if only is None or i.label == only]
                 if not items:
                     which = f" {only}" if only else ""
