@@ -4,7 +4,8 @@ TTS: espeak-ng real-time factor (synthesis time / audio length) for English and 
 target ≤ 0.05. STT: English sentences synthesised with espeak-ng, encoded to OGG Opus (as
 Discord voice messages are), converted back and recognised with the default engine
 (faster-whisper, Whisper tiny.en): WER (target ≤ 15 %) and real-time factor (target ≤ 0.3).
-Real human speech: the LibriVox recordings of Debian's pocketsphinx-testdata. Russian:
+Real human speech: the LibriVox recordings of Debian's pocketsphinx-testdata. The
+PocketSphinx fallback is measured on both sets too. Russian:
 espeak-ng sentences recognised with the multilingual Whisper base (targets WER ≤ 40 %,
 real-time factor ≤ 1.0). The baseline for WER is the empty transcript (100 %).
 
@@ -20,7 +21,7 @@ from pathlib import Path
 from trainerbot.evaluation.wer import corpus_wer
 from trainerbot.voice.audio import encode, to_wav16k, wav_seconds
 from trainerbot.voice.models import multilingual_model_dir
-from trainerbot.voice.stt import WhisperEngine
+from trainerbot.voice.stt import SphinxEngine, STTEngine, WhisperEngine
 from trainerbot.voice.tts import CachedEngine, EspeakEngine, PiperEngine
 
 ENGLISH = [
@@ -78,6 +79,14 @@ def main() -> None:
         print(f"STT tiny.en on LibriVox human speech ({len(pairs)} utterances, {audio:.0f} s): WER {corpus_wer(pairs):.1%}, "
               f"real-time factor {rtf:.3f}")
 
+    sphinx = SphinxEngine()
+    sphinx.transcribe(to_wav16k(tts.synthesize("warm up", "en"), max_seconds=60), "en")
+    pairs, rtf, _ = recognise(sphinx, spoken, "en")
+    print(f"STT pocketsphinx (fallback), the same English espeak sentences: WER {corpus_wer(pairs):.1%}, real-time factor {rtf:.3f}")
+    if LIBRIVOX.is_dir():
+        pairs, rtf, _ = recognise(sphinx, human, "en")
+        print(f"STT pocketsphinx on LibriVox human speech: WER {corpus_wer(pairs):.1%}, real-time factor {rtf:.3f}")
+
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         folder = multilingual_model_dir(Path(tmp))
@@ -90,7 +99,7 @@ def main() -> None:
     hardest(pairs)
 
 
-def recognise(engine: WhisperEngine, clips: list[tuple[str, bytes]], language: str) -> tuple[list[tuple[str, str]], float, float]:
+def recognise(engine: STTEngine, clips: list[tuple[str, bytes]], language: str) -> tuple[list[tuple[str, str]], float, float]:
     """(reference, transcript) pairs, the real-time factor of recognition alone, and the audio seconds."""
     pairs, spent, audio = [], 0.0, 0.0
     for reference, data in clips:

@@ -71,8 +71,14 @@ class Settings(BaseSettings):
     chat_channels: list[str] = Field(default_factory=list)
 
     # Voice.
-    tts_engine: Literal["espeak-ng", "piper"] = "espeak-ng"
+    tts_engine: Literal["espeak-ng", "piper", "gtts"] = "espeak-ng"
+    stt_engine: Literal["whisper", "pocketsphinx", "google"] = "whisper"
     whisper_model_dir: Path | None = None
+    # Online speech (off unless tts_engine=gtts or stt_engine=google is set).
+    google_speech_key: SecretStr | None = None
+    google_speech_endpoint: str = "http://www.google.com/speech-api/v2/recognize"
+    google_tts_endpoint: str = "https://translate.google.com/_/TranslateWebserverUi/data/batchexecute"
+    online_speech_timeout_s: float = Field(default=15.0, gt=0, le=300)
     max_audio_seconds: float = Field(default=120.0, gt=0, le=3600)
     voice_idle_seconds: float = Field(default=300.0, gt=0, le=86_400)
 
@@ -81,6 +87,13 @@ class Settings(BaseSettings):
     def _prefix_has_no_space(cls, value: str) -> str:
         if any(ch.isspace() for ch in value):
             raise ValueError("the prefix may not contain spaces")
+        return value
+
+    @field_validator("google_speech_endpoint", "google_tts_endpoint")
+    @classmethod
+    def _endpoint_is_http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or any(ch.isspace() for ch in value):
+            raise ValueError("must be an http:// or https:// URL")
         return value
 
     @property

