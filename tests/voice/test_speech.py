@@ -130,3 +130,13 @@ def test_piper_speaks_english_that_whisper_understands(stt: WhisperEngine) -> No
     assert "door" in heard and "please" in heard, heard
     with pytest.raises(BadInput, match="with piper"):
         engine.synthesize("Привет", "ru")
+
+
+def test_a_model_package_that_is_not_the_pinned_one_is_refused(tmp_path, monkeypatch) -> None:
+    from trainerbot.errors import NotAvailable
+    from trainerbot.voice import models
+
+    monkeypatch.setattr(models, "BASE_SHA256", "0" * 64)
+    with pytest.raises(NotAvailable, match="not the pinned"):
+        models.multilingual_model_dir(tmp_path)
+    assert not (tmp_path / "models" / "whisper-base").exists() and not (tmp_path / "models" / ".whisper-base.partial").exists()
