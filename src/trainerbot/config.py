@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(default=None, ge=1, le=256)
     start_worker: bool = True
 
+    # Evaluation and review.
+    max_test_cases: int = Field(default=200, ge=1, le=100_000)
+    heldout_share: float = Field(default=0.1, ge=0, le=0.5)
+    promotion_metric: Literal["chrf", "exact_match", "loss"] = "chrf"
+    promotion_tolerance: float = Field(default=0.0, ge=0)
+    max_pending_per_user: int = Field(default=20, ge=1, le=100_000)
+
     # Discord.
     chat_channels: list[str] = Field(default_factory=list)
 

@@ -4,12 +4,15 @@ import sqlite3
 import threading
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.script import ScriptDirectory
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from trainerbot.store import Store
+from trainerbot.store.db import alembic_config, make_engine
 from trainerbot.store import repo
 from trainerbot.store.models import Base, Dataset, Feedback, Guild, Message, Conversation
 
@@ -34,7 +37,8 @@ def test_reopening_is_idempotent(tmp_path) -> None:
     Store.open(url).close()
     again = Store.open(url)
     with again.read() as s:
-        assert s.execute(text("select version_num from alembic_version")).scalar() == "0001"
+        head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+        assert head == "0002" and s.execute(text("select version_num from alembic_version")).scalar() == head
     again.close()
 
 
@@ -111,4 +115,21 @@ def test_concurrent_writers_wait_instead_of_failing(tmp_path) -> None:
     assert conn.execute("select count(*) from feedback").fetchone()[0] == 400
     assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
     conn.close()
+    store.close()
+
+
+def test_a_store_from_the_first_release_upgrades_with_its_data(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    cfg, engine = alembic_config(url), make_engine(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(text("insert into guilds (platform_id, name, settings, created_at) values ('g', 'G', '{}', '2026-11-25')"))
+        conn.execute(text("insert into corrections (guild_id, user_id, prompt, original, corrected, status, source, created_at) "
+                          "values (1, 'u', 'p', 'o', 'c', 'pending', 'message:1', '2026-11-25')"))
+    engine.dispose()
+    store = Store.open(url)
+    with store.read() as s:
+        assert s.execute(text("select supporters, status from corrections")).one() == (1, "pending")
+        assert s.execute(text("select count(*) from test_runs")).scalar() == 0
     store.close()

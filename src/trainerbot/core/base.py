@@ -43,6 +43,15 @@ class CoreBase:
     async def _blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
 
+    def _model_hub(self) -> Any:
+        """Loaded local models, shared by chat, ``test`` and ``model compare``."""
+        with self._cache_lock:
+            if self._hub is None:
+                from trainerbot.model.local import ModelHub  # torch loads only once a model is needed
+
+                self._hub = ModelHub(capacity=2, threads=self.settings.torch_threads)
+            return self._hub
+
     def _guild(self, session: Session, caller: Caller) -> Guild:
         """The caller's guild, created on first use (write sessions)."""
         return repo.ensure_guild(session, caller.guild_id, caller.guild_name)

@@ -9,7 +9,6 @@ corrected and rated. Before any model exists, the bot says how to train one.
 
 from __future__ import annotations
 
-from typing import Any
 
 from sqlalchemy import case, func, select
 
@@ -49,14 +48,6 @@ class ChatCommands(CoreBase):
         reply_id = await self.record_exchange(caller, text, answer, prompt_message_id=message_id, context=history,
                                               model_version=model_name)
         return Reply.text(answer, data={"reply_id": reply_id, "source": source, "model_version": model_name})
-
-    def _model_hub(self) -> Any:
-        with self._cache_lock:
-            if self._hub is None:
-                from trainerbot.model.local import ModelHub  # torch loads only once a model is needed
-
-                self._hub = ModelHub(capacity=2, threads=self.settings.torch_threads)
-            return self._hub
 
     def _chat_context(self, caller: Caller) -> tuple[int | None, ModelVersion | None, list[dict[str, str]]]:
         with self.store.read() as s:

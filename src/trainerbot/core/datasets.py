@@ -24,6 +24,7 @@ from trainerbot.datasets.importers import Limits, parse_label, parse_upload
 from trainerbot.datasets.records import Example, Label
 from trainerbot.datasets.snapshots import write_snapshot
 from trainerbot.errors import BadInput, NotFound
+from trainerbot.evaluation import heldout
 from trainerbot.fileio import atomic_write_bytes, unique_path
 from trainerbot.store import repo
 from trainerbot.store.models import Dataset, Guild, Snapshot
@@ -89,7 +90,9 @@ class DatasetCommands(CoreBase):
             selected = s.get(Snapshot, guild.selected_snapshot_id) if guild.selected_snapshot_id else None
             return repo.dataset_summaries(s, guild.id), selected
 
-    async def dataset(self, caller: Caller, name: str) -> Reply:
+    async def dataset(self, caller: Caller, name: str, item: str | None = None) -> Reply:
+        if name.strip().lower() == "item" and item is not None:  # `dataset item <id>`: one example's provenance
+            return await self.dataset_item(caller, item)  # type: ignore[attr-defined]
         name = paths.dataset_name(name)
         return await self._blocking(self._dataset_stats, caller, name)
 
@@ -100,6 +103,8 @@ class DatasetCommands(CoreBase):
             snaps = s.scalars(select(Snapshot).where(Snapshot.dataset_id == ds.id).order_by(Snapshot.id)).all()
             guild = s.get(Guild, ds.guild_id)
             selected = guild is not None and any(sn.id == guild.selected_snapshot_id for sn in snaps)
+        examples = [dataset_items.item_to_example(i) for i in items]
+        held = len(heldout.split(examples, self.settings.heldout_share)[1])
         labels = Counter(i.label for i in items)
         authors = Counter(i.author_id for i in items)
         sources = Counter(i.source for i in items)
@@ -113,6 +118,7 @@ class DatasetCommands(CoreBase):
             EmbedField("Corrections", str(sum(i.rejected is not None for i in items))),
             EmbedField("Authors", f"{len(authors)} — top: {top}", inline=False),
             EmbedField("Sources", ", ".join(f"{k} {v}" for k, v in sorted(sources.items())) or "—"),
+            EmbedField("Held out", f"{held} (evaluation only)"),
             EmbedField("Text size", _size(text_bytes)),
             EmbedField("Archives", f"{len(archives)}" + (f" (latest `{archives[-1].file_name}`)" if archives else ""), inline=False),
             EmbedField("Updated", repo.latest(ds.updated_at)),
@@ -121,7 +127,7 @@ class DatasetCommands(CoreBase):
         embed = Embed(title=f"Dataset {name}", fields=fields, footer=f"created {repo.latest(ds.created_at)}")
         return Reply(messages=tuple([embed.as_text()]), embed=embed,
                      data={"total": len(items), "positive": labels["positive"], "negative": labels["negative"],
-                           "authors": len(authors), "bytes": text_bytes, "archives": len(archives)})
+                           "authors": len(authors), "bytes": text_bytes, "archives": len(archives), "heldout": held})
 
     def _existing_dataset(self, s, caller: Caller, name: str) -> Dataset:  # type: ignore[no-untyped-def]
         guild = self._find_guild(s, caller)

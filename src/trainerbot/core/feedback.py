@@ -17,10 +17,11 @@ from sqlalchemy import delete, select
 
 from trainerbot.core.base import CoreBase
 from trainerbot.core.permissions import is_trainer
+from trainerbot.core.review import add_correction_example, pending_count, same_correction
 from trainerbot.core.types import Caller, Reply
 from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets.records import Example, Label
-from trainerbot.errors import BadInput, NotFound
+from trainerbot.errors import BadInput, Busy, NotFound
 from trainerbot.store import repo
 from trainerbot.store.models import Conversation, Correction, DatasetItem, Feedback, Message, utcnow
 
@@ -113,8 +114,11 @@ class FeedbackCommands(CoreBase):
         self._limit(caller, "correct")
         approved = is_trainer(caller, self.settings.trainer_role)
         cid, status, existed = await self._blocking(self._store_correction, caller, mid, text, approved)
-        if existed:
+        if existed == "mine":
             return Reply.text(f"You already gave that correction (#{cid}, {status}).", data={"correction_id": cid, "status": status})
+        if existed == "merged":
+            return Reply.text(f"Someone already suggested that (#{cid}, {status}); I counted your support.",
+                              data={"correction_id": cid, "status": status})
         if status == "approved":
             tail = f"approved, and added to `{self.settings.feedback_dataset}` for training"
         else:
@@ -129,27 +133,31 @@ class FeedbackCommands(CoreBase):
             raise NotFound(f"I don't know a reply of mine with ID `{mid}` in this server.")
         return guild, msg
 
-    def _store_correction(self, caller: Caller, mid: str, text: str, approved: bool) -> tuple[int, str, bool]:
+    def _store_correction(self, caller: Caller, mid: str, text: str, approved: bool) -> tuple[int, str, str | None]:
+        """(correction id, status, None | "mine" | "merged"): duplicates merge into the first."""
         with self.store.session() as s:
             guild, msg = self._bot_reply(s, caller, mid)
-            same = s.scalar(select(Correction).where(Correction.message_id == msg.id, Correction.user_id == caller.user_id,
-                                                     Correction.corrected == text, Correction.status != "rejected"))
-            if same is not None:
-                return same.id, same.status, True
+            same = same_correction(s, guild.id, msg.prompt or "", text, message_id=msg.id)
+            if same is not None and same.user_id == caller.user_id:
+                return same.id, same.status, "mine"
+            if same is not None and not (approved and same.status == "pending"):
+                same.supporters += 1
+                return same.id, same.status, "merged"
+            if same is not None:  # a trainer gives the answer a member suggested: approve that one
+                same.status, same.reviewed_by, same.reviewed_at = "approved", caller.user_id, utcnow()
+                add_correction_example(s, self.settings.feedback_dataset, same)
+                return same.id, same.status, None
+            if not approved and pending_count(s, guild.id, caller.user_id) >= self.settings.max_pending_per_user:
+                raise Busy(f"You have {self.settings.max_pending_per_user} corrections waiting for review already; "
+                           "a trainer reviews them first (`review`).")
             corr = Correction(guild_id=guild.id, message_id=msg.id, user_id=caller.user_id, prompt=msg.prompt or "",
                               original=msg.content, corrected=text, status="approved" if approved else "pending",
                               source=f"message:{mid}")
             s.add(corr)
             s.flush()
             if approved:
-                self._add_correction_example(s, guild.id, corr, msg)
-            return corr.id, corr.status, False
-
-    def _add_correction_example(self, s: Any, guild_id: int, corr: Correction, msg: Message) -> None:
-        ds = repo.ensure_dataset(s, guild_id, self.settings.feedback_dataset)
-        ex = Example(prompt=corr.prompt, response=corr.corrected, rejected=corr.original, label="positive",
-                     history=tuple(msg.context or ()), source_ref=corr.source)
-        dataset_items.add_examples(s, ds, [ex], source="correction", author_id=corr.user_id, correction_id=corr.id)
+                add_correction_example(s, self.settings.feedback_dataset, corr)
+            return corr.id, corr.status, None
 
     # ---------------------------------------------------------------- reactions
     async def react(self, caller: Caller, message_id: str, emoji: str, added: bool = True) -> Reply | None:

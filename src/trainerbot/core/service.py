@@ -10,14 +10,17 @@ from __future__ import annotations
 from trainerbot.config import Settings
 from trainerbot.core.chat import ChatCommands
 from trainerbot.core.datasets import DatasetCommands
+from trainerbot.core.evaluation import EvaluationCommands
 from trainerbot.core.feedback import FeedbackCommands
 from trainerbot.core.general import GeneralCommands
+from trainerbot.core.review import ReviewCommands
 from trainerbot.core.training import TrainingCommands
 from trainerbot.core.voice import VoiceCommands
 from trainerbot.store import Store
 
 
-class CoreService(GeneralCommands, ChatCommands, TrainingCommands, DatasetCommands, FeedbackCommands, VoiceCommands):
+class CoreService(GeneralCommands, ChatCommands, TrainingCommands, DatasetCommands, FeedbackCommands, VoiceCommands,
+                  EvaluationCommands, ReviewCommands):
     """All command groups over one store and one data folder."""
 
     @classmethod

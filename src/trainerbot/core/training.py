@@ -205,16 +205,21 @@ class TrainingCommands(CoreBase):
         return Reply.text(text, data={"status": status})
 
     # ------------------------------------------------------------------ model
-    async def model(self, caller: Caller, action: str = "list", version: str | None = None) -> Reply:
+    async def model(self, caller: Caller, action: str = "list", version: str | None = None, other: str | None = None) -> Reply:
         action = (action or "list").lower()
         if action == "list":
             return await self._model_list(caller)
+        if action == "compare":
+            if not version or not other:
+                raise BadInput(f"Usage: `{self.settings.prefix}model compare <version> <version>`, e.g. `model compare v1 v2`.")
+            return await self.model_compare(caller, version, other)  # type: ignore[attr-defined]
         if action == "use":
             self._require_trainer(caller, "switch models")
             if not version:
                 raise BadInput(f"Usage: `{self.settings.prefix}model use <version>` (see `{self.settings.prefix}model list`).")
             return await self._model_use(caller, version.strip())
-        raise BadInput(f"Use `{self.settings.prefix}model list` or `{self.settings.prefix}model use <version>`.")
+        raise BadInput(f"Use `{self.settings.prefix}model list`, `{self.settings.prefix}model use <version>` "
+                       f"or `{self.settings.prefix}model compare <a> <b>`.")
 
     async def _model_list(self, caller: Caller) -> Reply:
         def load() -> list[ModelVersion]:
@@ -227,9 +232,11 @@ class TrainingCommands(CoreBase):
         lines = ["**Model versions**"]
         for v in versions:
             loss = v.metrics.get("final_loss")
-            mark = " ← active" if v.active else ""
+            held = v.metrics.get("heldout") or {}
+            mark = " ← active" if v.active else " (not promoted)" if v.metrics.get("promoted") is False else ""
             lines.append(f"• `{v.name}` — {v.recipe.upper()} from {v.base}, job #{v.job_id}"
-                         + (f", final loss {loss:.3f}" if isinstance(loss, (int, float)) else "") + mark)
+                         + (f", final loss {loss:.3f}" if isinstance(loss, (int, float)) else "")
+                         + (f", held-out chrF {held['chrf']:.1f}" if isinstance(held.get("chrf"), (int, float)) else "") + mark)
         return Reply.text("\n".join(lines), data={"names": [v.name for v in versions], "active": next((v.name for v in versions if v.active), None)})
 
     async def _model_use(self, caller: Caller, name: str) -> Reply:

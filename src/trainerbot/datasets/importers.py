@@ -58,14 +58,14 @@ class Limits:
 
 def parse_upload(filename: str, content_type: str | None, data: bytes, *, default_label: Label, limits: Limits) -> list[Example]:
     """Every example in the file, or ``BadInput`` naming the first problem (and its line)."""
-    shown = _shown_name(filename)
+    shown = shown_name(filename)
     if not data:
         raise BadInput(f"`{shown}` is empty.")
     if len(data) > limits.max_bytes:
-        raise BadInput(f"`{shown}` is {_size(len(data))}; the limit is {_size(limits.max_bytes)}.")
+        raise BadInput(f"`{shown}` is {human_size(len(data))}; the limit is {human_size(limits.max_bytes)}.")
     fmt = _format_of(filename, shown)
     _check_content_type(fmt, content_type, shown)
-    text = _decode(data, shown)
+    text = decode_text(data, shown)
     parser = {"jsonl": _parse_jsonl, "json": _parse_json, "csv": _parse_csv, "txt": _parse_txt}[fmt]
     examples = parser(text, shown, default_label, limits)
     if not examples:
@@ -73,13 +73,13 @@ def parse_upload(filename: str, content_type: str | None, data: bytes, *, defaul
     return examples
 
 
-def _shown_name(filename: str) -> str:
+def shown_name(filename: str) -> str:
     base = filename.replace("\\", "/").rsplit("/", 1)[-1]
     base = "".join(ch for ch in base if ch.isprintable() and ch not in "`")[:80]
     return base or "the file"
 
 
-def _size(n: int) -> str:
+def human_size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MiB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KiB" if n >= 1024 else f"{n} bytes"
 
 
@@ -100,7 +100,7 @@ def _check_content_type(fmt: str, content_type: str | None, shown: str) -> None:
     raise BadInput(f"`{shown}` is named like {fmt.upper()} but was sent as `{main[:60]}`; send the file as text.")
 
 
-def _decode(data: bytes, shown: str) -> str:
+def decode_text(data: bytes, shown: str) -> str:
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             text = data.decode("utf-16")
@@ -130,7 +130,7 @@ def _label(value: Any, default: Label, where: str) -> Label:
     return word  # type: ignore[return-value]
 
 
-def _text(value: Any, where: str, what: str, limits: Limits) -> str:
+def text_field(value: Any, where: str, what: str, limits: Limits) -> str:
     if isinstance(value, list):  # content parts: [{"type": "text", "text": ...}]
         pieces = []
         for part in value:
@@ -160,7 +160,7 @@ def _from_messages(messages: Any, where: str, label: Label, limits: Limits) -> l
         if not isinstance(msg, dict) or "role" not in msg or "content" not in msg:
             raise BadInput(f"{where}: message {i} needs `role` and `content`.")
         role = msg["role"]
-        content = _text(msg["content"], f"{where}, message {i}", "content", limits)
+        content = text_field(msg["content"], f"{where}, message {i}", "content", limits)
         if role in ("system", "developer"):
             system = content
         elif role == "user":
@@ -185,15 +185,15 @@ def _last_content(value: Any, role: str, where: str, what: str, limits: Limits) 
         system = None
         history: list[dict[str, str]] = []
         for m in value[:-1]:
-            content = _text(m.get("content"), where, what, limits)
+            content = text_field(m.get("content"), where, what, limits)
             if m["role"] in ("system", "developer"):
                 system = content
             else:
                 history.append({"role": str(m["role"]), "content": content})
         if value[-1]["role"] != role:
             raise BadInput(f"{where}: the last message of `{what}` should be from the {role}.")
-        return _text(value[-1].get("content"), where, what, limits), tuple(history), system
-    return _text(value, where, what, limits), (), None
+        return text_field(value[-1].get("content"), where, what, limits), tuple(history), system
+    return text_field(value, where, what, limits), (), None
 
 
 def _from_object(obj: Any, where: str, default: Label, limits: Limits) -> list[Example]:
@@ -215,12 +215,12 @@ def _from_object(obj: Any, where: str, default: Label, limits: Limits) -> list[E
             raise BadInput(f"{where}: `chosen` needs a `rejected` answer beside it.")
         rejected, _, _ = _last_content(obj["rejected"], "assistant", where, "rejected", limits)
     if isinstance(obj.get("system"), str) and obj["system"].strip():
-        system = _text(obj["system"], where, "system", limits)
+        system = text_field(obj["system"], where, "system", limits)
     return [Example(prompt=prompt, response=response, label=label, rejected=rejected, system=system,
                     history=history, source_ref=where)]
 
 
-def _json_loads(raw: str, where: str) -> Any:
+def load_json(raw: str, where: str) -> Any:
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -262,18 +262,18 @@ def _parse_jsonl(text: str, shown: str, default: Label, limits: Limits) -> list[
         for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 where = f"{shown} line {n}"
-                yield from _from_object(_json_loads(line, where), where, default, limits)
+                yield from _from_object(load_json(line, where), where, default, limits)
     return _bounded(rows(), limits, shown)
 
 
 def _parse_json(text: str, shown: str, default: Label, limits: Limits) -> list[Example]:
-    value = _json_loads(text, shown)
+    value = load_json(text, shown)
     if isinstance(value, dict) and not any(k in value for k in ("messages", *PROMPT_KEYS)):
         # {prompt: response} mapping
         def pairs() -> Iterable[Example]:
             for prompt, response in value.items():
                 where = f"{shown} key {prompt[:40]!r}"
-                yield Example(prompt=_text(prompt, where, "prompt", limits), response=_text(response, where, "response", limits),
+                yield Example(prompt=text_field(prompt, where, "prompt", limits), response=text_field(response, where, "response", limits),
                               label=default, source_ref=where)
         return _bounded(pairs(), limits, shown)
     items = value if isinstance(value, list) else [value]
@@ -302,7 +302,7 @@ def _parse_csv(text: str, shown: str, default: Label, limits: Limits) -> list[Ex
                 if len(row) not in (2, 3):
                     raise BadInput(f"{where}: expected 2 or 3 columns (prompt,response[,label]), found {len(row)}.")
                 label = _label(row[2] if len(row) == 3 and row[2].strip() else None, default, where)
-                yield Example(prompt=_text(row[0], where, "prompt", limits), response=_text(row[1], where, "response", limits),
+                yield Example(prompt=text_field(row[0], where, "prompt", limits), response=text_field(row[1], where, "response", limits),
                               label=label, source_ref=where)
         except csv.Error as exc:
             raise BadInput(f"{shown} line {reader.line_num}: malformed CSV ({exc}).") from None
@@ -319,8 +319,8 @@ def _parse_txt(text: str, shown: str, default: Label, limits: Limits) -> list[Ex
             where = f"{shown} line {q_line}"
             if answer is None:
                 raise BadInput(f"{where}: question without an `A:` answer.")
-            return Example(prompt=_text("\n".join(question or []), where, "question", limits),
-                           response=_text("\n".join(answer), where, "answer", limits), label=default, source_ref=where)
+            return Example(prompt=text_field("\n".join(question or []), where, "question", limits),
+                           response=text_field("\n".join(answer), where, "answer", limits), label=default, source_ref=where)
 
         for n, line in enumerate(text.splitlines(), 1):
             if (m := TXT_Q.match(line)) is not None:

@@ -75,6 +75,21 @@ class LocalModel:
             token = int(out.logits[0, -1].argmax())
         return produced
 
+    @torch.inference_mode()
+    def answer_loss(self, conversation: list[dict[str, str]], answer: str) -> float:
+        """Mean per-token loss (nats) of ``answer`` and the end of turn after the conversation —
+        the part a completion-only SFT trains on."""
+        with self.lock:
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            target = self.tokenizer.encode(answer, add_special_tokens=False) + [self.tokenizer.eos_token_id]
+            target = target[: self.max_positions - 1]
+            prompt = self.encode(conversation, len(target))
+            ids = torch.tensor([prompt + target])
+            labels = torch.full_like(ids, -100)
+            labels[0, len(prompt):] = ids[0, len(prompt):]
+            return float(self.model(input_ids=ids, labels=labels).loss)
+
     def reply(self, conversation: list[dict[str, str]], *, max_new_tokens: int = 128) -> str:
         with self.lock:
             if self.threads:

@@ -113,7 +113,29 @@ class Correction(Base):
     original: Mapped[str] = mapped_column(Text)
     corrected: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | approved | rejected
-    source: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(200))  # message:<id> | test:<run id>
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # How many asked for the same change (duplicates merge into the first), and the review.
+    supporters: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    reviewed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    review_message_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+
+
+class TestRun(Base):
+    """One ``test``: who ran it on which model, its summary, and its report file (artifacts)."""
+
+    __tablename__ = "test_runs"
+    __test__ = False  # not a pytest class
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(100))
+    cases: Mapped[int] = mapped_column(Integer)
+    wrong: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    report_file: Mapped[str] = mapped_column(String(200))
+    handled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

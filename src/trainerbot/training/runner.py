@@ -2,9 +2,11 @@
 
 Reads the job's snapshot, picks the starting model (the guild's active version, else a
 pretrained folder from the settings, else a new one built from scratch), runs the job's
-recipe with progress events and cancellation, then saves the model crash-safely — into
-a ``.partial`` folder, a ``DONE.json`` marker written last, renamed into place — draws
-the loss curve, and registers a model version, which becomes active.
+recipe with progress events and cancellation on the snapshot's training split, then saves
+the model crash-safely — into a ``.partial`` folder, a ``DONE.json`` marker written last,
+renamed into place — draws the loss curve, and registers a model version. The new version
+and the active one answer the held-out split (``evaluation/heldout.py``); the new one
+becomes active only when it is not worse by the configured metric.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from trainerbot.config import Settings
 from trainerbot.datasets import paths
 from trainerbot.datasets.records import Example
 from trainerbot.datasets.snapshots import read_snapshot
+from trainerbot.evaluation import heldout
+from trainerbot.evaluation.cases import Case
+from trainerbot.evaluation.metrics import Summary
+from trainerbot.evaluation.run import score_cases
 from trainerbot.fileio import atomic_write_bytes
 from trainerbot.model.files import DONE_MARKER, is_complete
 from trainerbot.store import Store
@@ -123,7 +129,9 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
             raise ValueError("its dataset snapshot is gone")
         root = paths.guild_root(data_dir, guild_pid)
         _, examples = read_snapshot(root / "snapshots" / snap.file_name)
-        queue.add_event(store, job_id, kind="log", message=f"{len(examples)} examples from {snap.file_name}")
+        examples, held = heldout.split(examples, settings.heldout_share)
+        queue.add_event(store, job_id, kind="log",
+                        message=f"{len(examples)} examples from {snap.file_name} ({len(held)} more held out for evaluation)")
         if settings.torch_threads:
             import torch
 
@@ -157,7 +165,8 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
                 return "failed"
             queue.finish(store, job_id, "cancelled", message=f"cancelled at step {result.steps}")
             return "cancelled"
-        return _register(settings, store, job_id, guild_id, guild_pid, snap.id, recipe, base, trained, tokenizer, result)
+        return _register(settings, store, job_id, guild_id, guild_pid, snap.id, recipe, base, trained, tokenizer, result,
+                         parent, heldout.cases(held, settings.max_test_cases))
     except Exception as exc:  # the job fails; the worker goes on
         log.exception("job %s failed", job_id)
         queue.finish(store, job_id, "failed", error=_plain(exc))
@@ -169,8 +178,33 @@ def _plain(exc: Exception) -> str:
     return text[:300]
 
 
+def evaluate_folder(settings: Settings, folder: Path, cases: list[Case]) -> Summary:
+    from trainerbot.model.local import LocalModel
+
+    model = LocalModel(folder, threads=settings.torch_threads)
+    return score_cases(model, cases, max_new_tokens=settings.reply_max_tokens)[1]
+
+
+def promotion(settings: Settings, folder: Path, parent: ModelVersion | None, cases: list[Case]) -> tuple[bool, dict[str, Any], str]:
+    """(promote?, metrics to keep, the reason in words) for the model in ``folder`` against ``parent``."""
+    metric = settings.promotion_metric
+    if not cases:
+        return True, {}, "no held-out cases to compare on"
+    candidate = evaluate_folder(settings, folder, cases)
+    kept: dict[str, Any] = {"heldout": candidate.as_dict(), "promotion_metric": metric}
+    ours = heldout.shown(metric, heldout.value(candidate, metric))
+    if parent is None or not parent.path or not is_complete(settings.resolved_data_dir / parent.path):
+        return True, kept, f"held-out {metric} {ours}"
+    active = evaluate_folder(settings, settings.resolved_data_dir / parent.path, cases)
+    kept["heldout_active"] = {"version": parent.name, **active.as_dict()}
+    theirs = heldout.shown(metric, heldout.value(active, metric))
+    if heldout.not_worse(metric, candidate, active, settings.promotion_tolerance):
+        return True, kept, f"held-out {metric} {ours} vs {parent.name}'s {theirs}"
+    return False, kept, f"held-out {metric} {ours} is worse than active {parent.name}'s {theirs}"
+
+
 def _register(settings: Settings, store: Store, job_id: int, guild_id: int, guild_pid: str, snapshot_id: int, recipe: str,
-              base: str, model: Any, tokenizer: Any, result: TrainResult) -> str:
+              base: str, model: Any, tokenizer: Any, result: TrainResult, parent: ModelVersion | None, cases: list[Case]) -> str:
     data_dir = settings.resolved_data_dir
     root = paths.guild_root(data_dir, guild_pid)
     folder = root / "models" / f"job-{job_id}"
@@ -179,11 +213,21 @@ def _register(settings: Settings, store: Store, job_id: int, guild_id: int, guil
                "seconds": round(result.seconds, 2)}
     save_model(model, tokenizer, folder, {"job": job_id, "recipe": recipe, "base": base, "metrics": metrics, "saved_at": time.time()})
     loss_curve(result.losses, root / "artifacts" / f"job-{job_id}-loss.png", f"job {job_id} · {recipe}")
+    if cases:
+        queue.add_event(store, job_id, kind="log", message=f"evaluating on {len(cases)} held-out cases")
+    promote, evaluation, why = promotion(settings, folder, parent, cases)
+    metrics.update(evaluation, promoted=promote)
     with store.session() as s:
         n = s.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.guild_id == guild_id)) or 0
         name = f"v{n + 1}"
-        s.execute(update(ModelVersion).where(ModelVersion.guild_id == guild_id).values(active=False))
+        if promote:
+            s.execute(update(ModelVersion).where(ModelVersion.guild_id == guild_id).values(active=False))
         s.add(ModelVersion(guild_id=guild_id, name=name, backend="local", path=str(folder.relative_to(data_dir)), base=base,
-                           recipe=recipe, job_id=job_id, snapshot_id=snapshot_id, metrics=metrics, active=True))
-    queue.finish(store, job_id, "succeeded", message=f"model {name} is active (final loss {final_loss:.3f})" if final_loss is not None else f"model {name} is active")
+                           recipe=recipe, job_id=job_id, snapshot_id=snapshot_id, metrics=metrics, active=promote))
+    loss = f"final loss {final_loss:.3f}; " if final_loss is not None else ""
+    if promote:
+        message = f"model {name} is active ({loss}{why})"
+    else:
+        message = f"model {name} is kept but not active: {why}; `model use {name}` would switch anyway"
+    queue.finish(store, job_id, "succeeded", message=message)
     return "succeeded"

@@ -148,3 +148,22 @@ async def test_chat_replies_carry_an_id_to_correct_and_rate(console: tuple[Conso
     await con.handle_line("what is the capital of zorbia?")
     assert "Rated 👍" in out.getvalue()
     assert out.getvalue().strip().splitlines()[-1].startswith("Quillport, on the coast.  [#")
+
+
+async def test_review_provenance_and_forget_words(console: tuple[Console, io.StringIO], core: CoreService, tmp_path: Path) -> None:
+    con, out = console
+    facts = tmp_path / "facts.jsonl"
+    facts.write_text(JSONL_FACTS)
+    await con.handle_line(f"!import facts --attach {facts}")
+    await con.handle_line("!dataset item 1")
+    await con.handle_line("!review")
+    await con.handle_line('!test [{"prompt": "Capital of Zorbia?", "expected": "Quillport."}]')
+    await con.handle_line("!approve 7")
+    await con.handle_line("!model compare v1")
+    await con.handle_line("!forget me")
+    text = out.getvalue()
+    assert "Example #1" in text and "facts.jsonl line 1" in text
+    assert "Nothing waits for review" in text and "no active local model" in text
+    assert "no correction #7" in text and "Usage: `!model compare" in text
+    assert "Forgot everything from you here: 3 examples" in text
+    assert (await core.dataset(con.caller, "facts")).data["total"] == 0

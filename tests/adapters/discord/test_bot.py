@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from tests.conftest import JSONL_FACTS
 from trainerbot.adapters.discord.bot import TrainerBot
-from trainerbot.store.models import Feedback, Job
+from trainerbot.store.models import Correction, Feedback, Job
 from trainerbot.training.worker import serve
 
 TESS, MILO, OTHER_GUILD_TESS = 0, 1, 2  # dpytest member indexes: Tess is a trainer in Guild A
@@ -54,7 +54,8 @@ async def test_every_command_is_also_a_slash_command(bot: TrainerBot) -> None:
     params = {p.name for p in slash["train"].parameters}
     assert params == {"dataset", "label", "attachment"}
     assert {p.name for p in slash["correct"].parameters} == {"message_id", "text"}
-    assert {c.name for c in slash["model"].commands} == {"list", "use"}
+    assert {c.name for c in slash["model"].commands} == {"list", "use", "compare"}
+    assert {p.name for p in slash["test"].parameters} == {"attachment", "cases"}
     label = next(p for p in slash["train"].parameters if p.name == "label")
     assert [c.value for c in label.choices] == ["positive", "negative"]
 
@@ -211,3 +212,29 @@ async def test_a_trainer_runs_the_dataset_and_model_commands(bot: TrainerBot, fa
     assert "No model versions yet" in (await _ask("!model")).content
     assert "no model version `v1`" in (await _ask("!model use v1")).content
     assert "I speak and listen in `en`" in (await _ask("!language")).content
+
+
+async def test_review_queue_with_reactions(bot: TrainerBot, facts: str) -> None:
+    await _ask("!import facts", attachments=[facts])
+    me = bot.user
+    answer = await _ask(f"<@{me.id}> what is the capital of zorbia?", member=MILO)
+    assert "waiting for a trainer" in (await _ask(f"!correct {answer.id} Quillport, by the sea.", member=MILO)).content
+    assert "Only trainers" in (await _ask("!review", member=MILO)).content
+    shown = await _ask("!review")
+    assert "Correction #1" in shown.content and [str(r.emoji) for r in shown.reactions] == ["✅", "❌"]
+    await dpytest.add_reaction(dpytest.get_config().members[MILO], shown, "✅")  # a member's ✅ decides nothing
+    with bot.core.store.read() as s:
+        assert s.get(Correction, 1).status == "pending"
+    await dpytest.add_reaction(dpytest.get_config().members[TESS], shown, "✅")
+    assert "approved" in dpytest.get_message().content
+    again = await _ask(f"<@{me.id}> what is the capital of zorbia?", member=MILO)
+    assert again.content == "Quillport, by the sea."
+    assert "Nothing waits" in (await _ask("!review")).content
+
+
+async def test_test_command_takes_inline_json_or_a_file(bot: TrainerBot, tmp_path) -> None:
+    assert "no active local model" in (await _ask('!test [{"prompt": "2+2?", "expected": "4"}]', member=MILO)).content
+    bad = tmp_path / "cases.jsonl"
+    bad.write_text('{"prompt": "a"}\n{"prompt": \n')
+    assert "cases.jsonl` line 2: invalid JSON" in (await _ask("!test", member=MILO, attachments=[str(bad)])).content
+    assert "Give test cases as JSON" in (await _ask("!test")).content  # (Milo is at the cooldown now)

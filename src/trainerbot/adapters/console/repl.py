@@ -36,6 +36,7 @@ HELP = """Commands (prefix {p}):
   {p}correct <message id> <text>         correct one of the bot's replies
   {p}react <message id> 👍|👎 [remove]     rate a reply (Discord: a reaction)
   {p}datasets | {p}dataset <name>          list datasets / show one
+  {p}dataset item <id>                    where one example came from (who, how, when)
   {p}import <dataset> [positive|negative] --attach FILE
   {p}train [dataset] [positive|negative] [--attach FILE]
   {p}archive <dataset>                   snapshot a dataset and start it afresh
@@ -43,6 +44,11 @@ HELP = """Commands (prefix {p}):
   {p}export <dataset> [openai|sft|kto|dpo]
   {p}getfile [name]                      list files / get one into the outbox
   {p}jobs | {p}job <id> | {p}cancel <id> | {p}model list | {p}model use <version>
+  {p}model compare <a> <b>               two versions on the held-out questions
+  {p}test <json> | {p}test --attach FILE   run the model on test cases (JSON / JSONL)
+  {p}handle_errors [test id]             a test's wrong answers → corrections for review
+  {p}review | {p}approve <id> | {p}reject <id>   the review queue (trainers)
+  {p}forget me | {p}forget <user id>      delete someone's examples, ratings, corrections
   {p}say <text>                          speak text into a WAV (in the outbox)
   {p}language [en|ru]                    the language the bot speaks and listens in
   {p}help | {p}quit
@@ -66,7 +72,7 @@ class Console:
             "correct": self._correct,
             "react": self._react,
             "datasets": lambda a, r, f: core.datasets(caller),
-            "dataset": lambda a, r, f: core.dataset(caller, self._arg(a, 0, "dataset <name>")),
+            "dataset": lambda a, r, f: core.dataset(caller, self._arg(a, 0, "dataset <name>"), a[1] if len(a) > 1 else None),
             "import": lambda a, r, f: core.import_data(caller, self._arg(a, 0, "import <dataset> [positive|negative] --attach FILE"), a[1] if len(a) > 1 else None, f),
             "train": lambda a, r, f: core.train(caller, a[0] if a else None, a[1] if len(a) > 1 else None, f),
             "archive": lambda a, r, f: core.archive(caller, self._arg(a, 0, "archive <dataset>")),
@@ -76,7 +82,13 @@ class Console:
             "jobs": lambda a, r, f: core.jobs(caller),
             "job": lambda a, r, f: core.job(caller, self._arg(a, 0, "job <id>")),
             "cancel": lambda a, r, f: core.cancel(caller, self._arg(a, 0, "cancel <id>")),
-            "model": lambda a, r, f: core.model(caller, a[0] if a else "list", a[1] if len(a) > 1 else None),
+            "model": lambda a, r, f: core.model(caller, a[0] if a else "list", a[1] if len(a) > 1 else None, a[2] if len(a) > 2 else None),
+            "test": lambda a, r, f: core.test(caller, r, f),
+            "handle_errors": lambda a, r, f: core.handle_errors(caller, a[0] if a else None),
+            "review": lambda a, r, f: core.review(caller),
+            "approve": lambda a, r, f: core.approve(caller, self._arg(a, 0, "approve <correction id>")),
+            "reject": lambda a, r, f: core.reject(caller, self._arg(a, 0, "reject <correction id>")),
+            "forget": lambda a, r, f: core.forget(caller, self._arg(a, 0, "forget me")),
             "say": lambda a, r, f: core.say(caller, r),
             "language": lambda a, r, f: core.language(caller, a[0] if a else None),
         }

@@ -4,7 +4,8 @@ from trainerbot.adapters.discord.cogs.chat import ChatCog
 from trainerbot.adapters.discord.cogs.datasets import DatasetsCog
 from trainerbot.adapters.discord.cogs.feedback import FeedbackCog
 from trainerbot.adapters.discord.cogs.general import GeneralCog
+from trainerbot.adapters.discord.cogs.review import ReviewCog
 from trainerbot.adapters.discord.cogs.training import TrainingCog
 from trainerbot.adapters.discord.cogs.voice import VoiceCog
 
-COGS = (GeneralCog, ChatCog, FeedbackCog, DatasetsCog, TrainingCog, VoiceCog)
+COGS = (GeneralCog, ChatCog, FeedbackCog, DatasetsCog, TrainingCog, VoiceCog, ReviewCog)

@@ -28,9 +28,9 @@ class DatasetsCog(commands.Cog, name="Datasets"):
     async def datasets(self, ctx: commands.Context[Any]) -> None:
         await send_reply(ctx, await self.bot.core.datasets(ctx_caller(ctx)))
 
-    @commands.hybrid_command(name="dataset", description="Statistics of one dataset")
-    async def dataset(self, ctx: commands.Context[Any], name: str) -> None:
-        await send_reply(ctx, await self.bot.core.dataset(ctx_caller(ctx), name))
+    @commands.hybrid_command(name="dataset", description="Statistics of one dataset, or `item <id>`: where one example came from")
+    async def dataset(self, ctx: commands.Context[Any], name: str, item: str | None = None) -> None:
+        await send_reply(ctx, await self.bot.core.dataset(ctx_caller(ctx), name, item))
 
     @commands.hybrid_command(name="import", description="Import an attached file into a dataset")
     @trainer_only()

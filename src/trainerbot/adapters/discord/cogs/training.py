@@ -51,3 +51,10 @@ class TrainingCog(commands.Cog, name="Training"):
     @trainer_only()
     async def model_use(self, ctx: commands.Context[Any], version: str) -> None:
         await send_reply(ctx, await self.bot.core.model(ctx_caller(ctx), "use", version))
+
+    @model.command(name="compare", description="Two versions side by side on the held-out questions")
+    @commands.cooldown(2, 60, commands.BucketType.user)
+    async def model_compare(self, ctx: commands.Context[Any], first: str, second: str) -> None:
+        async with ctx.typing():
+            reply = await self.bot.core.model(ctx_caller(ctx), "compare", first, second)
+        await send_reply(ctx, reply)

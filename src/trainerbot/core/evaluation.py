@@ -1,0 +1,204 @@
+"""Checking what the model learned: ``test``, ``handle_errors`` and ``model compare``.
+
+``test`` runs the active model on the caller's cases (inline JSON or an attached JSON/JSONL
+file), replies with the summary — exact match, chrF, loss and perplexity of the expected
+answers — and attaches the full report (JSONL in the guild's artifacts). Each run is kept
+in the store, so ``handle_errors`` can turn its wrong predictions into pending corrections
+for the review queue; they are never trained on until a trainer approves them.
+``model compare`` answers the guild's held-out questions with two versions side by side.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from trainerbot.core.base import CoreBase
+from trainerbot.core.permissions import is_trainer
+from trainerbot.core.review import pending_count, same_correction
+from trainerbot.core.text import quote_user_text
+from trainerbot.core.types import Attachment, Caller, OutFile, Reply
+from trainerbot.datasets import paths
+from trainerbot.datasets.items import item_to_example
+from trainerbot.errors import BadInput, NotAllowed, NotFound
+from trainerbot.evaluation import heldout
+from trainerbot.evaluation.cases import Case, parse_cases
+from trainerbot.evaluation.metrics import Summary
+from trainerbot.evaluation.run import score_cases
+from trainerbot.fileio import atomic_write_bytes, unique_path
+from trainerbot.store.models import Correction, DatasetItem, ModelVersion, TestRun
+
+SHOWN_WRONG = 3
+
+
+class EvaluationCommands(CoreBase):
+    # ------------------------------------------------------------------- test
+    async def test(self, caller: Caller, text: str | None = None, attachment: Attachment | None = None) -> Reply:
+        p = self.settings.prefix
+        if attachment is not None:
+            data, filename = attachment.data, attachment.filename
+        elif text and text.strip():
+            data, filename = text.strip().encode("utf-8"), None
+        else:
+            raise BadInput(f"Give test cases as JSON, e.g. `{p}test [{{\"prompt\": \"What is 2+2?\", \"expected\": \"4\"}}]`, "
+                           "or attach a .json / .jsonl file.")
+        if len(data) > self.settings.max_attachment_bytes:
+            raise BadInput("That test is over the attachment limit.")
+        cases = parse_cases(data, filename=filename, max_cases=self.settings.max_test_cases,
+                            max_bytes=self.settings.max_attachment_bytes, max_field_chars=self.settings.max_field_chars)
+        self._limit(caller, "test")
+        version = await self._blocking(self._active_version, caller)
+        model = await self._blocking(self._model_hub().get, self.data_dir / str(version.path))
+        rows, summary = await self._blocking(score_cases, model, cases, max_new_tokens=self.settings.reply_max_tokens)
+        run_id, report = await self._blocking(self._save_run, caller, version.name, rows, summary)
+        wrong = [r for r in rows if r["match"] is False]
+        lines = [f"🧪 Test #{run_id} of model `{version.name}` — {summary.line()}."]
+        for r in wrong[:SHOWN_WRONG]:
+            lines.append(f"✗ {quote_user_text(r['prompt'], 80)} → got “{quote_user_text(r['prediction'], 80)}”, "
+                         f"expected “{quote_user_text(r['expected'], 80)}”")
+        if wrong:
+            more = f" (and {len(wrong) - SHOWN_WRONG} more in the report)" if len(wrong) > SHOWN_WRONG else ""
+            lines.append(f"{len(wrong)} wrong{more}. `{p}handle_errors {run_id}` sends them to the review queue as corrections.")
+        return Reply.text("\n".join(lines), files=(OutFile(name=report.name, path=report),),
+                          data={"run_id": run_id, "version": version.name, "wrong": len(wrong), **summary.as_dict()})
+
+    def _active_version(self, caller: Caller) -> ModelVersion:
+        with self.store.read() as s:
+            guild = self._find_guild(s, caller)
+            version = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.active.is_(True))) if guild else None
+        if version is None or version.backend != "local" or not version.path:
+            raise NotFound(f"There is no active local model to test here yet; `{self.settings.prefix}train` makes one.")
+        return version
+
+    def _save_run(self, caller: Caller, version: str, rows: list[dict[str, Any]], summary: Summary) -> tuple[int, Path]:
+        folder = paths.area_dir(self._root(caller), "artifacts")
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        report = unique_path(folder, f"test-{stamp}", ".jsonl")
+        atomic_write_bytes(report, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8"))
+        with self.store.session() as s:
+            guild = self._guild(s, caller)
+            run = TestRun(guild_id=guild.id, user_id=caller.user_id, model_version=version, cases=len(rows),
+                          wrong=sum(1 for r in rows if r["match"] is False), metrics=summary.as_dict(), report_file=report.name)
+            s.add(run)
+            s.flush()
+            return run.id, report
+
+    # ---------------------------------------------------------- handle_errors
+    async def handle_errors(self, caller: Caller, run_id: str | None = None) -> Reply:
+        """Every wrong prediction of a test run (the latest here, by default) becomes a pending correction."""
+        rid = None
+        if run_id is not None and run_id.strip():
+            raw = run_id.strip().lstrip("#")
+            if not raw.isdigit() or len(raw) > 12:
+                raise BadInput(f"Give a test number, e.g. `{self.settings.prefix}handle_errors 3`.")
+            rid = int(raw)
+        self._limit(caller, "handle_errors")
+        return await self._blocking(self._handle_errors, caller, rid)
+
+    def _handle_errors(self, caller: Caller, rid: int | None) -> Reply:
+        trainer = is_trainer(caller, self.settings.trainer_role)
+        with self.store.session() as s:
+            guild = self._guild(s, caller)
+            query = select(TestRun).where(TestRun.guild_id == guild.id)
+            run = s.scalar(query.where(TestRun.id == rid) if rid is not None else query.order_by(TestRun.id.desc()).limit(1))
+            if run is None:
+                raise NotFound("There is no such test here." if rid is not None else f"No test has run here yet; `{self.settings.prefix}test` runs one.")
+            if run.user_id != caller.user_id and not trainer:
+                raise NotAllowed("Only the one who ran that test, or a trainer, can send its errors to review.")
+            if run.handled:
+                return Reply.text(f"Test #{run.id}'s errors were already sent to review.", data={"run_id": run.id, "queued": 0})
+            rows = self._report_rows(caller, run.report_file)
+            room = None if trainer else self.settings.max_pending_per_user - pending_count(s, guild.id, caller.user_id)
+            queued = merged = skipped = 0
+            for row in rows:
+                if row.get("match") is not False or not row.get("expected"):
+                    continue
+                same = same_correction(s, guild.id, str(row["prompt"]), str(row["expected"]))
+                if same is not None:
+                    if same.status == "pending" and same.user_id != caller.user_id:
+                        same.supporters += 1
+                    merged += 1
+                    continue
+                if room is not None and queued >= room:
+                    skipped += 1
+                    continue
+                s.add(Correction(guild_id=guild.id, message_id=None, user_id=caller.user_id, prompt=str(row["prompt"]),
+                                 original=str(row.get("prediction") or ""), corrected=str(row["expected"]),
+                                 status="pending", source=f"test:{run.id}"))
+                queued += 1
+            run.handled = True
+        text = f"Test #{run.id}: {queued} wrong answer{'s' if queued != 1 else ''} now wait in the review queue as corrections"
+        text += f" (`{self.settings.prefix}review`)." if queued else "."
+        if merged:
+            text += f" {merged} were already there."
+        if skipped:
+            text += (f" {skipped} were not queued: you may have {self.settings.max_pending_per_user} corrections "
+                     "waiting at once; ask a trainer to review them first.")
+        return Reply.text(text, data={"run_id": run.id, "queued": queued, "merged": merged, "skipped": skipped})
+
+    def _report_rows(self, caller: Caller, name: str) -> list[dict[str, Any]]:
+        try:
+            path = paths.resolve_file(self._root(caller), f"artifacts/{name}")
+            return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, ValueError, BadInput, NotFound):
+            raise NotFound(f"The report of that test (`{name}`) is gone or damaged.") from None
+
+    # ----------------------------------------------------------- model compare
+    async def model_compare(self, caller: Caller, a: str, b: str) -> Reply:
+        self._limit(caller, "compare")
+        versions, cases = await self._blocking(self._compare_inputs, caller, a.strip(), b.strip())
+        if not cases:
+            lines = [f"**{v.name}**: " + (_stored(v) or "no held-out figures") for v in versions]
+            return Reply.text("No held-out questions here to compare on (datasets under "
+                              f"{heldout.MIN_EXAMPLES} examples hold none out).\n" + "\n".join(lines), data={"cases": 0})
+        hub = self._model_hub()
+        summaries = []
+        for v in versions:
+            model = await self._blocking(hub.get, self.data_dir / str(v.path))
+            summaries.append((await self._blocking(score_cases, model, cases, max_new_tokens=self.settings.reply_max_tokens))[1])
+        (va, sa), (vb, sb) = zip(versions, summaries)
+        metric = self.settings.promotion_metric
+        rows = [("exact match", f"{sa.exact_match:.1%}", f"{sb.exact_match:.1%}"), ("chrF", f"{sa.chrf:.1f}", f"{sb.chrf:.1f}"),
+                ("loss", f"{sa.loss:.3f}", f"{sb.loss:.3f}"), ("perplexity", f"{sa.perplexity:.4g}", f"{sb.perplexity:.4g}")]
+        width = max(len(va.name), len(vb.name), 8)
+        table = [f"{'':12} {va.name:>{width}} {vb.name:>{width}}"] + [f"{k:12} {x:>{width}} {y:>{width}}" for k, x, y in rows]
+        better = va.name if not heldout.not_worse(metric, sb, sa) else vb.name if not heldout.not_worse(metric, sa, sb) else None
+        verdict = f"By {metric}, `{better}` is better." if better else f"By {metric}, they are even."
+        active = next((v.name for v in versions if v.active), None)
+        text = (f"**{va.name}** vs **{vb.name}** on {len(cases)} held-out questions"
+                + (f" (`{active}` is active)" if active else "") + ":\n```\n" + "\n".join(table) + "\n```\n" + verdict)
+        return Reply.text(text, data={"cases": len(cases), va.name: sa.as_dict(), vb.name: sb.as_dict(), "better": better})
+
+    def _compare_inputs(self, caller: Caller, a: str, b: str) -> tuple[list[ModelVersion], list[Case]]:
+        from trainerbot.model.files import is_complete
+
+        with self.store.read() as s:
+            guild = self._find_guild(s, caller)
+            if guild is None:
+                raise NotFound(f"No model versions here yet; `{self.settings.prefix}train` makes one.")
+            versions = []
+            for name in (a, b):
+                v = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.name == name))
+                if v is None:
+                    raise NotFound(f"There is no model version `{name[:30]}` here. `{self.settings.prefix}model list` shows them.")
+                if v.backend != "local" or not v.path or not is_complete(self.data_dir / v.path):
+                    raise BadInput(f"Model `{v.name}` has no complete files on disk to run.")
+                versions.append(v)
+            items = s.scalars(select(DatasetItem).where(DatasetItem.guild_id == guild.id, DatasetItem.archived_in.is_(None))
+                              .order_by(DatasetItem.id)).all()
+            by_dataset: dict[int, list[Any]] = {}
+            for item in items:
+                by_dataset.setdefault(item.dataset_id, []).append(item_to_example(item))
+        held = [ex for examples in by_dataset.values() for ex in heldout.split(examples, self.settings.heldout_share)[1]]
+        return versions, heldout.cases(held, self.settings.max_test_cases)
+
+
+def _stored(version: ModelVersion) -> str:
+    figures = (version.metrics or {}).get("heldout")
+    if not figures or not figures.get("scored"):
+        return ""
+    return f"chrF {figures['chrf']:.1f}, exact match {figures['exact_match']:.1%} (when it was trained)"

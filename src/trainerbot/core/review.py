@@ -1,0 +1,232 @@
+"""The review queue, provenance and consent: ``review``, ``approve``, ``reject``,
+``dataset item <id>`` and ``forget``.
+
+Members' corrections and the wrong answers a test found wait as ``pending`` corrections;
+``review`` shows trainers the oldest one (then replies the community flagged 👎 and nobody
+corrected yet), one at a time. Only an approved correction becomes a training example and a
+taught fact. ``forget`` deletes one person's examples, ratings, corrections and chat
+messages from the store, so no later snapshot has them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import case, delete, func, select
+
+from trainerbot.core.base import CoreBase
+from trainerbot.core.permissions import is_trainer
+from trainerbot.core.text import quote_user_text
+from trainerbot.core.types import Caller, Reply
+from trainerbot.datasets import items as dataset_items
+from trainerbot.datasets.records import Example
+from trainerbot.errors import BadInput, NotAllowed, NotFound
+from trainerbot.evaluation import heldout
+from trainerbot.evaluation.metrics import normalise_answer
+from trainerbot.store import repo
+from trainerbot.store.models import Correction, Dataset, DatasetItem, Feedback, Message, Snapshot, utcnow
+
+APPROVE_EMOJI, REJECT_EMOJI = "✅", "❌"
+USER = re.compile(r"<@!?([A-Za-z0-9_-]{1,64})>|([A-Za-z0-9_-]{1,64})")
+
+
+def pending_count(s: Any, guild_id: int, user_id: str) -> int:
+    return s.scalar(select(func.count()).select_from(Correction).where(
+        Correction.guild_id == guild_id, Correction.user_id == user_id, Correction.status == "pending")) or 0
+
+
+def same_correction(s: Any, guild_id: int, prompt: str, corrected: str, message_id: int | None = None) -> Correction | None:
+    """A pending or approved correction that teaches the same answer to the same reply (or prompt)."""
+    query = select(Correction).where(Correction.guild_id == guild_id, Correction.status != "rejected")
+    query = query.where(Correction.message_id == message_id) if message_id is not None else query.where(Correction.prompt == prompt)
+    wanted = normalise_answer(corrected)
+    return next((c for c in s.scalars(query.order_by(Correction.id)) if normalise_answer(c.corrected) == wanted), None)
+
+
+def add_correction_example(s: Any, dataset_name: str, corr: Correction) -> None:
+    """An approved correction becomes a DPO pair (chosen = the correction) in the feedback dataset."""
+    msg = s.get(Message, corr.message_id) if corr.message_id is not None else None
+    ds = repo.ensure_dataset(s, corr.guild_id, dataset_name)
+    ex = Example(prompt=corr.prompt, response=corr.corrected, rejected=corr.original or None, label="positive",
+                 history=tuple(msg.context or ()) if msg is not None else (), source_ref=corr.source)
+    dataset_items.add_examples(s, ds, [ex], source="correction", author_id=corr.user_id, correction_id=corr.id)
+
+
+def _correction_id(raw: str | int) -> int:
+    text = str(raw).strip().lstrip("#")
+    if not text.isdigit() or len(text) > 12:
+        raise BadInput("Give the number of a correction, as `review` shows it (e.g. `approve 12`).")
+    return int(text)
+
+
+def _origin(corr: Correction) -> str:
+    kind, _, ref = corr.source.partition(":")
+    return {"message": f"a reply of mine (`{ref}`)", "test": f"test #{ref}"}.get(kind, corr.source)
+
+
+class ReviewCommands(CoreBase):
+    # ----------------------------------------------------------------- review
+    async def review(self, caller: Caller) -> Reply:
+        self._require_trainer(caller, "review corrections")
+        return await self._blocking(self._next_review, caller)
+
+    def _next_review(self, caller: Caller) -> Reply:
+        p = self.settings.prefix
+        with self.store.read() as s:
+            guild = self._find_guild(s, caller)
+            if guild is None:
+                return Reply.text("Nothing waits for review.", data={"kind": None})
+            pending = select(Correction).where(Correction.guild_id == guild.id, Correction.status == "pending")
+            waiting = s.scalar(select(func.count()).select_from(pending.subquery())) or 0
+            corr = s.scalar(pending.order_by(Correction.id).limit(1))
+            if corr is not None:
+                people = f" · asked by {corr.supporters}" if corr.supporters > 1 else ""
+                text = (f"📝 **Correction #{corr.id}** — 1 of {waiting} waiting · by <@{corr.user_id}> · from {_origin(corr)}{people}\n"
+                        f"**Prompt:** {quote_user_text(corr.prompt, 500)}\n"
+                        f"**Bot said:** {quote_user_text(corr.original, 500) or '—'}\n"
+                        f"**Better:** {quote_user_text(corr.corrected, 700)}\n"
+                        f"`{p}approve {corr.id}` or `{p}reject {corr.id}` (on Discord: {APPROVE_EMOJI} or {REJECT_EMOJI} on this message).")
+                return Reply.text(text, data={"kind": "correction", "correction_id": corr.id, "waiting": waiting})
+            flagged = self._flagged(s, guild.id)
+            if flagged is not None:
+                msg, neg, pos = flagged
+                text = (f"🚩 **Flagged reply `{msg.platform_message_id or msg.id}`** — 👎 {neg} / 👍 {pos}, not corrected yet\n"
+                        f"**Prompt:** {quote_user_text(msg.prompt or '', 500)}\n"
+                        f"**Bot said:** {quote_user_text(msg.content, 700)}\n"
+                        f"Teach the right answer with `{p}correct {msg.platform_message_id or msg.id} <answer>`; "
+                        "a trainer's 👍 clears the flag if the reply was fine.")
+                return Reply.text(text, data={"kind": "flagged", "message_id": msg.platform_message_id})
+        return Reply.text("Nothing waits for review. 🎉", data={"kind": None})
+
+    @staticmethod
+    def _flagged(s: Any, guild_id: int) -> tuple[Message, int, int] | None:
+        """The oldest bot reply with more 👎 than 👍 and no correction on the way."""
+        neg = func.sum(case((Feedback.label == "negative", 1), else_=0))
+        pos = func.sum(case((Feedback.label == "positive", 1), else_=0))
+        corrected = select(Correction.id).where(Correction.message_id == Message.id, Correction.status != "rejected").exists()
+        row = s.execute(select(Message, neg, pos).join(Feedback, Feedback.message_id == Message.id)
+                        .where(Message.guild_id == guild_id, Message.role == "assistant", Feedback.kind == "reaction", ~corrected)
+                        .group_by(Message.id).having(neg > pos).order_by(Message.id).limit(1)).first()
+        return (row[0], int(row[1]), int(row[2])) if row is not None else None
+
+    async def approve(self, caller: Caller, correction_id: str | int) -> Reply:
+        return await self._decide(caller, _correction_id(correction_id), "approved")
+
+    async def reject(self, caller: Caller, correction_id: str | int) -> Reply:
+        return await self._decide(caller, _correction_id(correction_id), "rejected")
+
+    async def _decide(self, caller: Caller, cid: int, status: str) -> Reply:
+        self._require_trainer(caller, "review corrections")
+
+        def decide() -> str:
+            with self.store.session() as s:
+                guild = self._guild(s, caller)
+                corr = s.get(Correction, cid)
+                if corr is None or corr.guild_id != guild.id:
+                    raise NotFound(f"There is no correction #{cid} here.")
+                if corr.status != "pending":
+                    return f"Correction #{cid} was already {corr.status}."
+                corr.status, corr.reviewed_by, corr.reviewed_at = status, caller.user_id, utcnow()
+                if status == "approved":
+                    add_correction_example(s, self.settings.feedback_dataset, corr)
+                    return (f"✅ Correction #{cid} approved: it answers at once from now on and is in "
+                            f"`{self.settings.feedback_dataset}` for the next training.")
+                return f"❌ Correction #{cid} rejected; it will not be used."
+        text = await self._blocking(decide)
+        return Reply.text(text + f" `{self.settings.prefix}review` shows the next.", data={"correction_id": cid, "status": status})
+
+    async def bind_review(self, caller: Caller, correction_id: int, platform_message_id: str) -> None:
+        """Remember the message that shows a correction for review, so ✅/❌ on it decide."""
+        def bind() -> None:
+            with self.store.session() as s:
+                corr = s.get(Correction, correction_id)
+                guild = self._find_guild(s, caller)
+                if corr is not None and guild is not None and corr.guild_id == guild.id:
+                    corr.review_message_id = platform_message_id[:64]
+        await self._blocking(bind)
+
+    async def review_reaction(self, caller: Caller, platform_message_id: str, emoji: str) -> Reply | None:
+        """✅/❌ on a review message: approve or reject its correction. None when it is not one."""
+        if emoji not in (APPROVE_EMOJI, REJECT_EMOJI):
+            return None
+
+        def find() -> int | None:
+            with self.store.read() as s:
+                guild = self._find_guild(s, caller)
+                if guild is None:
+                    return None
+                return s.scalar(select(Correction.id).where(Correction.guild_id == guild.id,
+                                                            Correction.review_message_id == platform_message_id[:64]))
+        cid = await self._blocking(find)
+        if cid is None:
+            return None
+        return await self._decide(caller, cid, "approved" if emoji == APPROVE_EMOJI else "rejected")
+
+    # ------------------------------------------------------------- provenance
+    async def dataset_item(self, caller: Caller, item_id: str | int) -> Reply:
+        raw = str(item_id).strip().lstrip("#")
+        if not raw.isdigit() or len(raw) > 12:
+            raise BadInput(f"Give an example's number: `{self.settings.prefix}dataset item <id>`.")
+        return await self._blocking(self._item, caller, int(raw))
+
+    def _item(self, caller: Caller, iid: int) -> Reply:
+        with self.store.read() as s:
+            guild = self._find_guild(s, caller)
+            item = s.get(DatasetItem, iid)
+            if guild is None or item is None or item.guild_id != guild.id:
+                raise NotFound(f"There is no example #{iid} here.")
+            ds = s.get(Dataset, item.dataset_id)
+            archive = s.get(Snapshot, item.archived_in) if item.archived_in else None
+            example = dataset_items.item_to_example(item)
+            big_enough = repo.count_current(s, item.dataset_id) >= heldout.MIN_EXAMPLES
+        where = f"archived in `{archive.file_name}`" if archive else "current"
+        how = {"file": f"imported from {quote_user_text(item.source_ref, 120)}",
+               "correction": f"from correction #{item.correction_id}" if item.correction_id else "from a correction",
+               "reaction": f"a {'👍' if item.label == 'positive' else '👎'} rating ({quote_user_text(item.source_ref, 60)})"}
+        lines = [f"**Example #{item.id}** in `{ds.name if ds else '?'}` ({where}) — {item.label}",
+                 f"**Given by** <@{item.author_id}>, {how.get(item.source, item.source)}, on {repo.latest(item.created_at)}",
+                 f"**Prompt:** {quote_user_text(item.prompt, 600)}",
+                 f"**Answer:** {quote_user_text(item.response, 800)}"]
+        if item.rejected:
+            lines.append(f"**Instead of:** {quote_user_text(item.rejected, 400)}")
+        if big_enough and heldout.is_heldout(example, self.settings.heldout_share):
+            lines.append("Held out: used to evaluate models, not to train them.")
+        return Reply.text("\n".join(lines), data={"item_id": item.id, "author_id": item.author_id, "source": item.source})
+
+    # ---------------------------------------------------------------- consent
+    async def forget(self, caller: Caller, who: str) -> Reply:
+        who = (who or "").strip()
+        if who.lower() == "me":
+            user_id = caller.user_id
+        else:
+            m = USER.fullmatch(who)
+            if m is None:
+                raise BadInput(f"Usage: `{self.settings.prefix}forget me`, or (trainers) `{self.settings.prefix}forget @user`.")
+            user_id = m.group(1) or m.group(2)
+            if user_id != caller.user_id and not is_trainer(caller, self.settings.trainer_role):
+                raise NotAllowed("Only trainers can make me forget someone else; `forget me` forgets you.")
+        self._limit(caller, "forget")
+        counts = await self._blocking(self._forget, caller, user_id)
+        total = sum(counts.values())
+        subject = "you" if user_id == caller.user_id else f"<@{user_id}>"
+        if not total:
+            return Reply.text(f"I hold nothing from {subject} here.", data=counts)
+        parts = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+        return Reply.text(f"🧹 Forgot everything from {subject} here: {parts}. Later snapshots and trainings won't have it "
+                          "(archives written before keep their copy until deleted).", data=counts)
+
+    def _forget(self, caller: Caller, user_id: str) -> dict[str, int]:
+        with self.store.session() as s:
+            guild = self._find_guild(s, caller)
+            if guild is None:
+                return {}
+            g = guild.id
+            counts = {
+                "examples": s.execute(delete(DatasetItem).where(DatasetItem.guild_id == g, DatasetItem.author_id == user_id)).rowcount,
+                "ratings and feedback": s.execute(delete(Feedback).where(Feedback.guild_id == g, Feedback.user_id == user_id)).rowcount,
+                "corrections": s.execute(delete(Correction).where(Correction.guild_id == g, Correction.user_id == user_id)).rowcount,
+                "chat messages": s.execute(delete(Message).where(Message.guild_id == g, Message.role == "user",
+                                                                 Message.author_id == user_id)).rowcount,
+            }
+            return {k: int(v or 0) for k, v in counts.items()}

@@ -1,0 +1,31 @@
+"""Run a model on test cases: each prediction with its match, chrF and the loss of the
+expected answer; the summary over all of them. Blocking (the model runs here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from trainerbot.evaluation.cases import Case
+from trainerbot.evaluation.metrics import Summary, chrf, exact_match, summarise
+
+
+class Scorable(Protocol):
+    def reply(self, conversation: list[dict[str, str]], *, max_new_tokens: int = ...) -> str: ...
+
+    def answer_loss(self, conversation: list[dict[str, str]], answer: str) -> float: ...
+
+
+def score_cases(model: Scorable, cases: Sequence[Case], *, max_new_tokens: int) -> tuple[list[dict[str, Any]], Summary]:
+    rows: list[dict[str, Any]] = []
+    for case in cases:
+        conversation = [{"role": "user", "content": case.prompt}]
+        prediction = model.reply(conversation, max_new_tokens=max_new_tokens)
+        row: dict[str, Any] = {"prompt": case.prompt, "expected": case.expected, "prediction": prediction,
+                               "match": None, "score": None, "loss": None}
+        if case.expected is not None:
+            row["match"] = exact_match(prediction, case.expected)
+            row["score"] = round(chrf(prediction, case.expected), 2)
+            row["loss"] = round(model.answer_loss(conversation, case.expected), 4)
+        rows.append(row)
+    return rows, summarise(rows)
