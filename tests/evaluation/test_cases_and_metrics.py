@@ -97,6 +97,8 @@ def test_the_held_out_split_is_stable_and_spares_corrections() -> None:
     again = heldout.split(list(reversed(examples)) + [Example(prompt="WHAT IS FACT NUMBER 3?", response="x")], 0.1)[1]
     assert {e.prompt for e in held} <= {e.prompt for e in again}
     assert heldout.split(_examples(400, source="correction"), 0.1)[1] == []
+    negatives = [Example(prompt=e.prompt, response=e.response, label="negative") for e in examples]
+    assert heldout.split(negatives, 0.1)[1] == []
     assert heldout.split(_examples(heldout.MIN_EXAMPLES - 1), 0.5)[1] == []
     assert heldout.split(examples, 0.0)[1] == []
     cases = heldout.cases(held, limit=5)

@@ -3,7 +3,8 @@
 An example is held out when a hash of its normalised prompt falls under the configured
 share — so the split is stable across snapshots, archives and re-imports, and every copy of
 a question lands on the same side. Corrections are never held out (what someone teaches
-must be learned), and datasets under ``MIN_EXAMPLES`` hold nothing out. Training uses the
+must be learned), nor negative examples (nothing scores against them, and KTO needs them);
+datasets under ``MIN_EXAMPLES`` hold nothing out. Training uses the
 rest; after a job, the candidate model and the active one answer the held-out questions,
 and the candidate goes live only when it is not worse by the configured metric.
 """
@@ -29,7 +30,9 @@ def _position(prompt: str) -> float:
 
 
 def eligible(example: Example) -> bool:
-    return example.extra.get("source") != "correction"
+    """Only good answers are held out (they are what the models are scored on); negatives all
+    train (KTO needs them), and so do corrections."""
+    return example.label == "positive" and example.extra.get("source") != "correction"
 
 
 def is_heldout(example: Example, share: float) -> bool:
