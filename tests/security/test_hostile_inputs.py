@@ -1,4 +1,4 @@
-"""Hostile input to getfile, archive, select_dataset, export and import.
+"""Hostile input to getfile, archive, select_dataset, export, import (files and archives) and test.
 
 Each case must end in a clear ``TrainerBotError`` and leave the store and every file
 under the data folder (and the decoy outside it) exactly as they were.
@@ -6,7 +6,12 @@ under the data folder (and the decoy outside it) exactly as they were.
 
 from __future__ import annotations
 
+import io
 import os
+import re
+import stat
+import tarfile
+import zipfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -78,6 +83,77 @@ CASES: dict[str, Case] = {
 }
 
 
+def _zip(*entries: tuple[str, bytes], link: str | None = None, encrypted: bool = False) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, body in entries:
+            info = zipfile.ZipInfo(name)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            if name == link:
+                info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, body)
+    data = bytearray(buf.getvalue())
+    if encrypted:  # zipfile will not write an encrypted entry: set the flag in both headers
+        data[6] |= 0x1
+        central = data.find(b"PK\x01\x02")
+        data[central + 8] |= 0x1
+    return bytes(data)
+
+
+def _tar(*entries: tuple[str, bytes | bytes], kind: bytes = tarfile.REGTYPE, linkname: str = "", gz: bool = True) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz" if gz else "w") as tf:
+        for name, body in entries:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, linkname
+            info.size = len(body) if kind == tarfile.REGTYPE else 0
+            tf.addfile(info, io.BytesIO(body) if kind == tarfile.REGTYPE else None)
+    return buf.getvalue()
+
+
+GOOD = b'{"prompt": "smuggled", "response": "in"}\n'
+ARCHIVES: dict[str, tuple[str, bytes, str]] = {
+    "zip dotdot entry": ("up.zip", _zip(("../../evil.jsonl", GOOD)), "outside the archive"),
+    "zip absolute entry": ("up.zip", _zip(("/etc/cron.d/evil.jsonl", GOOD)), "outside the archive"),
+    "zip backslash entry": ("up.zip", _zip(("..\\..\\evil.jsonl", GOOD)), "unusable name"),
+    "zip drive letter entry": ("up.zip", _zip(("C:/evil.jsonl", GOOD)), "outside the archive"),
+    "zip symlink entry": ("up.zip", _zip(("link.jsonl", b"/etc/passwd"), link="link.jsonl"), "link or special file"),
+    "zip bomb": ("up.zip", _zip(("zeros.jsonl", b"\0" * 6_000_000)), "zip bomb"),
+    "zip too many entries": ("up.zip", _zip(*[(f"f{i}.txt", b"Q: a\nA: b\n") for i in range(101)]), "at most 100"),
+    "zip nested archive": ("up.zip", _zip(("inner.zip", _zip(("a.jsonl", GOOD)))), "another archive"),
+    "zip encrypted entry": ("up.zip", _zip(("a.jsonl", GOOD), encrypted=True), "encrypted"),
+    "zip corrupt": ("up.zip", b"PK\x03\x04" + b"\xff" * 200, "not a readable archive"),
+    "zip executable inside": ("up.zip", _zip(("a.jsonl", GOOD), ("run.exe", b"MZ\x90\x00")), "run.exe"),
+    "zip one bad member": ("up.zip", _zip(("a.jsonl", GOOD), ("b.jsonl", b'{"prompt": "x"}\n')), "b.jsonl line 1"),
+    "tar dotdot entry": ("up.tar.gz", _tar(("../../evil.jsonl", GOOD)), "outside the archive"),
+    "tar absolute entry": ("up.tgz", _tar(("/tmp/evil.jsonl", GOOD)), "outside the archive"),
+    "tar symlink entry": ("up.tar.gz", _tar(("link.jsonl", b""), kind=tarfile.SYMTYPE, linkname="/etc/passwd"), "link or special"),
+    "tar hard link entry": ("up.tar", _tar(("hard.jsonl", b""), kind=tarfile.LNKTYPE, linkname="/etc/passwd", gz=False), "link or special"),
+    "tar device entry": ("up.tar.gz", _tar(("dev.jsonl", b""), kind=tarfile.CHRTYPE), "link or special"),
+    "tar fifo entry": ("up.tar.gz", _tar(("pipe.jsonl", b""), kind=tarfile.FIFOTYPE), "link or special"),
+    "tar.gz bomb": ("up.tar.gz", _tar(("zeros.jsonl", b"\0" * 9_000_000)), "size limit"),
+}
+for _name, (_file, _data, _why) in ARCHIVES.items():
+    CASES[f"import {_name}"] = (lambda f, d: lambda core, c, secret: core.import_data(c, "facts", None, att(f, d)))(_file, _data)
+EXPECT = {f"import {n}": why for n, (_, _, why) in ARCHIVES.items()}
+
+TESTS: dict[str, tuple[str | None, bytes, str]] = {
+    "test deep json": (None, b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+    "test huge json": ("t.json", b'["' + b"x" * (9 * 1024 * 1024) + b'"]', "over the attachment limit"),
+    "test NUL bytes": ("t.jsonl", b'"a"\n"b\x00"\n', "binary|NUL"),
+    "test binary file": ("t.json", b"\x7fELF\x02\x01\x01" + b"\x00" * 100, "binary"),
+    "test too many cases": (None, ("[" + ",".join(['"q"'] * 201) + "]").encode(), "at most 200"),
+    "test wrong shape": (None, b'{"prompt": {"nested": true}}', "prompt must be text"),
+    "test csv file": ("t.csv", b"prompt,expected\n=cmd|' /C calc'!A0,x\n", r"\.json` or `\.jsonl"),
+}
+for _name, (_file, _data, _why) in TESTS.items():
+    CASES[_name] = (lambda f, d: lambda core, c, secret: core.test(c, d.decode("utf-8", "replace") if f is None else None,
+                                                                   None if f is None else att(f, d)))(_file, _data)
+    EXPECT[_name] = _why
+CASES["import csv with NUL"] = lambda core, c, secret: core.import_data(c, "facts", None, att("a.csv", b"prompt,response\na\x00b,c\n"))
+EXPECT["import csv with NUL"] = "binary|NUL"
+
+
 @pytest.fixture
 def secret(tmp_path: Path) -> Path:
     path = tmp_path / "secret.txt"
@@ -96,6 +172,8 @@ async def test_hostile_input_is_refused_and_changes_nothing(core: CoreService, t
         await coro
     assert isinstance(exc.value, (BadInput, NotFound)), exc.value
     message = exc.value.user_message
+    if name in EXPECT:
+        assert re.search(EXPECT[name], message), message
     assert message and len(message) < 400 and "Traceback" not in message
     assert "TOP SECRET" not in message and str(secret.parent) not in message
     assert row_counts(core) == counts
@@ -104,5 +182,5 @@ async def test_hostile_input_is_refused_and_changes_nothing(core: CoreService, t
     assert sorted(p.name for p in secret.parent.iterdir()) == ["data", "secret.txt"]
 
 
-def test_there_are_at_least_fifteen_cases() -> None:
-    assert len(CASES) >= 15
+def test_there_are_at_least_forty_cases() -> None:
+    assert len(CASES) >= 40

@@ -19,7 +19,7 @@ from trainerbot.core.base import CoreBase
 from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, OutFile, Reply
 from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets import paths
-from trainerbot.datasets.exporters import EXPORT_FORMATS, export_rows, to_jsonl
+from trainerbot.datasets.exporters import EXPORT_FORMATS, export_rows, serialise
 from trainerbot.datasets.importers import Limits, parse_label, parse_upload
 from trainerbot.datasets.records import Example, Label
 from trainerbot.datasets.snapshots import write_snapshot
@@ -211,8 +211,9 @@ class DatasetCommands(CoreBase):
             why = {"dpo": "DPO needs corrections (a reply and its corrected answer)",
                    "openai": "it has no positive examples", "sft": "it has no positive examples"}.get(fmt, "it is empty")
             raise BadInput(f"Nothing to export from `{name}` as {fmt}: {why}.")
-        target = unique_path(paths.area_dir(self._root(caller), "exports"), f"{name}-{fmt}-{_stamp()}", ".jsonl")
-        atomic_write_bytes(target, to_jsonl(rows).encode())
+        text, suffix = serialise(rows, fmt)
+        target = unique_path(paths.area_dir(self._root(caller), "exports"), f"{name}-{fmt}-{_stamp()}", suffix)
+        atomic_write_bytes(target, text.encode("utf-8"))
         return target, len(rows)
 
     # ---------------------------------------------------------------- getfile

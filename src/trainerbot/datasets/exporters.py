@@ -7,6 +7,9 @@
 - ``kto``: TRL unpaired preference, ``{"prompt", "completion", "label": bool}``; every
   example, and a correction gives two rows (its answer ``true``, the corrected reply ``false``).
 - ``dpo``: TRL conversational preference, ``{"prompt", "chosen", "rejected"}``; corrections only.
+- ``csv``: a spreadsheet of every example (prompt, response, label, rejected, source, author).
+  A cell that a spreadsheet would run as a formula (starting with ``= + - @``, a tab or a
+  carriage return) is prefixed with ``'`` (CSV injection).
 
 Each function returns the JSONL text; an empty result means the data holds nothing for
 that format, which callers turn into a message.
@@ -14,13 +17,17 @@ that format, which callers turn into a message.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from trainerbot.datasets.records import Example
 
-EXPORT_FORMATS: tuple[str, ...] = ("openai", "sft", "kto", "dpo")
+EXPORT_FORMATS: tuple[str, ...] = ("openai", "sft", "kto", "dpo", "csv")
+CSV_COLUMNS = ("prompt", "response", "label", "rejected", "source", "author")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _assistant(text: str) -> list[dict[str, str]]:
@@ -48,7 +55,12 @@ def _dpo(ex: Example) -> Iterator[dict[str, Any]]:
         yield {"prompt": ex.prompt_messages(), "chosen": _assistant(ex.response), "rejected": _assistant(ex.rejected)}
 
 
-ROWS = {"openai": _openai, "sft": _sft, "kto": _kto, "dpo": _dpo}
+def _csv(ex: Example) -> Iterator[dict[str, Any]]:
+    yield {"prompt": ex.prompt, "response": ex.response, "label": ex.label, "rejected": ex.rejected or "",
+           "source": ex.source_ref, "author": str(ex.extra.get("author_id", ""))}
+
+
+ROWS = {"openai": _openai, "sft": _sft, "kto": _kto, "dpo": _dpo, "csv": _csv}
 
 
 def export_rows(examples: Iterable[Example], fmt: str) -> list[dict[str, Any]]:
@@ -62,3 +74,22 @@ def export_rows(examples: Iterable[Example], fmt: str) -> list[dict[str, Any]]:
 
 def to_jsonl(rows: Iterable[dict[str, Any]]) -> str:
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+def safe_cell(value: str) -> str:
+    """A cell a spreadsheet shows as text, never runs: formula starters get a leading ``'``."""
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def to_csv(rows: Iterable[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow([safe_cell(str(row[c])) for c in CSV_COLUMNS])
+    return buf.getvalue()
+
+
+def serialise(rows: list[dict[str, Any]], fmt: str) -> tuple[str, str]:
+    """(file text, file suffix) for rows of ``fmt``."""
+    return (to_csv(rows), ".csv") if fmt == "csv" else (to_jsonl(rows), ".jsonl")

@@ -6,6 +6,8 @@ Formats (by file extension, checked against the declared content type):
   this project exports (``prompt``/``completion``/``label``, ``prompt``/``chosen``/``rejected``).
 - JSON: a list of such objects, one such object, or a mapping ``{prompt: response}``.
 - CSV: ``prompt,response[,label]``, with or without that header row.
+- ZIP / TAR / TAR.GZ: archives of such files (``datasets/archives.py``: read in memory, with
+  every check a safe extraction needs); our own dataset archives import back.
 - TXT: ``Q:`` / ``A:`` pairs (also ``Question:``/``Answer:``, ``В:``/``О:``, ``Вопрос:``/``Ответ:``);
   an answer may run over several lines; blank lines are ignored.
 
@@ -24,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from trainerbot.datasets.archives import is_archive, read_members
 from trainerbot.datasets.records import LABELS, Example, Label
 from trainerbot.errors import BadInput
 
@@ -63,6 +66,15 @@ def parse_upload(filename: str, content_type: str | None, data: bytes, *, defaul
         raise BadInput(f"`{shown}` is empty.")
     if len(data) > limits.max_bytes:
         raise BadInput(f"`{shown}` is {human_size(len(data))}; the limit is {human_size(limits.max_bytes)}.")
+    if is_archive(filename):
+        examples: list[Example] = []
+        for name, body in read_members(filename, data, max_bytes=limits.max_bytes):
+            if is_archive(name):
+                raise BadInput(f"`{shown}` holds another archive (`{name[:60]}`); send the files themselves.")
+            examples.extend(parse_upload(name, None, body, default_label=default_label, limits=limits))
+            if len(examples) > limits.max_items:
+                raise BadInput(f"`{shown}` has more than {limits.max_items} examples; split it into smaller files.")
+        return examples
     fmt = _format_of(filename, shown)
     _check_content_type(fmt, content_type, shown)
     text = decode_text(data, shown)

@@ -41,7 +41,7 @@ HELP = """Commands (prefix {p}):
   {p}train [dataset] [positive|negative] [--attach FILE]
   {p}archive <dataset>                   snapshot a dataset and start it afresh
   {p}select_dataset <dataset> [positive|negative]
-  {p}export <dataset> [openai|sft|kto|dpo]
+  {p}export <dataset> [openai|sft|kto|dpo|csv]
   {p}getfile [name]                      list files / get one into the outbox
   {p}jobs | {p}job <id> | {p}cancel <id> | {p}model list | {p}model use <version>
   {p}model compare <a> <b>               two versions on the held-out questions
@@ -77,7 +77,7 @@ class Console:
             "train": lambda a, r, f: core.train(caller, a[0] if a else None, a[1] if len(a) > 1 else None, f),
             "archive": lambda a, r, f: core.archive(caller, self._arg(a, 0, "archive <dataset>")),
             "select_dataset": lambda a, r, f: core.select_dataset(caller, self._arg(a, 0, "select_dataset <dataset> [positive|negative]"), a[1] if len(a) > 1 else None),
-            "export": lambda a, r, f: core.export(caller, self._arg(a, 0, "export <dataset> [openai|sft|kto|dpo]"), a[1] if len(a) > 1 else None),
+            "export": lambda a, r, f: core.export(caller, self._arg(a, 0, "export <dataset> [openai|sft|kto|dpo|csv]"), a[1] if len(a) > 1 else None),
             "getfile": lambda a, r, f: core.getfile(caller, a[0] if a else None),
             "jobs": lambda a, r, f: core.jobs(caller),
             "job": lambda a, r, f: core.job(caller, self._arg(a, 0, "job <id>")),

@@ -56,7 +56,7 @@ class DatasetsCog(commands.Cog, name="Datasets"):
     @commands.hybrid_command(name="export", description="Export a dataset as OpenAI or TRL JSONL")
     @trainer_only()
     @commands.cooldown(3, 60, commands.BucketType.user)
-    async def export(self, ctx: commands.Context[Any], dataset: str, fmt: Literal["openai", "sft", "kto", "dpo"] = "openai") -> None:
+    async def export(self, ctx: commands.Context[Any], dataset: str, fmt: Literal["openai", "sft", "kto", "dpo", "csv"] = "openai") -> None:
         await send_reply(ctx, await self.bot.core.export(ctx_caller(ctx), dataset, fmt))
 
     @commands.hybrid_command(name="getfile", description="List the bot's files, or get one by name")
