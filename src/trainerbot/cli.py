@@ -1,5 +1,6 @@
-"""Command line: ``trainerbot run`` (Discord with a token, else the console) and
-``trainerbot console`` (the local console, scriptable through standard input).
+"""Command line: ``trainerbot run`` (Discord with a token, else the console),
+``trainerbot console`` (the local console, scriptable through standard input),
+``trainerbot worker`` (training jobs) and ``trainerbot backup PATH`` (a copy of the store).
 
 Run ``trainerbot --help``. With ``DISCORD_TOKEN`` set, ``run`` connects to Discord (and
 starts a training worker child process); it needs the network only for Discord itself. Settings come from the environment and ``.env``; options
@@ -34,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--data-dir", help="data folder (default: ./data, or TRAINERBOT_DATA_DIR)")
     w.add_argument("--once", action="store_true", help="run the queued jobs, then exit")
     w.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    b = sub.add_parser("backup", help="copy the store (SQLite) to PATH while the bot keeps running")
+    b.add_argument("path", help="the backup file to write")
+    b.add_argument("--data-dir", help="data folder (default: ./data, or TRAINERBOT_DATA_DIR)")
     return parser
 
 
@@ -92,6 +96,20 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _backup(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from trainerbot.store import Store
+
+    store = Store.open(settings.db_url)
+    try:
+        size = store.backup(Path(args.path))
+    finally:
+        store.close()
+    print(f"Backed up the store to {Path(args.path).expanduser().resolve()} ({size} bytes, integrity ok).")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides = {"data_dir": args.data_dir} if args.data_dir else {}
@@ -107,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
             return _worker(settings, args)
         except KeyboardInterrupt:
             return 0
+    if args.command == "backup":
+        try:
+            return _backup(settings, args)
+        except ConfigError as exc:
+            print(f"trainerbot: {exc.user_message}", file=sys.stderr)
+            return 2
     try:
         if args.command == "run" and settings.discord_token is not None:
             asyncio.run(_discord(settings, args))

@@ -9,6 +9,8 @@ All calls here are blocking: the core runs them in a worker thread.
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -19,6 +21,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from trainerbot.errors import ConfigError
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 READ_ONLY = "trainerbot_read_only"
@@ -93,6 +97,38 @@ class Store:
         """A read-only transaction: a consistent snapshot that takes no write lock."""
         with self._read_sessions() as session, session.begin():
             yield session
+
+    def backup(self, target: Path, *, pages_per_step: int = 256) -> int:
+        """A consistent copy of the store in ``target`` while writes go on (SQLite's online
+        backup API; writers are never blocked for long). Written to a temporary name in the
+        same folder, checked with ``PRAGMA integrity_check``, then renamed. Returns its bytes."""
+        if self.engine.dialect.name != "sqlite":
+            raise ConfigError("`backup` copies SQLite stores; for PostgreSQL use pg_dump.")
+        target = target.expanduser().resolve()
+        if target.is_dir():
+            raise ConfigError(f"{target} is a folder; give the backup file's path.")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.unlink(missing_ok=True)
+        raw = self.engine.raw_connection()
+        try:
+            source = raw.driver_connection
+            dest = sqlite3.connect(partial)
+            try:
+                source.backup(dest, pages=pages_per_step)  # type: ignore[union-attr]
+                ok = dest.execute("PRAGMA integrity_check").fetchone()[0]
+                dest.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+            finally:
+                dest.close()
+        finally:
+            raw.close()
+        if ok != "ok":
+            partial.unlink(missing_ok=True)
+            raise ConfigError(f"The backup failed its integrity check ({ok}); nothing was written.")
+        with open(partial, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(partial, target)
+        return target.stat().st_size
 
     def close(self) -> None:
         self.engine.dispose()
