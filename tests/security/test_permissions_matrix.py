@@ -1,0 +1,136 @@
+"""Every core command × (owner, trainer, member, DM, a trainer of another guild), in one
+table: allowed or refused as DESIGN.md says, and what is refused — or done from another
+guild — leaves guild A's rows and files exactly as they were."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import JSONL_FACTS, att, row_counts, tree_state
+from trainerbot.config import Settings
+from trainerbot.core import Caller, CoreService
+from trainerbot.errors import NotAllowed, TrainerBotError
+
+Command = Callable[[CoreService, Caller], Awaitable[Any]]
+
+# name: (call, trainer only?)
+COMMANDS: dict[str, tuple[Command, bool]] = {
+    "hi": (lambda core, c: core.hi(c), False),
+    "instruction": (lambda core, c: core.instruction(c), False),
+    "chat": (lambda core, c: core.chat(c, "What is the capital of Zorbia?"), False),
+    "feedback": (lambda core, c: core.feedback(c, "more please"), False),
+    "correct": (lambda core, c: core.correct(c, "m1", "Quillport."), False),
+    "react": (lambda core, c: core.react(c, "m1", "👍"), False),
+    "datasets": (lambda core, c: core.datasets(c), False),
+    "dataset": (lambda core, c: core.dataset(c, "facts"), False),
+    "dataset item": (lambda core, c: core.dataset(c, "item", "1"), False),
+    "jobs": (lambda core, c: core.jobs(c), False),
+    "job": (lambda core, c: core.job(c, "1"), False),
+    "model list": (lambda core, c: core.model(c, "list"), False),
+    "model compare": (lambda core, c: core.model(c, "compare", "v1", "v2"), False),
+    "test": (lambda core, c: core.test(c, '[{"prompt": "a", "expected": "b"}]'), False),
+    "handle_errors": (lambda core, c: core.handle_errors(c), False),
+    "forget me": (lambda core, c: core.forget(c, "me"), False),
+    "language (see)": (lambda core, c: core.language(c), False),
+    "say": (lambda core, c: core.say(c, "Hello."), False),
+    "import": (lambda core, c: core.import_data(c, "facts", None, att("more.jsonl", '{"prompt": "x", "response": "y"}\n')), True),
+    "train": (lambda core, c: core.train(c, "facts"), True),
+    "archive": (lambda core, c: core.archive(c, "facts"), True),
+    "select_dataset": (lambda core, c: core.select_dataset(c, "facts"), True),
+    "export": (lambda core, c: core.export(c, "facts", "sft"), True),
+    "getfile": (lambda core, c: core.getfile(c, None), True),
+    "cancel": (lambda core, c: core.cancel(c, "1"), True),
+    "model use": (lambda core, c: core.model(c, "use", "v1"), True),
+    "review": (lambda core, c: core.review(c), True),
+    "approve": (lambda core, c: core.approve(c, "1"), True),
+    "reject": (lambda core, c: core.reject(c, "1"), True),
+    "forget someone": (lambda core, c: core.forget(c, "<@u-member>"), True),
+    "language (set)": (lambda core, c: core.language(c, "ru"), True),
+}
+
+ROLES: dict[str, Caller] = {
+    "owner": Caller(guild_id="111", guild_name="Guild A", user_id="u-owner", channel_id="c1", is_owner=True),
+    "trainer": Caller(guild_id="111", guild_name="Guild A", user_id="u-trainer", channel_id="c1", roles=frozenset({"trainer"})),
+    "manager": Caller(guild_id="111", guild_name="Guild A", user_id="u-manager", channel_id="c1", can_manage=True),
+    "member": Caller(guild_id="111", guild_name="Guild A", user_id="u-member2", channel_id="c1"),
+    "DM": Caller(guild_id="dm-u-member2", user_id="u-member2", channel_id="dm", is_dm=True, roles=frozenset({"trainer"}), can_manage=True),
+    "other guild": Caller(guild_id="222", guild_name="Guild B", user_id="u-other", channel_id="c9", roles=frozenset({"trainer"})),
+}
+# In guild A the owner, trainers and Manage Server may do everything; members and DMs only
+# what is not trainer-only; a trainer elsewhere may use every command in their own guild,
+# which never reaches guild A.
+ALLOWED = {"owner": lambda t: True, "trainer": lambda t: True, "manager": lambda t: True,
+           "member": lambda t: not t, "DM": lambda t: not t, "other guild": lambda t: True}
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Guild A's data folder, built once: a dataset, a bot reply, a pending correction, a queued job, an export."""
+    folder = tmp_path_factory.mktemp("template") / "data"
+
+    async def build() -> None:
+        core = CoreService.open(Settings(_env_file=None, data_dir=folder))  # type: ignore[call-arg]
+        trainer, member = ROLES["trainer"], Caller(guild_id="111", guild_name="Guild A", user_id="u-member", channel_id="c1")
+        await core.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
+        await core.record_exchange(member, "What is the capital of Zorbia?", "Paris.", reply_message_id="m1")
+        await core.correct(member, "m1", "Quillport, by the sea.")  # correction #1, pending
+        await core.train(trainer, "facts")  # job #1, queued (no worker runs here)
+        await core.export(trainer, "facts", "sft")
+        core.store.close()
+    asyncio.run(build())
+    return folder
+
+
+@pytest.fixture
+def seeded(template: Path, tmp_path: Path) -> Iterator[CoreService]:
+    folder = tmp_path / "data"
+    shutil.copytree(template, folder)
+    core = CoreService.open(Settings(_env_file=None, data_dir=folder))  # type: ignore[call-arg]
+    yield core
+    core.store.close()
+
+
+def _guild_a(core: CoreService) -> tuple[dict[str, int], dict[str, str]]:
+    return row_counts(core), tree_state(core.data_dir / "guilds" / "111")
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+async def test_permission_matrix(seeded: CoreService, command: str, role: str) -> None:
+    call, trainer_only = COMMANDS[command]
+    caller = ROLES[role]
+    before = _guild_a(seeded)
+    allowed = ALLOWED[role](trainer_only)
+    try:
+        await call(seeded, caller)
+        outcome: BaseException | None = None
+    except TrainerBotError as exc:
+        outcome = exc
+    if allowed:
+        assert not isinstance(outcome, NotAllowed), f"{role} was refused `{command}`: {outcome}"
+    else:
+        assert isinstance(outcome, NotAllowed), f"{role} was not refused `{command}` ({outcome!r})"
+        assert "Only trainers" in outcome.user_message
+    if not allowed or role in ("other guild", "DM"):
+        rows, files = _guild_a(seeded)
+        # Another space may add its own rows (a guild row, its own chat); guild A's files never change.
+        assert files == before[1]
+        if not allowed:
+            assert rows == before[0]
+
+
+def test_the_matrix_covers_every_core_command() -> None:
+    public = {name for name in dir(CoreService) if not name.startswith("_") and callable(getattr(CoreService, name))}
+    plumbing = {"open", "record_exchange", "bind_reply", "watch_job", "progress_updates", "mark_announced", "speech",
+                "guild_language", "transcribe", "voice_chat", "bind_review", "review_reaction", "import_data",
+                "model_compare", "dataset_item"}
+    covered = {"hi", "instruction", "chat", "feedback", "correct", "react", "datasets", "dataset", "jobs", "job", "model",
+               "test", "handle_errors", "forget", "language", "say", "train", "archive", "select_dataset", "export",
+               "getfile", "cancel", "review", "approve", "reject"}
+    assert public - plumbing == covered, public - plumbing - covered
