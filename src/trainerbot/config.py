@@ -138,14 +138,20 @@ class Settings(BaseSettings):
         return out
 
 
+SECRET_WORDS = ("pass", "pwd", "secret", "token", "key", "auth")
+
+
 def _hide_password(url: str) -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
         return "<unparsable database URL>"
+    # Drivers also take credentials as query parameters (``?password=…``, ``sslkey=…``).
+    hidden = {k: ("***" if any(w in k.lower() for w in SECRET_WORDS) else v) for k, v in parsed.query.items()}
+    return parsed.set(query=hidden).render_as_string(hide_password=True)
 
 
 def load_settings(**overrides: Any) -> Settings:
