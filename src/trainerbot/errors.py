@@ -51,3 +51,6 @@ class NotAvailable(TrainerBotError):
 
 class ConfigError(TrainerBotError):
     """Invalid settings; the message names the setting, never a secret's value."""
+
+
+DISK_FULL = "The bot's disk is full, so nothing was saved. Ask whoever runs the bot to free some space."

@@ -6,6 +6,7 @@ exports, snapshots, archives and (later) model checkpoints.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -13,12 +14,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from trainerbot.errors import DISK_FULL, NotAvailable
+
 
 @contextmanager
 def atomic_writer(target: Path, *, mode: int = 0o644) -> Iterator[IO[bytes]]:
     """Yield a binary file; on success it replaces ``target`` atomically, on error it vanishes."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        _raise_if_full(exc)
+        raise
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -27,10 +34,17 @@ def atomic_writer(target: Path, *, mode: int = 0o644) -> Iterator[IO[bytes]]:
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            _raise_if_full(exc)
         raise
     _fsync_dir(target.parent)
+
+
+def _raise_if_full(exc: OSError) -> None:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        raise NotAvailable(DISK_FULL) from None
 
 
 def atomic_write_bytes(target: Path, data: bytes, *, mode: int = 0o644) -> None:

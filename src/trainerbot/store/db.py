@@ -20,9 +20,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from trainerbot.errors import ConfigError
+from trainerbot.errors import DISK_FULL, ConfigError, NotAvailable
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 READ_ONLY = "trainerbot_read_only"
@@ -88,9 +89,16 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
-        with self._sessions() as session, session.begin():
-            yield session
+        """One transaction: committed when the block ends, rolled back if it raises.
+        A full disk is a clear ``NotAvailable``, and the store is left as it was."""
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except OperationalError as exc:
+            reason = str(exc.orig).lower()
+            if "full" in reason or "no space left" in reason:  # SQLITE_FULL; PostgreSQL: "could not extend file … No space left"
+                raise NotAvailable(DISK_FULL) from None
+            raise
 
     @contextmanager
     def read(self) -> Iterator[Session]:
