@@ -13,6 +13,7 @@ from typing import Any, ParamSpec, TypeVar
 from sqlalchemy.orm import Session
 
 from trainerbot.config import Settings
+from trainerbot.core.ingest import Ingest
 from trainerbot.core.limits import RateLimiter
 from trainerbot.core.permissions import require_trainer
 from trainerbot.core.types import Caller
@@ -39,6 +40,7 @@ class CoreBase:
         self._hub: Any = None
         self._tts: dict[str, Any] = {}  # speech engines by name / by model, built on first use
         self._stt: dict[str, Any] = {}
+        self._ingest = Ingest(store, settings.feedback_dataset)  # reactions and text feedback, group-committed
 
     async def _blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))

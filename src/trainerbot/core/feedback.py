@@ -13,17 +13,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from trainerbot.core.base import CoreBase
+from trainerbot.core.ingest import Event
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.review import add_correction_example, pending_count, same_correction
 from trainerbot.core.types import Caller, Reply
-from trainerbot.datasets import items as dataset_items
-from trainerbot.datasets.records import Example, Label
+from trainerbot.datasets.records import Label
 from trainerbot.errors import BadInput, Busy, NotFound
 from trainerbot.store import repo
-from trainerbot.store.models import Conversation, Correction, DatasetItem, Feedback, Message, utcnow
+from trainerbot.store.models import Conversation, Correction, Message, utcnow
 
 MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_FEEDBACK_CHARS = 2000
@@ -92,14 +92,7 @@ class FeedbackCommands(CoreBase):
             raise BadInput(f"Feedback is limited to {MAX_FEEDBACK_CHARS} characters; yours has {len(text)}.")
         self._limit(caller, "feedback")
 
-        def store() -> int:
-            with self.store.session() as s:
-                guild = self._guild(s, caller)
-                row = Feedback(guild_id=guild.id, user_id=caller.user_id, kind="text", text=text)
-                s.add(row)
-                s.flush()
-                return row.id
-        fid = await self._blocking(store)
+        fid = await self._ingest.submit(Event(caller, "text", text=text))
         return Reply.text(f"Thanks — your feedback is noted (#{fid}). Trainers read it when they plan the next training.",
                           data={"feedback_id": fid})
 
@@ -167,36 +160,5 @@ class FeedbackCommands(CoreBase):
             return None
         mid = _message_id(message_id)
         self._limit(caller, "react")
-        result = await self._blocking(self._store_reaction, caller, mid, label, added)
+        result = await self._ingest.submit(Event(caller, "reaction", mid=mid, label=label, added=added))
         return Reply.text(result, data={"label": label if added else None})
-
-    def _store_reaction(self, caller: Caller, mid: str, label: Label, added: bool) -> str:
-        with self.store.session() as s:
-            guild, msg = self._bot_reply(s, caller, mid)
-            row = s.scalar(select(Feedback).where(Feedback.message_id == msg.id, Feedback.user_id == caller.user_id,
-                                                  Feedback.kind == "reaction"))
-            if not added:
-                if row is None or row.label != label:
-                    return "Nothing to remove."
-                self._drop_reaction_example(s, row.id)
-                s.delete(row)
-                return "Rating removed."
-            if row is None:
-                row = Feedback(guild_id=guild.id, user_id=caller.user_id, kind="reaction", message_id=msg.id, label=label)
-                s.add(row)
-                s.flush()
-            elif row.label == label:
-                return "Already rated."
-            else:
-                row.label, row.updated_at = label, utcnow()
-                self._drop_reaction_example(s, row.id)
-            ds = repo.ensure_dataset(s, guild.id, self.settings.feedback_dataset)
-            ex = Example(prompt=msg.prompt or "", response=msg.content, label=label, history=tuple(msg.context or ()),
-                         source_ref=f"reaction:{mid}")
-            dataset_items.add_examples(s, ds, [ex], source="reaction", author_id=caller.user_id, feedback_id=row.id, dedupe=False)
-            return f"Rated {'👍' if label == 'positive' else '👎'} — thanks."
-
-    @staticmethod
-    def _drop_reaction_example(s: Any, feedback_id: int) -> None:
-        # Archived examples stay in their archive; only the current one goes.
-        s.execute(delete(DatasetItem).where(DatasetItem.feedback_id == feedback_id, DatasetItem.archived_in.is_(None)))
