@@ -68,7 +68,10 @@ class ChatCommands(CoreBase):
     def _taught_index(self, guild_id: int | None) -> TaughtIndex | None:
         if guild_id is None:
             return None
-        current = (DatasetItem.guild_id == guild_id, DatasetItem.archived_in.is_(None), DatasetItem.label == "positive")
+        # Taught facts are what trainers imported and corrections approved; a member's 👍 on a
+        # model reply is a training signal, not a fact (and would rebuild the index per rating).
+        current = (DatasetItem.guild_id == guild_id, DatasetItem.archived_in.is_(None), DatasetItem.label == "positive",
+                   DatasetItem.source != "reaction")
         with self.store.read() as s:
             stamp_row = s.execute(select(func.count(), func.max(DatasetItem.id)).where(*current)).one()
             stamp = (int(stamp_row[0] or 0), int(stamp_row[1] or 0))
