@@ -62,7 +62,7 @@ async def _console(settings: Settings, args: argparse.Namespace) -> None:
     finally:
         if worker is not None:
             await asyncio.to_thread(stop_child, worker)
-        core.store.close()
+        await core.close()
 
 
 async def _discord(settings: Settings, args: argparse.Namespace) -> None:
@@ -86,7 +86,7 @@ async def _discord(settings: Settings, args: argparse.Namespace) -> None:
     finally:
         if worker is not None:
             await asyncio.to_thread(stop_child, worker)
-        core.store.close()
+        await core.close()
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:

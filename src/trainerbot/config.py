@@ -67,6 +67,17 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(default=None, ge=1, le=256)
     start_worker: bool = True
 
+    # The OpenAI-compatible backend (OpenAI itself, or a local Ollama / vLLM / llama.cpp server).
+    backend: Literal["local", "openai"] = "local"  # what chat uses before any version is active, and what `train` trains
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "TRAINERBOT_OPENAI_API_KEY", "openai_api_key"))
+    openai_model: str = Field(default="gpt-4.1-mini", min_length=1, max_length=200)
+    openai_system: str = Field(default="You are a helpful assistant for this Discord community. Answer briefly.", max_length=4000)
+    openai_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    openai_max_retries: int = Field(default=3, ge=0, le=10)
+    openai_poll_s: float = Field(default=10.0, gt=0, le=600)
+
     # Evaluation and review.
     max_test_cases: int = Field(default=200, ge=1, le=100_000)
     heldout_share: float = Field(default=0.1, ge=0, le=0.5)
@@ -96,7 +107,7 @@ class Settings(BaseSettings):
             raise ValueError("the prefix may not contain spaces")
         return value
 
-    @field_validator("google_speech_endpoint", "google_tts_endpoint")
+    @field_validator("google_speech_endpoint", "google_tts_endpoint", "openai_base_url")
     @classmethod
     def _endpoint_is_http(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")) or any(ch.isspace() for ch in value):

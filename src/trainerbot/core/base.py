@@ -38,6 +38,7 @@ class CoreBase:
         self._cache_lock = threading.Lock()
         self._taught: OrderedDict[int, tuple[tuple[int, int], Any]] = OrderedDict()
         self._hub: Any = None
+        self._remote: Any = None  # the OpenAI-compatible chat client, built on first use
         self._tts: dict[str, Any] = {}  # speech engines by name / by model, built on first use
         self._stt: dict[str, Any] = {}
         self._ingest = Ingest(store, settings.feedback_dataset)  # reactions and text feedback, group-committed
@@ -53,6 +54,14 @@ class CoreBase:
 
                 self._hub = ModelHub(capacity=2, threads=self.settings.torch_threads)
             return self._hub
+
+    def _remote_chat(self) -> Any:
+        with self._cache_lock:
+            if self._remote is None:
+                from trainerbot.model.remote import RemoteChat
+
+                self._remote = RemoteChat(self.settings)
+            return self._remote
 
     def _guild(self, session: Session, caller: Caller) -> Guild:
         """The caller's guild, created on first use (write sessions)."""

@@ -2,13 +2,15 @@
 
 The conversation is the channel's recent messages (``history_messages`` of them) plus the
 new one. Taught facts (approved corrections and dataset answers) are looked up first, in
-an index cached per guild and rebuilt when the guild's data changes; the model runs in a
-worker thread. Every answer is stored with its prompt and context, so it can be
+an index cached per guild and rebuilt when the guild's data changes; a local model runs in
+a worker thread, a remote one (the ``openai`` backend) is awaited on its async client, and
+can stream. Every answer is stored with its prompt and context, so it can be
 corrected and rated. Before any model exists, the bot says how to train one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import case, func, select
 
@@ -22,7 +24,10 @@ TAUGHT_CACHE_GUILDS = 64
 
 
 class ChatCommands(CoreBase):
-    async def chat(self, caller: Caller, text: str, *, message_id: str | None = None) -> Reply:
+    async def chat(self, caller: Caller, text: str, *, message_id: str | None = None,
+                   on_partial: Callable[[str], Awaitable[None]] | None = None) -> Reply:
+        """The answer to ``text``. With the ``openai`` backend and ``on_partial``, the text so far
+        is handed over while the server streams (at most once a second)."""
         text = text.strip()
         if not text:
             raise BadInput("Say something and I'll answer.")
@@ -34,12 +39,21 @@ class ChatCommands(CoreBase):
         hit = taught.lookup(text) if taught is not None else None
         if hit is not None:
             answer, source, model_name = hit.answer, "taught", None
+        elif version is not None and version.backend == "openai":
+            answer = await self._remote_chat().reply(history + [{"role": "user", "content": text}], model=str(version.base),
+                                                     max_tokens=self.settings.reply_max_tokens, on_partial=on_partial)
+            answer, source, model_name = answer or "…", "model", version.name
         elif version is not None:
             conversation = history + [{"role": "user", "content": text}]
             model = await self._blocking(self._model_hub().get, self.data_dir / version.path)
             answer = await self._blocking(model.reply, conversation, max_new_tokens=self.settings.reply_max_tokens)
             answer = answer or "…"
             source, model_name = "model", version.name
+        elif self.settings.backend == "openai":  # no version of ours yet: the configured remote model
+            model_id = self.settings.openai_model
+            answer = await self._remote_chat().reply(history + [{"role": "user", "content": text}], model=model_id,
+                                                     max_tokens=self.settings.reply_max_tokens, on_partial=on_partial)
+            answer, source, model_name = answer or "…", "model", f"openai:{model_id}"
         else:
             p = self.settings.prefix
             return Reply.text(f"I haven't been trained yet, so I can't answer. A trainer can teach me with "

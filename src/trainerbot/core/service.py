@@ -28,3 +28,10 @@ class CoreService(GeneralCommands, ChatCommands, TrainingCommands, DatasetComman
         """Open (and migrate) the configured store and build the service on it."""
         settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
         return cls(settings, Store.open(settings.db_url))
+
+    async def close(self) -> None:
+        """Close the remote chat client (if one was opened) and the store."""
+        remote, self._remote = self._remote, None
+        if remote is not None:
+            await remote.close()
+        self.store.close()

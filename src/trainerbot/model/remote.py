@@ -1,0 +1,101 @@
+"""The ``openai`` backend: chat through any OpenAI-compatible server (OpenAI, or a local
+Ollama, vLLM or llama.cpp server) with the official ``openai`` SDK.
+
+Chat uses chat completions with the settings' system instruction and the conversation's
+bounded history; with ``on_partial`` it streams, handing the text so far to the caller (the
+Discord adapter edits its message at most once a second). Timeouts and retries with
+backoff are the SDK's (``max_retries``; it honours ``Retry-After``). Every failure becomes
+a plain ``TrainerBotError``; the API key is never part of a message or a log line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from trainerbot.config import Settings
+from trainerbot.errors import BadInput, Busy, NotAvailable, TrainerBotError
+
+PARTIAL_EVERY_S = 1.0
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "not-needed"  # local servers take any
+    return {"api_key": key, "base_url": settings.openai_base_url, "timeout": settings.openai_timeout_s,
+            "max_retries": settings.openai_max_retries}
+
+
+def provider_reason(exc: Exception) -> str:
+    """The server's own words for a refusal, when it gave any (never the request)."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"][:300]
+    message = getattr(exc, "message", "") or ""
+    return str(message)[:300]
+
+
+def plain_error(exc: Exception, what: str = "The chat server") -> TrainerBotError:
+    import openai
+
+    if isinstance(exc, openai.AuthenticationError):
+        return NotAvailable(f"{what} refused the API key (HTTP 401); a trainer should check `OPENAI_API_KEY`.")
+    if isinstance(exc, openai.PermissionDeniedError):
+        return NotAvailable(f"{what} does not allow that (HTTP 403): {provider_reason(exc)}")
+    if isinstance(exc, openai.RateLimitError):
+        retry = exc.response.headers.get("retry-after") if exc.response is not None else None
+        try:
+            after = float(retry) if retry else None
+        except ValueError:
+            after = None
+        wait = f" in {after:.0f} s" if after else " in a minute"
+        return Busy(f"{what} is rate-limiting us (HTTP 429); try again{wait}.", retry_after=after)
+    if isinstance(exc, openai.NotFoundError):
+        return NotAvailable(f"{what} does not know that (HTTP 404): {provider_reason(exc)}")
+    if isinstance(exc, openai.BadRequestError):
+        return BadInput(f"{what} refused the request (HTTP 400): {provider_reason(exc)}")
+    if isinstance(exc, openai.APITimeoutError):
+        return NotAvailable(f"{what} did not answer in time; try again later.")
+    if isinstance(exc, openai.APIConnectionError):
+        return NotAvailable(f"Could not reach {what.lower().removeprefix('the ')} (is the base URL right and the server up?).")
+    if isinstance(exc, openai.APIStatusError):
+        return NotAvailable(f"{what} failed (HTTP {exc.status_code}) even after retries; try again later.")
+    return NotAvailable(f"{what} failed: {type(exc).__name__}.")
+
+
+class RemoteChat:
+    """One async client per process, shared by every guild."""
+
+    def __init__(self, settings: Settings) -> None:
+        from openai import AsyncOpenAI
+
+        self.settings = settings
+        self.client = AsyncOpenAI(**client_options(settings))
+
+    async def reply(self, conversation: list[dict[str, str]], *, model: str, max_tokens: int,
+                    on_partial: Callable[[str], Awaitable[None]] | None = None) -> str:
+        messages = ([{"role": "system", "content": self.settings.openai_system}] if self.settings.openai_system else []) + conversation
+        try:
+            if on_partial is None:
+                response = await self.client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens)  # type: ignore[arg-type]
+                return (response.choices[0].message.content or "").strip() if response.choices else ""
+            stream = await self.client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens,  # type: ignore[arg-type]
+                                                               stream=True)
+            parts: list[str] = []
+            shown = time.monotonic()
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    parts.append(chunk.choices[0].delta.content)
+                    if time.monotonic() - shown >= PARTIAL_EVERY_S:
+                        shown = time.monotonic()
+                        await on_partial("".join(parts))
+            return "".join(parts).strip()
+        except TrainerBotError:
+            raise
+        except Exception as exc:
+            raise plain_error(exc) from None
+
+    async def close(self) -> None:
+        await self.client.close()
