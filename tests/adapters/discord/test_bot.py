@@ -238,3 +238,30 @@ async def test_test_command_takes_inline_json_or_a_file(bot: TrainerBot, tmp_pat
     bad.write_text('{"prompt": "a"}\n{"prompt": \n')
     assert "cases.jsonl` line 2: invalid JSON" in (await _ask("!test", member=MILO, attachments=[str(bad)])).content
     assert "Give test cases as JSON" in (await _ask("!test")).content  # (Milo is at the cooldown now)
+
+
+async def test_a_streaming_server_answer_is_edited_in_as_it_grows(bot: TrainerBot) -> None:
+    from pydantic import SecretStr
+
+    from tests.httpfake import serve
+    from tests.openai_fake import KEY, OpenAIFake
+
+    fake = OpenAIFake(answer="Quillport is the capital of Zorbia, by the sea.")  # 9 pieces, 0.35 s apart
+    edits: list[str] = []
+    original_edit = discord.Message.edit
+
+    async def recording_edit(self, **kwargs):  # type: ignore[no-untyped-def]
+        edits.append(kwargs.get("content", ""))
+        return await original_edit(self, **kwargs)
+    with serve(fake) as server, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(discord.Message, "edit", recording_edit)
+        s = bot.core.settings
+        s.backend, s.openai_base_url, s.openai_api_key = "openai", server.url + "/v1", SecretStr(KEY)
+        first = await _ask(f"<@{bot.user.id}> where is Quillport?", member=MILO)
+        await bot.core.close()
+    assert dpytest.verify().message().nothing()  # no second message: the first one was finished in place
+    reply = await first.channel.fetch_message(first.id)
+    assert first.content.endswith(" …") and reply.content == fake.answer
+    assert len(edits) >= 2 and edits[0].endswith(" …") and edits[-1] == fake.answer
+    assert [str(r.emoji) for r in first.reactions] == ["👍", "👎"]  # the rating buttons, on the answer's message
+    assert fake.chat_requests[0]["stream"] is True

@@ -60,13 +60,24 @@ class ChatCog(commands.Cog, name="Chat"):
         if ctx.valid:  # "@bot !hi" style commands are the command handler's
             return
         caller = caller_of(message.author, message.guild, message.channel.id, owner_ids=self.bot.owner_ids_known)
+        streamed: list[discord.Message] = []
+
+        async def partial(text_so_far: str) -> None:  # a streaming server: show the answer as it grows
+            shown = text_so_far[:1990] + " …"
+            if streamed:
+                await streamed[0].edit(content=shown, allowed_mentions=discord.AllowedMentions.none())
+            else:
+                streamed.append(await message.reply(shown, mention_author=False, allowed_mentions=discord.AllowedMentions.none()))
         try:
             async with message.channel.typing():
-                reply = await self.bot.core.chat(caller, text, message_id=str(message.id))
+                reply = await self.bot.core.chat(caller, text, message_id=str(message.id), on_partial=partial)
         except TrainerBotError as exc:
-            await message.reply(exc.user_message, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
+            if streamed:
+                await streamed[0].edit(content=exc.user_message, allowed_mentions=discord.AllowedMentions.none())
+            else:
+                await message.reply(exc.user_message, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
             return
-        await self._deliver(message, caller, reply, reply.content)
+        await self._deliver(message, caller, reply, reply.content, streamed[0] if streamed else None)
 
     async def _voice_message(self, message: discord.Message, audio: discord.Attachment) -> None:
         caller = caller_of(message.author, message.guild, message.channel.id, owner_ids=self.bot.owner_ids_known)
@@ -79,9 +90,17 @@ class ChatCog(commands.Cog, name="Chat"):
             return
         await self._deliver(message, caller, reply, str(reply.data.get("answer", "")))
 
-    async def _deliver(self, message: discord.Message, caller: Caller, reply: Reply, spoken: str) -> None:
-        """Send the answer, remember its ID, add the rating buttons, and speak it if joined."""
-        sent = await send_reply(message.channel, reply, reference=message)
+    async def _deliver(self, message: discord.Message, caller: Caller, reply: Reply, spoken: str,
+                       streamed: discord.Message | None = None) -> None:
+        """Send the answer (or finish the streamed message), remember its ID, add the rating
+        buttons, and speak it if joined."""
+        if streamed is not None:
+            await streamed.edit(content=reply.messages[0], allowed_mentions=discord.AllowedMentions.none())
+            if len(reply.messages) > 1 or reply.files:
+                await send_reply(message.channel, Reply(messages=reply.messages[1:], files=reply.files))
+            sent: discord.Message | None = streamed  # the ID and the rating buttons: the message with the answer's start
+        else:
+            sent = await send_reply(message.channel, reply, reference=message)
         reply_id = reply.data.get("reply_id")
         if sent is not None and isinstance(reply_id, int):
             await self.bot.core.bind_reply(caller, reply_id, str(sent.id))
