@@ -8,10 +8,11 @@ corrections alone give DPO, data with 👎/negative examples gives KTO, the rest
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from trainerbot.core.base import CoreBase
 from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, OutFile, Reply
@@ -26,7 +27,16 @@ from trainerbot.training import queue
 SAMPLE = "sample"
 
 
-def choose_recipe(examples: list[Example], has_model: bool) -> str:
+REMOTE_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}")
+
+
+def choose_recipe(examples: list[Example], has_model: bool, backend: str = "local") -> str:
+    if backend == "openai":  # fine-tuning APIs offer supervised and DPO (no KTO): negatives sit out
+        if all(e.rejected is not None for e in examples):
+            return "dpo"
+        if not any(e.label == "positive" for e in examples):
+            raise BadInput("Fine-tuning needs positive examples (question and good answer); this data has none.")
+        return "sft"
     if not has_model:
         if not any(e.label == "positive" for e in examples):
             raise BadInput("The first training needs positive examples (question and good answer); this data has none.")
@@ -112,16 +122,19 @@ class TrainingCommands(CoreBase):
                 has_model = self.settings.base_model_dir is not None or s.scalar(
                     select(ModelVersion.id).where(ModelVersion.guild_id == guild.id, ModelVersion.active.is_(True))) is not None
                 gid = guild.id
-            recipe = choose_recipe(examples, has_model)
+            backend = self.settings.backend
+            recipe = choose_recipe(examples, has_model, backend)
             submitted = queue.submit(self.store, guild_id=gid, snapshot_id=snap.id, recipe=recipe, requested_by=caller.user_id,
-                                     channel_id=caller.channel_id, max_active=self.settings.max_queued_jobs)
+                                     channel_id=caller.channel_id, max_active=self.settings.max_queued_jobs,
+                                     params={"backend": backend} if backend != "local" else None)
             return submitted, recipe
         submitted, recipe = await self._blocking(submit)
         p = self.settings.prefix
         if submitted.existing:
             text = f"That training is already queued or running as job #{submitted.job_id}. Follow it with `{p}job {submitted.job_id}`."
         else:
-            text = (f"Training job #{submitted.job_id} queued: {recipe.upper()} on {what} ({len(examples)} examples). "
+            where = f" through the fine-tuning API of `{self.settings.openai_base_url}`" if self.settings.backend == "openai" else ""
+            text = (f"Training job #{submitted.job_id} queued: {recipe.upper()}{where} on {what} ({len(examples)} examples). "
                     f"Follow it with `{p}job {submitted.job_id}`; `{p}cancel {submitted.job_id}` stops it.")
         return Reply.text(text, data={"job_id": submitted.job_id, "recipe": recipe, "existing": submitted.existing})
 
@@ -234,16 +247,33 @@ class TrainingCommands(CoreBase):
             loss = v.metrics.get("final_loss")
             held = v.metrics.get("heldout") or {}
             mark = " ← active" if v.active else " (not promoted)" if v.metrics.get("promoted") is False else ""
-            lines.append(f"• `{v.name}` — {v.recipe.upper()} from {v.base}, job #{v.job_id}"
+            what = f"remote `{v.base}`" + (f", {v.recipe.upper()} job #{v.job_id}" if v.job_id else "") if v.backend == "openai" \
+                else f"{v.recipe.upper()} from {v.base}, job #{v.job_id}"
+            lines.append(f"• `{v.name}` — {what}"
                          + (f", final loss {loss:.3f}" if isinstance(loss, (int, float)) else "")
                          + (f", held-out chrF {held['chrf']:.1f}" if isinstance(held.get("chrf"), (int, float)) else "") + mark)
-        return Reply.text("\n".join(lines), data={"names": [v.name for v in versions], "active": next((v.name for v in versions if v.active), None)})
+        return Reply.text("\n".join(lines), data={"names": [v.name for v in versions], "active": next((v.name for v in versions if v.active), None),
+                                                  "backends": {v.name: v.backend for v in versions}})
 
     async def _model_use(self, caller: Caller, name: str) -> Reply:
+        remote = name[len("openai:"):].strip() if name.lower().startswith("openai:") else None
+        if remote is not None and not REMOTE_MODEL.fullmatch(remote):
+            raise BadInput("Give a remote model's name, e.g. `model use openai:gpt-4.1-mini` or `openai:ft:gpt-4.1-mini:org::abc123`.")
+
         def switch() -> str:
             with self.store.session() as s:
-                guild = self._guild_row(s, caller)
-                target = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.name == name))
+                guild = self._guild(s, caller) if remote is not None else self._guild_row(s, caller)
+                if remote is not None:  # a remote model by its name: registered once as a version of its own
+                    target = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.backend == "openai",
+                                                                 ModelVersion.base == remote))
+                    if target is None:
+                        n = s.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.guild_id == guild.id)) or 0
+                        target = ModelVersion(guild_id=guild.id, name=f"v{n + 1}", backend="openai", base=remote, recipe="remote",
+                                              metrics={})
+                        s.add(target)
+                        s.flush()
+                else:
+                    target = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.name == name))
                 if target is None:
                     raise NotFound(f"There is no model version `{name[:30]}` here. `{self.settings.prefix}model list` shows them.")
                 from trainerbot.model.files import is_complete
@@ -252,9 +282,9 @@ class TrainingCommands(CoreBase):
                     raise BadInput(f"Model `{name}` has no complete files on disk; it cannot be used.")
                 for v in s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id)):
                     v.active = v.id == target.id
-                return target.name
+                return target.name + (f" (remote `{target.base}`)" if target.backend == "openai" else "")
         active = await self._blocking(switch)
-        return Reply.text(f"Model `{active}` is now active.", data={"active": active})
+        return Reply.text(f"Model `{active}` is now active.", data={"active": active.split(" ", 1)[0]})
 
     # ------------------------------------------------------- live progress
     async def watch_job(self, caller: Caller, job_id: int, channel_id: str, message_id: str) -> None:

@@ -13,7 +13,7 @@ from trainerbot.evaluation.metrics import Summary, chrf, exact_match, summarise
 class Scorable(Protocol):
     def reply(self, conversation: list[dict[str, str]], *, max_new_tokens: int = ...) -> str: ...
 
-    def answer_loss(self, conversation: list[dict[str, str]], answer: str) -> float: ...
+    def answer_loss(self, conversation: list[dict[str, str]], answer: str) -> float | None: ...  # None: a remote model
 
 
 def score_cases(model: Scorable, cases: Sequence[Case], *, max_new_tokens: int) -> tuple[list[dict[str, Any]], Summary]:
@@ -26,6 +26,7 @@ def score_cases(model: Scorable, cases: Sequence[Case], *, max_new_tokens: int) 
         if case.expected is not None:
             row["match"] = exact_match(prediction, case.expected)
             row["score"] = round(chrf(prediction, case.expected), 2)
-            row["loss"] = round(model.answer_loss(conversation, case.expected), 4)
+            loss = model.answer_loss(conversation, case.expected)
+            row["loss"] = round(loss, 4) if loss is not None else None
         rows.append(row)
     return rows, summarise(rows)

@@ -28,7 +28,6 @@ from trainerbot.datasets.records import Example
 from trainerbot.datasets.snapshots import read_snapshot
 from trainerbot.evaluation import heldout
 from trainerbot.evaluation.cases import Case
-from trainerbot.evaluation.metrics import Summary
 from trainerbot.evaluation.run import score_cases
 from trainerbot.fileio import atomic_write_bytes
 from trainerbot.model.files import DONE_MARKER, is_complete
@@ -125,11 +124,17 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
             snap = s.get(Snapshot, job.snapshot_id) if job.snapshot_id else None
             parent = active_version(s, job.guild_id)
             recipe, guild_pid, guild_id = job.recipe, guild.platform_id, guild.id  # type: ignore[union-attr]
+            backend = (job.params or {}).get("backend", "local")
         if snap is None:
             raise ValueError("its dataset snapshot is gone")
         root = paths.guild_root(data_dir, guild_pid)
         _, examples = read_snapshot(root / "snapshots" / snap.file_name)
         examples, held = heldout.split(examples, settings.heldout_share)
+        if backend == "openai":
+            from trainerbot.training.remote import run_remote_job
+
+            return run_remote_job(settings, store, job_id, worker, stop, guild_id=guild_id, snapshot_id=snap.id, recipe=recipe,
+                                  examples=examples, parent=parent, cases=heldout.cases(held, min(settings.max_test_cases, 50)))
         queue.add_event(store, job_id, kind="log",
                         message=f"{len(examples)} examples from {snap.file_name} ({len(held)} more held out for evaluation)")
         if settings.torch_threads:
@@ -178,29 +183,62 @@ def _plain(exc: Exception) -> str:
     return text[:300]
 
 
-def evaluate_folder(settings: Settings, folder: Path, cases: list[Case]) -> Summary:
-    from trainerbot.model.local import LocalModel
+def scorer_for(settings: Settings, version: ModelVersion) -> Any | None:
+    """Something that answers held-out questions as ``version`` does, or None when it cannot run."""
+    if version.backend == "openai":
+        from trainerbot.training.remote import RemoteScorer
 
-    model = LocalModel(folder, threads=settings.torch_threads)
-    return score_cases(model, cases, max_new_tokens=settings.reply_max_tokens)[1]
+        return RemoteScorer(settings, str(version.base))
+    if version.path and is_complete(settings.resolved_data_dir / version.path):
+        from trainerbot.model.local import LocalModel
+
+        return LocalModel(settings.resolved_data_dir / version.path, threads=settings.torch_threads)
+    return None
 
 
-def promotion(settings: Settings, folder: Path, parent: ModelVersion | None, cases: list[Case]) -> tuple[bool, dict[str, Any], str]:
-    """(promote?, metrics to keep, the reason in words) for the model in ``folder`` against ``parent``."""
+def promotion(settings: Settings, candidate: Any, parent: ModelVersion | None, cases: list[Case]) -> tuple[bool, dict[str, Any], str]:
+    """(promote?, metrics to keep, the reason in words) for the ``candidate`` model against ``parent``."""
     metric = settings.promotion_metric
     if not cases:
         return True, {}, "no held-out cases to compare on"
-    candidate = evaluate_folder(settings, folder, cases)
-    kept: dict[str, Any] = {"heldout": candidate.as_dict(), "promotion_metric": metric}
-    ours = heldout.shown(metric, heldout.value(candidate, metric))
-    if parent is None or not parent.path or not is_complete(settings.resolved_data_dir / parent.path):
+    scored = score_cases(candidate, cases, max_new_tokens=settings.reply_max_tokens)[1]
+    kept: dict[str, Any] = {"heldout": scored.as_dict(), "promotion_metric": metric}
+    ours = heldout.shown(metric, heldout.value(scored, metric))
+    active_model = scorer_for(settings, parent) if parent is not None else None
+    if parent is None or active_model is None:
         return True, kept, f"held-out {metric} {ours}"
-    active = evaluate_folder(settings, settings.resolved_data_dir / parent.path, cases)
+    active = score_cases(active_model, cases, max_new_tokens=settings.reply_max_tokens)[1]
     kept["heldout_active"] = {"version": parent.name, **active.as_dict()}
     theirs = heldout.shown(metric, heldout.value(active, metric))
-    if heldout.not_worse(metric, candidate, active, settings.promotion_tolerance):
+    if heldout.not_worse(metric, scored, active, settings.promotion_tolerance):
         return True, kept, f"held-out {metric} {ours} vs {parent.name}'s {theirs}"
     return False, kept, f"held-out {metric} {ours} is worse than active {parent.name}'s {theirs}"
+
+
+def register_version(settings: Settings, store: Store, job_id: int, guild_id: int, snapshot_id: int, recipe: str, *,
+                     backend: str, path: str | None, base: str, metrics: dict[str, Any], candidate: Any,
+                     parent: ModelVersion | None, cases: list[Case]) -> str:
+    """Evaluate the finished job's model on the held-out cases, register it as the next
+    version — active only when it is not worse than the active one — and finish the job."""
+    if cases:
+        queue.add_event(store, job_id, kind="log", message=f"evaluating on {len(cases)} held-out cases")
+    promote, evaluation, why = promotion(settings, candidate, parent, cases)
+    metrics = {**metrics, **evaluation, "promoted": promote}
+    with store.session() as s:
+        n = s.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.guild_id == guild_id)) or 0
+        name = f"v{n + 1}"
+        if promote:
+            s.execute(update(ModelVersion).where(ModelVersion.guild_id == guild_id).values(active=False))
+        s.add(ModelVersion(guild_id=guild_id, name=name, backend=backend, path=path, base=base, recipe=recipe, job_id=job_id,
+                           snapshot_id=snapshot_id, metrics=metrics, active=promote))
+    final_loss = metrics.get("final_loss")
+    loss = f"final loss {final_loss:.3f}; " if isinstance(final_loss, (int, float)) else ""
+    if promote:
+        message = f"model {name} is active ({loss}{why})"
+    else:
+        message = f"model {name} is kept but not active: {why}; `model use {name}` would switch anyway"
+    queue.finish(store, job_id, "succeeded", message=message)
+    return "succeeded"
 
 
 def _register(settings: Settings, store: Store, job_id: int, guild_id: int, guild_pid: str, snapshot_id: int, recipe: str,
@@ -213,21 +251,9 @@ def _register(settings: Settings, store: Store, job_id: int, guild_id: int, guil
                "seconds": round(result.seconds, 2)}
     save_model(model, tokenizer, folder, {"job": job_id, "recipe": recipe, "base": base, "metrics": metrics, "saved_at": time.time()})
     loss_curve(result.losses, root / "artifacts" / f"job-{job_id}-loss.png", f"job {job_id} · {recipe}")
-    if cases:
-        queue.add_event(store, job_id, kind="log", message=f"evaluating on {len(cases)} held-out cases")
-    promote, evaluation, why = promotion(settings, folder, parent, cases)
-    metrics.update(evaluation, promoted=promote)
-    with store.session() as s:
-        n = s.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.guild_id == guild_id)) or 0
-        name = f"v{n + 1}"
-        if promote:
-            s.execute(update(ModelVersion).where(ModelVersion.guild_id == guild_id).values(active=False))
-        s.add(ModelVersion(guild_id=guild_id, name=name, backend="local", path=str(folder.relative_to(data_dir)), base=base,
-                           recipe=recipe, job_id=job_id, snapshot_id=snapshot_id, metrics=metrics, active=promote))
-    loss = f"final loss {final_loss:.3f}; " if final_loss is not None else ""
-    if promote:
-        message = f"model {name} is active ({loss}{why})"
-    else:
-        message = f"model {name} is kept but not active: {why}; `model use {name}` would switch anyway"
-    queue.finish(store, job_id, "succeeded", message=message)
-    return "succeeded"
+    from trainerbot.model.local import LocalModel
+
+    candidate = LocalModel(folder, threads=settings.torch_threads)
+    return register_version(settings, store, job_id, guild_id, snapshot_id, recipe, backend="local",
+                            path=str(folder.relative_to(data_dir)), base=base, metrics=metrics, candidate=candidate,
+                            parent=parent, cases=cases)

@@ -1,0 +1,167 @@
+"""Training through an OpenAI-compatible fine-tuning jobs API, run by the worker like a local job.
+
+The snapshot's training split is exported — OpenAI chat JSONL for supervised fine-tuning,
+or preference JSONL (``input``, ``preferred_output``, ``non_preferred_output``) for DPO from
+corrections — uploaded as a file, and a fine-tuning job is created on the configured base
+model (or on the guild's active fine-tuned model, to keep teaching it). The worker then polls
+the job: its status and events land in our job store as the same statuses and events a local
+job has (metrics events become step / loss progress); ``cancel`` cancels it at the provider.
+When it succeeds, the fine-tuned model's name is registered as a model version (backend
+``openai``), promoted only if it answers the held-out questions no worse than the active one.
+When the provider refuses (no fine-tuning, a retired model, a bad file) the job fails with the
+provider's reason in plain words.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from trainerbot.config import Settings
+from trainerbot.datasets.exporters import export_rows
+from trainerbot.datasets.records import Example
+from trainerbot.errors import TrainerBotError
+from trainerbot.evaluation.cases import Case
+from trainerbot.model.remote import client_options, plain_error, provider_reason
+from trainerbot.store import Store
+from trainerbot.store.models import Job, ModelVersion
+from trainerbot.training import queue
+
+log = logging.getLogger(__name__)
+RUNNING = {"validating_files", "queued", "running"}
+
+
+def preference_rows(examples: list[Example]) -> list[dict[str, Any]]:
+    """OpenAI's DPO format, from corrections (chosen = the correction, rejected = the original reply)."""
+    return [{"input": {"messages": ex.prompt_messages()},
+             "preferred_output": [{"role": "assistant", "content": ex.response}],
+             "non_preferred_output": [{"role": "assistant", "content": ex.rejected}]}
+            for ex in examples if ex.rejected is not None and ex.label == "positive"]
+
+
+def training_rows(examples: list[Example], recipe: str) -> list[dict[str, Any]]:
+    return preference_rows(examples) if recipe == "dpo" else export_rows(examples, "openai")
+
+
+class RemoteScorer:
+    """Answers held-out questions with a remote model (there is no loss to read from a chat API)."""
+
+    def __init__(self, settings: Settings, model: str) -> None:
+        from openai import OpenAI
+
+        self.settings, self.model = settings, model
+        self.client = OpenAI(**client_options(settings))
+
+    def reply(self, conversation: list[dict[str, str]], *, max_new_tokens: int = 128) -> str:
+        messages = ([{"role": "system", "content": self.settings.openai_system}] if self.settings.openai_system else []) + conversation
+        try:
+            response = self.client.chat.completions.create(model=self.model, messages=messages, max_tokens=max_new_tokens)  # type: ignore[arg-type]
+        except Exception as exc:
+            raise plain_error(exc) from None
+        return (response.choices[0].message.content or "").strip() if response.choices else ""
+
+    def answer_loss(self, conversation: list[dict[str, str]], answer: str) -> float | None:
+        return None
+
+
+def _plain(exc: Exception) -> str:
+    import openai
+
+    if isinstance(exc, openai.APIStatusError) and exc.status_code in (400, 403, 404, 422):
+        return f"The provider refused the fine-tuning job: {provider_reason(exc) or f'HTTP {exc.status_code}'}"
+    if isinstance(exc, TrainerBotError):
+        return exc.user_message
+    return plain_error(exc, "The fine-tuning server").user_message
+
+
+def run_remote_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Callable[[], bool], *, guild_id: int,
+                   snapshot_id: int, recipe: str, examples: list[Example], parent: ModelVersion | None, cases: list[Case]) -> str:
+    from openai import OpenAI
+
+    client = OpenAI(**client_options(settings))
+    rows = training_rows(examples, recipe)
+    if not rows:
+        queue.finish(store, job_id, "failed", error="Nothing to fine-tune on: " + (
+            "DPO needs corrections." if recipe == "dpo" else "the data has no positive examples."))
+        return "failed"
+    base = str(parent.base) if parent is not None and parent.backend == "openai" and parent.base else settings.openai_model
+    try:
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+        upload = client.files.create(file=(f"trainerbot-job-{job_id}.jsonl", data, "application/jsonl"), purpose="fine-tune")
+        queue.add_event(store, job_id, kind="log", message=f"uploaded {len(rows)} {recipe} rows as {upload.id}; "
+                                                            f"{len(cases)} held-out questions kept back")
+        method: dict[str, Any] = {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1}}} if recipe == "dpo" else {"type": "supervised"}
+        remote = client.fine_tuning.jobs.create(model=base, training_file=upload.id, method=method,  # type: ignore[arg-type]
+                                                suffix=f"trainerbot-{job_id}"[:18])
+    except Exception as exc:
+        queue.finish(store, job_id, "failed", error=_plain(exc))
+        return "failed"
+    with store.session() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        job.params = {**(job.params or {}), "remote_job": remote.id, "base": base}
+    queue.add_event(store, job_id, kind="log", message=f"fine-tuning job {remote.id} created on {base}")
+    return _follow(settings, store, client, job_id, worker, stop, remote.id, guild_id=guild_id, snapshot_id=snapshot_id,
+                   recipe=recipe, base=base, parent=parent, cases=cases)
+
+
+def _follow(settings: Settings, store: Store, client: Any, job_id: int, worker: str, stop: Callable[[], bool], remote_id: str, *,
+            guild_id: int, snapshot_id: int, recipe: str, base: str, parent: ModelVersion | None, cases: list[Case]) -> str:
+    """Poll the provider's job until it ends, mirroring its events into ours."""
+    from trainerbot.training.runner import register_version
+
+    seen: set[str] = set()
+    last_status = ""
+    last_loss: float | None = None
+    while True:
+        cancelled = queue.heartbeat(store, job_id, worker)
+        if cancelled or stop():
+            try:
+                client.fine_tuning.jobs.cancel(remote_id)
+            except Exception as exc:  # the job may have ended meanwhile
+                log.info("cancelling %s: %s", remote_id, _plain(exc))
+            if cancelled:
+                queue.finish(store, job_id, "cancelled", message=f"cancelled here and at the provider ({remote_id})")
+                return "cancelled"
+            queue.finish(store, job_id, "failed", error="The worker was stopped; the provider's job was cancelled too. "
+                                                       "Start it again with `train`.")
+            return "failed"
+        try:
+            remote = client.fine_tuning.jobs.retrieve(remote_id)
+            events = list(client.fine_tuning.jobs.list_events(remote_id, limit=50).data)
+        except Exception as exc:
+            queue.finish(store, job_id, "failed", error=_plain(exc))
+            return "failed"
+        for event in reversed(events):  # the API lists newest first
+            if event.id in seen:
+                continue
+            seen.add(event.id)
+            data = event.data if isinstance(event.data, dict) else {}
+            if data.get("step") is not None and data.get("total_steps"):
+                last_loss = data.get("train_loss", last_loss)
+                queue.add_event(store, job_id, step=int(data["step"]), total_steps=int(data["total_steps"]),
+                                loss=last_loss, message=event.message[:300])
+            else:
+                queue.add_event(store, job_id, kind="log", message=f"{event.level}: {event.message}"[:300])
+        if remote.status != last_status:
+            last_status = remote.status
+            if remote.status in RUNNING:
+                queue.add_event(store, job_id, kind="log", message=f"provider status: {remote.status}")
+        if remote.status == "succeeded" and remote.fine_tuned_model:
+            metrics = {"final_loss": last_loss, "remote_job": remote_id, "trained_tokens": remote.trained_tokens}
+            return register_version(settings, store, job_id, guild_id, snapshot_id, recipe, backend="openai", path=None,
+                                    base=remote.fine_tuned_model, metrics=metrics,
+                                    candidate=RemoteScorer(settings, remote.fine_tuned_model), parent=parent, cases=cases)
+        if remote.status == "failed":
+            reason = remote.error.message if remote.error is not None and remote.error.message else "no reason given"
+            queue.finish(store, job_id, "failed", error=f"The provider's fine-tuning job failed: {reason}"[:300])
+            return "failed"
+        if remote.status == "cancelled":
+            queue.finish(store, job_id, "cancelled", message=f"cancelled at the provider ({remote_id})")
+            return "cancelled"
+        deadline = time.monotonic() + settings.openai_poll_s
+        while time.monotonic() < deadline and not stop():
+            time.sleep(min(0.2, settings.openai_poll_s))
