@@ -19,7 +19,8 @@ from trainerbot.voice.tts import EspeakEngine
 TOKEN = "MTIzNDU2Nzg5.dummy-token-never-shown.abcdefghijklmnop"
 KEY = "AIza-dummy-speech-key-never-shown-42"
 PASSWORD = "hunter2-never-shown"
-SECRETS = (TOKEN, KEY, PASSWORD)
+OPENAI_KEY = "sk-dummy-openai-key-never-shown-0123456789"
+SECRETS = (TOKEN, KEY, PASSWORD, OPENAI_KEY)
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
@@ -45,17 +46,23 @@ def test_no_secret_in_logs_replies_or_files_along_the_error_paths(tmp_path: Path
         "!approve 3", "!forget ../x", "!say", "!language klingon", f"!feedback {TOKEN[:5]}",
         f"hi --attach {voice}",  # transcription through the (failing) online engine that holds the key
     ]) + "\n"
-    with serve(lambda r: Response(401, b"Unauthorized")) as google:
+    with serve(lambda r: Response(401, b"Unauthorized")) as google, serve(
+            lambda r: Response(401, b'{"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}}',
+                               {"Content-Type": "application/json"})) as chat_server:
         proc = subprocess.run(
             [sys.executable, "-m", "trainerbot", "console", "--no-worker", "--data-dir", str(data)],
             input=script, capture_output=True, text=True, timeout=180, cwd=tmp_path,
             env=_env({"DISCORD_TOKEN": TOKEN, "TRAINERBOT_GOOGLE_SPEECH_KEY": KEY, "TRAINERBOT_LOG_LEVEL": "DEBUG",
                       "TRAINERBOT_STT_ENGINE": "google", "TRAINERBOT_GOOGLE_SPEECH_ENDPOINT": google.url + "/recognize",
-                      "TRAINERBOT_DATABASE_URL": f"sqlite:///{data / 'trainerbot.db'}?user=bot&password={PASSWORD}"}))
+                      "TRAINERBOT_DATABASE_URL": f"sqlite:///{data / 'trainerbot.db'}?user=bot&password={PASSWORD}",
+                      "OPENAI_API_KEY": OPENAI_KEY, "TRAINERBOT_BACKEND": "openai",
+                      "TRAINERBOT_OPENAI_BASE_URL": chat_server.url + "/v1"}))
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout + proc.stderr
     assert "Google speech recognition failed (HTTP 401 Unauthorized)" in proc.stdout  # the key's path was walked
     assert google.requests and google.requests[0].query["key"] == [KEY]  # …and really used the key
+    assert "refused the API key (HTTP 401)" in proc.stdout  # the chat server's path too
+    assert chat_server.requests[0].headers["authorization"] == f"Bearer {OPENAI_KEY}"
     assert "settings:" in proc.stderr and "DEBUG" in proc.stderr and proc.stdout.count("⚠") >= 15
     for secret in SECRETS:
         assert secret not in out, secret
