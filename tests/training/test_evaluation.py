@@ -36,7 +36,7 @@ async def test_test_reports_metrics_and_handle_errors_queues_the_wrong_answers(
     cases = json.dumps([{"prompt": "What is the capital of Zorbia?", "expected": "a phrase this model never saw"},
                         {"prompt": "Who founded Quillport?", "expected": "another unseen answer"},
                         {"prompt": "Say something."}])
-    with pytest.raises(NotFound, match="no active local model"):
+    with pytest.raises(NotFound, match="no active model"):
         await core.test(member, cases)
     await _trained(core, trainer, settings)
     reply = await core.test(member, cases)

@@ -164,3 +164,11 @@ async def test_model_use_switches_between_a_local_and_a_remote_version(settings:
             await both.model(trainer, "use", "openai:../../etc passwd")
     finally:
         await both.close()
+
+
+async def test_test_and_compare_run_on_a_remote_version(core: CoreService, fake: OpenAIFake, trainer: Caller, member: Caller) -> None:
+    await core.model(trainer, "use", "openai:gpt-test-mini")
+    fake.answer = "Quillport."
+    reply = await core.test(member, '{"What is the capital of Zorbia?": "Quillport.", "And of Telpunel?": "Veslo."}')
+    assert (reply.data["cases"], reply.data["exact_match"], reply.data["loss"]) == (2, 0.5, None)  # no loss from a chat API
+    assert "exact match 50.0%" in reply.content and fake.chat_requests[-1]["model"] == "gpt-test-mini"

@@ -30,6 +30,7 @@ from trainerbot.evaluation.cases import Case, parse_cases
 from trainerbot.evaluation.metrics import Summary
 from trainerbot.evaluation.run import score_cases
 from trainerbot.fileio import atomic_write_bytes, unique_path
+from trainerbot.model.remote import scorer_for
 from trainerbot.store.models import Correction, DatasetItem, ModelVersion, TestRun
 
 SHOWN_WRONG = 3
@@ -52,7 +53,7 @@ class EvaluationCommands(CoreBase):
                             max_bytes=self.settings.max_attachment_bytes, max_field_chars=self.settings.max_field_chars)
         self._limit(caller, "test")
         version = await self._blocking(self._active_version, caller)
-        model = await self._blocking(self._model_hub().get, self.data_dir / str(version.path))
+        model = await self._blocking(self._scorer, version)
         rows, summary = await self._blocking(score_cases, model, cases, max_new_tokens=self.settings.reply_max_tokens)
         run_id, report = await self._blocking(self._save_run, caller, version.name, rows, summary)
         wrong = [r for r in rows if r["match"] is False]
@@ -70,9 +71,15 @@ class EvaluationCommands(CoreBase):
         with self.store.read() as s:
             guild = self._find_guild(s, caller)
             version = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.active.is_(True))) if guild else None
-        if version is None or version.backend != "local" or not version.path:
-            raise NotFound(f"There is no active local model to test here yet; `{self.settings.prefix}train` makes one.")
+        if version is None or (version.backend == "local" and not version.path):
+            raise NotFound(f"There is no active model to test here yet; `{self.settings.prefix}train` makes one.")
         return version
+
+    def _scorer(self, version: ModelVersion) -> Any:
+        """The version's model: local ones from the shared hub, remote ones through the API."""
+        if version.backend == "local":
+            return self._model_hub().get(self.data_dir / str(version.path))
+        return scorer_for(self.settings, version)
 
     def _save_run(self, caller: Caller, version: str, rows: list[dict[str, Any]], summary: Summary) -> tuple[int, Path]:
         folder = paths.area_dir(self._root(caller), "artifacts")
@@ -155,15 +162,16 @@ class EvaluationCommands(CoreBase):
             lines = [f"**{v.name}**: " + (_stored(v) or "no held-out figures") for v in versions]
             return Reply.text("No held-out questions here to compare on (datasets under "
                               f"{heldout.MIN_EXAMPLES} examples hold none out).\n" + "\n".join(lines), data={"cases": 0})
-        hub = self._model_hub()
         summaries = []
         for v in versions:
-            model = await self._blocking(hub.get, self.data_dir / str(v.path))
+            model = await self._blocking(self._scorer, v)
             summaries.append((await self._blocking(score_cases, model, cases, max_new_tokens=self.settings.reply_max_tokens))[1])
         (va, sa), (vb, sb) = zip(versions, summaries)
         metric = self.settings.promotion_metric
-        rows = [("exact match", f"{sa.exact_match:.1%}", f"{sb.exact_match:.1%}"), ("chrF", f"{sa.chrf:.1f}", f"{sb.chrf:.1f}"),
-                ("loss", f"{sa.loss:.3f}", f"{sb.loss:.3f}"), ("perplexity", f"{sa.perplexity:.4g}", f"{sb.perplexity:.4g}")]
+        def fmt(value: float | None, spec: str) -> str:
+            return "n/a" if value is None else format(value, spec)  # a remote model has no loss to read
+        rows = [("exact match", fmt(sa.exact_match, ".1%"), fmt(sb.exact_match, ".1%")), ("chrF", fmt(sa.chrf, ".1f"), fmt(sb.chrf, ".1f")),
+                ("loss", fmt(sa.loss, ".3f"), fmt(sb.loss, ".3f")), ("perplexity", fmt(sa.perplexity, ".4g"), fmt(sb.perplexity, ".4g"))]
         width = max(len(va.name), len(vb.name), 8)
         table = [f"{'':12} {va.name:>{width}} {vb.name:>{width}}"] + [f"{k:12} {x:>{width}} {y:>{width}}" for k, x, y in rows]
         better = va.name if not heldout.not_worse(metric, sb, sa) else vb.name if not heldout.not_worse(metric, sa, sb) else None
@@ -185,7 +193,7 @@ class EvaluationCommands(CoreBase):
                 v = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.name == name))
                 if v is None:
                     raise NotFound(f"There is no model version `{name[:30]}` here. `{self.settings.prefix}model list` shows them.")
-                if v.backend != "local" or not v.path or not is_complete(self.data_dir / v.path):
+                if v.backend == "local" and (not v.path or not is_complete(self.data_dir / v.path)):
                     raise BadInput(f"Model `{v.name}` has no complete files on disk to run.")
                 versions.append(v)
             items = s.scalars(select(DatasetItem).where(DatasetItem.guild_id == guild.id, DatasetItem.archived_in.is_(None))

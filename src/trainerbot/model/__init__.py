@@ -1,8 +1,12 @@
 """Language-model backends behind one protocol, and the taught-facts index.
 
-``ChatBackend.reply(conversation) -> text`` is all the core needs to chat; training a
-backend from a dataset snapshot is the job of ``trainerbot.training``. The ``local``
-backend (``local.py``) serves Hugging Face folders made by training or given by the user.
+``ChatBackend.reply(conversation) -> text`` is what answering needs; training a backend
+from a dataset snapshot is the job of ``trainerbot.training``. The ``local`` backend
+(``local.py``) serves Hugging Face folders made by training or given by the user; the
+``openai`` backend (``remote.py``) talks to any OpenAI-compatible server — ``RemoteChat``
+(async, streaming) for chat, ``RemoteScorer`` for tests and held-out evaluation.
+``remote.scorer_for`` gives the right one for a model version; ``taught.py`` is the
+taught-facts index.
 """
 
 from __future__ import annotations

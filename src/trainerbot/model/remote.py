@@ -99,3 +99,38 @@ class RemoteChat:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+class RemoteScorer:
+    """Answers held-out questions with a remote model (there is no loss to read from a chat API)."""
+
+    def __init__(self, settings: Settings, model: str) -> None:
+        from openai import OpenAI
+
+        self.settings, self.model = settings, model
+        self.client = OpenAI(**client_options(settings))
+
+    def reply(self, conversation: list[dict[str, str]], *, max_new_tokens: int = 128) -> str:
+        messages = ([{"role": "system", "content": self.settings.openai_system}] if self.settings.openai_system else []) + conversation
+        try:
+            response = self.client.chat.completions.create(model=self.model, messages=messages, max_tokens=max_new_tokens)  # type: ignore[arg-type]
+        except Exception as exc:
+            raise plain_error(exc) from None
+        return (response.choices[0].message.content or "").strip() if response.choices else ""
+
+    def answer_loss(self, conversation: list[dict[str, str]], answer: str) -> float | None:
+        return None
+
+
+def scorer_for(settings: Settings, version: Any) -> Any | None:
+    """Something that answers questions as the model version ``version`` does (``reply`` and
+    ``answer_loss``): the local model from its folder, or the remote one. None when it cannot run."""
+    if version.backend == "openai":
+        return RemoteScorer(settings, str(version.base))
+    from trainerbot.model.files import is_complete
+
+    if version.path and is_complete(settings.resolved_data_dir / version.path):
+        from trainerbot.model.local import LocalModel
+
+        return LocalModel(settings.resolved_data_dir / version.path, threads=settings.torch_threads)
+    return None

@@ -25,7 +25,7 @@ from trainerbot.datasets.exporters import export_rows
 from trainerbot.datasets.records import Example
 from trainerbot.errors import TrainerBotError
 from trainerbot.evaluation.cases import Case
-from trainerbot.model.remote import client_options, plain_error, provider_reason
+from trainerbot.model.remote import RemoteScorer, client_options, plain_error, provider_reason
 from trainerbot.store import Store
 from trainerbot.store.models import Job, ModelVersion
 from trainerbot.training import queue
@@ -44,27 +44,6 @@ def preference_rows(examples: list[Example]) -> list[dict[str, Any]]:
 
 def training_rows(examples: list[Example], recipe: str) -> list[dict[str, Any]]:
     return preference_rows(examples) if recipe == "dpo" else export_rows(examples, "openai")
-
-
-class RemoteScorer:
-    """Answers held-out questions with a remote model (there is no loss to read from a chat API)."""
-
-    def __init__(self, settings: Settings, model: str) -> None:
-        from openai import OpenAI
-
-        self.settings, self.model = settings, model
-        self.client = OpenAI(**client_options(settings))
-
-    def reply(self, conversation: list[dict[str, str]], *, max_new_tokens: int = 128) -> str:
-        messages = ([{"role": "system", "content": self.settings.openai_system}] if self.settings.openai_system else []) + conversation
-        try:
-            response = self.client.chat.completions.create(model=self.model, messages=messages, max_tokens=max_new_tokens)  # type: ignore[arg-type]
-        except Exception as exc:
-            raise plain_error(exc) from None
-        return (response.choices[0].message.content or "").strip() if response.choices else ""
-
-    def answer_loss(self, conversation: list[dict[str, str]], answer: str) -> float | None:
-        return None
 
 
 def _plain(exc: Exception) -> str:

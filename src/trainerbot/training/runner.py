@@ -31,6 +31,7 @@ from trainerbot.evaluation.cases import Case
 from trainerbot.evaluation.run import score_cases
 from trainerbot.fileio import atomic_write_bytes
 from trainerbot.model.files import DONE_MARKER, is_complete
+from trainerbot.model.remote import scorer_for
 from trainerbot.store import Store
 from trainerbot.store.models import Guild, Job, ModelVersion, Snapshot
 from trainerbot.training import queue
@@ -181,19 +182,6 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
 def _plain(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:300]
-
-
-def scorer_for(settings: Settings, version: ModelVersion) -> Any | None:
-    """Something that answers held-out questions as ``version`` does, or None when it cannot run."""
-    if version.backend == "openai":
-        from trainerbot.training.remote import RemoteScorer
-
-        return RemoteScorer(settings, str(version.base))
-    if version.path and is_complete(settings.resolved_data_dir / version.path):
-        from trainerbot.model.local import LocalModel
-
-        return LocalModel(settings.resolved_data_dir / version.path, threads=settings.torch_threads)
-    return None
 
 
 def promotion(settings: Settings, candidate: Any, parent: ModelVersion | None, cases: list[Case]) -> tuple[bool, dict[str, Any], str]:

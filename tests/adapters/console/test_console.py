@@ -163,7 +163,7 @@ async def test_review_provenance_and_forget_words(console: tuple[Console, io.Str
     await con.handle_line("!forget me")
     text = out.getvalue()
     assert "Example #1" in text and "facts.jsonl line 1" in text
-    assert "Nothing waits for review" in text and "no active local model" in text
+    assert "Nothing waits for review" in text and "no active model" in text
     assert "no correction #7" in text and "Usage: `!model compare" in text
     assert "Forgot everything from you here: 3 examples" in text
     assert (await core.dataset(con.caller, "facts")).data["total"] == 0

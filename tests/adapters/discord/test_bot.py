@@ -233,7 +233,7 @@ async def test_review_queue_with_reactions(bot: TrainerBot, facts: str) -> None:
 
 
 async def test_test_command_takes_inline_json_or_a_file(bot: TrainerBot, tmp_path) -> None:
-    assert "no active local model" in (await _ask('!test [{"prompt": "2+2?", "expected": "4"}]', member=MILO)).content
+    assert "no active model" in (await _ask('!test [{"prompt": "2+2?", "expected": "4"}]', member=MILO)).content
     bad = tmp_path / "cases.jsonl"
     bad.write_text('{"prompt": "a"}\n{"prompt": \n')
     assert "cases.jsonl` line 2: invalid JSON" in (await _ask("!test", member=MILO, attachments=[str(bad)])).content
