@@ -6,10 +6,11 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := espeak-ng ffmpeg sox pocketsphinx-testdata
+APT_PACKAGES := espeak-ng ffmpeg sox pocketsphinx-testdata postgresql
 APT_COMMANDS := espeak-ng ffmpeg sox
-# pocketsphinx-testdata: LibriVox recordings with transcripts, for the real-speech test.
-APT_FILES := /usr/share/pocketsphinx/test/data/librivox/transcription
+# pocketsphinx-testdata: LibriVox recordings with transcripts, for the real-speech test;
+# postgresql: the store's tests also run against a throw-away PostgreSQL server.
+APT_FILES := /usr/share/pocketsphinx/test/data/librivox/transcription /usr/lib/postgresql/*/bin/initdb
 
 .PHONY: run test test-all setup system-deps clean
 

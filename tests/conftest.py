@@ -22,6 +22,33 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A throw-away PostgreSQL server for the whole run (started on first use)."""
+    from tests.pg import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store's URL, once for SQLite and once for a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'db' / 't.db'}"
+    from tests.pg import new_database
+
+    return new_database(request.getfixturevalue("postgres"))
+
+
+@pytest.fixture
+def core_on_both_stores(db_url: str, tmp_path: Path) -> Iterator[CoreService]:
+    """A core over SQLite, then over PostgreSQL (a module opts in by naming it as its ``core``)."""
+    service = CoreService.open(Settings(_env_file=None, data_dir=tmp_path / "data", database_url=db_url))  # type: ignore[call-arg]
+    yield service
+    service.store.close()
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]

@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     max_queued_jobs: int = Field(default=20, ge=1, le=10_000)
     torch_threads: int | None = Field(default=None, ge=1, le=256)
     start_worker: bool = True
+    stale_jobs: Literal["fail", "requeue"] = "fail"  # a job whose worker died: failed, or queued again once
 
     # The OpenAI-compatible backend (OpenAI itself, or a local Ollama / vLLM / llama.cpp server).
     backend: Literal["local", "openai"] = "local"  # what chat uses before any version is active, and what `train` trains

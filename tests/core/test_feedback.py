@@ -8,6 +8,12 @@ from trainerbot.errors import BadInput, Busy, NotFound
 from trainerbot.store.models import Correction, DatasetItem, Feedback
 
 
+@pytest.fixture
+def core(core_on_both_stores: CoreService) -> CoreService:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return core_on_both_stores
+
+
 async def _reply(core: CoreService, caller: Caller, mid: str = "9001") -> int:
     return await core.record_exchange(caller, "What is the capital of Zorbia?", "Paris.", prompt_message_id="9000",
                                       reply_message_id=mid, context=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])

@@ -5,11 +5,18 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
 from sqlalchemy import func, select
 
 from trainerbot.core import Caller, CoreService
 from trainerbot.errors import NotFound
 from trainerbot.store.models import DatasetItem, Feedback
+
+
+@pytest.fixture
+def core(core_on_both_stores: CoreService) -> CoreService:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return core_on_both_stores
 
 
 async def test_concurrent_ratings_match_a_sequential_replay(core: CoreService, trainer: Caller) -> None:

@@ -13,6 +13,12 @@ from trainerbot.errors import BadInput, Busy, NotAllowed, NotFound
 from trainerbot.store.models import Correction, DatasetItem, Feedback, Message
 
 
+@pytest.fixture
+def core(core_on_both_stores: CoreService) -> CoreService:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return core_on_both_stores
+
+
 async def _reply(core: CoreService, caller: Caller, mid: str, prompt: str = "What is the capital of Zorbia?", answer: str = "Paris.") -> int:
     return await core.record_exchange(caller, prompt, answer, prompt_message_id=f"p{mid}", reply_message_id=mid)
 

@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import JSONL_FACTS, att, row_counts
@@ -77,3 +78,16 @@ def test_backup_command_line(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "trainerbot", "backup", str(tmp_path), "--data-dir", str(data)],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "is a folder" in bad.stderr
+
+
+def test_backup_of_a_postgresql_store_points_to_pg_dump(postgres: str, tmp_path: Path) -> None:
+    from tests.pg import new_database
+    from trainerbot.errors import ConfigError
+    from trainerbot.store import Store
+
+    store = Store.open(new_database(postgres))
+    try:
+        with pytest.raises(ConfigError, match="pg_dump"):
+            store.backup(tmp_path / "x.db")
+    finally:
+        store.close()

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import sqlite3
 import threading
 
 import pytest
@@ -8,7 +7,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.script import ScriptDirectory
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, select, text
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from trainerbot.store import Store
@@ -18,8 +17,8 @@ from trainerbot.store.models import Base, Dataset, Feedback, Guild, Message, Con
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store.open(f"sqlite:///{tmp_path / 'db' / 't.db'}")
+def store(db_url: str):  # every test that takes it runs on SQLite and on PostgreSQL
+    s = Store.open(db_url)
     yield s
     s.close()
 
@@ -32,8 +31,8 @@ def test_migrations_create_every_table_and_match_the_models(store: Store) -> Non
     assert diff == []
 
 
-def test_reopening_is_idempotent(tmp_path) -> None:
-    url = f"sqlite:///{tmp_path / 't.db'}"
+def test_reopening_is_idempotent(db_url: str) -> None:
+    url = db_url
     Store.open(url).close()
     again = Store.open(url)
     with again.read() as s:
@@ -42,11 +41,13 @@ def test_reopening_is_idempotent(tmp_path) -> None:
     again.close()
 
 
-def test_sqlite_runs_in_wal_with_busy_timeout_and_foreign_keys(store: Store) -> None:
+def test_sqlite_runs_in_wal_with_busy_timeout_and_foreign_keys(tmp_path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'w.db'}")
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15000
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    store.close()
 
 
 def test_a_failed_transaction_writes_nothing(store: Store) -> None:
@@ -89,10 +90,10 @@ def test_ensure_guild_and_dataset_are_get_or_create(store: Store) -> None:
         assert s.scalars(select(Guild)).one().name == "A renamed"
 
 
-def test_concurrent_writers_wait_instead_of_failing(tmp_path) -> None:
-    """Two threads writing at once: the busy timeout serialises them; nothing is lost."""
-    url = f"sqlite:///{tmp_path / 'c.db'}"
-    store = Store.open(url)
+def test_concurrent_writers_wait_instead_of_failing(db_url: str) -> None:
+    """Four threads writing at once: SQLite's busy timeout serialises them, PostgreSQL runs
+    them side by side; nothing is lost either way."""
+    store = Store.open(db_url)
     with store.session() as s:
         gid = repo.ensure_guild(s, "1").id
     errors: list[BaseException] = []
@@ -111,10 +112,11 @@ def test_concurrent_writers_wait_instead_of_failing(tmp_path) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    conn = sqlite3.connect(tmp_path / "c.db")
-    assert conn.execute("select count(*) from feedback").fetchone()[0] == 400
-    assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
-    conn.close()
+    with store.read() as s:
+        assert s.scalar(select(func.count()).select_from(Feedback)) == 400
+    if db_url.startswith("sqlite"):
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("pragma integrity_check").scalar() == "ok"
     store.close()
 
 

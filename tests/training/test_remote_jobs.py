@@ -22,7 +22,6 @@ from trainerbot.config import Settings
 from trainerbot.core import Caller, CoreService
 from trainerbot.datasets.sample import generate
 from trainerbot.store.models import Job, JobEvent, ModelVersion
-from trainerbot.training import queue
 from trainerbot.training.worker import serve as work
 
 

@@ -267,6 +267,7 @@ class TrainingCommands(CoreBase):
                     target = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.backend == "openai",
                                                                  ModelVersion.base == remote))
                     if target is None:
+                        s.execute(select(Guild.id).where(Guild.id == guild.id).with_for_update())  # one "next vN" at a time
                         n = s.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.guild_id == guild.id)) or 0
                         target = ModelVersion(guild_id=guild.id, name=f"v{n + 1}", backend="openai", base=remote, recipe="remote",
                                               metrics={})

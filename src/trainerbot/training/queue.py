@@ -2,9 +2,11 @@
 
 Statuses: ``queued → running → succeeded | failed | cancelled``. A worker claims the
 oldest queued job in one short write transaction (so two workers never take the same
-one), then renews a lease while it trains. A job whose worker died is failed on the
-next worker start: at once when that worker ran on this host and its process is gone,
-else once its lease has run out. Everything here blocks (store calls).
+one — on PostgreSQL with ``FOR UPDATE SKIP LOCKED``, so any number of workers on any
+machines share the queue), then renews a lease while it runs. A job whose worker died is
+taken back by any worker — at once when that worker ran on the same host and its process
+is gone, else once its lease has run out — and failed with the reason, or re-queued once
+(``stale_jobs = requeue``). Everything here blocks (store calls).
 """
 
 from __future__ import annotations
@@ -131,23 +133,32 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def recover_stale(store: Store, me: str | None = None) -> list[int]:
-    """Fail the running jobs whose worker is gone; returns their IDs.
+def recover_stale(store: Store, me: str | None = None, *, requeue: bool = False) -> list[int]:
+    """Take back the running jobs whose worker is gone: failed with the reason, or (with
+    ``requeue``) queued again once. Returns their IDs.
 
-    ``me`` is the calling worker's ID: a job already marked with it, seen at start, is
-    a previous process's that happened to have the same PID.
+    ``me`` is the calling worker's ID, given at its start: a job already marked with it is a
+    previous process's that happened to have the same PID.
     """
     host = socket.gethostname()
-    failed: list[int] = []
+    taken: list[int] = []
     with store.session() as s:
-        for job in s.scalars(select(Job).where(Job.status == "running")):
+        stale = s.scalars(select(Job).where(Job.status == "running").with_for_update(skip_locked=True)).all()
+        for job in stale:
             owner_host, _, pid = (job.worker_id or "").rpartition(":")
-            dead_here = job.worker_id == me or (owner_host == host and pid.isdigit() and not _pid_alive(int(pid)))
+            dead_here = (me is not None and job.worker_id == me) or (owner_host == host and pid.isdigit() and not _pid_alive(int(pid)))
             lease = _aware(job.lease_until)
             expired = lease is None or lease < utcnow()
-            if dead_here or expired:
+            if not (dead_here or expired):
+                continue
+            gone = job.worker_id
+            if requeue and not (job.params or {}).get("requeued"):
+                job.status, job.worker_id, job.lease_until, job.started_at = "queued", None, None, None
+                job.params = {**(job.params or {}), "requeued": True}
+                s.add(JobEvent(job_id=job.id, kind="status", message=f"re-queued: its worker {gone} stopped"))
+            else:
                 job.status, job.finished_at, job.lease_until = "failed", utcnow(), None
                 job.error = "The worker stopped while this job was running (crash or restart). Start it again with `train`."
-                s.add(JobEvent(job_id=job.id, kind="status", message="failed: worker stopped"))
-                failed.append(job.id)
-    return failed
+                s.add(JobEvent(job_id=job.id, kind="status", message=f"failed: worker {gone} stopped"))
+            taken.append(job.id)
+    return taken

@@ -101,12 +101,19 @@ def save_model(model: Any, tokenizer: Any, target: Path, info: dict[str, Any]) -
     os.replace(partial, target)
 
 
-def clean_partials(data_dir: Path) -> int:
-    """Remove model folders a crash left half-written; returns how many."""
+def clean_partials(data_dir: Path, store: Store) -> int:
+    """Remove half-written model folders and trainer scratch folders of jobs that are not
+    running (a crash left them; other workers' running jobs keep theirs); returns how many."""
+    import re
+
+    with store.read() as s:
+        running = set(s.scalars(select(Job.id).where(Job.status == "running")))
     removed = 0
-    for partial in (data_dir / "guilds").glob("*/models/.*.partial"):
-        shutil.rmtree(partial, ignore_errors=True)
-        removed += 1
+    for folder in (data_dir / "guilds").glob("*/models/.job-*"):
+        m = re.fullmatch(r"\.job-(\d+)\.(partial|trainer)", folder.name)
+        if m is not None and int(m.group(1)) not in running:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
     return removed
 
 
@@ -213,6 +220,9 @@ def register_version(settings: Settings, store: Store, job_id: int, guild_id: in
     promote, evaluation, why = promotion(settings, candidate, parent, cases)
     metrics = {**metrics, **evaluation, "promoted": promote}
     with store.session() as s:
+        # Workers on other machines may register at the same moment: the guild's row, locked
+        # (PostgreSQL; SQLite writers are serialised anyway), makes "the next vN" one at a time.
+        s.execute(select(Guild.id).where(Guild.id == guild_id).with_for_update())
         n = s.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.guild_id == guild_id)) or 0
         name = f"v{n + 1}"
         if promote:

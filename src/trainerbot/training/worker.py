@@ -14,6 +14,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from trainerbot.config import Settings
@@ -21,6 +24,9 @@ from trainerbot.store import Store
 from trainerbot.training import queue
 
 log = logging.getLogger(__name__)
+
+
+RECOVER_EVERY_S = 10.0
 
 
 def _parent_alive(pid: int | None) -> bool:
@@ -41,15 +47,18 @@ def serve(settings: Settings, *, once: bool = False, poll_s: float = 0.5, parent
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     store = Store.open(settings.db_url)
     me = queue.worker_id()
+    requeue = settings.stale_jobs == "requeue"
     try:
-        failed = queue.recover_stale(store, me)
-        if failed:
-            log.warning("marked %d job(s) failed that a stopped worker left running: %s", len(failed), failed)
-        removed = clean_partials(settings.resolved_data_dir)
+        _take_back(store, me, requeue)
+        removed = clean_partials(settings.resolved_data_dir, store)
         if removed:
             log.warning("removed %d half-written model folder(s)", removed)
         ran = 0
+        next_check = time.monotonic() + RECOVER_EVERY_S
         while not stop.is_set() and _parent_alive(parent_pid):
+            if time.monotonic() >= next_check:  # another worker may have died meanwhile
+                _take_back(store, None, requeue)
+                next_check = time.monotonic() + RECOVER_EVERY_S
             job_id = queue.claim_next(store, me)
             if job_id is None:
                 if once:
@@ -57,12 +66,41 @@ def serve(settings: Settings, *, once: bool = False, poll_s: float = 0.5, parent
                 stop.wait(poll_s)
                 continue
             log.info("job %s: started", job_id)
-            status = run_job(settings, store, job_id, me, stop=lambda: stop.is_set() or not _parent_alive(parent_pid))
+            with _lease_kept(store, job_id, me):
+                status = run_job(settings, store, job_id, me, stop=lambda: stop.is_set() or not _parent_alive(parent_pid))
             log.info("job %s: %s", job_id, status)
             ran += 1
         return ran
     finally:
         store.close()
+
+
+def _take_back(store: Store, me: str | None, requeue: bool) -> None:
+    taken = queue.recover_stale(store, me, requeue=requeue)
+    if taken:
+        log.warning("took back %d job(s) a stopped worker left running (%s): %s", len(taken),
+                    "re-queued once" if requeue else "failed", taken)
+
+
+@contextmanager
+def _lease_kept(store: Store, job_id: int, me: str) -> Iterator[None]:
+    """Renew the job's lease in the background for as long as it runs (training, saving,
+    evaluating), so other workers never take back a job that is alive."""
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(queue.LEASE.total_seconds() / 4):
+            try:
+                queue.heartbeat(store, job_id, me)
+            except Exception:  # the store is briefly unreachable: the next beat tries again
+                log.exception("lease renewal for job %s failed", job_id)
+    beat = threading.Thread(target=renew, name=f"lease-{job_id}", daemon=True)
+    beat.start()
+    try:
+        yield
+    finally:
+        done.set()
+        beat.join()
 
 
 def spawn_child(data_dir: Path, *, log_file: Path | None = None) -> subprocess.Popen[bytes]:
