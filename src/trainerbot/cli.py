@@ -1,6 +1,7 @@
 """Command line: ``trainerbot run`` (Discord with a token, else the console),
 ``trainerbot console`` (the local console, scriptable through standard input),
-``trainerbot worker`` (training jobs) and ``trainerbot backup PATH`` (a copy of the store).
+``trainerbot worker`` (training jobs), ``trainerbot backup PATH`` (a copy of the store) and
+``trainerbot migrate --to URL`` (the store copied into another database).
 
 Run ``trainerbot --help``. With ``DISCORD_TOKEN`` set, ``run`` connects to Discord (and
 starts a training worker child process); it needs the network only for Discord itself. Settings come from the environment and ``.env``; options
@@ -38,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("backup", help="copy the store (SQLite) to PATH while the bot keeps running")
     b.add_argument("path", help="the backup file to write")
     b.add_argument("--data-dir", help="data folder (default: ./data, or TRAINERBOT_DATA_DIR)")
+    m = sub.add_parser("migrate", help="copy the store into another (empty) database, e.g. SQLite into PostgreSQL")
+    m.add_argument("--to", required=True, dest="target", help="the target database URL (postgresql+psycopg://user@host/db)")
+    m.add_argument("--data-dir", help="data folder (default: ./data, or TRAINERBOT_DATA_DIR)")
     return parser
 
 
@@ -110,6 +114,28 @@ def _backup(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from trainerbot.config import hide_password
+    from trainerbot.store import Store
+    from trainerbot.store.migrate import copy_store
+
+    source = Store.open(settings.db_url)
+    try:
+        target = Store.open(args.target)
+    except Exception as exc:  # a bad URL or an unreachable server: say so without echoing a password
+        source.close()
+        raise ConfigError(f"Could not open the target database {hide_password(args.target)} ({type(exc).__name__}).") from None
+    try:
+        tables = copy_store(source, target)
+    finally:
+        source.close()
+        target.close()
+    rows = sum(n for n, _ in tables.values())
+    print(f"Copied {rows} rows in {len(tables)} tables to {hide_password(args.target)}; row counts and content hashes match.")
+    print(f"Point the bot at it: TRAINERBOT_DATABASE_URL={hide_password(args.target)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides = {"data_dir": args.data_dir} if args.data_dir else {}
@@ -125,9 +151,9 @@ def main(argv: list[str] | None = None) -> int:
             return _worker(settings, args)
         except KeyboardInterrupt:
             return 0
-    if args.command == "backup":
+    if args.command in ("backup", "migrate"):
         try:
-            return _backup(settings, args)
+            return (_backup if args.command == "backup" else _migrate)(settings, args)
         except ConfigError as exc:
             print(f"trainerbot: {exc.user_message}", file=sys.stderr)
             return 2

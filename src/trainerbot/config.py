@@ -146,14 +146,14 @@ class Settings(BaseSettings):
             if isinstance(value, SecretStr):
                 value = "**********"
             out[name] = value
-        out["database_url"] = _hide_password(self.db_url)
+        out["database_url"] = hide_password(self.db_url)
         return out
 
 
 SECRET_WORDS = ("pass", "pwd", "secret", "token", "key", "auth")
 
 
-def _hide_password(url: str) -> str:
+def hide_password(url: str) -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
