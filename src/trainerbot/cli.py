@@ -72,7 +72,7 @@ async def _console(settings: Settings, args: argparse.Namespace) -> None:
 async def _discord(settings: Settings, args: argparse.Namespace) -> None:
     import discord
 
-    from trainerbot.adapters.discord.bot import TrainerBot
+    from trainerbot.adapters.discord.bot import make_bot
     from trainerbot.core import CoreService
     from trainerbot.training.worker import spawn_child, stop_child
 
@@ -80,7 +80,7 @@ async def _discord(settings: Settings, args: argparse.Namespace) -> None:
     worker = None
     if settings.start_worker and not args.no_worker:
         worker = spawn_child(settings.resolved_data_dir, log_file=settings.resolved_data_dir / "worker.log")
-    bot = TrainerBot(core, settings)
+    bot = make_bot(core, settings)
     try:
         async with bot:
             assert settings.discord_token is not None

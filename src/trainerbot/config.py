@@ -88,6 +88,8 @@ class Settings(BaseSettings):
 
     # Discord.
     chat_channels: list[str] = Field(default_factory=list)
+    # none | auto | a shard count ("4") | a count and this process's shard IDs ("4:0-1")
+    shards: str = Field(default="none", pattern=r"^(none|auto|[1-9][0-9]{0,4}(:[0-9]{1,5}-[0-9]{1,5})?)$")
 
     # Voice.
     tts_engine: Literal["espeak-ng", "piper", "gtts"] = "espeak-ng"
@@ -114,6 +116,29 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")) or any(ch.isspace() for ch in value):
             raise ValueError("must be an http:// or https:// URL")
         return value
+
+    @field_validator("shards")
+    @classmethod
+    def _shard_range_fits(cls, value: str) -> str:
+        if ":" in value:
+            count, _, ids = value.partition(":")
+            first, _, last = ids.partition("-")
+            if not int(first) <= int(last) < int(count):
+                raise ValueError("the shard IDs must be a range within the shard count, e.g. 4:0-1")
+        return value
+
+    def shard_options(self) -> dict[str, Any] | None:
+        """None for one unsharded connection; else ``AutoShardedBot`` options (``{}``: Discord's count)."""
+        if self.shards == "none":
+            return None
+        if self.shards == "auto":
+            return {}
+        count, _, ids = self.shards.partition(":")
+        options: dict[str, Any] = {"shard_count": int(count)}
+        if ids:
+            first, _, last = ids.partition("-")
+            options["shard_ids"] = list(range(int(first), int(last) + 1))
+        return options
 
     @property
     def resolved_data_dir(self) -> Path:

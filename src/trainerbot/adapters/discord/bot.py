@@ -40,7 +40,9 @@ def unwrap(error: BaseException) -> BaseException:
     return error
 
 
-class TrainerBot(commands.Bot):
+class _TrainerBotBase:
+    """Everything the bot does; ``TrainerBot`` and ``ShardedTrainerBot`` add the connection kind."""
+
     def __init__(self, core: CoreService, settings: Settings, **kwargs: Any) -> None:
         super().__init__(command_prefix=commands.when_mentioned_or(settings.prefix), intents=intents(),
                          allowed_mentions=NO_MENTIONS, help_command=None, **kwargs)
@@ -123,3 +125,19 @@ class TrainerBot(commands.Bot):
                 await self.core.mark_announced(upd.job_id)
                 self._last_edit.pop(mid, None)
         return edited
+
+
+class TrainerBot(_TrainerBotBase, commands.Bot):
+    """One gateway connection (the default)."""
+
+
+class ShardedTrainerBot(_TrainerBotBase, commands.AutoShardedBot):
+    """Several gateway connections (``TRAINERBOT_SHARDS``). Every state lives in the store, so
+    more bot processes — each with its own shard IDs — can share one store."""
+
+
+def make_bot(core: CoreService, settings: Settings) -> commands.Bot:
+    options = settings.shard_options()
+    if options is None:
+        return TrainerBot(core, settings)
+    return ShardedTrainerBot(core, settings, **options)
