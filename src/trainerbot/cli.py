@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--data-dir", help="data folder (default: ./data, or TRAINERBOT_DATA_DIR)")
     w.add_argument("--once", action="store_true", help="run the queued jobs, then exit")
     w.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    w.add_argument("--job", type=int, help="run this one job, already claimed by --as (a Ray job's entrypoint), then exit")
+    w.add_argument("--as", dest="claimed_by", help=argparse.SUPPRESS)
     b = sub.add_parser("backup", help="copy the store (SQLite) to PATH while the bot keeps running")
     b.add_argument("path", help="the backup file to write")
     b.add_argument("--data-dir", help="data folder (default: ./data, or TRAINERBOT_DATA_DIR)")
@@ -94,8 +96,12 @@ async def _discord(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from trainerbot.training.worker import serve
+    from trainerbot.training.worker import run_one, serve
 
+    if args.job is not None:
+        if not args.claimed_by:
+            raise ConfigError("`worker --job N` needs `--as WORKER`, the worker that claimed the job.")
+        return 0 if run_one(settings, args.job, args.claimed_by) in ("succeeded", "cancelled") else 1
     serve(settings, once=args.once, parent_pid=args.parent_pid)
     return 0
 
@@ -151,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
             return _worker(settings, args)
         except KeyboardInterrupt:
             return 0
+        except ConfigError as exc:
+            print(f"trainerbot: {exc.user_message}", file=sys.stderr)
+            return 2
     if args.command in ("backup", "migrate"):
         try:
             return (_backup if args.command == "backup" else _migrate)(settings, args)

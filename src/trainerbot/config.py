@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(default=None, ge=1, le=256)
     start_worker: bool = True
     stale_jobs: Literal["fail", "requeue"] = "fail"  # a job whose worker died: failed, or queued again once
+    executor: Literal["local", "ray"] = "local"  # where a worker runs a claimed job: here, or on a Ray cluster
+    ray_address: str = "http://127.0.0.1:8265"  # the cluster's Jobs API (its dashboard address)
+    ray_storage_dir: Path | None = None  # a folder both the worker and the cluster see (default: the data folder)
 
     # The OpenAI-compatible backend (OpenAI itself, or a local Ollama / vLLM / llama.cpp server).
     backend: Literal["local", "openai"] = "local"  # what chat uses before any version is active, and what `train` trains
@@ -110,7 +113,7 @@ class Settings(BaseSettings):
             raise ValueError("the prefix may not contain spaces")
         return value
 
-    @field_validator("google_speech_endpoint", "google_tts_endpoint", "openai_base_url")
+    @field_validator("google_speech_endpoint", "google_tts_endpoint", "openai_base_url", "ray_address")
     @classmethod
     def _endpoint_is_http(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")) or any(ch.isspace() for ch in value):

@@ -178,7 +178,8 @@ class TrainingCommands(CoreBase):
             fields.append(EmbedField("Error", job.error, inline=False))
         if version is not None:
             fields.append(EmbedField("Model", f"{version.name}{' (active)' if version.active else ''}"))
-        notes = [e.message for e in events if e.kind in ("status", "log") and e.message][-5:]
+        notes = [m if len(m) <= 400 else m[:399] + "…" for m in
+                 (e.message for e in events if e.kind in ("status", "log") and e.message)][-5:]  # (a Ray log tail is long)
         embed = Embed(title=f"Training job #{job.id}", description="\n".join(notes), fields=tuple(fields),
                       footer=f"requested by {job.requested_by}")
         files: tuple[OutFile, ...] = ()

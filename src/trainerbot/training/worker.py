@@ -21,6 +21,7 @@ from pathlib import Path
 
 from trainerbot.config import Settings
 from trainerbot.store import Store
+from trainerbot.store.models import Job
 from trainerbot.training import queue
 
 log = logging.getLogger(__name__)
@@ -67,10 +68,34 @@ def serve(settings: Settings, *, once: bool = False, poll_s: float = 0.5, parent
                 continue
             log.info("job %s: started", job_id)
             with _lease_kept(store, job_id, me):
-                status = run_job(settings, store, job_id, me, stop=lambda: stop.is_set() or not _parent_alive(parent_pid))
+                should_stop = lambda: stop.is_set() or not _parent_alive(parent_pid)  # noqa: E731
+                if settings.executor == "ray":
+                    from trainerbot.training.ray_executor import run_on_ray
+
+                    status = run_on_ray(settings, store, job_id, me, should_stop)
+                else:
+                    status = run_job(settings, store, job_id, me, stop=should_stop)
             log.info("job %s: %s", job_id, status)
             ran += 1
         return ran
+    finally:
+        store.close()
+
+
+def run_one(settings: Settings, job_id: int, worker: str) -> str:
+    """Run one job that ``worker`` already claimed (a Ray job's entrypoint); returns its status."""
+    from trainerbot.training.runner import run_job
+
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    store = Store.open(settings.db_url)
+    try:
+        with store.read() as s:
+            job = s.get(Job, job_id)
+            if job is None or job.status != "running" or job.worker_id != worker:
+                raise SystemExit(f"job {job_id} is not running for {worker}")
+        return run_job(settings, store, job_id, worker, stop=stop.is_set)
     finally:
         store.close()
 
