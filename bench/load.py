@@ -159,9 +159,41 @@ async def prepare(core: CoreService) -> None:
     await core.import_data(trainer, "facts", None, Attachment("facts.jsonl", "application/jsonl", data))
 
 
-async def main() -> None:
+@dataclass
+class LoadRun:
+    tally: Tally
+    found: dict[str, tuple[int, int]]
+    rss_before: float
+    rss_after: float
+    job_status: str  # the training job's status when the load ended
+
+
+async def while_training(data_dir: Path, *, users: int, seconds: float, dataset: str) -> LoadRun:
+    """The mixed load against a fresh core while a worker child process trains on ``dataset``
+    (``facts`` or ``sample``); the worker takes its settings from the environment."""
     from trainerbot.training.worker import spawn_child, stop_child
 
+    settings = settings_for(data_dir)
+    core = CoreService.open(settings)
+    await prepare(core)
+    trainer = Caller(guild_id="load", guild_name="Load", user_id="trainer", roles=frozenset({"trainer"}))
+    job = (await core.train(trainer, dataset)).data["job_id"]
+    worker = spawn_child(settings.resolved_data_dir)
+    try:
+        while (await core.job(trainer, job)).data["status"] == "queued":
+            await asyncio.sleep(0.1)
+        before = rss_mb()
+        tally = await mixed(core, users, seconds)
+        after = rss_mb()
+        status = str((await core.job(trainer, job)).data["status"])
+    finally:
+        stop_child(worker)
+    found = check(core, tally)
+    core.store.close()
+    return LoadRun(tally, found, before, after, status)
+
+
+async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -173,23 +205,8 @@ async def main() -> None:
         print(f"feedback ingest, 200 users rating at once: {ours:,.0f} events/s (group commit) vs {baseline:,.0f} events/s "
               f"one transaction each — {ours / baseline:.1f}×  (target ≥ 2,000 events/s)")
 
-        settings = settings_for(Path(tmp) / "load")
-        core = CoreService.open(settings)
-        await prepare(core)
-        trainer = Caller(guild_id="load", guild_name="Load", user_id="trainer", roles=frozenset({"trainer"}))
-        job = (await core.train(trainer, "sample")).data["job_id"]
-        worker = spawn_child(settings.resolved_data_dir)
-        try:
-            while (await core.job(trainer, job)).data["status"] == "queued":
-                await asyncio.sleep(0.2)
-            before = rss_mb()
-            tally = await mixed(core, args.users, args.seconds)
-            after = rss_mb()
-            status = (await core.job(trainer, job)).data["status"]
-        finally:
-            stop_child(worker)
-        found = check(core, tally)
-        core.store.close()
+        run = await while_training(Path(tmp) / "load", users=args.users, seconds=args.seconds, dataset="sample")
+    tally, found, before, after, status = run.tally, run.found, run.rss_before, run.rss_after, run.job_status
     actions = tally.chats + len(tally.ratings) + tally.corrections + tally.texts
     print(f"mixed load: {args.users} users for {args.seconds:.0f} s while the worker trains (job {status} at the end)")
     print(f"  {tally.chats} chats, {len(tally.ratings)} ratings, {tally.corrections} corrections, {tally.texts} feedback "

@@ -6,6 +6,7 @@ import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -47,6 +48,23 @@ def core_on_both_stores(db_url: str, tmp_path: Path) -> Iterator[CoreService]:
     service = CoreService.open(Settings(_env_file=None, data_dir=tmp_path / "data", database_url=db_url))  # type: ignore[call-arg]
     yield service
     service.store.close()
+
+
+@pytest.fixture
+def openai_fake() -> Any:
+    """The scripted OpenAI-compatible server's state (``tests/openai_fake.py``)."""
+    from tests.openai_fake import OpenAIFake
+
+    return OpenAIFake()
+
+
+@pytest.fixture
+def openai_server(openai_fake: Any) -> Iterator[Any]:
+    """``openai_fake`` served on 127.0.0.1."""
+    from tests.httpfake import serve
+
+    with serve(openai_fake) as running:
+        yield running
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,13 @@ from trainerbot.errors import BadInput, Busy, NotAvailable
 
 
 @pytest.fixture
-def fake() -> OpenAIFake:
-    return OpenAIFake()
+def fake(openai_fake: OpenAIFake) -> OpenAIFake:
+    return openai_fake
 
 
 @pytest.fixture
-def server(fake: OpenAIFake) -> Iterator[FakeServer]:
-    with serve(fake) as running:
-        yield running
+def server(openai_server: FakeServer) -> FakeServer:
+    return openai_server
 
 
 def _core(tmp_path: Path, server: FakeServer, **extra: object) -> CoreService:

@@ -5,14 +5,11 @@ error reaches a user, the event loop stays responsive, memory stays bounded. The
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
-from bench.load import check, mixed, pct, prepare, rss_mb, settings_for
-from trainerbot.core import Caller, CoreService
-from trainerbot.training.worker import spawn_child, stop_child
+from bench.load import pct, while_training
 
 
 async def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seconds: float) -> tuple[object, dict[str, tuple[int, int]], float]:
@@ -20,24 +17,9 @@ async def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seconds: float) 
     monkeypatch.setenv("TRAINERBOT_MODEL_SIZE", "tiny" if seconds < 30 else "small")
     monkeypatch.setenv("TRAINERBOT_TRAIN_EPOCHS", "400" if seconds < 30 else "300")
     monkeypatch.setenv("TRAINERBOT_TORCH_THREADS", "1")
-    settings = settings_for(tmp_path / "data")
-    core = CoreService.open(settings)
-    await prepare(core)
-    trainer = Caller(guild_id="load", guild_name="Load", user_id="trainer", roles=frozenset({"trainer"}))
-    job = (await core.train(trainer, "facts")).data["job_id"]
-    worker = spawn_child(settings.resolved_data_dir)
-    try:
-        while (await core.job(trainer, job)).data["status"] == "queued":
-            await asyncio.sleep(0.1)
-        before = rss_mb()
-        tally = await mixed(core, users=200, seconds=seconds)
-        grown = rss_mb() - before
-        assert (await core.job(trainer, job)).data["status"] == "running"  # it trained all along
-    finally:
-        stop_child(worker)
-    found = check(core, tally)
-    core.store.close()
-    return tally, found, grown
+    run = await while_training(tmp_path / "data", users=200, seconds=seconds, dataset="facts")
+    assert run.job_status == "running"  # it trained all along
+    return run.tally, run.found, run.rss_after - run.rss_before
 
 
 async def test_two_hundred_users_at_once_while_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

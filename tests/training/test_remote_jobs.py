@@ -9,14 +9,13 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
 from tests.conftest import att
-from tests.httpfake import FakeServer, serve
+from tests.httpfake import FakeServer
 from tests.openai_fake import KEY, OpenAIFake
 from trainerbot.config import Settings
 from trainerbot.core import Caller, CoreService
@@ -26,14 +25,13 @@ from trainerbot.training.worker import serve as work
 
 
 @pytest.fixture
-def fake() -> OpenAIFake:
-    return OpenAIFake()
+def fake(openai_fake: OpenAIFake) -> OpenAIFake:
+    return openai_fake
 
 
 @pytest.fixture
-def server(fake: OpenAIFake) -> Iterator[FakeServer]:
-    with serve(fake) as running:
-        yield running
+def server(openai_server: FakeServer) -> FakeServer:
+    return openai_server
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, OutFile
 from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets import paths
 from trainerbot.datasets.exporters import EXPORT_FORMATS, export_rows, serialise
-from trainerbot.datasets.importers import Limits, parse_label, parse_upload
+from trainerbot.datasets.importers import Limits, human_size, parse_label, parse_upload
 from trainerbot.datasets.records import Example, Label
 from trainerbot.datasets.snapshots import write_snapshot
 from trainerbot.errors import BadInput, NotFound
@@ -32,10 +32,6 @@ from trainerbot.store.models import Dataset, Guild, Snapshot
 
 def _stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-
-
-def _size(n: int) -> str:
-    return f"{n / 1024 / 1024:.1f} MiB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KiB" if n >= 1024 else f"{n} B"
 
 
 class DatasetCommands(CoreBase):
@@ -119,7 +115,7 @@ class DatasetCommands(CoreBase):
             EmbedField("Authors", f"{len(authors)} — top: {top}", inline=False),
             EmbedField("Sources", ", ".join(f"{k} {v}" for k, v in sorted(sources.items())) or "—"),
             EmbedField("Held out", f"{held} (evaluation only)"),
-            EmbedField("Text size", _size(text_bytes)),
+            EmbedField("Text size", human_size(text_bytes)),
             EmbedField("Archives", f"{len(archives)}" + (f" (latest `{archives[-1].file_name}`)" if archives else ""), inline=False),
             EmbedField("Updated", repo.latest(ds.updated_at)),
             EmbedField("Selected for training", "yes" if selected else "no"),
@@ -226,7 +222,7 @@ class DatasetCommands(CoreBase):
                 return Reply.text("There are no files yet: `archive`, `select_dataset` and `export` make them.")
             lines = ["**Files** (get one with `getfile <name>`)"]
             for area, entries in listing.items():
-                lines.extend(f"• `{area}/{n}` — {_size(size)}" for n, size in entries[-25:])
+                lines.extend(f"• `{area}/{n}` — {human_size(size)}" for n, size in entries[-25:])
             return Reply.text("\n".join(lines))
         path = await self._blocking(paths.resolve_file, root, name)
         return self._send(path, f"Here is `{path.parent.name}/{path.name}`.")
@@ -234,6 +230,6 @@ class DatasetCommands(CoreBase):
     def _send(self, path: Path, text: str) -> Reply:
         size = path.stat().st_size
         if size > self.settings.max_send_bytes:
-            return Reply.text(f"{text} It is {_size(size)}, over the {_size(self.settings.max_send_bytes)} I may send; "
+            return Reply.text(f"{text} It is {human_size(size)}, over the {human_size(self.settings.max_send_bytes)} I may send; "
                               f"it stays in the bot's data folder.")
         return Reply.text(text, files=(OutFile(name=path.name, path=path),))
