@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     # Voice.
     tts_engine: Literal["espeak-ng", "piper", "gtts"] = "espeak-ng"
     stt_engine: Literal["whisper", "pocketsphinx", "google"] = "whisper"
+    piper_voice: Path | None = None  # a piper voice (.onnx with its .onnx.json beside it); default: the shipped English one
     whisper_model_dir: Path | None = None
     # Online speech (off unless tts_engine=gtts or stt_engine=google is set).
     google_speech_key: SecretStr | None = None

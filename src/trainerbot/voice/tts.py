@@ -16,6 +16,7 @@ import subprocess
 import threading
 import wave
 from collections import OrderedDict
+from pathlib import Path
 from typing import Protocol
 
 from trainerbot.errors import BadInput, NotAvailable
@@ -128,6 +129,8 @@ class PiperEngine(CachedEngine):
 
     def __init__(self, model_path: str | None = None, **kwargs: float) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
+        if model_path is not None and not (Path(model_path).is_file() and Path(f"{model_path}.json").is_file()):
+            raise NotAvailable("The configured piper voice is missing (it needs the .onnx file and its .onnx.json beside it).")
         self.model_path = model_path
         self._voice = None
 
