@@ -1,5 +1,5 @@
-"""Chat through the ``openai`` backend against a real HTTP server on 127.0.0.1 that answers
-as an OpenAI-compatible server does: plain and streamed answers, retries where they help,
+"""Chat through the ``openai`` backend against a real HTTP openai_server on 127.0.0.1 that answers
+as an OpenAI-compatible openai_server does: plain and streamed answers, retries where they help,
 clear messages where they don't, and the key never in a message or a log line."""
 
 from __future__ import annotations
@@ -17,69 +17,59 @@ from trainerbot.core import Caller, CoreService
 from trainerbot.errors import BadInput, Busy, NotAvailable
 
 
-@pytest.fixture
-def fake(openai_fake: OpenAIFake) -> OpenAIFake:
-    return openai_fake
-
-
-@pytest.fixture
-def server(openai_server: FakeServer) -> FakeServer:
-    return openai_server
-
-
-def _core(tmp_path: Path, server: FakeServer, **extra: object) -> CoreService:
-    options: dict[str, object] = {"backend": "openai", "openai_base_url": server.url + "/v1", "openai_api_key": KEY,
+def _core(tmp_path: Path, openai_server: FakeServer, **extra: object) -> CoreService:
+    options: dict[str, object] = {"backend": "openai", "openai_base_url": openai_server.url + "/v1", "openai_api_key": KEY,
                                   "openai_model": "gpt-test-mini", "openai_max_retries": 2, "openai_timeout_s": 5}
     options.update(extra)
     return CoreService.open(Settings(_env_file=None, data_dir=tmp_path / "data", **options))  # type: ignore[arg-type]
 
 
-async def test_chat_sends_the_conversation_and_stores_the_answer(tmp_path: Path, server: FakeServer, fake: OpenAIFake,
+async def test_chat_sends_the_conversation_and_stores_the_answer(tmp_path: Path, openai_server: FakeServer, openai_fake: OpenAIFake,
                                                                  member: Caller) -> None:
-    core = _core(tmp_path, server, openai_system="Be brief.")
+    core = _core(tmp_path, openai_server, openai_system="Be brief.")
     try:
         first = await core.chat(member, "Hello?")
         second = await core.chat(member, "What is the capital of Zorbia?")
     finally:
         await core.close()
-    assert second.content == fake.answer and second.data["model_version"] == "openai:gpt-test-mini"
+    assert second.content == openai_fake.answer and second.data["model_version"] == "openai:gpt-test-mini"
     assert first.data["reply_id"] and second.data["source"] == "model"
-    body = fake.chat_requests[-1]
+    body = openai_fake.chat_requests[-1]
     assert body["model"] == "gpt-test-mini" and body["messages"] == [
         {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello?"},
-        {"role": "assistant", "content": fake.answer}, {"role": "user", "content": "What is the capital of Zorbia?"}]
+        {"role": "assistant", "content": openai_fake.answer}, {"role": "user", "content": "What is the capital of Zorbia?"}]
 
 
-async def test_streaming_hands_over_the_text_at_most_once_a_second(tmp_path: Path, server: FakeServer, fake: OpenAIFake,
+async def test_streaming_hands_over_the_text_at_most_once_a_second(tmp_path: Path, openai_server: FakeServer, openai_fake: OpenAIFake,
                                                                    member: Caller) -> None:
-    fake.answer = "one two three four five six seven"  # 7 pieces, 0.35 s apart
+    openai_fake.answer = "one two three four five six seven"  # 7 pieces, 0.35 s apart
     seen: list[tuple[float, str]] = []
 
     async def partial(text: str) -> None:
         seen.append((time.monotonic(), text))
-    core = _core(tmp_path, server)
+    core = _core(tmp_path, openai_server)
     try:
         reply = await core.chat(member, "Count, please.", on_partial=partial)
     finally:
         await core.close()
-    assert reply.content == fake.answer and fake.chat_requests[-1]["stream"] is True
-    assert 1 <= len(seen) <= 3 and all(fake.answer.startswith(text) for _, text in seen)
+    assert reply.content == openai_fake.answer and openai_fake.chat_requests[-1]["stream"] is True
+    assert 1 <= len(seen) <= 3 and all(openai_fake.answer.startswith(text) for _, text in seen)
     assert all(b[0] - a[0] >= 0.99 for a, b in zip(seen, seen[1:]))
 
 
 @pytest.mark.parametrize("failures", [
     [error(429, "Rate limit reached", "rate_limit_exceeded", {"Retry-After": "0.1"})],
-    [error(500, "The server had an error"), error(503, "Overloaded")],
+    [error(500, "The openai_server had an error"), error(503, "Overloaded")],
 ])
-async def test_transient_failures_are_retried(tmp_path: Path, server: FakeServer, fake: OpenAIFake, member: Caller,
+async def test_transient_failures_are_retried(tmp_path: Path, openai_server: FakeServer, openai_fake: OpenAIFake, member: Caller,
                                               failures: list[Response]) -> None:
-    fake.failures.extend(failures)
-    core = _core(tmp_path, server)
+    openai_fake.failures.extend(failures)
+    core = _core(tmp_path, openai_server)
     try:
-        assert (await core.chat(member, "Hi")).content == fake.answer
+        assert (await core.chat(member, "Hi")).content == openai_fake.answer
     finally:
         await core.close()
-    assert len(server.requests) == len(failures) + 1
+    assert len(openai_server.requests) == len(failures) + 1
 
 
 @pytest.mark.parametrize("failures,raised,message", [
@@ -88,12 +78,12 @@ async def test_transient_failures_are_retried(tmp_path: Path, server: FakeServer
     ([error(400, "This model's maximum context length is 8192 tokens.", "context_length_exceeded")], BadInput, "maximum context length"),
     ([error(404, "The model `gpt-test-mini` does not exist", "model_not_found")], NotAvailable, "does not exist"),
 ])
-async def test_failures_that_stay_get_clear_messages(tmp_path: Path, server: FakeServer, fake: OpenAIFake, member: Caller,
+async def test_failures_that_stay_get_clear_messages(tmp_path: Path, openai_server: FakeServer, openai_fake: OpenAIFake, member: Caller,
                                                      failures: list[Response], raised: type, message: str,
                                                      caplog: pytest.LogCaptureFixture) -> None:
-    fake.failures.extend(failures)
+    openai_fake.failures.extend(failures)
     caplog.set_level(logging.DEBUG)
-    core = _core(tmp_path, server)
+    core = _core(tmp_path, openai_server)
     try:
         with pytest.raises(raised, match=message) as caught:
             await core.chat(member, "Hi")
@@ -101,27 +91,27 @@ async def test_failures_that_stay_get_clear_messages(tmp_path: Path, server: Fak
         await core.close()
     assert KEY not in caught.value.user_message and KEY not in caplog.text
     if raised is Busy:
-        assert caught.value.retry_after == 1 and len(server.requests) == 3  # tried, then retried twice (waiting as told)
+        assert caught.value.retry_after == 1 and len(openai_server.requests) == 3  # tried, then retried twice (waiting as told)
 
 
-async def test_a_wrong_key_is_not_retried_and_never_shown(tmp_path: Path, server: FakeServer, fake: OpenAIFake,
+async def test_a_wrong_key_is_not_retried_and_never_shown(tmp_path: Path, openai_server: FakeServer, openai_fake: OpenAIFake,
                                                           member: Caller, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    core = _core(tmp_path, server, openai_api_key="sk-wrong-key-also-secret")
+    core = _core(tmp_path, openai_server, openai_api_key="sk-wrong-key-also-secret")
     try:
         with pytest.raises(NotAvailable, match="refused the API key") as caught:
             await core.chat(member, "Hi")
     finally:
         await core.close()
-    assert fake.auth_failures == 1  # no retry of a 401
+    assert openai_fake.auth_failures == 1  # no retry of a 401
     assert "sk-wrong-key-also-secret" not in caught.value.user_message + caplog.text
 
 
-async def test_a_slow_server_times_out_clearly(tmp_path: Path, server: FakeServer, fake: OpenAIFake, member: Caller) -> None:
+async def test_a_slow_server_times_out_clearly(tmp_path: Path, openai_server: FakeServer, openai_fake: OpenAIFake, member: Caller) -> None:
     slow = error(200, "never read in time")
     slow.delay_s = 3
-    fake.failures.append(slow)
-    core = _core(tmp_path, server, openai_timeout_s=0.5, openai_max_retries=0)
+    openai_fake.failures.append(slow)
+    core = _core(tmp_path, openai_server, openai_timeout_s=0.5, openai_max_retries=0)
     try:
         start = time.monotonic()
         with pytest.raises(NotAvailable, match="did not answer in time"):

@@ -1,4 +1,4 @@
-"""Fine-tuning through an OpenAI-compatible jobs API, end to end against a real HTTP server
+"""Fine-tuning through an OpenAI-compatible jobs API, end to end against a real HTTP openai_server
 on 127.0.0.1: export, upload, create, poll, events, cancel, refusals — the whole lifecycle
 lands in our job store, and the fine-tuned model becomes a version chat can use."""
 
@@ -25,18 +25,8 @@ from trainerbot.training.worker import serve as work
 
 
 @pytest.fixture
-def fake(openai_fake: OpenAIFake) -> OpenAIFake:
-    return openai_fake
-
-
-@pytest.fixture
-def server(openai_server: FakeServer) -> FakeServer:
-    return openai_server
-
-
-@pytest.fixture
-def remote_settings(settings: Settings, server: FakeServer) -> Settings:
-    return settings.model_copy(update={"backend": "openai", "openai_base_url": server.url + "/v1", "openai_api_key": SecretStr(KEY),
+def remote_settings(settings: Settings, openai_server: FakeServer) -> Settings:
+    return settings.model_copy(update={"backend": "openai", "openai_base_url": openai_server.url + "/v1", "openai_api_key": SecretStr(KEY),
                                        "openai_model": "gpt-test-mini", "openai_poll_s": 0.05, "openai_max_retries": 1})
 
 
@@ -56,7 +46,7 @@ def _job(core: CoreService, job_id: int) -> tuple[Job, list[JobEvent]]:
         return s.get(Job, job_id), list(s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)))
 
 
-async def test_the_whole_lifecycle_lands_in_our_store(core: CoreService, remote_settings: Settings, fake: OpenAIFake,
+async def test_the_whole_lifecycle_lands_in_our_store(core: CoreService, remote_settings: Settings, openai_fake: OpenAIFake,
                                                       trainer: Caller, member: Caller, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     reply = await core.train(trainer, "facts", None, att("facts.jsonl", _facts(20)))
@@ -69,17 +59,17 @@ async def test_the_whole_lifecycle_lands_in_our_store(core: CoreService, remote_
     steps = [(e.step, e.total_steps, e.loss) for e in events if e.step]
     assert steps and steps[-1][1] == 20 and all(loss is not None for _, _, loss in steps)
     assert "model v1 is active" in messages[-1]
-    [upload] = fake.files.values()
+    [upload] = openai_fake.files.values()
     rows = [json.loads(line) for line in upload["content"].decode().splitlines()]
     assert upload["purpose"] == "fine-tune" and all(r["messages"][-1]["role"] == "assistant" for r in rows)
     held = [m for m in messages if m.startswith("evaluating on")]
     assert held and len(rows) + int(held[0].split()[2]) == 20  # the held-out questions were not uploaded
-    assert fake.jobs["ftjob-1"]["model"] == "gpt-test-mini" and fake.jobs["ftjob-1"]["method"] == {"type": "supervised"}
+    assert openai_fake.jobs["ftjob-1"]["model"] == "gpt-test-mini" and openai_fake.jobs["ftjob-1"]["method"] == {"type": "supervised"}
     with core.store.read() as s:
         version = s.scalars(select(ModelVersion)).one()
     assert (version.backend, version.base, version.active, version.path) == ("openai", "ft:gpt-test-mini:org-test::ob-1", True, None)
     answer = await core.chat(member, "Tell me something new.")
-    assert fake.chat_requests[-1]["model"] == "ft:gpt-test-mini:org-test::ob-1" and answer.data["model_version"] == "v1"
+    assert openai_fake.chat_requests[-1]["model"] == "ft:gpt-test-mini:org-test::ob-1" and answer.data["model_version"] == "v1"
     status = await core.job(trainer, job.id)
     assert "succeeded" in status.content
     listing = await core.model(member, "list")
@@ -88,7 +78,7 @@ async def test_the_whole_lifecycle_lands_in_our_store(core: CoreService, remote_
 
 
 async def test_corrections_fine_tune_with_dpo_on_the_active_fine_tune(core: CoreService, remote_settings: Settings,
-                                                                      fake: OpenAIFake, trainer: Caller) -> None:
+                                                                      openai_fake: OpenAIFake, trainer: Caller) -> None:
     await core.model(trainer, "use", "openai:ft:gpt-test-mini:org-test::earlier")
     for i in range(3):
         await core.record_exchange(trainer, f"question {i}?", f"wrong {i}", reply_message_id=f"m{i}")
@@ -96,12 +86,12 @@ async def test_corrections_fine_tune_with_dpo_on_the_active_fine_tune(core: Core
     reply = await core.train(trainer, "feedback")
     assert reply.data["recipe"] == "dpo"
     work(remote_settings, once=True)
-    [upload] = fake.files.values()
+    [upload] = openai_fake.files.values()
     rows = [json.loads(line) for line in upload["content"].decode().splitlines()]
     assert rows[0] == {"input": {"messages": [{"role": "user", "content": "question 0?"}]},
                        "preferred_output": [{"role": "assistant", "content": "right 0"}],
                        "non_preferred_output": [{"role": "assistant", "content": "wrong 0"}]}
-    remote = fake.jobs["ftjob-1"]
+    remote = openai_fake.jobs["ftjob-1"]
     assert remote["method"]["type"] == "dpo" and remote["model"] == "ft:gpt-test-mini:org-test::earlier"
 
 
@@ -109,9 +99,9 @@ async def test_corrections_fine_tune_with_dpo_on_the_active_fine_tune(core: Core
     ("Fine-tuning jobs can no longer be created for this model (retired 2027-01-06).", None),
     (None, "The training file has 3 lines that are not valid JSON."),
 ])
-async def test_a_provider_refusal_fails_the_job_with_its_reason(core: CoreService, remote_settings: Settings, fake: OpenAIFake,
+async def test_a_provider_refusal_fails_the_job_with_its_reason(core: CoreService, remote_settings: Settings, openai_fake: OpenAIFake,
                                                                 trainer: Caller, refusal: str | None, failure: str | None) -> None:
-    fake.refuse_fine_tuning, fake.fail_job_with = refusal, failure
+    openai_fake.refuse_fine_tuning, openai_fake.fail_job_with = refusal, failure
     reply = await core.train(trainer, "facts", None, att("facts.jsonl", _facts(12)))
     work(remote_settings, once=True)
     job, _ = _job(core, reply.data["job_id"])
@@ -121,8 +111,8 @@ async def test_a_provider_refusal_fails_the_job_with_its_reason(core: CoreServic
         assert s.scalars(select(ModelVersion)).all() == []
 
 
-async def test_cancel_reaches_the_provider(core: CoreService, remote_settings: Settings, fake: OpenAIFake, trainer: Caller) -> None:
-    fake.job_plan = ["validating_files"] + ["running"] * 10_000
+async def test_cancel_reaches_the_provider(core: CoreService, remote_settings: Settings, openai_fake: OpenAIFake, trainer: Caller) -> None:
+    openai_fake.job_plan = ["validating_files"] + ["running"] * 10_000
     reply = await core.train(trainer, "facts", None, att("facts.jsonl", _facts(12)))
     job_id = reply.data["job_id"]
     worker = threading.Thread(target=work, args=(remote_settings,), kwargs={"once": True})
@@ -133,11 +123,11 @@ async def test_cancel_reaches_the_provider(core: CoreService, remote_settings: S
     assert "ends within seconds" in (await core.cancel(trainer, job_id)).content
     await asyncio.to_thread(worker.join, 20)
     job, events = _job(core, job_id)
-    assert job.status == "cancelled" and fake.jobs["ftjob-1"]["status"] == "cancelled"
+    assert job.status == "cancelled" and openai_fake.jobs["ftjob-1"]["status"] == "cancelled"
     assert "at the provider" in (events[-1].message or "")
 
 
-async def test_model_use_switches_between_a_local_and_a_remote_version(settings: Settings, server: FakeServer, fake: OpenAIFake,
+async def test_model_use_switches_between_a_local_and_a_remote_version(settings: Settings, openai_server: FakeServer, openai_fake: OpenAIFake,
                                                                        trainer: Caller, member: Caller) -> None:
     local = CoreService.open(settings)
     try:
@@ -145,27 +135,27 @@ async def test_model_use_switches_between_a_local_and_a_remote_version(settings:
         work(settings, once=True)  # a local v1
     finally:
         await local.close()
-    both = CoreService.open(settings.model_copy(update={"openai_base_url": server.url + "/v1", "openai_api_key": SecretStr(KEY)}))
+    both = CoreService.open(settings.model_copy(update={"openai_base_url": openai_server.url + "/v1", "openai_api_key": SecretStr(KEY)}))
     try:
-        assert (await both.chat(member, "Hello there")).data["model_version"] == "v1" and not fake.chat_requests
+        assert (await both.chat(member, "Hello there")).data["model_version"] == "v1" and not openai_fake.chat_requests
         switched = await both.model(trainer, "use", "openai:gpt-test-mini")
         assert switched.data["active"] == "v2" and "remote `gpt-test-mini`" in switched.content
-        assert (await both.chat(member, "Hello there")).content == fake.answer
-        assert fake.chat_requests[-1]["model"] == "gpt-test-mini"
+        assert (await both.chat(member, "Hello there")).content == openai_fake.answer
+        assert openai_fake.chat_requests[-1]["model"] == "gpt-test-mini"
         assert (await both.model(trainer, "use", "openai:gpt-test-mini")).data["active"] == "v2"  # not registered twice
         listing = await both.model(member, "list")
         assert listing.data["backends"] == {"v1": "local", "v2": "openai"}
         await both.model(trainer, "use", "v1")
-        assert (await both.chat(member, "Hello again")).data["model_version"] == "v1" and len(fake.chat_requests) == 1
+        assert (await both.chat(member, "Hello again")).data["model_version"] == "v1" and len(openai_fake.chat_requests) == 1
         with pytest.raises(Exception, match="remote model's name"):
             await both.model(trainer, "use", "openai:../../etc passwd")
     finally:
         await both.close()
 
 
-async def test_test_and_compare_run_on_a_remote_version(core: CoreService, fake: OpenAIFake, trainer: Caller, member: Caller) -> None:
+async def test_test_and_compare_run_on_a_remote_version(core: CoreService, openai_fake: OpenAIFake, trainer: Caller, member: Caller) -> None:
     await core.model(trainer, "use", "openai:gpt-test-mini")
-    fake.answer = "Quillport."
+    openai_fake.answer = "Quillport."
     reply = await core.test(member, '{"What is the capital of Zorbia?": "Quillport.", "And of Telpunel?": "Veslo."}')
     assert (reply.data["cases"], reply.data["exact_match"], reply.data["loss"]) == (2, 0.5, None)  # no loss from a chat API
-    assert "exact match 50.0%" in reply.content and fake.chat_requests[-1]["model"] == "gpt-test-mini"
+    assert "exact match 50.0%" in reply.content and openai_fake.chat_requests[-1]["model"] == "gpt-test-mini"
