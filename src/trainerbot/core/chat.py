@@ -39,21 +39,19 @@ class ChatCommands(CoreBase):
         hit = taught.lookup(text) if taught is not None else None
         if hit is not None:
             answer, source, model_name = hit.answer, "taught", None
-        elif version is not None and version.backend == "openai":
-            answer = await self._remote_chat().reply(history + [{"role": "user", "content": text}], model=str(version.base),
-                                                     max_tokens=self.settings.reply_max_tokens, on_partial=on_partial)
-            answer, source, model_name = answer or "…", "model", version.name
-        elif version is not None:
+        elif version is not None and version.backend == "local":
             conversation = history + [{"role": "user", "content": text}]
             model = await self._blocking(self._model_hub().get, self.data_dir / version.path)
             answer = await self._blocking(model.reply, conversation, max_new_tokens=self.settings.reply_max_tokens)
             answer = answer or "…"
             source, model_name = "model", version.name
-        elif self.settings.backend == "openai":  # no version of ours yet: the configured remote model
-            model_id = self.settings.openai_model
+        elif version is not None or self.settings.backend == "openai":
+            # A remote version, or — before any version of ours — the configured remote model.
+            model_id = str(version.base) if version is not None else self.settings.openai_model
             answer = await self._remote_chat().reply(history + [{"role": "user", "content": text}], model=model_id,
                                                      max_tokens=self.settings.reply_max_tokens, on_partial=on_partial)
-            answer, source, model_name = answer or "…", "model", f"openai:{model_id}"
+            answer, source = answer or "…", "model"
+            model_name = version.name if version is not None else f"openai:{model_id}"
         else:
             p = self.settings.prefix
             return Reply.text(f"I haven't been trained yet, so I can't answer. A trainer can teach me with "

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from trainerbot.core.base import CoreBase
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.review import pending_count, same_correction
-from trainerbot.core.text import quote_user_text
+from trainerbot.core.text import quote_user_text, row_number
 from trainerbot.core.types import Attachment, Caller, OutFile, Reply
 from trainerbot.datasets import paths
 from trainerbot.datasets.items import item_to_example
@@ -99,10 +99,7 @@ class EvaluationCommands(CoreBase):
         """Every wrong prediction of a test run (the latest here, by default) becomes a pending correction."""
         rid = None
         if run_id is not None and run_id.strip():
-            raw = run_id.strip().lstrip("#")
-            if not raw.isdigit() or len(raw) > 12:
-                raise BadInput(f"Give a test number, e.g. `{self.settings.prefix}handle_errors 3`.")
-            rid = int(raw)
+            rid = row_number(run_id, f"Give a test number, e.g. `{self.settings.prefix}handle_errors 3`.")
         self._limit(caller, "handle_errors")
         return await self._blocking(self._handle_errors, caller, rid)
 

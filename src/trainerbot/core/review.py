@@ -17,7 +17,7 @@ from sqlalchemy import case, delete, func, select
 
 from trainerbot.core.base import CoreBase
 from trainerbot.core.permissions import is_trainer
-from trainerbot.core.text import quote_user_text
+from trainerbot.core.text import quote_user_text, row_number
 from trainerbot.core.types import Caller, Reply
 from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets.records import Example
@@ -54,10 +54,7 @@ def add_correction_example(s: Any, dataset_name: str, corr: Correction) -> None:
 
 
 def _correction_id(raw: str | int) -> int:
-    text = str(raw).strip().lstrip("#")
-    if not text.isdigit() or len(text) > 12:
-        raise BadInput("Give the number of a correction, as `review` shows it (e.g. `approve 12`).")
-    return int(text)
+    return row_number(raw, "Give the number of a correction, as `review` shows it (e.g. `approve 12`).")
 
 
 def _origin(corr: Correction) -> str:
@@ -165,10 +162,8 @@ class ReviewCommands(CoreBase):
 
     # ------------------------------------------------------------- provenance
     async def dataset_item(self, caller: Caller, item_id: str | int) -> Reply:
-        raw = str(item_id).strip().lstrip("#")
-        if not raw.isdigit() or len(raw) > 12:
-            raise BadInput(f"Give an example's number: `{self.settings.prefix}dataset item <id>`.")
-        return await self._blocking(self._item, caller, int(raw))
+        iid = row_number(item_id, f"Give an example's number: `{self.settings.prefix}dataset item <id>`.")
+        return await self._blocking(self._item, caller, iid)
 
     def _item(self, caller: Caller, iid: int) -> Reply:
         with self.store.read() as s:

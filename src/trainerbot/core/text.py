@@ -1,6 +1,8 @@
-"""Text helpers for replies: splitting to Discord's 2000-character limit, neutralising mentions."""
+"""Text helpers for replies and commands: splitting to Discord's 2000-character limit, neutralising mentions, reading row numbers."""
 
 from __future__ import annotations
+
+from trainerbot.errors import BadInput
 
 DISCORD_LIMIT = 2000
 
@@ -37,3 +39,11 @@ def quote_user_text(text: str, limit: int = 200) -> str:
     """User text shown back inside a reply: shortened, backticks and mentions defused."""
     text = text.replace("`", "'").replace("@", "@\u200b")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def row_number(raw: str | int, usage: str) -> int:
+    """A row's number as users type it (``12`` or ``#12``); ``BadInput`` with ``usage`` otherwise."""
+    text = str(raw).strip().lstrip("#")
+    if not text.isdigit() or len(text) > 12:
+        raise BadInput(usage)
+    return int(text)

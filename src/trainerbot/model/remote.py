@@ -65,6 +65,11 @@ def plain_error(exc: Exception, what: str = "The chat server") -> TrainerBotErro
     return NotAvailable(f"{what} failed: {type(exc).__name__}.")
 
 
+def with_system(settings: Settings, conversation: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The conversation with the configured system instruction in front (when there is one)."""
+    return ([{"role": "system", "content": settings.openai_system}] if settings.openai_system else []) + conversation
+
+
 class RemoteChat:
     """One async client per process, shared by every guild."""
 
@@ -76,7 +81,7 @@ class RemoteChat:
 
     async def reply(self, conversation: list[dict[str, str]], *, model: str, max_tokens: int,
                     on_partial: Callable[[str], Awaitable[None]] | None = None) -> str:
-        messages = ([{"role": "system", "content": self.settings.openai_system}] if self.settings.openai_system else []) + conversation
+        messages = with_system(self.settings, conversation)
         try:
             if on_partial is None:
                 response = await self.client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens)  # type: ignore[arg-type]
@@ -111,7 +116,7 @@ class RemoteScorer:
         self.client = OpenAI(**client_options(settings))
 
     def reply(self, conversation: list[dict[str, str]], *, max_new_tokens: int = 128) -> str:
-        messages = ([{"role": "system", "content": self.settings.openai_system}] if self.settings.openai_system else []) + conversation
+        messages = with_system(self.settings, conversation)
         try:
             response = self.client.chat.completions.create(model=self.model, messages=messages, max_tokens=max_new_tokens)  # type: ignore[arg-type]
         except Exception as exc:
