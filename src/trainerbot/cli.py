@@ -52,12 +52,26 @@ def _configure_logging(settings: Settings) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def _prepare_model(settings: Settings) -> None:
+    """Prepare the shipped pretrained model before the first message needs it (once, ~20 s)."""
+    if settings.backend != "local" or settings.model == "scratch" or settings.base_model_dir is not None:
+        return
+    from trainerbot.errors import TrainerBotError
+    from trainerbot.model.pretrained import prepare_base
+
+    try:
+        prepare_base(settings.resolved_data_dir, progress=lambda text: print(f"trainerbot: {text}", file=sys.stderr, flush=True))
+    except TrainerBotError as exc:  # chat says so too; everything else still works
+        print(f"trainerbot: {exc.user_message}", file=sys.stderr)
+
+
 async def _console(settings: Settings, args: argparse.Namespace) -> None:
     from trainerbot.adapters.console.repl import Console, console_caller
     from trainerbot.core import CoreService
     from trainerbot.training.worker import spawn_child, stop_child
 
     core = await asyncio.to_thread(CoreService.open, settings)
+    await asyncio.to_thread(_prepare_model, settings)
     worker = None
     if settings.start_worker and not args.no_worker:
         worker = spawn_child(settings.resolved_data_dir, log_file=settings.resolved_data_dir / "worker.log")
@@ -79,6 +93,7 @@ async def _discord(settings: Settings, args: argparse.Namespace) -> None:
     from trainerbot.training.worker import spawn_child, stop_child
 
     core = await asyncio.to_thread(CoreService.open, settings)
+    await asyncio.to_thread(_prepare_model, settings)
     worker = None
     if settings.start_worker and not args.no_worker:
         worker = spawn_child(settings.resolved_data_dir, log_file=settings.resolved_data_dir / "worker.log")

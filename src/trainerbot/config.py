@@ -55,14 +55,19 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # The model and its training.
+    # smollm2: the shipped pretrained instruct model (taught with LoRA adapters); scratch: a
+    # small model built from the data (tests, memorisation demos). base_model_dir overrides both.
+    model: Literal["smollm2", "scratch"] = "smollm2"
     base_model_dir: Path | None = None
-    lora: bool = False
+    lora: bool = True  # teach a pretrained model with LoRA adapters (false: fine-tune all its weights)
     model_size: Literal["small", "tiny"] = "small"
     train_epochs: float | None = Field(default=None, gt=0, le=1000)
-    train_batch_size: int = Field(default=32, ge=1, le=1024)
+    train_batch_size: int | None = Field(default=None, ge=1, le=1024)  # default: the recipe's own
     learning_rate: float | None = Field(default=None, gt=0, le=1)
     reply_max_tokens: int = Field(default=128, ge=1, le=2048)
     taught_threshold: float = Field(default=0.8, gt=0, le=1)
+    taught_context: int = Field(default=3, ge=0, le=20)  # best-matching taught facts put in the model's context
+    taught_context_chars: int = Field(default=600, ge=0, le=20_000)
     max_queued_jobs: int = Field(default=20, ge=1, le=10_000)
     torch_threads: int | None = Field(default=None, ge=1, le=256)
     start_worker: bool = True
@@ -87,6 +92,7 @@ class Settings(BaseSettings):
     heldout_share: float = Field(default=0.1, ge=0, le=0.5)
     promotion_metric: Literal["chrf", "exact_match", "loss"] = "chrf"
     promotion_tolerance: float = Field(default=0.0, ge=0)
+    general_questions: int = Field(default=40, ge=0, le=40)  # shipped general questions a pretrained candidate must keep (0: off)
     max_pending_per_user: int = Field(default=20, ge=1, le=100_000)
 
     # Discord.
