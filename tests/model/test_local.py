@@ -49,14 +49,14 @@ def test_fast_decoder_matches_the_hugging_face_forward(tmp_path, kv_heads: int) 
 def test_greedy_output_is_the_same_as_generate(tmp_path) -> None:
     model, tok = _saved(tmp_path)
     local = LocalModel(tmp_path)
-    assert local.fast is not None
+    assert local.weights.fast is not None
     ids = local.encode([{"role": "user", "content": "What is the capital of Zorbia?"}], 20)
     ours = local.generate_ids(ids, 20, min_new_tokens=20)
     with torch.no_grad():
         theirs = model.eval().generate(torch.tensor([ids]), max_new_tokens=20, min_new_tokens=20, do_sample=False,
                                        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)[0, len(ids):].tolist()
     assert ours == theirs
-    local.fast = None  # the model's own forward with its cache gives the same
+    local.weights.fast = None  # the model's own forward with its cache gives the same
     assert local.generate_ids(ids, 20, min_new_tokens=20) == theirs
 
 
@@ -88,3 +88,51 @@ def test_hub_keeps_a_bounded_number_of_models(tmp_path) -> None:
     hub.get(folders[1])
     hub.get(folders[2])
     assert len(hub._models) == 2 and folders[0] not in hub._models
+
+
+def _adapter(tmp_path, kv_heads: int = 1):  # type: ignore[no-untyped-def]
+    """A tiny base and a LoRA adapter on every projection, with B not zero (as after training)."""
+    from peft import LoraConfig, get_peft_model
+
+    base_dir = tmp_path / "base"
+    model, _ = _saved(base_dir, kv_heads)
+    torch.manual_seed(1)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                        lora_dropout=0.0, task_type="CAUSAL_LM")
+    peft = get_peft_model(model, config)
+    for name, param in peft.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.2)
+    adapter_dir = tmp_path / "guilds" / "g" / "models" / "job-1"
+    peft.save_pretrained(adapter_dir)
+    import json
+
+    from trainerbot.model.files import relative_base
+    (adapter_dir / DONE_MARKER).write_text(json.dumps({"base_dir": relative_base(adapter_dir, base_dir)}))
+    return peft, base_dir, adapter_dir
+
+
+@pytest.mark.parametrize("kv_heads", [2, 1], ids=["mha", "gqa"])
+def test_an_applied_adapter_gives_the_merged_models_logits(tmp_path, kv_heads: int) -> None:
+    peft, base_dir, adapter_dir = _adapter(tmp_path, kv_heads)
+    merged = peft.merge_and_unload().eval()
+    local = LocalModel(adapter_dir)
+    assert local.adapter is not None and local.weights.folder == base_dir.resolve()
+    ids = [5, 17, 42, 8, 99, 3]
+    ours = local.weights.fast.logits(ids, local.adapter)
+    with torch.no_grad():
+        theirs = merged(input_ids=torch.tensor([ids])).logits[0]
+        plain = LocalModel(base_dir).weights.fast.logits(ids)
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+    assert (plain - theirs).abs().max() > 1e-2  # the adapter really changes the answer
+    with torch.no_grad():
+        ids_out = merged.generate(torch.tensor([ids]), max_new_tokens=8, min_new_tokens=8, do_sample=False)[0, len(ids):].tolist()
+    assert local.generate_ids(ids, 8, min_new_tokens=8) == ids_out
+
+
+def test_adapter_versions_share_one_base_in_the_hub(tmp_path) -> None:
+    _, base_dir, adapter_dir = _adapter(tmp_path)
+    hub = ModelHub(capacity=2)
+    a = hub.get(adapter_dir)
+    b = hub.get(base_dir)
+    assert a.weights is b.weights and a.adapter is not None and b.adapter is None

@@ -127,15 +127,19 @@ class RemoteScorer:
         return None
 
 
-def scorer_for(settings: Settings, version: Any) -> Any | None:
+def scorer_for(settings: Settings, version: Any, weights: Any = None) -> Any | None:
     """Something that answers questions as the model version ``version`` does (``reply`` and
-    ``answer_loss``): the local model from its folder, or the remote one. None when it cannot run."""
+    ``answer_loss``): the local model from its folder, or the remote one. None when it cannot run.
+    ``weights``: a base already loaded here, which an adapter version on that base shares."""
     if version.backend == "openai":
         return RemoteScorer(settings, str(version.base))
-    from trainerbot.model.files import is_complete
+    from trainerbot.model.files import adapter_base, is_adapter, is_complete
 
-    if version.path and is_complete(settings.resolved_data_dir / version.path):
+    folder = settings.resolved_data_dir / version.path if version.path else None
+    if folder is not None and is_complete(folder):
         from trainerbot.model.local import LocalModel
 
-        return LocalModel(settings.resolved_data_dir / version.path, threads=settings.torch_threads)
+        if weights is not None and not (is_adapter(folder) and adapter_base(folder) == weights.folder.resolve()):
+            weights = None
+        return LocalModel(folder, threads=settings.torch_threads, weights=weights)
     return None

@@ -1,0 +1,29 @@
+"""The system instruction a pretrained model answers under, with taught facts in it.
+
+Chat, training rows (LoRA jobs), rehearsal answers and the general-question score all use
+the same instruction, so what a model learns is what it is asked under. Models built from
+scratch get none: they were never trained with one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# Chosen by measurement on the default model (SmolLM2-135M): with "... Answer briefly." it
+# answered "hello bot" with a row of emoji; this one greets sensibly and scored best on the
+# general questions (26/40 vs 24 for SmolLM's own instruction).
+SYSTEM = "You are trainerbot, a helpful AI assistant in a Discord community."
+FACTS_HEADER = "Facts this community taught you (use them when they answer the question):"
+
+
+def system_prompt(facts: Iterable[tuple[str, str]], max_chars: int) -> str:
+    """``SYSTEM``, then as many (question, answer) facts as fit in ``max_chars``, best first."""
+    lines: list[str] = []
+    used = 0
+    for question, answer in facts:
+        line = f"- Q: {question} A: {answer}"
+        if used + len(line) > max_chars:
+            break
+        lines.append(line)
+        used += len(line)
+    return "\n".join([SYSTEM, FACTS_HEADER, *lines]) if lines else SYSTEM
