@@ -230,8 +230,32 @@ async def test_a_pretrained_folder_is_fine_tuned_with_lora(core: CoreService, tr
     with core.store.read() as s:
         version = s.scalars(select(ModelVersion)).one()
     folder = core.data_dir / version.path
-    assert not (folder / "adapter_config.json").exists()  # saved merged: it loads like any model
+    assert (folder / "adapter_config.json").exists() and not (folder / "model.safetensors").exists()  # the adapter alone
     assert isinstance(LocalModel(folder).reply([{"role": "user", "content": examples[0].prompt}], max_new_tokens=8), str)
+    # A second job keeps teaching the same adapter on the same base.
+    more = await core.train(trainer, "more", None, att("g.jsonl", _jsonl(generate(8, seed=10))))
+    await asyncio.to_thread(serve, core.settings, once=True)
+    assert (await core.job(trainer, more.data["job_id"])).data["status"] == "succeeded"
+    listing = (await core.model(trainer, "list")).content
+    assert "SFT from v1" in listing
+
+
+async def test_lora_off_fine_tunes_a_pretrained_folder_whole(core: CoreService, trainer: Caller, tmp_path) -> None:
+    from trainerbot.model.build import ModelShape, new_model, train_tokenizer
+
+    base = tmp_path / "my-pretrained"
+    examples = generate(8, seed=9)
+    tok = train_tokenizer([t for e in examples for t in (e.prompt, e.response)], 400)
+    new_model(tok, ModelShape(vocab_size=400, hidden_size=64, layers=2, heads=2, max_positions=128)).save_pretrained(base)
+    tok.save_pretrained(base)
+    core.settings.base_model_dir = base
+    core.settings.lora = False
+    reply = await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(examples)))
+    await asyncio.to_thread(serve, core.settings, once=True)
+    assert (await core.job(trainer, reply.data["job_id"])).data["status"] == "succeeded"
+    with core.store.read() as s:
+        version = s.scalars(select(ModelVersion)).one()
+    assert (core.data_dir / version.path / "model.safetensors").exists()
 
 
 async def test_a_missing_snapshot_fails_the_job_with_a_reason(core: CoreService, trainer: Caller) -> None:

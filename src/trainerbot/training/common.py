@@ -30,7 +30,7 @@ class TrainParams:
     seed: int = 0
     logging_steps: int = 5
     beta: float = 0.1  # DPO / KTO
-    lora: bool = False
+    lora: bool = False  # a LoRA adapter on a pretrained model
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -50,6 +50,9 @@ def trl_args(params: TrainParams, output_dir: str, rows: int) -> dict[str, Any]:
         # TRL turns activation checkpointing on by default: memory we do not need to save on
         # these models, paid for with a second forward pass in every backward.
         gradient_checkpointing=False,
+        # Under LoRA, facts (~50 tokens) and rehearsal answers (up to ~120) mix: batches of
+        # like lengths pad less (1.3-1.5x faster per epoch here, bench/RESULTS.md).
+        train_sampling_strategy="group_by_length" if params.lora else "random",
     )
 
 
@@ -133,12 +136,13 @@ def run(trainer: Any, callback: JobCallback) -> TrainResult:
 
 
 def reference(model: Any, peft_config: Any) -> Any:
-    """The frozen reference for KTO/DPO: a copy of the starting model, or None under LoRA.
+    """The frozen reference for KTO/DPO: a copy of the starting model, or None under LoRA
+    (a new adapter, or the parent's adapter being taught further).
 
     TRL would otherwise reload the reference from the model's path, which a model built
     in memory does not have (and loading from disk again costs time).
     """
-    if peft_config is not None:
+    if peft_config is not None or hasattr(model, "peft_config"):  # LoRA: the adapter switched off is the reference
         return None
     ref = copy.deepcopy(model).eval()
     for param in ref.parameters():

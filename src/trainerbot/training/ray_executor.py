@@ -43,7 +43,7 @@ def run_on_ray(settings: Settings, store: Store, job_id: int, worker: str, stop:
     storage = settings.ray_storage_dir or settings.resolved_data_dir
     env = {"TRAINERBOT_DATA_DIR": str(storage), "TRAINERBOT_DATABASE_URL": settings.db_url,
            "TRAINERBOT_EXECUTOR": "local", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    for name in ("model_size", "train_epochs", "train_batch_size", "learning_rate", "torch_threads", "heldout_share",
+    for name in ("model", "model_size", "train_epochs", "train_batch_size", "learning_rate", "torch_threads", "heldout_share",
                  "promotion_metric", "max_test_cases", "base_model_dir", "lora"):
         value = getattr(settings, name)
         if value is not None:

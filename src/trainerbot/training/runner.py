@@ -11,12 +11,15 @@ becomes active only when it is not worse by the configured metric.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import logging
 import os
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +33,32 @@ from trainerbot.evaluation import heldout
 from trainerbot.evaluation.cases import Case
 from trainerbot.evaluation.run import score_cases
 from trainerbot.fileio import atomic_write_bytes
-from trainerbot.model.files import DONE_MARKER, is_complete
+from trainerbot.model.build import CHAT_TEMPLATE
+from trainerbot.model.files import DONE_MARKER, adapter_base, is_adapter, is_complete, offline, relative_base
+from trainerbot.model.local import LocalModel, Weights
+from trainerbot.model.pretrained import base_folder
+from trainerbot.model.prompt import SYSTEM
 from trainerbot.model.remote import scorer_for
 from trainerbot.store import Store
 from trainerbot.store.models import Guild, Job, ModelVersion, Snapshot
-from trainerbot.training import queue
+from trainerbot.training import queue, rehearsal
 from trainerbot.training.common import JobCallback, Progress, TrainParams, TrainResult
 from trainerbot.training.plots import loss_curve
 
 log = logging.getLogger(__name__)
 
-RECIPE_DEFAULTS = {  # (epochs, learning rate) by recipe and start
-    ("sft", "scratch"): (80.0, 2e-3),
-    ("sft", "continue"): (30.0, 1e-3),
-    ("kto", "continue"): (10.0, 5e-4),
-    ("dpo", "continue"): (10.0, 5e-4),
+RECIPE_DEFAULTS = {  # (epochs, learning rate, batch size) by recipe and start
+    ("sft", "scratch"): (80.0, 2e-3, 32),
+    ("sft", "continue"): (30.0, 1e-3, 32),
+    ("kto", "continue"): (10.0, 5e-4, 32),
+    ("dpo", "continue"): (10.0, 5e-4, 32),
+    # LoRA on a pretrained model (bench/teach.py): few epochs, a higher rate, small batches.
+    ("sft", "lora"): (6.0, 2e-3, 8),
+    ("kto", "lora"): (3.0, 5e-4, 8),
+    ("dpo", "lora"): (3.0, 5e-4, 8),
 }
+HELDOUT_MAX_TOKENS = 64  # held-out answers are short; a pretrained model rambles on what it does not know
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def models_dir(settings: Settings, guild_platform_id: str) -> Path:
@@ -57,25 +70,56 @@ def active_version(session: Any, guild_id: int) -> ModelVersion | None:
 
 
 def params_for(settings: Settings, recipe: str, start: str) -> TrainParams:
-    epochs, lr = RECIPE_DEFAULTS.get((recipe, start), (10.0, 5e-4))
+    epochs, lr, batch = RECIPE_DEFAULTS.get((recipe, start), (10.0, 5e-4, 32))
     return TrainParams(epochs=settings.train_epochs or epochs, learning_rate=settings.learning_rate or lr,
-                       batch_size=settings.train_batch_size, lora=settings.lora)
+                       batch_size=settings.train_batch_size or batch, lora=start == "lora")
 
 
-def _load_start(settings: Settings, data_dir: Path, parent: ModelVersion | None, examples: list[Example], recipe: str) -> tuple[Any, Any, str, str]:
-    """(model, tokenizer, start kind, base description)."""
+@dataclass
+class Start:
+    """Where a job starts: the model to train, its tokenizer, and how it was reached."""
+
+    model: Any
+    tokenizer: Any
+    kind: str  # scratch | continue (a whole model) | lora (an adapter on a pretrained base)
+    base: str  # in words, for the job log and the version list
+    base_dir: Path | None = None  # the pretrained folder under an adapter
+    peft_config: Any = None  # a new adapter to add (None: none, or the parent's is already on)
+    weights: Any = None  # the base served from the training copy's frozen weights (LoRA), if it can be
+
+
+def _pretrained(folder: Path) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    offline()
+    tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return AutoModelForCausalLM.from_pretrained(folder, local_files_only=True), tok
+
+
+def _load_start(settings: Settings, data_dir: Path, parent: ModelVersion | None, examples: list[Example], recipe: str) -> Start:
     if parent is not None and parent.path and is_complete(data_dir / parent.path):
         folder = data_dir / parent.path
-        return (AutoModelForCausalLM.from_pretrained(folder, local_files_only=True), AutoTokenizer.from_pretrained(folder, local_files_only=True),
-                "continue", parent.name)
-    if settings.base_model_dir is not None:
-        folder = settings.base_model_dir
-        tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
-        return AutoModelForCausalLM.from_pretrained(folder, local_files_only=True), tok, "continue", f"pretrained:{folder.name}"
+        if is_adapter(folder):  # keep teaching the parent's adapter on its base
+            from peft import PeftModel
+
+            base_dir = adapter_base(folder)
+            model, tok = _pretrained(base_dir)
+            weights = Weights.sharing(model, tok, base_dir)
+            model = PeftModel.from_pretrained(model, folder, is_trainable=True)
+            return Start(model, tok, "lora", parent.name, base_dir, weights=weights)
+        model, tok = _pretrained(folder)
+        return Start(model, tok, "continue", parent.name)
+    base_dir = base_folder(settings, progress=lambda text: log.info("%s", text))
+    if base_dir is not None:
+        model, tok = _pretrained(base_dir)
+        if not settings.lora:
+            return Start(model, tok, "continue", f"pretrained:{base_dir.name}")
+        from peft import LoraConfig
+
+        config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
+        return Start(model, tok, "lora", f"pretrained:{base_dir.name}", base_dir, config, Weights.sharing(model, tok, base_dir))
     if recipe != "sft":
         raise ValueError(f"{recipe.upper()} needs a model to start from; train on positive examples first")
     from trainerbot.model.build import ModelShape, new_model, train_tokenizer
@@ -83,18 +127,23 @@ def _load_start(settings: Settings, data_dir: Path, parent: ModelVersion | None,
     shape = ModelShape() if settings.model_size == "small" else ModelShape(vocab_size=512, hidden_size=64, layers=2, heads=2, max_positions=256)
     texts = [t for ex in examples for t in (ex.prompt, ex.response, ex.rejected or "") if t]
     tok = train_tokenizer(texts, shape.vocab_size)
-    return new_model(tok, shape), tok, "scratch", "scratch"
+    return Start(new_model(tok, shape), tok, "scratch", "scratch")
 
 
-def save_model(model: Any, tokenizer: Any, target: Path, info: dict[str, Any]) -> None:
-    """Write the model folder crash-safely: ``.partial`` first, the marker last, then rename."""
+def save_model(model: Any, tokenizer: Any, target: Path, info: dict[str, Any], base_dir: Path | None = None) -> None:
+    """Write the model folder crash-safely: ``.partial`` first, the marker last, then rename.
+    A LoRA model on ``base_dir`` is saved as its adapter alone (megabytes), the marker naming the base."""
     partial = target.with_name(f".{target.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    if hasattr(model, "merge_and_unload"):  # a LoRA model is saved merged, so it loads like any other
-        model = model.merge_and_unload()
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
+    if hasattr(model, "peft_config") and base_dir is not None:
+        model.save_pretrained(partial)  # PEFT writes adapter_config.json + adapter_model.safetensors
+        info = {**info, "base_dir": relative_base(target, base_dir)}
+    else:
+        if hasattr(model, "merge_and_unload"):
+            model = model.merge_and_unload()
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
     atomic_write_bytes(partial / DONE_MARKER, json.dumps(info, indent=2).encode())
     if target.exists():
         shutil.rmtree(target)
@@ -149,14 +198,24 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
             import torch
 
             torch.set_num_threads(settings.torch_threads)
-        model, tokenizer, start, base = _load_start(settings, data_dir, parent, examples, recipe)
-        params = params_for(settings, recipe, start)
-        peft_config = None
-        if params.lora and start == "continue" and base.startswith("pretrained:"):
-            from peft import LoraConfig
-
-            peft_config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, task_type="CAUSAL_LM")
-        queue.add_event(store, job_id, kind="log", message=f"{recipe} from {base}: {params.epochs:g} epochs, lr {params.learning_rate:g}")
+        start = _load_start(settings, data_dir, parent, examples, recipe)
+        params = params_for(settings, recipe, start.kind)
+        weights = None
+        if start.base_dir is not None:
+            # The base, served beside the training copy: rehearsal answers now, evaluation after.
+            weights = start.weights or Weights(start.base_dir, require_done=False)
+            if recipe == "sft":
+                extra = rehearsal.answers(LocalModel(start.base_dir, weights=weights, require_done=False,
+                                                     threads=settings.torch_threads), data_dir, start.base_dir)
+                mixed = rehearsal.mix(examples, extra)
+                queue.add_event(store, job_id, kind="log", message=f"{len(mixed) - len(examples)} rehearsal examples mixed in "
+                                "(the base model's own answers to general prompts, so it keeps conversing)")
+                examples = mixed
+        if start.kind == "lora" and start.tokenizer.chat_template != CHAT_TEMPLATE:  # taught under chat's instruction
+            examples = [ex if ex.system else dataclasses.replace(ex, system=SYSTEM) for ex in examples]
+        adapter = " with a LoRA adapter" if start.kind == "lora" else ""
+        queue.add_event(store, job_id, kind="log", message=f"{recipe} from {start.base}{adapter}: {params.epochs:g} epochs, "
+                        f"lr {params.learning_rate:g}, batch {params.batch_size}")
 
         def report(p: Progress) -> None:
             queue.add_event(store, job_id, step=p.step, total_steps=p.total_steps, loss=p.loss,
@@ -170,7 +229,8 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
 
         recipe_module = {"sft": sft, "kto": kto, "dpo": dpo}[recipe]
         out_dir = root / "models" / f".job-{job_id}.trainer"
-        trained, result = recipe_module.train(model, tokenizer, examples, params, callback, str(out_dir), peft_config)
+        trained, result = recipe_module.train(start.model, start.tokenizer, examples, params, callback, str(out_dir),
+                                              start.peft_config)
         shutil.rmtree(out_dir, ignore_errors=True)
         if result.cancelled:
             if stop() and not queue.heartbeat(store, job_id, worker):
@@ -178,7 +238,7 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
                 return "failed"
             queue.finish(store, job_id, "cancelled", message=f"cancelled at step {result.steps}")
             return "cancelled"
-        return _register(settings, store, job_id, guild_id, guild_pid, snap.id, recipe, base, trained, tokenizer, result,
+        return _register(settings, store, job_id, guild_id, guild_pid, snap.id, recipe, start, trained, weights, result,
                          parent, heldout.cases(held, settings.max_test_cases))
     except Exception as exc:  # the job fails; the worker goes on
         log.exception("job %s failed", job_id)
@@ -196,13 +256,13 @@ def promotion(settings: Settings, candidate: Any, parent: ModelVersion | None, c
     metric = settings.promotion_metric
     if not cases:
         return True, {}, "no held-out cases to compare on"
-    scored = score_cases(candidate, cases, max_new_tokens=settings.reply_max_tokens)[1]
+    scored = score_cases(candidate, cases, max_new_tokens=min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS))[1]
     kept: dict[str, Any] = {"heldout": scored.as_dict(), "promotion_metric": metric}
     ours = heldout.shown(metric, heldout.value(scored, metric))
-    active_model = scorer_for(settings, parent) if parent is not None else None
+    active_model = scorer_for(settings, parent, getattr(candidate, "weights", None)) if parent is not None else None
     if parent is None or active_model is None:
         return True, kept, f"held-out {metric} {ours}"
-    active = score_cases(active_model, cases, max_new_tokens=settings.reply_max_tokens)[1]
+    active = score_cases(active_model, cases, max_new_tokens=min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS))[1]
     kept["heldout_active"] = {"version": parent.name, **active.as_dict()}
     theirs = heldout.shown(metric, heldout.value(active, metric))
     if heldout.not_worse(metric, scored, active, settings.promotion_tolerance):
@@ -210,14 +270,45 @@ def promotion(settings: Settings, candidate: Any, parent: ModelVersion | None, c
     return False, kept, f"held-out {metric} {ours} is worse than active {parent.name}'s {theirs}"
 
 
+GENERAL_TOLERANCE = 5.0  # points of the general-question score a candidate may lose
+
+
+def general_check(settings: Settings, store: Store, job_id: int, candidate: Any, parent: ModelVersion | None) -> tuple[bool, dict[str, Any], str]:
+    """(keeps conversing?, metrics, words): the candidate's score on the shipped general
+    questions against its parent's (or, for a first version, the base model's)."""
+    from trainerbot.evaluation import general
+
+    limit = settings.general_questions
+    queue.add_event(store, job_id, kind="log", message=f"checking {limit} general questions")
+    ours = general.score(candidate, limit=limit)[0]
+    before = (parent.metrics or {}) if parent is not None else {}
+    theirs = before.get("general") if before.get("general_questions") == limit else None
+    if theirs is None and getattr(candidate, "adapter", None) is not None:
+        base = copy.copy(candidate)
+        base.adapter = None  # the same weights without the adapter: the untaught base
+        theirs = general.score(base, limit=limit)[0]
+    kept = {"general": round(ours, 1), "general_before": theirs, "general_questions": limit}
+    if theirs is None or ours >= theirs - GENERAL_TOLERANCE:
+        return True, kept, f"general questions {ours:.0f} %" + (f" vs {theirs:.0f} % before" if theirs is not None else "")
+    return False, kept, f"it forgot general knowledge (general questions {ours:.0f} % vs {theirs:.0f} % before)"
+
+
 def register_version(settings: Settings, store: Store, job_id: int, guild_id: int, snapshot_id: int, recipe: str, *,
                      backend: str, path: str | None, base: str, metrics: dict[str, Any], candidate: Any,
-                     parent: ModelVersion | None, cases: list[Case]) -> str:
-    """Evaluate the finished job's model on the held-out cases, register it as the next
-    version — active only when it is not worse than the active one — and finish the job."""
+                     parent: ModelVersion | None, cases: list[Case], general: bool = False) -> str:
+    """Evaluate the finished job's model on the held-out cases (and, for a pretrained model,
+    the general questions), register it as the next version — active only when it is not
+    worse than the active one — and finish the job."""
     if cases:
         queue.add_event(store, job_id, kind="log", message=f"evaluating on {len(cases)} held-out cases")
     promote, evaluation, why = promotion(settings, candidate, parent, cases)
+    if general and settings.general_questions:
+        keeps, kept, words = general_check(settings, store, job_id, candidate, parent)
+        evaluation.update(kept)
+        if not keeps:
+            promote, why = False, words
+        elif promote:
+            why = f"{why}; {words}"
     metrics = {**metrics, **evaluation, "promoted": promote}
     with store.session() as s:
         # Workers on other machines may register at the same moment: the guild's row, locked
@@ -240,18 +331,20 @@ def register_version(settings: Settings, store: Store, job_id: int, guild_id: in
 
 
 def _register(settings: Settings, store: Store, job_id: int, guild_id: int, guild_pid: str, snapshot_id: int, recipe: str,
-              base: str, model: Any, tokenizer: Any, result: TrainResult, parent: ModelVersion | None, cases: list[Case]) -> str:
+              start: Start, model: Any, weights: Any, result: TrainResult, parent: ModelVersion | None, cases: list[Case]) -> str:
     data_dir = settings.resolved_data_dir
     root = paths.guild_root(data_dir, guild_pid)
     folder = root / "models" / f"job-{job_id}"
     final_loss = result.losses[-1][1] if result.losses else result.metrics.get("train_loss")
     metrics = {"final_loss": final_loss, "train_loss": result.metrics.get("train_loss"), "steps": result.steps,
                "seconds": round(result.seconds, 2)}
-    save_model(model, tokenizer, folder, {"job": job_id, "recipe": recipe, "base": base, "metrics": metrics, "saved_at": time.time()})
+    save_model(model, start.tokenizer, folder, {"job": job_id, "recipe": recipe, "base": start.base, "metrics": metrics,
+                                                "saved_at": time.time()}, start.base_dir)
     loss_curve(result.losses, root / "artifacts" / f"job-{job_id}-loss.png", f"job {job_id} · {recipe}")
-    from trainerbot.model.local import LocalModel
-
-    candidate = LocalModel(folder, threads=settings.torch_threads)
+    if weights is not None and hasattr(model, "peft_config") and weights.fast is not None:
+        candidate = LocalModel.from_trained(weights, model, folder, threads=settings.torch_threads)
+    else:
+        candidate = LocalModel(folder, threads=settings.torch_threads, weights=weights if is_adapter(folder) else None)
     return register_version(settings, store, job_id, guild_id, snapshot_id, recipe, backend="local",
-                            path=str(folder.relative_to(data_dir)), base=base, metrics=metrics, candidate=candidate,
-                            parent=parent, cases=cases)
+                            path=str(folder.relative_to(data_dir)), base=start.base, metrics=metrics, candidate=candidate,
+                            parent=parent, cases=cases, general=weights is not None)

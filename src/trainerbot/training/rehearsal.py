@@ -1,0 +1,94 @@
+"""Rehearsal: teaching facts alone wrecks a pretrained model's general answers, so its own
+answers to a shipped set of general prompts are mixed into every LoRA SFT job.
+
+The answers are the base model's greedy replies (under the bot's system instruction),
+generated once per base model and cached in ``<data>/models/rehearsal/<name>.jsonl``
+(crash-safe); only replies that ended on their own (not cut at the token limit) are kept.
+For the shipped default model they ship too (``resources/rehearsal.smollm2.jsonl``, made by
+``python -m trainerbot.training.rehearsal <prepared base folder>``), which saves a first
+job about three minutes on 2 cores. Blocking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+
+from trainerbot.datasets.records import Example
+from trainerbot.fileio import atomic_write_bytes
+from trainerbot.model.files import DONE_MARKER
+
+MAX_TOKENS = 96
+SHARE = 0.3  # rehearsal examples per taught example (at most the whole shipped set)
+
+
+def prompts() -> list[str]:
+    text = resources.files("trainerbot.resources").joinpath("rehearsal_prompts.txt").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def cache_file(data_dir: Path, base: Path) -> Path:
+    config = (base / "config.json").read_bytes() if (base / "config.json").is_file() else b""
+    key = hashlib.sha256(str(base.resolve()).encode() + config).hexdigest()[:12]
+    return data_dir / "models" / "rehearsal" / f"{base.name}-{key}.jsonl"
+
+
+SHIPPED = "rehearsal.smollm2.jsonl"
+
+
+def _is_shipped_default(base: Path) -> bool:
+    from trainerbot.model.pretrained import GGUF_SHA256
+
+    try:
+        return json.loads((base / DONE_MARKER).read_text()).get("sha256") == GGUF_SHA256
+    except (OSError, ValueError):
+        return False
+
+
+def generate_rows(model: object) -> list[dict[str, str]]:
+    """The base ``model``'s (a ``LocalModel`` with no adapter) whole answers to the prompts."""
+    from trainerbot.model.local import LocalModel
+
+    assert isinstance(model, LocalModel)
+    rows = []
+    for prompt in prompts():
+        ids = model.encode([{"role": "user", "content": prompt}], MAX_TOKENS)
+        with model.weights.lock:
+            produced = model.generate_ids(ids, MAX_TOKENS)
+        if len(produced) < MAX_TOKENS:  # ended by itself: a whole answer
+            rows.append({"prompt": prompt, "response": model.tokenizer.decode(produced, skip_special_tokens=True).strip()})
+    return rows
+
+
+def answers(model: object, data_dir: Path, base: Path) -> list[Example]:
+    """The base model's answers to the rehearsal prompts (shipped for the default model,
+    else generated and cached on the first call)."""
+    target = cache_file(data_dir, base)
+    if _is_shipped_default(base):
+        text = resources.files("trainerbot.resources").joinpath(SHIPPED).read_text(encoding="utf-8")
+    elif target.is_file():
+        text = target.read_text(encoding="utf-8")
+    else:
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in generate_rows(model))
+        atomic_write_bytes(target, text.encode())
+    rows = [json.loads(line) for line in text.splitlines() if line]
+    return [Example(prompt=r["prompt"], response=r["response"], source_ref="rehearsal") for r in rows if r["response"]]
+
+
+if __name__ == "__main__":
+    import sys
+
+    from trainerbot.model.local import LocalModel
+
+    sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in generate_rows(LocalModel(Path(sys.argv[1])))))
+
+
+def mix(examples: list[Example], rehearsal: list[Example]) -> list[Example]:
+    """``examples`` plus about ``SHARE`` as many rehearsal examples, spread evenly over the set."""
+    want = min(len(rehearsal), max(1, round(len(examples) * SHARE))) if examples else 0
+    if want <= 0:
+        return list(examples)
+    step = len(rehearsal) / want
+    return list(examples) + [rehearsal[int(i * step)] for i in range(want)]
