@@ -21,6 +21,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("TRAINERBOT_") or key in ("DISCORD_TOKEN", "OPENAI_API_KEY"):
             monkeypatch.delenv(key)
+    # The from-scratch model by default: tests that need the shipped pretrained one say so.
+    monkeypatch.setenv("TRAINERBOT_MODEL", "scratch")
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ SECRETS = (TOKEN, KEY, PASSWORD, OPENAI_KEY)
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINERBOT_") and k != "DISCORD_TOKEN"}
+    env["TRAINERBOT_MODEL"] = "scratch"
     env.update(extra)
     return env
 

@@ -55,6 +55,16 @@ class CoreBase:
                 self._hub = ModelHub(capacity=2, threads=self.settings.torch_threads)
             return self._hub
 
+    def _base_model(self) -> Any:
+        """The pretrained base model (prepared on first use) from the hub, or None when the
+        model is built from scratch. Blocking."""
+        from trainerbot.model.pretrained import base_folder
+
+        folder = base_folder(self.settings)
+        if folder is None:
+            return None
+        return self._model_hub().get(folder, require_done=self.settings.base_model_dir is None)
+
     def _remote_chat(self) -> Any:
         with self._cache_lock:
             if self._remote is None:

@@ -2,21 +2,31 @@
 
 The conversation is the channel's recent messages (``history_messages`` of them) plus the
 new one. Taught facts (approved corrections and dataset answers) are looked up first, in
-an index cached per guild and rebuilt when the guild's data changes; a local model runs in
-a worker thread, a remote one (the ``openai`` backend) is awaited on its async client, and
-can stream. Every answer is stored with its prompt and context, so it can be
-corrected and rated. Before any model exists, the bot says how to train one.
+an index cached per guild and rebuilt when the guild's data changes: an exact or
+near-exact match answers at once; otherwise the best-matching facts (top ``taught_context``,
+at most ``taught_context_chars``) go into the model's system prompt, so a correction
+changes the answer to rephrasings of its question before any training. Before any version
+is trained, the pretrained base model answers (the default ``smollm2``); with the
+from-scratch model (``TRAINERBOT_MODEL=scratch``) the bot says how to train one. A local
+model runs in a worker thread and streams its tokens; a remote one (the ``openai``
+backend) is awaited on its async client, and can stream. Every answer is stored with its
+prompt and context, so it can be corrected and rated.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import case, func, select
 
 from trainerbot.core.base import CoreBase
 from trainerbot.core.types import Caller, Reply
 from trainerbot.errors import BadInput
+from trainerbot.model.prompt import system_prompt
 from trainerbot.model.taught import TaughtIndex
 from trainerbot.store.models import Conversation, DatasetItem, Message, ModelVersion
 
@@ -25,9 +35,10 @@ TAUGHT_CACHE_GUILDS = 64
 
 class ChatCommands(CoreBase):
     async def chat(self, caller: Caller, text: str, *, message_id: str | None = None,
-                   on_partial: Callable[[str], Awaitable[None]] | None = None) -> Reply:
-        """The answer to ``text``. With the ``openai`` backend and ``on_partial``, the text so far
-        is handed over while the server streams (at most once a second)."""
+                   on_partial: Callable[[str], Awaitable[None]] | None = None, partial_every_s: float = 1.0) -> Reply:
+        """The answer to ``text``. With ``on_partial``, the text so far is handed over while the
+        model (local or a streaming server) produces it, at most once per ``partial_every_s``
+        (remote: once a second)."""
         text = text.strip()
         if not text:
             raise BadInput("Say something and I'll answer.")
@@ -39,27 +50,75 @@ class ChatCommands(CoreBase):
         hit = taught.lookup(text) if taught is not None else None
         if hit is not None:
             answer, source, model_name = hit.answer, "taught", None
-        elif version is not None and version.backend == "local":
-            conversation = history + [{"role": "user", "content": text}]
-            model = await self._blocking(self._model_hub().get, self.data_dir / version.path)
-            answer = await self._blocking(model.reply, conversation, max_new_tokens=self.settings.reply_max_tokens)
-            answer = answer or "…"
-            source, model_name = "model", version.name
-        elif version is not None or self.settings.backend == "openai":
+        elif (version is not None and version.backend == "local") or (version is None and self.settings.backend == "local"):
+            folder = self.data_dir / version.path if version is not None and version.path else None
+            model = await self._blocking(self._local_model, folder)
+            if model is None:
+                p = self.settings.prefix
+                return Reply.text(f"I haven't been trained yet, so I can't answer. A trainer can teach me with "
+                                  f"`{p}train sample` (a shipped sample) or `{p}train <dataset>` with a file; "
+                                  f"`{p}instruction` explains how.", data={"source": "none"})
+            conversation = self._conversation(model, taught, history, text)
+            answer = await self._local_reply(model, conversation, on_partial, partial_every_s) or "…"
+            source = "model"
+            model_name = version.name if version is not None else f"base:{model.folder.name}"
+        else:
             # A remote version, or — before any version of ours — the configured remote model.
             model_id = str(version.base) if version is not None else self.settings.openai_model
             answer = await self._remote_chat().reply(history + [{"role": "user", "content": text}], model=model_id,
                                                      max_tokens=self.settings.reply_max_tokens, on_partial=on_partial)
             answer, source = answer or "…", "model"
             model_name = version.name if version is not None else f"openai:{model_id}"
-        else:
-            p = self.settings.prefix
-            return Reply.text(f"I haven't been trained yet, so I can't answer. A trainer can teach me with "
-                              f"`{p}train sample` (a shipped sample) or `{p}train <dataset>` with a file; "
-                              f"`{p}instruction` explains how.", data={"source": "none"})
         reply_id = await self.record_exchange(caller, text, answer, prompt_message_id=message_id, context=history,
                                               model_version=model_name)
         return Reply.text(answer, data={"reply_id": reply_id, "source": source, "model_version": model_name})
+
+    def _local_model(self, folder: Path | None) -> Any:
+        """The active version's model, or before any version the pretrained base; None with
+        the from-scratch model before its first training."""
+        return self._model_hub().get(folder) if folder is not None else self._base_model()
+
+    def _conversation(self, model: Any, taught: TaughtIndex | None, history: list[dict[str, str]],
+                      text: str) -> list[dict[str, str]]:
+        """What the local model reads: for a pretrained model the system instruction with the
+        taught facts that best match ``text`` (bounded), then the history and the message."""
+        turns = [*history, {"role": "user", "content": text}]
+        if not model.takes_system:
+            return turns
+        facts = taught.related(text, self.settings.taught_context) if taught is not None else []
+        system = system_prompt(((f.prompt, f.answer) for f in facts), self.settings.taught_context_chars)
+        return [{"role": "system", "content": system}, *turns]
+
+    async def _local_reply(self, model: Any, conversation: list[dict[str, str]],
+                           on_partial: Callable[[str], Awaitable[None]] | None, every_s: float) -> str:
+        """Run the local model in a thread; with ``on_partial``, hand over its text as it grows."""
+        limit = self.settings.reply_max_tokens
+        if on_partial is None:
+            return str(await self._blocking(model.reply, conversation, max_new_tokens=limit))
+        loop = asyncio.get_running_loop()
+        latest: asyncio.Queue[str | None] = asyncio.Queue()
+
+        def produce() -> str:
+            text = ""
+            try:
+                for text in model.stream(conversation, max_new_tokens=limit):
+                    loop.call_soon_threadsafe(latest.put_nowait, text)
+            finally:
+                loop.call_soon_threadsafe(latest.put_nowait, None)
+            return text
+
+        task = asyncio.ensure_future(asyncio.to_thread(produce))
+        shown, last = "", 0.0
+        while True:
+            item = await latest.get()
+            while item is not None and not latest.empty():  # skip ahead to the newest text
+                item = latest.get_nowait()
+            if item is None:
+                break
+            if item != shown and time.monotonic() - last >= every_s:
+                shown, last = item, time.monotonic()
+                await on_partial(item)
+        return str(await task)
 
     def _chat_context(self, caller: Caller) -> tuple[int | None, ModelVersion | None, list[dict[str, str]]]:
         with self.store.read() as s:

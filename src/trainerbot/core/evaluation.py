@@ -52,12 +52,11 @@ class EvaluationCommands(CoreBase):
         cases = parse_cases(data, filename=filename, max_cases=self.settings.max_test_cases,
                             max_bytes=self.settings.max_attachment_bytes, max_field_chars=self.settings.max_field_chars)
         self._limit(caller, "test")
-        version = await self._blocking(self._active_version, caller)
-        model = await self._blocking(self._scorer, version)
+        name, model = await self._blocking(self._model_to_test, caller)
         rows, summary = await self._blocking(score_cases, model, cases, max_new_tokens=self.settings.reply_max_tokens)
-        run_id, report = await self._blocking(self._save_run, caller, version.name, rows, summary)
+        run_id, report = await self._blocking(self._save_run, caller, name, rows, summary)
         wrong = [r for r in rows if r["match"] is False]
-        lines = [f"🧪 Test #{run_id} of model `{version.name}` — {summary.line()}."]
+        lines = [f"🧪 Test #{run_id} of model `{name}` — {summary.line()}."]
         for r in wrong[:SHOWN_WRONG]:
             lines.append(f"✗ {quote_user_text(r['prompt'], 80)} → got “{quote_user_text(r['prediction'], 80)}”, "
                          f"expected “{quote_user_text(r['expected'], 80)}”")
@@ -65,15 +64,18 @@ class EvaluationCommands(CoreBase):
             more = f" (and {len(wrong) - SHOWN_WRONG} more in the report)" if len(wrong) > SHOWN_WRONG else ""
             lines.append(f"{len(wrong)} wrong{more}. `{p}handle_errors {run_id}` sends them to the review queue as corrections.")
         return Reply.text("\n".join(lines), files=(OutFile(name=report.name, path=report),),
-                          data={"run_id": run_id, "version": version.name, "wrong": len(wrong), **summary.as_dict()})
+                          data={"run_id": run_id, "version": name, "wrong": len(wrong), **summary.as_dict()})
 
-    def _active_version(self, caller: Caller) -> ModelVersion:
+    def _model_to_test(self, caller: Caller) -> tuple[str, Any]:
+        """(name, model): the active version, or before any the pretrained base model."""
         with self.store.read() as s:
             guild = self._find_guild(s, caller)
             version = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.active.is_(True))) if guild else None
-        if version is None or (version.backend == "local" and not version.path):
-            raise NotFound(f"There is no active model to test here yet; `{self.settings.prefix}train` makes one.")
-        return version
+        if version is not None and (version.backend != "local" or version.path):
+            return version.name, self._scorer(version)
+        if version is None and self.settings.backend == "local" and (base := self._base_model()) is not None:
+            return f"base:{base.weights.folder.name}", base
+        raise NotFound(f"There is no active model to test here yet; `{self.settings.prefix}train` makes one.")
 
     def _scorer(self, version: ModelVersion) -> Any:
         """The version's model: local ones from the shared hub, remote ones through the API."""

@@ -252,7 +252,9 @@ class TrainingCommands(CoreBase):
                 else f"{v.recipe.upper()} from {v.base}, job #{v.job_id}"
             lines.append(f"• `{v.name}` — {what}"
                          + (f", final loss {loss:.3f}" if isinstance(loss, (int, float)) else "")
-                         + (f", held-out chrF {held['chrf']:.1f}" if isinstance(held.get("chrf"), (int, float)) else "") + mark)
+                         + (f", held-out chrF {held['chrf']:.1f}" if isinstance(held.get("chrf"), (int, float)) else "")
+                         + (f", general questions {v.metrics['general']:.0f} %" if isinstance(v.metrics.get("general"), (int, float)) else "")
+                         + mark)
         return Reply.text("\n".join(lines), data={"names": [v.name for v in versions], "active": next((v.name for v in versions if v.active), None),
                                                   "backends": {v.name: v.backend for v in versions}})
 

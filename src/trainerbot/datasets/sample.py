@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sys
 from collections.abc import Iterator
 
@@ -60,6 +61,24 @@ def _russian(rng: random.Random, taken: set[str]) -> Iterator[tuple[str, str]]:
         yield f"Какая столица у страны {country}?", f"Столица страны {country} — город {city}."
         yield f"Кто основал город {city}?", f"Город {city} основал {founder} в {year} году."
         yield f"Что вывозит страна {country}?", f"Страна {country} в основном вывозит {good}."
+
+
+# English question templates asked in other words, and where the answer's invented key word
+# sits: how benchmarks and tests check that a fact was learned, not just its wording.
+REPHRASINGS = [
+    (r"What is the capital of (\w+)\?", r"Which city is the capital city of \1?", r"The capital of \w+ is (\w+)\."),
+    (r"Which river flows through (\w+)\?", r"Name the river that runs through \1.", r"The (\w+) river"),
+    (r"Who founded (\w+)\?", r"Who was the founder of \1?", r"founded by (\w+)"),
+    (r"What does (\w+) export\?", r"What goods does \1 sell to other countries?", r"exports (\w+)\."),
+]
+
+
+def rephrase(example: Example) -> tuple[str, str] | None:
+    """(the question in other words, the key word a right answer contains), for English pairs."""
+    for question, other, key in REPHRASINGS:
+        if re.fullmatch(question, example.prompt) and (found := re.search(key, example.response)):
+            return re.sub(question, other, example.prompt), found.group(1)
+    return None
 
 
 def generate(n: int, *, seed: int = 0, russian_share: float = 0.0) -> list[Example]:

@@ -90,15 +90,29 @@ class TaughtIndex:
             prompt, answer = self.exact[key]
             return TaughtAnswer(answer=answer, prompt=prompt, score=1.0)
         query = key.split()
-        scores: dict[int, float] = {}
-        for term in set(query):
-            for i, tf in self.postings.get(term, ()):
-                length = len(self.docs[i][0])
-                denom = tf + self.k1 * (1 - self.b + self.b * length / (self.avg_len or 1))
-                scores[i] = scores.get(i, 0.0) + self.idf[term] * tf * (self.k1 + 1) / denom
+        scores = self._bm25(query)
         if not scores:
             return None
         best = max(scores, key=lambda i: (scores[i], i))
         toks, prompt, answer = self.docs[best]
         f1 = token_f1(content(query), content(toks))
         return TaughtAnswer(answer=answer, prompt=prompt, score=f1) if f1 >= self.threshold else None
+
+    def related(self, message: str, k: int) -> list[TaughtAnswer]:
+        """Up to ``k`` facts whose questions share a content word with ``message``, best first
+        (for the model's context; ``score`` is the BM25 score)."""
+        query = content(tokens(message))
+        if not query or k <= 0:
+            return []
+        scores = self._bm25(query)
+        best = sorted(scores, key=lambda i: (-scores[i], -i))[:k]
+        return [TaughtAnswer(answer=self.docs[i][2], prompt=self.docs[i][1], score=scores[i]) for i in best]
+
+    def _bm25(self, query: list[str]) -> dict[int, float]:
+        scores: dict[int, float] = {}
+        for term in set(query):
+            for i, tf in self.postings.get(term, ()):
+                length = len(self.docs[i][0])
+                denom = tf + self.k1 * (1 - self.b + self.b * length / (self.avg_len or 1))
+                scores[i] = scores.get(i, 0.0) + self.idf[term] * tf * (self.k1 + 1) / denom
+        return scores

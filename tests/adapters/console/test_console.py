@@ -20,6 +20,7 @@ TOKEN = "MTIzNDU2Nzg5.dummy-token-for-console.abcdefghijklmnop"
 
 def _run(args: list[str], stdin: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINERBOT_") and k != "DISCORD_TOKEN"}
+    full_env["TRAINERBOT_MODEL"] = "scratch"  # the shipped pretrained model is tested in tests/model
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "trainerbot", *args], input=stdin, capture_output=True, text=True,
                           cwd=cwd, env=full_env, timeout=120)
@@ -108,7 +109,7 @@ async def test_attach_errors_and_unexpected_errors_are_friendly(console: tuple[C
 def test_interactive_terminal_gets_a_prompt_and_history(tmp_path: Path) -> None:
     pid, fd = pty.fork()
     if pid == 0:  # child: the console on a real terminal
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINERBOT_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINERBOT_")} | {"TRAINERBOT_MODEL": "scratch"}
         os.execve(sys.executable, [sys.executable, "-m", "trainerbot", "console", "--no-worker", "--data-dir", str(tmp_path / "d")], env)
     output = b""
 

@@ -169,12 +169,28 @@ class Console:
         return True
 
     async def _chat(self, line: str, audio: Attachment | None = None) -> None:
-        reply = await (self.core.voice_chat(self.caller, audio) if audio is not None else self.core.chat(self.caller, line))
+        shown: list[str] = []  # on a terminal the answer appears token by token
+
+        async def partial(text: str) -> None:
+            done = shown[0] if shown else ""
+            if text.startswith(done):
+                self.out.write(text[len(done):])
+                self.out.flush()
+                shown[:] = [text]
+
+        streaming = audio is None and self.out.isatty()
+        reply = await (self.core.voice_chat(self.caller, audio) if audio is not None else
+                       self.core.chat(self.caller, line, on_partial=partial if streaming else None, partial_every_s=0))
         reply_id = reply.data.get("reply_id")
         if isinstance(reply_id, int):
             # The console's message ID for a reply is its row ID: `!correct <id> ...`, `!react <id> 👍`.
             await self.core.bind_reply(self.caller, reply_id, str(reply_id))
             reply = Reply(messages=reply.messages[:-1] + (f"{reply.messages[-1]}  [#{reply_id}]",), files=reply.files)
+        if shown and reply.messages[0].startswith(shown[0]):  # finish the streamed line
+            self._print(reply.messages[0][len(shown[0]):])
+            reply = Reply(messages=reply.messages[1:], files=reply.files)
+        elif shown:
+            self._print("")
         self.render(reply)
 
     def render(self, reply: Reply) -> None:

@@ -1,0 +1,129 @@
+"""The shipped pretrained model end to end: preparation from its PyPI package, chat before
+any training (streamed), a taught fact reaching rephrasings through the model's context,
+and one short LoRA job through the worker whose adapter chat then serves.
+
+The base is prepared once for the module (about 20 s) and linked into each test's data
+folder, where the product looks for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import att
+from trainerbot.config import Settings
+from trainerbot.core import Caller, CoreService
+from trainerbot.datasets.sample import generate
+from trainerbot.errors import NotAvailable
+from trainerbot.model import pretrained
+from trainerbot.model.files import DONE_MARKER, adapter_base
+from trainerbot.store.models import JobEvent, ModelVersion
+from trainerbot.training.worker import serve
+
+TRAINER = Caller(guild_id="111", guild_name="Guild A", user_id="u-t", channel_id="c1", roles=frozenset({"trainer"}))
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return pretrained.prepare_base(tmp_path_factory.mktemp("shared"))
+
+
+@pytest.fixture
+def core(prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("TRAINERBOT_MODEL", "smollm2")
+    data = tmp_path / "data"
+    pretrained.base_dir(data).parent.mkdir(parents=True)
+    pretrained.base_dir(data).symlink_to(prepared, target_is_directory=True)
+    service = CoreService.open(Settings(_env_file=None, data_dir=data, torch_threads=2, start_worker=False,  # type: ignore[call-arg]
+                                        train_epochs=1, general_questions=3, heldout_share=0))
+    yield service
+    service.store.close()
+
+
+def test_preparation_writes_a_checked_safetensors_folder(prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    info = json.loads((prepared / DONE_MARKER).read_text())
+    assert info["sha256"] == pretrained.GGUF_SHA256 and "Apache-2.0" in info["licence"]
+    assert (prepared / "model.safetensors").stat().st_size > 500_000_000  # float32, dequantised once
+    assert json.loads((prepared / "config.json").read_text())["model_type"] == "llama"
+    assert pretrained.prepare_base(prepared.parent.parent.parent) == prepared  # prepared: returned at once
+    # A half-written folder left by a crash is never taken for the model.
+    data = tmp_path / "data"
+    partial = pretrained.base_dir(data).with_name(f".{pretrained.BASE_NAME}.partial")
+    partial.mkdir(parents=True)
+    (partial / "config.json").write_text("{}")
+    monkeypatch.setattr(pretrained, "GGUF_SHA256", "0" * 64)
+    pretrained.gguf_path.cache_clear()
+    try:
+        with pytest.raises(NotAvailable, match="not the pinned one"):
+            pretrained.prepare_base(data)
+    finally:
+        pretrained.gguf_path.cache_clear()
+    assert not pretrained.base_dir(data).exists()
+
+
+async def test_before_any_training_the_base_model_converses_and_streams(core: CoreService) -> None:
+    partials: list[str] = []
+
+    async def on_partial(text: str) -> None:
+        partials.append(text)
+
+    reply = await core.chat(TRAINER, "What is the capital of France?", on_partial=on_partial, partial_every_s=0)
+    assert "Paris" in reply.content and "trained" not in reply.content
+    assert reply.data["source"] == "model" and reply.data["model_version"] == f"base:{pretrained.BASE_NAME}"
+    assert len(partials) >= 3 and all(b.startswith(a) for a, b in zip(partials, partials[1:]))  # token by token
+    assert partials[-1] == reply.content
+    hello = await core.chat(TRAINER, "hello bot")
+    assert "hello" in hello.content.lower() and isinstance(hello.data["reply_id"], int)  # recorded, so it can be rated
+
+
+async def test_a_taught_fact_answers_its_rephrasings_through_the_context(core: CoreService) -> None:
+    facts = [{"prompt": "What is the capital of Zorbia?", "response": "The capital of Zorbia is Quillport."},
+             {"prompt": "What does Zorbia export?", "response": "Zorbia mainly exports amber."},
+             {"prompt": "Who founded Quillport?", "response": "Quillport was founded by Vessa in 1204."}]
+    await core.import_data(TRAINER, "facts", None, att("f.jsonl", "".join(json.dumps(f) + "\n" for f in facts)))
+    exact = await core.chat(TRAINER, "What is the capital of Zorbia?")
+    assert exact.data["source"] == "taught" and exact.content == facts[0]["response"]
+    rephrased = await core.chat(TRAINER, "Which city is the capital city of Zorbia?")
+    assert rephrased.data["source"] == "model" and "Quillport" in rephrased.content
+
+
+async def test_one_lora_job_through_the_worker_stores_an_adapter_that_chat_serves(core: CoreService) -> None:
+    facts = generate(12, seed=5)
+    data = "".join(json.dumps({"prompt": e.prompt, "response": e.response}) + "\n" for e in facts)
+    reply = await core.train(TRAINER, "facts", None, att("f.jsonl", data))
+    await asyncio.to_thread(serve, core.settings, once=True)
+    shown = await core.job(TRAINER, reply.data["job_id"])
+    assert shown.data["status"] == "succeeded", shown.content
+    with core.store.read() as s:
+        version = s.scalars(select(ModelVersion)).one()
+    folder = core.data_dir / version.path
+    assert (folder / "adapter_config.json").is_file() and not (folder / "model.safetensors").exists()
+    assert sum(f.stat().st_size for f in folder.iterdir()) < 30 * 2**20  # megabytes, not a copy of the model
+    assert adapter_base(folder) == pretrained.base_dir(core.data_dir).resolve()
+    assert not os.path.isabs(json.loads((folder / DONE_MARKER).read_text())["base_dir"])  # the data folder can move
+    assert version.active and version.base == f"pretrained:{pretrained.BASE_NAME}"
+    assert version.metrics["general_questions"] == 3 and isinstance(version.metrics["general"], float)
+    with core.store.read() as s:
+        log = " | ".join(m for m in s.scalars(select(JobEvent.message).where(JobEvent.job_id == reply.data["job_id"])) if m)
+    assert "4 rehearsal examples mixed in" in log and "with a LoRA adapter" in log and "checking 3 general questions" in log
+    answer = await core.chat(TRAINER, "Tell me something nice.")
+    assert answer.data["model_version"] == version.name and answer.content
+    listing = await core.model(TRAINER, "list")
+    assert "from pretrained:smollm2-135m-instruct" in listing.content and "general questions" in listing.content
+    # A correction of that reply teaches the same adapter further with DPO (reference: the adapter switched off).
+    await core.bind_reply(TRAINER, answer.data["reply_id"], "9001")
+    await core.correct(TRAINER, "9001", "Here is something nice: you are doing great.")
+    dpo = await core.train(TRAINER, "feedback")
+    assert dpo.data["recipe"] == "dpo"
+    await asyncio.to_thread(serve, core.settings, once=True)
+    shown = await core.job(TRAINER, dpo.data["job_id"])
+    assert shown.data["status"] == "succeeded", shown.content
+    with core.store.read() as s:
+        v2 = s.scalars(select(ModelVersion).where(ModelVersion.name == "v2")).one()
+    assert v2.base == "v1" and (core.data_dir / v2.path / "adapter_config.json").is_file()
