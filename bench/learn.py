@@ -45,7 +45,7 @@ async def main() -> None:
     pairs = generate(args.pairs, seed=1)
     data = "".join(json.dumps({"prompt": e.prompt, "response": e.response}) + "\n" for e in pairs).encode()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(_env_file=None, data_dir=Path(tmp), torch_threads=args.threads, start_worker=False,
+        settings = Settings(_env_file=None, data_dir=Path(tmp), model="scratch", torch_threads=args.threads, start_worker=False,
                             user_rate_per_minute=10_000, train_epochs=args.epochs, learning_rate=args.lr)
         core = CoreService.open(settings)
         trainer = Caller(guild_id="bench", user_id="t", roles=frozenset({"trainer"}))

@@ -47,7 +47,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def settings_for(data_dir: Path, **extra: object) -> Settings:
-    return Settings(_env_file=None, data_dir=data_dir, start_worker=False, user_rate_per_minute=10_000,  # type: ignore[call-arg]
+    return Settings(_env_file=None, data_dir=data_dir, model="scratch", start_worker=False, user_rate_per_minute=10_000,  # type: ignore[call-arg]
                     max_pending_per_user=100_000, **extra)
 
 

@@ -111,7 +111,7 @@ async def test_one_lora_job_through_the_worker_stores_an_adapter_that_chat_serve
     assert version.metrics["general_questions"] == 3 and isinstance(version.metrics["general"], float)
     with core.store.read() as s:
         log = " | ".join(m for m in s.scalars(select(JobEvent.message).where(JobEvent.job_id == reply.data["job_id"])) if m)
-    assert "4 rehearsal examples mixed in" in log and "with a LoRA adapter" in log and "checking 3 general questions" in log
+    assert "6 rehearsal examples mixed in" in log and "with a LoRA adapter" in log and "checking 3 general questions" in log
     answer = await core.chat(TRAINER, "Tell me something nice.")
     assert answer.data["model_version"] == version.name and answer.content
     listing = await core.model(TRAINER, "list")

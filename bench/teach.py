@@ -1,0 +1,121 @@
+"""Teaching the shipped pretrained model (SmolLM2-135M-Instruct) through the real path:
+invented facts uploaded with ``train`` → queue → worker (LoRA SFT with rehearsal) → a model
+version whose adapter chat serves.
+
+Measured, on the same facts:
+- rephrasings before training: each fact asked in other words, answered through chat with
+  the taught facts in the model's context (the dataset answers are taught facts at once);
+- exact recall after training: the trained questions asked of the new version with no facts
+  in its context (what the adapter learned), exact match after normalising;
+- rephrasings after training: the new version with no facts in context, and through chat;
+- keeping what it knew: the 40 shipped general questions, base model vs the new version;
+- the training time (the job's own) and the wall time of the whole job (rehearsal answers,
+  held-out and general checks included).
+
+Targets (issue 14): ≥ 90 % exact recall with ≤ 3 min of training for 100 facts; general
+score drop ≤ 5 points; rephrasings ≥ 80 % through context, ≥ 90 % after training.
+The baseline is the same base model before teaching, measured in the same run.
+
+    .venv/bin/python bench/teach.py [--facts 100] [--epochs E] [--lr LR] [--batch B]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+
+from trainerbot.config import Settings
+from trainerbot.core import Attachment, Caller, CoreService
+from trainerbot.datasets.records import Example
+from trainerbot.datasets.sample import generate, rephrase
+from trainerbot.evaluation import general, heldout
+from trainerbot.evaluation.metrics import exact_match
+from trainerbot.model.local import LocalModel, Weights
+from trainerbot.model.pretrained import prepare_base
+from trainerbot.store.models import ModelVersion
+from trainerbot.training.worker import serve
+
+
+def pct(n: int, d: int) -> str:
+    return f"{n}/{d} = {100 * n / d:.1f} %" if d else "0/0"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--facts", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--epochs", type=float, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--batch", type=int, default=None)
+    parser.add_argument("--data", type=Path, default=None, help="a data folder to reuse (the prepared base stays)")
+    args = parser.parse_args()
+    facts = [e for e in generate(args.facts * 2, seed=11) if rephrase(e) is not None][: args.facts]
+    upload = "".join(json.dumps({"prompt": e.prompt, "response": e.response}) + "\n" for e in facts).encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = args.data or Path(tmp)
+        t0 = time.perf_counter()
+        base_dir = prepare_base(data_dir, progress=print)
+        print(f"base model prepared in {time.perf_counter() - t0:.1f} s (0 when already prepared)")
+        settings = Settings(_env_file=None, data_dir=data_dir, model="smollm2", torch_threads=args.threads,  # type: ignore[call-arg]
+                            start_worker=False, user_rate_per_minute=10_000, train_epochs=args.epochs,
+                            learning_rate=args.lr, train_batch_size=args.batch)
+        guild = f"bench-{int(time.time())}"
+        core = CoreService.open(settings)
+        trainer = Caller(guild_id=guild, user_id="t", roles=frozenset({"trainer"}))
+        reply = await core.train(trainer, "facts", "positive", Attachment("facts.jsonl", "application/jsonl", upload))
+        trained, held = heldout.split([Example(e.prompt, e.response, extra={"source": "file"}) for e in facts], settings.heldout_share)
+
+        async def rephrased_through_chat(examples: list[Example]) -> int:
+            right = 0
+            for e in examples:
+                question, key = rephrase(e)  # type: ignore[misc]  # every fact here has one
+                answer = await core.chat(trainer, question)
+                right += key.casefold() in answer.content.casefold()
+            return right
+
+        base = LocalModel(base_dir, weights=Weights(base_dir), threads=args.threads)
+        t0 = time.perf_counter()
+        context_before = await rephrased_through_chat(trained)
+        context_s = time.perf_counter() - t0
+        general_before = general.score(base)[0]
+
+        t0 = time.perf_counter()
+        await asyncio.to_thread(serve, settings, once=True)
+        job_wall = time.perf_counter() - t0
+        job = await core.job(trainer, reply.data["job_id"])
+        with core.store.read() as s:
+            version = s.scalars(select(ModelVersion).where(ModelVersion.job_id == reply.data["job_id"])).one()
+        model = LocalModel(settings.resolved_data_dir / version.path, weights=base.weights, threads=args.threads)
+        exact = sum(exact_match(model.reply([{"role": "user", "content": e.prompt}], max_new_tokens=48), e.response)
+                    for e in trained)
+        no_context = 0
+        for e in trained:
+            question, key = rephrase(e)  # type: ignore[misc]
+            no_context += key.casefold() in model.reply([{"role": "user", "content": question}], max_new_tokens=48).casefold()
+        through_chat = await rephrased_through_chat(trained)
+        general_after = float(version.metrics.get("general", general.score(model)[0]))
+        core.store.close()
+
+    m = version.metrics
+    print(f"facts: {len(facts)} ({len(trained)} trained, {len(held)} held out); job {job.data['status']}: "
+          f"{m.get('steps')} steps, training {m.get('seconds')} s, whole job {job_wall:.0f} s; final loss {m.get('final_loss'):.4f}")
+    print(f"settings: epochs {args.epochs or 'default'}, lr {args.lr or 'default'}, batch {args.batch or 'default'}; "
+          f"adapter {sum(f.stat().st_size for f in (settings.resolved_data_dir / version.path).iterdir()) / 2**20:.1f} MiB")
+    print(f"rephrasings before training, facts in context: {pct(context_before, len(trained))}  (target ≥ 80 %; "
+          f"{context_s / len(trained):.2f} s per answer)")
+    print(f"exact recall after training, no facts in context: {pct(exact, len(trained))}  (target ≥ 90 %)")
+    print(f"rephrasings after training: no context {pct(no_context, len(trained))}; "
+          f"through chat (context too) {pct(through_chat, len(trained))}  (target ≥ 90 %)")
+    print(f"general questions: base {general_before:.1f} % → taught {general_after:.1f} %  "
+          f"(drop {general_before - general_after:+.1f} points; target ≤ 5)")
+    print(f"promoted: {m.get('promoted')}; job message: {job.content.splitlines()[0][:200]}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
