@@ -211,7 +211,8 @@ async def test_corrections_after_a_first_model_train_with_dpo_and_ratings_with_k
     assert "DPO" in listing.content and "KTO" in listing.content
 
 
-async def test_a_pretrained_folder_is_fine_tuned_with_lora(core: CoreService, trainer: Caller, tmp_path) -> None:
+def _my_pretrained(tmp_path):  # type: ignore[no-untyped-def]
+    """A user's own "pretrained" folder (a tiny model), and the examples it was made from."""
     from trainerbot.model.build import ModelShape, new_model, train_tokenizer
 
     base = tmp_path / "my-pretrained"
@@ -219,6 +220,11 @@ async def test_a_pretrained_folder_is_fine_tuned_with_lora(core: CoreService, tr
     tok = train_tokenizer([t for e in examples for t in (e.prompt, e.response)], 400)
     new_model(tok, ModelShape(vocab_size=400, hidden_size=64, layers=2, heads=2, max_positions=128)).save_pretrained(base)
     tok.save_pretrained(base)
+    return base, examples
+
+
+async def test_a_pretrained_folder_is_fine_tuned_with_lora(core: CoreService, trainer: Caller, tmp_path) -> None:
+    base, examples = _my_pretrained(tmp_path)
     core.settings.base_model_dir = base
     core.settings.lora = True
     reply = await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(examples)))
@@ -241,13 +247,7 @@ async def test_a_pretrained_folder_is_fine_tuned_with_lora(core: CoreService, tr
 
 
 async def test_lora_off_fine_tunes_a_pretrained_folder_whole(core: CoreService, trainer: Caller, tmp_path) -> None:
-    from trainerbot.model.build import ModelShape, new_model, train_tokenizer
-
-    base = tmp_path / "my-pretrained"
-    examples = generate(8, seed=9)
-    tok = train_tokenizer([t for e in examples for t in (e.prompt, e.response)], 400)
-    new_model(tok, ModelShape(vocab_size=400, hidden_size=64, layers=2, heads=2, max_positions=128)).save_pretrained(base)
-    tok.save_pretrained(base)
+    base, examples = _my_pretrained(tmp_path)
     core.settings.base_model_dir = base
     core.settings.lora = False
     reply = await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(examples)))

