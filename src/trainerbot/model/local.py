@@ -208,10 +208,6 @@ class ModelHub:
         self._weights: OrderedDict[Path, Weights] = OrderedDict()
         self._lock = threading.Lock()
 
-    def weights(self, folder: Path, *, require_done: bool = True) -> Weights:
-        with self._lock:
-            return self._weights_locked(folder, require_done)
-
     def _weights_locked(self, folder: Path, require_done: bool) -> Weights:
         folder = folder.resolve()
         loaded = self._weights.pop(folder, None) or Weights(folder, require_done=require_done)
