@@ -16,7 +16,7 @@ Targets (issue 14): ≥ 90 % exact recall with ≤ 3 min of training for 100 fac
 score drop ≤ 5 points; rephrasings ≥ 80 % through context, ≥ 90 % after training.
 The baseline is the same base model before teaching, measured in the same run.
 
-    .venv/bin/python bench/teach.py [--facts 100] [--epochs E] [--lr LR] [--batch B]
+    .venv/bin/python bench/teach.py [--facts 100] [--epochs E] [--lr LR] [--batch B] [--context-only]
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ async def main() -> None:
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--data", type=Path, default=None, help="a data folder to reuse (the prepared base stays)")
+    parser.add_argument("--context-only", action="store_true", help="stop after the rephrasings through context (no training)")
     args = parser.parse_args()
     facts = [e for e in generate(args.facts * 2, seed=11) if rephrase(e) is not None][: args.facts]
     upload = "".join(json.dumps({"prompt": e.prompt, "response": e.response}) + "\n" for e in facts).encode()
@@ -83,6 +84,12 @@ async def main() -> None:
         t0 = time.perf_counter()
         context_before = await rephrased_through_chat(trained)
         context_s = time.perf_counter() - t0
+        if args.context_only:
+            core.store.close()
+            print(f"facts: {len(facts)} ({len(trained)} trained, {len(held)} held out), asked in one channel (chat history on)")
+            print(f"rephrasings before training, facts in context: {pct(context_before, len(trained))}  (target ≥ 80 %; "
+                  f"{context_s / len(trained):.2f} s per answer)")
+            return
         general_before = general.score(base)[0]
 
         t0 = time.perf_counter()
