@@ -31,6 +31,7 @@ from trainerbot.model.taught import TaughtIndex
 from trainerbot.store.models import Conversation, DatasetItem, Message, ModelVersion
 
 TAUGHT_CACHE_GUILDS = 64
+FACTS_HISTORY = 4  # history messages kept when taught facts go into the model's context
 
 
 class ChatCommands(CoreBase):
@@ -90,7 +91,12 @@ class ChatCommands(CoreBase):
         if not history:
             return [{"role": "system", "content": system_prompt(facts, self.settings.taught_context_chars)}, message]
         block = facts_block(facts, self.settings.taught_context_chars)  # close to the message, past the history
-        return [{"role": "system", "content": SYSTEM}, *history, *([{"role": "system", "content": block}] if block else []), message]
+        if not block:
+            return [{"role": "system", "content": SYSTEM}, *history, message]
+        # With facts to use, only the latest turns: older ones (often the model's own wrong
+        # answers about other things) drew it away from the facts (bench/RESULTS.md).
+        recent = history[-FACTS_HISTORY:]
+        return [{"role": "system", "content": SYSTEM}, *recent, {"role": "system", "content": block}, message]
 
     async def _local_reply(self, model: Any, conversation: list[dict[str, str]],
                            on_partial: Callable[[str], Awaitable[None]] | None, every_s: float) -> str:
