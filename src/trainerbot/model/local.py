@@ -30,9 +30,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from trainerbot.errors import NotAvailable
 from trainerbot.model.build import CHAT_TEMPLATE
-from trainerbot.model.prompt import SYSTEM
 from trainerbot.model.fastdecode import Adapter, LlamaDecoder, supports
 from trainerbot.model.files import DONE_MARKER, adapter_base, is_adapter, is_complete, offline
+from trainerbot.model.prompt import SYSTEM
 
 class Weights:
     """One loaded base model; shared by every version that adapts it."""
@@ -46,16 +46,19 @@ class Weights:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        self.folder = folder.resolve()
-        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        self.model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
-        self.model.eval()
-        self.lock = threading.Lock()
-        self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 2048))
-        self.fast = LlamaDecoder(self.model) if supports(self.model) else None
-        # Models built from scratch carry our own template and never saw a system turn.
-        self.takes_system = self.tokenizer.chat_template != CHAT_TEMPLATE
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
+        self._serve(folder, tokenizer, model.eval())
 
+    def _serve(self, folder: Path, tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> None:
+        self.folder = folder.resolve()
+        self.tokenizer = tokenizer
+        self.model = model
+        self.lock = threading.Lock()
+        self.max_positions = int(getattr(model.config, "max_position_embeddings", 2048))
+        self.fast = LlamaDecoder(model) if supports(model) else None
+        # Models built from scratch carry our own template and never saw a system turn.
+        self.takes_system = tokenizer.chat_template != CHAT_TEMPLATE
 
     @classmethod
     def sharing(cls, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> Weights | None:
@@ -65,11 +68,7 @@ class Weights:
         if not supports(model):
             return None
         self = cls.__new__(cls)
-        self.folder, self.tokenizer, self.model = folder.resolve(), tokenizer, model
-        self.lock = threading.Lock()
-        self.max_positions = int(getattr(model.config, "max_position_embeddings", 2048))
-        self.fast = LlamaDecoder(model)
-        self.takes_system = tokenizer.chat_template != CHAT_TEMPLATE
+        self._serve(folder, tokenizer, model)
         return self
 
 
