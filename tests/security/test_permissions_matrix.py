@@ -22,6 +22,9 @@ Command = Callable[[CoreService, Caller], Awaitable[Any]]
 # name: (call, trainer only?)
 COMMANDS: dict[str, tuple[Command, bool]] = {
     "hi": (lambda core, c: core.hi(c), False),
+    "help": (lambda core, c: core.help(c), False),
+    "suggest": (lambda core, c: core.suggest(c, "dataset", "fa"), False),
+    "bot_reply_text": (lambda core, c: core.bot_reply_text(c, "m1"), False),
     "instruction": (lambda core, c: core.instruction(c), False),
     "chat": (lambda core, c: core.chat(c, "What is the capital of Zorbia?"), False),
     "feedback": (lambda core, c: core.feedback(c, "more please"), False),
@@ -49,6 +52,9 @@ COMMANDS: dict[str, tuple[Command, bool]] = {
     "model use": (lambda core, c: core.model(c, "use", "v1"), True),
     "review": (lambda core, c: core.review(c), True),
     "approve": (lambda core, c: core.approve(c, "1"), True),
+    "approve edited": (lambda core, c: core.approve(c, "1", corrected="Quillport, the port."), True),
+    "correction_text": (lambda core, c: core.correction_text(c, 1), True),
+    "review next": (lambda core, c: core.review(c, after=1), True),
     "reject": (lambda core, c: core.reject(c, "1"), True),
     "forget someone": (lambda core, c: core.forget(c, "<@u-member>"), True),
     "language (set)": (lambda core, c: core.language(c, "ru"), True),
@@ -132,5 +138,5 @@ def test_the_matrix_covers_every_core_command() -> None:
                 "model_compare", "dataset_item"}
     covered = {"hi", "instruction", "chat", "feedback", "correct", "react", "datasets", "dataset", "jobs", "job", "model",
                "test", "handle_errors", "forget", "language", "say", "train", "archive", "select_dataset", "export",
-               "getfile", "cancel", "review", "approve", "reject"}
+               "getfile", "cancel", "review", "approve", "reject", "help", "suggest", "bot_reply_text", "correction_text"}
     assert public - plumbing == covered, public - plumbing - covered

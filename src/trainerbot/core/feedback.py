@@ -118,6 +118,19 @@ class FeedbackCommands(CoreBase):
             tail = "waiting for a trainer's review before it is used"
         return Reply.text(f"Thanks — correction #{cid} stored ({tail}).", data={"correction_id": cid, "status": status})
 
+    async def bot_reply_text(self, caller: Caller, message_id: str) -> str | None:
+        """The text of one of the bot's replies by its platform message ID, or None when the
+        message is not a reply of the bot's in the caller's server (nothing is created)."""
+        if not MESSAGE_ID.fullmatch(message_id.strip()):
+            return None
+
+        def load() -> str | None:
+            with self.store.read() as s:
+                guild = self._find_guild(s, caller)
+                msg = repo.find_bot_reply(s, guild.id, message_id.strip()) if guild is not None else None
+                return msg.content if msg is not None else None
+        return await self._blocking(load)
+
     def _bot_reply(self, s: Any, caller: Caller, mid: str) -> tuple[Any, Message]:
         """The caller's guild and the bot reply with platform ID ``mid`` in it, or ``NotFound``."""
         guild = self._guild(s, caller)

@@ -1,8 +1,9 @@
-"""General commands: ``hi`` and ``instruction``."""
+"""General commands: ``hi``, ``help`` and ``instruction``."""
 
 from __future__ import annotations
 
 from trainerbot.core.base import CoreBase
+from trainerbot.core.commands import Surface, help_embed, help_text
 from trainerbot.core.text import quote_user_text
 from trainerbot.core.types import Caller, Reply
 
@@ -20,3 +21,11 @@ class GeneralCommands(CoreBase):
     async def instruction(self, caller: Caller) -> Reply:
         text = await self._blocking(self.settings.instructions_text)
         return Reply.text(text.replace("`!", f"`{self.settings.prefix}"))
+
+    async def help(self, caller: Caller, surface: Surface = "discord") -> Reply:
+        """Every command of this surface, by purpose, from the one command table."""
+        p = self.settings.prefix
+        if surface == "console":
+            return Reply.text(help_text(p, "console"))
+        embed = help_embed(p)
+        return Reply(messages=tuple(Reply.text(embed.as_text()).messages), embed=embed)

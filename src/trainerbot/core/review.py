@@ -64,11 +64,13 @@ def _origin(corr: Correction) -> str:
 
 class ReviewCommands(CoreBase):
     # ----------------------------------------------------------------- review
-    async def review(self, caller: Caller) -> Reply:
+    async def review(self, caller: Caller, after: int | None = None) -> Reply:
+        """The oldest pending correction (or, with ``after``, the next one after that ID,
+        wrapping round), then the flagged replies."""
         self._require_trainer(caller, "review corrections")
-        return await self._blocking(self._next_review, caller)
+        return await self._blocking(self._next_review, caller, after)
 
-    def _next_review(self, caller: Caller) -> Reply:
+    def _next_review(self, caller: Caller, after: int | None = None) -> Reply:
         p = self.settings.prefix
         with self.store.read() as s:
             guild = self._find_guild(s, caller)
@@ -76,14 +78,15 @@ class ReviewCommands(CoreBase):
                 return Reply.text("Nothing waits for review.", data={"kind": None})
             pending = select(Correction).where(Correction.guild_id == guild.id, Correction.status == "pending")
             waiting = s.scalar(select(func.count()).select_from(pending.subquery())) or 0
-            corr = s.scalar(pending.order_by(Correction.id).limit(1))
+            corr = s.scalar(pending.where(Correction.id > after).order_by(Correction.id).limit(1)) if after is not None else None
+            corr = corr or s.scalar(pending.order_by(Correction.id).limit(1))
             if corr is not None:
                 people = f" · asked by {corr.supporters}" if corr.supporters > 1 else ""
                 text = (f"📝 **Correction #{corr.id}** — 1 of {waiting} waiting · by <@{corr.user_id}> · from {_origin(corr)}{people}\n"
                         f"**Prompt:** {quote_user_text(corr.prompt, 500)}\n"
                         f"**Bot said:** {quote_user_text(corr.original, 500) or '—'}\n"
                         f"**Better:** {quote_user_text(corr.corrected, 700)}\n"
-                        f"`{p}approve {corr.id}` or `{p}reject {corr.id}` (on Discord: {APPROVE_EMOJI} or {REJECT_EMOJI} on this message).")
+                        f"`{p}approve {corr.id}` or `{p}reject {corr.id}`.")
                 return Reply.text(text, data={"kind": "correction", "correction_id": corr.id, "waiting": waiting})
             flagged = self._flagged(s, guild.id)
             if flagged is not None:
@@ -107,23 +110,38 @@ class ReviewCommands(CoreBase):
                         .group_by(Message.id).having(neg > pos).order_by(Message.id).limit(1)).first()
         return (row[0], int(row[1]), int(row[2])) if row is not None else None
 
-    async def approve(self, caller: Caller, correction_id: str | int) -> Reply:
-        return await self._decide(caller, _correction_id(correction_id), "approved")
+    async def approve(self, caller: Caller, correction_id: str | int, corrected: str | None = None) -> Reply:
+        """Approve a pending correction; ``corrected`` first replaces its text (an edit)."""
+        if corrected is not None:
+            corrected = corrected.strip()
+            if not corrected:
+                raise BadInput("The corrected answer is empty; write the answer I should give.")
+            if len(corrected) > self.settings.max_field_chars:
+                raise BadInput(f"A correction is limited to {self.settings.max_field_chars} characters; yours has {len(corrected)}.")
+        return await self._decide(caller, _correction_id(correction_id), "approved", corrected)
 
     async def reject(self, caller: Caller, correction_id: str | int) -> Reply:
         return await self._decide(caller, _correction_id(correction_id), "rejected")
 
-    async def _decide(self, caller: Caller, cid: int, status: str) -> Reply:
+    async def _decide(self, caller: Caller, cid: int, status: str, corrected: str | None = None) -> Reply:
         self._require_trainer(caller, "review corrections")
+        already = False
 
         def decide() -> str:
+            nonlocal already
             with self.store.session() as s:
                 guild = self._guild(s, caller)
-                corr = s.get(Correction, cid)
+                # Locked for the decision (PostgreSQL; SQLite writes are serialised already):
+                # two trainers pressing Approve at once decide it once.
+                corr = s.get(Correction, cid, with_for_update=True)
                 if corr is None or corr.guild_id != guild.id:
                     raise NotFound(f"There is no correction #{cid} here.")
                 if corr.status != "pending":
-                    return f"Correction #{cid} was already {corr.status}."
+                    already = True
+                    by = f" by <@{corr.reviewed_by}>" if corr.reviewed_by else ""
+                    return f"Correction #{cid} was already {corr.status}{by}; nothing changed."
+                if corrected is not None:
+                    corr.corrected = corrected
                 corr.status, corr.reviewed_by, corr.reviewed_at = status, caller.user_id, utcnow()
                 if status == "approved":
                     add_correction_example(s, self.settings.feedback_dataset, corr)
@@ -131,7 +149,22 @@ class ReviewCommands(CoreBase):
                             f"`{self.settings.feedback_dataset}` for the next training.")
                 return f"❌ Correction #{cid} rejected; it will not be used."
         text = await self._blocking(decide)
+        if already:
+            return Reply.text(text, data={"correction_id": cid, "status": None, "already": True})
         return Reply.text(text + f" `{self.settings.prefix}review` shows the next.", data={"correction_id": cid, "status": status})
+
+    async def correction_text(self, caller: Caller, correction_id: int) -> str:
+        """A pending correction's answer (to edit it before approving); ``NotFound`` otherwise."""
+        self._require_trainer(caller, "review corrections")
+
+        def load() -> str:
+            with self.store.read() as s:
+                guild = self._find_guild(s, caller)
+                corr = s.get(Correction, correction_id)
+                if guild is None or corr is None or corr.guild_id != guild.id:
+                    raise NotFound(f"There is no correction #{correction_id} here.")
+                return corr.corrected
+        return await self._blocking(load)
 
     async def bind_review(self, caller: Caller, correction_id: int, platform_message_id: str) -> None:
         """Remember the message that shows a correction for review, so ✅/❌ on it decide."""

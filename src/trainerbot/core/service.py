@@ -14,13 +14,14 @@ from trainerbot.core.evaluation import EvaluationCommands
 from trainerbot.core.feedback import FeedbackCommands
 from trainerbot.core.general import GeneralCommands
 from trainerbot.core.review import ReviewCommands
+from trainerbot.core.suggest import SuggestCommands
 from trainerbot.core.training import TrainingCommands
 from trainerbot.core.voice import VoiceCommands
 from trainerbot.store import Store
 
 
 class CoreService(GeneralCommands, ChatCommands, TrainingCommands, DatasetCommands, FeedbackCommands, VoiceCommands,
-                  EvaluationCommands, ReviewCommands):
+                  EvaluationCommands, ReviewCommands, SuggestCommands):
     """All command groups over one store and one data folder."""
 
     @classmethod

@@ -171,7 +171,7 @@ async def test_errors_are_friendly_and_never_show_the_token(bot: TrainerBot, cap
     texts = [r.content for r in replies]
     assert "Sorry, something went wrong" in texts[0] and "internal detail" not in texts[0]
     assert texts[1].startswith("Usage: `!dataset")
-    assert "not a job ID" in texts[2] and "no job #99" in texts[3]
+    assert "`job_id` takes a number" in texts[2] and "Usage: `!job <job_id>`" in texts[2] and "no job #99" in texts[3]
     assert "internal detail" in caplog.text  # the trace is logged…
     assert token not in caplog.text and all(token not in t for t in texts)  # …the token never
 
@@ -221,10 +221,13 @@ async def test_review_queue_with_reactions(bot: TrainerBot, facts: str) -> None:
     assert "waiting for a trainer" in (await _ask(f"!correct {answer.id} Quillport, by the sea.", member=MILO)).content
     assert "Only trainers" in (await _ask("!review", member=MILO)).content
     shown = await _ask("!review")
-    assert "Correction #1" in shown.content and [str(r.emoji) for r in shown.reactions] == ["✅", "❌"]
-    await dpytest.add_reaction(dpytest.get_config().members[MILO], shown, "✅")  # a member's ✅ decides nothing
+    assert "Correction #1" in shown.content and shown.reactions == []  # buttons now; reactions stay a fallback
+    await dpytest.add_reaction(dpytest.get_config().members[MILO], shown, "✅")  # a member's ✅ decides nothing…
     with bot.core.store.read() as s:
         assert s.get(Correction, 1).status == "pending"
+    told = dpytest.get_message()  # …and is told so by DM, not dropped silently
+    assert isinstance(told.channel, discord.DMChannel)
+    assert "was not counted" in told.content and "Only trainers" in told.content
     await dpytest.add_reaction(dpytest.get_config().members[TESS], shown, "✅")
     assert "approved" in dpytest.get_message().content
     again = await _ask(f"<@{me.id}> what is the capital of zorbia?", member=MILO)

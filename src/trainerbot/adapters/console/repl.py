@@ -23,37 +23,14 @@ from pathlib import Path
 from typing import TextIO
 
 from trainerbot.core import Attachment, Caller, CoreService, Reply
+from trainerbot.core.commands import COMMANDS
 from trainerbot.errors import BadInput, TrainerBotError
 from trainerbot.fileio import unique_path
 
 log = logging.getLogger(__name__)
+QUIT = ("quit", "exit")
+Handler = Callable[[list[str], str, Attachment | None], Awaitable[Reply | None]]
 ATTACH = re.compile(r"""(?:^|\s)--attach(?:\s+|=)("[^"]*"|'[^']*'|\S+)""")
-
-HELP = """Commands (prefix {p}):
-  {p}hi                                  greeting
-  {p}instruction                         how to teach the bot
-  {p}feedback <text>                     leave feedback for the trainers
-  {p}correct <message id> <text>         correct one of the bot's replies
-  {p}react <message id> 👍|👎 [remove]     rate a reply (Discord: a reaction)
-  {p}datasets | {p}dataset <name>          list datasets / show one
-  {p}dataset item <id>                    where one example came from (who, how, when)
-  {p}import <dataset> [positive|negative] --attach FILE
-  {p}train [dataset] [positive|negative] [--attach FILE]
-  {p}archive <dataset>                   snapshot a dataset and start it afresh
-  {p}select_dataset <dataset> [positive|negative]
-  {p}export <dataset> [openai|sft|kto|dpo|csv]
-  {p}getfile [name]                      list files / get one into the outbox
-  {p}jobs | {p}job <id> | {p}cancel <id> | {p}model list | {p}model use <version>
-  {p}model compare <a> <b>               two versions on the held-out questions
-  {p}test <json> | {p}test --attach FILE   run the model on test cases (JSON / JSONL)
-  {p}handle_errors [test id]             a test's wrong answers → corrections for review
-  {p}review | {p}approve <id> | {p}reject <id>   the review queue (trainers)
-  {p}forget me | {p}forget <user id>      delete someone's examples, ratings, corrections
-  {p}say <text>                          speak text into a WAV (in the outbox)
-  {p}language [en|ru]                    the language the bot speaks and listens in
-  {p}help | {p}quit
-Anything else is chat; `--attach VOICE.ogg` on a chat line sends a voice message."""
-
 
 class Console:
     """One console session: a caller identity, and the core it talks to."""
@@ -64,9 +41,9 @@ class Console:
         self.out = out
         self.prefix = core.settings.prefix
         self.outbox = core.data_dir / "outbox"
-        self.commands: dict[str, Callable[[list[str], str, Attachment | None], Awaitable[Reply | None]]] = {
+        handlers: dict[str, Handler] = {
             "hi": lambda a, r, f: core.hi(caller),
-            "help": lambda a, r, f: self._help(),
+            "help": lambda a, r, f: core.help(caller, "console"),
             "instruction": lambda a, r, f: core.instruction(caller),
             "feedback": lambda a, r, f: core.feedback(caller, r),
             "correct": self._correct,
@@ -92,15 +69,15 @@ class Console:
             "say": lambda a, r, f: core.say(caller, r),
             "language": lambda a, r, f: core.language(caller, a[0] if a else None),
         }
+        # The words, and their help, come from the one command table (a word without a handler fails here).
+        self.commands: dict[str, Handler] = {c.word: handlers[c.word] for c in COMMANDS
+                                             if "console" in c.where and c.word not in QUIT}
 
     # ---------------------------------------------------------------- parsing
     def _arg(self, args: list[str], i: int, usage: str) -> str:
         if len(args) <= i:
             raise BadInput(f"Usage: `{self.prefix}{usage}`")
         return args[i]
-
-    async def _help(self) -> Reply:
-        return Reply.text(HELP.format(p=self.prefix))
 
     async def _correct(self, args: list[str], rest: str, _: Attachment | None) -> Reply:
         parts = rest.split(None, 1)
@@ -145,7 +122,7 @@ class Console:
             body = line[len(self.prefix):]
             word, _, rest = body.partition(" ")
             word = word.lower()
-            if word in ("quit", "exit"):
+            if word in QUIT:
                 return False
             attachment = None
             if (m := ATTACH.search(rest)) is not None:

@@ -17,6 +17,7 @@ import discord
 from discord.ext import commands, tasks
 
 from trainerbot.adapters.discord.render import NO_MENTIONS
+from trainerbot.adapters.discord.ui import DYNAMIC_ITEMS, fail, tell
 from trainerbot.config import Settings
 from trainerbot.core import Caller, CoreService
 from trainerbot.errors import TrainerBotError
@@ -52,12 +53,20 @@ class _TrainerBotBase:
         # The voice connection class; tests put a fake one here (Discord's voice servers are out of reach).
         self.voice_client_class: type[discord.VoiceProtocol] = discord.VoiceClient
         self._last_edit: dict[int, tuple[float, str]] = {}
+        self.refusal_dm_at: dict[int, float] = {}  # user ID → when a refused reaction was last told by DM
 
     async def setup_hook(self) -> None:
         from trainerbot.adapters.discord.cogs import COGS
 
         for cog in COGS:
             await self.add_cog(cog(self))
+        # Review buttons carry their state in their custom_id: they work on messages sent
+        # before a restart too.
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
+
+        async def on_app_command_error(interaction: discord.Interaction[Any], error: discord.app_commands.AppCommandError) -> None:
+            await fail(interaction, unwrap(error))
+        self.tree.on_error = on_app_command_error  # type: ignore[method-assign]
         if not self.progress_loop.is_running():
             self.progress_loop.start()
 
@@ -78,11 +87,19 @@ class _TrainerBotBase:
             text = f"You're going fast — try `{ctx.invoked_with}` again in {err.retry_after:.0f} s."
         elif isinstance(err, (commands.MissingRequiredArgument, commands.BadArgument, commands.TooManyArguments)):
             text = f"Usage: `{self.settings.prefix}{ctx.command.qualified_name} {ctx.command.signature}`" if ctx.command else str(err)
+            param = ctx.current_parameter
+            if isinstance(err, commands.BadArgument) and param is not None and param.converter in (int, int | None):
+                text = f"`{param.name}` takes a number, as the lists show it (e.g. `12`). {text}"
+        elif isinstance(err, commands.NoPrivateMessage):
+            text = f"`{ctx.invoked_with}` works in a server, not in DMs."
         elif isinstance(err, commands.CheckFailure):
             text = str(err) or "You can't use that command here."
         else:
             log.error("command %s failed", ctx.command, exc_info=err)
             text = "Sorry, something went wrong on my side. The error is in the bot's log."
+        if ctx.interaction is not None:  # a slash command's error is for its caller only
+            await tell(ctx.interaction, text)
+            return
         await ctx.send(text, allowed_mentions=NO_MENTIONS)
 
     # ------------------------------------------------------- live progress

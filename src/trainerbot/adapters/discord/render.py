@@ -55,8 +55,10 @@ def embed_of(reply: Reply) -> discord.Embed | None:
 
 
 async def send_reply(destination: discord.abc.Messageable | commands.Context[Any], reply: Reply,
-                     *, reference: discord.Message | None = None) -> discord.Message | None:
-    """Send every part of a reply; files go with the last part. Never pings anyone."""
+                     *, reference: discord.Message | None = None, view: discord.ui.View | None = None,
+                     ephemeral: bool = False) -> discord.Message | None:
+    """Send every part of a reply; files (and ``view``, its buttons) go with the last part.
+    ``ephemeral`` shows a slash command's answer to its caller only. Never pings anyone."""
     embed = embed_of(reply)
     # An embed replaces the text parts (they are its plain-text rendering); with no text
     # at all, one empty part still carries the embed or the files.
@@ -66,18 +68,25 @@ async def send_reply(destination: discord.abc.Messageable | commands.Context[Any
     for i, part in enumerate(parts):
         final = i == len(parts) - 1
         kwargs: dict[str, Any] = {"allowed_mentions": NO_MENTIONS}
+        if ephemeral and isinstance(destination, commands.Context) and destination.interaction is not None:
+            kwargs["ephemeral"] = True
         if part:
             kwargs["content"] = part
         if final and embed is not None:
             kwargs["embed"] = embed
         if final and files:
             kwargs["files"] = files
+        if final and view is not None:
+            kwargs["view"] = view
         if reference is not None and i == 0:
             kwargs["reference"] = reference
             kwargs["mention_author"] = False
         if not kwargs.get("content") and "embed" not in kwargs and "files" not in kwargs:
             continue
         last = await destination.send(**kwargs)
+        interaction = getattr(destination, "interaction", None)
+        if interaction is not None:
+            interaction.extras["answered"] = True  # an error after this is a new, ephemeral message
     return last
 
 

@@ -14,9 +14,10 @@ import discord
 from discord.ext import commands
 
 from trainerbot.adapters.discord.render import caller_of, read_attachment, send_reply
+from trainerbot.adapters.discord.ui import tell_by_dm
 from trainerbot.core import Caller, Reply
 from trainerbot.core.voice import AUDIO_EXTENSIONS
-from trainerbot.errors import TrainerBotError
+from trainerbot.errors import Busy, NotAllowed, TrainerBotError
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +124,10 @@ class ChatCog(commands.Cog, name="Chat"):
         caller = caller_of(user, guild, payload.channel_id, owner_ids=self.bot.owner_ids_known)
         try:
             await self.bot.core.react(caller, str(payload.message_id), str(payload.emoji), added=added)
+        except (Busy, NotAllowed) as exc:  # a refused rating is told (by DM: a reaction has no reply)
+            await tell_by_dm(self.bot, user, f"Your {payload.emoji} was not counted: {exc.user_message}")
         except TrainerBotError:
-            pass  # not one of our replies, or a rate limit: reactions get no answer
+            pass  # not one of my replies: other people's messages are none of my business
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:

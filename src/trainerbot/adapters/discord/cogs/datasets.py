@@ -6,12 +6,19 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
+from trainerbot.adapters.discord import complete
 from trainerbot.adapters.discord.render import ctx_caller, read_attachment, send_reply, trainer_only
+from trainerbot.adapters.discord.ui import answer
+from trainerbot.core.commands import describe
 from trainerbot.errors import BadInput
 
 Label = Literal["positive", "negative"]
+Format = Literal["openai", "sft", "kto", "dpo", "csv"]
+LABEL_HELP = "Only this label's examples (positive: good answers, negative: bad ones); all when left out"
+ROW_LABEL_HELP = "The label for rows that carry none (positive: a good answer, negative: a bad one)"
 
 
 def first_attachment(ctx: commands.Context[Any], given: discord.Attachment | None) -> discord.Attachment | None:
@@ -24,42 +31,71 @@ class DatasetsCog(commands.Cog, name="Datasets"):
     def __init__(self, bot: Any) -> None:
         self.bot = bot
 
-    @commands.hybrid_command(name="datasets", description="List datasets with their sizes")
+    @commands.hybrid_command(name="datasets", description=describe("datasets"))
     async def datasets(self, ctx: commands.Context[Any]) -> None:
         await send_reply(ctx, await self.bot.core.datasets(ctx_caller(ctx)))
 
-    @commands.hybrid_command(name="dataset", description="Statistics of one dataset, or `item <id>`: where one example came from")
+    @commands.hybrid_command(name="dataset", description=describe("dataset"))
+    @app_commands.describe(name="The dataset (or `item`, to look up one example)",
+                           item="With name `item`: the example's number, as `dataset` lists it")
     async def dataset(self, ctx: commands.Context[Any], name: str, item: str | None = None) -> None:
         await send_reply(ctx, await self.bot.core.dataset(ctx_caller(ctx), name, item))
 
-    @commands.hybrid_command(name="import", description="Import an attached file into a dataset")
+    dataset.autocomplete("name")(complete.datasets)
+
+    @commands.hybrid_command(name="import", description=describe("import"))
+    @app_commands.describe(dataset="The dataset to add to (made if new): letters, digits, - and _",
+                           label=ROW_LABEL_HELP,
+                           attachment="A JSONL, JSON, CSV or TXT file")
     @trainer_only()
+    @commands.guild_only()
     @commands.cooldown(3, 60, commands.BucketType.user)
     async def import_(self, ctx: commands.Context[Any], dataset: str, label: Label | None = None,
                       attachment: discord.Attachment | None = None) -> None:
         att = first_attachment(ctx, attachment)
         if att is None:
             raise BadInput("Attach a file to import (JSONL, JSON, CSV or TXT).")
-        data = await read_attachment(att, self.bot.settings.max_attachment_bytes)
-        await send_reply(ctx, await self.bot.core.import_data(ctx_caller(ctx), dataset, label, data))
 
-    @commands.hybrid_command(name="archive", description="Snapshot a dataset and start it afresh")
+        async def work():  # type: ignore[no-untyped-def]
+            data = await read_attachment(att, self.bot.settings.max_attachment_bytes)
+            return await self.bot.core.import_data(ctx_caller(ctx), dataset, label, data)
+        await send_reply(ctx, await answer(ctx, work))
+
+    import_.autocomplete("dataset")(complete.datasets)
+
+    @commands.hybrid_command(name="archive", description=describe("archive"))
+    @app_commands.describe(dataset="The dataset to archive")
     @trainer_only()
+    @commands.guild_only()
     async def archive(self, ctx: commands.Context[Any], dataset: str) -> None:
-        await send_reply(ctx, await self.bot.core.archive(ctx_caller(ctx), dataset))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.archive(ctx_caller(ctx), dataset)))
 
-    @commands.hybrid_command(name="select_dataset", description="Choose the data the next training uses")
+    archive.autocomplete("dataset")(complete.datasets)
+
+    @commands.hybrid_command(name="select_dataset", description=describe("select_dataset"))
+    @app_commands.describe(dataset="The dataset the next `train` uses", label=LABEL_HELP)
     @trainer_only()
+    @commands.guild_only()
     async def select_dataset(self, ctx: commands.Context[Any], dataset: str, label: Label | None = None) -> None:
-        await send_reply(ctx, await self.bot.core.select_dataset(ctx_caller(ctx), dataset, label))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.select_dataset(ctx_caller(ctx), dataset, label)))
 
-    @commands.hybrid_command(name="export", description="Export a dataset as OpenAI or TRL JSONL")
+    select_dataset.autocomplete("dataset")(complete.datasets)
+
+    @commands.hybrid_command(name="export", description=describe("export"))
+    @app_commands.describe(dataset="The dataset to export",
+                           fmt="openai: chat JSONL; sft, kto, dpo: TRL's formats; csv: a spreadsheet")
+    @app_commands.rename(fmt="format")
     @trainer_only()
+    @commands.guild_only()
     @commands.cooldown(3, 60, commands.BucketType.user)
-    async def export(self, ctx: commands.Context[Any], dataset: str, fmt: Literal["openai", "sft", "kto", "dpo", "csv"] = "openai") -> None:
-        await send_reply(ctx, await self.bot.core.export(ctx_caller(ctx), dataset, fmt))
+    async def export(self, ctx: commands.Context[Any], dataset: str, fmt: Format = "openai") -> None:
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.export(ctx_caller(ctx), dataset, fmt)))
 
-    @commands.hybrid_command(name="getfile", description="List the bot's files, or get one by name")
+    export.autocomplete("dataset")(complete.datasets)
+
+    @commands.hybrid_command(name="getfile", description=describe("getfile"))
+    @app_commands.describe(name="A file's name as the list shows it, e.g. archives/facts-20261126-120000.jsonl")
     @trainer_only()
+    @commands.guild_only()
     async def getfile(self, ctx: commands.Context[Any], name: str | None = None) -> None:
-        await send_reply(ctx, await self.bot.core.getfile(ctx_caller(ctx), name))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.getfile(ctx_caller(ctx), name)))

@@ -1,4 +1,4 @@
-"""General commands: ``hi``, ``instruction``, and ``sync`` (owner only)."""
+"""General commands: ``hi``, ``help``, ``instruction``, and ``sync`` (owner only)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,23 @@ import discord
 from discord.ext import commands
 
 from trainerbot.adapters.discord.render import ctx_caller, send_reply
+from trainerbot.core.commands import describe
 
 
 class GeneralCog(commands.Cog, name="General"):
     def __init__(self, bot: Any) -> None:
         self.bot = bot
 
-    @commands.hybrid_command(name="hi", description="Say hello")
+    @commands.hybrid_command(name="hi", description=describe("hi"))
     async def hi(self, ctx: commands.Context[Any]) -> None:
         await send_reply(ctx, await self.bot.core.hi(ctx_caller(ctx)))
 
-    @commands.hybrid_command(name="instruction", description="How to teach the bot")
+    @commands.hybrid_command(name="help", description=describe("help"))
+    async def help(self, ctx: commands.Context[Any]) -> None:
+        # As a slash command the list is for the asker only; the channel need not see it.
+        await send_reply(ctx, await self.bot.core.help(ctx_caller(ctx), "discord"), ephemeral=True)
+
+    @commands.hybrid_command(name="instruction", description=describe("instruction"))
     async def instruction(self, ctx: commands.Context[Any]) -> None:
         await send_reply(ctx, await self.bot.core.instruction(ctx_caller(ctx)))
 

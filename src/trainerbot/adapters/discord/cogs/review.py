@@ -1,5 +1,7 @@
-"""Checking and reviewing: ``test``, ``handle_errors``, ``review`` (with ✅/❌ reactions),
-``approve``, ``reject`` and ``forget``. Trainer-only ones are checked here and again in the core."""
+"""Checking and reviewing: ``test``, ``handle_errors``, ``review`` (with Approve / Reject /
+Edit / Next buttons), ``approve``, ``reject`` and ``forget``. Trainer-only ones are checked
+here and again in the core. ✅/❌ reactions on a review message still decide, as a fallback;
+a refused one is answered by DM."""
 
 from __future__ import annotations
 
@@ -7,12 +9,16 @@ import logging
 from typing import Any
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
+from trainerbot.adapters.discord import complete
 from trainerbot.adapters.discord.cogs.datasets import first_attachment
 from trainerbot.adapters.discord.render import caller_of, ctx_caller, read_attachment, send_reply, trainer_only
+from trainerbot.adapters.discord.ui import answer, interaction_caller, review_view, tell, tell_by_dm
+from trainerbot.core.commands import describe
 from trainerbot.core.review import APPROVE_EMOJI, REJECT_EMOJI
-from trainerbot.errors import TrainerBotError
+from trainerbot.errors import Busy, NotAllowed, TrainerBotError
 
 log = logging.getLogger(__name__)
 
@@ -21,51 +27,69 @@ class ReviewCog(commands.Cog, name="Review"):
     def __init__(self, bot: Any) -> None:
         self.bot = bot
 
-    @commands.hybrid_command(name="test", description="Run the model on test cases (JSON, or an attached .json/.jsonl)")
+    @commands.hybrid_command(name="test", description=describe("test"))
+    @app_commands.describe(attachment="A .json or .jsonl file of cases: {\"prompt\": …, \"expected\": …}",
+                           cases="Cases as JSON, e.g. [{\"prompt\": \"2+2?\", \"expected\": \"4\"}]")
     @commands.cooldown(2, 60, commands.BucketType.user)
     async def test(self, ctx: commands.Context[Any], attachment: discord.Attachment | None = None, *, cases: str = "") -> None:
         att = first_attachment(ctx, attachment)
-        data = await read_attachment(att, self.bot.settings.max_attachment_bytes) if att is not None else None
-        async with ctx.typing():
-            reply = await self.bot.core.test(ctx_caller(ctx), cases, data)
-        await send_reply(ctx, reply)
 
-    @commands.hybrid_command(name="handle_errors", description="Send a test's wrong answers to review as corrections")
-    async def handle_errors(self, ctx: commands.Context[Any], test_id: str | None = None) -> None:
-        await send_reply(ctx, await self.bot.core.handle_errors(ctx_caller(ctx), test_id))
+        async def work():  # type: ignore[no-untyped-def]
+            data = await read_attachment(att, self.bot.settings.max_attachment_bytes) if att is not None else None
+            return await self.bot.core.test(ctx_caller(ctx), cases, data)
+        await send_reply(ctx, await answer(ctx, work))
 
-    @commands.hybrid_command(name="review", description="The next correction or flagged reply waiting for review")
+    @commands.hybrid_command(name="handle_errors", description=describe("handle_errors"))
+    @app_commands.describe(test_id="The test run (left out: the latest)")
+    async def handle_errors(self, ctx: commands.Context[Any], test_id: int | None = None) -> None:
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.handle_errors(ctx_caller(ctx), test_id)))
+
+    handle_errors.autocomplete("test_id")(complete.tests)
+
+    @commands.hybrid_command(name="review", description=describe("review"))
     @trainer_only()
+    @commands.guild_only()
     async def review(self, ctx: commands.Context[Any]) -> None:
         caller = ctx_caller(ctx)
         reply = await self.bot.core.review(caller)
-        sent = await send_reply(ctx, reply)
+        sent = await send_reply(ctx, reply, view=review_view(reply))
         if sent is not None and reply.data.get("kind") == "correction":
             await self.bot.core.bind_review(caller, int(reply.data["correction_id"]), str(sent.id))
-            for emoji in (APPROVE_EMOJI, REJECT_EMOJI):
-                try:
-                    await sent.add_reaction(emoji)
-                except discord.HTTPException:
-                    break  # no permission to react: the commands still work
 
-    @commands.hybrid_command(name="approve", description="Approve a pending correction")
+    @commands.hybrid_command(name="approve", description=describe("approve"))
+    @app_commands.describe(correction_id="The correction's number, as `review` shows it")
     @trainer_only()
-    async def approve(self, ctx: commands.Context[Any], correction_id: str) -> None:
+    @commands.guild_only()
+    async def approve(self, ctx: commands.Context[Any], correction_id: int) -> None:
         await send_reply(ctx, await self.bot.core.approve(ctx_caller(ctx), correction_id))
 
-    @commands.hybrid_command(name="reject", description="Reject a pending correction")
+    approve.autocomplete("correction_id")(complete.corrections)
+
+    @commands.hybrid_command(name="reject", description=describe("reject"))
+    @app_commands.describe(correction_id="The correction's number, as `review` shows it")
     @trainer_only()
-    async def reject(self, ctx: commands.Context[Any], correction_id: str) -> None:
+    @commands.guild_only()
+    async def reject(self, ctx: commands.Context[Any], correction_id: int) -> None:
         await send_reply(ctx, await self.bot.core.reject(ctx_caller(ctx), correction_id))
 
-    @commands.hybrid_command(name="forget", description="Delete someone's examples, ratings and corrections (`me`, or a user for trainers)")
+    reject.autocomplete("correction_id")(complete.corrections)
+
+    # `forget`: the prefix command takes `me`, a mention or an ID; the slash command a user picker.
+    @commands.command(name="forget", description=describe("forget"))
     @commands.cooldown(2, 60, commands.BucketType.user)
     async def forget(self, ctx: commands.Context[Any], who: str) -> None:
         await send_reply(ctx, await self.bot.core.forget(ctx_caller(ctx), who))
 
+    @app_commands.command(name="forget", description=describe("forget"))
+    @app_commands.describe(who="Whose data to delete; leave it out to be forgotten yourself (others: trainers only)")
+    async def forget_slash(self, interaction: discord.Interaction[Any], who: discord.User | None = None) -> None:
+        caller = interaction_caller(interaction)
+        reply = await self.bot.core.forget(caller, "me" if who is None else str(who.id))
+        await tell(interaction, reply.content)  # what was deleted is the asker's business
+
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
-        """✅/❌ by a trainer on a review message decides its correction."""
+        """✅/❌ by a trainer on a review message decides its correction (the buttons' fallback)."""
         if self.bot.user is None or payload.user_id == self.bot.user.id or str(payload.emoji) not in (APPROVE_EMOJI, REJECT_EMOJI):
             return
         guild = self.bot.get_guild(payload.guild_id) if payload.guild_id else None
@@ -75,6 +99,9 @@ class ReviewCog(commands.Cog, name="Review"):
         caller = caller_of(user, guild, payload.channel_id, owner_ids=self.bot.owner_ids_known)
         try:
             reply = await self.bot.core.review_reaction(caller, str(payload.message_id), str(payload.emoji))
+        except (NotAllowed, Busy) as exc:
+            await tell_by_dm(self.bot, user, f"Your {payload.emoji} in **{guild.name}** was not counted: {exc.user_message}")
+            return
         except TrainerBotError as exc:
             log.info("review reaction refused: %s", exc.user_message)
             return

@@ -2,59 +2,83 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
-from trainerbot.adapters.discord.cogs.datasets import first_attachment
+from trainerbot.adapters.discord import complete
+from trainerbot.adapters.discord.cogs.datasets import ROW_LABEL_HELP, Label, first_attachment
 from trainerbot.adapters.discord.render import ctx_caller, read_attachment, send_reply, trainer_only
-
-Label = Literal["positive", "negative"]
+from trainerbot.adapters.discord.ui import answer
+from trainerbot.core.commands import describe
 
 
 class TrainingCog(commands.Cog, name="Training"):
     def __init__(self, bot: Any) -> None:
         self.bot = bot
 
-    @commands.hybrid_command(name="train", description="Import data (optional) and queue a training job")
+    @commands.hybrid_command(name="train", description=describe("train"))
+    @app_commands.describe(dataset="The dataset to train on (with a file: the one it is imported into); "
+                                   "left out: the selected data",
+                           label=ROW_LABEL_HELP, attachment="A file to import first (JSONL, JSON, CSV or TXT)")
     @trainer_only()
+    @commands.guild_only()
     @commands.cooldown(2, 60, commands.BucketType.user)
     async def train(self, ctx: commands.Context[Any], dataset: str | None = None, label: Label | None = None,
                     attachment: discord.Attachment | None = None) -> None:
         caller = ctx_caller(ctx)
         att = first_attachment(ctx, attachment)
-        data = await read_attachment(att, self.bot.settings.max_attachment_bytes) if att is not None else None
-        reply = await self.bot.core.train(caller, dataset, label, data)
+
+        async def work():  # type: ignore[no-untyped-def]
+            data = await read_attachment(att, self.bot.settings.max_attachment_bytes) if att is not None else None
+            return await self.bot.core.train(caller, dataset, label, data)
+        reply = await answer(ctx, work)
         sent = await send_reply(ctx, reply)
         if sent is not None and not reply.data.get("existing"):
             await self.bot.core.watch_job(caller, int(reply.data["job_id"]), str(sent.channel.id), str(sent.id))
 
-    @commands.hybrid_command(name="jobs", description="Recent training jobs")
+    train.autocomplete("dataset")(complete.datasets)
+
+    @commands.hybrid_command(name="jobs", description=describe("jobs"))
     async def jobs(self, ctx: commands.Context[Any]) -> None:
         await send_reply(ctx, await self.bot.core.jobs(ctx_caller(ctx)))
 
-    @commands.hybrid_command(name="job", description="One job: status, progress, loss curve")
-    async def job(self, ctx: commands.Context[Any], job_id: str) -> None:
-        await send_reply(ctx, await self.bot.core.job(ctx_caller(ctx), job_id))
+    @commands.hybrid_command(name="job", description=describe("job"))
+    @app_commands.describe(job_id="The job's number, as `jobs` lists it")
+    async def job(self, ctx: commands.Context[Any], job_id: int) -> None:
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.job(ctx_caller(ctx), job_id)))
 
-    @commands.hybrid_command(name="cancel", description="Cancel a training job")
+    job.autocomplete("job_id")(complete.jobs)
+
+    @commands.hybrid_command(name="cancel", description=describe("cancel"))
+    @app_commands.describe(job_id="The job to cancel")
     @trainer_only()
-    async def cancel(self, ctx: commands.Context[Any], job_id: str) -> None:
-        await send_reply(ctx, await self.bot.core.cancel(ctx_caller(ctx), job_id))
+    @commands.guild_only()
+    async def cancel(self, ctx: commands.Context[Any], job_id: int) -> None:
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.cancel(ctx_caller(ctx), job_id)))
 
-    @commands.hybrid_group(name="model", description="Model versions", fallback="list", invoke_without_command=True)
+    cancel.autocomplete("job_id")(complete.jobs)
+
+    @commands.hybrid_group(name="model", description=describe("model"), fallback="list", invoke_without_command=True)
     async def model(self, ctx: commands.Context[Any]) -> None:
         await send_reply(ctx, await self.bot.core.model(ctx_caller(ctx), "list"))
 
     @model.command(name="use", description="Switch to a model version, or roll back")
+    @app_commands.describe(version="A version as `model list` shows it (v3), or a remote model (openai:gpt-4.1-mini)")
     @trainer_only()
+    @commands.guild_only()
     async def model_use(self, ctx: commands.Context[Any], version: str) -> None:
-        await send_reply(ctx, await self.bot.core.model(ctx_caller(ctx), "use", version))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.model(ctx_caller(ctx), "use", version)))
+
+    model_use.autocomplete("version")(complete.versions)
 
     @model.command(name="compare", description="Two versions side by side on the held-out questions")
+    @app_commands.describe(first="One version (v1)", second="The other version (v2)")
     @commands.cooldown(2, 60, commands.BucketType.user)
     async def model_compare(self, ctx: commands.Context[Any], first: str, second: str) -> None:
-        async with ctx.typing():
-            reply = await self.bot.core.model(ctx_caller(ctx), "compare", first, second)
-        await send_reply(ctx, reply)
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.model(ctx_caller(ctx), "compare", first, second)))
+
+    model_compare.autocomplete("first")(complete.versions)
+    model_compare.autocomplete("second")(complete.versions)

@@ -13,9 +13,12 @@ import time
 from typing import Any, Literal
 
 import discord
+from discord import app_commands
 from discord.ext import commands, tasks
 
 from trainerbot.adapters.discord.render import ctx_caller, send_reply
+from trainerbot.adapters.discord.ui import answer
+from trainerbot.core.commands import describe
 from trainerbot.core import Caller, Reply
 from trainerbot.errors import BadInput
 from trainerbot.voice.audio import to_discord_pcm
@@ -46,7 +49,7 @@ class VoiceCog(commands.Cog, name="Voice"):
         for task in self.players.values():
             task.cancel()
 
-    @commands.hybrid_command(name="join", description="Join your voice channel and speak replies there")
+    @commands.hybrid_command(name="join", description=describe("join"))
     @commands.guild_only()
     async def join(self, ctx: commands.Context[Any]) -> None:
         state = getattr(ctx.author, "voice", None)
@@ -60,7 +63,7 @@ class VoiceCog(commands.Cog, name="Voice"):
         self.last_active[ctx.guild.id] = time.monotonic()
         await send_reply(ctx, Reply.text(f"Joined **{state.channel.name}**; I'll speak my replies there. `{self.bot.settings.prefix}leave` sends me away."))
 
-    @commands.hybrid_command(name="leave", description="Leave the voice channel")
+    @commands.hybrid_command(name="leave", description=describe("leave"))
     @commands.guild_only()
     async def leave(self, ctx: commands.Context[Any]) -> None:
         vc = ctx.voice_client
@@ -69,14 +72,16 @@ class VoiceCog(commands.Cog, name="Voice"):
         await self._disconnect(ctx.guild.id, vc)
         await send_reply(ctx, Reply.text("Left the voice channel."))
 
-    @commands.hybrid_command(name="language", description="The language I speak and listen in here")
+    @commands.hybrid_command(name="language", description=describe("language"))
+    @app_commands.describe(language="en: English, ru: Russian (trainers change it; left out: show it)")
     async def language(self, ctx: commands.Context[Any], language: Literal["en", "ru"] | None = None) -> None:
         await send_reply(ctx, await self.bot.core.language(ctx_caller(ctx), language))
 
-    @commands.hybrid_command(name="say", description="Speak a text into a sound file")
+    @commands.hybrid_command(name="say", description=describe("say"))
+    @app_commands.describe(text="What to say, in this server's language")
     @commands.cooldown(3, 60, commands.BucketType.user)
     async def say(self, ctx: commands.Context[Any], *, text: str) -> None:
-        await send_reply(ctx, await self.bot.core.say(ctx_caller(ctx), text))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.say(ctx_caller(ctx), text)))
 
     async def _disconnect(self, guild_id: int, vc: discord.VoiceProtocol) -> None:
         task = self.players.pop(guild_id, None)

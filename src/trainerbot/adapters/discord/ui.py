@@ -1,0 +1,259 @@
+"""Discord's interaction tools around the core: answering slash commands in time, ephemeral
+errors, the correction modal, and the review buttons.
+
+- ``answer`` runs a command's work and, on a slash command, defers the response when the
+  work has not finished within ``DEFER_AFTER_S`` (Discord drops an interaction that gets
+  no response within 3 s). A prefix command shows typing instead.
+- The review buttons are ``DynamicItem``s: their ``custom_id`` carries the action and the
+  correction's ID, and ``TrainerBot.setup_hook`` registers the class, so a review message
+  keeps working after the bot restarts (no view state lives in memory).
+- ``CorrectModal`` is the one form for teaching a better answer to one of the bot's
+  replies: the message context menu "Correct this reply" and a flagged reply's button
+  open it, pre-filled with the reply's text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import discord
+from discord.ext import commands
+
+from trainerbot.adapters.discord.render import NO_MENTIONS, caller_of
+from trainerbot.core import Caller, Reply
+from trainerbot.core.permissions import require_trainer
+from trainerbot.errors import TrainerBotError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFER_AFTER_S = 1.5  # defer a slash command still working after this long (Discord's deadline: 3 s)
+APOLOGY = "Sorry, something went wrong on my side. The error is in the bot's log."
+DM_EVERY_S = 60.0  # at most one "your reaction was refused" DM a minute per person
+MODAL_TEXT_MAX = 4000  # Discord's limit for a text input
+NOT_MY_REPLY = ("That is not one of my replies — I can only take corrections to answers I gave "
+                "in chat (mention me, DM me, or reply to me, then correct my answer).")
+
+
+def interaction_caller(interaction: discord.Interaction[Any]) -> Caller:
+    owners = getattr(interaction.client, "owner_ids_known", set())
+    return caller_of(interaction.user, interaction.guild, interaction.channel_id or 0, owner_ids=owners)
+
+
+async def answer(ctx: commands.Context[Any], work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work``; a slash command still waiting after ``DEFER_AFTER_S`` is deferred
+    ("thinking…") so Discord keeps the interaction. A prefix command shows typing."""
+    interaction = ctx.interaction
+    if interaction is None:
+        async with ctx.typing():
+            return await work()
+    task: asyncio.Future[T] = asyncio.ensure_future(work())
+    done, _ = await asyncio.wait({task}, timeout=DEFER_AFTER_S)
+    if not done and not interaction.response.is_done():
+        await interaction.response.defer(thinking=True)
+        interaction.extras["deferred"] = True
+    return await task
+
+
+async def tell(interaction: discord.Interaction[Any], text: str) -> None:
+    """An ephemeral answer to an interaction, whatever state its response is in."""
+    text = text[:2000]
+    if not interaction.response.is_done():
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        return
+    if interaction.extras.get("deferred") and not interaction.extras.get("answered"):
+        # A public "thinking…" placeholder would turn the error public: remove it first.
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException:
+            pass
+    await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+
+async def tell_by_dm(bot: Any, user: discord.abc.User, text: str) -> bool:
+    """A reaction cannot be answered ephemerally: say it in a DM, at most once a minute each."""
+    sent_at: dict[int, float] = bot.refusal_dm_at
+    now = time.monotonic()
+    if now - sent_at.get(user.id, -DM_EVERY_S) < DM_EVERY_S:
+        return False
+    sent_at[user.id] = now
+    try:
+        await user.send(text[:2000], allowed_mentions=discord.AllowedMentions.none())
+    except discord.HTTPException:  # DMs closed: nothing more can be done
+        log.info("could not DM a refused reaction to %s", user.id)
+        return False
+    return True
+
+
+async def fail(interaction: discord.Interaction[Any], exc: BaseException) -> None:
+    """Answer an interaction whose handling raised: the user's message, or an apology."""
+    if isinstance(exc, TrainerBotError):
+        text = exc.user_message
+    else:
+        log.error("interaction %s failed", interaction.data and interaction.data.get("custom_id", interaction.data.get("name")),
+                  exc_info=exc)
+        text = APOLOGY
+    try:
+        await tell(interaction, text)
+    except discord.HTTPException:
+        log.info("could not answer a failed interaction")
+
+
+# ---------------------------------------------------------------- correcting
+class CorrectModal(discord.ui.Modal):
+    """"A better answer" to one of the bot's replies, stored through the core as ``correct``."""
+
+    def __init__(self, message_id: str, original: str, *, max_chars: int) -> None:
+        super().__init__(title="Correct this reply", timeout=15 * 60)
+        self.message_id = message_id
+        self.answer: discord.ui.TextInput[CorrectModal] = discord.ui.TextInput(
+            label="A better answer", style=discord.TextStyle.paragraph, default=original[:min(MODAL_TEXT_MAX, max_chars)],
+            max_length=min(MODAL_TEXT_MAX, max_chars), required=True)
+        self.add_item(self.answer)
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        reply = await interaction.client.core.correct(interaction_caller(interaction), self.message_id, self.answer.value)
+        await tell(interaction, reply.content)
+
+    async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:  # type: ignore[override]
+        await fail(interaction, error)
+
+
+async def open_correction(interaction: discord.Interaction[Any], message_id: str) -> None:
+    """Open the correction form for the bot's reply ``message_id``, or say it is not one."""
+    core = interaction.client.core
+    original = await core.bot_reply_text(interaction_caller(interaction), message_id)
+    if original is None:
+        await tell(interaction, NOT_MY_REPLY)
+        return
+    await interaction.response.send_modal(CorrectModal(message_id, original, max_chars=core.settings.max_field_chars))
+
+
+# ------------------------------------------------------------------ reviewing
+REVIEW_ACTIONS = {
+    "approve": ("Approve", discord.ButtonStyle.success, "✅"),
+    "reject": ("Reject", discord.ButtonStyle.danger, "❌"),
+    "edit": ("Edit", discord.ButtonStyle.secondary, "✏️"),
+    "next": ("Next", discord.ButtonStyle.primary, "⏭️"),
+}
+
+
+class ReviewButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"trb:review:(?P<action>approve|reject|edit|next):(?P<cid>[0-9]{1,18})"):
+    """One of a review message's buttons; its ``custom_id`` is all the state it needs."""
+
+    def __init__(self, action: str, correction_id: int) -> None:
+        label, style, emoji = REVIEW_ACTIONS[action]
+        super().__init__(discord.ui.Button(label=label, style=style, emoji=emoji,
+                                           custom_id=f"trb:review:{action}:{correction_id}"))
+        self.action = action
+        self.correction_id = correction_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Button[Any], match: Any, /) -> ReviewButton:
+        return cls(match["action"], int(match["cid"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            await self._press(interaction)
+        except Exception as exc:  # every failure gets an ephemeral answer
+            await fail(interaction, exc)
+
+    async def _press(self, interaction: discord.Interaction[Any]) -> None:
+        core = interaction.client.core
+        caller = interaction_caller(interaction)
+        if self.action == "edit":
+            text = await core.correction_text(caller, self.correction_id)  # refuses non-trainers
+            await interaction.response.send_modal(EditCorrectionModal(self.correction_id, text, max_chars=core.settings.max_field_chars))
+            return
+        if self.action == "next":
+            await show_review(interaction, await core.review(caller, after=self.correction_id))
+            return
+        decided = await (core.approve if self.action == "approve" else core.reject)(caller, self.correction_id)
+        await after_decision(interaction, caller, decided)
+
+
+class EditCorrectionModal(discord.ui.Modal):
+    """Change a pending correction's answer, then approve it."""
+
+    def __init__(self, correction_id: int, text: str, *, max_chars: int) -> None:
+        super().__init__(title=f"Edit correction #{correction_id}"[:45], timeout=15 * 60)
+        self.correction_id = correction_id
+        self.answer: discord.ui.TextInput[EditCorrectionModal] = discord.ui.TextInput(
+            label="The answer to teach", style=discord.TextStyle.paragraph, default=text[:min(MODAL_TEXT_MAX, max_chars)],
+            max_length=min(MODAL_TEXT_MAX, max_chars), required=True)
+        self.add_item(self.answer)
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        caller = interaction_caller(interaction)
+        decided = await interaction.client.core.approve(caller, self.correction_id, corrected=self.answer.value)
+        await after_decision(interaction, caller, decided)
+
+    async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:  # type: ignore[override]
+        await fail(interaction, error)
+
+
+async def after_decision(interaction: discord.Interaction[Any], caller: Caller, decided: Reply) -> None:
+    """A decision was made (or found made already): update the review message in place."""
+    if decided.data.get("already"):
+        await tell(interaction, decided.content)  # someone else decided it first: nothing applied twice
+        return
+    mark = "✅" if decided.data.get("status") == "approved" else "❌"
+    header = f"{mark} Correction #{decided.data['correction_id']} {decided.data.get('status')} by <@{caller.user_id}>."
+    following = await interaction.client.core.review(caller, after=int(str(decided.data["correction_id"])))
+    await show_review(interaction, following, header=header)
+
+
+def review_view(reply: Reply) -> discord.ui.View | None:
+    """The buttons for a ``review`` reply: a pending correction's four, a flagged reply's one."""
+    kind = reply.data.get("kind")
+    if kind == "correction":
+        view = discord.ui.View(timeout=None)
+        cid = int(str(reply.data["correction_id"]))
+        for action in REVIEW_ACTIONS:
+            view.add_item(ReviewButton(action, cid))
+        return view
+    if kind == "flagged" and reply.data.get("message_id"):
+        view = discord.ui.View(timeout=None)
+        view.add_item(FlaggedCorrectButton(str(reply.data["message_id"])))
+        return view
+    return None
+
+
+async def show_review(interaction: discord.Interaction[Any], reply: Reply, *, header: str = "") -> None:
+    """Edit the pressed review message to show ``reply`` (the next item) with its buttons."""
+    content = (f"{header}\n\n{reply.content}" if header else reply.content)[:2000]
+    view = review_view(reply)
+    if interaction.response.is_done():
+        await interaction.edit_original_response(content=content, view=view, allowed_mentions=NO_MENTIONS)
+    else:
+        await interaction.response.edit_message(content=content, view=view, allowed_mentions=NO_MENTIONS)
+    if interaction.message is not None and reply.data.get("kind") == "correction":
+        caller = interaction_caller(interaction)
+        await interaction.client.core.bind_review(caller, int(str(reply.data["correction_id"])), str(interaction.message.id))
+
+
+class FlaggedCorrectButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"trb:flagged:correct:(?P<mid>[A-Za-z0-9_-]{1,64})"):
+    """"Correct it" under a 👎-flagged reply in the review queue: opens the correction form."""
+
+    def __init__(self, message_id: str) -> None:
+        super().__init__(discord.ui.Button(label="Correct it", style=discord.ButtonStyle.primary, emoji="✏️",
+                                           custom_id=f"trb:flagged:correct:{message_id}"))
+        self.message_id = message_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Button[Any], match: Any, /) -> FlaggedCorrectButton:
+        return cls(match["mid"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            require_trainer(interaction_caller(interaction), interaction.client.settings.trainer_role, "review corrections")
+            await open_correction(interaction, self.message_id)
+        except Exception as exc:
+            await fail(interaction, exc)
+
+
+DYNAMIC_ITEMS = (ReviewButton, FlaggedCorrectButton)

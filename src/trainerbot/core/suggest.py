@@ -1,0 +1,92 @@
+"""Suggestions while a user types an argument (Discord's autocomplete): dataset names, model
+versions, recent jobs, test runs and pending corrections — from the caller's server only.
+
+Each answer is at most 25 entries (Discord's limit) with a label of at most 100
+characters; user text in a label is shortened. Suggestions never raise for a user's
+typing: an unknown server or an empty store gives an empty list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import desc, select
+
+from trainerbot.core.base import CoreBase
+from trainerbot.core.permissions import is_trainer
+from trainerbot.core.types import Caller
+from trainerbot.store import repo
+from trainerbot.store.models import Correction, Job, ModelVersion, TestRun
+
+Kind = Literal["dataset", "version", "job", "test", "correction"]
+MAX_SUGGESTIONS = 25  # Discord shows at most 25 choices
+LABEL_CHARS = 100
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    label: str  # what the user sees
+    value: str | int  # what the command receives
+
+
+def _label(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class SuggestCommands(CoreBase):
+    async def suggest(self, caller: Caller, kind: Kind, typed: str = "") -> list[Suggestion]:
+        typed = (typed or "").strip().lower()[:100]
+        if kind == "correction" and not is_trainer(caller, self.settings.trainer_role):
+            return []  # only trainers decide corrections; members get no list of them
+        found = await self._blocking(self._suggestions, caller, kind, typed)
+        return found[:MAX_SUGGESTIONS]
+
+    def _suggestions(self, caller: Caller, kind: Kind, typed: str) -> list[Suggestion]:
+        with self.store.read() as s:
+            guild = self._find_guild(s, caller)
+            if guild is None:
+                return []
+            out: list[Suggestion] = []
+            if kind == "dataset":
+                for ds, current, _pos, _neg, archives in repo.dataset_summaries(s, guild.id):
+                    if typed in ds.name.lower():
+                        extra = f", {archives} archived" if archives else ""
+                        out.append(Suggestion(_label(f"{ds.name} — {current} example{'s' if current != 1 else ''}{extra}"), ds.name))
+            elif kind == "version":
+                versions = s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id).order_by(desc(ModelVersion.id)))
+                for v in versions:
+                    what = f"remote {v.base}" if v.backend == "openai" else f"{v.recipe.upper()}, job #{v.job_id}"
+                    label = _label(f"{v.name} — {what}{' (active)' if v.active else ''}")
+                    if typed in label.lower():
+                        out.append(Suggestion(label, v.name))
+                remote = f"openai:{self.settings.openai_model}"
+                if self.settings.openai_api_key is not None and typed in remote.lower() \
+                        and not any(v.backend == "openai" and v.base == self.settings.openai_model for v in
+                                    s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id))):
+                    out.append(Suggestion(_label(f"{remote} — the configured remote model"), remote))
+            elif kind == "job":
+                for job in s.scalars(select(Job).where(Job.guild_id == guild.id).order_by(desc(Job.id)).limit(200)):
+                    label = _label(f"#{job.id} — {job.recipe.upper()}, {job.status}"
+                                   + (f" {job.progress * 100:.0f} %" if job.status == "running" else ""))
+                    if not typed or typed.lstrip("#") in str(job.id) or typed in label.lower():
+                        out.append(Suggestion(label, job.id))
+            elif kind == "test":
+                for run in s.scalars(select(TestRun).where(TestRun.guild_id == guild.id).order_by(desc(TestRun.id)).limit(200)):
+                    label = _label(f"#{run.id} — {run.model_version}, {run.wrong} of {run.cases} wrong"
+                                   + (", handled" if run.handled else ""))
+                    if not typed or typed.lstrip("#") in str(run.id) or typed in label.lower():
+                        out.append(Suggestion(label, run.id))
+            elif kind == "correction":
+                pending = select(Correction).where(Correction.guild_id == guild.id, Correction.status == "pending")
+                for corr in s.scalars(pending.order_by(Correction.id).limit(200)):
+                    label = _label(f"#{corr.id} — {_short(corr.prompt, 40)} → {_short(corr.corrected, 45)}")
+                    if not typed or typed.lstrip("#") in str(corr.id) or typed in label.lower():
+                        out.append(Suggestion(label, corr.id))
+            return out[:MAX_SUGGESTIONS]
