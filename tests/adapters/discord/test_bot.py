@@ -45,6 +45,10 @@ async def test_hi_and_instruction(bot: TrainerBot) -> None:
     await dpytest.message("!instruction")
     first = dpytest.get_message()
     assert "how to teach me" in first.content and len(first.content) <= 2000
+    await dpytest.empty_queue()
+    helped = await _ask("!help", member=MILO)
+    assert helped.embeds[0].title == "What I can do"
+    assert [f.name for f in helped.embeds[0].fields][0] == "💬 Chat" and "`/train" in helped.embeds[0].fields[3].value
 
 
 async def test_every_command_is_also_a_slash_command(bot: TrainerBot) -> None:

@@ -56,6 +56,7 @@ class VoiceCog(commands.Cog, name="Voice"):
         if state is None or state.channel is None:
             raise BadInput("Join a voice channel first, then ask me to come.")
         vc = ctx.voice_client
+        await ctx.defer()  # connecting to voice can take seconds (a slash command waits "thinking…")
         if vc is not None and vc.is_connected():
             await vc.move_to(state.channel)
         else:
