@@ -61,7 +61,7 @@ async def main() -> None:
     fake = FakeDiscord()
     discord.http.Route.BASE = f"{await fake.start()}/api/v10"
     folder = Path(tempfile.mkdtemp())
-    core = CoreService.open(Settings(_env_file=None, data_dir=folder, user_rate_per_minute=100_000,  # type: ignore[call-arg]
+    core = CoreService.open(Settings(_env_file=None, data_dir=folder, user_rate_per_minute=10_000,  # type: ignore[call-arg]
                                      max_pending_per_user=100_000))
     trainer = Caller(guild_id=str(GUILD), guild_name="Guild A", user_id=str(TESS), roles=frozenset({"trainer"}))
     member = Caller(guild_id=str(GUILD), guild_name="Guild A", user_id=str(MILO))
@@ -85,6 +85,7 @@ async def main() -> None:
     review = gw.slash("Tess", "review")
     await gw.send(bot, review)
     message_id = fake.originals[review["token"]]
+    print(fake.messages[message_id]["content"].splitlines()[0])
 
     times: dict[str, list[float]] = {"hi (baseline)": [], "approve → next": [], "autocomplete": [], "correct menu": []}
     for _ in range(args.rounds):
