@@ -14,9 +14,13 @@ import argparse
 import asyncio
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from trainerbot.config import Settings, load_settings
 from trainerbot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from trainerbot.training.supervisor import WorkerSupervisor
 
 log = logging.getLogger("trainerbot")
 
@@ -68,20 +72,15 @@ def _prepare_model(settings: Settings) -> None:
 async def _console(settings: Settings, args: argparse.Namespace) -> None:
     from trainerbot.adapters.console.repl import Console, console_caller
     from trainerbot.core import CoreService
-    from trainerbot.training.worker import spawn_child, stop_child
-
     core = await asyncio.to_thread(CoreService.open, settings)
     await asyncio.to_thread(_prepare_model, settings)
-    worker = None
-    if settings.start_worker and not args.no_worker:
-        worker = spawn_child(settings.resolved_data_dir, log_file=settings.resolved_data_dir / "worker.log")
-        log.info("training worker started (pid %s, log in %s)", worker.pid, settings.resolved_data_dir / "worker.log")
+    worker = await _start_worker(settings, args)
     try:
         caller = console_caller(args.guild, args.user, args.role, settings.trainer_role)
         await Console(core, caller).run()
     finally:
         if worker is not None:
-            await asyncio.to_thread(stop_child, worker)
+            await worker.stop()
         await core.close()
 
 
@@ -90,13 +89,9 @@ async def _discord(settings: Settings, args: argparse.Namespace) -> None:
 
     from trainerbot.adapters.discord.bot import make_bot
     from trainerbot.core import CoreService
-    from trainerbot.training.worker import spawn_child, stop_child
-
     core = await asyncio.to_thread(CoreService.open, settings)
     await asyncio.to_thread(_prepare_model, settings)
-    worker = None
-    if settings.start_worker and not args.no_worker:
-        worker = spawn_child(settings.resolved_data_dir, log_file=settings.resolved_data_dir / "worker.log")
+    worker = await _start_worker(settings, args)
     bot = make_bot(core, settings)
     try:
         async with bot:
@@ -106,8 +101,19 @@ async def _discord(settings: Settings, args: argparse.Namespace) -> None:
         raise ConfigError("DISCORD_TOKEN was refused by Discord (check the token in the developer portal).") from None
     finally:
         if worker is not None:
-            await asyncio.to_thread(stop_child, worker)
+            await worker.stop()
         await core.close()
+
+
+async def _start_worker(settings: Settings, args: argparse.Namespace) -> WorkerSupervisor | None:
+    """The training worker child, kept alive by a supervisor (unless turned off)."""
+    if not settings.start_worker or args.no_worker:
+        return None
+    from trainerbot.training.supervisor import WorkerSupervisor
+
+    supervisor = WorkerSupervisor(settings.resolved_data_dir, log_file=settings.resolved_data_dir / "worker.log")
+    await supervisor.start()
+    return supervisor
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:

@@ -158,7 +158,20 @@ class TrainingCommands(CoreBase):
         lines = ["**Training jobs** (newest first)"]
         for job in jobs:
             lines.append(f"• #{job.id} {job.recipe.upper()} — {job.status} {_bar(job.progress, 10)} {job.progress:.0%}")
-        return Reply.text("\n".join(lines), data={"ids": [j.id for j in jobs]})
+        warning = await self._no_worker() if any(j.status == "queued" for j in jobs) else None
+        if warning:
+            lines.append(warning)
+        return Reply.text("\n".join(lines), data={"ids": [j.id for j in jobs], "no_worker": bool(warning)})
+
+    async def _no_worker(self) -> str | None:
+        """A warning when jobs wait and no training worker has beaten lately (None otherwise)."""
+        seen = await self._blocking(queue.workers, self.store)
+        if seen.alive or not seen.waiting:
+            return None
+        since = ("No training worker has run yet" if seen.silent_for_s is None
+                 else f"No training worker has been seen for {seen.silent_for_s:.0f} s")
+        return (f"⚠ {since}, so queued jobs wait. The bot restarts its own worker; on a separate machine "
+                "start one with `trainerbot worker`.")
 
     async def job(self, caller: Caller, job_id: str | int) -> Reply:
         jid = _job_id(job_id)
@@ -180,6 +193,9 @@ class TrainingCommands(CoreBase):
             fields.append(EmbedField("Model", f"{version.name}{' (active)' if version.active else ''}"))
         notes = [m if len(m) <= 400 else m[:399] + "…" for m in
                  (e.message for e in events if e.kind in ("status", "log") and e.message)][-5:]  # (a Ray log tail is long)
+        warning = await self._no_worker() if job.status == "queued" else None
+        if warning:
+            notes.append(warning)
         embed = Embed(title=f"Training job #{job.id}", description="\n".join(notes), fields=tuple(fields),
                       footer=f"requested by {job.requested_by}")
         files: tuple[OutFile, ...] = ()
@@ -193,7 +209,8 @@ class TrainingCommands(CoreBase):
                 await self._blocking(loss_curve, losses, png, f"job {job.id} · {job.recipe}")
             files = (OutFile(name=png.name, path=png),)
         return Reply(messages=(embed.as_text(),), embed=embed, files=files,
-                     data={"status": job.status, "progress": job.progress, "events": len(events), "losses": losses})
+                     data={"status": job.status, "progress": job.progress, "events": len(events), "losses": losses,
+                           "no_worker": bool(warning)})
 
     def _load_job(self, caller: Caller, jid: int) -> tuple[Job, list[JobEvent], ModelVersion | None]:
         with self.store.read() as s:

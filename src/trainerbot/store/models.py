@@ -213,6 +213,20 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class WorkerBeat(Base):
+    """A training worker's heartbeat: written every few seconds while it runs, removed when
+    it stops cleanly. ``jobs`` and ``/healthz`` read the newest one to tell whether any worker
+    is alive (on one machine or many sharing the store)."""
+
+    __tablename__ = "worker_beats"
+    worker_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the job it is running, if any
+
+
 class JobEvent(Base):
     __tablename__ = "job_events"
     id: Mapped[int] = mapped_column(IdType, primary_key=True)

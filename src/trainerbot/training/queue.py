@@ -21,7 +21,7 @@ from sqlalchemy import func, select, update
 
 from trainerbot.errors import Busy
 from trainerbot.store import Store
-from trainerbot.store.models import Job, JobEvent, Snapshot, utcnow
+from trainerbot.store.models import Job, JobEvent, Snapshot, WorkerBeat, utcnow
 
 ACTIVE = ("queued", "running")
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -162,3 +162,44 @@ def recover_stale(store: Store, me: str | None = None, *, requeue: bool = False)
                 s.add(JobEvent(job_id=job.id, kind="status", message=f"failed: worker {gone} stopped"))
             taken.append(job.id)
     return taken
+
+# ---------------------------------------------------------------- worker heartbeats
+BEAT_EVERY_S = 5.0
+WORKER_SILENT_AFTER_S = 30.0  # no beat for this long: nobody is taking jobs
+
+
+def beat(store: Store, worker: str, job_id: int | None = None) -> None:
+    """Write ``worker``'s heartbeat (insert or refresh)."""
+    host, _, pid = worker.rpartition(":")
+    with store.session() as s:
+        row = s.get(WorkerBeat, worker)
+        if row is None:
+            s.add(WorkerBeat(worker_id=worker, host=host[:255], pid=int(pid) if pid.isdigit() else 0, job_id=job_id))
+        else:
+            row.last_seen, row.job_id = utcnow(), job_id
+
+
+def retire(store: Store, worker: str) -> None:
+    """A worker that stops cleanly removes its heartbeat."""
+    with store.session() as s:
+        row = s.get(WorkerBeat, worker)
+        if row is not None:
+            s.delete(row)
+
+
+@dataclass(frozen=True)
+class Workers:
+    alive: int  # workers heard from within WORKER_SILENT_AFTER_S
+    silent_for_s: float | None  # seconds since the newest beat; None when no worker ever beat
+    waiting: int  # queued jobs
+
+
+def workers(store: Store, now: datetime | None = None) -> Workers:
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=WORKER_SILENT_AFTER_S)
+    with store.read() as s:
+        newest = _aware(s.scalar(select(func.max(WorkerBeat.last_seen))))
+        alive = s.scalar(select(func.count()).select_from(WorkerBeat).where(WorkerBeat.last_seen >= cutoff)) or 0
+        waiting = s.scalar(select(func.count()).select_from(Job).where(Job.status == "queued")) or 0
+    return Workers(alive=int(alive), silent_for_s=(now - newest).total_seconds() if newest is not None else None,
+                   waiting=int(waiting))

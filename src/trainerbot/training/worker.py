@@ -9,6 +9,7 @@ that process is gone, so a child worker never outlives its bot.
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from trainerbot.config import Settings
 from trainerbot.store import Store
@@ -49,6 +51,19 @@ def serve(settings: Settings, *, once: bool = False, poll_s: float = 0.5, parent
     store = Store.open(settings.db_url)
     me = queue.worker_id()
     requeue = settings.stale_jobs == "requeue"
+    running: list[int | None] = [None]  # the job in hand, for the heartbeat
+    beating = threading.Event()
+
+    def beat() -> None:  # "a worker is alive": read by `jobs`, `job` and /healthz
+        while True:
+            try:
+                queue.beat(store, me, running[0])
+            except Exception:  # the store is briefly unreachable: the next beat tries again
+                log.exception("worker heartbeat failed")
+            if beating.wait(queue.BEAT_EVERY_S):
+                return
+    beats = threading.Thread(target=beat, name="worker-heartbeat", daemon=True)
+    beats.start()
     try:
         _take_back(store, me, requeue)
         removed = clean_partials(settings.resolved_data_dir, store)
@@ -67,6 +82,7 @@ def serve(settings: Settings, *, once: bool = False, poll_s: float = 0.5, parent
                 stop.wait(poll_s)
                 continue
             log.info("job %s: started", job_id)
+            running[0] = job_id
             with _lease_kept(store, job_id, me):
                 should_stop = lambda: stop.is_set() or not _parent_alive(parent_pid)  # noqa: E731
                 if settings.executor == "ray":
@@ -76,9 +92,16 @@ def serve(settings: Settings, *, once: bool = False, poll_s: float = 0.5, parent
                 else:
                     status = run_job(settings, store, job_id, me, stop=should_stop)
             log.info("job %s: %s", job_id, status)
+            running[0] = None
             ran += 1
         return ran
     finally:
+        beating.set()
+        beats.join()
+        try:
+            queue.retire(store, me)
+        except Exception:
+            log.exception("could not remove the worker heartbeat")
         store.close()
 
 
@@ -128,17 +151,42 @@ def _lease_kept(store: Store, job_id: int, me: str) -> Iterator[None]:
         beat.join()
 
 
+LOG_MAX_BYTES = 5 * 1024 * 1024  # worker.log rotates at 5 MiB, keeping 3 older files
+LOG_BACKUPS = 3
+_log_handlers: dict[Path, logging.handlers.RotatingFileHandler] = {}
+_log_lock = threading.Lock()
+
+
+def _rotating(path: Path) -> logging.handlers.RotatingFileHandler:
+    """One rotating writer per log file for this process (restarted children share it)."""
+    with _log_lock:
+        if path not in _log_handlers:
+            handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS,
+                                                           encoding="utf-8", delay=True)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            _log_handlers[path] = handler
+        return _log_handlers[path]
+
+
+def _pump(stream: Any, handler: logging.Handler) -> None:
+    """Copy the child's output, line by line, into the rotating log (one writer: this process)."""
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        handler.emit(logging.LogRecord("trainerbot.worker.output", logging.INFO, "", 0, line, None, None))
+    stream.close()
+
+
 def spawn_child(data_dir: Path, *, log_file: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start ``trainerbot worker`` as a child of this process (same settings, same data folder)."""
+    """Start ``trainerbot worker`` as a child of this process (same settings, same data folder).
+    Its output goes to ``log_file``, rotated at ``LOG_MAX_BYTES``."""
     env = dict(os.environ)
     env["TRAINERBOT_DATA_DIR"] = str(data_dir)
-    out = open(log_file, "ab") if log_file is not None else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
-    try:
-        return subprocess.Popen([sys.executable, "-m", "trainerbot", "worker", "--parent-pid", str(os.getpid())],
-                                env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
-    finally:
-        if log_file is not None:
-            out.close()  # type: ignore[union-attr]
+    out = subprocess.PIPE if log_file is not None else subprocess.DEVNULL
+    proc = subprocess.Popen([sys.executable, "-m", "trainerbot", "worker", "--parent-pid", str(os.getpid())],
+                            env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    if log_file is not None:
+        threading.Thread(target=_pump, args=(proc.stdout, _rotating(log_file)), name=f"worker-log-{proc.pid}", daemon=True).start()
+    return proc
 
 
 def stop_child(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
