@@ -14,12 +14,14 @@ import argparse
 import asyncio
 import logging
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from trainerbot.config import Settings, load_settings
 from trainerbot.errors import ConfigError
 
 if TYPE_CHECKING:
+    from trainerbot.ops.server import OpsServer
     from trainerbot.training.supervisor import WorkerSupervisor
 
 log = logging.getLogger("trainerbot")
@@ -36,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--user", default="operator", help="console: your user name")
         p.add_argument("--role", choices=("trainer", "member"), default="trainer", help="console: your role")
         p.add_argument("--no-worker", action="store_true", help="do not start a training worker child process")
+        p.add_argument("--verbose", "-v", action="store_true",
+                       help="console: also show the logs on standard error (they always go to DATA/trainerbot.log)")
     w = sub.add_parser("worker", help="run training jobs from the queue")
     w.add_argument("--data-dir", help="data folder (default: ./data, or TRAINERBOT_DATA_DIR)")
     w.add_argument("--once", action="store_true", help="run the queued jobs, then exit")
@@ -51,9 +55,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _configure_logging(settings: Settings, args: argparse.Namespace) -> None:
+    """The console keeps its terminal for the conversation: logs go to DATA/trainerbot.log
+    (and to standard error with --verbose). The Discord bot and workers log to standard error
+    (a service manager's journal) and the bot also to the file."""
+    from trainerbot.ops import logs
+
+    console = args.command == "console" or (args.command == "run" and settings.discord_token is None)
+    log_file = settings.resolved_data_dir / "trainerbot.log" if args.command in ("run", "console") else None
+    logs.configure(settings, log_file=log_file, to_stderr=not console or getattr(args, "verbose", False))
 
 
 def _prepare_model(settings: Settings) -> None:
@@ -75,10 +85,13 @@ async def _console(settings: Settings, args: argparse.Namespace) -> None:
     core = await asyncio.to_thread(CoreService.open, settings)
     await asyncio.to_thread(_prepare_model, settings)
     worker = await _start_worker(settings, args)
+    ops = await _start_ops(settings, core, lambda: ("console", True), worker is not None)
     try:
         caller = console_caller(args.guild, args.user, args.role, settings.trainer_role)
         await Console(core, caller).run()
     finally:
+        if ops is not None:
+            await ops.stop()
         if worker is not None:
             await worker.stop()
         await core.close()
@@ -93,6 +106,7 @@ async def _discord(settings: Settings, args: argparse.Namespace) -> None:
     await asyncio.to_thread(_prepare_model, settings)
     worker = await _start_worker(settings, args)
     bot = make_bot(core, settings)
+    ops = await _start_ops(settings, core, lambda: ("gateway", bot.is_ready() and not bot.is_closed()), worker is not None)
     try:
         async with bot:
             assert settings.discord_token is not None
@@ -100,9 +114,24 @@ async def _discord(settings: Settings, args: argparse.Namespace) -> None:
     except discord.LoginFailure:
         raise ConfigError("DISCORD_TOKEN was refused by Discord (check the token in the developer portal).") from None
     finally:
+        if ops is not None:
+            await ops.stop()
         if worker is not None:
             await worker.stop()
         await core.close()
+
+
+async def _start_ops(settings: Settings, core: Any, connected: Callable[[], tuple[str, bool]],
+                     worker_expected: bool) -> OpsServer | None:
+    """/healthz and /metrics, when TRAINERBOT_METRICS_PORT is set."""
+    if settings.metrics_port is None:
+        return None
+    from trainerbot.ops.server import OpsServer
+
+    server = OpsServer(core.store, host=settings.metrics_host, port=settings.metrics_port, connected=connected,
+                       worker_expected=worker_expected)
+    await server.start()
+    return server
 
 
 async def _start_worker(settings: Settings, args: argparse.Namespace) -> WorkerSupervisor | None:
@@ -171,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"trainerbot: {exc.user_message}", file=sys.stderr)
         return 2
-    _configure_logging(settings)
+    _configure_logging(settings, args)
     log.info("settings: %s", settings.redacted())
     if args.command == "worker":
         try:

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     history_messages: int = Field(default=20, ge=0, le=200)
     user_rate_per_minute: int = Field(default=30, ge=1, le=10_000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object a line (time, level, logger, message, guild, job)
+
+    # Operations: /healthz and /metrics (off unless a port is set).
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = Field(default="127.0.0.1", min_length=1, max_length=255)
 
     # The model and its training.
     # smollm2: the shipped pretrained instruct model (taught with LoRA adapters); scratch: a

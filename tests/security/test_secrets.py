@@ -51,7 +51,7 @@ def test_no_secret_in_logs_replies_or_files_along_the_error_paths(tmp_path: Path
             lambda r: Response(401, b'{"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}}',
                                {"Content-Type": "application/json"})) as chat_server:
         proc = subprocess.run(
-            [sys.executable, "-m", "trainerbot", "console", "--no-worker", "--data-dir", str(data)],
+            [sys.executable, "-m", "trainerbot", "console", "--no-worker", "--verbose", "--data-dir", str(data)],
             input=script, capture_output=True, text=True, timeout=180, cwd=tmp_path,
             env=_env({"DISCORD_TOKEN": TOKEN, "TRAINERBOT_GOOGLE_SPEECH_KEY": KEY, "TRAINERBOT_LOG_LEVEL": "DEBUG",
                       "TRAINERBOT_STT_ENGINE": "google", "TRAINERBOT_GOOGLE_SPEECH_ENDPOINT": google.url + "/recognize",

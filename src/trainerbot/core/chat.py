@@ -28,6 +28,7 @@ from trainerbot.core.types import Caller, Reply
 from trainerbot.errors import BadInput
 from trainerbot.model.prompt import SYSTEM, facts_block, system_prompt
 from trainerbot.model.taught import TaughtIndex
+from trainerbot.ops import metrics
 from trainerbot.store.models import Conversation, DatasetItem, Message, ModelVersion
 
 TAUGHT_CACHE_GUILDS = 64
@@ -46,6 +47,15 @@ class ChatCommands(CoreBase):
         if len(text) > self.settings.max_field_chars:
             raise BadInput(f"That message is {len(text)} characters; I read at most {self.settings.max_field_chars}.")
         self._limit(caller, "chat")
+        started = time.perf_counter()
+        reply = await self._chat(caller, text, message_id, on_partial, partial_every_s)
+        source = str(reply.data.get("source"))
+        metrics.REPLIES.labels(source).inc()
+        metrics.REPLY_SECONDS.labels(source).observe(time.perf_counter() - started)
+        return reply
+
+    async def _chat(self, caller: Caller, text: str, message_id: str | None,
+                    on_partial: Callable[[str], Awaitable[None]] | None, partial_every_s: float) -> Reply:
         guild_id, version, history = await self._blocking(self._chat_context, caller)
         taught = await self._blocking(self._taught_index, guild_id)
         hit = taught.lookup(text) if taught is not None else None
@@ -68,7 +78,7 @@ class ChatCommands(CoreBase):
             model_id = str(version.base) if version is not None else self.settings.openai_model
             answer = await self._remote_chat().reply(history + [{"role": "user", "content": text}], model=model_id,
                                                      max_tokens=self.settings.reply_max_tokens, on_partial=on_partial)
-            answer, source = answer or "…", "model"
+            answer, source = answer or "…", "remote"
             model_name = version.name if version is not None else f"openai:{model_id}"
         reply_id = await self.record_exchange(caller, text, answer, prompt_message_id=message_id, context=history,
                                               model_version=model_name)

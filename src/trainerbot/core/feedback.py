@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from trainerbot.core.base import CoreBase
+from trainerbot.ops import metrics
 from trainerbot.core.ingest import Event
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.review import add_correction_example, pending_count, same_correction
@@ -93,6 +94,7 @@ class FeedbackCommands(CoreBase):
         self._limit(caller, "feedback")
 
         fid = await self._ingest.submit(Event(caller, "text", text=text))
+        metrics.FEEDBACK.labels("text").inc()
         return Reply.text(f"Thanks — your feedback is noted (#{fid}). Trainers read it when they plan the next training.",
                           data={"feedback_id": fid})
 
@@ -107,6 +109,7 @@ class FeedbackCommands(CoreBase):
         self._limit(caller, "correct")
         approved = is_trainer(caller, self.settings.trainer_role)
         cid, status, existed = await self._blocking(self._store_correction, caller, mid, text, approved)
+        metrics.FEEDBACK.labels("correction").inc()
         if existed == "mine":
             return Reply.text(f"You already gave that correction (#{cid}, {status}).", data={"correction_id": cid, "status": status})
         if existed == "merged":
@@ -174,4 +177,5 @@ class FeedbackCommands(CoreBase):
         mid = _message_id(message_id)
         self._limit(caller, "react")
         result = await self._ingest.submit(Event(caller, "reaction", mid=mid, label=label, added=added))
+        metrics.FEEDBACK.labels("reaction").inc()
         return Reply.text(result, data={"label": label if added else None})

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from trainerbot.core.base import CoreBase
+from trainerbot.ops import metrics
 from trainerbot.core.text import quote_user_text
 from trainerbot.core.types import Attachment, Caller, OutFile, Reply
 from trainerbot.datasets import paths
@@ -112,6 +113,8 @@ class VoiceCommands(CoreBase):
         language = await self.guild_language(caller)
         engine = await self._blocking(self._stt_engine, language)
         text = await self._blocking(engine.transcribe, wav, language)
+        metrics.TRANSCRIPTIONS.inc()
+        metrics.TRANSCRIBED_SECONDS.inc(_wav_seconds(wav))
         if not text.strip():
             raise BadInput("I couldn't understand that audio — could you say it again, or type it?")
         return text
@@ -122,3 +125,15 @@ class VoiceCommands(CoreBase):
         answer = await self.chat(caller, transcript, message_id=message_id)  # type: ignore[attr-defined]
         quoted = "> " + quote_user_text(transcript, 1500)
         return Reply.text(f"{quoted}\n{answer.content}", data={**answer.data, "transcript": transcript, "answer": answer.content})
+
+
+def _wav_seconds(wav: bytes) -> float:
+    """The length of a WAV file's audio (0 when it cannot be read)."""
+    import io
+    import wave
+
+    try:
+        with wave.open(io.BytesIO(wav)) as w:
+            return w.getnframes() / float(w.getframerate() or 1)
+    except (wave.Error, EOFError):
+        return 0.0

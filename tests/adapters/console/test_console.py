@@ -53,7 +53,8 @@ def test_scripted_console_session(tmp_path: Path) -> None:
     assert "Archived 3 examples of `facts`" in out
     assert "haven't been trained yet" in out
     assert "Unknown command `nonsense`" in out
-    assert "INFO" not in out and "settings:" in proc.stderr  # logs go to stderr only
+    assert "INFO" not in out + proc.stderr  # a quiet console: the logs go to the data folder
+    assert "settings:" in (tmp_path / "d" / "trainerbot.log").read_text()
 
 
 def test_run_without_a_token_opens_the_console(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from trainerbot.core import Attachment, Caller, CoreService, Reply
 from trainerbot.core.commands import COMMANDS
 from trainerbot.errors import BadInput, TrainerBotError
 from trainerbot.fileio import unique_path
+from trainerbot.ops import metrics
 
 log = logging.getLogger(__name__)
 QUIT = ("quit", "exit")
@@ -139,8 +140,10 @@ class Console:
             if reply is not None:
                 self.render(reply)
         except TrainerBotError as exc:
+            metrics.user_error(exc)
             self._print(f"⚠ {exc.user_message}")
-        except Exception:
+        except Exception as exc:
+            metrics.user_error(exc)
             log.exception("command failed: %s", line[:80])
             self._print("⚠ Sorry, something went wrong on my side. The error is in the log.")
         return True

@@ -20,7 +20,8 @@ from trainerbot.adapters.discord.render import NO_MENTIONS
 from trainerbot.adapters.discord.ui import DYNAMIC_ITEMS, fail, tell
 from trainerbot.config import Settings
 from trainerbot.core import Caller, CoreService
-from trainerbot.errors import TrainerBotError
+from trainerbot.errors import BadInput, Busy, NotAllowed, TrainerBotError
+from trainerbot.ops import metrics
 
 log = logging.getLogger(__name__)
 EDIT_INTERVAL_S = 1.0  # at most one edit a second per message
@@ -32,6 +33,17 @@ def intents() -> discord.Intents:
     wanted.members = True
     wanted.voice_states = True
     return wanted
+
+
+def _as_user_error(err: BaseException) -> BaseException:
+    """discord.py's own refusals counted as the core's kinds (usage: bad input, …)."""
+    if isinstance(err, (commands.MissingRequiredArgument, commands.BadArgument, commands.TooManyArguments)):
+        return BadInput("usage")
+    if isinstance(err, commands.CommandOnCooldown):
+        return Busy("cooldown")
+    if isinstance(err, commands.CheckFailure):
+        return NotAllowed("check")
+    return err
 
 
 def unwrap(error: BaseException) -> BaseException:
@@ -81,6 +93,7 @@ class _TrainerBotBase:
         err = unwrap(error)
         if isinstance(err, commands.CommandNotFound):
             return
+        metrics.user_error(_as_user_error(err))
         if isinstance(err, TrainerBotError):
             text = err.user_message
         elif isinstance(err, commands.CommandOnCooldown):

@@ -27,6 +27,7 @@ from trainerbot.adapters.discord.render import NO_MENTIONS, caller_of
 from trainerbot.core import Caller, Reply
 from trainerbot.core.permissions import require_trainer
 from trainerbot.errors import TrainerBotError
+from trainerbot.ops import metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -91,6 +92,7 @@ async def tell_by_dm(bot: Any, user: discord.abc.User, text: str) -> bool:
 
 async def fail(interaction: discord.Interaction[Any], exc: BaseException) -> None:
     """Answer an interaction whose handling raised: the user's message, or an apology."""
+    metrics.user_error(exc)
     if isinstance(exc, TrainerBotError):
         text = exc.user_message
     else:

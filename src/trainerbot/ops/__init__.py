@@ -1,0 +1,1 @@
+"""Operations: Prometheus metrics (``metrics``) and the health/metrics HTTP server (``server``)."""

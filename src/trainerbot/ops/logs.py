@@ -1,0 +1,106 @@
+"""Logging set-up: plain text or one JSON object a line, secrets redacted, to standard error
+and/or a rotating file.
+
+``TRAINERBOT_LOG_FORMAT=json`` gives ``{"time", "level", "logger", "message", "guild",
+"job"}`` per line (``guild`` and ``job`` when the record carries them, as
+``extra={"guild": …, "job": …}``; an exception's trace goes in ``"exc"``). Whatever the
+format, the values of the configured secrets (the Discord token, the OpenAI key, the
+database password) are replaced by ``***`` in every record before it is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from trainerbot.config import Settings
+
+LOG_MAX_BYTES = 5 * 1024 * 1024
+LOG_BACKUPS = 3
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    found: list[str] = []
+    for value in (settings.discord_token, settings.openai_api_key):
+        if value is not None and value.get_secret_value():
+            found.append(value.get_secret_value())
+    if settings.database_url is not None:
+        from sqlalchemy.engine import make_url
+
+        try:
+            password = make_url(settings.database_url.get_secret_value()).password
+        except Exception:
+            password = None
+        if password:
+            found.append(str(password))
+    return [s for s in found if len(s) >= 4]
+
+
+class Redact(logging.Filter):
+    """Replace secret values in a record's message, arguments and trace with ``***``."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = sorted(set(secrets), key=len, reverse=True)
+
+    def _clean(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        record.msg = self._clean(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            record.exc_text = self._clean(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = self._clean(record.exc_text)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "guild": getattr(record, "guild", None),
+            "job": getattr(record, "job", None),
+        }
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            out["exc"] = record.exc_text
+        return json.dumps(out, ensure_ascii=False)
+
+
+def configure(settings: Settings, *, log_file: Path | None = None, to_stderr: bool = True) -> None:
+    """Send the process's logs to standard error and/or ``log_file`` (rotating), in the
+    configured format, redacted."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    formatter: logging.Formatter = JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    redact = Redact(secrets_of(settings))
+    handlers: list[logging.Handler] = []
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.handlers.RotatingFileHandler(log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS,
+                                                             encoding="utf-8"))
+    if to_stderr:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(redact)
+        root.addHandler(handler)
+    root.setLevel(settings.log_level)
