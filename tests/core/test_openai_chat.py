@@ -33,7 +33,7 @@ async def test_chat_sends_the_conversation_and_stores_the_answer(tmp_path: Path,
     finally:
         await core.close()
     assert second.content == openai_fake.answer and second.data["model_version"] == "openai:gpt-test-mini"
-    assert first.data["reply_id"] and second.data["source"] == "model"
+    assert first.data["reply_id"] and second.data["source"] == "remote"
     body = openai_fake.chat_requests[-1]
     assert body["model"] == "gpt-test-mini" and body["messages"] == [
         {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello?"},
