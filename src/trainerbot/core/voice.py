@@ -66,6 +66,14 @@ class VoiceCommands(CoreBase):
                 self._stt[key] = engine
             return engine
 
+    def voice_missing(self) -> list[str]:
+        """The system programs speaking needs that this machine lacks: ffmpeg always (audio
+        for Discord), espeak-ng for the espeak-ng engine (and for Russian, piper's fallback)."""
+        import shutil
+
+        need = ["ffmpeg"] + (["espeak-ng"] if self.settings.tts_engine in ("espeak-ng", "piper") else [])
+        return [program for program in need if shutil.which(program) is None]
+
     async def guild_language(self, caller: Caller) -> str:
         def load() -> str:
             with self.store.read() as s:

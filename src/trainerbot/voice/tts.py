@@ -113,7 +113,7 @@ class EspeakEngine(CachedEngine):
             proc = subprocess.run(["espeak-ng", "-v", voice, "--stdout", sentence], capture_output=True,
                                   timeout=self.timeout_s, check=False)
         except FileNotFoundError:
-            raise NotAvailable("espeak-ng is not installed; `make run` installs it.") from None
+            raise NotAvailable("Voice is unavailable here: espeak-ng is not installed (the operator can install it as root with `apt-get install espeak-ng`, or run `make run` as root).") from None
         except subprocess.TimeoutExpired:
             raise BadInput("Speech synthesis took too long.") from None
         if proc.returncode != 0 or not proc.stdout:

@@ -143,3 +143,14 @@ def test_the_played_source_yields_20ms_pcm_frames() -> None:
         frames.append(frame)
     source.cleanup()
     assert len(frames) > 25 and all(len(f) == 3840 for f in frames[:-1])  # 20 ms of 48 kHz stereo 16-bit
+
+
+async def test_join_says_plainly_when_voice_programs_are_missing(voice_bot: TrainerBot, monkeypatch) -> None:
+    import shutil as real_shutil
+
+    which = real_shutil.which
+    monkeypatch.setattr(real_shutil, "which", lambda name, *a, **k: None if name == "ffmpeg" else which(name, *a, **k))
+    await _enter_voice(0)
+    refused = await _send("!join")
+    assert "can't speak on this machine: ffmpeg is not installed" in refused.content and "apt-get install ffmpeg" in refused.content
+    assert FakeVoiceClient.instances == []  # it did not connect

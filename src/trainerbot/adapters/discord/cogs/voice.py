@@ -20,7 +20,7 @@ from trainerbot.adapters.discord.render import ctx_caller, send_reply
 from trainerbot.adapters.discord.ui import answer
 from trainerbot.core.commands import describe
 from trainerbot.core import Caller, Reply
-from trainerbot.errors import BadInput
+from trainerbot.errors import BadInput, NotAvailable
 from trainerbot.voice.audio import to_discord_pcm
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,11 @@ class VoiceCog(commands.Cog, name="Voice"):
         state = getattr(ctx.author, "voice", None)
         if state is None or state.channel is None:
             raise BadInput("Join a voice channel first, then ask me to come.")
+        missing = self.bot.core.voice_missing()
+        if missing:
+            raise NotAvailable(f"I can't speak on this machine: {' and '.join(missing)} "
+                               f"{'is' if len(missing) == 1 else 'are'} not installed (the operator can install "
+                               f"{'it' if len(missing) == 1 else 'them'} as root with `apt-get install {' '.join(missing)}`).")
         vc = ctx.voice_client
         await ctx.defer()  # connecting to voice can take seconds (a slash command waits "thinking…")
         if vc is not None and vc.is_connected():
