@@ -173,7 +173,8 @@ class TrainingCommands(CoreBase):
         return (f"⚠ {since}, so queued jobs wait. The bot restarts its own worker; on a separate machine "
                 "start one with `trainerbot worker`.")
 
-    async def job(self, caller: Caller, job_id: str | int) -> Reply:
+    async def job(self, caller: Caller, job_id: str | int, *, plot: bool = True) -> Reply:
+        """One job's status, progress, last events and (with ``plot``) its loss curve."""
         jid = _job_id(job_id)
         job, events, version = await self._blocking(self._load_job, caller, jid)
         progress = [e for e in events if e.kind == "progress"]
@@ -200,7 +201,7 @@ class TrainingCommands(CoreBase):
                       footer=f"requested by {job.requested_by}")
         files: tuple[OutFile, ...] = ()
         losses = [(e.step, e.loss) for e in progress if e.step is not None and e.loss is not None]
-        if losses:
+        if losses and plot:
             png = self._root(caller) / "artifacts" / f"job-{job.id}-loss.png"
             if job.status not in queue.FINISHED or not png.exists():
                 from trainerbot.training.plots import loss_curve
@@ -210,7 +211,9 @@ class TrainingCommands(CoreBase):
             files = (OutFile(name=png.name, path=png),)
         return Reply(messages=(embed.as_text(),), embed=embed, files=files,
                      data={"status": job.status, "progress": job.progress, "events": len(events), "losses": losses,
-                           "no_worker": bool(warning)})
+                           "no_worker": bool(warning), "step": last.step if last else None,
+                           "total_steps": last.total_steps if last else None, "loss": last.loss if last else None,
+                           "eta_s": last.eta_s if last else None})
 
     def _load_job(self, caller: Caller, jid: int) -> tuple[Job, list[JobEvent], ModelVersion | None]:
         with self.store.read() as s:

@@ -38,6 +38,7 @@ def test_scripted_console_session(tmp_path: Path) -> None:
         "!getfile",
         "hello bot",
         "!nonsense",
+        "!halp",
         "!quit",
         "!hi",  # never reached
     ]) + "\n"
@@ -52,7 +53,8 @@ def test_scripted_console_session(tmp_path: Path) -> None:
     assert f"📎 {exported}" in out and exported.read_text().count("\n") == 2
     assert "Archived 3 examples of `facts`" in out
     assert "haven't been trained yet" in out
-    assert "Unknown command `nonsense`" in out
+    assert "Unknown command `nonsense`" in out and "Did you mean `!help`?" in out
+    assert "\x1b[" not in out  # a pipe gets no colours or control codes
     assert "INFO" not in out + proc.stderr  # a quiet console: the logs go to the data folder
     assert "settings:" in (tmp_path / "d" / "trainerbot.log").read_text()
 
@@ -129,6 +131,16 @@ def test_interactive_terminal_gets_a_prompt_and_history(tmp_path: Path) -> None:
     read_until(b"> ")
     os.write(fd, b"!hi\r")
     read_until(b"Hi operator!")
+    read_until(b"> ")
+    hi = output.split(b"Hi operator!", 1)[1]
+    assert b"\x1b[" in hi and b"`!correct`" not in hi  # Markdown rendered: code spans styled, not backticked
+    os.write(fd, b"!lang\t\r")  # tab completes the command word
+    read_until(b"I speak and listen in")
+    os.write(fd, b"!halp\r")
+    read_until(b"Did you mean `!help`?")
+    os.write(fd, b"!train sample\r")  # no worker here: the job waits, and its live line says so
+    read_until(b"Job #1 ")
+    read_until(b"queued")
     os.write(fd, b"!quit\r")
     _, status = os.waitpid(pid, 0)
     os.close(fd)

@@ -12,6 +12,7 @@ This module does not promise Discord's rendering: embeds are printed as plain te
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import mimetypes
 import re
@@ -20,7 +21,11 @@ import shutil
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
+
+from rich.console import Console as RichConsole
+from rich.markdown import Markdown
+from rich.text import Text
 
 from trainerbot.core import Attachment, Caller, CoreService, Reply
 from trainerbot.core.commands import COMMANDS
@@ -30,6 +35,11 @@ from trainerbot.ops import metrics
 
 log = logging.getLogger(__name__)
 QUIT = ("quit", "exit")
+PROMPT = "> "
+FINISHED = ("succeeded", "failed", "cancelled")
+# (command word, argument position) → what completes there
+COMPLETES = {("dataset", 1): "dataset", ("import", 1): "dataset", ("train", 1): "dataset", ("archive", 1): "dataset",
+             ("select_dataset", 1): "dataset", ("export", 1): "dataset"}
 Handler = Callable[[list[str], str, Attachment | None], Awaitable[Reply | None]]
 ATTACH = re.compile(r"""(?:^|\s)--attach(?:\s+|=)("[^"]*"|'[^']*'|\S+)""")
 
@@ -42,6 +52,14 @@ class Console:
         self.out = out
         self.prefix = core.settings.prefix
         self.outbox = core.data_dir / "outbox"
+        # On a terminal: Markdown replies and a live line for jobs started here (never in a pipe).
+        self.live = out.isatty()
+        self.rich: RichConsole | None = RichConsole(file=out, highlight=False, soft_wrap=True) if self.live else None
+        self.poll_s = 1.0
+        self._live_drawn = False
+        self._reading = False
+        self._watchers: set[asyncio.Task[None]] = set()
+        self._names: dict[str, list[str]] = {}
         handlers: dict[str, Handler] = {
             "hi": lambda a, r, f: core.hi(caller),
             "help": lambda a, r, f: core.help(caller, "console"),
@@ -131,7 +149,9 @@ class Console:
                 rest = (rest[: m.start()] + rest[m.end():]).strip()
             handler = self.commands.get(word)
             if handler is None:
-                raise BadInput(f"Unknown command `{word[:30]}`. Try `{self.prefix}help`.")
+                close = difflib.get_close_matches(word, [*self.commands, *QUIT], n=1, cutoff=0.6)
+                hint = f"Did you mean `{self.prefix}{close[0]}`? " if close else ""
+                raise BadInput(f"Unknown command `{word[:30]}`. {hint}Try `{self.prefix}help`.")
             try:
                 args = shlex.split(rest)
             except ValueError:
@@ -139,6 +159,10 @@ class Console:
             reply = await handler(args, rest.strip(), attachment)
             if reply is not None:
                 self.render(reply)
+                if word == "train" and isinstance(reply.data.get("job_id"), int) and self.live:
+                    await self._watch(int(str(reply.data["job_id"])))
+            if word in ("import", "train", "archive", "select_dataset", "model", "forget"):
+                await self._refresh_names()
         except TrainerBotError as exc:
             metrics.user_error(exc)
             self._print(f"⚠ {exc.user_message}")
@@ -175,7 +199,11 @@ class Console:
 
     def render(self, reply: Reply) -> None:
         for part in reply.messages:
-            self._print(part)
+            if self.rich is not None:  # a terminal: Markdown rendered (bold, code, lists)
+                self._end_live_line()
+                self.rich.print(Markdown(_hard_breaks(part)))
+            else:  # a pipe: the text as it is, no colours or control codes
+                self._print(part)
         for f in reply.files:
             self.outbox.mkdir(parents=True, exist_ok=True)
             target = unique_path(self.outbox, Path(f.name).stem, "".join(Path(f.name).suffixes) or "")
@@ -183,7 +211,97 @@ class Console:
             self._print(f"📎 {target}")
 
     def _print(self, text: str) -> None:
+        self._end_live_line()
         print(text, file=self.out, flush=True)
+
+    # ------------------------------------------------------------ live progress
+    async def _watch(self, job_id: int) -> None:
+        """Follow a job this console started: one progress line above the prompt, redrawn in
+        place while the user goes on typing, until the job ends. The first line is drawn
+        before the prompt comes back."""
+        first = await self.core.job(self.caller, job_id, plot=False)
+        line = self._progress_line(job_id, first.data)
+        self._draw_live(line)
+        if first.data.get("status") in FINISHED:
+            self._live_drawn = False
+            return
+        task = asyncio.create_task(self._follow(job_id, line), name=f"console-job-{job_id}")
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def _follow(self, job_id: int, last: Text) -> None:
+        while True:
+            await asyncio.sleep(self.poll_s)
+            try:
+                shown = await self.core.job(self.caller, job_id, plot=False)
+            except TrainerBotError:
+                return
+            line = self._progress_line(job_id, shown.data)
+            if line != last:
+                self._draw_live(line)
+                last = line
+            if shown.data.get("status") in FINISHED:
+                self._live_drawn = False  # the final line stays in the scrollback
+                return
+
+    @staticmethod
+    def _progress_line(job_id: int, data: dict[str, Any]) -> Text:
+        status = str(data.get("status"))
+        progress = float(data.get("progress") or 0.0)
+        width = 24
+        done = round(progress * width)
+        colour = "red" if status in ("failed", "cancelled") else "green"
+        parts = [f"step {data['step']}/{data['total_steps']}" if data.get("step") is not None else "",
+                 f"loss {data['loss']:.3f}" if isinstance(data.get("loss"), float) else "",
+                 f"ETA {_eta(data['eta_s'])}" if isinstance(data.get("eta_s"), (int, float)) and status == "running" else ""]
+        extra = " · ".join(p for p in parts if p)
+        return Text.assemble(f"Job #{job_id} ", (status, "bold"), " ", ("━" * done, colour), ("━" * (width - done), "grey35"),
+                             f" {progress:4.0%}", f" · {extra}" if extra else "")
+
+    def _draw_live(self, line: Any) -> None:
+        if self.rich is None:
+            return
+        import readline
+
+        buffer = readline.get_line_buffer() if self._reading else ""
+        out = self.out
+        out.write("\r\x1b[2K")  # the prompt line
+        if self._live_drawn:
+            out.write("\x1b[1A\x1b[2K")  # the previous progress line
+        out.flush()
+        self.rich.print(line)
+        self._live_drawn = True
+        if self._reading:
+            out.write(PROMPT + buffer)
+        out.flush()
+
+    def _end_live_line(self) -> None:
+        self._live_drawn = False
+
+    # ------------------------------------------------------------ completion
+    async def _refresh_names(self) -> None:
+        """Dataset names and model versions for tab completion (fetched off the input thread)."""
+        try:
+            self._names["dataset"] = [str(x.value) for x in await self.core.suggest(self.caller, "dataset")]
+            self._names["version"] = [str(x.value) for x in await self.core.suggest(self.caller, "version")]
+        except TrainerBotError:
+            pass
+
+    def complete(self, text: str, state: int) -> str | None:
+        """readline's completer: command words, then dataset names or versions where they fit."""
+        import readline
+
+        line = readline.get_line_buffer()[: readline.get_endidx()]
+        words = line.split()
+        if len(words) <= 1 and not line.endswith(" "):  # the command word itself
+            options = [f"{self.prefix}{w}" for w in sorted([*self.commands, *QUIT]) if f"{self.prefix}{w}".startswith(text)]
+        else:
+            word = words[0][len(self.prefix):] if words[0].startswith(self.prefix) else ""
+            kind = COMPLETES.get((word, len(words) - (0 if line.endswith(" ") else 1)))
+            if word == "model" and len(words) >= 2 and words[1] in ("use", "compare"):
+                kind = "version"
+            options = [n for n in self._names.get(kind or "", []) if n.startswith(text)]
+        return options[state] if state < len(options) else None
 
     async def run(self, stdin: TextIO = sys.stdin) -> None:
         interactive = stdin.isatty()
@@ -191,12 +309,18 @@ class Console:
             self._setup_readline()
             self._print(f"trainerbot console — guild `{self.caller.guild_name}`, user `{self.caller.user_name}`. "
                         f"Type {self.prefix}help for commands, {self.prefix}quit to leave.")
+        if interactive:
+            await self._refresh_names()
         while True:
             if interactive:
+                self._reading = True
                 try:
-                    line = await asyncio.to_thread(input, "> ")
+                    line = await asyncio.to_thread(input, PROMPT)
                 except EOFError:
                     break
+                finally:
+                    self._reading = False
+                    self._live_drawn = False
             else:
                 line = await asyncio.to_thread(stdin.readline)
                 if not line:
@@ -215,6 +339,9 @@ class Console:
         except OSError:
             pass
         readline.set_history_length(1000)
+        readline.set_completer(self.complete)
+        readline.set_completer_delims(" \t")
+        readline.parse_and_bind("tab: complete")
         import atexit
 
         atexit.register(lambda: _save_history(readline, history))
@@ -232,3 +359,18 @@ def console_caller(guild: str, user: str, role: str, trainer_role: str) -> Calle
         return re.sub(r"[^A-Za-z0-9_-]", "_", s)[:48] or "_"
     return Caller(guild_id=f"console-{slug(guild)}", guild_name=guild, user_id=f"console-{slug(user)}", user_name=user,
                   channel_id="console", roles=frozenset({trainer_role}) if role == "trainer" else frozenset())
+
+
+def _eta(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _hard_breaks(text: str) -> str:
+    """Keep a reply's line breaks when it is rendered as Markdown (outside code blocks)."""
+    out, fenced = [], False
+    for line in text.split("\n"):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        out.append(line if fenced or not line.strip() else line + "  ")
+    return "\n".join(out)
