@@ -42,29 +42,48 @@ def _as_postgres(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 
 
+class PgServer:
+    """A throw-away server that can be stopped and started again (the same data and port)."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="trainerbot-pg-"))
+        self.data = self.root / "data"
+        self.data.mkdir()
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam("postgres")
+            for path in (self.root, self.data):
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+        self.port = _free_port()
+        self.url = f"postgresql+psycopg://{USER}@127.0.0.1:{self.port}"
+        done = _as_postgres(_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", USER, "--no-sync", "-E", "UTF8")
+        if done.returncode != 0:
+            raise RuntimeError(f"initdb failed: {done.stderr[-500:]}")
+
+    def start(self) -> None:
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off "
+                   "-c max_connections=200")
+        done = _as_postgres(_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
+        if done.returncode != 0:
+            log = (self.root / "log").read_text()[-500:] if (self.root / "log").exists() else ""
+            raise RuntimeError(f"pg_ctl start failed: {done.stderr[-500:]} {log}")
+
+    def stop(self) -> None:
+        _as_postgres(_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """A running server; yields the URL prefix ``postgresql+psycopg://trainerbot@127.0.0.1:PORT``."""
-    root = Path(tempfile.mkdtemp(prefix="trainerbot-pg-"))
-    data = root / "data"
-    data.mkdir()
-    if os.geteuid() == 0:
-        entry = pwd.getpwnam("postgres")
-        for path in (root, data):
-            os.chown(path, entry.pw_uid, entry.pw_gid)
-    port = _free_port()
+    server = PgServer()
     try:
-        done = _as_postgres(_bin("initdb"), "-D", str(data), "-A", "trust", "-U", USER, "--no-sync", "-E", "UTF8")
-        if done.returncode != 0:
-            raise RuntimeError(f"initdb failed: {done.stderr[-500:]}")
-        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200"
-        done = _as_postgres(_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
-        if done.returncode != 0:
-            raise RuntimeError(f"pg_ctl start failed: {done.stderr[-500:]} {(root / 'log').read_text()[-500:] if (root / 'log').exists() else ''}")
-        yield f"postgresql+psycopg://{USER}@127.0.0.1:{port}"
+        server.start()
+        yield server.url
     finally:
-        _as_postgres(_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(root, ignore_errors=True)
+        server.remove()
 
 
 def new_database(server: str) -> str:

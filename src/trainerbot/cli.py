@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from trainerbot.config import Settings, load_settings
 from trainerbot.errors import ConfigError
+from trainerbot.plural import count
+from trainerbot.startup import EXIT_SETTINGS, StartupError, check_data_dir, login_with_retries, open_store_with_retries
 
 if TYPE_CHECKING:
     from trainerbot.ops.server import OpsServer
@@ -82,7 +84,7 @@ def _prepare_model(settings: Settings) -> None:
 async def _console(settings: Settings, args: argparse.Namespace) -> None:
     from trainerbot.adapters.console.repl import Console, console_caller
     from trainerbot.core import CoreService
-    core = await asyncio.to_thread(CoreService.open, settings)
+    core = await open_store_with_retries(settings, lambda: asyncio.to_thread(CoreService.open, settings))
     await asyncio.to_thread(_prepare_model, settings)
     worker = await _start_worker(settings, args)
     ops = await _start_ops(settings, core, lambda: ("console", True), worker is not None)
@@ -98,21 +100,34 @@ async def _console(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _discord(settings: Settings, args: argparse.Namespace) -> None:
-    import discord
-
     from trainerbot.adapters.discord.bot import make_bot
     from trainerbot.core import CoreService
-    core = await asyncio.to_thread(CoreService.open, settings)
+
+    core = await open_store_with_retries(settings, lambda: asyncio.to_thread(CoreService.open, settings))
     await asyncio.to_thread(_prepare_model, settings)
-    worker = await _start_worker(settings, args)
-    bot = make_bot(core, settings)
-    ops = await _start_ops(settings, core, lambda: ("gateway", bot.is_ready() and not bot.is_closed()), worker is not None)
+    worker = await _start_worker(settings, args)  # it trains while Discord is still being reached
+    bots: list[Any] = []
+    ops = await _start_ops(settings, core, lambda: ("gateway", bool(bots) and bots[0].is_ready() and not bots[0].is_closed()),
+                           worker is not None)
+    assert settings.discord_token is not None
+    token = settings.discord_token.get_secret_value()
+
+    async def login() -> None:  # a fresh client each try: a failed login leaves its HTTP session closed
+        bot = make_bot(core, settings)
+        try:
+            await bot.login(token)
+        except BaseException:
+            await bot.close()
+            raise
+        bots.append(bot)
+
     try:
-        async with bot:
-            assert settings.discord_token is not None
-            await bot.start(settings.discord_token.get_secret_value())
-    except discord.LoginFailure:
-        raise ConfigError("DISCORD_TOKEN was refused by Discord (check the token in the developer portal).") from None
+        await login_with_retries(settings, login)
+        log.info("logged in to Discord")
+        try:
+            await bots[0].connect(reconnect=True)  # from here discord.py reconnects by itself
+        finally:
+            await bots[0].close()
     finally:
         if ops is not None:
             await ops.stop()
@@ -187,7 +202,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
         source.close()
         target.close()
     rows = sum(n for n, _ in tables.values())
-    print(f"Copied {rows} rows in {len(tables)} tables to {hide_password(args.target)}; row counts and content hashes match.")
+    print(f"Copied {count(rows, 'row')} in {count(len(tables), 'table')} to {hide_password(args.target)}; row counts and content hashes match.")
     print(f"Point the bot at it: TRAINERBOT_DATABASE_URL={hide_password(args.target)}")
     return 0
 
@@ -199,35 +214,30 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(**overrides)
     except ConfigError as exc:
         print(f"trainerbot: {exc.user_message}", file=sys.stderr)
-        return 2
-    _configure_logging(settings, args)
-    log.info("settings: %s", settings.redacted())
-    if args.command == "worker":
-        try:
-            return _worker(settings, args)
-        except KeyboardInterrupt:
-            return 0
-        except ConfigError as exc:
-            print(f"trainerbot: {exc.user_message}", file=sys.stderr)
-            return 2
-    if args.command in ("backup", "migrate"):
-        try:
-            return (_backup if args.command == "backup" else _migrate)(settings, args)
-        except ConfigError as exc:
-            print(f"trainerbot: {exc.user_message}", file=sys.stderr)
-            return 2
+        return EXIT_SETTINGS
     try:
-        if args.command == "run" and settings.discord_token is not None:
-            asyncio.run(_discord(settings, args))
-            return 0
-        asyncio.run(_console(settings, args))
-    except KeyboardInterrupt:
-        pass
+        if args.command in ("run", "console", "worker"):
+            check_data_dir(settings.resolved_data_dir)  # before logging writes its file there
+        _configure_logging(settings, args)
+        log.info("settings: %s", settings.redacted())
+        if args.command == "worker":
+            try:
+                return _worker(settings, args)
+            except KeyboardInterrupt:
+                return 0
+        if args.command in ("backup", "migrate"):
+            return (_backup if args.command == "backup" else _migrate)(settings, args)
+        try:
+            if args.command == "run" and settings.discord_token is not None:
+                asyncio.run(_discord(settings, args))
+                return 0
+            asyncio.run(_console(settings, args))
+        except KeyboardInterrupt:
+            pass
+    except StartupError as exc:
+        print(f"trainerbot: {exc.user_message}", file=sys.stderr)
+        return exc.status
     except ConfigError as exc:
         print(f"trainerbot: {exc.user_message}", file=sys.stderr)
-        return 2
+        return EXIT_SETTINGS
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"  # json: one object a line (time, level, logger, message, guild, job)
 
+    # Start-up: the first wait before trying again (doubling, with jitter), how many more tries
+    # for the store, and for Discord (0: for ever, as the gateway's own reconnect does).
+    startup_retry_s: float = Field(default=2.0, gt=0, le=300)
+    store_retries: int = Field(default=5, ge=0, le=1000)
+    discord_retries: int = Field(default=0, ge=0, le=100_000)
+
     # Operations: /healthz and /metrics (off unless a port is set).
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_host: str = Field(default="127.0.0.1", min_length=1, max_length=255)

@@ -54,3 +54,4 @@ class ConfigError(TrainerBotError):
 
 
 DISK_FULL = "The bot's disk is full, so nothing was saved. Ask whoever runs the bot to free some space."
+STORE_DOWN = "I can't reach my database right now, so nothing was done. Try again in a moment."

@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from trainerbot.core.base import CoreBase
+from trainerbot.plural import count
 from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, OutFile, Reply
 from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets import paths
@@ -48,11 +49,11 @@ class DatasetCommands(CoreBase):
                                         default_label=default_label, limits=limits)
         added, dupes, total = await self._blocking(self._store_import, caller, name, examples)
         pos = sum(e.label == "positive" for e in examples)
-        parts = [f"Imported {added} example{'s' * (added != 1)} into `{name}`"]
+        parts = [f"Imported {count(added, 'example')} into `{name}`"]
         if len(examples) != pos:
             parts.append(f" ({pos} positive, {len(examples) - pos} negative in the file)")
         if dupes:
-            parts.append(f"; {dupes} duplicate{'s' * (dupes != 1)} skipped")
+            parts.append(f"; {count(dupes, 'duplicate')} skipped")
         parts.append(f". `{name}` now holds {total}.")
         return Reply.text("".join(parts), data={"added": added, "duplicates": dupes, "total": total})
 
@@ -74,8 +75,8 @@ class DatasetCommands(CoreBase):
         lines = ["**Datasets**"]
         for ds, total, pos, neg, archives in rows:
             mark = " ← selected for training" if selected and selected.dataset_id == ds.id else ""
-            arch = f", {archives} archive{'s' * (archives != 1)}" if archives else ""
-            lines.append(f"• `{ds.name}` — {total} examples ({pos} 👍 / {neg} 👎){arch}{mark}")
+            arch = f", {count(archives, 'archive')}" if archives else ""
+            lines.append(f"• `{ds.name}` — {count(total, 'example')} ({pos} 👍 / {neg} 👎){arch}{mark}")
         return Reply.text("\n".join(lines), data={"names": [r[0].name for r in rows]})
 
     def _list_datasets(self, caller: Caller) -> tuple[list, Snapshot | None]:
@@ -138,7 +139,7 @@ class DatasetCommands(CoreBase):
         name = paths.dataset_name(name)
         snap, _ = await self._blocking(self._snapshot, caller, name, "archive", None)
         return Reply.text(
-            f"Archived {snap.item_count} examples of `{name}` as `archives/{snap.file_name}` (sha256 `{snap.sha256[:12]}…`). "
+            f"Archived {count(snap.item_count, 'example')} of `{name}` as `archives/{snap.file_name}` (sha256 `{snap.sha256[:12]}…`). "
             f"`{name}` starts afresh; get the archive with `{self.settings.prefix}getfile {snap.file_name}`.",
             data={"file": snap.file_name, "count": snap.item_count},
         )
@@ -196,7 +197,7 @@ class DatasetCommands(CoreBase):
         if fmt not in EXPORT_FORMATS:
             raise BadInput(f"`{fmt[:20]}` is not an export format: use one of {', '.join(f'`{f}`' for f in EXPORT_FORMATS)}.")
         path, rows = await self._blocking(self._export, caller, name, fmt)
-        return self._send(path, f"Exported {rows} {fmt} rows of `{name}` as `exports/{path.name}`.")
+        return self._send(path, f"Exported {count(rows, f'{fmt} row')} of `{name}` as `exports/{path.name}`.")
 
     def _export(self, caller: Caller, name: str, fmt: str) -> tuple[Path, int]:
         with self.store.read() as s:

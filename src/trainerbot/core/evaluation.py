@@ -21,6 +21,7 @@ from trainerbot.core.base import CoreBase
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.review import pending_count, same_correction
 from trainerbot.core.text import quote_user_text, row_number
+from trainerbot.plural import count
 from trainerbot.core.types import Attachment, Caller, OutFile, Reply
 from trainerbot.datasets import paths
 from trainerbot.datasets.items import item_to_example
@@ -137,12 +138,14 @@ class EvaluationCommands(CoreBase):
                                  status="pending", source=f"test:{run.id}"))
                 queued += 1
             run.handled = True
-        text = f"Test #{run.id}: {queued} wrong answer{'s' if queued != 1 else ''} now wait in the review queue as corrections"
+        text = (f"Test #{run.id}: {count(queued, 'wrong answer')} now {'waits' if queued == 1 else 'wait'} in the review queue "
+                f"as {'a correction' if queued == 1 else 'corrections'}")
         text += f" (`{self.settings.prefix}review`)." if queued else "."
         if merged:
-            text += f" {merged} were already there."
+            text += f" {merged} {'was' if merged == 1 else 'were'} already there."
         if skipped:
-            text += (f" {skipped} were not queued: you may have {self.settings.max_pending_per_user} corrections "
+            text += (f" {skipped} {'was' if skipped == 1 else 'were'} not queued: you may have "
+                     f"{count(self.settings.max_pending_per_user, 'correction')} "
                      "waiting at once; ask a trainer to review them first.")
         return Reply.text(text, data={"run_id": run.id, "queued": queued, "merged": merged, "skipped": skipped})
 

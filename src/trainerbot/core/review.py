@@ -18,6 +18,7 @@ from sqlalchemy import case, delete, func, select
 from trainerbot.core.base import CoreBase
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.text import quote_user_text, row_number
+from trainerbot.plural import count
 from trainerbot.core.types import Caller, Reply
 from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets.records import Example
@@ -28,6 +29,8 @@ from trainerbot.store import repo
 from trainerbot.store.models import Correction, Dataset, DatasetItem, Feedback, Message, Snapshot, utcnow
 
 APPROVE_EMOJI, REJECT_EMOJI = "✅", "❌"
+FORGOTTEN = {"examples": ("example", "examples"), "ratings and feedback": ("rating or feedback", "ratings and feedback"),
+             "corrections": ("correction", "corrections"), "chat messages": ("chat message", "chat messages")}
 USER = re.compile(r"<@!?([A-Za-z0-9_-]{1,64})>|([A-Za-z0-9_-]{1,64})")
 
 
@@ -240,7 +243,7 @@ class ReviewCommands(CoreBase):
         subject = "you" if user_id == caller.user_id else f"<@{user_id}>"
         if not total:
             return Reply.text(f"I hold nothing from {subject} here.", data=counts)
-        parts = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+        parts = ", ".join(count(n, *FORGOTTEN[what]) for what, n in counts.items() if n)
         return Reply.text(f"🧹 Forgot everything from {subject} here: {parts}. Later snapshots and trainings won't have it "
                           "(archives written before keep their copy until deleted).", data=counts)
 

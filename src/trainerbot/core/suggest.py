@@ -15,6 +15,7 @@ from sqlalchemy import desc, select
 
 from trainerbot.core.base import CoreBase
 from trainerbot.core.permissions import is_trainer
+from trainerbot.plural import count
 from trainerbot.core.types import Caller
 from trainerbot.store import repo
 from trainerbot.store.models import Correction, Job, ModelVersion, TestRun
@@ -58,7 +59,7 @@ class SuggestCommands(CoreBase):
                 for ds, current, _pos, _neg, archives in repo.dataset_summaries(s, guild.id):
                     if typed in ds.name.lower():
                         extra = f", {archives} archived" if archives else ""
-                        out.append(Suggestion(_label(f"{ds.name} — {current} example{'s' if current != 1 else ''}{extra}"), ds.name))
+                        out.append(Suggestion(_label(f"{ds.name} — {count(current, 'example')}{extra}"), ds.name))
             elif kind == "version":
                 versions = s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id).order_by(desc(ModelVersion.id)))
                 for v in versions:

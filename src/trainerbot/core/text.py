@@ -47,3 +47,4 @@ def row_number(raw: str | int, usage: str) -> int:
     if not text.isdigit() or len(text) > 12:
         raise BadInput(usage)
     return int(text)
+

@@ -15,6 +15,7 @@ from importlib import resources
 from sqlalchemy import func, select
 
 from trainerbot.core.base import CoreBase
+from trainerbot.plural import count
 from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, OutFile, Reply
 from trainerbot.datasets import paths
 from trainerbot.datasets.importers import parse_label
@@ -134,7 +135,7 @@ class TrainingCommands(CoreBase):
             text = f"That training is already queued or running as job #{submitted.job_id}. Follow it with `{p}job {submitted.job_id}`."
         else:
             where = f" through the fine-tuning API of `{self.settings.openai_base_url}`" if self.settings.backend == "openai" else ""
-            text = (f"Training job #{submitted.job_id} queued: {recipe.upper()}{where} on {what} ({len(examples)} examples). "
+            text = (f"Training job #{submitted.job_id} queued: {recipe.upper()}{where} on {what} ({count(len(examples), 'example')}). "
                     f"Follow it with `{p}job {submitted.job_id}`; `{p}cancel {submitted.job_id}` stops it.")
         return Reply.text(text, data={"job_id": submitted.job_id, "recipe": recipe, "existing": submitted.existing})
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from sacrebleu.metrics import CHRF
 
+from trainerbot.plural import count
+
 _CHRF = CHRF()
 
 
@@ -54,7 +56,7 @@ class Summary:
 
     def line(self) -> str:
         if not self.scored:
-            return f"{self.cases} cases, predictions only (no expected answers)"
+            return f"{count(self.cases, 'case')}, predictions only (no expected answers)"
         parts = [f"exact match {self.exact_match:.1%}", f"chrF {self.chrf:.1f}"]
         if self.loss is not None and self.perplexity is not None:
             parts.append(f"loss {self.loss:.3f} (perplexity {self.perplexity:.2f})")

@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from trainerbot.errors import DISK_FULL, ConfigError, NotAvailable
+from trainerbot.errors import DISK_FULL, STORE_DOWN, ConfigError, NotAvailable
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 READ_ONLY = "trainerbot_read_only"
@@ -61,6 +61,25 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def _is_unavailable(exc: OperationalError) -> bool:
+    """A full disk, or a database that cannot be reached right now (as opposed to a mistake
+    in a query): SQLite's locked, unopenable or full file; any PostgreSQL OperationalError
+    (psycopg raises it for connection failures)."""
+    reason = str(exc.orig).lower()
+    if "full" in reason or "no space left" in reason:
+        return True
+    if isinstance(exc.orig, sqlite3.Error):
+        return any(s in reason for s in ("database is locked", "unable to open database file", "disk i/o error"))
+    return True
+
+
+def _unavailable(exc: OperationalError) -> NotAvailable:
+    reason = str(exc.orig).lower()
+    if "full" in reason or "no space left" in reason:  # SQLITE_FULL; PostgreSQL: "could not extend file … No space left"
+        return NotAvailable(DISK_FULL)
+    return NotAvailable(STORE_DOWN)
+
+
 def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("trainerbot.store") / "migrations"))
@@ -90,21 +109,26 @@ class Store:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back if it raises.
-        A full disk is a clear ``NotAvailable``, and the store is left as it was."""
+        A full disk, or a database that cannot be reached, is a clear ``NotAvailable``, and
+        the store is left as it was."""
         try:
             with self._sessions() as session, session.begin():
                 yield session
         except OperationalError as exc:
-            reason = str(exc.orig).lower()
-            if "full" in reason or "no space left" in reason:  # SQLITE_FULL; PostgreSQL: "could not extend file … No space left"
-                raise NotAvailable(DISK_FULL) from None
+            if _is_unavailable(exc):
+                raise _unavailable(exc) from None
             raise
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only transaction: a consistent snapshot that takes no write lock."""
-        with self._read_sessions() as session, session.begin():
-            yield session
+        try:
+            with self._read_sessions() as session, session.begin():
+                yield session
+        except OperationalError as exc:
+            if _is_unavailable(exc):
+                raise _unavailable(exc) from None
+            raise
 
     def backup(self, target: Path, *, pages_per_step: int = 256) -> int:
         """A consistent copy of the store in ``target`` while writes go on (SQLite's online

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from trainerbot.plural import count
 from trainerbot.config import Settings
 from trainerbot.datasets.exporters import export_rows
 from trainerbot.datasets.records import Example
@@ -70,8 +71,8 @@ def run_remote_job(settings: Settings, store: Store, job_id: int, worker: str, s
     try:
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
         upload = client.files.create(file=(f"trainerbot-job-{job_id}.jsonl", data, "application/jsonl"), purpose="fine-tune")
-        queue.add_event(store, job_id, kind="log", message=f"uploaded {len(rows)} {recipe} rows as {upload.id}; "
-                                                            f"{len(cases)} held-out questions kept back")
+        queue.add_event(store, job_id, kind="log", message=f"uploaded {count(len(rows), f'{recipe} row')} as {upload.id}; "
+                                                            f"{count(len(cases), 'held-out question')} kept back")
         method: dict[str, Any] = {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1}}} if recipe == "dpo" else {"type": "supervised"}
         remote = client.fine_tuning.jobs.create(model=base, training_file=upload.id, method=method,  # type: ignore[arg-type]
                                                 suffix=f"trainerbot-{job_id}"[:18])

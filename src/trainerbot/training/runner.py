@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
+from trainerbot.plural import count
 from trainerbot.config import Settings
 from trainerbot.datasets import paths
 from trainerbot.datasets.records import Example
@@ -194,7 +195,7 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
             return run_remote_job(settings, store, job_id, worker, stop, guild_id=guild_id, snapshot_id=snap.id, recipe=recipe,
                                   examples=examples, parent=parent, cases=heldout.cases(held, min(settings.max_test_cases, 50)))
         queue.add_event(store, job_id, kind="log",
-                        message=f"{len(examples)} examples from {snap.file_name} ({len(held)} more held out for evaluation)")
+                        message=f"{count(len(examples), 'example')} from {snap.file_name} ({len(held)} more held out for evaluation)")
         if settings.torch_threads:
             import torch
 
