@@ -82,7 +82,7 @@ def test_exact_match_and_chrf_on_hand_computed_cases() -> None:
     assert (summary.cases, summary.scored, summary.exact_match) == (3, 2, 0.5)
     assert summary.chrf == pytest.approx(79.04, abs=0.01)
     assert summary.loss == pytest.approx(1.0) and summary.perplexity == pytest.approx(2.71828, abs=1e-4)
-    assert summarise(rows[2:]).line() == "1 cases, predictions only (no expected answers)"
+    assert summarise(rows[2:]).line() == "1 case, predictions only (no expected answers)"
 
 
 def _examples(n: int, source: str = "file") -> list[Example]:
