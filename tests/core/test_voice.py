@@ -60,9 +60,8 @@ async def test_language_is_per_guild_and_for_trainers(core: CoreService, trainer
 
 
 def test_audio_detection() -> None:
-    assert is_audio(att("voice-message.ogg", b"x", "audio/ogg"))
-    assert is_audio(att("clip.m4a", b"x", None))
-    assert not is_audio(att("facts.jsonl", b"x", "application/json"))
+    assert is_audio("voice-message.ogg", "audio/ogg") and is_audio("clip.m4a", None) and is_audio("x.bin", "audio/ogg; codecs=opus")
+    assert not is_audio("facts.jsonl", "application/json")
 
 
 async def test_piper_is_used_for_english_when_configured(core: CoreService, trainer: Caller) -> None:

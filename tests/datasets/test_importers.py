@@ -130,3 +130,12 @@ def test_parse_label_words() -> None:
         parse_label("true")
     with pytest.raises(BadInput):
         parse_label("sometimes")
+
+
+def test_a_number_too_long_to_read_is_refused_plainly() -> None:
+    from trainerbot.datasets.importers import Limits, parse_upload
+    from trainerbot.errors import BadInput
+
+    raw = ('{"prompt": "How many?", "response": "Lots.", "n": ' + "9" * 5000 + "}\n").encode()
+    with pytest.raises(BadInput, match="a number in it is too long to read"):
+        parse_upload("big.jsonl", None, raw, default_label="positive", limits=Limits(10_000_000, 1000, 8000))

@@ -266,3 +266,20 @@ async def test_a_missing_snapshot_fails_the_job_with_a_reason(core: CoreService,
     await asyncio.to_thread(serve, core.settings, once=True)
     shown = await core.job(trainer, reply.data["job_id"])
     assert shown.data["status"] == "failed" and "Error" in shown.content
+
+
+async def test_a_failed_job_says_so_plainly_and_keeps_internals_in_the_log(core: CoreService, trainer: Caller, monkeypatch,
+                                                                           caplog) -> None:
+    from trainerbot.training import sft
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("CUDA kernel at /srv/secret/path exploded")
+    monkeypatch.setattr(sft, "train", broken)
+    reply = await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(8, seed=1))))
+    await asyncio.to_thread(serve, core.settings, once=True)
+    with core.store.read() as s:
+        job = s.get(Job, reply.data["job_id"])
+    assert job.status == "failed"
+    assert job.error == "Training failed on the worker's side (RuntimeError); the details are in the worker's log."
+    assert "/srv/secret" not in (await core.job(trainer, job.id)).content
+    assert "/srv/secret/path exploded" in caplog.text  # the trace is in the log

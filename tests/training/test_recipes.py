@@ -8,6 +8,7 @@ import pytest
 
 from trainerbot.datasets.records import Example
 from trainerbot.datasets.sample import generate
+from trainerbot.errors import BadInput
 from trainerbot.model.build import ModelShape, new_model, train_tokenizer
 from trainerbot.training import dpo, kto, sft
 from trainerbot.training.common import JobCallback, Progress, TrainParams
@@ -66,7 +67,7 @@ def test_kto_and_dpo_train_from_a_model(tmp_path) -> None:
 def test_recipes_refuse_data_they_cannot_use(tmp_path) -> None:
     examples = generate(2, seed=6)
     model, tok = _tiny(examples)
-    with pytest.raises(ValueError, match="DPO needs corrections"):
+    with pytest.raises(BadInput, match="DPO needs approved corrections"):
         dpo.train(model, tok, examples, TrainParams(), _callback()[0], str(tmp_path / "d"))
 
 

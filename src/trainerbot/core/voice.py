@@ -22,9 +22,10 @@ AUDIO_EXTENSIONS = (".ogg", ".oga", ".opus", ".mp3", ".m4a", ".wav", ".webm", ".
 LANGUAGES = ("en", "ru")
 
 
-def is_audio(attachment: Attachment) -> bool:
-    ctype = (attachment.content_type or "").split(";", 1)[0].strip().lower()
-    return ctype.startswith("audio/") or attachment.filename.lower().endswith(AUDIO_EXTENSIONS)
+def is_audio(filename: str, content_type: str | None) -> bool:
+    """Whether an upload is audio (a voice message or a sound file), by its type or name."""
+    ctype = (content_type or "").split(";", 1)[0].strip().lower()
+    return ctype.startswith("audio/") or filename.lower().endswith(AUDIO_EXTENSIONS)
 
 
 class VoiceCommands(CoreBase):

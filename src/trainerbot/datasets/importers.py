@@ -239,6 +239,8 @@ def load_json(raw: str, where: str) -> Any:
         raise BadInput(f"{where}: invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}).") from None
     except RecursionError:
         raise BadInput(f"{where}: JSON nested too deeply.") from None
+    except ValueError:  # Python refuses integers over 4300 digits ("Exceeds the limit … for integer string conversion")
+        raise BadInput(f"{where}: a number in it is too long to read; write it as text (in quotes).") from None
     if _depth(value) > MAX_JSON_DEPTH:
         raise BadInput(f"{where}: JSON nested too deeply (more than {MAX_JSON_DEPTH} levels).")
     return value

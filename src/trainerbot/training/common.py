@@ -15,9 +15,13 @@ import datasets
 from transformers import PrinterCallback, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.utils import logging as hf_logging
 
-hf_logging.set_verbosity_error()
-hf_logging.disable_progress_bar()
-datasets.disable_progress_bars()
+
+def quiet_libraries() -> None:
+    """Hugging Face's own progress bars and warnings off for a training run (the job's events
+    carry the progress). Called when a job starts, never at import."""
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from trl import DPOConfig, DPOTrainer
 
 from trainerbot.datasets.exporters import export_rows
 from trainerbot.datasets.records import Example
+from trainerbot.errors import BadInput
 from trainerbot.training.common import JobCallback, TrainParams, TrainResult, reference, run, trl_args
 
 
@@ -26,7 +27,7 @@ def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: 
           callback: JobCallback, output_dir: str, peft_config: Any = None) -> tuple[PreTrainedModel, TrainResult]:
     data = rows(examples)
     if not data:
-        raise ValueError("DPO needs corrections")
+        raise BadInput("DPO needs approved corrections: correct some replies first.")
     config = DPOConfig(**trl_args(params, output_dir, len(data)), beta=params.beta)
     trainer = DPOTrainer(model=model, ref_model=reference(model, peft_config), args=config, train_dataset=Dataset.from_list(data), processing_class=tokenizer,
                          callbacks=[callback], peft_config=peft_config)

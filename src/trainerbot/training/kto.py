@@ -16,6 +16,7 @@ from trl import KTOConfig, KTOTrainer
 
 from trainerbot.datasets.exporters import export_rows
 from trainerbot.datasets.records import Example
+from trainerbot.errors import BadInput
 from trainerbot.training.common import JobCallback, TrainParams, TrainResult, reference, run, trl_args
 
 
@@ -27,7 +28,7 @@ def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: 
           callback: JobCallback, output_dir: str, peft_config: Any = None) -> tuple[PreTrainedModel, TrainResult]:
     data = rows(examples)
     if len(data) < 2:
-        raise ValueError("KTO needs at least two rated examples")
+        raise BadInput("KTO needs at least two rated examples (👍 or 👎).")
     config = KTOConfig(**{**trl_args(params, output_dir, len(data)), "per_device_train_batch_size": max(2, min(params.batch_size, len(data)))},
                        beta=params.beta)
     trainer = KTOTrainer(model=model, ref_model=reference(model, peft_config), args=config, train_dataset=Dataset.from_list(data), processing_class=tokenizer,

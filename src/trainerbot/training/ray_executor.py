@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from trainerbot.config import Settings
+from trainerbot.errors import NotAvailable
 from trainerbot.store import Store
 from trainerbot.store.models import Job
 from trainerbot.training import queue
@@ -34,7 +35,7 @@ def _client(settings: Settings) -> Any:
     try:
         from ray.job_submission import JobSubmissionClient
     except ImportError:
-        raise RuntimeError("executor = ray needs Ray: install the extra (`pip install 'trainerbot[ray]'`)") from None
+        raise NotAvailable("executor = ray needs Ray: install the extra (`pip install 'trainerbot[ray]'`).") from None
     return JobSubmissionClient(settings.ray_address)
 
 

@@ -25,7 +25,6 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from trainerbot.plural import count
 from trainerbot.config import Settings
 from trainerbot.datasets import paths
 from trainerbot.datasets.records import Example
@@ -33,6 +32,7 @@ from trainerbot.datasets.snapshots import read_snapshot
 from trainerbot.evaluation import heldout
 from trainerbot.evaluation.cases import Case
 from trainerbot.evaluation.run import score_cases
+from trainerbot.errors import BadInput, NotFound, TrainerBotError
 from trainerbot.fileio import atomic_write_bytes
 from trainerbot.model.build import CHAT_TEMPLATE
 from trainerbot.model.files import DONE_MARKER, adapter_base, is_adapter, is_complete, offline, relative_base
@@ -40,10 +40,11 @@ from trainerbot.model.local import LocalModel, Weights
 from trainerbot.model.pretrained import base_folder
 from trainerbot.model.prompt import SYSTEM
 from trainerbot.model.remote import scorer_for
+from trainerbot.plural import count
 from trainerbot.store import Store
 from trainerbot.store.models import Guild, Job, ModelVersion, Snapshot
 from trainerbot.training import queue, rehearsal
-from trainerbot.training.common import JobCallback, Progress, TrainParams, TrainResult
+from trainerbot.training.common import JobCallback, Progress, TrainParams, TrainResult, quiet_libraries
 from trainerbot.training.plots import loss_curve
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,6 @@ RECIPE_DEFAULTS = {  # (epochs, learning rate, batch size) by recipe and start
 }
 HELDOUT_MAX_TOKENS = 64  # held-out answers are short; a pretrained model rambles on what it does not know
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-def models_dir(settings: Settings, guild_platform_id: str) -> Path:
-    return paths.guild_root(settings.resolved_data_dir, guild_platform_id) / "models"
 
 
 def active_version(session: Any, guild_id: int) -> ModelVersion | None:
@@ -123,7 +120,7 @@ def _load_start(settings: Settings, data_dir: Path, parent: ModelVersion | None,
         config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
         return Start(model, tok, "lora", f"pretrained:{base_dir.name}", base_dir, config, Weights.sharing(model, tok, base_dir))
     if recipe != "sft":
-        raise ValueError(f"{recipe.upper()} needs a model to start from; train on positive examples first")
+        raise BadInput(f"{recipe.upper()} needs a model to start from; train on positive examples first.")
     from trainerbot.model.build import ModelShape, new_model, train_tokenizer
 
     shape = ModelShape() if settings.model_size == "small" else ModelShape(vocab_size=512, hidden_size=64, layers=2, heads=2, max_positions=256)
@@ -175,6 +172,7 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
     and the job is failed with that reason.
     """
     data_dir = settings.resolved_data_dir
+    quiet_libraries()
     try:
         with store.read() as s:
             job = s.get(Job, job_id)
@@ -185,7 +183,7 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
             recipe, guild_pid, guild_id = job.recipe, guild.platform_id, guild.id  # type: ignore[union-attr]
             backend = (job.params or {}).get("backend", "local")
         if snap is None:
-            raise ValueError("its dataset snapshot is gone")
+            raise NotFound("Its dataset snapshot is gone; select the data again and start a new job.")
         root = paths.guild_root(data_dir, guild_pid)
         _, examples = read_snapshot(root / "snapshots" / snap.file_name)
         examples, held = heldout.split(examples, settings.heldout_share)
@@ -243,14 +241,23 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
         return _register(settings, store, job_id, guild_id, guild_pid, snap.id, recipe, start, trained, weights, result,
                          parent, heldout.cases(held, settings.max_test_cases))
     except Exception as exc:  # the job fails; the worker goes on
-        log.exception("job %s failed", job_id)
+        if isinstance(exc, TrainerBotError):
+            log.info("job %s failed: %s", job_id, exc.user_message, extra={"job": job_id})
+        else:
+            log.exception("job %s failed", job_id, extra={"job": job_id})
         queue.finish(store, job_id, "failed", error=_plain(exc))
         return "failed"
 
 
-def _plain(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:300]
+def _plain(exc: BaseException) -> str:
+    """What `job` shows for a failure: a TrainerBotError's own words; for anything else a
+    plain sentence (the trace is in the worker's log, never in chat)."""
+    if isinstance(exc, TrainerBotError):
+        return exc.user_message[:300]
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return ("The worker ran out of memory. Try a smaller batch (TRAINERBOT_TRAIN_BATCH_SIZE) or fewer examples; "
+                "the details are in the worker's log.")
+    return f"Training failed on the worker's side ({type(exc).__name__}); the details are in the worker's log."
 
 
 def promotion(settings: Settings, candidate: Any, parent: ModelVersion | None, cases: list[Case]) -> tuple[bool, dict[str, Any], str]:

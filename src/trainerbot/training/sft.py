@@ -14,6 +14,7 @@ from trl import SFTConfig, SFTTrainer
 
 from trainerbot.datasets.exporters import export_rows
 from trainerbot.datasets.records import Example
+from trainerbot.errors import BadInput
 from trainerbot.training.common import JobCallback, TrainParams, TrainResult, run, trl_args
 
 
@@ -25,7 +26,7 @@ def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: 
           callback: JobCallback, output_dir: str, peft_config: Any = None) -> tuple[PreTrainedModel, TrainResult]:
     data = rows(examples)
     if not data:
-        raise ValueError("SFT needs positive examples")
+        raise BadInput("SFT needs positive examples: import some answers first.")
     # Under LoRA, facts (~50 tokens) and rehearsal answers (up to ~120) mix: batches of like
     # lengths pad less (1.3–1.5× faster an epoch here). KTO/DPO rows have no plain input_ids to sort by.
     strategy = "group_by_length" if params.lora else "random"

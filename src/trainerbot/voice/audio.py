@@ -8,7 +8,6 @@ opened. Blocking: call from a thread.
 from __future__ import annotations
 
 import io
-import json
 import subprocess
 import wave
 
@@ -25,15 +24,6 @@ def _run(args: list[str], data: bytes, timeout: float = FFMPEG_TIMEOUT_S) -> sub
         raise NotAvailable("Voice is unavailable here: ffmpeg is not installed (the operator can install it as root with `apt-get install ffmpeg`, or run `make run` as root).") from None
     except subprocess.TimeoutExpired:
         raise BadInput("That audio took too long to convert.") from None
-
-
-def duration_s(data: bytes) -> float:
-    """The duration ffprobe reports for the audio, or BadInput when it is not audio."""
-    proc = _run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", "-i", "pipe:0"], data)
-    try:
-        return float(json.loads(proc.stdout or b"{}")["format"]["duration"])
-    except (KeyError, ValueError, TypeError):
-        raise BadInput("I couldn't read that audio file (is it really audio?).") from None
 
 
 def to_wav16k(data: bytes, *, max_seconds: float) -> bytes:

@@ -25,7 +25,6 @@ from typing import Protocol
 from trainerbot.errors import BadInput, NotAvailable
 from trainerbot.voice.models import english_model_dir
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 PAD_SAMPLES = 16_000
 
 
@@ -62,6 +61,8 @@ class WhisperEngine:
     def _load(self):  # type: ignore[no-untyped-def]  # callers hold the lock
         if self._model is None:
             from faster_whisper import WhisperModel
+
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is on disk: never ask the Hub (set when it loads)
 
             self._model = WhisperModel(str(self.model_dir), device="cpu", compute_type="int8", cpu_threads=self.threads)
         return self._model

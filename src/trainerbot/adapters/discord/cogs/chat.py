@@ -16,17 +16,12 @@ from discord.ext import commands
 from trainerbot.adapters.discord.render import caller_of, read_attachment, send_reply
 from trainerbot.adapters.discord.ui import tell_by_dm
 from trainerbot.core import Caller, Reply
-from trainerbot.core.voice import AUDIO_EXTENSIONS
+from trainerbot.core.voice import is_audio
 from trainerbot.errors import Busy, NotAllowed, TrainerBotError
 
 log = logging.getLogger(__name__)
 
 RATINGS = ("👍", "👎")
-
-
-def _is_audio(att: discord.Attachment) -> bool:
-    ctype = (att.content_type or "").split(";", 1)[0].lower()
-    return ctype.startswith("audio/") or att.filename.lower().endswith(AUDIO_EXTENSIONS)
 
 
 class ChatCog(commands.Cog, name="Chat"):
@@ -48,7 +43,7 @@ class ChatCog(commands.Cog, name="Chat"):
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or message.content.startswith(self.bot.settings.prefix):
             return
-        audio = next((a for a in message.attachments if _is_audio(a)), None)
+        audio = next((a for a in message.attachments if is_audio(a.filename, a.content_type)), None)
         if audio is not None and (message.flags.voice or self._addressed(message)):
             await self._voice_message(message, audio)
             return
