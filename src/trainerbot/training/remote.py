@@ -20,16 +20,22 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from trainerbot.plural import count
 from trainerbot.config import Settings
 from trainerbot.datasets.exporters import export_rows
 from trainerbot.datasets.records import Example
 from trainerbot.errors import TrainerBotError
 from trainerbot.evaluation.cases import Case
-from trainerbot.model.remote import RemoteScorer, client_options, plain_error, provider_reason
+from trainerbot.model.remote import (
+    RemoteScorer,
+    client_options,
+    plain_error,
+    provider_reason,
+)
+from trainerbot.plural import count
 from trainerbot.store import Store
 from trainerbot.store.models import Job, ModelVersion
 from trainerbot.training import queue
+from trainerbot.training.versions import register_version
 
 log = logging.getLogger(__name__)
 RUNNING = {"validating_files", "queued", "running"}
@@ -91,8 +97,6 @@ def run_remote_job(settings: Settings, store: Store, job_id: int, worker: str, s
 def _follow(settings: Settings, store: Store, client: Any, job_id: int, worker: str, stop: Callable[[], bool], remote_id: str, *,
             guild_id: int, snapshot_id: int, recipe: str, base: str, parent: ModelVersion | None, cases: list[Case]) -> str:
     """Poll the provider's job until it ends, mirroring its events into ours."""
-    from trainerbot.training.runner import register_version
-
     seen: set[str] = set()
     last_status = ""
     last_loss: float | None = None

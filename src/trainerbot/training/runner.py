@@ -11,7 +11,6 @@ becomes active only when it is not worse by the configured metric.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import logging
@@ -23,29 +22,41 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 
 from trainerbot.config import Settings
 from trainerbot.datasets import paths
 from trainerbot.datasets.records import Example
 from trainerbot.datasets.snapshots import read_snapshot
+from trainerbot.errors import BadInput, NotFound, TrainerBotError
 from trainerbot.evaluation import heldout
 from trainerbot.evaluation.cases import Case
-from trainerbot.evaluation.run import score_cases
-from trainerbot.errors import BadInput, NotFound, TrainerBotError
 from trainerbot.fileio import atomic_write_bytes
 from trainerbot.model.build import CHAT_TEMPLATE
-from trainerbot.model.files import DONE_MARKER, adapter_base, is_adapter, is_complete, offline, relative_base
+from trainerbot.model.files import (
+    DONE_MARKER,
+    adapter_base,
+    is_adapter,
+    is_complete,
+    offline,
+    relative_base,
+)
 from trainerbot.model.local import LocalModel, Weights
 from trainerbot.model.pretrained import base_folder
 from trainerbot.model.prompt import SYSTEM
-from trainerbot.model.remote import scorer_for
 from trainerbot.plural import count
 from trainerbot.store import Store
 from trainerbot.store.models import Guild, Job, ModelVersion, Snapshot
 from trainerbot.training import queue, rehearsal
-from trainerbot.training.common import JobCallback, Progress, TrainParams, TrainResult, quiet_libraries
+from trainerbot.training.common import (
+    JobCallback,
+    Progress,
+    TrainParams,
+    TrainResult,
+    quiet_libraries,
+)
 from trainerbot.training.plots import loss_curve
+from trainerbot.training.versions import active_version, register_version
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +71,7 @@ RECIPE_DEFAULTS = {  # (epochs, learning rate, batch size) by recipe and start
     ("kto", "lora"): (3.0, 5e-4, 4),
     ("dpo", "lora"): (3.0, 5e-4, 4),
 }
-HELDOUT_MAX_TOKENS = 64  # held-out answers are short; a pretrained model rambles on what it does not know
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-def active_version(session: Any, guild_id: int) -> ModelVersion | None:
-    return session.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild_id, ModelVersion.active.is_(True))).first()
 
 
 def params_for(settings: Settings, recipe: str, start: str) -> TrainParams:
@@ -258,85 +264,6 @@ def _plain(exc: BaseException) -> str:
         return ("The worker ran out of memory. Try a smaller batch (TRAINERBOT_TRAIN_BATCH_SIZE) or fewer examples; "
                 "the details are in the worker's log.")
     return f"Training failed on the worker's side ({type(exc).__name__}); the details are in the worker's log."
-
-
-def promotion(settings: Settings, candidate: Any, parent: ModelVersion | None, cases: list[Case]) -> tuple[bool, dict[str, Any], str]:
-    """(promote?, metrics to keep, the reason in words) for the ``candidate`` model against ``parent``."""
-    metric = settings.promotion_metric
-    if not cases:
-        return True, {}, "no held-out cases to compare on"
-    scored = score_cases(candidate, cases, max_new_tokens=min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS))[1]
-    kept: dict[str, Any] = {"heldout": scored.as_dict(), "promotion_metric": metric}
-    ours = heldout.shown(metric, heldout.value(scored, metric))
-    active_model = scorer_for(settings, parent, getattr(candidate, "weights", None)) if parent is not None else None
-    if parent is None or active_model is None:
-        return True, kept, f"held-out {metric} {ours}"
-    active = score_cases(active_model, cases, max_new_tokens=min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS))[1]
-    kept["heldout_active"] = {"version": parent.name, **active.as_dict()}
-    theirs = heldout.shown(metric, heldout.value(active, metric))
-    if heldout.not_worse(metric, scored, active, settings.promotion_tolerance):
-        return True, kept, f"held-out {metric} {ours} vs {parent.name}'s {theirs}"
-    return False, kept, f"held-out {metric} {ours} is worse than active {parent.name}'s {theirs}"
-
-
-GENERAL_TOLERANCE = 5.0  # points of the general-question score a candidate may lose
-
-
-def general_check(settings: Settings, store: Store, job_id: int, candidate: Any, parent: ModelVersion | None) -> tuple[bool, dict[str, Any], str]:
-    """(keeps conversing?, metrics, words): the candidate's score on the shipped general
-    questions against its parent's (or, for a first version, the base model's)."""
-    from trainerbot.evaluation import general
-
-    limit = settings.general_questions
-    queue.add_event(store, job_id, kind="log", message=f"checking {limit} general questions")
-    ours = general.score(candidate, limit=limit)[0]
-    before = (parent.metrics or {}) if parent is not None else {}
-    theirs = before.get("general") if before.get("general_questions") == limit else None
-    if theirs is None and getattr(candidate, "adapter", None) is not None:
-        base = copy.copy(candidate)
-        base.adapter = None  # the same weights without the adapter: the untaught base
-        theirs = general.score(base, limit=limit)[0]
-    kept = {"general": round(ours, 1), "general_before": theirs, "general_questions": limit}
-    if theirs is None or ours >= theirs - GENERAL_TOLERANCE:
-        return True, kept, f"general questions {ours:.0f} %" + (f" vs {theirs:.0f} % before" if theirs is not None else "")
-    return False, kept, f"it forgot general knowledge (general questions {ours:.0f} % vs {theirs:.0f} % before)"
-
-
-def register_version(settings: Settings, store: Store, job_id: int, guild_id: int, snapshot_id: int, recipe: str, *,
-                     backend: str, path: str | None, base: str, metrics: dict[str, Any], candidate: Any,
-                     parent: ModelVersion | None, cases: list[Case], general: bool = False) -> str:
-    """Evaluate the finished job's model on the held-out cases (and, for a pretrained model,
-    the general questions), register it as the next version — active only when it is not
-    worse than the active one — and finish the job."""
-    if cases:
-        queue.add_event(store, job_id, kind="log", message=f"evaluating on {len(cases)} held-out cases")
-    promote, evaluation, why = promotion(settings, candidate, parent, cases)
-    if general and settings.general_questions:
-        keeps, kept, words = general_check(settings, store, job_id, candidate, parent)
-        evaluation.update(kept)
-        if not keeps:
-            promote, why = False, words
-        elif promote:
-            why = f"{why}; {words}"
-    metrics = {**metrics, **evaluation, "promoted": promote}
-    with store.session() as s:
-        # Workers on other machines may register at the same moment: the guild's row, locked
-        # (PostgreSQL; SQLite writers are serialised anyway), makes "the next vN" one at a time.
-        s.execute(select(Guild.id).where(Guild.id == guild_id).with_for_update())
-        n = s.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.guild_id == guild_id)) or 0
-        name = f"v{n + 1}"
-        if promote:
-            s.execute(update(ModelVersion).where(ModelVersion.guild_id == guild_id).values(active=False))
-        s.add(ModelVersion(guild_id=guild_id, name=name, backend=backend, path=path, base=base, recipe=recipe, job_id=job_id,
-                           snapshot_id=snapshot_id, metrics=metrics, active=promote))
-    final_loss = metrics.get("final_loss")
-    loss = f"final loss {final_loss:.3f}; " if isinstance(final_loss, (int, float)) else ""
-    if promote:
-        message = f"model {name} is active ({loss}{why})"
-    else:
-        message = f"model {name} is kept but not active: {why}; `model use {name}` would switch anyway"
-    queue.finish(store, job_id, "succeeded", message=message)
-    return "succeeded"
 
 
 def _register(settings: Settings, store: Store, job_id: int, guild_id: int, guild_pid: str, snapshot_id: int, recipe: str,
