@@ -13,9 +13,9 @@ from trainerbot.adapters.discord import complete
 from trainerbot.adapters.discord.render import ctx_caller, read_attachment, send_reply, trainer_only
 from trainerbot.adapters.discord.ui import answer
 from trainerbot.core.commands import describe
+from trainerbot.datasets.records import Label
 from trainerbot.errors import BadInput
 
-Label = Literal["positive", "negative"]
 Format = Literal["openai", "sft", "kto", "dpo", "csv"]
 LABEL_HELP = "Only this label's examples (positive: good answers, negative: bad ones); all when left out"
 ROW_LABEL_HELP = "The label for rows that carry none (positive: a good answer, negative: a bad one)"
