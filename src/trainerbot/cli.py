@@ -161,12 +161,13 @@ async def _start_worker(settings: Settings, args: argparse.Namespace) -> WorkerS
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from trainerbot.store.models import JobStatus
     from trainerbot.training.worker import run_one, serve
 
     if args.job is not None:
         if not args.claimed_by:
             raise ConfigError("`worker --job N` needs `--as WORKER`, the worker that claimed the job.")
-        return 0 if run_one(settings, args.job, args.claimed_by) in ("succeeded", "cancelled") else 1
+        return 0 if run_one(settings, args.job, args.claimed_by) in (JobStatus.SUCCEEDED, JobStatus.CANCELLED) else 1
     serve(settings, once=args.once, parent_pid=args.parent_pid)
     return 0
 

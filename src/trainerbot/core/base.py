@@ -18,8 +18,7 @@ from trainerbot.core.limits import RateLimiter
 from trainerbot.core.permissions import require_trainer
 from trainerbot.core.types import Caller
 from trainerbot.datasets import paths
-from trainerbot.store import Store
-from trainerbot.store import repo
+from trainerbot.store import Store, repo
 from trainerbot.store.models import Guild
 
 P = ParamSpec("P")
@@ -50,7 +49,9 @@ class CoreBase:
         """Loaded local models, shared by chat, ``test`` and ``model compare``."""
         with self._cache_lock:
             if self._hub is None:
-                from trainerbot.model.local import ModelHub  # torch loads only once a model is needed
+                from trainerbot.model.local import (
+                    ModelHub,  # torch loads only once a model is needed
+                )
 
                 self._hub = ModelHub(capacity=2, threads=self.settings.torch_threads)
             return self._hub

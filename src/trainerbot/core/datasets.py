@@ -16,7 +16,6 @@ from pathlib import Path
 from sqlalchemy import select
 
 from trainerbot.core.base import CoreBase
-from trainerbot.plural import count
 from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, OutFile, Reply
 from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets import paths
@@ -27,6 +26,7 @@ from trainerbot.datasets.snapshots import write_snapshot
 from trainerbot.errors import BadInput, NotFound
 from trainerbot.evaluation import heldout
 from trainerbot.fileio import atomic_write_bytes, unique_path
+from trainerbot.plural import count
 from trainerbot.store import repo
 from trainerbot.store.models import Dataset, Guild, Snapshot
 

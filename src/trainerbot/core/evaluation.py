@@ -21,7 +21,6 @@ from trainerbot.core.base import CoreBase
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.review import pending_count, same_correction
 from trainerbot.core.text import quote_user_text, row_number
-from trainerbot.plural import count
 from trainerbot.core.types import Attachment, Caller, OutFile, Reply
 from trainerbot.datasets import paths
 from trainerbot.datasets.items import item_to_example
@@ -32,7 +31,8 @@ from trainerbot.evaluation.metrics import Summary
 from trainerbot.evaluation.run import score_cases
 from trainerbot.fileio import atomic_write_bytes, unique_path
 from trainerbot.model.remote import scorer_for
-from trainerbot.store.models import Correction, DatasetItem, ModelVersion, TestRun
+from trainerbot.plural import count
+from trainerbot.store.models import Correction, CorrectionStatus, DatasetItem, ModelVersion, TestRun
 
 SHOWN_WRONG = 3
 
@@ -126,7 +126,7 @@ class EvaluationCommands(CoreBase):
                     continue
                 same = same_correction(s, guild.id, str(row["prompt"]), str(row["expected"]))
                 if same is not None:
-                    if same.status == "pending" and same.user_id != caller.user_id:
+                    if same.status == CorrectionStatus.PENDING and same.user_id != caller.user_id:
                         same.supporters += 1
                     merged += 1
                     continue
@@ -135,7 +135,7 @@ class EvaluationCommands(CoreBase):
                     continue
                 s.add(Correction(guild_id=guild.id, message_id=None, user_id=caller.user_id, prompt=str(row["prompt"]),
                                  original=str(row.get("prediction") or ""), corrected=str(row["expected"]),
-                                 status="pending", source=f"test:{run.id}"))
+                                 status=CorrectionStatus.PENDING, source=f"test:{run.id}"))
                 queued += 1
             run.handled = True
         text = (f"Test #{run.id}: {count(queued, 'wrong answer')} now {'waits' if queued == 1 else 'wait'} in the review queue "

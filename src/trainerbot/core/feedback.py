@@ -16,15 +16,15 @@ from typing import Any
 from sqlalchemy import select
 
 from trainerbot.core.base import CoreBase
-from trainerbot.ops import metrics
 from trainerbot.core.ingest import Event
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.review import add_correction_example, pending_count, same_correction
 from trainerbot.core.types import Caller, Reply
 from trainerbot.datasets.records import Label
 from trainerbot.errors import BadInput, Busy, NotFound
+from trainerbot.ops import metrics
 from trainerbot.store import repo
-from trainerbot.store.models import Conversation, Correction, Message, utcnow
+from trainerbot.store.models import Conversation, Correction, CorrectionStatus, Message, utcnow
 
 MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_FEEDBACK_CHARS = 2000
@@ -115,7 +115,7 @@ class FeedbackCommands(CoreBase):
         if existed == "merged":
             return Reply.text(f"Someone already suggested that (#{cid}, {status}); I counted your support.",
                               data={"correction_id": cid, "status": status})
-        if status == "approved":
+        if status == CorrectionStatus.APPROVED:
             tail = f"approved, and added to `{self.settings.feedback_dataset}` for training"
         else:
             tail = "waiting for a trainer's review before it is used"
@@ -149,18 +149,18 @@ class FeedbackCommands(CoreBase):
             same = same_correction(s, guild.id, msg.prompt or "", text, message_id=msg.id)
             if same is not None and same.user_id == caller.user_id:
                 return same.id, same.status, "mine"
-            if same is not None and not (approved and same.status == "pending"):
+            if same is not None and not (approved and same.status == CorrectionStatus.PENDING):
                 same.supporters += 1
                 return same.id, same.status, "merged"
             if same is not None:  # a trainer gives the answer a member suggested: approve that one
-                same.status, same.reviewed_by, same.reviewed_at = "approved", caller.user_id, utcnow()
+                same.status, same.reviewed_by, same.reviewed_at = CorrectionStatus.APPROVED, caller.user_id, utcnow()
                 add_correction_example(s, self.settings.feedback_dataset, same)
                 return same.id, same.status, None
             if not approved and pending_count(s, guild.id, caller.user_id) >= self.settings.max_pending_per_user:
                 raise Busy(f"You have {self.settings.max_pending_per_user} corrections waiting for review already; "
                            "a trainer reviews them first (`review`).")
             corr = Correction(guild_id=guild.id, message_id=msg.id, user_id=caller.user_id, prompt=msg.prompt or "",
-                              original=msg.content, corrected=text, status="approved" if approved else "pending",
+                              original=msg.content, corrected=text, status=CorrectionStatus.APPROVED if approved else CorrectionStatus.PENDING,
                               source=f"message:{mid}")
             s.add(corr)
             s.flush()

@@ -18,15 +18,15 @@ from sqlalchemy import case, delete, func, select
 from trainerbot.core.base import CoreBase
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.text import quote_user_text, row_number
-from trainerbot.plural import count
 from trainerbot.core.types import Caller, Reply
 from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput, NotAllowed, NotFound
 from trainerbot.evaluation import heldout
 from trainerbot.evaluation.metrics import normalise_answer
+from trainerbot.plural import count
 from trainerbot.store import repo
-from trainerbot.store.models import Correction, Dataset, DatasetItem, Feedback, Message, Snapshot, utcnow
+from trainerbot.store.models import Correction, CorrectionStatus, Dataset, DatasetItem, Feedback, Message, Snapshot, utcnow
 
 APPROVE_EMOJI, REJECT_EMOJI = "✅", "❌"
 FORGOTTEN = {"examples": ("example", "examples"), "ratings and feedback": ("rating or feedback", "ratings and feedback"),
@@ -36,12 +36,12 @@ USER = re.compile(r"<@!?([A-Za-z0-9_-]{1,64})>|([A-Za-z0-9_-]{1,64})")
 
 def pending_count(s: Any, guild_id: int, user_id: str) -> int:
     return s.scalar(select(func.count()).select_from(Correction).where(
-        Correction.guild_id == guild_id, Correction.user_id == user_id, Correction.status == "pending")) or 0
+        Correction.guild_id == guild_id, Correction.user_id == user_id, Correction.status == CorrectionStatus.PENDING)) or 0
 
 
 def same_correction(s: Any, guild_id: int, prompt: str, corrected: str, message_id: int | None = None) -> Correction | None:
     """A pending or approved correction that teaches the same answer to the same reply (or prompt)."""
-    query = select(Correction).where(Correction.guild_id == guild_id, Correction.status != "rejected")
+    query = select(Correction).where(Correction.guild_id == guild_id, Correction.status != CorrectionStatus.REJECTED)
     query = query.where(Correction.message_id == message_id) if message_id is not None else query.where(Correction.prompt == prompt)
     wanted = normalise_answer(corrected)
     return next((c for c in s.scalars(query.order_by(Correction.id)) if normalise_answer(c.corrected) == wanted), None)
@@ -79,7 +79,7 @@ class ReviewCommands(CoreBase):
             guild = self._find_guild(s, caller)
             if guild is None:
                 return Reply.text("Nothing waits for review.", data={"kind": None})
-            pending = select(Correction).where(Correction.guild_id == guild.id, Correction.status == "pending")
+            pending = select(Correction).where(Correction.guild_id == guild.id, Correction.status == CorrectionStatus.PENDING)
             waiting = s.scalar(select(func.count()).select_from(pending.subquery())) or 0
             corr = s.scalar(pending.where(Correction.id > after).order_by(Correction.id).limit(1)) if after is not None else None
             corr = corr or s.scalar(pending.order_by(Correction.id).limit(1))
@@ -107,7 +107,7 @@ class ReviewCommands(CoreBase):
         """The oldest bot reply with more 👎 than 👍 and no correction on the way."""
         neg = func.sum(case((Feedback.label == "negative", 1), else_=0))
         pos = func.sum(case((Feedback.label == "positive", 1), else_=0))
-        corrected = select(Correction.id).where(Correction.message_id == Message.id, Correction.status != "rejected").exists()
+        corrected = select(Correction.id).where(Correction.message_id == Message.id, Correction.status != CorrectionStatus.REJECTED).exists()
         row = s.execute(select(Message, neg, pos).join(Feedback, Feedback.message_id == Message.id)
                         .where(Message.guild_id == guild_id, Message.role == "assistant", Feedback.kind == "reaction", ~corrected)
                         .group_by(Message.id).having(neg > pos).order_by(Message.id).limit(1)).first()
@@ -121,10 +121,10 @@ class ReviewCommands(CoreBase):
                 raise BadInput("The corrected answer is empty; write the answer I should give.")
             if len(corrected) > self.settings.max_field_chars:
                 raise BadInput(f"A correction is limited to {self.settings.max_field_chars} characters; yours has {len(corrected)}.")
-        return await self._decide(caller, _correction_id(correction_id), "approved", corrected)
+        return await self._decide(caller, _correction_id(correction_id), CorrectionStatus.APPROVED, corrected)
 
     async def reject(self, caller: Caller, correction_id: str | int) -> Reply:
-        return await self._decide(caller, _correction_id(correction_id), "rejected")
+        return await self._decide(caller, _correction_id(correction_id), CorrectionStatus.REJECTED)
 
     async def _decide(self, caller: Caller, cid: int, status: str, corrected: str | None = None) -> Reply:
         self._require_trainer(caller, "review corrections")
@@ -139,14 +139,14 @@ class ReviewCommands(CoreBase):
                 corr = s.get(Correction, cid, with_for_update=True)
                 if corr is None or corr.guild_id != guild.id:
                     raise NotFound(f"There is no correction #{cid} here.")
-                if corr.status != "pending":
+                if corr.status != CorrectionStatus.PENDING:
                     already = True
                     by = f" by <@{corr.reviewed_by}>" if corr.reviewed_by else ""
                     return f"Correction #{cid} was already {corr.status}{by}; nothing changed."
                 if corrected is not None:
                     corr.corrected = corrected
                 corr.status, corr.reviewed_by, corr.reviewed_at = status, caller.user_id, utcnow()
-                if status == "approved":
+                if status == CorrectionStatus.APPROVED:
                     add_correction_example(s, self.settings.feedback_dataset, corr)
                     return (f"✅ Correction #{cid} approved: it answers at once from now on and is in "
                             f"`{self.settings.feedback_dataset}` for the next training.")
@@ -194,7 +194,7 @@ class ReviewCommands(CoreBase):
         cid = await self._blocking(find)
         if cid is None:
             return None
-        return await self._decide(caller, cid, "approved" if emoji == APPROVE_EMOJI else "rejected")
+        return await self._decide(caller, cid, CorrectionStatus.APPROVED if emoji == APPROVE_EMOJI else CorrectionStatus.REJECTED)
 
     # ------------------------------------------------------------- provenance
     async def dataset_item(self, caller: Caller, item_id: str | int) -> Reply:

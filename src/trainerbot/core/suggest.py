@@ -15,10 +15,10 @@ from sqlalchemy import desc, select
 
 from trainerbot.core.base import CoreBase
 from trainerbot.core.permissions import is_trainer
-from trainerbot.plural import count
 from trainerbot.core.types import Caller
+from trainerbot.plural import count
 from trainerbot.store import repo
-from trainerbot.store.models import Correction, Job, ModelVersion, TestRun
+from trainerbot.store.models import Correction, CorrectionStatus, Job, JobStatus, ModelVersion, TestRun
 
 Kind = Literal["dataset", "version", "job", "test", "correction"]
 MAX_SUGGESTIONS = 25  # Discord shows at most 25 choices
@@ -75,7 +75,7 @@ class SuggestCommands(CoreBase):
             elif kind == "job":
                 for job in s.scalars(select(Job).where(Job.guild_id == guild.id).order_by(desc(Job.id)).limit(200)):
                     label = _label(f"#{job.id} — {job.recipe.upper()}, {job.status}"
-                                   + (f" {job.progress * 100:.0f} %" if job.status == "running" else ""))
+                                   + (f" {job.progress * 100:.0f} %" if job.status == JobStatus.RUNNING else ""))
                     if not typed or typed.lstrip("#") in str(job.id) or typed in label.lower():
                         out.append(Suggestion(label, job.id))
             elif kind == "test":
@@ -85,7 +85,7 @@ class SuggestCommands(CoreBase):
                     if not typed or typed.lstrip("#") in str(run.id) or typed in label.lower():
                         out.append(Suggestion(label, run.id))
             elif kind == "correction":
-                pending = select(Correction).where(Correction.guild_id == guild.id, Correction.status == "pending")
+                pending = select(Correction).where(Correction.guild_id == guild.id, Correction.status == CorrectionStatus.PENDING)
                 for corr in s.scalars(pending.order_by(Correction.id).limit(200)):
                     label = _label(f"#{corr.id} — {_short(corr.prompt, 40)} → {_short(corr.corrected, 45)}")
                     if not typed or typed.lstrip("#") in str(corr.id) or typed in label.lower():

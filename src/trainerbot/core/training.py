@@ -15,14 +15,14 @@ from importlib import resources
 from sqlalchemy import func, select
 
 from trainerbot.core.base import CoreBase
-from trainerbot.plural import count
 from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, OutFile, Reply
 from trainerbot.datasets import paths
 from trainerbot.datasets.importers import parse_label
 from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput, NotFound
+from trainerbot.plural import count
 from trainerbot.store import repo
-from trainerbot.store.models import Dataset, Guild, Job, JobEvent, ModelVersion, Snapshot
+from trainerbot.store.models import Dataset, Guild, Job, JobEvent, JobStatus, ModelVersion, Snapshot
 from trainerbot.training import queue
 
 SAMPLE = "sample"
@@ -159,7 +159,7 @@ class TrainingCommands(CoreBase):
         lines = ["**Training jobs** (newest first)"]
         for job in jobs:
             lines.append(f"• #{job.id} {job.recipe.upper()} — {job.status} {_bar(job.progress, 10)} {job.progress:.0%}")
-        warning = await self._no_worker() if any(j.status == "queued" for j in jobs) else None
+        warning = await self._no_worker() if any(j.status == JobStatus.QUEUED for j in jobs) else None
         if warning:
             lines.append(warning)
         return Reply.text("\n".join(lines), data={"ids": [j.id for j in jobs], "no_worker": bool(warning)})
@@ -195,7 +195,7 @@ class TrainingCommands(CoreBase):
             fields.append(EmbedField("Model", f"{version.name}{' (active)' if version.active else ''}"))
         notes = [m if len(m) <= 400 else m[:399] + "…" for m in
                  (e.message for e in events if e.kind in ("status", "log") and e.message)][-5:]  # (a Ray log tail is long)
-        warning = await self._no_worker() if job.status == "queued" else None
+        warning = await self._no_worker() if job.status == JobStatus.QUEUED else None
         if warning:
             notes.append(warning)
         embed = Embed(title=f"Training job #{job.id}", description="\n".join(notes), fields=tuple(fields),
@@ -231,9 +231,9 @@ class TrainingCommands(CoreBase):
         jid = _job_id(job_id)
         await self._blocking(self._load_job, caller, jid)
         status = await self._blocking(queue.request_cancel, self.store, jid)
-        if status == "running":
+        if status == JobStatus.RUNNING:
             text = f"Asked job #{jid} to stop; it ends within seconds."
-        elif status == "cancelled":
+        elif status == JobStatus.CANCELLED:
             text = f"Job #{jid} is cancelled."
         else:
             text = f"Job #{jid} already finished ({status})."

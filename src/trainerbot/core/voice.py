@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from trainerbot.core.base import CoreBase
-from trainerbot.ops import metrics
 from trainerbot.core.text import quote_user_text
 from trainerbot.core.types import Attachment, Caller, OutFile, Reply
 from trainerbot.datasets import paths
 from trainerbot.errors import BadInput
 from trainerbot.fileio import atomic_write_bytes, unique_path
+from trainerbot.ops import metrics
 
 AUDIO_EXTENSIONS = (".ogg", ".oga", ".opus", ".mp3", ".m4a", ".wav", ".webm", ".flac", ".aac")
 LANGUAGES = ("en", "ru")
@@ -54,7 +54,11 @@ class VoiceCommands(CoreBase):
             engine = self._stt.get(key)
             if engine is None:
                 from trainerbot.voice.models import multilingual_model_dir
-                from trainerbot.voice.stt import GoogleEngine, SphinxEngine, WhisperEngine
+                from trainerbot.voice.stt import (
+                    GoogleEngine,
+                    SphinxEngine,
+                    WhisperEngine,
+                )
 
                 if key == "pocketsphinx":
                     engine = SphinxEngine()

@@ -34,6 +34,7 @@ from trainerbot.model.fastdecode import Adapter, LlamaDecoder, supports
 from trainerbot.model.files import DONE_MARKER, adapter_base, is_adapter, is_complete, offline
 from trainerbot.model.prompt import SYSTEM
 
+
 class Weights:
     """One loaded base model; shared by every version that adapts it."""
 

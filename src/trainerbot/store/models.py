@@ -8,6 +8,7 @@ filter on it, which is how guilds stay isolated. Alembic migrations under
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -103,6 +104,24 @@ class Feedback(Base):
     __table_args__ = (UniqueConstraint("message_id", "user_id", "kind"),)
 
 
+class JobStatus(StrEnum):
+    """A training job's life: queued → running → succeeded | failed | cancelled."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class CorrectionStatus(StrEnum):
+    """A correction waits for review (pending) until a trainer approves or rejects it."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
 class Correction(Base):
     __tablename__ = "corrections"
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
@@ -112,7 +131,7 @@ class Correction(Base):
     prompt: Mapped[str] = mapped_column(Text)
     original: Mapped[str] = mapped_column(Text)
     corrected: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | approved | rejected
+    status: Mapped[str] = mapped_column(String(16), default=CorrectionStatus.PENDING.value)  # a CorrectionStatus
     source: Mapped[str] = mapped_column(String(200))  # message:<id> | test:<run id>
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # How many asked for the same change (duplicates merge into the first), and the review.
@@ -196,7 +215,7 @@ class Job(Base):
     __tablename__ = "jobs"
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value, index=True)  # a JobStatus
     recipe: Mapped[str] = mapped_column(String(16))
     snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id", ondelete="SET NULL"), nullable=True)
     requested_by: Mapped[str] = mapped_column(String(64))

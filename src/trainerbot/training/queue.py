@@ -21,10 +21,10 @@ from sqlalchemy import func, select, update
 
 from trainerbot.errors import Busy
 from trainerbot.store import Store
-from trainerbot.store.models import Job, JobEvent, Snapshot, WorkerBeat, utcnow
+from trainerbot.store.models import Job, JobEvent, JobStatus, Snapshot, WorkerBeat, utcnow
 
-ACTIVE = ("queued", "running")
-FINISHED = ("succeeded", "failed", "cancelled")
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 LEASE = timedelta(seconds=60)
 
 
@@ -65,7 +65,7 @@ def submit(store: Store, *, guild_id: int, snapshot_id: int, recipe: str, reques
             if active >= max_active:
                 raise Busy(f"{active} training jobs are already queued or running here; wait for some to finish.")
         job = Job(guild_id=guild_id, snapshot_id=snapshot_id, recipe=recipe, requested_by=requested_by,
-                  channel_id=channel_id, params=params or {}, status="queued")
+                  channel_id=channel_id, params=params or {}, status=JobStatus.QUEUED)
         s.add(job)
         s.flush()
         s.add(JobEvent(job_id=job.id, kind="status", message="queued"))
@@ -75,11 +75,11 @@ def submit(store: Store, *, guild_id: int, snapshot_id: int, recipe: str, reques
 def claim_next(store: Store, worker: str) -> int | None:
     """Take the oldest queued job for ``worker``; None when the queue is empty."""
     with store.session() as s:
-        job = s.scalars(select(Job).where(Job.status == "queued").order_by(Job.id).limit(1).with_for_update(skip_locked=True)).first()
+        job = s.scalars(select(Job).where(Job.status == JobStatus.QUEUED).order_by(Job.id).limit(1).with_for_update(skip_locked=True)).first()
         if job is None:
             return None
         now = utcnow()
-        job.status, job.worker_id, job.started_at, job.lease_until = "running", worker, now, now + LEASE
+        job.status, job.worker_id, job.started_at, job.lease_until = JobStatus.RUNNING, worker, now, now + LEASE
         s.add(JobEvent(job_id=job.id, kind="status", message=f"running on {worker}"))
         return job.id
 
@@ -104,7 +104,7 @@ def finish(store: Store, job_id: int, status: str, *, error: str | None = None, 
         job = s.get(Job, job_id)
         assert job is not None
         job.status, job.finished_at, job.error, job.lease_until = status, utcnow(), error, None
-        if status == "succeeded":
+        if status == JobStatus.SUCCEEDED:
             job.progress = 1.0
         s.add(JobEvent(job_id=job_id, kind="status", message=message or status))
 
@@ -114,10 +114,10 @@ def request_cancel(store: Store, job_id: int) -> str:
     with store.session() as s:
         job = s.get(Job, job_id)
         assert job is not None
-        if job.status == "queued":
-            job.status, job.finished_at = "cancelled", utcnow()
+        if job.status == JobStatus.QUEUED:
+            job.status, job.finished_at = JobStatus.CANCELLED, utcnow()
             s.add(JobEvent(job_id=job_id, kind="status", message="cancelled before it started"))
-        elif job.status == "running":
+        elif job.status == JobStatus.RUNNING:
             job.cancel_requested = True
             s.add(JobEvent(job_id=job_id, kind="log", message="cancel requested"))
         return job.status
@@ -143,7 +143,7 @@ def recover_stale(store: Store, me: str | None = None, *, requeue: bool = False)
     host = socket.gethostname()
     taken: list[int] = []
     with store.session() as s:
-        stale = s.scalars(select(Job).where(Job.status == "running").with_for_update(skip_locked=True)).all()
+        stale = s.scalars(select(Job).where(Job.status == JobStatus.RUNNING).with_for_update(skip_locked=True)).all()
         for job in stale:
             owner_host, _, pid = (job.worker_id or "").rpartition(":")
             dead_here = (me is not None and job.worker_id == me) or (owner_host == host and pid.isdigit() and not _pid_alive(int(pid)))
@@ -153,11 +153,11 @@ def recover_stale(store: Store, me: str | None = None, *, requeue: bool = False)
                 continue
             gone = job.worker_id
             if requeue and not (job.params or {}).get("requeued"):
-                job.status, job.worker_id, job.lease_until, job.started_at = "queued", None, None, None
+                job.status, job.worker_id, job.lease_until, job.started_at = JobStatus.QUEUED, None, None, None
                 job.params = {**(job.params or {}), "requeued": True}
                 s.add(JobEvent(job_id=job.id, kind="status", message=f"re-queued: its worker {gone} stopped"))
             else:
-                job.status, job.finished_at, job.lease_until = "failed", utcnow(), None
+                job.status, job.finished_at, job.lease_until = JobStatus.FAILED, utcnow(), None
                 job.error = "The worker stopped while this job was running (crash or restart). Start it again with `train`."
                 s.add(JobEvent(job_id=job.id, kind="status", message=f"failed: worker {gone} stopped"))
             taken.append(job.id)
@@ -200,6 +200,6 @@ def workers(store: Store, now: datetime | None = None) -> Workers:
     with store.read() as s:
         newest = _aware(s.scalar(select(func.max(WorkerBeat.last_seen))))
         alive = s.scalar(select(func.count()).select_from(WorkerBeat).where(WorkerBeat.last_seen >= cutoff)) or 0
-        waiting = s.scalar(select(func.count()).select_from(Job).where(Job.status == "queued")) or 0
+        waiting = s.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED)) or 0
     return Workers(alive=int(alive), silent_for_s=(now - newest).total_seconds() if newest is not None else None,
                    waiting=int(waiting))

@@ -22,7 +22,7 @@ from typing import Any
 from trainerbot.config import Settings
 from trainerbot.errors import NotAvailable
 from trainerbot.store import Store
-from trainerbot.store.models import Job
+from trainerbot.store.models import Job, JobStatus
 from trainerbot.training import queue
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,8 @@ def run_on_ray(settings: Settings, store: Store, job_id: int, worker: str, stop:
                                    runtime_env={"env_vars": env}, submission_id=f"trainerbot-job-{job_id}-{int(time.time())}",
                                    metadata={"trainerbot_job": str(job_id)})
     except Exception as exc:
-        queue.finish(store, job_id, "failed", error=f"The Ray cluster at {settings.ray_address} refused the job: {str(exc)[:200]}")
-        return "failed"
+        queue.finish(store, job_id, JobStatus.FAILED, error=f"The Ray cluster at {settings.ray_address} refused the job: {str(exc)[:200]}")
+        return JobStatus.FAILED
     with store.session() as s:
         job = s.get(Job, job_id)
         assert job is not None
@@ -94,14 +94,14 @@ def run_on_ray(settings: Settings, store: Store, job_id: int, worker: str, stop:
         log.warning("Ray logs of %s: %s", ray_id, exc)
     with store.read() as s:
         job = s.get(Job, job_id)
-        final = job.status if job is not None else "failed"
-    if final == "running":  # the run never finished our job: Ray's outcome decides
+        final = job.status if job is not None else JobStatus.FAILED
+    if final == JobStatus.RUNNING:  # the run never finished our job: Ray's outcome decides
         if _cancel_requested(store, job_id):
-            queue.finish(store, job_id, "cancelled", message=f"cancelled; the Ray job was {status.lower()}")
-            return "cancelled"
-        queue.finish(store, job_id, "failed", error=f"The Ray job {ray_id} ended {status} before the training finished; "
+            queue.finish(store, job_id, JobStatus.CANCELLED, message=f"cancelled; the Ray job was {status.lower()}")
+            return JobStatus.CANCELLED
+        queue.finish(store, job_id, JobStatus.FAILED, error=f"The Ray job {ray_id} ended {status} before the training finished; "
                                                    "its log is in the job's events.")
-        return "failed"
+        return JobStatus.FAILED
     return final
 
 

@@ -25,15 +25,10 @@ from trainerbot.datasets.exporters import export_rows
 from trainerbot.datasets.records import Example
 from trainerbot.errors import TrainerBotError
 from trainerbot.evaluation.cases import Case
-from trainerbot.model.remote import (
-    RemoteScorer,
-    client_options,
-    plain_error,
-    provider_reason,
-)
+from trainerbot.model.remote import RemoteScorer, client_options, plain_error, provider_reason
 from trainerbot.plural import count
 from trainerbot.store import Store
-from trainerbot.store.models import Job, ModelVersion
+from trainerbot.store.models import Job, JobStatus, ModelVersion
 from trainerbot.training import queue
 from trainerbot.training.versions import register_version
 
@@ -70,9 +65,9 @@ def run_remote_job(settings: Settings, store: Store, job_id: int, worker: str, s
     client = OpenAI(**client_options(settings))
     rows = training_rows(examples, recipe)
     if not rows:
-        queue.finish(store, job_id, "failed", error="Nothing to fine-tune on: " + (
+        queue.finish(store, job_id, JobStatus.FAILED, error="Nothing to fine-tune on: " + (
             "DPO needs corrections." if recipe == "dpo" else "the data has no positive examples."))
-        return "failed"
+        return JobStatus.FAILED
     base = str(parent.base) if parent is not None and parent.backend == "openai" and parent.base else settings.openai_model
     try:
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
@@ -83,8 +78,8 @@ def run_remote_job(settings: Settings, store: Store, job_id: int, worker: str, s
         remote = client.fine_tuning.jobs.create(model=base, training_file=upload.id, method=method,  # type: ignore[arg-type]
                                                 suffix=f"trainerbot-{job_id}"[:18])
     except Exception as exc:
-        queue.finish(store, job_id, "failed", error=_plain(exc))
-        return "failed"
+        queue.finish(store, job_id, JobStatus.FAILED, error=_plain(exc))
+        return JobStatus.FAILED
     with store.session() as s:
         job = s.get(Job, job_id)
         assert job is not None
@@ -108,17 +103,17 @@ def _follow(settings: Settings, store: Store, client: Any, job_id: int, worker: 
             except Exception as exc:  # the job may have ended meanwhile
                 log.info("cancelling %s: %s", remote_id, _plain(exc))
             if cancelled:
-                queue.finish(store, job_id, "cancelled", message=f"cancelled here and at the provider ({remote_id})")
-                return "cancelled"
-            queue.finish(store, job_id, "failed", error="The worker was stopped; the provider's job was cancelled too. "
+                queue.finish(store, job_id, JobStatus.CANCELLED, message=f"cancelled here and at the provider ({remote_id})")
+                return JobStatus.CANCELLED
+            queue.finish(store, job_id, JobStatus.FAILED, error="The worker was stopped; the provider's job was cancelled too. "
                                                        "Start it again with `train`.")
-            return "failed"
+            return JobStatus.FAILED
         try:
             remote = client.fine_tuning.jobs.retrieve(remote_id)
             events = list(client.fine_tuning.jobs.list_events(remote_id, limit=50).data)
         except Exception as exc:
-            queue.finish(store, job_id, "failed", error=_plain(exc))
-            return "failed"
+            queue.finish(store, job_id, JobStatus.FAILED, error=_plain(exc))
+            return JobStatus.FAILED
         for event in reversed(events):  # the API lists newest first
             if event.id in seen:
                 continue
@@ -141,11 +136,11 @@ def _follow(settings: Settings, store: Store, client: Any, job_id: int, worker: 
                                     candidate=RemoteScorer(settings, remote.fine_tuned_model), parent=parent, cases=cases)
         if remote.status == "failed":
             reason = remote.error.message if remote.error is not None and remote.error.message else "no reason given"
-            queue.finish(store, job_id, "failed", error=f"The provider's fine-tuning job failed: {reason}"[:300])
-            return "failed"
+            queue.finish(store, job_id, JobStatus.FAILED, error=f"The provider's fine-tuning job failed: {reason}"[:300])
+            return JobStatus.FAILED
         if remote.status == "cancelled":
-            queue.finish(store, job_id, "cancelled", message=f"cancelled at the provider ({remote_id})")
-            return "cancelled"
+            queue.finish(store, job_id, JobStatus.CANCELLED, message=f"cancelled at the provider ({remote_id})")
+            return JobStatus.CANCELLED
         deadline = time.monotonic() + settings.openai_poll_s
         while time.monotonic() < deadline and not stop():
             time.sleep(min(0.2, settings.openai_poll_s))

@@ -33,28 +33,15 @@ from trainerbot.evaluation import heldout
 from trainerbot.evaluation.cases import Case
 from trainerbot.fileio import atomic_write_bytes
 from trainerbot.model.build import CHAT_TEMPLATE
-from trainerbot.model.files import (
-    DONE_MARKER,
-    adapter_base,
-    is_adapter,
-    is_complete,
-    offline,
-    relative_base,
-)
+from trainerbot.model.files import DONE_MARKER, adapter_base, is_adapter, is_complete, offline, relative_base
 from trainerbot.model.local import LocalModel, Weights
 from trainerbot.model.pretrained import base_folder
 from trainerbot.model.prompt import SYSTEM
 from trainerbot.plural import count
 from trainerbot.store import Store
-from trainerbot.store.models import Guild, Job, ModelVersion, Snapshot
+from trainerbot.store.models import Guild, Job, JobStatus, ModelVersion, Snapshot
 from trainerbot.training import queue, rehearsal
-from trainerbot.training.common import (
-    JobCallback,
-    Progress,
-    TrainParams,
-    TrainResult,
-    quiet_libraries,
-)
+from trainerbot.training.common import JobCallback, Progress, TrainParams, TrainResult, quiet_libraries
 from trainerbot.training.plots import loss_curve
 from trainerbot.training.versions import active_version, register_version
 
@@ -161,7 +148,7 @@ def clean_partials(data_dir: Path, store: Store) -> int:
     import re
 
     with store.read() as s:
-        running = set(s.scalars(select(Job.id).where(Job.status == "running")))
+        running = set(s.scalars(select(Job.id).where(Job.status == JobStatus.RUNNING)))
     removed = 0
     for folder in (data_dir / "guilds").glob("*/models/.job-*"):
         m = re.fullmatch(r"\.job-(\d+)\.(partial|trainer)", folder.name)
@@ -240,10 +227,10 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
         shutil.rmtree(out_dir, ignore_errors=True)
         if result.cancelled:
             if stop() and not queue.heartbeat(store, job_id, worker):
-                queue.finish(store, job_id, "failed", error="The worker was stopped during training. Start it again with `train`.")
-                return "failed"
-            queue.finish(store, job_id, "cancelled", message=f"cancelled at step {result.steps}")
-            return "cancelled"
+                queue.finish(store, job_id, JobStatus.FAILED, error="The worker was stopped during training. Start it again with `train`.")
+                return JobStatus.FAILED
+            queue.finish(store, job_id, JobStatus.CANCELLED, message=f"cancelled at step {result.steps}")
+            return JobStatus.CANCELLED
         return _register(settings, store, job_id, guild_id, guild_pid, snap.id, recipe, start, trained, weights, result,
                          parent, heldout.cases(held, settings.max_test_cases))
     except Exception as exc:  # the job fails; the worker goes on
@@ -251,8 +238,8 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
             log.info("job %s failed: %s", job_id, exc.user_message, extra={"job": job_id})
         else:
             log.exception("job %s failed", job_id, extra={"job": job_id})
-        queue.finish(store, job_id, "failed", error=_plain(exc))
-        return "failed"
+        queue.finish(store, job_id, JobStatus.FAILED, error=_plain(exc))
+        return JobStatus.FAILED
 
 
 def _plain(exc: BaseException) -> str:

@@ -17,7 +17,7 @@ from trainerbot.evaluation.cases import Case
 from trainerbot.evaluation.run import score_cases
 from trainerbot.model.remote import scorer_for
 from trainerbot.store import Store
-from trainerbot.store.models import Guild, ModelVersion
+from trainerbot.store.models import Guild, JobStatus, ModelVersion
 from trainerbot.training import queue
 
 HELDOUT_MAX_TOKENS = 64  # held-out answers are short; a pretrained model rambles on what it does not know
@@ -102,5 +102,5 @@ def register_version(settings: Settings, store: Store, job_id: int, guild_id: in
         message = f"model {name} is active ({loss}{why})"
     else:
         message = f"model {name} is kept but not active: {why}; `model use {name}` would switch anyway"
-    queue.finish(store, job_id, "succeeded", message=message)
-    return "succeeded"
+    queue.finish(store, job_id, JobStatus.SUCCEEDED, message=message)
+    return JobStatus.SUCCEEDED

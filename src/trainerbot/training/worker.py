@@ -23,7 +23,7 @@ from typing import Any
 
 from trainerbot.config import Settings
 from trainerbot.store import Store
-from trainerbot.store.models import Job
+from trainerbot.store.models import Job, JobStatus
 from trainerbot.training import queue
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,10 @@ def serve(settings: Settings, *, once: bool = False, poll_s: float = 0.5, parent
     SIGTERM (or ``stop``) ends the loop; a job in training stops at its next step and is
     marked failed ("the worker was stopped"), so it never stays ``running``.
     """
-    from trainerbot.training.runner import clean_partials, run_job  # torch and TRL load here, not in the bot
+    from trainerbot.training.runner import (  # torch and TRL load here, not in the bot
+        clean_partials,
+        run_job,
+    )
 
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -116,7 +119,7 @@ def run_one(settings: Settings, job_id: int, worker: str) -> str:
     try:
         with store.read() as s:
             job = s.get(Job, job_id)
-            if job is None or job.status != "running" or job.worker_id != worker:
+            if job is None or job.status != JobStatus.RUNNING or job.worker_id != worker:
                 raise SystemExit(f"job {job_id} is not running for {worker}")
         return run_job(settings, store, job_id, worker, stop=stop.is_set)
     finally:

