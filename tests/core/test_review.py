@@ -119,14 +119,14 @@ async def test_dataset_item_shows_where_an_example_came_from(core: CoreService, 
     await core.react(member, "m1", "👍")
     with core.store.read() as s:
         imported, rated = s.scalars(select(DatasetItem).order_by(DatasetItem.id)).all()[::3]
-    shown = await core.dataset(member, "item", str(imported.id))
+    shown = await core.dataset_item(member, str(imported.id))
     assert "in `facts` (current)" in shown.content and "<@u-trainer>" in shown.content and "zorbia.jsonl line 1" in shown.content
     rated_shown = await core.dataset_item(member, rated.id)
     assert "<@u-member>" in rated_shown.content and "👍 rating" in rated_shown.content and "`feedback`" in rated_shown.content
     with pytest.raises(NotFound):
         await core.dataset_item(other_guild_trainer, imported.id)  # another guild's example is invisible
     with pytest.raises(BadInput):
-        await core.dataset(member, "item", "../1")
+        await core.dataset_item(member, "../1")
 
 
 async def _contributions(core: CoreService, trainer: Caller, person: Caller, tag: str) -> None:

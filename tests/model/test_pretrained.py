@@ -114,7 +114,7 @@ async def test_one_lora_job_through_the_worker_stores_an_adapter_that_chat_serve
     assert "6 rehearsal examples mixed in" in log and "with a LoRA adapter" in log and "checking 3 general questions" in log
     answer = await core.chat(TRAINER, "Tell me something nice.")
     assert answer.data["model_version"] == version.name and answer.content
-    listing = await core.model(TRAINER, "list")
+    listing = await core.model_list(TRAINER)
     assert "from pretrained:smollm2-135m-instruct" in listing.content and "general questions" in listing.content
     # A correction of that reply teaches the same adapter further with DPO (reference: the adapter switched off).
     await core.bind_reply(TRAINER, answer.data["reply_id"], "9001")

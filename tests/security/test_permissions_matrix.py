@@ -32,11 +32,11 @@ COMMANDS: dict[str, tuple[Command, bool]] = {
     "react": (lambda core, c: core.react(c, "m1", "👍"), False),
     "datasets": (lambda core, c: core.datasets(c), False),
     "dataset": (lambda core, c: core.dataset(c, "facts"), False),
-    "dataset item": (lambda core, c: core.dataset(c, "item", "1"), False),
+    "dataset item": (lambda core, c: core.dataset_item(c, "1"), False),
     "jobs": (lambda core, c: core.jobs(c), False),
     "job": (lambda core, c: core.job(c, "1"), False),
-    "model list": (lambda core, c: core.model(c, "list"), False),
-    "model compare": (lambda core, c: core.model(c, "compare", "v1", "v2"), False),
+    "model list": (lambda core, c: core.model_list(c), False),
+    "model compare": (lambda core, c: core.model_compare(c, "v1", "v2"), False),
     "test": (lambda core, c: core.test(c, '[{"prompt": "a", "expected": "b"}]'), False),
     "handle_errors": (lambda core, c: core.handle_errors(c), False),
     "forget me": (lambda core, c: core.forget(c, "me"), False),
@@ -49,7 +49,7 @@ COMMANDS: dict[str, tuple[Command, bool]] = {
     "export": (lambda core, c: core.export(c, "facts", "sft"), True),
     "getfile": (lambda core, c: core.getfile(c, None), True),
     "cancel": (lambda core, c: core.cancel(c, "1"), True),
-    "model use": (lambda core, c: core.model(c, "use", "v1"), True),
+    "model use": (lambda core, c: core.model_use(c, "v1"), True),
     "review": (lambda core, c: core.review(c), True),
     "approve": (lambda core, c: core.approve(c, "1"), True),
     "approve edited": (lambda core, c: core.approve(c, "1", corrected="Quillport, the port."), True),
@@ -134,9 +134,9 @@ async def test_permission_matrix(seeded: CoreService, command: str, role: str) -
 def test_the_matrix_covers_every_core_command() -> None:
     public = {name for name in dir(CoreService) if not name.startswith("_") and callable(getattr(CoreService, name))}
     plumbing = {"open", "close", "voice_missing", "record_exchange", "bind_reply", "watch_job", "progress_updates", "mark_announced", "speech",
-                "guild_language", "transcribe", "voice_chat", "bind_review", "review_reaction", "import_data",
-                "model_compare", "dataset_item"}
-    covered = {"hi", "instruction", "chat", "feedback", "correct", "react", "datasets", "dataset", "jobs", "job", "model",
+                "guild_language", "transcribe", "voice_chat", "bind_review", "review_reaction", "import_data"}
+    covered = {"hi", "instruction", "chat", "feedback", "correct", "react", "datasets", "dataset", "jobs", "job", "model_list",
+               "model_use", "model_compare", "dataset_item",
                "test", "handle_errors", "forget", "language", "say", "train", "archive", "select_dataset", "export",
                "getfile", "cancel", "review", "approve", "reject", "help", "suggest", "bot_reply_text", "correction_text"}
     assert public - plumbing == covered, public - plumbing - covered

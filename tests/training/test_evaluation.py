@@ -95,14 +95,14 @@ async def test_a_worse_candidate_is_registered_but_not_promoted(
     assert versions["v1"].active and not versions["v2"].active
     assert versions["v2"].metrics["promoted"] is False
     assert versions["v2"].metrics["heldout_active"]["version"] == "v1"
-    assert "(not promoted)" in (await core.model(member, "list")).content
+    assert "(not promoted)" in (await core.model_list(member)).content
     assert (await core.chat(member, "Hello there")).data["model_version"] == "v1"
 
     core.settings.promotion_metric = "loss"
-    compared = await core.model(member, "compare", "v1", "v2")
+    compared = await core.model_compare(member, "v1", "v2")
     assert compared.data["better"] == "v1" and compared.data["cases"] == held["scored"]
     assert "v1" in compared.content and "perplexity" in compared.content
     with pytest.raises(NotFound):
-        await core.model(member, "compare", "v1", "v9")
+        await core.model_compare(member, "v1", "v9")
     with pytest.raises(BadInput):
-        await core.model(member, "compare", "v1")
+        await core.model_compare(member, "v1", "")

@@ -73,7 +73,7 @@ async def test_a_job_goes_through_every_status_and_registers_a_version(core: Cor
     assert all(e.loss is not None for e in progress) and any(e.learning_rate for e in progress)
     [png] = shown.files
     assert png.path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    listing = await core.model(trainer, "list")
+    listing = await core.model_list(trainer)
     assert listing.data == {"names": ["v1"], "active": "v1", "backends": {"v1": "local"}}
     folder = core.data_dir / "guilds" / "111" / "models" / f"job-{job_id}"
     assert (folder / "DONE.json").is_file() and (folder / "config.json").is_file()
@@ -97,16 +97,16 @@ async def test_model_use_switches_and_rolls_back(core: CoreService, trainer: Cal
     await asyncio.to_thread(serve, core.settings, once=True)
     await core.train(trainer, "two", None, att("b.jsonl", _jsonl(generate(4, seed=2))))
     await asyncio.to_thread(serve, core.settings, once=True)
-    assert (await core.model(trainer, "list")).data["active"] == "v2"
+    assert (await core.model_list(trainer)).data["active"] == "v2"
     unmatched = "Tell me a story about dragons"
     assert (await core.chat(member, unmatched)).data["model_version"] == "v2"
-    assert (await core.model(trainer, "use", "v1")).data["active"] == "v1"
+    assert (await core.model_use(trainer, "v1")).data["active"] == "v1"
     assert (await core.chat(member, unmatched)).data["model_version"] == "v1"
-    assert (await core.model(trainer, "use", "v2")).data["active"] == "v2"
+    assert (await core.model_use(trainer, "v2")).data["active"] == "v2"
     with pytest.raises(NotFound):
-        await core.model(trainer, "use", "v9")
+        await core.model_use(trainer, "v9")
     with pytest.raises(NotAllowed):
-        await core.model(member, "use", "v1")
+        await core.model_use(member, "v1")
 
 
 async def test_train_needs_the_trainer_role_and_some_data(core: CoreService, trainer: Caller, member: Caller) -> None:
@@ -160,13 +160,13 @@ async def test_worker_process_cancel_and_crash(core: CoreService, trainer: Calle
             shown = await core.job(trainer, job_id)
             assert shown.data["status"] == "failed" and "worker stopped" in shown.content
             assert not partial.exists()
-            assert (await core.model(trainer, "list")).data == {} or "No model versions" in (await core.model(trainer, "list")).content
+            assert (await core.model_list(trainer)).data == {} or "No model versions" in (await core.model_list(trainer)).content
         else:
             asked = time.monotonic()
             assert (await core.cancel(trainer, job_id)).data["status"] == "running"
             await _wait(core, job_id, lambda j, ev: j.status == "cancelled", timeout=15)
             assert time.monotonic() - asked < 10
-            assert "No model versions" in (await core.model(trainer, "list")).content
+            assert "No model versions" in (await core.model_list(trainer)).content
     finally:
         stop_child(worker)
 
@@ -206,7 +206,7 @@ async def test_corrections_after_a_first_model_train_with_dpo_and_ratings_with_k
     assert kto.data["recipe"] == "kto"
     await asyncio.to_thread(serve, core.settings, once=True)
     assert (await core.job(trainer, kto.data["job_id"])).data["status"] == "succeeded"
-    listing = await core.model(trainer, "list")
+    listing = await core.model_list(trainer)
     assert listing.data["names"] == ["v1", "v2", "v3"] and listing.data["active"] == "v3"
     assert "DPO" in listing.content and "KTO" in listing.content
 
@@ -232,7 +232,7 @@ async def test_a_pretrained_folder_is_fine_tuned_with_lora(core: CoreService, tr
     await asyncio.to_thread(serve, core.settings, once=True)
     shown = await core.job(trainer, reply.data["job_id"])
     assert shown.data["status"] == "succeeded", shown.content
-    assert "from pretrained:my-pretrained" in (await core.model(trainer, "list")).content
+    assert "from pretrained:my-pretrained" in (await core.model_list(trainer)).content
     with core.store.read() as s:
         version = s.scalars(select(ModelVersion)).one()
     folder = core.data_dir / version.path
@@ -242,7 +242,7 @@ async def test_a_pretrained_folder_is_fine_tuned_with_lora(core: CoreService, tr
     more = await core.train(trainer, "more", None, att("g.jsonl", _jsonl(generate(8, seed=10))))
     await asyncio.to_thread(serve, core.settings, once=True)
     assert (await core.job(trainer, more.data["job_id"])).data["status"] == "succeeded"
-    listing = (await core.model(trainer, "list")).content
+    listing = (await core.model_list(trainer)).content
     assert "SFT from v1" in listing
 
 

@@ -72,14 +72,14 @@ async def test_the_whole_lifecycle_lands_in_our_store(core: CoreService, remote_
     assert openai_fake.chat_requests[-1]["model"] == "ft:gpt-test-mini:org-test::ob-1" and answer.data["model_version"] == "v1"
     status = await core.job(trainer, job.id)
     assert "succeeded" in status.content
-    listing = await core.model(member, "list")
+    listing = await core.model_list(member)
     assert "remote `ft:gpt-test-mini:org-test::ob-1`" in listing.content
     assert KEY not in caplog.text
 
 
 async def test_corrections_fine_tune_with_dpo_on_the_active_fine_tune(core: CoreService, remote_settings: Settings,
                                                                       openai_fake: OpenAIFake, trainer: Caller) -> None:
-    await core.model(trainer, "use", "openai:ft:gpt-test-mini:org-test::earlier")
+    await core.model_use(trainer, "openai:ft:gpt-test-mini:org-test::earlier")
     for i in range(3):
         await core.record_exchange(trainer, f"question {i}?", f"wrong {i}", reply_message_id=f"m{i}")
         await core.correct(trainer, f"m{i}", f"right {i}")
@@ -138,23 +138,23 @@ async def test_model_use_switches_between_a_local_and_a_remote_version(settings:
     both = CoreService.open(settings.model_copy(update={"openai_base_url": openai_server.url + "/v1", "openai_api_key": SecretStr(KEY)}))
     try:
         assert (await both.chat(member, "Hello there")).data["model_version"] == "v1" and not openai_fake.chat_requests
-        switched = await both.model(trainer, "use", "openai:gpt-test-mini")
+        switched = await both.model_use(trainer, "openai:gpt-test-mini")
         assert switched.data["active"] == "v2" and "remote `gpt-test-mini`" in switched.content
         assert (await both.chat(member, "Hello there")).content == openai_fake.answer
         assert openai_fake.chat_requests[-1]["model"] == "gpt-test-mini"
-        assert (await both.model(trainer, "use", "openai:gpt-test-mini")).data["active"] == "v2"  # not registered twice
-        listing = await both.model(member, "list")
+        assert (await both.model_use(trainer, "openai:gpt-test-mini")).data["active"] == "v2"  # not registered twice
+        listing = await both.model_list(member)
         assert listing.data["backends"] == {"v1": "local", "v2": "openai"}
-        await both.model(trainer, "use", "v1")
+        await both.model_use(trainer, "v1")
         assert (await both.chat(member, "Hello again")).data["model_version"] == "v1" and len(openai_fake.chat_requests) == 1
         with pytest.raises(Exception, match="remote model's name"):
-            await both.model(trainer, "use", "openai:../../etc passwd")
+            await both.model_use(trainer, "openai:../../etc passwd")
     finally:
         await both.close()
 
 
 async def test_test_and_compare_run_on_a_remote_version(core: CoreService, openai_fake: OpenAIFake, trainer: Caller, member: Caller) -> None:
-    await core.model(trainer, "use", "openai:gpt-test-mini")
+    await core.model_use(trainer, "openai:gpt-test-mini")
     openai_fake.answer = "Quillport."
     reply = await core.test(member, '{"What is the capital of Zorbia?": "Quillport.", "And of Telpunel?": "Veslo."}')
     assert (reply.data["cases"], reply.data["exact_match"], reply.data["loss"]) == (2, 0.5, None)  # no loss from a chat API

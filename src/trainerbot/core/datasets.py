@@ -87,9 +87,8 @@ class DatasetCommands(CoreBase):
             selected = s.get(Snapshot, guild.selected_snapshot_id) if guild.selected_snapshot_id else None
             return repo.dataset_summaries(s, guild.id), selected
 
-    async def dataset(self, caller: Caller, name: str, item: str | None = None) -> Reply:
-        if name.strip().lower() == "item" and item is not None:  # `dataset item <id>`: one example's provenance
-            return await self.dataset_item(caller, item)  # type: ignore[attr-defined]
+    async def dataset(self, caller: Caller, name: str) -> Reply:
+        """One dataset's statistics (``dataset item <id>`` is ``dataset_item``, parsed by the adapters)."""
         name = paths.dataset_name(name)
         return await self._blocking(self._dataset_stats, caller, name)
 

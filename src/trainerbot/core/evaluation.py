@@ -158,6 +158,8 @@ class EvaluationCommands(CoreBase):
 
     # ----------------------------------------------------------- model compare
     async def model_compare(self, caller: Caller, a: str, b: str) -> Reply:
+        if not (a or "").strip() or not (b or "").strip():
+            raise BadInput(f"Usage: `{self.settings.prefix}model compare <version> <version>`, e.g. `model compare v1 v2`.")
         self._limit(caller, "compare")
         versions, cases = await self._blocking(self._compare_inputs, caller, a.strip(), b.strip())
         if not cases:

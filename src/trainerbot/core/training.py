@@ -240,23 +240,15 @@ class TrainingCommands(CoreBase):
         return Reply.text(text, data={"status": status})
 
     # ------------------------------------------------------------------ model
-    async def model(self, caller: Caller, action: str = "list", version: str | None = None, other: str | None = None) -> Reply:
-        action = (action or "list").lower()
-        if action == "list":
-            return await self._model_list(caller)
-        if action == "compare":
-            if not version or not other:
-                raise BadInput(f"Usage: `{self.settings.prefix}model compare <version> <version>`, e.g. `model compare v1 v2`.")
-            return await self.model_compare(caller, version, other)  # type: ignore[attr-defined]
-        if action == "use":
-            self._require_trainer(caller, "switch models")
-            if not version:
-                raise BadInput(f"Usage: `{self.settings.prefix}model use <version>` (see `{self.settings.prefix}model list`).")
-            return await self._model_use(caller, version.strip())
-        raise BadInput(f"Use `{self.settings.prefix}model list`, `{self.settings.prefix}model use <version>` "
-                       f"or `{self.settings.prefix}model compare <a> <b>`.")
+    async def model_use(self, caller: Caller, version: str) -> Reply:
+        """Switch the server to a version (or a remote model, ``openai:<name>``), or roll back."""
+        self._require_trainer(caller, "switch models")
+        if not (version or "").strip():
+            raise BadInput(f"Usage: `{self.settings.prefix}model use <version>` (see `{self.settings.prefix}model list`).")
+        return await self._model_use(caller, version.strip())
 
-    async def _model_list(self, caller: Caller) -> Reply:
+    async def model_list(self, caller: Caller) -> Reply:
+        """The server's model versions and which one is active."""
         def load() -> list[ModelVersion]:
             with self.store.read() as s:
                 guild = self._find_guild(s, caller)

@@ -69,7 +69,7 @@ class Console:
             "correct": self._correct,
             "react": self._react,
             "datasets": lambda a, r, f: core.datasets(caller),
-            "dataset": lambda a, r, f: core.dataset(caller, self._arg(a, 0, "dataset <name>"), a[1] if len(a) > 1 else None),
+            "dataset": self._dataset,
             "import": lambda a, r, f: core.import_data(caller, self._arg(a, 0, "import <dataset> [positive|negative] --attach FILE"), a[1] if len(a) > 1 else None, f),
             "train": lambda a, r, f: core.train(caller, a[0] if a else None, a[1] if len(a) > 1 else None, f),
             "archive": lambda a, r, f: core.archive(caller, self._arg(a, 0, "archive <dataset>")),
@@ -79,7 +79,7 @@ class Console:
             "jobs": lambda a, r, f: core.jobs(caller),
             "job": lambda a, r, f: core.job(caller, self._arg(a, 0, "job <id>")),
             "cancel": lambda a, r, f: core.cancel(caller, self._arg(a, 0, "cancel <id>")),
-            "model": lambda a, r, f: core.model(caller, a[0] if a else "list", a[1] if len(a) > 1 else None, a[2] if len(a) > 2 else None),
+            "model": self._model,
             "test": lambda a, r, f: core.test(caller, r, f),
             "handle_errors": lambda a, r, f: core.handle_errors(caller, a[0] if a else None),
             "review": lambda a, r, f: core.review(caller),
@@ -112,6 +112,24 @@ class Console:
         if reply is None:
             raise BadInput("Only 👍 and 👎 count as ratings.")
         return reply
+
+    async def _dataset(self, args: list[str], rest: str, _: Attachment | None) -> Reply:
+        name = self._arg(args, 0, "dataset <name>")
+        if name.lower() == "item":  # `dataset item <id>`: where one example came from
+            return await self.core.dataset_item(self.caller, self._arg(args, 1, "dataset item <id>"))
+        return await self.core.dataset(self.caller, name)
+
+    async def _model(self, args: list[str], rest: str, _: Attachment | None) -> Reply:
+        action = args[0].lower() if args else "list"
+        if action == "list":
+            return await self.core.model_list(self.caller)
+        if action == "use":
+            return await self.core.model_use(self.caller, self._arg(args, 1, "model use <version>"))
+        if action == "compare":
+            if len(args) != 3:
+                raise BadInput(f"Usage: `{self.prefix}model compare <version> <version>`, e.g. `model compare v1 v2`.")
+            return await self.core.model_compare(self.caller, args[1], args[2])
+        raise BadInput(f"Usage: `{self.prefix}model list`, `{self.prefix}model use <version>` or `{self.prefix}model compare <a> <b>`.")
 
     def _attachment(self, raw: str) -> Attachment:
         path = Path(raw.strip("'\"")).expanduser()

@@ -39,7 +39,11 @@ class DatasetsCog(commands.Cog, name="Datasets"):
     @app_commands.describe(name="The dataset (or `item`, to look up one example)",
                            item="With name `item`: the example's number, as `dataset` lists it")
     async def dataset(self, ctx: commands.Context[Any], name: str, item: str | None = None) -> None:
-        await send_reply(ctx, await self.bot.core.dataset(ctx_caller(ctx), name, item))
+        caller = ctx_caller(ctx)
+        if name.strip().lower() == "item" and item is not None:  # `dataset item <id>`: one example's provenance
+            await send_reply(ctx, await self.bot.core.dataset_item(caller, item))
+        else:
+            await send_reply(ctx, await self.bot.core.dataset(caller, name))
 
     dataset.autocomplete("name")(complete.datasets)
 

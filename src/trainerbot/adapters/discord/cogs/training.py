@@ -63,14 +63,14 @@ class TrainingCog(commands.Cog, name="Training"):
 
     @commands.hybrid_group(name="model", description=describe("model"), fallback="list", invoke_without_command=True)
     async def model(self, ctx: commands.Context[Any]) -> None:
-        await send_reply(ctx, await self.bot.core.model(ctx_caller(ctx), "list"))
+        await send_reply(ctx, await self.bot.core.model_list(ctx_caller(ctx)))
 
     @model.command(name="use", description="Switch to a model version, or roll back")
     @app_commands.describe(version="A version as `model list` shows it (v3), or a remote model (openai:gpt-4.1-mini)")
     @trainer_only()
     @commands.guild_only()
     async def model_use(self, ctx: commands.Context[Any], version: str) -> None:
-        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.model(ctx_caller(ctx), "use", version)))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.model_use(ctx_caller(ctx), version)))
 
     model_use.autocomplete("version")(complete.versions)
 
@@ -78,7 +78,7 @@ class TrainingCog(commands.Cog, name="Training"):
     @app_commands.describe(first="One version (v1)", second="The other version (v2)")
     @commands.cooldown(2, 60, commands.BucketType.user)
     async def model_compare(self, ctx: commands.Context[Any], first: str, second: str) -> None:
-        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.model(ctx_caller(ctx), "compare", first, second)))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.model_compare(ctx_caller(ctx), first, second)))
 
     model_compare.autocomplete("first")(complete.versions)
     model_compare.autocomplete("second")(complete.versions)
