@@ -82,7 +82,7 @@ class ChatCommands(CoreBase):
             model_name = version.name if version is not None else f"openai:{model_id}"
         reply_id = await self.record_exchange(caller, text, answer, prompt_message_id=message_id, context=history,
                                               model_version=model_name)
-        return Reply.text(answer, data={"reply_id": reply_id, "source": source, "model_version": model_name})
+        return Reply.text(answer, data={"reply_id": reply_id, "source": source, "model_version": model_name}, reply_id=reply_id)
 
     def _local_model(self, folder: Path | None) -> Any:
         """The active version's model, or before any version the pretrained base; None with

@@ -18,7 +18,7 @@ from sqlalchemy import case, delete, func, select
 from trainerbot.core.base import CoreBase
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.text import quote_user_text, row_number
-from trainerbot.core.types import Caller, Reply
+from trainerbot.core.types import Caller, Decision, Reply, ReviewItem
 from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput, NotAllowed, NotFound
@@ -90,7 +90,8 @@ class ReviewCommands(CoreBase):
                         f"**Bot said:** {quote_user_text(corr.original, 500) or '—'}\n"
                         f"**Better:** {quote_user_text(corr.corrected, 700)}\n"
                         f"`{p}approve {corr.id}` or `{p}reject {corr.id}`.")
-                return Reply.text(text, data={"kind": "correction", "correction_id": corr.id, "waiting": waiting})
+                return Reply.text(text, data={"kind": "correction", "correction_id": corr.id, "waiting": waiting},
+                                  review=ReviewItem("correction", correction_id=corr.id))
             flagged = self._flagged(s, guild.id)
             if flagged is not None:
                 msg, neg, pos = flagged
@@ -99,7 +100,8 @@ class ReviewCommands(CoreBase):
                         f"**Bot said:** {quote_user_text(msg.content, 700)}\n"
                         f"Teach the right answer with `{p}correct {msg.platform_message_id or msg.id} <answer>`; "
                         "a trainer's 👍 clears the flag if the reply was fine.")
-                return Reply.text(text, data={"kind": "flagged", "message_id": msg.platform_message_id})
+                return Reply.text(text, data={"kind": "flagged", "message_id": msg.platform_message_id},
+                                  review=ReviewItem("flagged", message_id=msg.platform_message_id))
         return Reply.text("Nothing waits for review. 🎉", data={"kind": None})
 
     @staticmethod
@@ -153,8 +155,10 @@ class ReviewCommands(CoreBase):
                 return f"❌ Correction #{cid} rejected; it will not be used."
         text = await self._blocking(decide)
         if already:
-            return Reply.text(text, data={"correction_id": cid, "status": None, "already": True})
-        return Reply.text(text + f" `{self.settings.prefix}review` shows the next.", data={"correction_id": cid, "status": status})
+            return Reply.text(text, data={"correction_id": cid, "status": None, "already": True},
+                              decision=Decision(cid, None, already=True))
+        return Reply.text(text + f" `{self.settings.prefix}review` shows the next.", data={"correction_id": cid, "status": status},
+                          decision=Decision(cid, status))
 
     async def correction_text(self, caller: Caller, correction_id: int) -> str:
         """A pending correction's answer (to edit it before approving); ``NotFound`` otherwise."""

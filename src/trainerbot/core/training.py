@@ -15,7 +15,7 @@ from importlib import resources
 from sqlalchemy import func, select
 
 from trainerbot.core.base import CoreBase
-from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, OutFile, Reply
+from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, JobRef, OutFile, Reply
 from trainerbot.datasets import paths
 from trainerbot.datasets.importers import parse_label
 from trainerbot.datasets.records import Example
@@ -137,7 +137,8 @@ class TrainingCommands(CoreBase):
             where = f" through the fine-tuning API of `{self.settings.openai_base_url}`" if self.settings.backend == "openai" else ""
             text = (f"Training job #{submitted.job_id} queued: {recipe.upper()}{where} on {what} ({count(len(examples), 'example')}). "
                     f"Follow it with `{p}job {submitted.job_id}`; `{p}cancel {submitted.job_id}` stops it.")
-        return Reply.text(text, data={"job_id": submitted.job_id, "recipe": recipe, "existing": submitted.existing})
+        return Reply.text(text, data={"job_id": submitted.job_id, "recipe": recipe, "existing": submitted.existing},
+                          job=JobRef(submitted.job_id, submitted.existing))
 
     def _guild_row(self, s, caller: Caller) -> Guild:  # type: ignore[no-untyped-def]
         guild = self._find_guild(s, caller)
@@ -210,7 +211,7 @@ class TrainingCommands(CoreBase):
                 await self._blocking(paths.area_dir, self._root(caller), "artifacts")
                 await self._blocking(loss_curve, losses, png, f"job {job.id} · {job.recipe}")
             files = (OutFile(name=png.name, path=png),)
-        return Reply(messages=(embed.as_text(),), embed=embed, files=files,
+        return Reply(messages=(embed.as_text(),), embed=embed, files=files, job_status=job.status,
                      data={"status": job.status, "progress": job.progress, "events": len(events), "losses": losses,
                            "no_worker": bool(warning), "step": last.step if last else None,
                            "total_steps": last.total_steps if last else None, "loss": last.loss if last else None,

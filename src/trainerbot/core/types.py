@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from trainerbot.core.text import split_message
 
@@ -72,13 +73,49 @@ class Embed:
 
 
 @dataclass(frozen=True)
+class JobRef:
+    """A training job a command queued (or found queued already)."""
+
+    job_id: int
+    existing: bool = False
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """What ``review`` shows: a pending correction, or a reply flagged 👎 (its platform ID)."""
+
+    kind: Literal["correction", "flagged"]
+    correction_id: int | None = None
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An approve/reject: the status it set, or ``already`` when someone decided it first."""
+
+    correction_id: int
+    status: str | None
+    already: bool = False
+
+
+@dataclass(frozen=True)
 class Reply:
-    """What a command answers: message parts (each ≤ 2000 characters), files, an embed."""
+    """What a command answers: message parts (each ≤ 2000 characters), files, an embed — and,
+    typed, what an adapter acts on: the chat reply to bind to its platform message
+    (``reply_id``), the answer alone to speak (``answer``), a queued job to watch (``job``), a
+    job's status, the review item shown, a review decision. ``data`` holds the rest, for tests
+    and callers that inspect numbers."""
 
     messages: tuple[str, ...] = ()
     files: tuple[OutFile, ...] = ()
     embed: Embed | None = None
     data: dict[str, object] = field(default_factory=dict, compare=False)
+    reply_id: int | None = None
+    answer: str | None = None
+    job: JobRef | None = None
+    job_status: str | None = None
+    review: ReviewItem | None = None
+    decision: Decision | None = None
 
     @classmethod
     def text(cls, text: str, **kwargs: object) -> Reply:

@@ -137,7 +137,8 @@ class VoiceCommands(CoreBase):
         transcript = await self.transcribe(caller, attachment)
         answer = await self.chat(caller, transcript, message_id=message_id)  # type: ignore[attr-defined]
         quoted = "> " + quote_user_text(transcript, 1500)
-        return Reply.text(f"{quoted}\n{answer.content}", data={**answer.data, "transcript": transcript, "answer": answer.content})
+        return Reply.text(f"{quoted}\n{answer.content}", data={**answer.data, "transcript": transcript, "answer": answer.content},
+                          reply_id=answer.reply_id, answer=answer.content)
 
 
 def _wav_seconds(wav: bytes) -> float:

@@ -178,8 +178,8 @@ class Console:
             reply = await handler(args, rest.strip(), attachment)
             if reply is not None:
                 self.render(reply)
-                if word == "train" and isinstance(reply.data.get("job_id"), int) and self.live:
-                    await self._watch(int(str(reply.data["job_id"])))
+                if reply.job is not None and self.live:
+                    await self._watch(reply.job.job_id)
             if word in ("import", "train", "archive", "select_dataset", "model", "forget"):
                 await self._refresh_names()
         except TrainerBotError as exc:
@@ -204,8 +204,8 @@ class Console:
         streaming = audio is None and self.out.isatty()
         reply = await (self.core.voice_chat(self.caller, audio) if audio is not None else
                        self.core.chat(self.caller, line, on_partial=partial if streaming else None, partial_every_s=0))
-        reply_id = reply.data.get("reply_id")
-        if isinstance(reply_id, int):
+        reply_id = reply.reply_id
+        if reply_id is not None:
             # The console's message ID for a reply is its row ID: `!correct <id> ...`, `!react <id> 👍`.
             await self.core.bind_reply(self.caller, reply_id, str(reply_id))
             reply = Reply(messages=reply.messages[:-1] + (f"{reply.messages[-1]}  [#{reply_id}]",), files=reply.files)
@@ -241,7 +241,7 @@ class Console:
         first = await self.core.job(self.caller, job_id, plot=False)
         line = self._progress_line(job_id, first.data)
         self._draw_live(line)
-        if first.data.get("status") in FINISHED:
+        if first.job_status in FINISHED:
             self._live_drawn = False
             return
         task = asyncio.create_task(self._follow(job_id, line), name=f"console-job-{job_id}")
@@ -259,7 +259,7 @@ class Console:
             if line != last:
                 self._draw_live(line)
                 last = line
-            if shown.data.get("status") in FINISHED:
+            if shown.job_status in FINISHED:
                 self._live_drawn = False  # the final line stays in the scrollback
                 return
 

@@ -150,7 +150,7 @@ class _TrainerBotBase:
                 caller = Caller(guild_id=upd.guild_id, user_id=str(self.user.id) if self.user else "bot", channel_id=upd.channel_id)
                 shown = await self.core.job(caller, upd.job_id)
                 if shown.files:
-                    await channel.send(f"Job #{upd.job_id}: {shown.data['status']}.",
+                    await channel.send(f"Job #{upd.job_id}: {shown.job_status}.",
                                        files=[discord.File(f.path, filename=f.name) for f in shown.files], allowed_mentions=NO_MENTIONS)
                 await self.core.mark_announced(upd.job_id)
                 self._last_edit.pop(mid, None)

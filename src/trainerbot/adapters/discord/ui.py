@@ -201,27 +201,28 @@ class EditCorrectionModal(discord.ui.Modal):
 
 async def after_decision(interaction: discord.Interaction[Any], caller: Caller, decided: Reply) -> None:
     """A decision was made (or found made already): update the review message in place."""
-    if decided.data.get("already"):
+    decision = decided.decision
+    assert decision is not None  # approve/reject always say what they decided
+    if decision.already:
         await tell(interaction, decided.content)  # someone else decided it first: nothing applied twice
         return
-    mark = "✅" if decided.data.get("status") == CorrectionStatus.APPROVED else "❌"
-    header = f"{mark} Correction #{decided.data['correction_id']} {decided.data.get('status')} by <@{caller.user_id}>."
-    following = await interaction.client.core.review(caller, after=int(str(decided.data["correction_id"])))
+    mark = "✅" if decision.status == CorrectionStatus.APPROVED else "❌"
+    header = f"{mark} Correction #{decision.correction_id} {decision.status} by <@{caller.user_id}>."
+    following = await interaction.client.core.review(caller, after=decision.correction_id)
     await show_review(interaction, following, header=header)
 
 
 def review_view(reply: Reply) -> discord.ui.View | None:
     """The buttons for a ``review`` reply: a pending correction's four, a flagged reply's one."""
-    kind = reply.data.get("kind")
-    if kind == "correction":
+    item = reply.review
+    if item is not None and item.kind == "correction" and item.correction_id is not None:
         view = discord.ui.View(timeout=None)
-        cid = int(str(reply.data["correction_id"]))
         for action in REVIEW_ACTIONS:
-            view.add_item(ReviewButton(action, cid))
+            view.add_item(ReviewButton(action, item.correction_id))
         return view
-    if kind == "flagged" and reply.data.get("message_id"):
+    if item is not None and item.kind == "flagged" and item.message_id:
         view = discord.ui.View(timeout=None)
-        view.add_item(FlaggedCorrectButton(str(reply.data["message_id"])))
+        view.add_item(FlaggedCorrectButton(item.message_id))
         return view
     return None
 
@@ -234,9 +235,9 @@ async def show_review(interaction: discord.Interaction[Any], reply: Reply, *, he
         await interaction.edit_original_response(content=content, view=view, allowed_mentions=NO_MENTIONS)
     else:
         await interaction.response.edit_message(content=content, view=view, allowed_mentions=NO_MENTIONS)
-    if interaction.message is not None and reply.data.get("kind") == "correction":
+    if interaction.message is not None and reply.review is not None and reply.review.correction_id is not None:
         caller = interaction_caller(interaction)
-        await interaction.client.core.bind_review(caller, int(str(reply.data["correction_id"])), str(interaction.message.id))
+        await interaction.client.core.bind_review(caller, reply.review.correction_id, str(interaction.message.id))
 
 
 class FlaggedCorrectButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"trb:flagged:correct:(?P<mid>[A-Za-z0-9_-]{1,64})"):

@@ -84,7 +84,7 @@ class ChatCog(commands.Cog, name="Chat"):
         except TrainerBotError as exc:
             await message.reply(exc.user_message, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
             return
-        await self._deliver(message, caller, reply, str(reply.data.get("answer", "")))
+        await self._deliver(message, caller, reply, reply.answer or "")
 
     async def _deliver(self, message: discord.Message, caller: Caller, reply: Reply, spoken: str,
                        streamed: discord.Message | None = None) -> None:
@@ -97,8 +97,8 @@ class ChatCog(commands.Cog, name="Chat"):
             sent: discord.Message | None = streamed  # the ID and the rating buttons: the message with the answer's start
         else:
             sent = await send_reply(message.channel, reply, reference=message)
-        reply_id = reply.data.get("reply_id")
-        if sent is not None and isinstance(reply_id, int):
+        reply_id = reply.reply_id
+        if sent is not None and reply_id is not None:
             await self.bot.core.bind_reply(caller, reply_id, str(sent.id))
             for emoji in RATINGS:
                 await sent.add_reaction(emoji)

@@ -53,8 +53,8 @@ class ReviewCog(commands.Cog, name="Review"):
         caller = ctx_caller(ctx)
         reply = await self.bot.core.review(caller)
         sent = await send_reply(ctx, reply, view=review_view(reply))
-        if sent is not None and reply.data.get("kind") == "correction":
-            await self.bot.core.bind_review(caller, int(reply.data["correction_id"]), str(sent.id))
+        if sent is not None and reply.review is not None and reply.review.correction_id is not None:
+            await self.bot.core.bind_review(caller, reply.review.correction_id, str(sent.id))
 
     @commands.hybrid_command(name="approve", description=describe("approve"))
     @app_commands.describe(correction_id="The correction's number, as `review` shows it")

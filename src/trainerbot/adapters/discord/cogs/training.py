@@ -36,8 +36,8 @@ class TrainingCog(commands.Cog, name="Training"):
             return await self.bot.core.train(caller, dataset, label, data)
         reply = await answer(ctx, work)
         sent = await send_reply(ctx, reply)
-        if sent is not None and not reply.data.get("existing"):
-            await self.bot.core.watch_job(caller, int(reply.data["job_id"]), str(sent.channel.id), str(sent.id))
+        if sent is not None and reply.job is not None and not reply.job.existing:
+            await self.bot.core.watch_job(caller, reply.job.job_id, str(sent.channel.id), str(sent.id))
 
     train.autocomplete("dataset")(complete.datasets)
 
