@@ -18,6 +18,10 @@ from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput
 from trainerbot.training.common import JobCallback, TrainParams, TrainResult, reference, run, trl_args
 
+# (epochs, learning rate, batch size) by where a job starts (DPO always starts from a model: a whole
+# one trained further, or a LoRA adapter on the pretrained base).
+DEFAULTS: dict[str, tuple[float, float, int]] = {"continue": (10.0, 5e-4, 32), "lora": (3.0, 5e-4, 4)}
+
 
 def rows(examples: list[Example]) -> list[dict[str, Any]]:
     return export_rows(examples, "dpo")

@@ -47,22 +47,15 @@ from trainerbot.training.versions import active_version, register_version
 
 log = logging.getLogger(__name__)
 
-RECIPE_DEFAULTS = {  # (epochs, learning rate, batch size) by recipe and start
-    ("sft", "scratch"): (80.0, 2e-3, 32),
-    ("sft", "continue"): (30.0, 1e-3, 32),
-    ("kto", "continue"): (10.0, 5e-4, 32),
-    ("dpo", "continue"): (10.0, 5e-4, 32),
-    # LoRA on a pretrained model, chosen with bench/teach.py on 100 facts: batch 4 (more
-    # updates for the same tokens), lr 2e-3 (5e-3 diverged); recall needs ~8 epochs.
-    ("sft", "lora"): (8.0, 2e-3, 4),
-    ("kto", "lora"): (3.0, 5e-4, 4),
-    ("dpo", "lora"): (3.0, 5e-4, 4),
-}
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def params_for(settings: Settings, recipe: str, start: str) -> TrainParams:
-    epochs, lr, batch = RECIPE_DEFAULTS.get((recipe, start), (10.0, 5e-4, 32))
+    """The recipe's own defaults for this start (kept beside each recipe, as TRL keeps its
+    configs beside its trainers), overridden by the settings."""
+    from trainerbot.training import dpo, kto, sft
+
+    epochs, lr, batch = {"sft": sft, "kto": kto, "dpo": dpo}[recipe].DEFAULTS[start]
     return TrainParams(epochs=settings.train_epochs or epochs, learning_rate=settings.learning_rate or lr,
                        batch_size=settings.train_batch_size or batch, lora=start == "lora")
 
