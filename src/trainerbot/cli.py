@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from trainerbot.config import Settings, load_settings
 from trainerbot.errors import ConfigError
 from trainerbot.plural import count
-from trainerbot.startup import EXIT_SETTINGS, StartupError, check_data_dir, login_with_retries, open_store_with_retries
+from trainerbot.startup import EXIT_SETTINGS, StartupError, check_data_dir, open_store_with_retries
 
 if TYPE_CHECKING:
     from trainerbot.ops.server import OpsServer
@@ -101,6 +101,7 @@ async def _console(settings: Settings, args: argparse.Namespace) -> None:
 
 async def _discord(settings: Settings, args: argparse.Namespace) -> None:
     from trainerbot.adapters.discord.bot import make_bot
+    from trainerbot.adapters.discord.connect import login_with_retries
     from trainerbot.core import CoreService
 
     core = await open_store_with_retries(settings, lambda: asyncio.to_thread(CoreService.open, settings))

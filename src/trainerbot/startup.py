@@ -8,11 +8,8 @@ What can fail when the bot starts, and what happens:
   URL's password hidden ("cannot reach the database at postgresql://bot:***@db:5432/x:
   connection refused; trying again in 2 s (1 of 5)"), back-off with jitter, then exit
   status ``EXIT_STORE``.
-- **Discord** cannot be reached (DNS, network, Discord's own 5xx): one line a try, then
-  retries with exponential back-off and jitter, capped at ``DISCORD_MAX_DELAY_S``, as the
-  gateway's own reconnect does once connected — for ever unless ``discord_retries`` says
-  otherwise (then exit status ``EXIT_DISCORD``). A worker started meanwhile keeps working.
-- **The token** is refused (401): one line, exit status ``EXIT_TOKEN``; no retries.
+- **Discord** cannot be reached, or refuses the token: ``adapters/discord/connect.py`` (the
+  only place that knows discord.py), with the back-off and exit statuses defined here.
 
 No traceback reaches the terminal for these (the log keeps the details at DEBUG), and no
 secret is ever printed.
@@ -140,48 +137,4 @@ async def open_store_with_retries(settings: Settings, open_: Callable[[], Awaita
             wait = delay(attempt)
             say(f"cannot reach the database at {where}: {reason}; trying again in {wait:.1f} s "
                 f"({attempt} of {settings.store_retries}).")
-            await asyncio.sleep(wait)
-
-
-def discord_reason(exc: BaseException) -> str:
-    """Why Discord could not be reached, in a few words."""
-    import aiohttp
-    import discord
-
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return "the name discord.com does not resolve (DNS); check the network and DNS"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"no connection to {exc.host} (network down or a firewall); check the network"
-    if isinstance(exc, discord.DiscordServerError):
-        return f"Discord answered with an error of its own (HTTP {exc.status}); see discordstatus.com"
-    if isinstance(exc, discord.HTTPException):
-        return f"Discord answered HTTP {exc.status}"
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return "the connection timed out; check the network"
-    return type(exc).__name__
-
-
-async def login_with_retries(settings: Settings, login: Callable[[], Awaitable[None]]) -> None:
-    """Log in to Discord, retrying while it cannot be reached; a refused token ends it."""
-    import aiohttp
-    import discord
-
-    delay = backoff(settings.startup_retry_s, DISCORD_MAX_DELAY_S)
-    attempt = 0
-    while True:
-        try:
-            await login()
-            return
-        except discord.LoginFailure:
-            raise StartupError("Discord refused the token (check DISCORD_TOKEN: the bot's token from the developer portal, "
-                               "Bot → Reset Token).", EXIT_TOKEN) from None
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, discord.DiscordServerError) as exc:
-            attempt += 1
-            log.debug("logging in to Discord failed", exc_info=exc)
-            reason = discord_reason(exc)
-            if settings.discord_retries and attempt > settings.discord_retries:
-                raise StartupError(f"cannot reach Discord: {reason}. Gave up after {settings.discord_retries} retries.",
-                                   EXIT_DISCORD) from None
-            wait = delay(attempt)
-            say(f"cannot reach Discord: {reason}; trying again in {wait:.1f} s (try {attempt + 1}).")
             await asyncio.sleep(wait)
