@@ -107,23 +107,30 @@ async def fail(interaction: discord.Interaction[Any], exc: BaseException) -> Non
 
 
 # ---------------------------------------------------------------- correcting
-class CorrectModal(discord.ui.Modal):
+class AnswerModal(discord.ui.Modal):
+    """A form with one paragraph box for an answer, pre-filled; a failure is answered ephemerally."""
+
+    def __init__(self, *, title: str, label: str, text: str, max_chars: int) -> None:
+        super().__init__(title=title[:45], timeout=15 * 60)
+        limit = min(MODAL_TEXT_MAX, max_chars)
+        self.answer: discord.ui.TextInput[AnswerModal] = discord.ui.TextInput(
+            label=label, style=discord.TextStyle.paragraph, default=text[:limit], max_length=limit, required=True)
+        self.add_item(self.answer)
+
+    async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:  # type: ignore[override]
+        await fail(interaction, error)
+
+
+class CorrectModal(AnswerModal):
     """"A better answer" to one of the bot's replies, stored through the core as ``correct``."""
 
     def __init__(self, message_id: str, original: str, *, max_chars: int) -> None:
-        super().__init__(title="Correct this reply", timeout=15 * 60)
+        super().__init__(title="Correct this reply", label="A better answer", text=original, max_chars=max_chars)
         self.message_id = message_id
-        self.answer: discord.ui.TextInput[CorrectModal] = discord.ui.TextInput(
-            label="A better answer", style=discord.TextStyle.paragraph, default=original[:min(MODAL_TEXT_MAX, max_chars)],
-            max_length=min(MODAL_TEXT_MAX, max_chars), required=True)
-        self.add_item(self.answer)
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
         reply = await interaction.client.core.correct(interaction_caller(interaction), self.message_id, self.answer.value)
         await tell(interaction, reply.content)
-
-    async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:  # type: ignore[override]
-        await fail(interaction, error)
 
 
 async def open_correction(interaction: discord.Interaction[Any], message_id: str) -> None:
@@ -179,24 +186,17 @@ class ReviewButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"tr
         await after_decision(interaction, caller, decided)
 
 
-class EditCorrectionModal(discord.ui.Modal):
+class EditCorrectionModal(AnswerModal):
     """Change a pending correction's answer, then approve it."""
 
     def __init__(self, correction_id: int, text: str, *, max_chars: int) -> None:
-        super().__init__(title=f"Edit correction #{correction_id}"[:45], timeout=15 * 60)
+        super().__init__(title=f"Edit correction #{correction_id}", label="The answer to teach", text=text, max_chars=max_chars)
         self.correction_id = correction_id
-        self.answer: discord.ui.TextInput[EditCorrectionModal] = discord.ui.TextInput(
-            label="The answer to teach", style=discord.TextStyle.paragraph, default=text[:min(MODAL_TEXT_MAX, max_chars)],
-            max_length=min(MODAL_TEXT_MAX, max_chars), required=True)
-        self.add_item(self.answer)
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
         caller = interaction_caller(interaction)
         decided = await interaction.client.core.approve(caller, self.correction_id, corrected=self.answer.value)
         await after_decision(interaction, caller, decided)
-
-    async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:  # type: ignore[override]
-        await fail(interaction, error)
 
 
 async def after_decision(interaction: discord.Interaction[Any], caller: Caller, decided: Reply) -> None:
