@@ -18,6 +18,7 @@ from pathlib import Path
 import discord
 import pytest
 
+from tests.conftest import fill_disk
 from tests.httpfake import Response, serve
 from trainerbot import cli, startup
 
@@ -105,31 +106,12 @@ def test_unusable_data_folders_are_named(tmp_path: Path) -> None:
         assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and str(folder) in proc.stderr and words in proc.stderr
 
 
-def test_a_full_disk_at_start_is_named(tmp_path: Path) -> None:
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()[:200]}")
-    try:
-        fh = open(mount / "filler", "wb")  # noqa: SIM115 - filled until the disk refuses
-        try:
-            while True:
-                fh.write(b"\0" * 4096)
-                fh.flush()
-        except OSError:
-            pass
-        finally:
-            try:
-                fh.close()
-            except OSError:
-                pass
-        proc = subprocess.run([sys.executable, "-m", "trainerbot", "console", "--no-worker", "--data-dir", str(mount / "data")],
-                              input="", capture_output=True, text=True, timeout=60, env=_env())
-        assert proc.returncode == startup.EXIT_DATA_DIR, proc.stderr
-        assert proc.stderr.strip() == f"trainerbot: the disk holding the data folder {mount / 'data'} is full; free some space and start again."
-    finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
+def test_a_full_disk_at_start_is_named(small_disk: Path) -> None:
+    fill_disk(small_disk)
+    proc = subprocess.run([sys.executable, "-m", "trainerbot", "console", "--no-worker", "--data-dir", str(small_disk / "data")],
+                          input="", capture_output=True, text=True, timeout=60, env=_env())
+    assert proc.returncode == startup.EXIT_DATA_DIR, proc.stderr
+    assert proc.stderr.strip() == f"trainerbot: the disk holding the data folder {small_disk / 'data'} is full; free some space and start again."
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from bench.crash import MEMBER, TRAINER, kill_many, settings_for
-from tests.conftest import att
+from tests.conftest import att, fill_disk
 from trainerbot.core import CoreService
 from trainerbot.errors import DISK_FULL, NotAvailable
 
@@ -29,39 +28,13 @@ def test_sigkilled_writers_lose_no_confirmed_write_200_times(tmp_path: Path) -> 
     assert kills == 200 and confirmed >= 200
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """A 3 MiB tmpfs mounted for the test (these machines run tests as root)."""
-    folder = tmp_path / "small"
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(folder)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()[:200]}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-def _fill(folder: Path) -> Path:
-    filler = folder / "filler.bin"
-    with open(filler, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
-    return filler
-
-
 async def test_a_full_disk_is_a_clear_error_and_the_store_stays_intact(small_disk: Path) -> None:
     from tests.conftest import JSONL_FACTS, row_counts, tree_state
 
     core = CoreService.open(settings_for(small_disk / "data"))
     try:
         await core.import_data(TRAINER, "facts", None, att("f.jsonl", JSONL_FACTS))
-        filler = _fill(small_disk)
+        filler = fill_disk(small_disk)
         def files_now() -> dict[str, str]:
             return {k: v for k, v in tree_state(core.data_dir).items() if v != "dir"}  # (an empty folder may appear)
         counts, files = row_counts(core), files_now()
