@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 import discord
 from discord.ext import commands
@@ -19,13 +19,16 @@ from trainerbot.core import Caller, Reply
 from trainerbot.core.voice import is_audio
 from trainerbot.errors import Busy, NotAllowed, TrainerBotError
 
+if TYPE_CHECKING:
+    from trainerbot.adapters.discord.bot import TrainerBot
+
 log = logging.getLogger(__name__)
 
 RATINGS = ("👍", "👎")
 
 
 class ChatCog(commands.Cog, name="Chat"):
-    def __init__(self, bot: Any) -> None:
+    def __init__(self, bot: TrainerBot) -> None:
         self.bot = bot
 
     def _addressed(self, message: discord.Message) -> bool:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 from discord import app_commands
@@ -15,6 +15,9 @@ from trainerbot.adapters.discord.ui import answer
 from trainerbot.core.commands import describe
 from trainerbot.datasets.records import Label
 from trainerbot.errors import BadInput
+
+if TYPE_CHECKING:
+    from trainerbot.adapters.discord.bot import TrainerBot
 
 Format = Literal["openai", "sft", "kto", "dpo", "csv"]
 LABEL_HELP = "Only this label's examples (positive: good answers, negative: bad ones); all when left out"
@@ -28,7 +31,7 @@ def first_attachment(ctx: commands.Context[Any], given: discord.Attachment | Non
 
 
 class DatasetsCog(commands.Cog, name="Datasets"):
-    def __init__(self, bot: Any) -> None:
+    def __init__(self, bot: TrainerBot) -> None:
         self.bot = bot
 
     @commands.hybrid_command(name="datasets", description=describe("datasets"))

@@ -4,7 +4,7 @@ a form pre-filled with the reply's text."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -14,11 +14,14 @@ from trainerbot.adapters.discord.render import ctx_caller, send_reply
 from trainerbot.adapters.discord.ui import NOT_MY_REPLY, answer, fail, open_correction, tell
 from trainerbot.core.commands import describe
 
+if TYPE_CHECKING:
+    from trainerbot.adapters.discord.bot import TrainerBot
+
 CORRECT_MENU = "Correct this reply"
 
 
 class FeedbackCog(commands.Cog, name="Feedback"):
-    def __init__(self, bot: Any) -> None:
+    def __init__(self, bot: TrainerBot) -> None:
         self.bot = bot
         self.correct_menu = app_commands.ContextMenu(name=CORRECT_MENU, callback=self._correct_from_menu)
 

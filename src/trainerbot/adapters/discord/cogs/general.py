@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.ext import commands
@@ -10,9 +10,12 @@ from discord.ext import commands
 from trainerbot.adapters.discord.render import ctx_caller, send_reply
 from trainerbot.core.commands import describe
 
+if TYPE_CHECKING:
+    from trainerbot.adapters.discord.bot import TrainerBot
+
 
 class GeneralCog(commands.Cog, name="General"):
-    def __init__(self, bot: Any) -> None:
+    def __init__(self, bot: TrainerBot) -> None:
         self.bot = bot
 
     @commands.hybrid_command(name="hi", description=describe("hi"))

@@ -6,7 +6,7 @@ a refused one is answered by DM."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -20,11 +20,14 @@ from trainerbot.core.commands import describe
 from trainerbot.core.review import APPROVE_EMOJI, REJECT_EMOJI
 from trainerbot.errors import Busy, NotAllowed, TrainerBotError
 
+if TYPE_CHECKING:
+    from trainerbot.adapters.discord.bot import TrainerBot
+
 log = logging.getLogger(__name__)
 
 
 class ReviewCog(commands.Cog, name="Review"):
-    def __init__(self, bot: Any) -> None:
+    def __init__(self, bot: TrainerBot) -> None:
         self.bot = bot
 
     @commands.hybrid_command(name="test", description=describe("test"))

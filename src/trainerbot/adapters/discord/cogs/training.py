@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -14,9 +14,12 @@ from trainerbot.adapters.discord.render import ctx_caller, read_attachment, send
 from trainerbot.adapters.discord.ui import answer
 from trainerbot.core.commands import describe
 
+if TYPE_CHECKING:
+    from trainerbot.adapters.discord.bot import TrainerBot
+
 
 class TrainingCog(commands.Cog, name="Training"):
-    def __init__(self, bot: Any) -> None:
+    def __init__(self, bot: TrainerBot) -> None:
         self.bot = bot
 
     @commands.hybrid_command(name="train", description=describe("train"))

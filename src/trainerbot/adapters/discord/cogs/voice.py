@@ -10,7 +10,7 @@ import asyncio
 import io
 import logging
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 from discord import app_commands
@@ -22,6 +22,9 @@ from trainerbot.core import Caller, Reply
 from trainerbot.core.commands import describe
 from trainerbot.errors import BadInput, NotAvailable
 from trainerbot.voice.audio import to_discord_pcm
+
+if TYPE_CHECKING:
+    from trainerbot.adapters.discord.bot import TrainerBot
 
 log = logging.getLogger(__name__)
 MAX_QUEUE = 20
@@ -37,7 +40,7 @@ def pcm_source(wav: bytes) -> discord.AudioSource:
 
 
 class VoiceCog(commands.Cog, name="Voice"):
-    def __init__(self, bot: Any) -> None:
+    def __init__(self, bot: TrainerBot) -> None:
         self.bot = bot
         self.queues: dict[int, asyncio.Queue[bytes]] = {}
         self.players: dict[int, asyncio.Task[None]] = {}
