@@ -49,9 +49,7 @@ class CoreBase:
         """Loaded local models, shared by chat, ``test`` and ``model compare``."""
         with self._cache_lock:
             if self._hub is None:
-                from trainerbot.model.local import (
-                    ModelHub,  # torch loads only once a model is needed
-                )
+                from trainerbot.model.local import ModelHub  # torch loads only once a model is needed
 
                 self._hub = ModelHub(capacity=2, threads=self.settings.torch_threads)
             return self._hub

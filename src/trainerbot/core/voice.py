@@ -54,11 +54,7 @@ class VoiceCommands(CoreBase):
             engine = self._stt.get(key)
             if engine is None:
                 from trainerbot.voice.models import multilingual_model_dir
-                from trainerbot.voice.stt import (
-                    GoogleEngine,
-                    SphinxEngine,
-                    WhisperEngine,
-                )
+                from trainerbot.voice.stt import GoogleEngine, SphinxEngine, WhisperEngine
 
                 if key == "pocketsphinx":
                     engine = SphinxEngine()
