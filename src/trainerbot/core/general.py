@@ -28,4 +28,4 @@ class GeneralCommands(CoreBase):
         if surface == "console":
             return Reply.text(help_text(p, "console"))
         embed = help_embed(p)
-        return Reply(messages=tuple(Reply.text(embed.as_text()).messages), embed=embed)
+        return Reply.text(embed.as_text(), embed=embed)

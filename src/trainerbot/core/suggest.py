@@ -31,12 +31,8 @@ class Suggestion:
     value: str | int  # what the command receives
 
 
-def _label(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
-
-
-def _short(text: str, limit: int) -> str:
+def _short(text: str, limit: int = LABEL_CHARS) -> str:
+    """One line of at most ``limit`` characters."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -46,8 +42,7 @@ class SuggestCommands(CoreBase):
         typed = (typed or "").strip().lower()[:100]
         if kind == "correction" and not is_trainer(caller, self.settings.trainer_role):
             return []  # only trainers decide corrections; members get no list of them
-        found = await self._blocking(self._suggestions, caller, kind, typed)
-        return found[:MAX_SUGGESTIONS]
+        return await self._blocking(self._suggestions, caller, kind, typed)
 
     def _suggestions(self, caller: Caller, kind: Kind, typed: str) -> list[Suggestion]:
         with self.store.read() as s:
@@ -59,35 +54,34 @@ class SuggestCommands(CoreBase):
                 for ds, current, _pos, _neg, archives in repo.dataset_summaries(s, guild.id):
                     if typed in ds.name.lower():
                         extra = f", {archives} archived" if archives else ""
-                        out.append(Suggestion(_label(f"{ds.name} — {count(current, 'example')}{extra}"), ds.name))
+                        out.append(Suggestion(_short(f"{ds.name} — {count(current, 'example')}{extra}"), ds.name))
             elif kind == "version":
-                versions = s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id).order_by(desc(ModelVersion.id)))
+                versions = list(s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id).order_by(desc(ModelVersion.id))))
                 for v in versions:
                     what = f"remote {v.base}" if v.backend == "openai" else f"{v.recipe.upper()}, job #{v.job_id}"
-                    label = _label(f"{v.name} — {what}{' (active)' if v.active else ''}")
+                    label = _short(f"{v.name} — {what}{' (active)' if v.active else ''}")
                     if typed in label.lower():
                         out.append(Suggestion(label, v.name))
                 remote = f"openai:{self.settings.openai_model}"
                 if self.settings.openai_api_key is not None and typed in remote.lower() \
-                        and not any(v.backend == "openai" and v.base == self.settings.openai_model for v in
-                                    s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id))):
-                    out.append(Suggestion(_label(f"{remote} — the configured remote model"), remote))
+                        and not any(v.backend == "openai" and v.base == self.settings.openai_model for v in versions):
+                    out.append(Suggestion(_short(f"{remote} — the configured remote model"), remote))
             elif kind == "job":
                 for job in s.scalars(select(Job).where(Job.guild_id == guild.id).order_by(desc(Job.id)).limit(200)):
-                    label = _label(f"#{job.id} — {job.recipe.upper()}, {job.status}"
+                    label = _short(f"#{job.id} — {job.recipe.upper()}, {job.status}"
                                    + (f" {job.progress * 100:.0f} %" if job.status == JobStatus.RUNNING else ""))
                     if not typed or typed.lstrip("#") in str(job.id) or typed in label.lower():
                         out.append(Suggestion(label, job.id))
             elif kind == "test":
                 for run in s.scalars(select(TestRun).where(TestRun.guild_id == guild.id).order_by(desc(TestRun.id)).limit(200)):
-                    label = _label(f"#{run.id} — {run.model_version}, {run.wrong} of {run.cases} wrong"
+                    label = _short(f"#{run.id} — {run.model_version}, {run.wrong} of {run.cases} wrong"
                                    + (", handled" if run.handled else ""))
                     if not typed or typed.lstrip("#") in str(run.id) or typed in label.lower():
                         out.append(Suggestion(label, run.id))
             elif kind == "correction":
                 pending = select(Correction).where(Correction.guild_id == guild.id, Correction.status == CorrectionStatus.PENDING)
                 for corr in s.scalars(pending.order_by(Correction.id).limit(200)):
-                    label = _label(f"#{corr.id} — {_short(corr.prompt, 40)} → {_short(corr.corrected, 45)}")
+                    label = _short(f"#{corr.id} — {_short(corr.prompt, 40)} → {_short(corr.corrected, 45)}")
                     if not typed or typed.lstrip("#") in str(corr.id) or typed in label.lower():
                         out.append(Suggestion(label, corr.id))
             return out[:MAX_SUGGESTIONS]
