@@ -73,6 +73,18 @@ def _is_unavailable(exc: OperationalError) -> bool:
     return True
 
 
+@contextmanager
+def _transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session in a transaction; a full disk or an unreachable database becomes ``NotAvailable``."""
+    try:
+        with sessions() as session, session.begin():
+            yield session
+    except OperationalError as exc:
+        if _is_unavailable(exc):
+            raise _unavailable(exc) from None
+        raise
+
+
 def _unavailable(exc: OperationalError) -> NotAvailable:
     reason = str(exc.orig).lower()
     if "full" in reason or "no space left" in reason:  # SQLITE_FULL; PostgreSQL: "could not extend file … No space left"
@@ -111,24 +123,14 @@ class Store:
         """One transaction: committed when the block ends, rolled back if it raises.
         A full disk, or a database that cannot be reached, is a clear ``NotAvailable``, and
         the store is left as it was."""
-        try:
-            with self._sessions() as session, session.begin():
-                yield session
-        except OperationalError as exc:
-            if _is_unavailable(exc):
-                raise _unavailable(exc) from None
-            raise
+        with _transaction(self._sessions) as session:
+            yield session
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only transaction: a consistent snapshot that takes no write lock."""
-        try:
-            with self._read_sessions() as session, session.begin():
-                yield session
-        except OperationalError as exc:
-            if _is_unavailable(exc):
-                raise _unavailable(exc) from None
-            raise
+        with _transaction(self._read_sessions) as session:
+            yield session
 
     def backup(self, target: Path, *, pages_per_step: int = 256) -> int:
         """A consistent copy of the store in ``target`` while writes go on (SQLite's online
