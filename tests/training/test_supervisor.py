@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 
 from tests.conftest import JSONL_FACTS, att
 from trainerbot.core import Caller, CoreService
+from trainerbot.ops import logs
 from trainerbot.store.models import WorkerBeat, utcnow
 from trainerbot.training import queue, supervisor, worker
 from trainerbot.training.supervisor import WorkerSupervisor
@@ -110,7 +111,7 @@ async def test_a_killed_worker_child_comes_back_and_beats_again(core: CoreServic
 
 
 def test_the_worker_log_rotates(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(worker, "LOG_MAX_BYTES", 2000)
+    monkeypatch.setattr(logs, "LOG_MAX_BYTES", 2000)
     log_file = tmp_path / "worker.log"
     script = "import sys\nfor i in range(400): print(f'line {i:04d} ' + 'x' * 40)\n"
 

@@ -84,6 +84,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
+def rotating_file(path: Path) -> logging.handlers.RotatingFileHandler:
+    """A log file rotated at ``LOG_MAX_BYTES``, keeping ``LOG_BACKUPS`` older ones (the bot's
+    log and the worker's output alike)."""
+    return logging.handlers.RotatingFileHandler(path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8",
+                                                delay=True)
+
+
 def configure(settings: Settings, *, log_file: Path | None = None, to_stderr: bool = True) -> None:
     """Send the process's logs to standard error and/or ``log_file`` (rotating), in the
     configured format, redacted."""
@@ -95,8 +102,7 @@ def configure(settings: Settings, *, log_file: Path | None = None, to_stderr: bo
     handlers: list[logging.Handler] = []
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.handlers.RotatingFileHandler(log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS,
-                                                             encoding="utf-8"))
+        handlers.append(rotating_file(log_file))
     if to_stderr:
         handlers.append(logging.StreamHandler(sys.stderr))
     for handler in handlers:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from trainerbot.config import Settings
+from trainerbot.ops import logs
 from trainerbot.store import Store
 from trainerbot.store.models import Job, JobStatus
 from trainerbot.training import queue
@@ -154,8 +155,6 @@ def _lease_kept(store: Store, job_id: int, me: str) -> Iterator[None]:
         beat.join()
 
 
-LOG_MAX_BYTES = 5 * 1024 * 1024  # worker.log rotates at 5 MiB, keeping 3 older files
-LOG_BACKUPS = 3
 _log_handlers: dict[Path, logging.handlers.RotatingFileHandler] = {}
 _log_lock = threading.Lock()
 
@@ -164,8 +163,7 @@ def _rotating(path: Path) -> logging.handlers.RotatingFileHandler:
     """One rotating writer per log file for this process (restarted children share it)."""
     with _log_lock:
         if path not in _log_handlers:
-            handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS,
-                                                           encoding="utf-8", delay=True)
+            handler = logs.rotating_file(path)
             handler.setFormatter(logging.Formatter("%(message)s"))
             _log_handlers[path] = handler
         return _log_handlers[path]
@@ -181,7 +179,7 @@ def _pump(stream: Any, handler: logging.Handler) -> None:
 
 def spawn_child(data_dir: Path, *, log_file: Path | None = None) -> subprocess.Popen[bytes]:
     """Start ``trainerbot worker`` as a child of this process (same settings, same data folder).
-    Its output goes to ``log_file``, rotated at ``LOG_MAX_BYTES``."""
+    Its output goes to ``log_file``, rotated as the bot's own log is (``ops.logs.rotating_file``)."""
     env = dict(os.environ)
     env["TRAINERBOT_DATA_DIR"] = str(data_dir)
     out = subprocess.PIPE if log_file is not None else subprocess.DEVNULL
