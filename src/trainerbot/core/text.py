@@ -48,3 +48,10 @@ def row_number(raw: str | int, usage: str) -> int:
         raise BadInput(usage)
     return int(text)
 
+
+def eta_text(seconds: float | None) -> str:
+    """A remaining time as people read it: ``42s``, ``3m05s``; ``—`` when unknown."""
+    if seconds is None:
+        return "—"
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"

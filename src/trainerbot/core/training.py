@@ -15,6 +15,7 @@ from importlib import resources
 from sqlalchemy import func, select
 
 from trainerbot.core.base import CoreBase
+from trainerbot.core.text import eta_text
 from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, JobRef, OutFile, Reply
 from trainerbot.datasets import paths
 from trainerbot.datasets.importers import parse_label
@@ -62,13 +63,6 @@ def _job_id(raw: str | int) -> int:
     if value <= 0:
         raise BadInput("Job IDs are positive numbers.")
     return value
-
-
-def _eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = int(seconds)
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 class TrainingCommands(CoreBase):
@@ -189,7 +183,7 @@ class TrainingCommands(CoreBase):
         if last is not None:
             rate = next((e.tokens_per_s for e in reversed(progress) if e.tokens_per_s), None)
             fields += [EmbedField("Step", f"{last.step}/{last.total_steps}"), EmbedField("Loss", f"{last.loss:.4f}" if last.loss is not None else "—"),
-                       EmbedField("Tokens/s", f"{rate:.0f}" if rate else "—"), EmbedField("ETA", _eta(last.eta_s))]
+                       EmbedField("Tokens/s", f"{rate:.0f}" if rate else "—"), EmbedField("ETA", eta_text(last.eta_s))]
         if job.error:
             fields.append(EmbedField("Error", job.error, inline=False))
         if version is not None:
@@ -359,7 +353,7 @@ def _progress_text(job: Job, last: JobEvent | None) -> str:
     if last is None:
         return f"{head}\n{bar}"
     loss = f"loss {last.loss:.4f}" if last.loss is not None else "loss —"
-    tail = f"step {last.step}/{last.total_steps} · {loss} · ETA {_eta(last.eta_s)}"
+    tail = f"step {last.step}/{last.total_steps} · {loss} · ETA {eta_text(last.eta_s)}"
     if job.error:
         tail += f"\n{job.error}"
     return f"{head}\n{bar}\n{tail}"

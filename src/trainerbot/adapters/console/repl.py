@@ -29,6 +29,7 @@ from rich.text import Text
 
 from trainerbot.core import Attachment, Caller, CoreService, Reply
 from trainerbot.core.commands import COMMANDS
+from trainerbot.core.text import eta_text
 from trainerbot.errors import BadInput, TrainerBotError
 from trainerbot.fileio import unique_path
 from trainerbot.ops import metrics
@@ -272,7 +273,7 @@ class Console:
         colour = "red" if status in (JobStatus.FAILED, JobStatus.CANCELLED) else "green"
         parts = [f"step {data['step']}/{data['total_steps']}" if data.get("step") is not None else "",
                  f"loss {data['loss']:.3f}" if isinstance(data.get("loss"), float) else "",
-                 f"ETA {_eta(data['eta_s'])}" if isinstance(data.get("eta_s"), (int, float)) and status == JobStatus.RUNNING else ""]
+                 f"ETA {eta_text(data['eta_s'])}" if isinstance(data.get("eta_s"), (int, float)) and status == JobStatus.RUNNING else ""]
         extra = " · ".join(p for p in parts if p)
         return Text.assemble(f"Job #{job_id} ", (status, "bold"), " ", ("━" * done, colour), ("━" * (width - done), "grey35"),
                              f" {progress:4.0%}", f" · {extra}" if extra else "")
@@ -378,11 +379,6 @@ def console_caller(guild: str, user: str, role: str, trainer_role: str) -> Calle
         return re.sub(r"[^A-Za-z0-9_-]", "_", s)[:48] or "_"
     return Caller(guild_id=f"console-{slug(guild)}", guild_name=guild, user_id=f"console-{slug(user)}", user_name=user,
                   channel_id="console", roles=frozenset({trainer_role}) if role == "trainer" else frozenset())
-
-
-def _eta(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def _hard_breaks(text: str) -> str:
