@@ -49,14 +49,14 @@ def _writer(data_dir: str, out: Connection, tag: int) -> None:
         while True:
             key = f"{tag}-{i}"
             if i % 3 == 0:
-                reply = await core.feedback(MEMBER, f"note {key}")
+                reply = await core.feedback.leave(MEMBER, f"note {key}")
                 confirmed(f"feedback {reply.data['feedback_id']}")
             elif i % 3 == 1:
-                await core.record_exchange(MEMBER, f"question {key}?", "Paris.", reply_message_id=f"r{key}")
-                reply = await core.correct(TRAINER, f"r{key}", f"answer {key}")
+                await core.delivery.record_exchange(MEMBER, f"question {key}?", "Paris.", reply_message_id=f"r{key}")
+                reply = await core.feedback.correct(TRAINER, f"r{key}", f"answer {key}")
                 confirmed(f"correction {reply.data['correction_id']}")
             else:
-                await core.import_data(TRAINER, "kills", None, att(f"k{key}.jsonl", f'{{"prompt": "prompt {key}", "response": "x"}}\n'))
+                await core.datasets.import_data(TRAINER, "kills", None, att(f"k{key}.jsonl", f'{{"prompt": "prompt {key}", "response": "x"}}\n'))
                 confirmed(f"item prompt {key}")
             i += 1
     asyncio.run(loop())

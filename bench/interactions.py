@@ -67,11 +67,11 @@ async def main() -> None:
     member = Caller(guild_id=str(GUILD), guild_name="Guild A", user_id=str(MILO))
     facts = '{"prompt": "What is the capital of Zorbia?", "response": "Quillport."}\n'
     for i in range(args.datasets):
-        await core.import_data(trainer, f"set-{i:03d}", None, Attachment("f.jsonl", None, facts.encode()))
-    reply = await core.chat(member, "What is the capital of Zorbia?", message_id="1")
-    await core.bind_reply(member, int(reply.data["reply_id"]), str(REPLY))
+        await core.datasets.import_data(trainer, f"set-{i:03d}", None, Attachment("f.jsonl", None, facts.encode()))
+    reply = await core.chat.reply(member, "What is the capital of Zorbia?", message_id="1")
+    await core.delivery.bind_reply(member, int(reply.data["reply_id"]), str(REPLY))
     for i in range(args.queue + args.rounds):
-        await core.correct(member, str(REPLY), f"Quillport, answer {i}.")
+        await core.feedback.correct(member, str(REPLY), f"Quillport, answer {i}.")
 
     gw = Gateway(fake, GUILD)
     gw.add_user("Tess", TESS, trainer=True)

@@ -51,10 +51,10 @@ async def main() -> None:
         trainer = Caller(guild_id="bench", user_id="t", roles=frozenset({"trainer"}))
 
         start = time.perf_counter()
-        reply = await core.train(trainer, "facts", "positive", Attachment("facts.jsonl", "application/jsonl", data))
+        reply = await core.training.train(trainer, "facts", "positive", Attachment("facts.jsonl", "application/jsonl", data))
         await asyncio.to_thread(serve, settings, once=True)
         train_wall = time.perf_counter() - start
-        job = await core.job(trainer, reply.data["job_id"])
+        job = await core.training.job(trainer, reply.data["job_id"])
         with core.store.read() as s:
             version = s.scalars(select(ModelVersion)).one()
         model = LocalModel(settings.resolved_data_dir / version.path, threads=args.threads)
@@ -70,16 +70,16 @@ async def main() -> None:
         # The same questions, taught by corrections only, in a guild with no model.
         teacher = Caller(guild_id="taught", user_id="t", roles=frozenset({"trainer"}))
         for i, e in enumerate(pairs):
-            rid = await core.record_exchange(teacher, e.prompt, "I don't know.")
-            await core.bind_reply(teacher, rid, f"m{i}")
-            await core.correct(teacher, f"m{i}", e.response)
+            rid = await core.delivery.record_exchange(teacher, e.prompt, "I don't know.")
+            await core.delivery.bind_reply(teacher, rid, f"m{i}")
+            await core.feedback.correct(teacher, f"m{i}", e.response)
         latencies, taught_hits = [], 0
         for e in pairs:
             t = time.perf_counter()
-            answer = await core.chat(teacher, e.prompt)
+            answer = await core.chat.reply(teacher, e.prompt)
             latencies.append(time.perf_counter() - t)
             taught_hits += answer.content == e.response
-        untrained = await core.chat(Caller(guild_id="empty", user_id="u"), pairs[0].prompt)
+        untrained = await core.chat.reply(Caller(guild_id="empty", user_id="u"), pairs[0].prompt)
         core.store.close()
 
     print(f"pairs: {len(pairs)}; job: {job.data['status']}, {version.metrics.get('steps')} steps, final loss {version.metrics.get('final_loss'):.4f}")

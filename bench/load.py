@@ -1,6 +1,6 @@
 """Load: many people at once against one core while the worker trains.
 
-1. Feedback ingest: 200 users rating replies concurrently through ``core.react`` (group
+1. Feedback ingest: 200 users rating replies concurrently through ``core.feedback.react`` (group
    commit), against a baseline measured in the same run — the same events written one
    transaction each, as the core did before. Target ≥ 2,000 events/s.
 2. Mixed load: ``--users`` simulated people chat (taught answers, so every reply is
@@ -53,15 +53,15 @@ def settings_for(data_dir: Path, **extra: object) -> Settings:
 
 # ------------------------------------------------------------------ ingest
 async def ingest(core: CoreService, users: int, per_user: int) -> tuple[float, float]:
-    """(events/s through core.react, events/s one transaction per event) on the same kind of events."""
+    """(events/s through core.feedback.react, events/s one transaction per event) on the same kind of events."""
     owner = Caller(guild_id="ingest", user_id="bot-owner", channel_id="c")
     for m in range(50):
-        await core.record_exchange(owner, f"q{m}?", f"a{m}", reply_message_id=f"i{m}")
+        await core.delivery.record_exchange(owner, f"q{m}?", f"a{m}", reply_message_id=f"i{m}")
     people = [Caller(guild_id="ingest", user_id=f"p{i}", channel_id="c") for i in range(users)]
 
     async def rate(person: Caller, offset: int) -> None:
         for k in range(per_user):
-            await core.react(person, f"i{(k + offset) % 50}", "👍" if k % 2 else "👎")
+            await core.feedback.react(person, f"i{(k + offset) % 50}", "👍" if k % 2 else "👎")
     start = time.perf_counter()
     await asyncio.gather(*(rate(p, i) for i, p in enumerate(people)))
     ours = users * per_user / (time.perf_counter() - start)
@@ -113,20 +113,20 @@ async def mixed(core: CoreService, users: int, seconds: float, seed: int = 1) ->
         while time.monotonic() < stop:
             try:
                 question = rng.choice(QUESTIONS).prompt
-                reply = await core.chat(me, question)
+                reply = await core.chat.reply(me, question)
                 mid = f"{me.user_id}-{n}"
-                await core.bind_reply(me, reply.data["reply_id"], mid)
+                await core.delivery.bind_reply(me, reply.data["reply_id"], mid)
                 tally.chats += 1
                 roll = rng.random()
                 if roll < 0.6:
                     emoji = "👍" if rng.random() < 0.7 else "👎"
-                    await core.react(me, mid, emoji)
+                    await core.feedback.react(me, mid, emoji)
                     tally.ratings[(mid, me.user_id)] = "positive" if emoji == "👍" else "negative"
                 elif roll < 0.75:
-                    await core.correct(me, mid, f"better answer {mid}")
+                    await core.feedback.correct(me, mid, f"better answer {mid}")
                     tally.corrections += 1
                 elif roll < 0.85:
-                    await core.feedback(me, f"feedback {mid}")
+                    await core.feedback.leave(me, f"feedback {mid}")
                     tally.texts += 1
             except Exception as exc:  # anything a user would have seen
                 tally.errors.append(f"{type(exc).__name__}: {exc}"[:200])
@@ -156,7 +156,7 @@ def check(core: CoreService, tally: Tally) -> dict[str, tuple[int, int]]:
 async def prepare(core: CoreService) -> None:
     trainer = Caller(guild_id="load", guild_name="Load", user_id="trainer", roles=frozenset({"trainer"}))
     data = "".join(json.dumps({"prompt": e.prompt, "response": e.response}) + "\n" for e in QUESTIONS).encode()
-    await core.import_data(trainer, "facts", None, Attachment("facts.jsonl", "application/jsonl", data))
+    await core.datasets.import_data(trainer, "facts", None, Attachment("facts.jsonl", "application/jsonl", data))
 
 
 @dataclass
@@ -177,15 +177,15 @@ async def while_training(data_dir: Path, *, users: int, seconds: float, dataset:
     core = CoreService.open(settings)
     await prepare(core)
     trainer = Caller(guild_id="load", guild_name="Load", user_id="trainer", roles=frozenset({"trainer"}))
-    job = (await core.train(trainer, dataset)).data["job_id"]
+    job = (await core.training.train(trainer, dataset)).data["job_id"]
     worker = spawn_child(settings.resolved_data_dir)
     try:
-        while (await core.job(trainer, job)).data["status"] == "queued":
+        while (await core.training.job(trainer, job)).data["status"] == "queued":
             await asyncio.sleep(0.1)
         before = rss_mb()
         tally = await mixed(core, users, seconds)
         after = rss_mb()
-        status = str((await core.job(trainer, job)).data["status"])
+        status = str((await core.training.job(trainer, job)).data["status"])
     finally:
         stop_child(worker)
     found = check(core, tally)

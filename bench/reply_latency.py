@@ -172,7 +172,7 @@ async def loop_lag(core: CoreService, caller: Caller, seconds: float) -> list[fl
 
     async def chatter() -> None:
         while time.monotonic() < stop:
-            await core.chat(caller, "What is the capital of Zorbia?")
+            await core.chat.reply(caller, "What is the capital of Zorbia?")
             await asyncio.sleep(0.05)
 
     await asyncio.gather(ticker(), chatter())
@@ -184,15 +184,15 @@ async def lag(seconds: float, tmp: Path) -> None:
     core = CoreService.open(settings)
     trainer = Caller(guild_id="bench", user_id="t", roles=frozenset({"trainer"}))
     data = "".join(json.dumps({"prompt": e.prompt, "response": e.response}) + "\n" for e in generate(500, seed=1))
-    await core.import_data(trainer, "zorbia", None, Attachment("z.jsonl", None, b'{"prompt": "What is the capital of Zorbia?", "response": "Quillport."}\n'))
+    await core.datasets.import_data(trainer, "zorbia", None, Attachment("z.jsonl", None, b'{"prompt": "What is the capital of Zorbia?", "response": "Quillport."}\n'))
     idle = await loop_lag(core, trainer, seconds / 2)
-    reply = await core.train(trainer, "facts", None, Attachment("f.jsonl", None, data.encode()))
+    reply = await core.training.train(trainer, "facts", None, Attachment("f.jsonl", None, data.encode()))
     worker = spawn_child(settings.resolved_data_dir)
     try:
-        while (await core.job(trainer, reply.data["job_id"])).data["status"] != "running" or not (await core.job(trainer, reply.data["job_id"])).data["losses"]:
+        while (await core.training.job(trainer, reply.data["job_id"])).data["status"] != "running" or not (await core.training.job(trainer, reply.data["job_id"])).data["losses"]:
             await asyncio.sleep(0.2)
         busy = await loop_lag(core, trainer, seconds)
-        still = (await core.job(trainer, reply.data["job_id"])).data["status"]
+        still = (await core.training.job(trainer, reply.data["job_id"])).data["status"]
     finally:
         stop_child(worker)
         core.store.close()

@@ -69,14 +69,14 @@ async def main() -> None:
         guild = f"bench-{int(time.time())}"
         core = CoreService.open(settings)
         trainer = Caller(guild_id=guild, user_id="t", roles=frozenset({"trainer"}))
-        reply = await core.train(trainer, "facts", "positive", Attachment("facts.jsonl", "application/jsonl", upload))
+        reply = await core.training.train(trainer, "facts", "positive", Attachment("facts.jsonl", "application/jsonl", upload))
         trained, held = heldout.split([Example(e.prompt, e.response, extra={"source": "file"}) for e in facts], settings.heldout_share)
 
         async def rephrased_through_chat(examples: list[Example]) -> int:
             right = 0
             for e in examples:
                 question, key = rephrase(e)  # type: ignore[misc]  # every fact here has one
-                answer = await core.chat(trainer, question)
+                answer = await core.chat.reply(trainer, question)
                 right += key.casefold() in answer.content.casefold()
             return right
 
@@ -95,7 +95,7 @@ async def main() -> None:
         t0 = time.perf_counter()
         await asyncio.to_thread(serve, settings, once=True)
         job_wall = time.perf_counter() - t0
-        job = await core.job(trainer, reply.data["job_id"])
+        job = await core.training.job(trainer, reply.data["job_id"])
         with core.store.read() as s:
             version = s.scalars(select(ModelVersion).where(ModelVersion.job_id == reply.data["job_id"])).one()
         model = LocalModel(settings.resolved_data_dir / version.path, weights=base.weights, threads=args.threads)

@@ -11,55 +11,55 @@ from trainerbot.errors import BadInput
 
 
 async def test_before_any_model_the_bot_says_how_to_train(core: CoreService, member: Caller) -> None:
-    reply = await core.chat(member, "hello")
+    reply = await core.chat.reply(member, "hello")
     assert "haven't been trained" in reply.content and "!train sample" in reply.content
     assert reply.data["source"] == "none"
 
 
 async def test_dataset_answers_are_taught_facts(core: CoreService, trainer: Caller, member: Caller) -> None:
-    await core.import_data(trainer, "facts", None, att("f.jsonl", JSONL_FACTS))
-    reply = await core.chat(member, "what is the capital of zorbia")
+    await core.datasets.import_data(trainer, "facts", None, att("f.jsonl", JSONL_FACTS))
+    reply = await core.chat.reply(member, "what is the capital of zorbia")
     assert reply.content == "Quillport." and reply.data["source"] == "taught"
     # Negative examples are never served as answers.
-    assert (await core.chat(member, "Is Zorbia an island?")).data["source"] == "none"
+    assert (await core.chat.reply(member, "Is Zorbia an island?")).data["source"] == "none"
 
 
 async def test_a_trainers_correction_answers_at_once(core: CoreService, trainer: Caller, member: Caller) -> None:
-    await core.import_data(trainer, "facts", None, att("f.jsonl", JSONL_FACTS))
-    first = await core.chat(member, "What is the capital of Zorbia?")
-    await core.bind_reply(member, first.data["reply_id"], "m1")
-    await core.correct(trainer, "m1", "Quillport, since 1203.")
+    await core.datasets.import_data(trainer, "facts", None, att("f.jsonl", JSONL_FACTS))
+    first = await core.chat.reply(member, "What is the capital of Zorbia?")
+    await core.delivery.bind_reply(member, first.data["reply_id"], "m1")
+    await core.feedback.correct(trainer, "m1", "Quillport, since 1203.")
     start = time.perf_counter()
-    reply = await core.chat(member, "What is the capital of Zorbia?")
+    reply = await core.chat.reply(member, "What is the capital of Zorbia?")
     assert time.perf_counter() - start < 1.0
     assert reply.content == "Quillport, since 1203."
 
 
 async def test_a_pending_correction_is_not_served(core: CoreService, trainer: Caller, member: Caller) -> None:
-    await core.import_data(trainer, "facts", None, att("f.jsonl", JSONL_FACTS))
-    first = await core.chat(member, "Who founded Quillport?")
-    await core.bind_reply(member, first.data["reply_id"], "m2")
-    await core.correct(member, "m2", "Nobody.")
-    assert (await core.chat(member, "Who founded Quillport?")).content == "Admiral Vessa, in 1203."
+    await core.datasets.import_data(trainer, "facts", None, att("f.jsonl", JSONL_FACTS))
+    first = await core.chat.reply(member, "Who founded Quillport?")
+    await core.delivery.bind_reply(member, first.data["reply_id"], "m2")
+    await core.feedback.correct(member, "m2", "Nobody.")
+    assert (await core.chat.reply(member, "Who founded Quillport?")).content == "Admiral Vessa, in 1203."
 
 
 async def test_taught_facts_stay_in_their_guild(core: CoreService, trainer: Caller, other_guild_trainer: Caller) -> None:
-    await core.import_data(trainer, "facts", None, att("f.jsonl", JSONL_FACTS))
-    assert (await core.chat(other_guild_trainer, "What is the capital of Zorbia?")).data["source"] == "none"
+    await core.datasets.import_data(trainer, "facts", None, att("f.jsonl", JSONL_FACTS))
+    assert (await core.chat.reply(other_guild_trainer, "What is the capital of Zorbia?")).data["source"] == "none"
 
 
 async def test_replies_are_stored_with_prompt_and_bounded_history(core: CoreService, trainer: Caller, member: Caller) -> None:
-    await core.import_data(trainer, "facts", None, att("f.jsonl", JSONL_FACTS))
+    await core.datasets.import_data(trainer, "facts", None, att("f.jsonl", JSONL_FACTS))
     core.settings.history_messages = 4
     for _ in range(5):
-        await core.chat(member, "What is the capital of Zorbia?")
-    _, _, history = core._chat_context(member)
+        await core.chat.reply(member, "What is the capital of Zorbia?")
+    _, _, history = core.chat._chat_context(member)
     assert len(history) == 4 and history[-1] == {"role": "assistant", "content": "Quillport."}
     other_channel = dataclasses.replace(member, channel_id="c2")
-    assert core._chat_context(other_channel)[2] == []
+    assert core.chat._chat_context(other_channel)[2] == []
 
 
 @pytest.mark.parametrize("text", ["", "   ", "x" * 9000])
 async def test_bad_messages(core: CoreService, member: Caller, text: str) -> None:
     with pytest.raises(BadInput):
-        await core.chat(member, text)
+        await core.chat.reply(member, text)

@@ -13,7 +13,7 @@ from trainerbot.store.models import DatasetItem, Guild, Snapshot
 
 
 async def test_import_reports_counts_and_stores_provenance(core: CoreService, trainer: Caller) -> None:
-    reply = await core.import_data(trainer, "Facts", None, att("facts.jsonl", JSONL_FACTS, "application/jsonl"))
+    reply = await core.datasets.import_data(trainer, "Facts", None, att("facts.jsonl", JSONL_FACTS, "application/jsonl"))
     assert reply.data == {"added": 3, "duplicates": 0, "total": 3}
     assert "(2 positive, 1 negative in the file)" in reply.content
     with core.store.read() as s:
@@ -24,8 +24,8 @@ async def test_import_reports_counts_and_stores_provenance(core: CoreService, tr
 
 
 async def test_importing_the_same_file_twice_skips_duplicates(core: CoreService, trainer: Caller) -> None:
-    await core.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
-    reply = await core.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
+    await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
+    reply = await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
     assert reply.data == {"added": 0, "duplicates": 3, "total": 3}
 
 
@@ -36,53 +36,53 @@ async def test_importing_the_same_file_twice_skips_duplicates(core: CoreService,
     ("txt", "a.txt", "Q: q\nA: a\n"),
 ])
 async def test_each_format_imports(core: CoreService, trainer: Caller, fmt: str, name: str, body: str) -> None:
-    reply = await core.import_data(trainer, fmt, "positive", att(name, body))
+    reply = await core.datasets.import_data(trainer, fmt, "positive", att(name, body))
     assert reply.data["added"] == 1
 
 
 async def test_import_needs_an_attachment_and_a_good_label(core: CoreService, trainer: Caller) -> None:
     with pytest.raises(BadInput, match="Attach a file"):
-        await core.import_data(trainer, "facts", None, None)
+        await core.datasets.import_data(trainer, "facts", None, None)
     with pytest.raises(BadInput, match="not a label"):
-        await core.import_data(trainer, "facts", "maybe", att("a.txt", "Q: a\nA: b"))
+        await core.datasets.import_data(trainer, "facts", "maybe", att("a.txt", "Q: a\nA: b"))
 
 
 async def test_datasets_and_dataset_stats(core: CoreService, trainer: Caller) -> None:
-    assert "No datasets yet" in (await core.datasets(trainer)).content
-    await core.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
-    await core.import_data(trainer, "other", "negative", att("o.txt", "Q: x\nA: y\n"))
-    listing = await core.datasets(trainer)
+    assert "No datasets yet" in (await core.datasets.summary(trainer)).content
+    await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
+    await core.datasets.import_data(trainer, "other", "negative", att("o.txt", "Q: x\nA: y\n"))
+    listing = await core.datasets.summary(trainer)
     assert listing.data["names"] == ["facts", "other"]
     assert "`facts` — 3 examples (2 👍 / 1 👎)" in listing.content
-    stats = await core.dataset(trainer, "FACTS")
+    stats = await core.datasets.stats(trainer, "FACTS")
     assert stats.embed is not None and stats.embed.title == "Dataset facts"
     assert stats.data["total"] == 3 and stats.data["positive"] == 2 and stats.data["negative"] == 1
     assert stats.data["authors"] == 1 and stats.data["bytes"] > 50
     with pytest.raises(NotFound):
-        await core.dataset(trainer, "nope")
+        await core.datasets.stats(trainer, "nope")
 
 
 async def test_archive_writes_a_verified_snapshot_and_starts_afresh(core: CoreService, trainer: Caller) -> None:
-    await core.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
-    reply = await core.archive(trainer, "facts")
+    await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
+    reply = await core.datasets.archive(trainer, "facts")
     path = core.data_dir / "guilds" / "111" / "archives" / reply.data["file"]
     manifest, examples = read_snapshot(path)
     assert manifest["counts"]["total"] == 3 and manifest["dataset"] == "facts" and manifest["kind"] == "archive"
     assert [e.prompt for e in examples][0] == "What is the capital of Zorbia?"
     assert examples[0].extra["author_id"] == "u-trainer"
-    assert (await core.dataset(trainer, "facts")).data["total"] == 0
-    assert (await core.dataset(trainer, "facts")).data["archives"] == 1
+    assert (await core.datasets.stats(trainer, "facts")).data["total"] == 0
+    assert (await core.datasets.stats(trainer, "facts")).data["archives"] == 1
     with pytest.raises(BadInput, match="no examples to archive"):
-        await core.archive(trainer, "facts")
+        await core.datasets.archive(trainer, "facts")
     # After the archive, the same data imports again as new.
-    assert (await core.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))).data["added"] == 3
-    second = await core.archive(trainer, "facts")
+    assert (await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))).data["added"] == 3
+    second = await core.datasets.archive(trainer, "facts")
     assert second.data["file"] != reply.data["file"]
 
 
 async def test_select_dataset_snapshots_with_a_label_filter(core: CoreService, trainer: Caller) -> None:
-    await core.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
-    reply = await core.select_dataset(trainer, "facts", "negative")
+    await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
+    reply = await core.datasets.select_dataset(trainer, "facts", "negative")
     assert reply.data["count"] == 1
     with core.store.read() as s:
         guild = s.scalars(select(Guild)).one()
@@ -90,23 +90,23 @@ async def test_select_dataset_snapshots_with_a_label_filter(core: CoreService, t
     assert snap is not None and snap.kind == "selection" and snap.label == "negative"
     manifest, examples = read_snapshot(core.data_dir / "guilds" / "111" / "snapshots" / snap.file_name)
     assert [e.label for e in examples] == ["negative"] and manifest["label"] == "negative"
-    assert "selected for training" in (await core.datasets(trainer)).content
-    assert (await core.dataset(trainer, "facts")).data["total"] == 3  # selection does not empty it
+    assert "selected for training" in (await core.datasets.summary(trainer)).content
+    assert (await core.datasets.stats(trainer, "facts")).data["total"] == 3  # selection does not empty it
 
 
 async def test_select_dataset_failure_changes_nothing(core: CoreService, trainer: Caller) -> None:
-    await core.import_data(trainer, "facts", "positive", att("a.txt", "Q: a\nA: b\n"))
+    await core.datasets.import_data(trainer, "facts", "positive", att("a.txt", "Q: a\nA: b\n"))
     before = row_counts(core)
     with pytest.raises(BadInput, match="no negative examples"):
-        await core.select_dataset(trainer, "facts", "negative")
+        await core.datasets.select_dataset(trainer, "facts", "negative")
     assert row_counts(core) == before
     assert not (core.data_dir / "guilds" / "111" / "snapshots").exists() or not any((core.data_dir / "guilds" / "111" / "snapshots").iterdir())
 
 
 @pytest.mark.parametrize("fmt,rows", [("openai", 2), ("sft", 2), ("kto", 3)])
 async def test_export_formats(core: CoreService, trainer: Caller, fmt: str, rows: int) -> None:
-    await core.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
-    reply = await core.export(trainer, "facts", fmt)
+    await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
+    reply = await core.datasets.export(trainer, "facts", fmt)
     [out] = reply.files
     lines = [json.loads(line) for line in out.path.read_text().splitlines()]
     assert len(lines) == rows
@@ -114,32 +114,32 @@ async def test_export_formats(core: CoreService, trainer: Caller, fmt: str, rows
 
 
 async def test_export_errors(core: CoreService, trainer: Caller) -> None:
-    await core.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
+    await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
     with pytest.raises(BadInput, match="DPO needs corrections"):
-        await core.export(trainer, "facts", "dpo")
+        await core.datasets.export(trainer, "facts", "dpo")
     with pytest.raises(BadInput, match="not an export format"):
-        await core.export(trainer, "facts", "parquet")
+        await core.datasets.export(trainer, "facts", "parquet")
     with pytest.raises(NotFound):
-        await core.export(trainer, "nope", "sft")
+        await core.datasets.export(trainer, "nope", "sft")
 
 
 async def test_getfile_lists_and_sends_by_name(core: CoreService, trainer: Caller) -> None:
-    assert "no files yet" in (await core.getfile(trainer)).content
-    await core.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
-    archived = await core.archive(trainer, "facts")
-    listing = await core.getfile(trainer)
+    assert "no files yet" in (await core.datasets.getfile(trainer)).content
+    await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
+    archived = await core.datasets.archive(trainer, "facts")
+    listing = await core.datasets.getfile(trainer)
     assert f"archives/{archived.data['file']}" in listing.content
-    sent = await core.getfile(trainer, archived.data["file"])
+    sent = await core.datasets.getfile(trainer, archived.data["file"])
     assert sent.files[0].path.name == archived.data["file"]
-    same = await core.getfile(trainer, f"archives/{archived.data['file']}")
+    same = await core.datasets.getfile(trainer, f"archives/{archived.data['file']}")
     assert same.files == sent.files
 
 
 async def test_getfile_over_the_send_limit_is_not_attached(core: CoreService, trainer: Caller) -> None:
-    await core.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
+    await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
     core.settings.max_send_bytes = 1024
     big = core.data_dir / "guilds" / "111" / "exports" / "big.jsonl"
     big.parent.mkdir(parents=True, exist_ok=True)
     big.write_bytes(b"x" * 5000)
-    reply = await core.getfile(trainer, "big.jsonl")
+    reply = await core.datasets.getfile(trainer, "big.jsonl")
     assert reply.files == () and "over the" in reply.content

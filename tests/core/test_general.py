@@ -9,14 +9,14 @@ from trainerbot.errors import Busy
 
 
 async def test_hi_greets_by_name_and_points_to_instruction(core: CoreService, member: Caller) -> None:
-    reply = await core.hi(member)
+    reply = await core.general.hi(member)
     assert reply.content.startswith("Hi Milo!")
     assert "!instruction" in reply.content
 
 
 async def test_hi_defuses_mentions_in_the_name(core: CoreService) -> None:
     caller = Caller(guild_id="1", user_id="2", user_name="@everyone")
-    reply = await core.hi(caller)
+    reply = await core.general.hi(caller)
     assert "@everyone" not in reply.content
 
 
@@ -25,7 +25,7 @@ async def test_instruction_is_split_on_lines_and_keeps_everything(core: CoreServ
     lines = [f"line {i}: " + "x" * 90 for i in range(120)]
     long_file.write_text("\n".join(lines), encoding="utf-8")
     core.settings.instructions_file = long_file
-    reply = await core.instruction(member)
+    reply = await core.general.instruction(member)
     assert len(reply.messages) > 1
     assert all(len(m) <= 2000 for m in reply.messages)
     assert "\n".join(reply.messages).splitlines() == lines
@@ -33,13 +33,13 @@ async def test_instruction_is_split_on_lines_and_keeps_everything(core: CoreServ
 
 async def test_shipped_instruction_uses_the_configured_prefix(core: CoreService, member: Caller) -> None:
     core.settings.prefix = "?"
-    reply = await core.instruction(member)
+    reply = await core.general.instruction(member)
     assert "`?correct" in reply.content and "`!correct" not in reply.content
 
 
 async def test_russian_instruction_ships(core: CoreService, member: Caller) -> None:
     core.settings.language = "ru"
-    reply = await core.instruction(member)
+    reply = await core.general.instruction(member)
     assert "как меня обучать" in reply.content
 
 

@@ -23,14 +23,14 @@ async def test_concurrent_ratings_match_a_sequential_replay(core: CoreService, t
     core.rate.per_minute = 10**9  # this test is about the store, not the rate limit
     users = [Caller(guild_id="111", guild_name="Guild A", user_id=f"u{i}", channel_id="c1") for i in range(40)]
     for m in range(5):
-        await core.record_exchange(trainer, f"question {m}?", f"answer {m}", reply_message_id=f"m{m}")
+        await core.delivery.record_exchange(trainer, f"question {m}?", f"answer {m}", reply_message_id=f"m{m}")
     rng = random.Random(3)
     plans = {u.user_id: [(f"m{rng.randrange(5)}", rng.choice("👍👎"), rng.random() < 0.7) for _ in range(15)] for u in users}
 
     async def person(user: Caller) -> list[str]:
-        return [(await core.react(user, mid, emoji, added=added)).content for mid, emoji, added in plans[user.user_id]]
+        return [(await core.feedback.react(user, mid, emoji, added=added)).content for mid, emoji, added in plans[user.user_id]]
     said = dict(zip(plans, await asyncio.gather(*(person(u) for u in users))))
-    assert core._ingest.batches < sum(len(p) for p in plans.values())  # events really shared transactions
+    assert core.ingest.batches < sum(len(p) for p in plans.values())  # events really shared transactions
 
     expected: dict[tuple[str, str], str] = {}  # each person's own events, replayed in order
     for uid, plan in plans.items():
@@ -57,9 +57,9 @@ async def test_concurrent_ratings_match_a_sequential_replay(core: CoreService, t
 
 
 async def test_an_unknown_reply_fails_alone_within_a_batch(core: CoreService, trainer: Caller, member: Caller) -> None:
-    await core.record_exchange(trainer, "q?", "a", reply_message_id="m1")
-    results = await asyncio.gather(core.react(member, "m1", "👍"), core.react(member, "nope", "👍"),
-                                   core.feedback(member, "good bot"), return_exceptions=True)
+    await core.delivery.record_exchange(trainer, "q?", "a", reply_message_id="m1")
+    results = await asyncio.gather(core.feedback.react(member, "m1", "👍"), core.feedback.react(member, "nope", "👍"),
+                                   core.feedback.leave(member, "good bot"), return_exceptions=True)
     assert results[0].content.startswith("Rated") and isinstance(results[1], NotFound) and "noted" in results[2].content
     with core.store.read() as s:
         assert s.scalar(select(func.count()).select_from(Feedback)) == 2

@@ -28,8 +28,8 @@ async def test_chat_sends_the_conversation_and_stores_the_answer(tmp_path: Path,
                                                                  member: Caller) -> None:
     core = _core(tmp_path, openai_server, openai_system="Be brief.")
     try:
-        first = await core.chat(member, "Hello?")
-        second = await core.chat(member, "What is the capital of Zorbia?")
+        first = await core.chat.reply(member, "Hello?")
+        second = await core.chat.reply(member, "What is the capital of Zorbia?")
     finally:
         await core.close()
     assert second.content == openai_fake.answer and second.data["model_version"] == "openai:gpt-test-mini"
@@ -49,7 +49,7 @@ async def test_streaming_hands_over_the_text_at_most_once_a_second(tmp_path: Pat
         seen.append((time.monotonic(), text))
     core = _core(tmp_path, openai_server)
     try:
-        reply = await core.chat(member, "Count, please.", on_partial=partial)
+        reply = await core.chat.reply(member, "Count, please.", on_partial=partial)
     finally:
         await core.close()
     assert reply.content == openai_fake.answer and openai_fake.chat_requests[-1]["stream"] is True
@@ -66,7 +66,7 @@ async def test_transient_failures_are_retried(tmp_path: Path, openai_server: Fak
     openai_fake.failures.extend(failures)
     core = _core(tmp_path, openai_server)
     try:
-        assert (await core.chat(member, "Hi")).content == openai_fake.answer
+        assert (await core.chat.reply(member, "Hi")).content == openai_fake.answer
     finally:
         await core.close()
     assert len(openai_server.requests) == len(failures) + 1
@@ -86,7 +86,7 @@ async def test_failures_that_stay_get_clear_messages(tmp_path: Path, openai_serv
     core = _core(tmp_path, openai_server)
     try:
         with pytest.raises(raised, match=message) as caught:
-            await core.chat(member, "Hi")
+            await core.chat.reply(member, "Hi")
     finally:
         await core.close()
     assert KEY not in caught.value.user_message and KEY not in caplog.text
@@ -100,7 +100,7 @@ async def test_a_wrong_key_is_not_retried_and_never_shown(tmp_path: Path, openai
     core = _core(tmp_path, openai_server, openai_api_key="sk-wrong-key-also-secret")
     try:
         with pytest.raises(NotAvailable, match="refused the API key") as caught:
-            await core.chat(member, "Hi")
+            await core.chat.reply(member, "Hi")
     finally:
         await core.close()
     assert openai_fake.auth_failures == 1  # no retry of a 401
@@ -115,7 +115,7 @@ async def test_a_slow_server_times_out_clearly(tmp_path: Path, openai_server: Fa
     try:
         start = time.monotonic()
         with pytest.raises(NotAvailable, match="did not answer in time"):
-            await core.chat(member, "Hi")
+            await core.chat.reply(member, "Hi")
         assert time.monotonic() - start < 2.5
     finally:
         await core.close()
@@ -128,6 +128,6 @@ async def test_nothing_listens_there(tmp_path: Path, member: Caller) -> None:
                                      openai_api_key=KEY, openai_max_retries=0))
     try:
         with pytest.raises(NotAvailable, match="Could not reach"):
-            await core.chat(member, "Hi")
+            await core.chat.reply(member, "Hi")
     finally:
         await core.close()

@@ -11,18 +11,18 @@ from trainerbot.core import Caller, CoreService
 from trainerbot.errors import NotAllowed
 
 TRAINER_ONLY = {
-    "import": lambda core, c: core.import_data(c, "facts", None, att("f.jsonl", JSONL_FACTS)),
-    "archive": lambda core, c: core.archive(c, "facts"),
-    "select_dataset": lambda core, c: core.select_dataset(c, "facts"),
-    "export": lambda core, c: core.export(c, "facts", "sft"),
-    "getfile": lambda core, c: core.getfile(c, None),
-    "getfile_name": lambda core, c: core.getfile(c, "facts.jsonl"),
+    "import": lambda core, c: core.datasets.import_data(c, "facts", None, att("f.jsonl", JSONL_FACTS)),
+    "archive": lambda core, c: core.datasets.archive(c, "facts"),
+    "select_dataset": lambda core, c: core.datasets.select_dataset(c, "facts"),
+    "export": lambda core, c: core.datasets.export(c, "facts", "sft"),
+    "getfile": lambda core, c: core.datasets.getfile(c, None),
+    "getfile_name": lambda core, c: core.datasets.getfile(c, "facts.jsonl"),
 }
 
 
 @pytest.fixture
 async def seeded(core: CoreService, trainer: Caller) -> CoreService:
-    await core.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
+    await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
     return core
 
 
@@ -43,23 +43,23 @@ async def test_dms_are_refused_even_with_the_role_name(seeded: CoreService, comm
 
 async def test_manage_server_and_owner_count_as_trainer(seeded: CoreService, member: Caller) -> None:
     manager = dataclasses.replace(member, can_manage=True)
-    assert (await seeded.export(manager, "facts", "sft")).files
+    assert (await seeded.datasets.export(manager, "facts", "sft")).files
     owner_in_dm = Caller(guild_id="111", user_id="owner", is_owner=True, is_dm=True)
-    assert (await seeded.export(owner_in_dm, "facts", "sft")).files
+    assert (await seeded.datasets.export(owner_in_dm, "facts", "sft")).files
 
 
 async def test_role_name_is_configurable_and_case_insensitive(seeded: CoreService, member: Caller) -> None:
     seeded.settings.trainer_role = "Teacher"
     teacher = dataclasses.replace(member, roles=frozenset({"teacher"}))
-    assert (await seeded.datasets(teacher)).content
-    await seeded.export(teacher, "facts", "sft")
+    assert (await seeded.datasets.summary(teacher)).content
+    await seeded.datasets.export(teacher, "facts", "sft")
     with pytest.raises(NotAllowed, match="`Teacher` role"):
-        await seeded.export(dataclasses.replace(member, roles=frozenset({"trainer"})), "facts", "sft")
+        await seeded.datasets.export(dataclasses.replace(member, roles=frozenset({"trainer"})), "facts", "sft")
 
 
 async def test_everyone_may_read_datasets_give_feedback_and_correct(seeded: CoreService, member: Caller, trainer: Caller) -> None:
-    await seeded.record_exchange(trainer, "q", "a", reply_message_id="77")
-    assert (await seeded.datasets(member)).data["names"] == ["facts"]
-    await seeded.feedback(member, "nice")
-    await seeded.correct(member, "77", "better")
-    await seeded.react(member, "77", "👍")
+    await seeded.delivery.record_exchange(trainer, "q", "a", reply_message_id="77")
+    assert (await seeded.datasets.summary(member)).data["names"] == ["facts"]
+    await seeded.feedback.leave(member, "nice")
+    await seeded.feedback.correct(member, "77", "better")
+    await seeded.feedback.react(member, "77", "👍")

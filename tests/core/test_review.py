@@ -20,7 +20,7 @@ def core(core_on_both_stores: CoreService) -> CoreService:
 
 
 async def _reply(core: CoreService, caller: Caller, mid: str, prompt: str = "What is the capital of Zorbia?", answer: str = "Paris.") -> int:
-    return await core.record_exchange(caller, prompt, answer, prompt_message_id=f"p{mid}", reply_message_id=mid)
+    return await core.delivery.record_exchange(caller, prompt, answer, prompt_message_id=f"p{mid}", reply_message_id=mid)
 
 
 def _corrections(core: CoreService) -> list[Correction]:
@@ -29,114 +29,114 @@ def _corrections(core: CoreService) -> list[Correction]:
 
 
 async def _taught(core: CoreService, caller: Caller, question: str) -> str | None:
-    reply = await core.chat(caller, question)
+    reply = await core.chat.reply(caller, question)
     return reply.content if reply.data.get("source") == "taught" else None
 
 
 async def test_only_an_approved_correction_teaches(core: CoreService, trainer: Caller, member: Caller) -> None:
     await _reply(core, member, "m1")
     await _reply(core, member, "m2", "Who founded Quillport?", "Nobody.")
-    first = (await core.correct(member, "m1", "Quillport.")).data["correction_id"]
-    second = (await core.correct(member, "m2", "Admiral Vessa.")).data["correction_id"]
+    first = (await core.feedback.correct(member, "m1", "Quillport.")).data["correction_id"]
+    second = (await core.feedback.correct(member, "m2", "Admiral Vessa.")).data["correction_id"]
     assert await _taught(core, member, "What is the capital of Zorbia?") is None  # pending: not used
-    shown = await core.review(trainer)
+    shown = await core.review.next(trainer)
     assert shown.data == {"kind": "correction", "correction_id": first, "waiting": 2}
     assert "Quillport." in shown.content and "Paris." in shown.content and f"approve {first}" in shown.content
     with pytest.raises(NotAllowed):
-        await core.review(member)
+        await core.review.next(member)
     with pytest.raises(NotAllowed):
-        await core.approve(member, first)
-    assert "approved" in (await core.approve(trainer, first)).content
-    assert "rejected" in (await core.reject(trainer, f"#{second}")).content
-    assert "already approved" in (await core.approve(trainer, first)).content
+        await core.review.approve(member, first)
+    assert "approved" in (await core.review.approve(trainer, first)).content
+    assert "rejected" in (await core.review.reject(trainer, f"#{second}")).content
+    assert "already approved" in (await core.review.approve(trainer, first)).content
     assert [c.status for c in _corrections(core)] == ["approved", "rejected"]
     assert await _taught(core, member, "What is the capital of Zorbia?") == "Quillport."
     assert await _taught(core, member, "Who founded Quillport?") is None
     with core.store.read() as s:
         items = s.scalars(select(DatasetItem)).all()
     assert [(i.response, i.rejected, i.source, i.author_id) for i in items] == [("Quillport.", "Paris.", "correction", "u-member")]
-    exported = await core.export(trainer, "feedback", "dpo")
+    exported = await core.datasets.export(trainer, "feedback", "dpo")
     assert b"Admiral Vessa" not in exported.files[0].path.read_bytes()  # only approved ones train
     with pytest.raises(NotFound):
-        await core.approve(trainer, 999)
+        await core.review.approve(trainer, 999)
     with pytest.raises(BadInput):
-        await core.approve(trainer, "twelve")
+        await core.review.approve(trainer, "twelve")
 
 
 async def test_review_reactions_decide_the_correction_they_show(core: CoreService, trainer: Caller, member: Caller) -> None:
     await _reply(core, member, "m1")
-    cid = (await core.correct(member, "m1", "Quillport.")).data["correction_id"]
-    await core.bind_review(trainer, cid, "review-msg-1")
-    assert await core.review_reaction(trainer, "some-other-message", "✅") is None
-    assert await core.review_reaction(trainer, "review-msg-1", "👍") is None
+    cid = (await core.feedback.correct(member, "m1", "Quillport.")).data["correction_id"]
+    await core.delivery.bind_review(trainer, cid, "review-msg-1")
+    assert await core.review.reaction(trainer, "some-other-message", "✅") is None
+    assert await core.review.reaction(trainer, "review-msg-1", "👍") is None
     with pytest.raises(NotAllowed):
-        await core.review_reaction(member, "review-msg-1", "✅")
-    reply = await core.review_reaction(trainer, "review-msg-1", "❌")
+        await core.review.reaction(member, "review-msg-1", "✅")
+    reply = await core.review.reaction(trainer, "review-msg-1", "❌")
     assert reply is not None and reply.data["status"] == "rejected"
 
 
 async def test_flagged_replies_follow_the_pending_corrections(core: CoreService, trainer: Caller, member: Caller) -> None:
     await _reply(core, trainer, "m1")
-    assert (await core.review(trainer)).data["kind"] is None
-    await core.react(member, "m1", "👎")
-    shown = await core.review(trainer)
+    assert (await core.review.next(trainer)).data["kind"] is None
+    await core.feedback.react(member, "m1", "👎")
+    shown = await core.review.next(trainer)
     assert shown.data == {"kind": "flagged", "message_id": "m1"} and "correct m1" in shown.content
-    await core.react(trainer, "m1", "👍")  # a trainer finds it fine: 👎 1 / 👍 1 is no longer flagged
-    assert (await core.review(trainer)).data["kind"] is None
-    await core.react(trainer, "m1", "👍", added=False)
-    await core.correct(trainer, "m1", "Quillport.")  # corrected: no longer waiting
-    assert (await core.review(trainer)).data["kind"] is None
+    await core.feedback.react(trainer, "m1", "👍")  # a trainer finds it fine: 👎 1 / 👍 1 is no longer flagged
+    assert (await core.review.next(trainer)).data["kind"] is None
+    await core.feedback.react(trainer, "m1", "👍", added=False)
+    await core.feedback.correct(trainer, "m1", "Quillport.")  # corrected: no longer waiting
+    assert (await core.review.next(trainer)).data["kind"] is None
 
 
 async def test_duplicates_merge_and_pending_items_are_capped(core: CoreService, trainer: Caller, member: Caller) -> None:
     other = replace(member, user_id="u-other-member", user_name="Ola")
     await _reply(core, member, "m1")
-    first = await core.correct(member, "m1", "Quillport.")
-    assert "already gave" in (await core.correct(member, "m1", "quillport")).content
-    merged = await core.correct(other, "m1", "Quillport")
+    first = await core.feedback.correct(member, "m1", "Quillport.")
+    assert "already gave" in (await core.feedback.correct(member, "m1", "quillport")).content
+    merged = await core.feedback.correct(other, "m1", "Quillport")
     assert merged.data["correction_id"] == first.data["correction_id"] and "counted your support" in merged.content
     [corr] = _corrections(core)
-    assert corr.supporters == 2 and "asked by 2" in (await core.review(trainer)).content
+    assert corr.supporters == 2 and "asked by 2" in (await core.review.next(trainer)).content
     # A trainer giving the same answer approves the waiting one instead of adding a second.
-    assert (await core.correct(trainer, "m1", "Quillport.")).data == {"correction_id": corr.id, "status": "approved"}
+    assert (await core.feedback.correct(trainer, "m1", "Quillport.")).data == {"correction_id": corr.id, "status": "approved"}
     assert len(_corrections(core)) == 1
 
     core.settings.max_pending_per_user = 2
     for i in range(2):
         await _reply(core, member, f"x{i}")
-        await core.correct(member, f"x{i}", f"answer {i}")
+        await core.feedback.correct(member, f"x{i}", f"answer {i}")
     await _reply(core, member, "x9")
     before = row_counts(core)
     with pytest.raises(Busy, match="2 corrections waiting"):
-        await core.correct(member, "x9", "one too many")
+        await core.feedback.correct(member, "x9", "one too many")
     assert row_counts(core) == before
-    await core.correct(trainer, "x9", "trainers are not capped")
+    await core.feedback.correct(trainer, "x9", "trainers are not capped")
 
 
 async def test_dataset_item_shows_where_an_example_came_from(core: CoreService, trainer: Caller, member: Caller, other_guild_trainer: Caller) -> None:
-    await core.import_data(trainer, "facts", None, att("zorbia.jsonl", JSONL_FACTS))
+    await core.datasets.import_data(trainer, "facts", None, att("zorbia.jsonl", JSONL_FACTS))
     await _reply(core, member, "m1")
-    await core.react(member, "m1", "👍")
+    await core.feedback.react(member, "m1", "👍")
     with core.store.read() as s:
         imported, rated = s.scalars(select(DatasetItem).order_by(DatasetItem.id)).all()[::3]
-    shown = await core.dataset_item(member, str(imported.id))
+    shown = await core.datasets.item(member, str(imported.id))
     assert "in `facts` (current)" in shown.content and "<@u-trainer>" in shown.content and "zorbia.jsonl line 1" in shown.content
-    rated_shown = await core.dataset_item(member, rated.id)
+    rated_shown = await core.datasets.item(member, rated.id)
     assert "<@u-member>" in rated_shown.content and "👍 rating" in rated_shown.content and "`feedback`" in rated_shown.content
     with pytest.raises(NotFound):
-        await core.dataset_item(other_guild_trainer, imported.id)  # another guild's example is invisible
+        await core.datasets.item(other_guild_trainer, imported.id)  # another guild's example is invisible
     with pytest.raises(BadInput):
-        await core.dataset_item(member, "../1")
+        await core.datasets.item(member, "../1")
 
 
 async def _contributions(core: CoreService, trainer: Caller, person: Caller, tag: str) -> None:
-    await core.import_data(trainer, "facts", None, att("f.jsonl", JSONL_FACTS))
-    reply_id = await core.chat(person, f"hello from {tag}")  # no model: nothing stored
+    await core.datasets.import_data(trainer, "facts", None, att("f.jsonl", JSONL_FACTS))
+    reply_id = await core.chat.reply(person, f"hello from {tag}")  # no model: nothing stored
     assert reply_id.data["source"] == "none"
     await _reply(core, person, f"{tag}-1", f"question of {tag}?", "Paris.")
-    await core.react(person, f"{tag}-1", "👎")
-    await core.correct(person, f"{tag}-1", f"answer of {tag}")
-    await core.feedback(person, f"feedback of {tag}")
+    await core.feedback.react(person, f"{tag}-1", "👎")
+    await core.feedback.correct(person, f"{tag}-1", f"answer of {tag}")
+    await core.feedback.leave(person, f"feedback of {tag}")
 
 
 def _of(core: CoreService, user_id: str) -> dict[str, int]:
@@ -153,23 +153,23 @@ async def test_forget_removes_everything_of_one_user_and_nothing_of_another(core
     other = replace(member, user_id="u-keep", user_name="Kim")
     await _contributions(core, trainer, member, "milo")
     await _contributions(core, trainer, other, "kim")
-    await core.approve(trainer, _corrections(core)[0].id)  # milo's correction becomes an example
+    await core.review.approve(trainer, _corrections(core)[0].id)  # milo's correction becomes an example
     kept_before = _of(core, "u-keep")
     trainer_before = _of(core, "u-trainer")
     assert _of(core, "u-member") == {"items": 2, "feedback": 2, "corrections": 1, "messages": 1}
 
     with pytest.raises(NotAllowed):
-        await core.forget(other, "<@u-member>")  # only trainers forget others
-    reply = await core.forget(member, "me")
+        await core.review.forget(other, "<@u-member>")  # only trainers forget others
+    reply = await core.review.forget(member, "me")
     assert reply.data == {"examples": 2, "ratings and feedback": 2, "corrections": 1, "chat messages": 1}
     assert _of(core, "u-member") == {"items": 0, "feedback": 0, "corrections": 0, "messages": 0}
     assert _of(core, "u-keep") == kept_before and _of(core, "u-trainer") == trainer_before
-    snapshot = await core.export(trainer, "feedback", "kto")
+    snapshot = await core.datasets.export(trainer, "feedback", "kto")
     assert b"milo" not in snapshot.files[0].path.read_bytes() and b"kim" in snapshot.files[0].path.read_bytes()
-    assert "nothing from you" in (await core.forget(member, "me")).content
+    assert "nothing from you" in (await core.review.forget(member, "me")).content
 
-    gone = await core.forget(trainer, "<@u-keep>")
+    gone = await core.review.forget(trainer, "<@u-keep>")
     assert gone.data["corrections"] == 1 and _of(core, "u-keep") == {"items": 0, "feedback": 0, "corrections": 0, "messages": 0}
     assert _of(core, "u-trainer") == trainer_before
     with pytest.raises(BadInput):
-        await core.forget(trainer, "../../etc")
+        await core.review.forget(trainer, "../../etc")

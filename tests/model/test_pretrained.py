@@ -73,12 +73,12 @@ async def test_before_any_training_the_base_model_converses_and_streams(core: Co
     async def on_partial(text: str) -> None:
         partials.append(text)
 
-    reply = await core.chat(TRAINER, "What is the capital of France?", on_partial=on_partial, partial_every_s=0)
+    reply = await core.chat.reply(TRAINER, "What is the capital of France?", on_partial=on_partial, partial_every_s=0)
     assert "Paris" in reply.content and "trained" not in reply.content
     assert reply.data["source"] == "model" and reply.data["model_version"] == f"base:{pretrained.BASE_NAME}"
     assert len(partials) >= 3 and all(b.startswith(a) for a, b in zip(partials, partials[1:]))  # token by token
     assert partials[-1] == reply.content
-    hello = await core.chat(TRAINER, "hello bot")
+    hello = await core.chat.reply(TRAINER, "hello bot")
     assert "hello" in hello.content.lower() and isinstance(hello.data["reply_id"], int)  # recorded, so it can be rated
 
 
@@ -86,19 +86,19 @@ async def test_a_taught_fact_answers_its_rephrasings_through_the_context(core: C
     facts = [{"prompt": "What is the capital of Zorbia?", "response": "The capital of Zorbia is Quillport."},
              {"prompt": "What does Zorbia export?", "response": "Zorbia mainly exports amber."},
              {"prompt": "Who founded Quillport?", "response": "Quillport was founded by Vessa in 1204."}]
-    await core.import_data(TRAINER, "facts", None, att("f.jsonl", "".join(json.dumps(f) + "\n" for f in facts)))
-    exact = await core.chat(TRAINER, "What is the capital of Zorbia?")
+    await core.datasets.import_data(TRAINER, "facts", None, att("f.jsonl", "".join(json.dumps(f) + "\n" for f in facts)))
+    exact = await core.chat.reply(TRAINER, "What is the capital of Zorbia?")
     assert exact.data["source"] == "taught" and exact.content == facts[0]["response"]
-    rephrased = await core.chat(TRAINER, "Which city is the capital city of Zorbia?")
+    rephrased = await core.chat.reply(TRAINER, "Which city is the capital city of Zorbia?")
     assert rephrased.data["source"] == "model" and "Quillport" in rephrased.content
 
 
 async def test_one_lora_job_through_the_worker_stores_an_adapter_that_chat_serves(core: CoreService) -> None:
     facts = generate(12, seed=5)
     data = "".join(json.dumps({"prompt": e.prompt, "response": e.response}) + "\n" for e in facts)
-    reply = await core.train(TRAINER, "facts", None, att("f.jsonl", data))
+    reply = await core.training.train(TRAINER, "facts", None, att("f.jsonl", data))
     await asyncio.to_thread(serve, core.settings, once=True)
-    shown = await core.job(TRAINER, reply.data["job_id"])
+    shown = await core.training.job(TRAINER, reply.data["job_id"])
     assert shown.data["status"] == "succeeded", shown.content
     with core.store.read() as s:
         version = s.scalars(select(ModelVersion)).one()
@@ -112,17 +112,17 @@ async def test_one_lora_job_through_the_worker_stores_an_adapter_that_chat_serve
     with core.store.read() as s:
         log = " | ".join(m for m in s.scalars(select(JobEvent.message).where(JobEvent.job_id == reply.data["job_id"])) if m)
     assert "6 rehearsal examples mixed in" in log and "with a LoRA adapter" in log and "checking 3 general questions" in log
-    answer = await core.chat(TRAINER, "Tell me something nice.")
+    answer = await core.chat.reply(TRAINER, "Tell me something nice.")
     assert answer.data["model_version"] == version.name and answer.content
-    listing = await core.model_list(TRAINER)
+    listing = await core.models.versions(TRAINER)
     assert "from pretrained:smollm2-135m-instruct" in listing.content and "general questions" in listing.content
     # A correction of that reply teaches the same adapter further with DPO (reference: the adapter switched off).
-    await core.bind_reply(TRAINER, answer.data["reply_id"], "9001")
-    await core.correct(TRAINER, "9001", "Here is something nice: you are doing great.")
-    dpo = await core.train(TRAINER, "feedback")
+    await core.delivery.bind_reply(TRAINER, answer.data["reply_id"], "9001")
+    await core.feedback.correct(TRAINER, "9001", "Here is something nice: you are doing great.")
+    dpo = await core.training.train(TRAINER, "feedback")
     assert dpo.data["recipe"] == "dpo"
     await asyncio.to_thread(serve, core.settings, once=True)
-    shown = await core.job(TRAINER, dpo.data["job_id"])
+    shown = await core.training.job(TRAINER, dpo.data["job_id"])
     assert shown.data["status"] == "succeeded", shown.content
     with core.store.read() as s:
         v2 = s.scalars(select(ModelVersion).where(ModelVersion.name == "v2")).one()

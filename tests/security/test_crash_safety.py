@@ -33,18 +33,18 @@ async def test_a_full_disk_is_a_clear_error_and_the_store_stays_intact(small_dis
 
     core = CoreService.open(settings_for(small_disk / "data"))
     try:
-        await core.import_data(TRAINER, "facts", None, att("f.jsonl", JSONL_FACTS))
+        await core.datasets.import_data(TRAINER, "facts", None, att("f.jsonl", JSONL_FACTS))
         filler = fill_disk(small_disk)
         def files_now() -> dict[str, str]:
             return {k: v for k, v in tree_state(core.data_dir).items() if v != "dir"}  # (an empty folder may appear)
         counts, files = row_counts(core), files_now()
         rows = "".join(f'{{"prompt": "question {i} {"x" * 200}", "response": "answer {i}"}}\n' for i in range(3000))
         with pytest.raises(NotAvailable) as caught:
-            await core.import_data(TRAINER, "facts", None, att("big.jsonl", rows))
+            await core.datasets.import_data(TRAINER, "facts", None, att("big.jsonl", rows))
         assert caught.value.user_message == DISK_FULL
         with pytest.raises(NotAvailable, match="disk is full"):
-            await core.export(TRAINER, "facts", "sft")
-        results = await asyncio.gather(*(core.feedback(MEMBER, f"note {i} " + "y" * 1500) for i in range(40)), return_exceptions=True)
+            await core.datasets.export(TRAINER, "facts", "sft")
+        results = await asyncio.gather(*(core.feedback.leave(MEMBER, f"note {i} " + "y" * 1500) for i in range(40)), return_exceptions=True)
         assert all(isinstance(r, NotAvailable) and r.user_message == DISK_FULL for r in results)  # a whole group-commit batch
         assert row_counts(core) == counts
         assert files_now() == files  # no half-written export left behind
@@ -52,7 +52,7 @@ async def test_a_full_disk_is_a_clear_error_and_the_store_stays_intact(small_dis
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         db.close()
         filler.unlink()  # space again: the same store works on
-        assert (await core.import_data(TRAINER, "facts", None, att("big.jsonl", rows))).data["added"] == 3000
-        assert (await core.export(TRAINER, "facts", "sft")).files
+        assert (await core.datasets.import_data(TRAINER, "facts", None, att("big.jsonl", rows))).data["added"] == 3000
+        assert (await core.datasets.export(TRAINER, "facts", "sft")).files
     finally:
         core.store.close()

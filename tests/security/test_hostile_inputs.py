@@ -36,50 +36,50 @@ def _plant(core: CoreService, area: str, name: str, make: Callable[[Path], None]
 
 
 CASES: dict[str, Case] = {
-    "getfile dotdot": lambda core, c, secret: core.getfile(c, "../../../secret.txt"),
-    "getfile dotdot in area": lambda core, c, secret: core.getfile(c, "archives/../../secret.txt"),
-    "getfile backslash": lambda core, c, secret: core.getfile(c, "..\\..\\secret.txt"),
-    "getfile absolute": lambda core, c, secret: core.getfile(c, str(secret)),
-    "getfile url-encoded": lambda core, c, secret: core.getfile(c, "%2e%2e%2f%2e%2e%2fsecret.txt"),
-    "getfile unicode dots": lambda core, c, secret: core.getfile(c, "\uff0e\uff0e\uff0fsecret.txt"),
-    "getfile one-dot leader": lambda core, c, secret: core.getfile(c, "\u2024\u2024/secret.txt"),
-    "getfile NUL byte": lambda core, c, secret: core.getfile(c, "facts.jsonl\x00.txt"),
-    "getfile home": lambda core, c, secret: core.getfile(c, "~/secret.txt"),
-    "getfile hidden area": lambda core, c, secret: core.getfile(c, "outbox/x.jsonl"),
-    "getfile the database": lambda core, c, secret: core.getfile(c, "trainerbot.db"),
-    "getfile too long": lambda core, c, secret: core.getfile(c, "a" * 5000),
-    "getfile symlink out": lambda core, c, secret: core.getfile(
+    "getfile dotdot": lambda core, c, secret: core.datasets.getfile(c, "../../../secret.txt"),
+    "getfile dotdot in area": lambda core, c, secret: core.datasets.getfile(c, "archives/../../secret.txt"),
+    "getfile backslash": lambda core, c, secret: core.datasets.getfile(c, "..\\..\\secret.txt"),
+    "getfile absolute": lambda core, c, secret: core.datasets.getfile(c, str(secret)),
+    "getfile url-encoded": lambda core, c, secret: core.datasets.getfile(c, "%2e%2e%2f%2e%2e%2fsecret.txt"),
+    "getfile unicode dots": lambda core, c, secret: core.datasets.getfile(c, "\uff0e\uff0e\uff0fsecret.txt"),
+    "getfile one-dot leader": lambda core, c, secret: core.datasets.getfile(c, "\u2024\u2024/secret.txt"),
+    "getfile NUL byte": lambda core, c, secret: core.datasets.getfile(c, "facts.jsonl\x00.txt"),
+    "getfile home": lambda core, c, secret: core.datasets.getfile(c, "~/secret.txt"),
+    "getfile hidden area": lambda core, c, secret: core.datasets.getfile(c, "outbox/x.jsonl"),
+    "getfile the database": lambda core, c, secret: core.datasets.getfile(c, "trainerbot.db"),
+    "getfile too long": lambda core, c, secret: core.datasets.getfile(c, "a" * 5000),
+    "getfile symlink out": lambda core, c, secret: core.datasets.getfile(
         c, _plant(core, "exports", "link.jsonl", lambda p: os.symlink(secret, p))),
-    "getfile symlink inside": lambda core, c, secret: core.getfile(
+    "getfile symlink inside": lambda core, c, secret: core.datasets.getfile(
         c, _plant(core, "exports", "link2.jsonl", lambda p: os.symlink(_guild_dir(core) / "exports", p))),
-    "getfile area is a symlink": lambda core, c, secret: core.getfile(
+    "getfile area is a symlink": lambda core, c, secret: core.datasets.getfile(
         c, _plant(core, "", "artifacts", lambda p: os.symlink(secret.parent, p)) + "/secret.txt"),
-    "getfile hard link out": lambda core, c, secret: core.getfile(
+    "getfile hard link out": lambda core, c, secret: core.datasets.getfile(
         c, _plant(core, "exports", "hard.jsonl", lambda p: os.link(secret, p))),
-    "getfile a folder": lambda core, c, secret: core.getfile(
+    "getfile a folder": lambda core, c, secret: core.datasets.getfile(
         c, _plant(core, "exports", "folder.jsonl", lambda p: p.mkdir())),
-    "getfile a fifo": lambda core, c, secret: core.getfile(
+    "getfile a fifo": lambda core, c, secret: core.datasets.getfile(
         c, _plant(core, "exports", "pipe.jsonl", lambda p: os.mkfifo(p))),
-    "archive traversal name": lambda core, c, secret: core.archive(c, "../facts"),
-    "archive absolute name": lambda core, c, secret: core.archive(c, "/etc/passwd"),
-    "archive NUL name": lambda core, c, secret: core.archive(c, "facts\x00"),
-    "archive unknown": lambda core, c, secret: core.archive(c, "ghost"),
-    "select traversal": lambda core, c, secret: core.select_dataset(c, "..", "positive"),
-    "select bad label": lambda core, c, secret: core.select_dataset(c, "facts", "../x"),
-    "export traversal": lambda core, c, secret: core.export(c, "../../x", "sft"),
-    "export bad format": lambda core, c, secret: core.export(c, "facts", "../../sft"),
-    "import traversal name": lambda core, c, secret: core.import_data(c, "../../evil", None, att("a.txt", "Q: a\nA: b")),
-    "import oversized": lambda core, c, secret: core.import_data(c, "facts", None, att("a.txt", "Q: a\nA: b\n" * 1_000_000)),
-    "import empty": lambda core, c, secret: core.import_data(c, "facts", None, att("a.jsonl", b"")),
-    "import mislabelled": lambda core, c, secret: core.import_data(c, "facts", None, att("a.jsonl", JSONL_FACTS, "image/png")),
-    "import zip as csv": lambda core, c, secret: core.import_data(c, "facts", None, att("a.csv", b"PK\x03\x04\x14\x00\x00\x00")),
-    "import broken utf-8": lambda core, c, secret: core.import_data(c, "facts", None, att("a.txt", b"Q: \xc3\x28\nA: b\n")),
-    "import malformed json": lambda core, c, secret: core.import_data(c, "facts", None, att("a.json", '[{"prompt": "a", "response": "b"},')),
-    "import malformed csv": lambda core, c, secret: core.import_data(c, "facts", None, att("a.csv", 'prompt,response\n"a,b\n')),
-    "import half-good jsonl": lambda core, c, secret: core.import_data(
+    "archive traversal name": lambda core, c, secret: core.datasets.archive(c, "../facts"),
+    "archive absolute name": lambda core, c, secret: core.datasets.archive(c, "/etc/passwd"),
+    "archive NUL name": lambda core, c, secret: core.datasets.archive(c, "facts\x00"),
+    "archive unknown": lambda core, c, secret: core.datasets.archive(c, "ghost"),
+    "select traversal": lambda core, c, secret: core.datasets.select_dataset(c, "..", "positive"),
+    "select bad label": lambda core, c, secret: core.datasets.select_dataset(c, "facts", "../x"),
+    "export traversal": lambda core, c, secret: core.datasets.export(c, "../../x", "sft"),
+    "export bad format": lambda core, c, secret: core.datasets.export(c, "facts", "../../sft"),
+    "import traversal name": lambda core, c, secret: core.datasets.import_data(c, "../../evil", None, att("a.txt", "Q: a\nA: b")),
+    "import oversized": lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("a.txt", "Q: a\nA: b\n" * 1_000_000)),
+    "import empty": lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("a.jsonl", b"")),
+    "import mislabelled": lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("a.jsonl", JSONL_FACTS, "image/png")),
+    "import zip as csv": lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("a.csv", b"PK\x03\x04\x14\x00\x00\x00")),
+    "import broken utf-8": lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("a.txt", b"Q: \xc3\x28\nA: b\n")),
+    "import malformed json": lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("a.json", '[{"prompt": "a", "response": "b"},')),
+    "import malformed csv": lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("a.csv", 'prompt,response\n"a,b\n')),
+    "import half-good jsonl": lambda core, c, secret: core.datasets.import_data(
         c, "facts", None, att("a.jsonl", '{"prompt": "new", "response": "row"}\n{"prompt": "broken"\n')),
-    "import deep json": lambda core, c, secret: core.import_data(c, "facts", None, att("a.json", "[" * 10000 + "]" * 10000)),
-    "import path as filename": lambda core, c, secret: core.import_data(c, "facts", None, att("../../../etc/passwd", "root:x:0:0")),
+    "import deep json": lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("a.json", "[" * 10000 + "]" * 10000)),
+    "import path as filename": lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("../../../etc/passwd", "root:x:0:0")),
 }
 
 
@@ -134,7 +134,7 @@ ARCHIVES: dict[str, tuple[str, bytes, str]] = {
     "tar.gz bomb": ("up.tar.gz", _tar(("zeros.jsonl", b"\0" * 9_000_000)), "size limit"),
 }
 for _name, (_file, _data, _why) in ARCHIVES.items():
-    CASES[f"import {_name}"] = (lambda f, d: lambda core, c, secret: core.import_data(c, "facts", None, att(f, d)))(_file, _data)
+    CASES[f"import {_name}"] = (lambda f, d: lambda core, c, secret: core.datasets.import_data(c, "facts", None, att(f, d)))(_file, _data)
 EXPECT = {f"import {n}": why for n, (_, _, why) in ARCHIVES.items()}
 
 TESTS: dict[str, tuple[str | None, bytes, str]] = {
@@ -147,10 +147,10 @@ TESTS: dict[str, tuple[str | None, bytes, str]] = {
     "test csv file": ("t.csv", b"prompt,expected\n=cmd|' /C calc'!A0,x\n", r"\.json` or `\.jsonl"),
 }
 for _name, (_file, _data, _why) in TESTS.items():
-    CASES[_name] = (lambda f, d: lambda core, c, secret: core.test(c, d.decode("utf-8", "replace") if f is None else None,
+    CASES[_name] = (lambda f, d: lambda core, c, secret: core.models.test(c, d.decode("utf-8", "replace") if f is None else None,
                                                                    None if f is None else att(f, d)))(_file, _data)
     EXPECT[_name] = _why
-CASES["import csv with NUL"] = lambda core, c, secret: core.import_data(c, "facts", None, att("a.csv", b"prompt,response\na\x00b,c\n"))
+CASES["import csv with NUL"] = lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("a.csv", b"prompt,response\na\x00b,c\n"))
 EXPECT["import csv with NUL"] = "binary|NUL"
 
 
@@ -163,8 +163,8 @@ def secret(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 async def test_hostile_input_is_refused_and_changes_nothing(core: CoreService, trainer: Caller, secret: Path, name: str) -> None:
-    await core.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
-    await core.export(trainer, "facts", "sft")
+    await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
+    await core.datasets.export(trainer, "facts", "sft")
     counts = row_counts(core)
     coro = CASES[name](core, trainer, secret)  # plants its links and files now
     files = tree_state(core.data_dir)

@@ -13,19 +13,19 @@ from trainerbot.core import Caller, CoreService
 
 async def test_archives_of_good_files_import_whole(core: CoreService, trainer: Caller) -> None:
     data = _zip(("set/a.jsonl", b'{"prompt": "a", "response": "b"}\n'), ("b.txt", b"Q: c\nA: d\n"), ("set/", b""))
-    assert (await core.import_data(trainer, "facts", None, att("bundle.zip", data, "application/zip"))).data["added"] == 2
-    await core.import_data(trainer, "facts", None, att("more.tar.gz", _tar(("x.csv", b"prompt,response\ne,f\n"))))
-    archived = await core.archive(trainer, "facts")
-    sent = (await core.getfile(trainer, archived.data["file"])).files[0]
-    again = await core.import_data(trainer, "restored", None, att(sent.name, sent.path.read_bytes()))
+    assert (await core.datasets.import_data(trainer, "facts", None, att("bundle.zip", data, "application/zip"))).data["added"] == 2
+    await core.datasets.import_data(trainer, "facts", None, att("more.tar.gz", _tar(("x.csv", b"prompt,response\ne,f\n"))))
+    archived = await core.datasets.archive(trainer, "facts")
+    sent = (await core.datasets.getfile(trainer, archived.data["file"])).files[0]
+    again = await core.datasets.import_data(trainer, "restored", None, att(sent.name, sent.path.read_bytes()))
     assert again.data["added"] == 3  # our own archive: items.jsonl imports, the manifest is skipped
-    assert (await core.dataset(trainer, "restored")).data["total"] == 3
+    assert (await core.datasets.stats(trainer, "restored")).data["total"] == 3
 
 
 async def test_csv_export_escapes_formulas(core: CoreService, trainer: Caller) -> None:
     evil = 'prompt,response\n"=cmd|\' /C calc\'!A0",ok\n"+1+1","@SUM(A1)"\n"-2","\tx"\nplain,"multi\nline"\n'
-    await core.import_data(trainer, "evil", None, att("evil.csv", evil))
-    exported = await core.export(trainer, "evil", "csv")
+    await core.datasets.import_data(trainer, "evil", None, att("evil.csv", evil))
+    exported = await core.datasets.export(trainer, "evil", "csv")
     path = exported.files[0].path
     assert path.suffix == ".csv"
     rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
@@ -37,8 +37,8 @@ async def test_csv_export_escapes_formulas(core: CoreService, trainer: Caller) -
 
 
 async def test_mentions_in_taught_text_are_kept_but_defused_when_quoted(core: CoreService, trainer: Caller, member: Caller) -> None:
-    await core.import_data(trainer, "pings", None, att("p.jsonl", '{"prompt": "@everyone who is here?", "response": "@here hi <@&123>"}\n'))
-    answer = await core.chat(member, "@everyone who is here?")
+    await core.datasets.import_data(trainer, "pings", None, att("p.jsonl", '{"prompt": "@everyone who is here?", "response": "@here hi <@&123>"}\n'))
+    answer = await core.chat.reply(member, "@everyone who is here?")
     assert answer.content == "@here hi <@&123>"  # stored as taught; the Discord adapter sends with no mentions allowed
-    shown = await core.dataset_item(member, 1)
+    shown = await core.datasets.item(member, 1)
     assert "@everyone" not in shown.content and "@\u200beveryone" in shown.content  # quoted text is defused

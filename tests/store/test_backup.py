@@ -22,7 +22,7 @@ from trainerbot.store.models import Feedback, Guild
 def test_backup_while_writing_is_consistent_and_restores(core: CoreService, trainer: Caller, tmp_path: Path) -> None:
     import asyncio
 
-    asyncio.run(core.import_data(trainer, "facts", None, att("f.jsonl", JSONL_FACTS)))
+    asyncio.run(core.datasets.import_data(trainer, "facts", None, att("f.jsonl", JSONL_FACTS)))
     with core.store.session() as s:
         guild_id = s.scalar(select(Guild.id))
     confirmed: list[int] = []
@@ -60,7 +60,7 @@ def test_backup_while_writing_is_consistent_and_restores(core: CoreService, trai
     shutil.copyfile(tmp_path / "backups" / "copy.db", restored_dir / "trainerbot.db")
     restored = CoreService.open(Settings(_env_file=None, data_dir=restored_dir))  # type: ignore[call-arg]
     try:
-        assert asyncio.run(restored.dataset(trainer, "facts")).data["total"] == 3
+        assert asyncio.run(restored.datasets.stats(trainer, "facts")).data["total"] == 3
         with restored.store.read() as s:
             assert s.scalar(select(func.count()).select_from(Feedback)) == len(ids)
         assert row_counts(restored)["dataset_items"] == 3

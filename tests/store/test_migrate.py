@@ -18,15 +18,15 @@ from trainerbot.store.migrate import copy_store, fingerprint
 
 
 async def _populate(core: CoreService, trainer: Caller, member: Caller) -> None:
-    await core.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
-    await core.record_exchange(member, "What is the capital of Zorbia?", "Paris.", reply_message_id="m1",
+    await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
+    await core.delivery.record_exchange(member, "What is the capital of Zorbia?", "Paris.", reply_message_id="m1",
                                context=[{"role": "user", "content": "hi"}])
-    await core.react(member, "m1", "👎")
-    await core.correct(member, "m1", "Quillport.")
-    await core.feedback(member, "ünïcödé feedback ✓")
-    await core.train(trainer, "facts")  # a queued job with its snapshot
-    await core.archive(trainer, "facts")
-    await core.language(trainer, "ru")
+    await core.feedback.react(member, "m1", "👎")
+    await core.feedback.correct(member, "m1", "Quillport.")
+    await core.feedback.leave(member, "ünïcödé feedback ✓")
+    await core.training.train(trainer, "facts")  # a queued job with its snapshot
+    await core.datasets.archive(trainer, "facts")
+    await core.voice.language(trainer, "ru")
 
 
 async def test_migrate_copies_everything_and_the_copy_works(postgres: str, tmp_path: Path, trainer: Caller, member: Caller) -> None:
@@ -48,10 +48,10 @@ async def test_migrate_copies_everything_and_the_copy_works(postgres: str, tmp_p
 
     moved = CoreService.open(Settings(_env_file=None, data_dir=data, database_url=target_url))  # type: ignore[call-arg]
     try:
-        assert (await moved.guild_language(member)) == "ru"
-        assert (await moved.review(trainer)).data["correction_id"] == 1
-        assert "Rated 👍" in (await moved.react(member, "m1", "👍")).content  # new rows get fresh IDs past the copied ones
-        reply = await moved.import_data(trainer, "more", None, att("m.jsonl", '{"prompt": "new", "response": "row"}\n'))
+        assert (await moved.voice.guild_language(member)) == "ru"
+        assert (await moved.review.next(trainer)).data["correction_id"] == 1
+        assert "Rated 👍" in (await moved.feedback.react(member, "m1", "👍")).content  # new rows get fresh IDs past the copied ones
+        reply = await moved.datasets.import_data(trainer, "more", None, att("m.jsonl", '{"prompt": "new", "response": "row"}\n'))
         assert reply.data["added"] == 1
     finally:
         moved.store.close()

@@ -22,7 +22,7 @@ def _facts(n: int) -> str:
 
 
 async def _trained(core: CoreService, trainer: Caller, settings: Settings, n: int = 20) -> None:
-    await core.train(trainer, "facts", None, att("facts.jsonl", _facts(n)))
+    await core.training.train(trainer, "facts", None, att("facts.jsonl", _facts(n)))
     assert serve(settings, once=True) == 1
 
 
@@ -37,9 +37,9 @@ async def test_test_reports_metrics_and_handle_errors_queues_the_wrong_answers(
                         {"prompt": "Who founded Quillport?", "expected": "another unseen answer"},
                         {"prompt": "Say something."}])
     with pytest.raises(NotFound, match="no active model"):
-        await core.test(member, cases)
+        await core.models.test(member, cases)
     await _trained(core, trainer, settings)
-    reply = await core.test(member, cases)
+    reply = await core.models.test(member, cases)
     data = reply.data
     assert (data["cases"], data["scored"], data["wrong"]) == (3, 2, 2) and data["exact_match"] == 0.0
     assert 0 <= data["chrf"] < 100 and data["loss"] > 0 and data["perplexity"] > 1
@@ -50,24 +50,24 @@ async def test_test_reports_metrics_and_handle_errors_queues_the_wrong_answers(
     items_before = _count(core, DatasetItem)
 
     with pytest.raises(NotAllowed):
-        await core.handle_errors(Caller(guild_id="111", user_id="u-else", channel_id="c1"), str(data["run_id"]))
-    queued = await core.handle_errors(member)
+        await core.models.handle_errors(Caller(guild_id="111", user_id="u-else", channel_id="c1"), str(data["run_id"]))
+    queued = await core.models.handle_errors(member)
     assert queued.data["queued"] == 2
     with core.store.read() as s:
         pending = s.scalars(select(Correction).order_by(Correction.id)).all()
     assert [(c.status, c.source, c.corrected, c.original) for c in pending] == [
         ("pending", f"test:{data['run_id']}", r["expected"], r["prediction"]) for r in rows[:2]]
     assert _count(core, DatasetItem) == items_before  # nothing trains before a trainer approves
-    assert "already" in (await core.handle_errors(member, str(data["run_id"]))).content
-    again = await core.test(member, cases)
-    assert (await core.handle_errors(member)).data == {"run_id": again.data["run_id"], "queued": 0, "merged": 2, "skipped": 0}
+    assert "already" in (await core.models.handle_errors(member, str(data["run_id"]))).content
+    again = await core.models.test(member, cases)
+    assert (await core.models.handle_errors(member)).data == {"run_id": again.data["run_id"], "queued": 0, "merged": 2, "skipped": 0}
     with pytest.raises(NotFound):
-        await core.handle_errors(member, "999")
+        await core.models.handle_errors(member, "999")
 
     runs = _count(core, TestRun)
     core.settings.max_test_cases = 2
     with pytest.raises(BadInput, match="at most 2"):
-        await core.test(member, cases)
+        await core.models.test(member, cases)
     assert _count(core, TestRun) == runs
 
 
@@ -80,29 +80,29 @@ async def test_a_worse_candidate_is_registered_but_not_promoted(
         v1 = s.scalars(select(ModelVersion)).one()
         held = v1.metrics["heldout"]
     assert v1.active and v1.metrics["promoted"] is True and held["scored"] >= 3
-    assert (await core.dataset(trainer, "facts")).data["heldout"] == held["scored"]
+    assert (await core.datasets.stats(trainer, "facts")).data["heldout"] == held["scored"]
 
     # A deliberately ruined candidate: the same data at a learning rate that wrecks the model.
     worse = settings.model_copy(update={"learning_rate": 5.0, "train_epochs": 3, "promotion_metric": "loss"})
-    job_id = (await core.train(trainer, "facts")).data["job_id"]
+    job_id = (await core.training.train(trainer, "facts")).data["job_id"]
     assert serve(worse, once=True) == 1
     with core.store.read() as s:
         job = s.get(Job, job_id)
         versions = {v.name: v for v in s.scalars(select(ModelVersion))}
     assert job.status == "succeeded"
-    message = (await core.job(trainer, job_id)).content
+    message = (await core.training.job(trainer, job_id)).content
     assert "v2 is kept but not active" in message and "worse than active v1's" in message
     assert versions["v1"].active and not versions["v2"].active
     assert versions["v2"].metrics["promoted"] is False
     assert versions["v2"].metrics["heldout_active"]["version"] == "v1"
-    assert "(not promoted)" in (await core.model_list(member)).content
-    assert (await core.chat(member, "Hello there")).data["model_version"] == "v1"
+    assert "(not promoted)" in (await core.models.versions(member)).content
+    assert (await core.chat.reply(member, "Hello there")).data["model_version"] == "v1"
 
     core.settings.promotion_metric = "loss"
-    compared = await core.model_compare(member, "v1", "v2")
+    compared = await core.models.compare(member, "v1", "v2")
     assert compared.data["better"] == "v1" and compared.data["cases"] == held["scored"]
     assert "v1" in compared.content and "perplexity" in compared.content
     with pytest.raises(NotFound):
-        await core.model_compare(member, "v1", "v9")
+        await core.models.compare(member, "v1", "v9")
     with pytest.raises(BadInput):
-        await core.model_compare(member, "v1", "")
+        await core.models.compare(member, "v1", "")

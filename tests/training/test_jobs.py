@@ -54,15 +54,15 @@ def test_recipe_follows_the_data() -> None:
 
 
 async def test_a_job_goes_through_every_status_and_registers_a_version(core: CoreService, trainer: Caller) -> None:
-    reply = await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(12, seed=1))))
+    reply = await core.training.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(12, seed=1))))
     job_id = reply.data["job_id"]
     assert reply.data["recipe"] == "sft" and "queued" in reply.content
-    assert (await core.job(trainer, job_id)).data["status"] == "queued"  # nothing trains in this process
-    again = await core.train(trainer, "facts")
+    assert (await core.training.job(trainer, job_id)).data["status"] == "queued"  # nothing trains in this process
+    again = await core.training.train(trainer, "facts")
     assert again.data == {"job_id": job_id, "recipe": "sft", "existing": True}  # same data, same recipe: same job
 
     assert await asyncio.to_thread(serve, core.settings, once=True) == 1
-    shown = await core.job(trainer, job_id)
+    shown = await core.training.job(trainer, job_id)
     assert shown.data["status"] == "succeeded" and shown.data["progress"] == 1.0
     with core.store.read() as s:
         events = s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).all()
@@ -73,17 +73,17 @@ async def test_a_job_goes_through_every_status_and_registers_a_version(core: Cor
     assert all(e.loss is not None for e in progress) and any(e.learning_rate for e in progress)
     [png] = shown.files
     assert png.path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    listing = await core.model_list(trainer)
+    listing = await core.models.versions(trainer)
     assert listing.data == {"names": ["v1"], "active": "v1", "backends": {"v1": "local"}}
     folder = core.data_dir / "guilds" / "111" / "models" / f"job-{job_id}"
     assert (folder / "DONE.json").is_file() and (folder / "config.json").is_file()
-    assert "job" in (await core.jobs(trainer)).content.lower()
+    assert "job" in (await core.training.jobs(trainer)).content.lower()
 
 
 async def test_a_trained_tiny_model_reproduces_a_trained_answer(core: CoreService, trainer: Caller) -> None:
     core.settings.train_epochs = 150
     pairs = generate(4, seed=11)
-    await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(pairs)))
+    await core.training.train(trainer, "facts", None, att("f.jsonl", _jsonl(pairs)))
     await asyncio.to_thread(serve, core.settings, once=True)
     with core.store.read() as s:
         version = s.scalars(select(ModelVersion)).one()
@@ -93,40 +93,40 @@ async def test_a_trained_tiny_model_reproduces_a_trained_answer(core: CoreServic
 
 
 async def test_model_use_switches_and_rolls_back(core: CoreService, trainer: Caller, member: Caller) -> None:
-    await core.train(trainer, "one", None, att("a.jsonl", _jsonl(generate(4, seed=1))))
+    await core.training.train(trainer, "one", None, att("a.jsonl", _jsonl(generate(4, seed=1))))
     await asyncio.to_thread(serve, core.settings, once=True)
-    await core.train(trainer, "two", None, att("b.jsonl", _jsonl(generate(4, seed=2))))
+    await core.training.train(trainer, "two", None, att("b.jsonl", _jsonl(generate(4, seed=2))))
     await asyncio.to_thread(serve, core.settings, once=True)
-    assert (await core.model_list(trainer)).data["active"] == "v2"
+    assert (await core.models.versions(trainer)).data["active"] == "v2"
     unmatched = "Tell me a story about dragons"
-    assert (await core.chat(member, unmatched)).data["model_version"] == "v2"
-    assert (await core.model_use(trainer, "v1")).data["active"] == "v1"
-    assert (await core.chat(member, unmatched)).data["model_version"] == "v1"
-    assert (await core.model_use(trainer, "v2")).data["active"] == "v2"
+    assert (await core.chat.reply(member, unmatched)).data["model_version"] == "v2"
+    assert (await core.models.use(trainer, "v1")).data["active"] == "v1"
+    assert (await core.chat.reply(member, unmatched)).data["model_version"] == "v1"
+    assert (await core.models.use(trainer, "v2")).data["active"] == "v2"
     with pytest.raises(NotFound):
-        await core.model_use(trainer, "v9")
+        await core.models.use(trainer, "v9")
     with pytest.raises(NotAllowed):
-        await core.model_use(member, "v1")
+        await core.models.use(member, "v1")
 
 
 async def test_train_needs_the_trainer_role_and_some_data(core: CoreService, trainer: Caller, member: Caller) -> None:
     with pytest.raises(NotAllowed):
-        await core.train(member, "facts")
+        await core.training.train(member, "facts")
     with pytest.raises(BadInput, match="Say what to train on"):
-        await core.train(trainer)
+        await core.training.train(trainer)
     with pytest.raises(NotFound):
-        await core.train(trainer, "ghost")
+        await core.training.train(trainer, "ghost")
     with pytest.raises(BadInput, match="not a job ID"):
-        await core.job(trainer, "abc")
+        await core.training.job(trainer, "abc")
     with pytest.raises(NotFound):
-        await core.job(trainer, 99)
+        await core.training.job(trainer, 99)
 
 
 async def test_train_sample_seeds_the_shipped_sample(core: CoreService, trainer: Caller) -> None:
-    reply = await core.train(trainer, "sample")
+    reply = await core.training.train(trainer, "sample")
     assert "400 examples" in reply.content
-    assert (await core.dataset(trainer, "sample")).data["total"] == 400
-    assert (await core.train(trainer)).data["existing"]  # the selected snapshot is the same data
+    assert (await core.datasets.stats(trainer, "sample")).data["total"] == 400
+    assert (await core.training.train(trainer)).data["existing"]  # the selected snapshot is the same data
 
 
 @pytest.mark.parametrize("kill", [False, True], ids=["cancel", "sigkill"])
@@ -137,7 +137,7 @@ async def test_worker_process_cancel_and_crash(core: CoreService, trainer: Calle
     monkeypatch.setenv("TRAINERBOT_TRAIN_EPOCHS", "1000")
     monkeypatch.setenv("TRAINERBOT_TRAIN_BATCH_SIZE", "4")
     monkeypatch.setenv("TRAINERBOT_TORCH_THREADS", "1")
-    reply = await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(16, seed=3))))
+    reply = await core.training.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(16, seed=3))))
     job_id = reply.data["job_id"]
     worker = spawn_child(core.data_dir)
     try:
@@ -148,25 +148,25 @@ async def test_worker_process_cancel_and_crash(core: CoreService, trainer: Calle
             start = time.perf_counter()
             await asyncio.sleep(0.01)
             lags.append(time.perf_counter() - start - 0.01)
-            await core.job(trainer, job_id)
+            await core.training.job(trainer, job_id)
         assert statistics.median(lags) < 0.05
         if kill:
             partial = core.data_dir / "guilds" / "111" / "models" / ".job-99.partial"
             partial.mkdir(parents=True)
             os.kill(worker.pid, signal.SIGKILL)
             worker.wait(10)
-            assert (await core.job(trainer, job_id)).data["status"] == "running"  # until a worker looks
+            assert (await core.training.job(trainer, job_id)).data["status"] == "running"  # until a worker looks
             await asyncio.to_thread(serve, core.settings, once=True)
-            shown = await core.job(trainer, job_id)
+            shown = await core.training.job(trainer, job_id)
             assert shown.data["status"] == "failed" and "worker stopped" in shown.content
             assert not partial.exists()
-            assert (await core.model_list(trainer)).data == {} or "No model versions" in (await core.model_list(trainer)).content
+            assert (await core.models.versions(trainer)).data == {} or "No model versions" in (await core.models.versions(trainer)).content
         else:
             asked = time.monotonic()
-            assert (await core.cancel(trainer, job_id)).data["status"] == "running"
+            assert (await core.training.cancel(trainer, job_id)).data["status"] == "running"
             await _wait(core, job_id, lambda j, ev: j.status == "cancelled", timeout=15)
             assert time.monotonic() - asked < 10
-            assert "No model versions" in (await core.model_list(trainer)).content
+            assert "No model versions" in (await core.models.versions(trainer)).content
     finally:
         stop_child(worker)
 
@@ -175,14 +175,14 @@ async def test_stopping_the_worker_fails_its_job_instead_of_leaving_it_running(c
     monkeypatch.setenv("TRAINERBOT_MODEL_SIZE", "tiny")
     monkeypatch.setenv("TRAINERBOT_TRAIN_EPOCHS", "1000")
     monkeypatch.setenv("TRAINERBOT_TRAIN_BATCH_SIZE", "4")
-    reply = await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(16, seed=3))))
+    reply = await core.training.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(16, seed=3))))
     worker = spawn_child(core.data_dir)
     try:
         await _wait(core, reply.data["job_id"], lambda j, ev: any(e.kind == "progress" for e in ev))
     finally:
         stop_child(worker)  # SIGTERM
     assert worker.returncode == 0
-    shown = await core.job(trainer, reply.data["job_id"])
+    shown = await core.training.job(trainer, reply.data["job_id"])
     assert shown.data["status"] == "failed" and "worker was stopped" in shown.content
 
 
@@ -191,22 +191,22 @@ def test_settings_fixture_is_tiny(settings: Settings) -> None:
 
 
 async def test_corrections_after_a_first_model_train_with_dpo_and_ratings_with_kto(core: CoreService, trainer: Caller, member: Caller) -> None:
-    await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(6, seed=4))))
+    await core.training.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(6, seed=4))))
     await asyncio.to_thread(serve, core.settings, once=True)
-    chat = await core.chat(member, "Tell me about the weather")  # not taught: the model answers
+    chat = await core.chat.reply(member, "Tell me about the weather")  # not taught: the model answers
     assert chat.data["source"] == "model"
-    await core.bind_reply(member, chat.data["reply_id"], "900")
-    await core.correct(trainer, "900", "I can only tell you about Zorbia.")
-    dpo = await core.train(trainer, "feedback")
+    await core.delivery.bind_reply(member, chat.data["reply_id"], "900")
+    await core.feedback.correct(trainer, "900", "I can only tell you about Zorbia.")
+    dpo = await core.training.train(trainer, "feedback")
     assert dpo.data["recipe"] == "dpo"
     await asyncio.to_thread(serve, core.settings, once=True)
-    assert (await core.job(trainer, dpo.data["job_id"])).data["status"] == "succeeded"
-    await core.react(member, "900", "👎")
-    kto = await core.train(trainer, "feedback")
+    assert (await core.training.job(trainer, dpo.data["job_id"])).data["status"] == "succeeded"
+    await core.feedback.react(member, "900", "👎")
+    kto = await core.training.train(trainer, "feedback")
     assert kto.data["recipe"] == "kto"
     await asyncio.to_thread(serve, core.settings, once=True)
-    assert (await core.job(trainer, kto.data["job_id"])).data["status"] == "succeeded"
-    listing = await core.model_list(trainer)
+    assert (await core.training.job(trainer, kto.data["job_id"])).data["status"] == "succeeded"
+    listing = await core.models.versions(trainer)
     assert listing.data["names"] == ["v1", "v2", "v3"] and listing.data["active"] == "v3"
     assert "DPO" in listing.content and "KTO" in listing.content
 
@@ -227,22 +227,22 @@ async def test_a_pretrained_folder_is_fine_tuned_with_lora(core: CoreService, tr
     base, examples = _my_pretrained(tmp_path)
     core.settings.base_model_dir = base
     core.settings.lora = True
-    reply = await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(examples)))
+    reply = await core.training.train(trainer, "facts", None, att("f.jsonl", _jsonl(examples)))
     assert reply.data["recipe"] == "sft"
     await asyncio.to_thread(serve, core.settings, once=True)
-    shown = await core.job(trainer, reply.data["job_id"])
+    shown = await core.training.job(trainer, reply.data["job_id"])
     assert shown.data["status"] == "succeeded", shown.content
-    assert "from pretrained:my-pretrained" in (await core.model_list(trainer)).content
+    assert "from pretrained:my-pretrained" in (await core.models.versions(trainer)).content
     with core.store.read() as s:
         version = s.scalars(select(ModelVersion)).one()
     folder = core.data_dir / version.path
     assert (folder / "adapter_config.json").exists() and not (folder / "model.safetensors").exists()  # the adapter alone
     assert isinstance(LocalModel(folder).reply([{"role": "user", "content": examples[0].prompt}], max_new_tokens=8), str)
     # A second job keeps teaching the same adapter on the same base.
-    more = await core.train(trainer, "more", None, att("g.jsonl", _jsonl(generate(8, seed=10))))
+    more = await core.training.train(trainer, "more", None, att("g.jsonl", _jsonl(generate(8, seed=10))))
     await asyncio.to_thread(serve, core.settings, once=True)
-    assert (await core.job(trainer, more.data["job_id"])).data["status"] == "succeeded"
-    listing = (await core.model_list(trainer)).content
+    assert (await core.training.job(trainer, more.data["job_id"])).data["status"] == "succeeded"
+    listing = (await core.models.versions(trainer)).content
     assert "SFT from v1" in listing
 
 
@@ -250,21 +250,21 @@ async def test_lora_off_fine_tunes_a_pretrained_folder_whole(core: CoreService, 
     base, examples = _my_pretrained(tmp_path)
     core.settings.base_model_dir = base
     core.settings.lora = False
-    reply = await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(examples)))
+    reply = await core.training.train(trainer, "facts", None, att("f.jsonl", _jsonl(examples)))
     await asyncio.to_thread(serve, core.settings, once=True)
-    assert (await core.job(trainer, reply.data["job_id"])).data["status"] == "succeeded"
+    assert (await core.training.job(trainer, reply.data["job_id"])).data["status"] == "succeeded"
     with core.store.read() as s:
         version = s.scalars(select(ModelVersion)).one()
     assert (core.data_dir / version.path / "model.safetensors").exists()
 
 
 async def test_a_missing_snapshot_fails_the_job_with_a_reason(core: CoreService, trainer: Caller) -> None:
-    reply = await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(4, seed=1))))
+    reply = await core.training.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(4, seed=1))))
     for snap in (core.data_dir / "guilds" / "111" / "snapshots").iterdir():
         snap.chmod(0o644)
         snap.unlink()
     await asyncio.to_thread(serve, core.settings, once=True)
-    shown = await core.job(trainer, reply.data["job_id"])
+    shown = await core.training.job(trainer, reply.data["job_id"])
     assert shown.data["status"] == "failed" and "Error" in shown.content
 
 
@@ -275,11 +275,11 @@ async def test_a_failed_job_says_so_plainly_and_keeps_internals_in_the_log(core:
     def broken(*_: object, **__: object) -> None:
         raise RuntimeError("CUDA kernel at /srv/secret/path exploded")
     monkeypatch.setattr(sft, "train", broken)
-    reply = await core.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(8, seed=1))))
+    reply = await core.training.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(8, seed=1))))
     await asyncio.to_thread(serve, core.settings, once=True)
     with core.store.read() as s:
         job = s.get(Job, reply.data["job_id"])
     assert job.status == "failed"
     assert job.error == "Training failed on the worker's side (RuntimeError); the details are in the worker's log."
-    assert "/srv/secret" not in (await core.job(trainer, job.id)).content
+    assert "/srv/secret" not in (await core.training.job(trainer, job.id)).content
     assert "/srv/secret/path exploded" in caplog.text  # the trace is in the log

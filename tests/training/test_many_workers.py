@@ -40,7 +40,7 @@ async def _queue_jobs(core: CoreService, n: int) -> list[int]:
     ids = []
     for i in range(n):
         facts = "".join(json.dumps({"prompt": f"question {i}-{k}?", "response": f"answer {i}-{k}."}) + "\n" for k in range(3))
-        ids.append((await core.train(TRAINER, f"d{i}", None, att("f.jsonl", facts))).data["job_id"])
+        ids.append((await core.training.train(TRAINER, f"d{i}", None, att("f.jsonl", facts))).data["job_id"])
     return ids
 
 

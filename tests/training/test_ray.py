@@ -62,7 +62,7 @@ def _events(core: CoreService, job_id: int) -> tuple[Job, list[str]]:
 
 async def test_a_job_trains_on_the_ray_cluster_and_registers_a_version(ray_head: str, settings: Settings, core: CoreService,
                                                                        trainer: Caller, member: Caller) -> None:
-    job_id = (await core.train(trainer, "facts", None, att("facts.jsonl", _facts(12)))).data["job_id"]
+    job_id = (await core.training.train(trainer, "facts", None, att("facts.jsonl", _facts(12)))).data["job_id"]
     on_ray = settings.model_copy(update={"executor": "ray", "ray_address": ray_head})
     assert await asyncio.to_thread(serve, on_ray, once=True) == 1
     job, messages = _events(core, job_id)
@@ -74,11 +74,11 @@ async def test_a_job_trains_on_the_ray_cluster_and_registers_a_version(ray_head:
         version = s.scalars(select(ModelVersion)).one()
     assert steps and version.active and version.job_id == job_id  # progress came from the run on Ray, into our store
     assert (settings.resolved_data_dir / version.path / "DONE.json").is_file()
-    assert (await core.chat(member, "Hello there")).data["model_version"] == "v1"
+    assert (await core.chat.reply(member, "Hello there")).data["model_version"] == "v1"
 
 
 async def test_cancel_stops_the_ray_job(ray_head: str, settings: Settings, core: CoreService, trainer: Caller) -> None:
-    job_id = (await core.train(trainer, "facts", None, att("facts.jsonl", _facts(12)))).data["job_id"]
+    job_id = (await core.training.train(trainer, "facts", None, att("facts.jsonl", _facts(12)))).data["job_id"]
     on_ray = settings.model_copy(update={"executor": "ray", "ray_address": ray_head, "train_epochs": 1000})
     runner = threading.Thread(target=serve, args=(on_ray,), kwargs={"once": True})
     runner.start()
@@ -89,7 +89,7 @@ async def test_cancel_stops_the_ray_job(ray_head: str, settings: Settings, core:
             if s.scalar(select(JobEvent.id).where(JobEvent.job_id == job_id, JobEvent.step.is_not(None))):
                 break
         await asyncio.sleep(0.2)
-    await core.cancel(trainer, job_id)
+    await core.training.cancel(trainer, job_id)
     await asyncio.to_thread(runner.join, 120)
     job, messages = _events(core, job_id)
     assert job.status == "cancelled" and "ray: SUCCEEDED" in messages  # the run stopped itself cleanly at the cancel

@@ -49,7 +49,7 @@ def _job(core: CoreService, job_id: int) -> tuple[Job, list[JobEvent]]:
 async def test_the_whole_lifecycle_lands_in_our_store(core: CoreService, remote_settings: Settings, openai_fake: OpenAIFake,
                                                       trainer: Caller, member: Caller, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    reply = await core.train(trainer, "facts", None, att("facts.jsonl", _facts(20)))
+    reply = await core.training.train(trainer, "facts", None, att("facts.jsonl", _facts(20)))
     assert reply.data["recipe"] == "sft" and "fine-tuning API" in reply.content
     assert work(remote_settings, once=True) == 1
     job, events = _job(core, reply.data["job_id"])
@@ -68,22 +68,22 @@ async def test_the_whole_lifecycle_lands_in_our_store(core: CoreService, remote_
     with core.store.read() as s:
         version = s.scalars(select(ModelVersion)).one()
     assert (version.backend, version.base, version.active, version.path) == ("openai", "ft:gpt-test-mini:org-test::ob-1", True, None)
-    answer = await core.chat(member, "Tell me something new.")
+    answer = await core.chat.reply(member, "Tell me something new.")
     assert openai_fake.chat_requests[-1]["model"] == "ft:gpt-test-mini:org-test::ob-1" and answer.data["model_version"] == "v1"
-    status = await core.job(trainer, job.id)
+    status = await core.training.job(trainer, job.id)
     assert "succeeded" in status.content
-    listing = await core.model_list(member)
+    listing = await core.models.versions(member)
     assert "remote `ft:gpt-test-mini:org-test::ob-1`" in listing.content
     assert KEY not in caplog.text
 
 
 async def test_corrections_fine_tune_with_dpo_on_the_active_fine_tune(core: CoreService, remote_settings: Settings,
                                                                       openai_fake: OpenAIFake, trainer: Caller) -> None:
-    await core.model_use(trainer, "openai:ft:gpt-test-mini:org-test::earlier")
+    await core.models.use(trainer, "openai:ft:gpt-test-mini:org-test::earlier")
     for i in range(3):
-        await core.record_exchange(trainer, f"question {i}?", f"wrong {i}", reply_message_id=f"m{i}")
-        await core.correct(trainer, f"m{i}", f"right {i}")
-    reply = await core.train(trainer, "feedback")
+        await core.delivery.record_exchange(trainer, f"question {i}?", f"wrong {i}", reply_message_id=f"m{i}")
+        await core.feedback.correct(trainer, f"m{i}", f"right {i}")
+    reply = await core.training.train(trainer, "feedback")
     assert reply.data["recipe"] == "dpo"
     work(remote_settings, once=True)
     [upload] = openai_fake.files.values()
@@ -102,7 +102,7 @@ async def test_corrections_fine_tune_with_dpo_on_the_active_fine_tune(core: Core
 async def test_a_provider_refusal_fails_the_job_with_its_reason(core: CoreService, remote_settings: Settings, openai_fake: OpenAIFake,
                                                                 trainer: Caller, refusal: str | None, failure: str | None) -> None:
     openai_fake.refuse_fine_tuning, openai_fake.fail_job_with = refusal, failure
-    reply = await core.train(trainer, "facts", None, att("facts.jsonl", _facts(12)))
+    reply = await core.training.train(trainer, "facts", None, att("facts.jsonl", _facts(12)))
     work(remote_settings, once=True)
     job, _ = _job(core, reply.data["job_id"])
     assert job.status == "failed" and (refusal or failure) in job.error
@@ -113,14 +113,14 @@ async def test_a_provider_refusal_fails_the_job_with_its_reason(core: CoreServic
 
 async def test_cancel_reaches_the_provider(core: CoreService, remote_settings: Settings, openai_fake: OpenAIFake, trainer: Caller) -> None:
     openai_fake.job_plan = ["validating_files"] + ["running"] * 10_000
-    reply = await core.train(trainer, "facts", None, att("facts.jsonl", _facts(12)))
+    reply = await core.training.train(trainer, "facts", None, att("facts.jsonl", _facts(12)))
     job_id = reply.data["job_id"]
     worker = threading.Thread(target=work, args=(remote_settings,), kwargs={"once": True})
     worker.start()
     deadline = time.monotonic() + 20
     while not any(e.step for e in _job(core, job_id)[1]) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    assert "ends within seconds" in (await core.cancel(trainer, job_id)).content
+    assert "ends within seconds" in (await core.training.cancel(trainer, job_id)).content
     await asyncio.to_thread(worker.join, 20)
     job, events = _job(core, job_id)
     assert job.status == "cancelled" and openai_fake.jobs["ftjob-1"]["status"] == "cancelled"
@@ -131,31 +131,31 @@ async def test_model_use_switches_between_a_local_and_a_remote_version(settings:
                                                                        trainer: Caller, member: Caller) -> None:
     local = CoreService.open(settings)
     try:
-        await local.train(trainer, "facts", None, att("facts.jsonl", _facts(12)))
+        await local.training.train(trainer, "facts", None, att("facts.jsonl", _facts(12)))
         work(settings, once=True)  # a local v1
     finally:
         await local.close()
     both = CoreService.open(settings.model_copy(update={"openai_base_url": openai_server.url + "/v1", "openai_api_key": SecretStr(KEY)}))
     try:
-        assert (await both.chat(member, "Hello there")).data["model_version"] == "v1" and not openai_fake.chat_requests
-        switched = await both.model_use(trainer, "openai:gpt-test-mini")
+        assert (await both.chat.reply(member, "Hello there")).data["model_version"] == "v1" and not openai_fake.chat_requests
+        switched = await both.models.use(trainer, "openai:gpt-test-mini")
         assert switched.data["active"] == "v2" and "remote `gpt-test-mini`" in switched.content
-        assert (await both.chat(member, "Hello there")).content == openai_fake.answer
+        assert (await both.chat.reply(member, "Hello there")).content == openai_fake.answer
         assert openai_fake.chat_requests[-1]["model"] == "gpt-test-mini"
-        assert (await both.model_use(trainer, "openai:gpt-test-mini")).data["active"] == "v2"  # not registered twice
-        listing = await both.model_list(member)
+        assert (await both.models.use(trainer, "openai:gpt-test-mini")).data["active"] == "v2"  # not registered twice
+        listing = await both.models.versions(member)
         assert listing.data["backends"] == {"v1": "local", "v2": "openai"}
-        await both.model_use(trainer, "v1")
-        assert (await both.chat(member, "Hello again")).data["model_version"] == "v1" and len(openai_fake.chat_requests) == 1
+        await both.models.use(trainer, "v1")
+        assert (await both.chat.reply(member, "Hello again")).data["model_version"] == "v1" and len(openai_fake.chat_requests) == 1
         with pytest.raises(Exception, match="remote model's name"):
-            await both.model_use(trainer, "openai:../../etc passwd")
+            await both.models.use(trainer, "openai:../../etc passwd")
     finally:
         await both.close()
 
 
 async def test_test_and_compare_run_on_a_remote_version(core: CoreService, openai_fake: OpenAIFake, trainer: Caller, member: Caller) -> None:
-    await core.model_use(trainer, "openai:gpt-test-mini")
+    await core.models.use(trainer, "openai:gpt-test-mini")
     openai_fake.answer = "Quillport."
-    reply = await core.test(member, '{"What is the capital of Zorbia?": "Quillport.", "And of Telpunel?": "Veslo."}')
+    reply = await core.models.test(member, '{"What is the capital of Zorbia?": "Quillport.", "And of Telpunel?": "Veslo."}')
     assert (reply.data["cases"], reply.data["exact_match"], reply.data["loss"]) == (2, 0.5, None)  # no loss from a chat API
     assert "exact match 50.0%" in reply.content and openai_fake.chat_requests[-1]["model"] == "gpt-test-mini"

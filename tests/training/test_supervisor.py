@@ -27,10 +27,10 @@ from trainerbot.training.worker import serve
 
 
 async def test_jobs_say_when_no_worker_is_alive(core: CoreService, trainer: Caller) -> None:
-    queued = await core.train(trainer, "facts", None, att("f.jsonl", JSONL_FACTS))
-    shown = await core.jobs(trainer)
+    queued = await core.training.train(trainer, "facts", None, att("f.jsonl", JSONL_FACTS))
+    shown = await core.training.jobs(trainer)
     assert shown.data["no_worker"] and "No training worker has run yet" in shown.content
-    assert "No training worker has run yet" in (await core.job(trainer, queued.data["job_id"])).content
+    assert "No training worker has run yet" in (await core.training.job(trainer, queued.data["job_id"])).content
 
     stop = threading.Event()
     with pytest.MonkeyPatch.context() as mp:
@@ -44,7 +44,7 @@ async def test_jobs_say_when_no_worker_is_alive(core: CoreService, trainer: Call
             while (await asyncio.to_thread(queue.workers, core.store)).alive == 0:
                 assert time.monotonic() < deadline, "no heartbeat"
                 await asyncio.sleep(0.05)
-            assert not (await core.jobs(trainer)).data["no_worker"]
+            assert not (await core.training.jobs(trainer)).data["no_worker"]
         finally:
             stop.set()
             thread.join(30)
@@ -55,7 +55,7 @@ async def test_jobs_say_when_no_worker_is_alive(core: CoreService, trainer: Call
     await asyncio.to_thread(queue.beat, core.store, "elsewhere:4242")
     with core.store.session() as s:
         s.execute(update(WorkerBeat).values(last_seen=utcnow() - timedelta(seconds=95)))
-    shown = await core.jobs(trainer)
+    shown = await core.training.jobs(trainer)
     assert "No training worker has been seen for 95 s" in shown.content
 
 

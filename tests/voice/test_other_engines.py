@@ -126,11 +126,11 @@ async def test_core_uses_the_configured_online_engines(tmp_path: Path, member: C
                             google_speech_key=KEY)
         core = CoreService.open(settings)
         try:
-            reply = await core.say(member, "Good morning.")
+            reply = await core.voice.say(member, "Good morning.")
             assert seen == ["Good morning."] and reply.files[0].path.stat().st_size > 10_000
             ogg = encode(EspeakEngine().synthesize("good morning", "en"), "ogg")
             with pytest.raises(BadInput, match="couldn't understand"):  # Google found no words
-                await core.transcribe(member, att("v.ogg", ogg, "audio/ogg"))
+                await core.voice.transcribe(member, att("v.ogg", ogg, "audio/ogg"))
             assert stt.requests[0].query["key"] == [KEY]
         finally:
             core.store.close()

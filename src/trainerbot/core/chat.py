@@ -10,34 +10,56 @@ is trained, the pretrained base model answers (the default ``smollm2``); with th
 from-scratch model (``TRAINERBOT_MODEL=scratch``) the bot says how to train one. A local
 model runs in a worker thread and streams its tokens; a remote one (the ``openai``
 backend) is awaited on its async client, and can stream. Every answer is stored with its
-prompt and context, so it can be corrected and rated.
+prompt and context, so it can be corrected and rated. A voice message is transcribed
+(``VoiceCommands.transcribe``) and answered like typed text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import case, func, select
 
-from trainerbot.core.base import CoreBase
-from trainerbot.core.types import Caller, Reply
+from trainerbot.config import Settings
+from trainerbot.core.base import Group
+from trainerbot.core.delivery import Delivery
+from trainerbot.core.engines import Engines
+from trainerbot.core.limits import RateLimiter
+from trainerbot.core.text import quote_user_text
+from trainerbot.core.types import Attachment, Caller, Reply
+from trainerbot.core.voice import VoiceCommands
 from trainerbot.errors import BadInput
 from trainerbot.model.prompt import SYSTEM, facts_block, system_prompt
 from trainerbot.model.taught import TaughtIndex
 from trainerbot.ops import metrics
+from trainerbot.store import Store
 from trainerbot.store.models import Conversation, DatasetItem, Message, ModelVersion
+
+if TYPE_CHECKING:
+    from trainerbot.model.local import LocalModel
 
 TAUGHT_CACHE_GUILDS = 64
 FACTS_HISTORY = 4  # history messages kept when taught facts go into the model's context
 
 
-class ChatCommands(CoreBase):
-    async def chat(self, caller: Caller, text: str, *, message_id: str | None = None,
-                   on_partial: Callable[[str], Awaitable[None]] | None = None, partial_every_s: float = 1.0) -> Reply:
+class ChatCommands(Group):
+    def __init__(self, settings: Settings, store: Store, rate: RateLimiter, *, engines: Engines, delivery: Delivery,
+                 voice: VoiceCommands) -> None:
+        super().__init__(settings, store, rate)
+        self.engines = engines  # the models that answer
+        self.delivery = delivery  # every answer is recorded there
+        self.voice = voice  # voice messages are transcribed there
+        self._lock = threading.Lock()  # the taught-facts cache is used from worker threads
+        self._taught: OrderedDict[int, tuple[tuple[int, int], TaughtIndex]] = OrderedDict()
+
+    async def reply(self, caller: Caller, text: str, *, message_id: str | None = None,
+                    on_partial: Callable[[str], Awaitable[None]] | None = None, partial_every_s: float = 1.0) -> Reply:
         """The answer to ``text``. With ``on_partial``, the text so far is handed over while the
         model (local or a streaming server) produces it, at most once per ``partial_every_s``
         (remote: once a second)."""
@@ -76,20 +98,28 @@ class ChatCommands(CoreBase):
         else:
             # A remote version, or — before any version of ours — the configured remote model.
             model_id = str(version.base) if version is not None else self.settings.openai_model
-            answer = await self._remote_chat().reply(history + [{"role": "user", "content": text}], model=model_id,
+            answer = await self.engines.remote_chat().reply(history + [{"role": "user", "content": text}], model=model_id,
                                                      max_tokens=self.settings.reply_max_tokens, on_partial=on_partial)
             answer, source = answer or "…", "remote"
             model_name = version.name if version is not None else f"openai:{model_id}"
-        reply_id = await self.record_exchange(caller, text, answer, prompt_message_id=message_id, context=history,
+        reply_id = await self.delivery.record_exchange(caller, text, answer, prompt_message_id=message_id, context=history,
                                               model_version=model_name)
         return Reply.text(answer, data={"reply_id": reply_id, "source": source, "model_version": model_name}, reply_id=reply_id)
 
-    def _local_model(self, folder: Path | None) -> Any:
+    async def voice_message(self, caller: Caller, attachment: Attachment, *, message_id: str | None = None) -> Reply:
+        """Transcribe a voice message, then answer the transcript like typed chat."""
+        transcript = await self.voice.transcribe(caller, attachment)
+        answer = await self.reply(caller, transcript, message_id=message_id)
+        quoted = "> " + quote_user_text(transcript, 1500)
+        return Reply.text(f"{quoted}\n{answer.content}", data={**answer.data, "transcript": transcript, "answer": answer.content},
+                          reply_id=answer.reply_id, answer=answer.content)
+
+    def _local_model(self, folder: Path | None) -> LocalModel | None:
         """The active version's model, or before any version the pretrained base; None with
         the from-scratch model before its first training."""
-        return self._model_hub().get(folder) if folder is not None else self._base_model()
+        return self.engines.hub().get(folder) if folder is not None else self.engines.base_model()
 
-    def _conversation(self, model: Any, taught: TaughtIndex | None, history: list[dict[str, str]],
+    def _conversation(self, model: LocalModel, taught: TaughtIndex | None, history: list[dict[str, str]],
                       text: str) -> list[dict[str, str]]:
         """What the local model reads: for a pretrained model the system instruction, the
         history, and the taught facts that best match ``text`` (bounded) right before the message."""
@@ -108,7 +138,7 @@ class ChatCommands(CoreBase):
         recent = history[-FACTS_HISTORY:]
         return [{"role": "system", "content": SYSTEM}, *recent, {"role": "system", "content": block}, message]
 
-    async def _local_reply(self, model: Any, conversation: list[dict[str, str]],
+    async def _local_reply(self, model: LocalModel, conversation: list[dict[str, str]],
                            on_partial: Callable[[str], Awaitable[None]] | None, every_s: float) -> str:
         """Run the local model in a thread; with ``on_partial``, hand over its text as it grows."""
         limit = self.settings.reply_max_tokens
@@ -165,7 +195,7 @@ class ChatCommands(CoreBase):
         with self.store.read() as s:
             stamp_row = s.execute(select(func.count(), func.max(DatasetItem.id)).where(*current)).one()
             stamp = (int(stamp_row[0] or 0), int(stamp_row[1] or 0))
-            with self._cache_lock:
+            with self._lock:
                 cached = self._taught.get(guild_id)
                 if cached is not None and cached[0] == stamp:
                     self._taught.move_to_end(guild_id)
@@ -175,7 +205,7 @@ class ChatCommands(CoreBase):
             pairs = s.execute(select(DatasetItem.prompt, DatasetItem.response).where(*current)
                               .order_by(corrections_last, DatasetItem.id)).all()
         index = TaughtIndex(((p, r) for p, r in pairs), threshold=self.settings.taught_threshold)
-        with self._cache_lock:
+        with self._lock:
             self._taught[guild_id] = (stamp, index)
             while len(self._taught) > TAUGHT_CACHE_GUILDS:
                 self._taught.popitem(last=False)

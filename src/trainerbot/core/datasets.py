@@ -1,5 +1,5 @@
-"""Dataset commands: ``import``, ``datasets``, ``dataset``, ``archive``, ``select_dataset``,
-``export`` and ``getfile``.
+"""Dataset commands: ``import``, ``datasets``, ``dataset`` (a dataset's statistics, or one
+example's provenance), ``archive``, ``select_dataset``, ``export`` and ``getfile``.
 
 Imports are all-or-nothing (the file is parsed completely before one row is written).
 Snapshots are written to disk inside the store transaction that records them, and
@@ -14,8 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from trainerbot.core.base import CoreBase
+from trainerbot.core.base import Group
+from trainerbot.core.text import quote_user_text, row_number
 from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, OutFile, Reply
 from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets import paths
@@ -28,14 +30,14 @@ from trainerbot.evaluation import heldout
 from trainerbot.fileio import atomic_write_bytes, unique_path
 from trainerbot.plural import count
 from trainerbot.store import repo
-from trainerbot.store.models import Dataset, Guild, Snapshot
+from trainerbot.store.models import Dataset, DatasetItem, Guild, Snapshot
 
 
 def _stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
 
 
-class DatasetCommands(CoreBase):
+class DatasetCommands(Group):
     # ----------------------------------------------------------------- import
     async def import_data(self, caller: Caller, dataset: str, label: str | None, attachment: Attachment | None) -> Reply:
         self._require_trainer(caller, "import data")
@@ -68,7 +70,8 @@ class DatasetCommands(CoreBase):
         return added, dupes, total
 
     # ---------------------------------------------------------------- listing
-    async def datasets(self, caller: Caller) -> Reply:
+    async def summary(self, caller: Caller) -> Reply:
+        """Every dataset with its size (``datasets``)."""
         rows, selected = await self._blocking(self._list_datasets, caller)
         if not rows:
             return Reply.text(f"No datasets yet. A trainer can start one with `{self.settings.prefix}import <name> positive` and a file.")
@@ -87,8 +90,8 @@ class DatasetCommands(CoreBase):
             selected = s.get(Snapshot, guild.selected_snapshot_id) if guild.selected_snapshot_id else None
             return repo.dataset_summaries(s, guild.id), selected
 
-    async def dataset(self, caller: Caller, name: str) -> Reply:
-        """One dataset's statistics (``dataset item <id>`` is ``dataset_item``, parsed by the adapters)."""
+    async def stats(self, caller: Caller, name: str) -> Reply:
+        """One dataset's statistics (``dataset <name>``; ``dataset item <id>`` is ``item``)."""
         name = paths.dataset_name(name)
         return await self._blocking(self._dataset_stats, caller, name)
 
@@ -125,18 +128,48 @@ class DatasetCommands(CoreBase):
                      data={"total": len(items), "positive": labels["positive"], "negative": labels["negative"],
                            "authors": len(authors), "bytes": text_bytes, "archives": len(archives), "heldout": held})
 
-    def _existing_dataset(self, s, caller: Caller, name: str) -> Dataset:  # type: ignore[no-untyped-def]
+    def _existing_dataset(self, s: Session, caller: Caller, name: str) -> Dataset:
         guild = self._find_guild(s, caller)
         ds = repo.find_dataset(s, guild.id, name) if guild is not None else None
         if ds is None:
             raise NotFound(f"There is no dataset `{name}` here. `{self.settings.prefix}datasets` lists them.")
         return ds
 
+    # ------------------------------------------------------------- provenance
+    async def item(self, caller: Caller, item_id: str | int) -> Reply:
+        """Where one example came from: who gave it, how, when, and whether it is held out (``dataset item <id>``)."""
+        iid = row_number(item_id, f"Give an example's number: `{self.settings.prefix}dataset item <id>`.")
+        return await self._blocking(self._item_provenance, caller, iid)
+
+    def _item_provenance(self, caller: Caller, iid: int) -> Reply:
+        with self.store.read() as s:
+            guild = self._find_guild(s, caller)
+            item = s.get(DatasetItem, iid)
+            if guild is None or item is None or item.guild_id != guild.id:
+                raise NotFound(f"There is no example #{iid} here.")
+            ds = s.get(Dataset, item.dataset_id)
+            archive = s.get(Snapshot, item.archived_in) if item.archived_in else None
+            example = dataset_items.item_to_example(item)
+            big_enough = repo.count_current(s, item.dataset_id) >= heldout.MIN_EXAMPLES
+        where = f"archived in `{archive.file_name}`" if archive else "current"
+        how = {"file": f"imported from {quote_user_text(item.source_ref, 120)}",
+               "correction": f"from correction #{item.correction_id}" if item.correction_id else "from a correction",
+               "reaction": f"a {'👍' if item.label == 'positive' else '👎'} rating ({quote_user_text(item.source_ref, 60)})"}
+        lines = [f"**Example #{item.id}** in `{ds.name if ds else '?'}` ({where}) — {item.label}",
+                 f"**Given by** <@{item.author_id}>, {how.get(item.source, item.source)}, on {repo.latest(item.created_at)}",
+                 f"**Prompt:** {quote_user_text(item.prompt, 600)}",
+                 f"**Answer:** {quote_user_text(item.response, 800)}"]
+        if item.rejected:
+            lines.append(f"**Instead of:** {quote_user_text(item.rejected, 400)}")
+        if big_enough and heldout.is_heldout(example, self.settings.heldout_share):
+            lines.append("Held out: used to evaluate models, not to train them.")
+        return Reply.text("\n".join(lines), data={"item_id": item.id, "author_id": item.author_id, "source": item.source})
+
     # -------------------------------------------------------------- snapshots
     async def archive(self, caller: Caller, name: str) -> Reply:
         self._require_trainer(caller, "archive datasets")
         name = paths.dataset_name(name)
-        snap, _ = await self._blocking(self._snapshot, caller, name, "archive", None)
+        snap, _ = await self._blocking(self.snapshot, caller, name, "archive", None)
         return Reply.text(
             f"Archived {count(snap.item_count, 'example')} of `{name}` as `archives/{snap.file_name}` (sha256 `{snap.sha256[:12]}…`). "
             f"`{name}` starts afresh; get the archive with `{self.settings.prefix}getfile {snap.file_name}`.",
@@ -147,7 +180,7 @@ class DatasetCommands(CoreBase):
         self._require_trainer(caller, "select the training data")
         name = paths.dataset_name(name)
         only: Label | None = parse_label(label) if label else None
-        snap, _ = await self._blocking(self._snapshot, caller, name, "selection", only)
+        snap, _ = await self._blocking(self.snapshot, caller, name, "selection", only)
         which = f"{only} " if only else ""
         return Reply.text(
             f"Selected `{name}` for the next training: a snapshot of {snap.item_count} {which}examples "
@@ -155,7 +188,7 @@ class DatasetCommands(CoreBase):
             data={"file": snap.file_name, "count": snap.item_count},
         )
 
-    def _snapshot(self, caller: Caller, name: str, kind: str, only: Label | None) -> tuple[Snapshot, list[Example]]:
+    def snapshot(self, caller: Caller, name: str, kind: str, only: Label | None) -> tuple[Snapshot, list[Example]]:
         area = "archives" if kind == "archive" else "snapshots"
         written: list[Path] = []
         try:

@@ -1,6 +1,6 @@
-"""Teaching by everyone: ``feedback``, ``correct``, 👍/👎 reactions, and the record of replies.
+"""Teaching by everyone: ``feedback``, ``correct``, 👍/👎 reactions.
 
-Every bot reply is stored with its prompt and context (``record_exchange``), so that a
+Every bot reply is stored with its prompt and context (``Delivery.record_exchange``), so a
 correction or a reaction can later be turned into a training example. Reactions and
 approved corrections become examples in the guild's feedback dataset (a setting,
 ``feedback`` by default), where ``archive``, ``select_dataset`` and ``export`` treat them
@@ -10,23 +10,24 @@ like any other data. A trainer's correction is approved at once; anyone else's w
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sqlalchemy import select
 
-from trainerbot.core.base import CoreBase
-from trainerbot.core.ingest import Event
+from trainerbot.config import Settings
+from trainerbot.core.base import Group
+from trainerbot.core.ingest import Event, Ingest
+from trainerbot.core.limits import RateLimiter
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.review import add_correction_example, pending_count, same_correction
+from trainerbot.core.text import MESSAGE_ID, read_message_id
 from trainerbot.core.types import Caller, Reply
 from trainerbot.datasets.records import Label
 from trainerbot.errors import BadInput, Busy, NotFound
 from trainerbot.ops import metrics
-from trainerbot.store import repo
-from trainerbot.store.models import Conversation, Correction, CorrectionStatus, Message, utcnow
+from trainerbot.store import Store, repo
+from trainerbot.store.models import Correction, CorrectionStatus, Message, utcnow
 
-MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_FEEDBACK_CHARS = 2000
 REACTIONS: dict[str, Label] = {"👍": "positive", "👎": "negative"}
 # Skin-tone variants and the text forms some clients send.
@@ -36,56 +37,14 @@ for _tone in ("🏻", "🏼", "🏽", "🏾", "🏿"):
 REACTIONS.update({"+1": "positive", "-1": "negative", "thumbsup": "positive", "thumbsdown": "negative"})
 
 
-def _message_id(raw: str) -> str:
-    raw = raw.strip()
-    if not MESSAGE_ID.fullmatch(raw):
-        raise BadInput("Give the ID of one of my replies (reply to it, or copy its message ID).")
-    return raw
-
-
-class FeedbackCommands(CoreBase):
-    # ------------------------------------------------------- record of replies
-    async def record_exchange(self, caller: Caller, prompt: str, reply: str, *, prompt_message_id: str | None = None,
-                              reply_message_id: str | None = None, context: list[dict[str, str]] | None = None,
-                              model_version: str | None = None) -> int:
-        """Store a user's message and the bot's reply to it; returns the reply's row ID."""
-        return await self._blocking(self._record, caller, prompt, reply, prompt_message_id, reply_message_id, context, model_version)
-
-    def _record(self, caller: Caller, prompt: str, reply: str, prompt_mid: str | None, reply_mid: str | None,
-                context: list[dict[str, str]] | None, model_version: str | None) -> int:
-        with self.store.session() as s:
-            guild = self._guild(s, caller)
-            conv = s.scalar(select(Conversation).where(Conversation.guild_id == guild.id, Conversation.channel_id == caller.channel_id))
-            if conv is None:
-                conv = Conversation(guild_id=guild.id, channel_id=caller.channel_id)
-                s.add(conv)
-                s.flush()
-            asked = Message(guild_id=guild.id, conversation_id=conv.id, platform_message_id=prompt_mid,
-                            author_id=caller.user_id, role="user", content=prompt)
-            s.add(asked)
-            s.flush()
-            answer = Message(guild_id=guild.id, conversation_id=conv.id, platform_message_id=reply_mid, author_id="bot",
-                             role="assistant", content=reply, prompt=prompt, context=context or [],
-                             reply_to_id=asked.id, model_version=model_version)
-            s.add(answer)
-            s.flush()
-            return answer.id
-
-    async def bind_reply(self, caller: Caller, reply_id: int, platform_message_id: str) -> None:
-        """Attach the platform's message ID to a stored reply, once it has been sent."""
-        mid = _message_id(platform_message_id)
-
-        def bind() -> None:
-            with self.store.session() as s:
-                guild = self._guild(s, caller)
-                msg = s.get(Message, reply_id)
-                if msg is None or msg.guild_id != guild.id:
-                    raise NotFound("That reply is not stored here.")
-                msg.platform_message_id = mid
-        await self._blocking(bind)
+class FeedbackCommands(Group):
+    def __init__(self, settings: Settings, store: Store, rate: RateLimiter, ingest: Ingest) -> None:
+        super().__init__(settings, store, rate)
+        self.ingest = ingest  # reactions and text feedback, group-committed
 
     # ---------------------------------------------------------------- feedback
-    async def feedback(self, caller: Caller, text: str) -> Reply:
+    async def leave(self, caller: Caller, text: str) -> Reply:
+        """Text feedback for the trainers (``feedback``)."""
         text = text.strip()
         if not text:
             raise BadInput(f"Write your feedback after the command, e.g. `{self.settings.prefix}feedback answers are too short`.")
@@ -93,14 +52,14 @@ class FeedbackCommands(CoreBase):
             raise BadInput(f"Feedback is limited to {MAX_FEEDBACK_CHARS} characters; yours has {len(text)}.")
         self._limit(caller, "feedback")
 
-        fid = await self._ingest.submit(Event(caller, "text", text=text))
+        fid = await self.ingest.submit(Event(caller, "text", text=text))
         metrics.FEEDBACK.labels("text").inc()
         return Reply.text(f"Thanks — your feedback is noted (#{fid}). Trainers read it when they plan the next training.",
                           data={"feedback_id": fid})
 
     # -------------------------------------------------------------- corrections
     async def correct(self, caller: Caller, message_id: str, text: str) -> Reply:
-        mid = _message_id(message_id)
+        mid = read_message_id(message_id)
         text = text.strip()
         if not text:
             raise BadInput(f"Write the better answer after the message ID: `{self.settings.prefix}correct <message id> <answer>`.")
@@ -174,8 +133,8 @@ class FeedbackCommands(CoreBase):
         label = REACTIONS.get(emoji.strip().lower() if emoji.isascii() else emoji.strip())
         if label is None:
             return None
-        mid = _message_id(message_id)
+        mid = read_message_id(message_id)
         self._limit(caller, "react")
-        result = await self._ingest.submit(Event(caller, "reaction", mid=mid, label=label, added=added))
+        result = await self.ingest.submit(Event(caller, "reaction", mid=mid, label=label, added=added))
         metrics.FEEDBACK.labels("reaction").inc()
         return Reply.text(result, data={"label": label if added else None})

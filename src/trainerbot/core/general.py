@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from trainerbot.core.base import CoreBase
+from trainerbot.core.base import Group
 from trainerbot.core.commands import Surface, help_embed, help_text
 from trainerbot.core.text import quote_user_text
 from trainerbot.core.types import Caller, Reply
 
 
-class GeneralCommands(CoreBase):
+class GeneralCommands(Group):
     async def hi(self, caller: Caller) -> Reply:
         name = quote_user_text(caller.user_name or "there", 80)
         p = self.settings.prefix

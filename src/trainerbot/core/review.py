@@ -1,5 +1,4 @@
-"""The review queue, provenance and consent: ``review``, ``approve``, ``reject``,
-``dataset item <id>`` and ``forget``.
+"""The review queue and consent: ``review``, ``approve``, ``reject`` and ``forget``.
 
 Members' corrections and the wrong answers a test found wait as ``pending`` corrections;
 ``review`` shows trainers the oldest one (then replies the community flagged 👎 and nobody
@@ -15,18 +14,17 @@ from typing import Any
 
 from sqlalchemy import case, delete, func, select
 
-from trainerbot.core.base import CoreBase
+from trainerbot.core.base import Group
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.text import quote_user_text, row_number
 from trainerbot.core.types import Caller, Decision, Reply, ReviewItem
 from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput, NotAllowed, NotFound
-from trainerbot.evaluation import heldout
 from trainerbot.evaluation.metrics import normalise_answer
 from trainerbot.plural import count
 from trainerbot.store import repo
-from trainerbot.store.models import Correction, CorrectionStatus, Dataset, DatasetItem, Feedback, Message, Snapshot, utcnow
+from trainerbot.store.models import Correction, CorrectionStatus, DatasetItem, Feedback, Message, utcnow
 
 APPROVE_EMOJI, REJECT_EMOJI = "✅", "❌"
 FORGOTTEN = {"examples": ("example", "examples"), "ratings and feedback": ("rating or feedback", "ratings and feedback"),
@@ -65,9 +63,9 @@ def _origin(corr: Correction) -> str:
     return {"message": f"a reply of mine (`{ref}`)", "test": f"test #{ref}"}.get(kind, corr.source)
 
 
-class ReviewCommands(CoreBase):
+class ReviewCommands(Group):
     # ----------------------------------------------------------------- review
-    async def review(self, caller: Caller, after: int | None = None) -> Reply:
+    async def next(self, caller: Caller, after: int | None = None) -> Reply:
         """The oldest pending correction (or, with ``after``, the next one after that ID,
         wrapping round), then the flagged replies."""
         self._require_trainer(caller, "review corrections")
@@ -173,17 +171,7 @@ class ReviewCommands(CoreBase):
                 return corr.corrected
         return await self._blocking(load)
 
-    async def bind_review(self, caller: Caller, correction_id: int, platform_message_id: str) -> None:
-        """Remember the message that shows a correction for review, so ✅/❌ on it decide."""
-        def bind() -> None:
-            with self.store.session() as s:
-                corr = s.get(Correction, correction_id)
-                guild = self._find_guild(s, caller)
-                if corr is not None and guild is not None and corr.guild_id == guild.id:
-                    corr.review_message_id = platform_message_id[:64]
-        await self._blocking(bind)
-
-    async def review_reaction(self, caller: Caller, platform_message_id: str, emoji: str) -> Reply | None:
+    async def reaction(self, caller: Caller, platform_message_id: str, emoji: str) -> Reply | None:
         """✅/❌ on a review message: approve or reject its correction. None when it is not one."""
         if emoji not in (APPROVE_EMOJI, REJECT_EMOJI):
             return None
@@ -199,35 +187,6 @@ class ReviewCommands(CoreBase):
         if cid is None:
             return None
         return await self._decide(caller, cid, CorrectionStatus.APPROVED if emoji == APPROVE_EMOJI else CorrectionStatus.REJECTED)
-
-    # ------------------------------------------------------------- provenance
-    async def dataset_item(self, caller: Caller, item_id: str | int) -> Reply:
-        iid = row_number(item_id, f"Give an example's number: `{self.settings.prefix}dataset item <id>`.")
-        return await self._blocking(self._item, caller, iid)
-
-    def _item(self, caller: Caller, iid: int) -> Reply:
-        with self.store.read() as s:
-            guild = self._find_guild(s, caller)
-            item = s.get(DatasetItem, iid)
-            if guild is None or item is None or item.guild_id != guild.id:
-                raise NotFound(f"There is no example #{iid} here.")
-            ds = s.get(Dataset, item.dataset_id)
-            archive = s.get(Snapshot, item.archived_in) if item.archived_in else None
-            example = dataset_items.item_to_example(item)
-            big_enough = repo.count_current(s, item.dataset_id) >= heldout.MIN_EXAMPLES
-        where = f"archived in `{archive.file_name}`" if archive else "current"
-        how = {"file": f"imported from {quote_user_text(item.source_ref, 120)}",
-               "correction": f"from correction #{item.correction_id}" if item.correction_id else "from a correction",
-               "reaction": f"a {'👍' if item.label == 'positive' else '👎'} rating ({quote_user_text(item.source_ref, 60)})"}
-        lines = [f"**Example #{item.id}** in `{ds.name if ds else '?'}` ({where}) — {item.label}",
-                 f"**Given by** <@{item.author_id}>, {how.get(item.source, item.source)}, on {repo.latest(item.created_at)}",
-                 f"**Prompt:** {quote_user_text(item.prompt, 600)}",
-                 f"**Answer:** {quote_user_text(item.response, 800)}"]
-        if item.rejected:
-            lines.append(f"**Instead of:** {quote_user_text(item.rejected, 400)}")
-        if big_enough and heldout.is_heldout(example, self.settings.heldout_share):
-            lines.append("Held out: used to evaluate models, not to train them.")
-        return Reply.text("\n".join(lines), data={"item_id": item.id, "author_id": item.author_id, "source": item.source})
 
     # ---------------------------------------------------------------- consent
     async def forget(self, caller: Caller, who: str) -> Reply:

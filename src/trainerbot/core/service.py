@@ -1,8 +1,15 @@
-"""The core service: every command as a plain async method (no ``discord`` import).
+"""The core service: every command as a plain async method of its group (no ``discord`` import).
 
-Adapters build one ``CoreService`` with the settings and the store, and call it with a
-``Caller`` and plain values. Each method returns a ``Reply`` or raises a
-``TrainerBotError`` whose message the adapter shows as it is.
+Adapters build one ``CoreService`` with the settings and the store, and call its groups with
+a ``Caller`` and plain values — ``core.chat.reply(...)``, ``core.training.train(...)``. Each
+command returns a ``Reply`` or raises a ``TrainerBotError`` whose message the adapter shows
+as it is. The groups match the Discord cogs one to one (``general``, ``chat``, ``feedback``,
+``review``, ``datasets``, ``training``, ``models``, ``voice``); ``delivery`` is the
+adapters' bookkeeping around sent messages and ``suggestions`` their autocomplete.
+
+Each group receives what it uses in its constructor, including the other groups it calls
+(chat records answers through ``delivery`` and transcribes through ``voice``; training
+imports and snapshots through ``datasets``), so every call between groups is a typed call.
 """
 
 from __future__ import annotations
@@ -10,19 +17,41 @@ from __future__ import annotations
 from trainerbot.config import Settings
 from trainerbot.core.chat import ChatCommands
 from trainerbot.core.datasets import DatasetCommands
-from trainerbot.core.evaluation import EvaluationCommands
+from trainerbot.core.delivery import Delivery
+from trainerbot.core.engines import Engines
 from trainerbot.core.feedback import FeedbackCommands
 from trainerbot.core.general import GeneralCommands
+from trainerbot.core.ingest import Ingest
+from trainerbot.core.limits import RateLimiter
+from trainerbot.core.models import ModelCommands
 from trainerbot.core.review import ReviewCommands
-from trainerbot.core.suggest import SuggestCommands
+from trainerbot.core.suggest import Suggestions
 from trainerbot.core.training import TrainingCommands
 from trainerbot.core.voice import VoiceCommands
 from trainerbot.store import Store
 
 
-class CoreService(GeneralCommands, ChatCommands, TrainingCommands, DatasetCommands, FeedbackCommands, VoiceCommands,
-                  EvaluationCommands, ReviewCommands, SuggestCommands):
-    """All command groups over one store and one data folder."""
+class CoreService:
+    """The command groups over one store and one data folder."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.data_dir = settings.resolved_data_dir
+        self.rate = RateLimiter(settings.user_rate_per_minute)  # one limit per person and action, across groups
+        self.engines = Engines(settings)
+        self.ingest = Ingest(store, settings.feedback_dataset)  # reactions and text feedback, group-committed
+        shared = (settings, store, self.rate)
+        self.general = GeneralCommands(*shared)
+        self.delivery = Delivery(*shared)
+        self.voice = VoiceCommands(*shared)
+        self.chat = ChatCommands(*shared, engines=self.engines, delivery=self.delivery, voice=self.voice)
+        self.feedback = FeedbackCommands(*shared, self.ingest)
+        self.review = ReviewCommands(*shared)
+        self.datasets = DatasetCommands(*shared)
+        self.training = TrainingCommands(*shared, self.datasets)
+        self.models = ModelCommands(*shared, self.engines)
+        self.suggestions = Suggestions(*shared)
 
     @classmethod
     def open(cls, settings: Settings) -> CoreService:
@@ -32,7 +61,5 @@ class CoreService(GeneralCommands, ChatCommands, TrainingCommands, DatasetComman
 
     async def close(self) -> None:
         """Close the remote chat client (if one was opened) and the store."""
-        remote, self._remote = self._remote, None
-        if remote is not None:
-            await remote.close()
+        await self.engines.close()
         self.store.close()

@@ -13,7 +13,7 @@ from typing import Literal
 
 from sqlalchemy import desc, select
 
-from trainerbot.core.base import CoreBase
+from trainerbot.core.base import Group
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.types import Caller
 from trainerbot.plural import count
@@ -37,7 +37,7 @@ def _short(text: str, limit: int = LABEL_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class SuggestCommands(CoreBase):
+class Suggestions(Group):
     async def suggest(self, caller: Caller, kind: Kind, typed: str = "") -> list[Suggestion]:
         typed = (typed or "").strip().lower()[:100]
         if kind == "correction" and not is_trainer(caller, self.settings.trainer_role):

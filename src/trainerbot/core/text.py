@@ -1,8 +1,13 @@
-"""Text helpers for replies and commands: splitting to Discord's 2000-character limit, neutralising mentions, reading row numbers."""
+"""Text helpers for replies and commands: splitting to Discord's 2000-character limit,
+neutralising mentions, reading row numbers and message IDs, progress bars and ETAs."""
 
 from __future__ import annotations
 
+import re
+
 from trainerbot.errors import BadInput
+
+MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 DISCORD_LIMIT = 2000
 
@@ -55,3 +60,17 @@ def eta_text(seconds: float | None) -> str:
         return "—"
     seconds = max(0, int(seconds))
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def read_message_id(raw: str) -> str:
+    """A platform message ID as users paste it; ``BadInput`` otherwise."""
+    raw = raw.strip()
+    if not MESSAGE_ID.fullmatch(raw):
+        raise BadInput("Give the ID of one of my replies (reply to it, or copy its message ID).")
+    return raw
+
+
+def bar(fraction: float, width: int = 16) -> str:
+    """A progress bar of ``width`` blocks: ``████░░░░``."""
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "█" * filled + "░" * (width - filled)

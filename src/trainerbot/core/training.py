@@ -1,4 +1,4 @@
-"""Training commands: ``train``, ``jobs``, ``job``, ``cancel``, ``model list|use``.
+"""Training commands: ``train``, ``jobs``, ``job`` and ``cancel``.
 
 ``train`` imports an attached file (like ``import``), snapshots the dataset (like
 ``select_dataset``) and queues a job — it never trains in this process: the worker does.
@@ -8,28 +8,27 @@ corrections alone give DPO, data with 👎/negative examples gives KTO, the rest
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from importlib import resources
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from trainerbot.core.base import CoreBase
-from trainerbot.core.text import eta_text
+from trainerbot.config import Settings
+from trainerbot.core.base import Group
+from trainerbot.core.datasets import DatasetCommands
+from trainerbot.core.limits import RateLimiter
+from trainerbot.core.text import bar, eta_text
 from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, JobRef, OutFile, Reply
 from trainerbot.datasets import paths
 from trainerbot.datasets.importers import parse_label
 from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput, NotFound
 from trainerbot.plural import count
-from trainerbot.store import repo
+from trainerbot.store import Store, repo
 from trainerbot.store.models import Dataset, Guild, Job, JobEvent, JobStatus, ModelVersion, Snapshot
 from trainerbot.training import queue
 
 SAMPLE = "sample"
 
-
-REMOTE_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}")
 
 
 def choose_recipe(examples: list[Example], has_model: bool, backend: str = "local") -> str:
@@ -50,11 +49,6 @@ def choose_recipe(examples: list[Example], has_model: bool, backend: str = "loca
     return "sft"
 
 
-def _bar(fraction: float, width: int = 16) -> str:
-    filled = round(max(0.0, min(1.0, fraction)) * width)
-    return "█" * filled + "░" * (width - filled)
-
-
 def _job_id(raw: str | int) -> int:
     try:
         value = int(str(raw).lstrip("#"))
@@ -65,7 +59,11 @@ def _job_id(raw: str | int) -> int:
     return value
 
 
-class TrainingCommands(CoreBase):
+class TrainingCommands(Group):
+    def __init__(self, settings: Settings, store: Store, rate: RateLimiter, datasets: DatasetCommands) -> None:
+        super().__init__(settings, store, rate)
+        self.datasets = datasets  # train imports the attached file and snapshots the dataset as those commands do
+
     # ------------------------------------------------------------------ train
     async def train(self, caller: Caller, dataset: str | None = None, label: str | None = None,
                     attachment: Attachment | None = None) -> Reply:
@@ -76,10 +74,10 @@ class TrainingCommands(CoreBase):
             return await self._train_selected(caller)
         name = paths.dataset_name(dataset or "default")
         if attachment is not None:
-            await self.import_data(caller, name, label, attachment)
+            await self.datasets.import_data(caller, name, label, attachment)
         elif name == SAMPLE:
             await self._seed_sample(caller)
-        snap, examples = await self._blocking(self._snapshot, caller, name, "selection", only)
+        snap, examples = await self._blocking(self.datasets.snapshot, caller, name, "selection", only)
         return await self._queue(caller, snap, examples, f"`{name}`")
 
     async def _train_selected(self, caller: Caller) -> Reply:
@@ -108,12 +106,12 @@ class TrainingCommands(CoreBase):
                 return repo.count_current(s, ds.id) if ds else 0
         if await self._blocking(count) == 0:
             data = resources.files("trainerbot.resources").joinpath("sample.jsonl").read_bytes()
-            await self.import_data(caller, SAMPLE, "positive", Attachment("sample.jsonl", "application/jsonl", data))
+            await self.datasets.import_data(caller, SAMPLE, "positive", Attachment("sample.jsonl", "application/jsonl", data))
 
     async def _queue(self, caller: Caller, snap: Snapshot, examples: list[Example], what: str) -> Reply:
         def submit() -> tuple[queue.Submitted, str]:
             with self.store.read() as s:
-                guild = self._guild_row(s, caller)
+                guild = self._known_guild(s, caller)
                 has_model = self.settings.base_model_dir is not None or s.scalar(
                     select(ModelVersion.id).where(ModelVersion.guild_id == guild.id, ModelVersion.active.is_(True))) is not None
                 gid = guild.id
@@ -134,12 +132,6 @@ class TrainingCommands(CoreBase):
         return Reply.text(text, data={"job_id": submitted.job_id, "recipe": recipe, "existing": submitted.existing},
                           job=JobRef(submitted.job_id, submitted.existing))
 
-    def _guild_row(self, s, caller: Caller) -> Guild:  # type: ignore[no-untyped-def]
-        guild = self._find_guild(s, caller)
-        if guild is None:
-            raise NotFound("Nothing here yet.")
-        return guild
-
     # ------------------------------------------------------------------- jobs
     async def jobs(self, caller: Caller) -> Reply:
         def load() -> list[Job]:
@@ -153,7 +145,7 @@ class TrainingCommands(CoreBase):
             return Reply.text(f"No training jobs yet. Start one with `{self.settings.prefix}train <dataset>`.")
         lines = ["**Training jobs** (newest first)"]
         for job in jobs:
-            lines.append(f"• #{job.id} {job.recipe.upper()} — {job.status} {_bar(job.progress, 10)} {job.progress:.0%}")
+            lines.append(f"• #{job.id} {job.recipe.upper()} — {job.status} {bar(job.progress, 10)} {job.progress:.0%}")
         warning = await self._no_worker() if any(j.status == JobStatus.QUEUED for j in jobs) else None
         if warning:
             lines.append(warning)
@@ -178,7 +170,7 @@ class TrainingCommands(CoreBase):
         fields = [
             EmbedField("Status", job.status),
             EmbedField("Recipe", job.recipe.upper()),
-            EmbedField("Progress", f"{_bar(job.progress)} {job.progress:.0%}", inline=False),
+            EmbedField("Progress", f"{bar(job.progress)} {job.progress:.0%}", inline=False),
         ]
         if last is not None:
             rate = next((e.tokens_per_s for e in reversed(progress) if e.tokens_per_s), None)
@@ -233,127 +225,3 @@ class TrainingCommands(CoreBase):
         else:
             text = f"Job #{jid} already finished ({status})."
         return Reply.text(text, data={"status": status})
-
-    # ------------------------------------------------------------------ model
-    async def model_use(self, caller: Caller, version: str) -> Reply:
-        """Switch the server to a version (or a remote model, ``openai:<name>``), or roll back."""
-        self._require_trainer(caller, "switch models")
-        if not (version or "").strip():
-            raise BadInput(f"Usage: `{self.settings.prefix}model use <version>` (see `{self.settings.prefix}model list`).")
-        return await self._model_use(caller, version.strip())
-
-    async def model_list(self, caller: Caller) -> Reply:
-        """The server's model versions and which one is active."""
-        def load() -> list[ModelVersion]:
-            with self.store.read() as s:
-                guild = self._find_guild(s, caller)
-                return list(s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id).order_by(ModelVersion.id))) if guild else []
-        versions = await self._blocking(load)
-        if not versions:
-            return Reply.text(f"No model versions yet; each finished `{self.settings.prefix}train` job makes one.")
-        lines = ["**Model versions**"]
-        for v in versions:
-            loss = v.metrics.get("final_loss")
-            held = v.metrics.get("heldout") or {}
-            mark = " ← active" if v.active else " (not promoted)" if v.metrics.get("promoted") is False else ""
-            what = f"remote `{v.base}`" + (f", {v.recipe.upper()} job #{v.job_id}" if v.job_id else "") if v.backend == "openai" \
-                else f"{v.recipe.upper()} from {v.base}, job #{v.job_id}"
-            lines.append(f"• `{v.name}` — {what}"
-                         + (f", final loss {loss:.3f}" if isinstance(loss, (int, float)) else "")
-                         + (f", held-out chrF {held['chrf']:.1f}" if isinstance(held.get("chrf"), (int, float)) else "")
-                         + (f", general questions {v.metrics['general']:.0f} %" if isinstance(v.metrics.get("general"), (int, float)) else "")
-                         + mark)
-        return Reply.text("\n".join(lines), data={"names": [v.name for v in versions], "active": next((v.name for v in versions if v.active), None),
-                                                  "backends": {v.name: v.backend for v in versions}})
-
-    async def _model_use(self, caller: Caller, name: str) -> Reply:
-        remote = name[len("openai:"):].strip() if name.lower().startswith("openai:") else None
-        if remote is not None and not REMOTE_MODEL.fullmatch(remote):
-            raise BadInput("Give a remote model's name, e.g. `model use openai:gpt-4.1-mini` or `openai:ft:gpt-4.1-mini:org::abc123`.")
-
-        def switch() -> str:
-            with self.store.session() as s:
-                guild = self._guild(s, caller) if remote is not None else self._guild_row(s, caller)
-                if remote is not None:  # a remote model by its name: registered once as a version of its own
-                    target = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.backend == "openai",
-                                                                 ModelVersion.base == remote))
-                    if target is None:
-                        s.execute(select(Guild.id).where(Guild.id == guild.id).with_for_update())  # one "next vN" at a time
-                        n = s.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.guild_id == guild.id)) or 0
-                        target = ModelVersion(guild_id=guild.id, name=f"v{n + 1}", backend="openai", base=remote, recipe="remote",
-                                              metrics={})
-                        s.add(target)
-                        s.flush()
-                else:
-                    target = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.name == name))
-                if target is None:
-                    raise NotFound(f"There is no model version `{name[:30]}` here. `{self.settings.prefix}model list` shows them.")
-                from trainerbot.model.files import is_complete
-
-                if target.backend == "local" and (not target.path or not is_complete(self.data_dir / target.path)):
-                    raise BadInput(f"Model `{name}` has no complete files on disk; it cannot be used.")
-                for v in s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id)):
-                    v.active = v.id == target.id
-                return target.name + (f" (remote `{target.base}`)" if target.backend == "openai" else "")
-        active = await self._blocking(switch)
-        return Reply.text(f"Model `{active}` is now active.", data={"active": active.split(" ", 1)[0]})
-
-    # ------------------------------------------------------- live progress
-    async def watch_job(self, caller: Caller, job_id: int, channel_id: str, message_id: str) -> None:
-        """Remember the message that shows a job's progress, so it can be edited (after restarts too)."""
-        def save() -> None:
-            with self.store.session() as s:
-                job = s.get(Job, job_id)
-                guild = self._find_guild(s, caller)
-                if job is None or guild is None or job.guild_id != guild.id:
-                    raise NotFound(f"There is no job #{job_id} here.")
-                job.channel_id, job.progress_message_id = channel_id, message_id
-        await self._blocking(save)
-
-    async def progress_updates(self, guild_ids: set[str]) -> list[ProgressUpdate]:
-        """Jobs in these guilds whose progress message still needs updating."""
-        def load() -> list[ProgressUpdate]:
-            out: list[ProgressUpdate] = []
-            with self.store.read() as s:
-                rows = s.execute(select(Job, Guild.platform_id).join(Guild, Guild.id == Job.guild_id).where(
-                    Job.progress_message_id.is_not(None), Guild.platform_id.in_(guild_ids)).order_by(Job.id)).all()
-                for job, platform_id in rows:
-                    if job.params.get("announced"):
-                        continue
-                    last = s.scalars(select(JobEvent).where(JobEvent.job_id == job.id, JobEvent.kind == "progress")
-                                     .order_by(JobEvent.id.desc()).limit(1)).first()
-                    out.append(ProgressUpdate(job_id=job.id, guild_id=platform_id, channel_id=job.channel_id or "",
-                                              message_id=job.progress_message_id or "", text=_progress_text(job, last),
-                                              finished=job.status in queue.FINISHED))
-            return out
-        return await self._blocking(load)
-
-    async def mark_announced(self, job_id: int) -> None:
-        def save() -> None:
-            with self.store.session() as s:
-                job = s.get(Job, job_id)
-                if job is not None:
-                    job.params = {**job.params, "announced": True}
-        await self._blocking(save)
-
-
-@dataclass(frozen=True)
-class ProgressUpdate:
-    job_id: int
-    guild_id: str
-    channel_id: str
-    message_id: str
-    text: str
-    finished: bool
-
-
-def _progress_text(job: Job, last: JobEvent | None) -> str:
-    head = f"Training job #{job.id} ({job.recipe.upper()}) — {job.status}"
-    bar = f"{_bar(job.progress)} {job.progress:.0%}"
-    if last is None:
-        return f"{head}\n{bar}"
-    loss = f"loss {last.loss:.4f}" if last.loss is not None else "loss —"
-    tail = f"step {last.step}/{last.total_steps} · {loss} · ETA {eta_text(last.eta_s)}"
-    if job.error:
-        tail += f"\n{job.error}"
-    return f"{head}\n{bar}\n{tail}"

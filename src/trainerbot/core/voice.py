@@ -1,22 +1,30 @@
-"""Voice: ``say`` (text to a WAV), transcribing audio attachments and answering them, and
-the guild's ``language`` (which voice speaks, which language is recognised).
+"""Voice: ``say`` (text to a WAV), speech for voice channels, transcribing audio
+attachments, and the guild's ``language`` (which voice speaks, which language is recognised).
 
 Speech engines are built lazily and shared; all audio work runs in worker threads.
 """
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from trainerbot.core.base import CoreBase
+from trainerbot.config import Settings
+from trainerbot.core.base import Group
+from trainerbot.core.limits import RateLimiter
 from trainerbot.core.text import quote_user_text
 from trainerbot.core.types import Attachment, Caller, OutFile, Reply
 from trainerbot.datasets import paths
 from trainerbot.errors import BadInput
 from trainerbot.fileio import atomic_write_bytes, unique_path
 from trainerbot.ops import metrics
+from trainerbot.store import Store
+
+if TYPE_CHECKING:
+    from trainerbot.voice.stt import STTEngine
+    from trainerbot.voice.tts import TTSEngine
 
 AUDIO_EXTENSIONS = (".ogg", ".oga", ".opus", ".mp3", ".m4a", ".wav", ".webm", ".flac", ".aac")
 LANGUAGES = ("en", "ru")
@@ -28,30 +36,41 @@ def is_audio(filename: str, content_type: str | None) -> bool:
     return ctype.startswith("audio/") or filename.lower().endswith(AUDIO_EXTENSIONS)
 
 
-class VoiceCommands(CoreBase):
-    def _tts_engine(self, language: str) -> Any:
+class VoiceCommands(Group):
+    def __init__(self, settings: Settings, store: Store, rate: RateLimiter) -> None:
+        super().__init__(settings, store, rate)
+        self._lock = threading.Lock()  # engines are built from worker threads
+        self._tts: dict[str, TTSEngine] = {}  # by engine name, built on first use
+        self._stt: dict[str, STTEngine] = {}  # by engine name / Whisper model
+
+    def _tts_engine(self, language: str) -> TTSEngine:
         """The configured engine; piper speaks English only, so other languages fall back to espeak-ng."""
         name = self.settings.tts_engine
         if name == "piper" and language != "en":
             name = "espeak-ng"
-        with self._cache_lock:
+        with self._lock:
             if name not in self._tts:
                 from trainerbot.voice.tts import EspeakEngine, GTTSEngine, PiperEngine
 
                 s = self.settings
-                online = lambda: GTTSEngine(s.google_tts_endpoint, timeout_s=s.online_speech_timeout_s)  # noqa: E731
-                piper = lambda: PiperEngine(str(s.piper_voice) if s.piper_voice else None)  # noqa: E731
-                self._tts[name] = {"piper": piper, "gtts": online}.get(name, EspeakEngine)()
+                engine: TTSEngine
+                if name == "piper":
+                    engine = PiperEngine(str(s.piper_voice) if s.piper_voice else None)
+                elif name == "gtts":
+                    engine = GTTSEngine(s.google_tts_endpoint, timeout_s=s.online_speech_timeout_s)
+                else:
+                    engine = EspeakEngine()
+                self._tts[name] = engine
             return self._tts[name]
 
-    def _stt_engine(self, language: str) -> Any:
+    def _stt_engine(self, language: str) -> STTEngine:
         """PocketSphinx or Google when configured; else Whisper: the configured folder if any,
         tiny.en for English, the multilingual base otherwise."""
         s = self.settings
         key = s.stt_engine if s.stt_engine != "whisper" else (
             "configured" if s.whisper_model_dir else ("en" if language == "en" else "multi"))
-        with self._cache_lock:
-            engine = self._stt.get(key)
+        with self._lock:
+            engine: STTEngine | None = self._stt.get(key)
             if engine is None:
                 from trainerbot.voice.models import multilingual_model_dir
                 from trainerbot.voice.stt import GoogleEngine, SphinxEngine, WhisperEngine
@@ -67,7 +86,7 @@ class VoiceCommands(CoreBase):
                 self._stt[key] = engine
             return engine
 
-    def voice_missing(self) -> list[str]:
+    def missing(self) -> list[str]:
         """The system programs speaking needs that this machine lacks: ffmpeg always (audio
         for Discord), espeak-ng for the espeak-ng engine (and for Russian, piper's fallback)."""
         import shutil
@@ -127,14 +146,6 @@ class VoiceCommands(CoreBase):
         if not text.strip():
             raise BadInput("I couldn't understand that audio — could you say it again, or type it?")
         return text
-
-    async def voice_chat(self, caller: Caller, attachment: Attachment, *, message_id: str | None = None) -> Reply:
-        """Transcribe a voice message, then answer the transcript like typed chat."""
-        transcript = await self.transcribe(caller, attachment)
-        answer = await self.chat(caller, transcript, message_id=message_id)  # type: ignore[attr-defined]
-        quoted = "> " + quote_user_text(transcript, 1500)
-        return Reply.text(f"{quoted}\n{answer.content}", data={**answer.data, "transcript": transcript, "answer": answer.content},
-                          reply_id=answer.reply_id, answer=answer.content)
 
 
 def _wav_seconds(wav: bytes) -> float:

@@ -82,7 +82,7 @@ def console(core: CoreService) -> tuple[Console, io.StringIO]:
 
 async def test_correct_and_react_commands(console: tuple[Console, io.StringIO], core: CoreService) -> None:
     con, out = console
-    await core.record_exchange(con.caller, "Capital?", "Paris.", reply_message_id="42")
+    await core.delivery.record_exchange(con.caller, "Capital?", "Paris.", reply_message_id="42")
     await con.handle_line("!correct 42 It's Quillport, not Paris.")  # an apostrophe must not break parsing
     await con.handle_line("!react 42 👎")
     await con.handle_line("!react 42 👎 remove")
@@ -92,7 +92,7 @@ async def test_correct_and_react_commands(console: tuple[Console, io.StringIO], 
     assert "correction #1 stored (approved" in text
     assert "Rated 👎" in text and "Rating removed." in text
     assert "Only 👍 and 👎" in text and "Usage: `!correct <message id> <better answer>`" in text
-    feedback = await core.dataset(con.caller, "feedback")
+    feedback = await core.datasets.stats(con.caller, "feedback")
     assert feedback.data["total"] == 1
 
 
@@ -180,4 +180,4 @@ async def test_review_provenance_and_forget_words(console: tuple[Console, io.Str
     assert "Nothing waits for review" in text and "no active model" in text
     assert "no correction #7" in text and "Usage: `!model compare" in text
     assert "Forgot everything from you here: 3 examples" in text
-    assert (await core.dataset(con.caller, "facts")).data["total"] == 0
+    assert (await core.datasets.stats(con.caller, "facts")).data["total"] == 0

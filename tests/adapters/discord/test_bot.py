@@ -83,7 +83,7 @@ async def test_trainer_commands_refuse_members(bot: TrainerBot, facts: str) -> N
                     "!cancel 1", "!import facts"):
         reply = await _ask(command, member=MILO)
         assert "Only trainers" in reply.content, (command, reply.content)
-    assert (await bot.core.dataset(_caller(bot, TESS), "facts")).data["total"] == 3
+    assert (await bot.core.datasets.stats(_caller(bot, TESS), "facts")).data["total"] == 3
 
 
 def _caller(bot: TrainerBot, member: int):  # type: ignore[no-untyped-def]
@@ -168,7 +168,7 @@ async def test_errors_are_friendly_and_never_show_the_token(bot: TrainerBot, cap
 
     async def boom(*_: object) -> None:
         raise RuntimeError("internal detail")
-    monkeypatch.setattr(bot.core, "hi", boom)
+    monkeypatch.setattr(bot.core.general, "hi", boom)
     with caplog.at_level(logging.DEBUG):
         replies = [await _ask("!hi"), await _ask("!dataset"), await _ask("!job abc"), await _ask("!cancel 99")]
         await _send("!nosuchcommand")

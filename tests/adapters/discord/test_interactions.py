@@ -69,9 +69,9 @@ def _caller(user: int, guild: int = GUILD_A, *, trainer: bool = False) -> Caller
 
 async def _bot_reply(core: CoreService, fake: FakeDiscord, gw: Gateway) -> dict[str, Any]:
     """One of the bot's replies, recorded by the core and present in the channel."""
-    await core.import_data(_caller(TESS, trainer=True), "facts", None, att("facts.jsonl", JSONL_FACTS))
-    reply = await core.chat(_caller(MILO), "What is the capital of Zorbia?", message_id="42")
-    await core.bind_reply(_caller(MILO), int(reply.data["reply_id"]), str(REPLY_MID))
+    await core.datasets.import_data(_caller(TESS, trainer=True), "facts", None, att("facts.jsonl", JSONL_FACTS))
+    reply = await core.chat.reply(_caller(MILO), "What is the capital of Zorbia?", message_id="42")
+    await core.delivery.bind_reply(_caller(MILO), int(reply.data["reply_id"]), str(REPLY_MID))
     return fake.message(gw.channel_id, {"content": reply.content}, mid=REPLY_MID)
 
 
@@ -168,7 +168,7 @@ async def test_correct_this_reply_on_someone_else_s_message_says_so(started: tup
 async def _pending(core: CoreService, fake: FakeDiscord, gw: Gateway, *answers: str) -> None:
     await _bot_reply(core, fake, gw)
     for i, text in enumerate(answers):
-        await core.correct(_caller(MILO + i), str(REPLY_MID), text)
+        await core.feedback.correct(_caller(MILO + i), str(REPLY_MID), text)
 
 
 async def _review(bot: TrainerBot, gw: Gateway, user: str = "Tess") -> dict[str, Any]:
@@ -234,7 +234,7 @@ async def test_edit_changes_the_correction_before_approving_it(started: tuple[Tr
     assert updated["content"].startswith("✅ Correction #1 approved") and "Nothing waits for review" in updated["content"]
     assert _custom_ids(updated) == []
     assert _status(core, 1) == ("approved", "Quillport, on the coast.")
-    reply = await core.chat(_caller(MILO), "What is the capital of Zorbia?")
+    reply = await core.chat.reply(_caller(MILO), "What is the capital of Zorbia?")
     assert reply.content == "Quillport, on the coast."
 
 
@@ -255,9 +255,9 @@ async def test_next_and_reject_move_through_the_queue(started: tuple[TrainerBot,
 # ---------------------------------------------------------------- autocomplete
 async def test_autocomplete_offers_this_server_s_datasets_only(started: tuple[TrainerBot, Gateway], core: CoreService) -> None:
     bot, gw = started
-    await core.import_data(_caller(TESS, trainer=True), "facts", None, att("f.jsonl", JSONL_FACTS))
-    await core.import_data(_caller(TESS, trainer=True), "faq", None, att("f.jsonl", JSONL_FACTS))
-    await core.import_data(_caller(TESS, GUILD_B, trainer=True), "far-away-secret", None, att("f.jsonl", JSONL_FACTS))
+    await core.datasets.import_data(_caller(TESS, trainer=True), "facts", None, att("f.jsonl", JSONL_FACTS))
+    await core.datasets.import_data(_caller(TESS, trainer=True), "faq", None, att("f.jsonl", JSONL_FACTS))
+    await core.datasets.import_data(_caller(TESS, GUILD_B, trainer=True), "far-away-secret", None, att("f.jsonl", JSONL_FACTS))
     typed = [{"name": "dataset", "type": 3, "value": "fa", "focused": True}]
     choices = _only(await gw.send(bot, gw.autocomplete("Tess", "import", typed)), 8)["choices"]
     assert sorted(c["value"] for c in choices) == ["facts", "faq"]
@@ -322,7 +322,7 @@ async def test_a_flagged_reply_is_corrected_from_the_review_message(started: tup
                                                                    core: CoreService) -> None:
     bot, gw = started
     await _bot_reply(core, fake, gw)
-    await core.react(_caller(MILO), str(REPLY_MID), "👎")
+    await core.feedback.react(_caller(MILO), str(REPLY_MID), "👎")
     message = await _review(bot, gw)
     assert "Flagged reply" in message["content"] and _custom_ids(message) == [f"trb:flagged:correct:{REPLY_MID}"]
     refused = _only(await gw.send(bot, gw.button("Milo", f"trb:flagged:correct:{REPLY_MID}", message)), 4)
@@ -336,7 +336,7 @@ async def test_a_flagged_reply_is_corrected_from_the_review_message(started: tup
 
 async def test_forget_takes_a_user_from_the_picker(started: tuple[TrainerBot, Gateway], core: CoreService) -> None:
     bot, gw = started
-    await core.feedback(_caller(MILO), "more facts please")
+    await core.feedback.leave(_caller(MILO), "more facts please")
     tess = gw.users["Tess"]
 
     def forget(user: str, who: dict[str, Any] | None) -> dict[str, Any]:

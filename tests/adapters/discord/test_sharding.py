@@ -45,15 +45,15 @@ async def test_two_bot_processes_on_one_store_share_everything(postgres: str, tm
     first, second = (CoreService.open(Settings(_env_file=None, data_dir=tmp_path / "data", database_url=db))  # type: ignore[call-arg]
                      for _ in range(2))
     try:
-        await first.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
-        assert "`facts` — 3 examples" in (await second.datasets(member)).content
-        answer = await second.chat(member, "What is the capital of Zorbia?")  # taught by what the first one imported
-        await second.bind_reply(member, answer.data["reply_id"], "d-1001")
-        assert "Rated 👎" in (await first.react(member, "d-1001", "👎")).content  # a reply the other process sent
-        queued = await first.train(trainer, "facts")
-        listed = await second.jobs(member)
+        await first.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
+        assert "`facts` — 3 examples" in (await second.datasets.summary(member)).content
+        answer = await second.chat.reply(member, "What is the capital of Zorbia?")  # taught by what the first one imported
+        await second.delivery.bind_reply(member, answer.data["reply_id"], "d-1001")
+        assert "Rated 👎" in (await first.feedback.react(member, "d-1001", "👎")).content  # a reply the other process sent
+        queued = await first.training.train(trainer, "facts")
+        listed = await second.training.jobs(member)
         assert f"#{queued.data['job_id']}" in listed.content
-        assert (await second.review(trainer)).data == {"kind": "flagged", "message_id": "d-1001"}
+        assert (await second.review.next(trainer)).data == {"kind": "flagged", "message_id": "d-1001"}
     finally:
         first.store.close()
         second.store.close()

@@ -63,32 +63,32 @@ class Console:
         self._watchers: set[asyncio.Task[None]] = set()
         self._names: dict[str, list[str]] = {}
         handlers: dict[str, Handler] = {
-            "hi": lambda a, r, f: core.hi(caller),
-            "help": lambda a, r, f: core.help(caller, "console"),
-            "instruction": lambda a, r, f: core.instruction(caller),
-            "feedback": lambda a, r, f: core.feedback(caller, r),
+            "hi": lambda a, r, f: core.general.hi(caller),
+            "help": lambda a, r, f: core.general.help(caller, "console"),
+            "instruction": lambda a, r, f: core.general.instruction(caller),
+            "feedback": lambda a, r, f: core.feedback.leave(caller, r),
             "correct": self._correct,
             "react": self._react,
-            "datasets": lambda a, r, f: core.datasets(caller),
+            "datasets": lambda a, r, f: core.datasets.summary(caller),
             "dataset": self._dataset,
-            "import": lambda a, r, f: core.import_data(caller, self._arg(a, 0, "import <dataset> [positive|negative] --attach FILE"), a[1] if len(a) > 1 else None, f),
-            "train": lambda a, r, f: core.train(caller, a[0] if a else None, a[1] if len(a) > 1 else None, f),
-            "archive": lambda a, r, f: core.archive(caller, self._arg(a, 0, "archive <dataset>")),
-            "select_dataset": lambda a, r, f: core.select_dataset(caller, self._arg(a, 0, "select_dataset <dataset> [positive|negative]"), a[1] if len(a) > 1 else None),
-            "export": lambda a, r, f: core.export(caller, self._arg(a, 0, "export <dataset> [openai|sft|kto|dpo|csv]"), a[1] if len(a) > 1 else None),
-            "getfile": lambda a, r, f: core.getfile(caller, a[0] if a else None),
-            "jobs": lambda a, r, f: core.jobs(caller),
-            "job": lambda a, r, f: core.job(caller, self._arg(a, 0, "job <id>")),
-            "cancel": lambda a, r, f: core.cancel(caller, self._arg(a, 0, "cancel <id>")),
+            "import": lambda a, r, f: core.datasets.import_data(caller, self._arg(a, 0, "import <dataset> [positive|negative] --attach FILE"), a[1] if len(a) > 1 else None, f),
+            "train": lambda a, r, f: core.training.train(caller, a[0] if a else None, a[1] if len(a) > 1 else None, f),
+            "archive": lambda a, r, f: core.datasets.archive(caller, self._arg(a, 0, "archive <dataset>")),
+            "select_dataset": lambda a, r, f: core.datasets.select_dataset(caller, self._arg(a, 0, "select_dataset <dataset> [positive|negative]"), a[1] if len(a) > 1 else None),
+            "export": lambda a, r, f: core.datasets.export(caller, self._arg(a, 0, "export <dataset> [openai|sft|kto|dpo|csv]"), a[1] if len(a) > 1 else None),
+            "getfile": lambda a, r, f: core.datasets.getfile(caller, a[0] if a else None),
+            "jobs": lambda a, r, f: core.training.jobs(caller),
+            "job": lambda a, r, f: core.training.job(caller, self._arg(a, 0, "job <id>")),
+            "cancel": lambda a, r, f: core.training.cancel(caller, self._arg(a, 0, "cancel <id>")),
             "model": self._model,
-            "test": lambda a, r, f: core.test(caller, r, f),
-            "handle_errors": lambda a, r, f: core.handle_errors(caller, a[0] if a else None),
-            "review": lambda a, r, f: core.review(caller),
-            "approve": lambda a, r, f: core.approve(caller, self._arg(a, 0, "approve <correction id>")),
-            "reject": lambda a, r, f: core.reject(caller, self._arg(a, 0, "reject <correction id>")),
-            "forget": lambda a, r, f: core.forget(caller, self._arg(a, 0, "forget me")),
-            "say": lambda a, r, f: core.say(caller, r),
-            "language": lambda a, r, f: core.language(caller, a[0] if a else None),
+            "test": lambda a, r, f: core.models.test(caller, r, f),
+            "handle_errors": lambda a, r, f: core.models.handle_errors(caller, a[0] if a else None),
+            "review": lambda a, r, f: core.review.next(caller),
+            "approve": lambda a, r, f: core.review.approve(caller, self._arg(a, 0, "approve <correction id>")),
+            "reject": lambda a, r, f: core.review.reject(caller, self._arg(a, 0, "reject <correction id>")),
+            "forget": lambda a, r, f: core.review.forget(caller, self._arg(a, 0, "forget me")),
+            "say": lambda a, r, f: core.voice.say(caller, r),
+            "language": lambda a, r, f: core.voice.language(caller, a[0] if a else None),
         }
         # The words, and their help, come from the one command table (a word without a handler fails here).
         self.commands: dict[str, Handler] = {c.word: handlers[c.word] for c in COMMANDS
@@ -104,12 +104,12 @@ class Console:
         parts = rest.split(None, 1)
         if len(parts) < 2:
             raise BadInput(f"Usage: `{self.prefix}correct <message id> <better answer>`")
-        return await self.core.correct(self.caller, parts[0], parts[1])
+        return await self.core.feedback.correct(self.caller, parts[0], parts[1])
 
     async def _react(self, args: list[str], rest: str, _: Attachment | None) -> Reply | None:
         if len(args) < 2 or (len(args) == 3 and args[2] != "remove") or len(args) > 3:
             raise BadInput(f"Usage: `{self.prefix}react <message id> 👍|👎 [remove]`")
-        reply = await self.core.react(self.caller, args[0], args[1], added=len(args) == 2)
+        reply = await self.core.feedback.react(self.caller, args[0], args[1], added=len(args) == 2)
         if reply is None:
             raise BadInput("Only 👍 and 👎 count as ratings.")
         return reply
@@ -117,19 +117,19 @@ class Console:
     async def _dataset(self, args: list[str], rest: str, _: Attachment | None) -> Reply:
         name = self._arg(args, 0, "dataset <name>")
         if name.lower() == "item":  # `dataset item <id>`: where one example came from
-            return await self.core.dataset_item(self.caller, self._arg(args, 1, "dataset item <id>"))
-        return await self.core.dataset(self.caller, name)
+            return await self.core.datasets.item(self.caller, self._arg(args, 1, "dataset item <id>"))
+        return await self.core.datasets.stats(self.caller, name)
 
     async def _model(self, args: list[str], rest: str, _: Attachment | None) -> Reply:
         action = args[0].lower() if args else "list"
         if action == "list":
-            return await self.core.model_list(self.caller)
+            return await self.core.models.versions(self.caller)
         if action == "use":
-            return await self.core.model_use(self.caller, self._arg(args, 1, "model use <version>"))
+            return await self.core.models.use(self.caller, self._arg(args, 1, "model use <version>"))
         if action == "compare":
             if len(args) != 3:
                 raise BadInput(f"Usage: `{self.prefix}model compare <version> <version>`, e.g. `model compare v1 v2`.")
-            return await self.core.model_compare(self.caller, args[1], args[2])
+            return await self.core.models.compare(self.caller, args[1], args[2])
         raise BadInput(f"Usage: `{self.prefix}model list`, `{self.prefix}model use <version>` or `{self.prefix}model compare <a> <b>`.")
 
     def _attachment(self, raw: str) -> Attachment:
@@ -203,12 +203,12 @@ class Console:
                 shown[:] = [text]
 
         streaming = audio is None and self.out.isatty()
-        reply = await (self.core.voice_chat(self.caller, audio) if audio is not None else
-                       self.core.chat(self.caller, line, on_partial=partial if streaming else None, partial_every_s=0))
+        reply = await (self.core.chat.voice_message(self.caller, audio) if audio is not None else
+                       self.core.chat.reply(self.caller, line, on_partial=partial if streaming else None, partial_every_s=0))
         reply_id = reply.reply_id
         if reply_id is not None:
             # The console's message ID for a reply is its row ID: `!correct <id> ...`, `!react <id> 👍`.
-            await self.core.bind_reply(self.caller, reply_id, str(reply_id))
+            await self.core.delivery.bind_reply(self.caller, reply_id, str(reply_id))
             reply = Reply(messages=reply.messages[:-1] + (f"{reply.messages[-1]}  [#{reply_id}]",), files=reply.files)
         if shown and reply.messages[0].startswith(shown[0]):  # finish the streamed line
             self._print(reply.messages[0][len(shown[0]):])
@@ -239,7 +239,7 @@ class Console:
         """Follow a job this console started: one progress line above the prompt, redrawn in
         place while the user goes on typing, until the job ends. The first line is drawn
         before the prompt comes back."""
-        first = await self.core.job(self.caller, job_id, plot=False)
+        first = await self.core.training.job(self.caller, job_id, plot=False)
         line = self._progress_line(job_id, first.data)
         self._draw_live(line)
         if first.job_status in FINISHED:
@@ -253,7 +253,7 @@ class Console:
         while True:
             await asyncio.sleep(self.poll_s)
             try:
-                shown = await self.core.job(self.caller, job_id, plot=False)
+                shown = await self.core.training.job(self.caller, job_id, plot=False)
             except TrainerBotError:
                 return
             line = self._progress_line(job_id, shown.data)
@@ -302,8 +302,8 @@ class Console:
     async def _refresh_names(self) -> None:
         """Dataset names and model versions for tab completion (fetched off the input thread)."""
         try:
-            self._names["dataset"] = [str(x.value) for x in await self.core.suggest(self.caller, "dataset")]
-            self._names["version"] = [str(x.value) for x in await self.core.suggest(self.caller, "version")]
+            self._names["dataset"] = [str(x.value) for x in await self.core.suggestions.suggest(self.caller, "dataset")]
+            self._names["version"] = [str(x.value) for x in await self.core.suggestions.suggest(self.caller, "version")]
         except TrainerBotError:
             pass
 

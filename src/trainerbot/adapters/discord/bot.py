@@ -130,7 +130,7 @@ class _TrainerBotBase:
     async def update_progress(self) -> int:
         """Edit each watched job's message (once a second at most); returns how many were edited."""
         edited = 0
-        updates = await self.core.progress_updates({str(g.id) for g in self.guilds})
+        updates = await self.core.delivery.progress_updates({str(g.id) for g in self.guilds})
         for upd in updates:
             channel = self.get_channel(int(upd.channel_id))
             if not isinstance(channel, discord.abc.Messageable):
@@ -142,17 +142,17 @@ class _TrainerBotBase:
                     message = await channel.fetch_message(mid)
                     await message.edit(content=upd.text, allowed_mentions=NO_MENTIONS)
                 except discord.NotFound:
-                    await self.core.mark_announced(upd.job_id)  # the message is gone; stop watching
+                    await self.core.delivery.mark_announced(upd.job_id)  # the message is gone; stop watching
                     continue
                 self._last_edit[mid] = (time.monotonic(), upd.text)
                 edited += 1
             if upd.finished and upd.text == self._last_edit.get(mid, (0.0, ""))[1]:
                 caller = Caller(guild_id=upd.guild_id, user_id=str(self.user.id) if self.user else "bot", channel_id=upd.channel_id)
-                shown = await self.core.job(caller, upd.job_id)
+                shown = await self.core.training.job(caller, upd.job_id)
                 if shown.files:
                     await channel.send(f"Job #{upd.job_id}: {shown.job_status}.",
                                        files=[discord.File(f.path, filename=f.name) for f in shown.files], allowed_mentions=NO_MENTIONS)
-                await self.core.mark_announced(upd.job_id)
+                await self.core.delivery.mark_announced(upd.job_id)
                 self._last_edit.pop(mid, None)
         return edited
 

@@ -20,7 +20,7 @@ Completer = Callable[[discord.Interaction[Any], str], Awaitable[list[app_command
 def suggester(kind: Kind) -> Completer:
     async def complete(interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[Any]]:
         try:
-            found = await interaction.client.core.suggest(interaction_caller(interaction), kind, current)
+            found = await interaction.client.core.suggestions.suggest(interaction_caller(interaction), kind, current)
         except Exception:  # a suggestion list must never turn into an error for the user
             log.exception("autocomplete for %s failed", kind)
             return []

@@ -129,14 +129,14 @@ class CorrectModal(AnswerModal):
         self.message_id = message_id
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        reply = await interaction.client.core.correct(interaction_caller(interaction), self.message_id, self.answer.value)
+        reply = await interaction.client.core.feedback.correct(interaction_caller(interaction), self.message_id, self.answer.value)
         await tell(interaction, reply.content)
 
 
 async def open_correction(interaction: discord.Interaction[Any], message_id: str) -> None:
     """Open the correction form for the bot's reply ``message_id``, or say it is not one."""
     core = interaction.client.core
-    original = await core.bot_reply_text(interaction_caller(interaction), message_id)
+    original = await core.feedback.bot_reply_text(interaction_caller(interaction), message_id)
     if original is None:
         await tell(interaction, NOT_MY_REPLY)
         return
@@ -176,13 +176,13 @@ class ReviewButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"tr
         core = interaction.client.core
         caller = interaction_caller(interaction)
         if self.action == "edit":
-            text = await core.correction_text(caller, self.correction_id)  # refuses non-trainers
+            text = await core.review.correction_text(caller, self.correction_id)  # refuses non-trainers
             await interaction.response.send_modal(EditCorrectionModal(self.correction_id, text, max_chars=core.settings.max_field_chars))
             return
         if self.action == "next":
-            await show_review(interaction, await core.review(caller, after=self.correction_id))
+            await show_review(interaction, await core.review.next(caller, after=self.correction_id))
             return
-        decided = await (core.approve if self.action == "approve" else core.reject)(caller, self.correction_id)
+        decided = await (core.review.approve if self.action == "approve" else core.review.reject)(caller, self.correction_id)
         await after_decision(interaction, caller, decided)
 
 
@@ -195,7 +195,7 @@ class EditCorrectionModal(AnswerModal):
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
         caller = interaction_caller(interaction)
-        decided = await interaction.client.core.approve(caller, self.correction_id, corrected=self.answer.value)
+        decided = await interaction.client.core.review.approve(caller, self.correction_id, corrected=self.answer.value)
         await after_decision(interaction, caller, decided)
 
 
@@ -208,7 +208,7 @@ async def after_decision(interaction: discord.Interaction[Any], caller: Caller, 
         return
     mark = "✅" if decision.status == CorrectionStatus.APPROVED else "❌"
     header = f"{mark} Correction #{decision.correction_id} {decision.status} by <@{caller.user_id}>."
-    following = await interaction.client.core.review(caller, after=decision.correction_id)
+    following = await interaction.client.core.review.next(caller, after=decision.correction_id)
     await show_review(interaction, following, header=header)
 
 
@@ -237,7 +237,7 @@ async def show_review(interaction: discord.Interaction[Any], reply: Reply, *, he
         await interaction.response.edit_message(content=content, view=view, allowed_mentions=NO_MENTIONS)
     if interaction.message is not None and reply.review is not None and reply.review.correction_id is not None:
         caller = interaction_caller(interaction)
-        await interaction.client.core.bind_review(caller, reply.review.correction_id, str(interaction.message.id))
+        await interaction.client.core.delivery.bind_review(caller, reply.review.correction_id, str(interaction.message.id))
 
 
 class FlaggedCorrectButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"trb:flagged:correct:(?P<mid>[A-Za-z0-9_-]{1,64})"):

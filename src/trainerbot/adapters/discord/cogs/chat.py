@@ -69,7 +69,7 @@ class ChatCog(commands.Cog, name="Chat"):
                 streamed.append(await message.reply(shown, mention_author=False, allowed_mentions=discord.AllowedMentions.none()))
         try:
             async with message.channel.typing():
-                reply = await self.bot.core.chat(caller, text, message_id=str(message.id), on_partial=partial)
+                reply = await self.bot.core.chat.reply(caller, text, message_id=str(message.id), on_partial=partial)
         except TrainerBotError as exc:
             if streamed:
                 await streamed[0].edit(content=exc.user_message, allowed_mentions=discord.AllowedMentions.none())
@@ -83,7 +83,7 @@ class ChatCog(commands.Cog, name="Chat"):
         try:
             data = await read_attachment(audio, self.bot.settings.max_attachment_bytes)
             async with message.channel.typing():
-                reply = await self.bot.core.voice_chat(caller, data, message_id=str(message.id))
+                reply = await self.bot.core.chat.voice_message(caller, data, message_id=str(message.id))
         except TrainerBotError as exc:
             await message.reply(exc.user_message, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
             return
@@ -102,7 +102,7 @@ class ChatCog(commands.Cog, name="Chat"):
             sent = await send_reply(message.channel, reply, reference=message)
         reply_id = reply.reply_id
         if sent is not None and reply_id is not None:
-            await self.bot.core.bind_reply(caller, reply_id, str(sent.id))
+            await self.bot.core.delivery.bind_reply(caller, reply_id, str(sent.id))
             for emoji in RATINGS:
                 await sent.add_reaction(emoji)
         voice = self.bot.get_cog("Voice")
@@ -121,7 +121,7 @@ class ChatCog(commands.Cog, name="Chat"):
             return
         caller = caller_of(user, guild, payload.channel_id, owner_ids=self.bot.owner_ids_known)
         try:
-            await self.bot.core.react(caller, str(payload.message_id), str(payload.emoji), added=added)
+            await self.bot.core.feedback.react(caller, str(payload.message_id), str(payload.emoji), added=added)
         except (Busy, NotAllowed) as exc:  # a refused rating is told (by DM: a reaction has no reply)
             await tell_by_dm(self.bot, user, f"Your {payload.emoji} was not counted: {exc.user_message}")
         except TrainerBotError:

@@ -36,7 +36,7 @@ class DatasetsCog(commands.Cog, name="Datasets"):
 
     @commands.hybrid_command(name="datasets", description=describe("datasets"))
     async def datasets(self, ctx: commands.Context[Any]) -> None:
-        await send_reply(ctx, await self.bot.core.datasets(ctx_caller(ctx)))
+        await send_reply(ctx, await self.bot.core.datasets.summary(ctx_caller(ctx)))
 
     @commands.hybrid_command(name="dataset", description=describe("dataset"))
     @app_commands.describe(name="The dataset (or `item`, to look up one example)",
@@ -44,9 +44,9 @@ class DatasetsCog(commands.Cog, name="Datasets"):
     async def dataset(self, ctx: commands.Context[Any], name: str, item: str | None = None) -> None:
         caller = ctx_caller(ctx)
         if name.strip().lower() == "item" and item is not None:  # `dataset item <id>`: one example's provenance
-            await send_reply(ctx, await self.bot.core.dataset_item(caller, item))
+            await send_reply(ctx, await self.bot.core.datasets.item(caller, item))
         else:
-            await send_reply(ctx, await self.bot.core.dataset(caller, name))
+            await send_reply(ctx, await self.bot.core.datasets.stats(caller, name))
 
     dataset.autocomplete("name")(complete.datasets)
 
@@ -65,7 +65,7 @@ class DatasetsCog(commands.Cog, name="Datasets"):
 
         async def work():  # type: ignore[no-untyped-def]
             data = await read_attachment(att, self.bot.settings.max_attachment_bytes)
-            return await self.bot.core.import_data(ctx_caller(ctx), dataset, label, data)
+            return await self.bot.core.datasets.import_data(ctx_caller(ctx), dataset, label, data)
         await send_reply(ctx, await answer(ctx, work))
 
     import_.autocomplete("dataset")(complete.datasets)
@@ -75,7 +75,7 @@ class DatasetsCog(commands.Cog, name="Datasets"):
     @trainer_only()
     @commands.guild_only()
     async def archive(self, ctx: commands.Context[Any], dataset: str) -> None:
-        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.archive(ctx_caller(ctx), dataset)))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.datasets.archive(ctx_caller(ctx), dataset)))
 
     archive.autocomplete("dataset")(complete.datasets)
 
@@ -84,7 +84,7 @@ class DatasetsCog(commands.Cog, name="Datasets"):
     @trainer_only()
     @commands.guild_only()
     async def select_dataset(self, ctx: commands.Context[Any], dataset: str, label: Label | None = None) -> None:
-        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.select_dataset(ctx_caller(ctx), dataset, label)))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.datasets.select_dataset(ctx_caller(ctx), dataset, label)))
 
     select_dataset.autocomplete("dataset")(complete.datasets)
 
@@ -96,7 +96,7 @@ class DatasetsCog(commands.Cog, name="Datasets"):
     @commands.guild_only()
     @commands.cooldown(3, 60, commands.BucketType.user)
     async def export(self, ctx: commands.Context[Any], dataset: str, fmt: Format = "openai") -> None:
-        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.export(ctx_caller(ctx), dataset, fmt)))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.datasets.export(ctx_caller(ctx), dataset, fmt)))
 
     export.autocomplete("dataset")(complete.datasets)
 
@@ -105,4 +105,4 @@ class DatasetsCog(commands.Cog, name="Datasets"):
     @trainer_only()
     @commands.guild_only()
     async def getfile(self, ctx: commands.Context[Any], name: str | None = None) -> None:
-        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.getfile(ctx_caller(ctx), name)))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.datasets.getfile(ctx_caller(ctx), name)))

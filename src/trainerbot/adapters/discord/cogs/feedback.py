@@ -35,7 +35,7 @@ class FeedbackCog(commands.Cog, name="Feedback"):
     @app_commands.describe(text="What you want the trainers to know")
     @commands.cooldown(5, 60, commands.BucketType.user)
     async def feedback(self, ctx: commands.Context[Any], *, text: str) -> None:
-        await send_reply(ctx, await self.bot.core.feedback(ctx_caller(ctx), text))
+        await send_reply(ctx, await self.bot.core.feedback.leave(ctx_caller(ctx), text))
 
     @commands.hybrid_command(name="correct", description=describe("correct"))
     @app_commands.describe(message_id="The ID of my reply (easier: right-click it → Apps → Correct this reply)",
@@ -46,7 +46,7 @@ class FeedbackCog(commands.Cog, name="Feedback"):
             # Replying to the bot's message: everything after the command is the answer.
             text = f"{message_id} {text}".strip()
             message_id = str(ref.message_id)
-        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.correct(ctx_caller(ctx), message_id, text)))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.feedback.correct(ctx_caller(ctx), message_id, text)))
 
     async def _correct_from_menu(self, interaction: discord.Interaction[Any], message: discord.Message) -> None:
         try:

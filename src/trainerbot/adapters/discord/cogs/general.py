@@ -20,16 +20,16 @@ class GeneralCog(commands.Cog, name="General"):
 
     @commands.hybrid_command(name="hi", description=describe("hi"))
     async def hi(self, ctx: commands.Context[Any]) -> None:
-        await send_reply(ctx, await self.bot.core.hi(ctx_caller(ctx)))
+        await send_reply(ctx, await self.bot.core.general.hi(ctx_caller(ctx)))
 
     @commands.hybrid_command(name="help", description=describe("help"))
     async def help(self, ctx: commands.Context[Any]) -> None:
         # As a slash command the list is for the asker only; the channel need not see it.
-        await send_reply(ctx, await self.bot.core.help(ctx_caller(ctx), "discord"), ephemeral=True)
+        await send_reply(ctx, await self.bot.core.general.help(ctx_caller(ctx), "discord"), ephemeral=True)
 
     @commands.hybrid_command(name="instruction", description=describe("instruction"))
     async def instruction(self, ctx: commands.Context[Any]) -> None:
-        await send_reply(ctx, await self.bot.core.instruction(ctx_caller(ctx)))
+        await send_reply(ctx, await self.bot.core.general.instruction(ctx_caller(ctx)))
 
     @commands.command(name="sync", hidden=True)
     @commands.is_owner()

@@ -39,13 +39,13 @@ class ReviewCog(commands.Cog, name="Review"):
 
         async def work():  # type: ignore[no-untyped-def]
             data = await read_attachment(att, self.bot.settings.max_attachment_bytes) if att is not None else None
-            return await self.bot.core.test(ctx_caller(ctx), cases, data)
+            return await self.bot.core.models.test(ctx_caller(ctx), cases, data)
         await send_reply(ctx, await answer(ctx, work))
 
     @commands.hybrid_command(name="handle_errors", description=describe("handle_errors"))
     @app_commands.describe(test_id="The test run (left out: the latest)")
     async def handle_errors(self, ctx: commands.Context[Any], test_id: int | None = None) -> None:
-        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.handle_errors(ctx_caller(ctx), test_id)))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.models.handle_errors(ctx_caller(ctx), test_id)))
 
     handle_errors.autocomplete("test_id")(complete.tests)
 
@@ -54,17 +54,17 @@ class ReviewCog(commands.Cog, name="Review"):
     @commands.guild_only()
     async def review(self, ctx: commands.Context[Any]) -> None:
         caller = ctx_caller(ctx)
-        reply = await self.bot.core.review(caller)
+        reply = await self.bot.core.review.next(caller)
         sent = await send_reply(ctx, reply, view=review_view(reply))
         if sent is not None and reply.review is not None and reply.review.correction_id is not None:
-            await self.bot.core.bind_review(caller, reply.review.correction_id, str(sent.id))
+            await self.bot.core.delivery.bind_review(caller, reply.review.correction_id, str(sent.id))
 
     @commands.hybrid_command(name="approve", description=describe("approve"))
     @app_commands.describe(correction_id="The correction's number, as `review` shows it")
     @trainer_only()
     @commands.guild_only()
     async def approve(self, ctx: commands.Context[Any], correction_id: int) -> None:
-        await send_reply(ctx, await self.bot.core.approve(ctx_caller(ctx), correction_id))
+        await send_reply(ctx, await self.bot.core.review.approve(ctx_caller(ctx), correction_id))
 
     approve.autocomplete("correction_id")(complete.corrections)
 
@@ -73,7 +73,7 @@ class ReviewCog(commands.Cog, name="Review"):
     @trainer_only()
     @commands.guild_only()
     async def reject(self, ctx: commands.Context[Any], correction_id: int) -> None:
-        await send_reply(ctx, await self.bot.core.reject(ctx_caller(ctx), correction_id))
+        await send_reply(ctx, await self.bot.core.review.reject(ctx_caller(ctx), correction_id))
 
     reject.autocomplete("correction_id")(complete.corrections)
 
@@ -81,13 +81,13 @@ class ReviewCog(commands.Cog, name="Review"):
     @commands.command(name="forget", description=describe("forget"))
     @commands.cooldown(2, 60, commands.BucketType.user)
     async def forget(self, ctx: commands.Context[Any], who: str) -> None:
-        await send_reply(ctx, await self.bot.core.forget(ctx_caller(ctx), who))
+        await send_reply(ctx, await self.bot.core.review.forget(ctx_caller(ctx), who))
 
     @app_commands.command(name="forget", description=describe("forget"))
     @app_commands.describe(who="Whose data to delete; leave it out to be forgotten yourself (others: trainers only)")
     async def forget_slash(self, interaction: discord.Interaction[Any], who: discord.User | None = None) -> None:
         caller = interaction_caller(interaction)
-        reply = await self.bot.core.forget(caller, "me" if who is None else str(who.id))
+        reply = await self.bot.core.review.forget(caller, "me" if who is None else str(who.id))
         await tell(interaction, reply.content)  # what was deleted is the asker's business
 
     @commands.Cog.listener()
@@ -101,7 +101,7 @@ class ReviewCog(commands.Cog, name="Review"):
             return
         caller = caller_of(user, guild, payload.channel_id, owner_ids=self.bot.owner_ids_known)
         try:
-            reply = await self.bot.core.review_reaction(caller, str(payload.message_id), str(payload.emoji))
+            reply = await self.bot.core.review.reaction(caller, str(payload.message_id), str(payload.emoji))
         except (NotAllowed, Busy) as exc:
             await tell_by_dm(self.bot, user, f"Your {payload.emoji} in **{guild.name}** was not counted: {exc.user_message}")
             return

@@ -36,22 +36,22 @@ class TrainingCog(commands.Cog, name="Training"):
 
         async def work():  # type: ignore[no-untyped-def]
             data = await read_attachment(att, self.bot.settings.max_attachment_bytes) if att is not None else None
-            return await self.bot.core.train(caller, dataset, label, data)
+            return await self.bot.core.training.train(caller, dataset, label, data)
         reply = await answer(ctx, work)
         sent = await send_reply(ctx, reply)
         if sent is not None and reply.job is not None and not reply.job.existing:
-            await self.bot.core.watch_job(caller, reply.job.job_id, str(sent.channel.id), str(sent.id))
+            await self.bot.core.delivery.watch_job(caller, reply.job.job_id, str(sent.channel.id), str(sent.id))
 
     train.autocomplete("dataset")(complete.datasets)
 
     @commands.hybrid_command(name="jobs", description=describe("jobs"))
     async def jobs(self, ctx: commands.Context[Any]) -> None:
-        await send_reply(ctx, await self.bot.core.jobs(ctx_caller(ctx)))
+        await send_reply(ctx, await self.bot.core.training.jobs(ctx_caller(ctx)))
 
     @commands.hybrid_command(name="job", description=describe("job"))
     @app_commands.describe(job_id="The job's number, as `jobs` lists it")
     async def job(self, ctx: commands.Context[Any], job_id: int) -> None:
-        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.job(ctx_caller(ctx), job_id)))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.training.job(ctx_caller(ctx), job_id)))
 
     job.autocomplete("job_id")(complete.jobs)
 
@@ -60,20 +60,20 @@ class TrainingCog(commands.Cog, name="Training"):
     @trainer_only()
     @commands.guild_only()
     async def cancel(self, ctx: commands.Context[Any], job_id: int) -> None:
-        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.cancel(ctx_caller(ctx), job_id)))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.training.cancel(ctx_caller(ctx), job_id)))
 
     cancel.autocomplete("job_id")(complete.jobs)
 
     @commands.hybrid_group(name="model", description=describe("model"), fallback="list", invoke_without_command=True)
     async def model(self, ctx: commands.Context[Any]) -> None:
-        await send_reply(ctx, await self.bot.core.model_list(ctx_caller(ctx)))
+        await send_reply(ctx, await self.bot.core.models.versions(ctx_caller(ctx)))
 
     @model.command(name="use", description="Switch to a model version, or roll back")
     @app_commands.describe(version="A version as `model list` shows it (v3), or a remote model (openai:gpt-4.1-mini)")
     @trainer_only()
     @commands.guild_only()
     async def model_use(self, ctx: commands.Context[Any], version: str) -> None:
-        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.model_use(ctx_caller(ctx), version)))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.models.use(ctx_caller(ctx), version)))
 
     model_use.autocomplete("version")(complete.versions)
 
@@ -81,7 +81,7 @@ class TrainingCog(commands.Cog, name="Training"):
     @app_commands.describe(first="One version (v1)", second="The other version (v2)")
     @commands.cooldown(2, 60, commands.BucketType.user)
     async def model_compare(self, ctx: commands.Context[Any], first: str, second: str) -> None:
-        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.model_compare(ctx_caller(ctx), first, second)))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.models.compare(ctx_caller(ctx), first, second)))
 
     model_compare.autocomplete("first")(complete.versions)
     model_compare.autocomplete("second")(complete.versions)

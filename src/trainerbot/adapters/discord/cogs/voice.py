@@ -58,7 +58,7 @@ class VoiceCog(commands.Cog, name="Voice"):
         state = getattr(ctx.author, "voice", None)
         if state is None or state.channel is None:
             raise BadInput("Join a voice channel first, then ask me to come.")
-        missing = self.bot.core.voice_missing()
+        missing = self.bot.core.voice.missing()
         if missing:
             raise NotAvailable(f"I can't speak on this machine: {' and '.join(missing)} "
                                f"{'is' if len(missing) == 1 else 'are'} not installed (the operator can install "
@@ -84,13 +84,13 @@ class VoiceCog(commands.Cog, name="Voice"):
     @commands.hybrid_command(name="language", description=describe("language"))
     @app_commands.describe(language="en: English, ru: Russian (trainers change it; left out: show it)")
     async def language(self, ctx: commands.Context[Any], language: Literal["en", "ru"] | None = None) -> None:
-        await send_reply(ctx, await self.bot.core.language(ctx_caller(ctx), language))
+        await send_reply(ctx, await self.bot.core.voice.language(ctx_caller(ctx), language))
 
     @commands.hybrid_command(name="say", description=describe("say"))
     @app_commands.describe(text="What to say, in this server's language")
     @commands.cooldown(3, 60, commands.BucketType.user)
     async def say(self, ctx: commands.Context[Any], *, text: str) -> None:
-        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.say(ctx_caller(ctx), text)))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.voice.say(ctx_caller(ctx), text)))
 
     async def _disconnect(self, guild_id: int, vc: discord.VoiceProtocol) -> None:
         task = self.players.pop(guild_id, None)
@@ -110,7 +110,7 @@ class VoiceCog(commands.Cog, name="Voice"):
         queue = self.queues.setdefault(guild.id, asyncio.Queue(MAX_QUEUE))
         if queue.full():
             return False
-        await queue.put(await self.bot.core.speech(caller, text))
+        await queue.put(await self.bot.core.voice.speech(caller, text))
         self.last_active[guild.id] = time.monotonic()
         if guild.id not in self.players or self.players[guild.id].done():
             self.players[guild.id] = asyncio.create_task(self._play_queue(guild.id, vc))

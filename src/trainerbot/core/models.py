@@ -1,4 +1,7 @@
-"""Checking what the model learned: ``test``, ``handle_errors`` and ``model compare``.
+"""The model commands: ``model list|use|compare``, ``test`` and ``handle_errors``.
+
+``model list`` shows the server's versions with their figures; ``model use`` switches to
+one (or to a remote model, ``openai:<name>``), which is also how a trainer rolls back.
 
 ``test`` runs the active model on the caller's cases (inline JSON or an attached JSON/JSONL
 file), replies with the summary — exact match, chrF, loss and perplexity of the expected
@@ -11,13 +14,17 @@ for the review queue; they are never trained on until a trainer approves them.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from trainerbot.core.base import CoreBase
+from trainerbot.config import Settings
+from trainerbot.core.base import Group
+from trainerbot.core.engines import Engines
+from trainerbot.core.limits import RateLimiter
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.review import pending_count, same_correction
 from trainerbot.core.text import quote_user_text, row_number
@@ -32,12 +39,82 @@ from trainerbot.evaluation.run import score_cases
 from trainerbot.fileio import atomic_write_bytes, unique_path
 from trainerbot.model.remote import scorer_for
 from trainerbot.plural import count
-from trainerbot.store.models import Correction, CorrectionStatus, DatasetItem, ModelVersion, TestRun
+from trainerbot.store import Store
+from trainerbot.store.models import Correction, CorrectionStatus, DatasetItem, Guild, ModelVersion, TestRun
 
 SHOWN_WRONG = 3
+REMOTE_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}")
 
 
-class EvaluationCommands(CoreBase):
+class ModelCommands(Group):
+    def __init__(self, settings: Settings, store: Store, rate: RateLimiter, engines: Engines) -> None:
+        super().__init__(settings, store, rate)
+        self.engines = engines  # the loaded models chat answers with: a test runs the same ones
+
+    # ------------------------------------------------------------- versions
+    async def use(self, caller: Caller, version: str) -> Reply:
+        """Switch the server to a version (or a remote model, ``openai:<name>``), or roll back."""
+        self._require_trainer(caller, "switch models")
+        if not (version or "").strip():
+            raise BadInput(f"Usage: `{self.settings.prefix}model use <version>` (see `{self.settings.prefix}model list`).")
+        return await self._model_use(caller, version.strip())
+
+    async def versions(self, caller: Caller) -> Reply:
+        """The server's model versions and which one is active."""
+        def load() -> list[ModelVersion]:
+            with self.store.read() as s:
+                guild = self._find_guild(s, caller)
+                return list(s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id).order_by(ModelVersion.id))) if guild else []
+        versions = await self._blocking(load)
+        if not versions:
+            return Reply.text(f"No model versions yet; each finished `{self.settings.prefix}train` job makes one.")
+        lines = ["**Model versions**"]
+        for v in versions:
+            loss = v.metrics.get("final_loss")
+            held = v.metrics.get("heldout") or {}
+            mark = " ← active" if v.active else " (not promoted)" if v.metrics.get("promoted") is False else ""
+            what = f"remote `{v.base}`" + (f", {v.recipe.upper()} job #{v.job_id}" if v.job_id else "") if v.backend == "openai" \
+                else f"{v.recipe.upper()} from {v.base}, job #{v.job_id}"
+            lines.append(f"• `{v.name}` — {what}"
+                         + (f", final loss {loss:.3f}" if isinstance(loss, (int, float)) else "")
+                         + (f", held-out chrF {held['chrf']:.1f}" if isinstance(held.get("chrf"), (int, float)) else "")
+                         + (f", general questions {v.metrics['general']:.0f} %" if isinstance(v.metrics.get("general"), (int, float)) else "")
+                         + mark)
+        return Reply.text("\n".join(lines), data={"names": [v.name for v in versions], "active": next((v.name for v in versions if v.active), None),
+                                                  "backends": {v.name: v.backend for v in versions}})
+
+    async def _model_use(self, caller: Caller, name: str) -> Reply:
+        remote = name[len("openai:"):].strip() if name.lower().startswith("openai:") else None
+        if remote is not None and not REMOTE_MODEL.fullmatch(remote):
+            raise BadInput("Give a remote model's name, e.g. `model use openai:gpt-4.1-mini` or `openai:ft:gpt-4.1-mini:org::abc123`.")
+
+        def switch() -> str:
+            with self.store.session() as s:
+                guild = self._guild(s, caller) if remote is not None else self._known_guild(s, caller)
+                if remote is not None:  # a remote model by its name: registered once as a version of its own
+                    target = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.backend == "openai",
+                                                                 ModelVersion.base == remote))
+                    if target is None:
+                        s.execute(select(Guild.id).where(Guild.id == guild.id).with_for_update())  # one "next vN" at a time
+                        n = s.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.guild_id == guild.id)) or 0
+                        target = ModelVersion(guild_id=guild.id, name=f"v{n + 1}", backend="openai", base=remote, recipe="remote",
+                                              metrics={})
+                        s.add(target)
+                        s.flush()
+                else:
+                    target = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.name == name))
+                if target is None:
+                    raise NotFound(f"There is no model version `{name[:30]}` here. `{self.settings.prefix}model list` shows them.")
+                from trainerbot.model.files import is_complete
+
+                if target.backend == "local" and (not target.path or not is_complete(self.data_dir / target.path)):
+                    raise BadInput(f"Model `{name}` has no complete files on disk; it cannot be used.")
+                for v in s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id)):
+                    v.active = v.id == target.id
+                return target.name + (f" (remote `{target.base}`)" if target.backend == "openai" else "")
+        active = await self._blocking(switch)
+        return Reply.text(f"Model `{active}` is now active.", data={"active": active.split(" ", 1)[0]})
+
     # ------------------------------------------------------------------- test
     async def test(self, caller: Caller, text: str | None = None, attachment: Attachment | None = None) -> Reply:
         p = self.settings.prefix
@@ -74,14 +151,14 @@ class EvaluationCommands(CoreBase):
             version = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.active.is_(True))) if guild else None
         if version is not None and (version.backend != "local" or version.path):
             return version.name, self._scorer(version)
-        if version is None and self.settings.backend == "local" and (base := self._base_model()) is not None:
+        if version is None and self.settings.backend == "local" and (base := self.engines.base_model()) is not None:
             return f"base:{base.weights.folder.name}", base
         raise NotFound(f"There is no active model to test here yet; `{self.settings.prefix}train` makes one.")
 
     def _scorer(self, version: ModelVersion) -> Any:
         """The version's model: local ones from the shared hub, remote ones through the API."""
         if version.backend == "local":
-            return self._model_hub().get(self.data_dir / str(version.path))
+            return self.engines.hub().get(self.data_dir / str(version.path))
         return scorer_for(self.settings, version)
 
     def _save_run(self, caller: Caller, version: str, rows: list[dict[str, Any]], summary: Summary) -> tuple[int, Path]:
@@ -157,7 +234,7 @@ class EvaluationCommands(CoreBase):
             raise NotFound(f"The report of that test (`{name}`) is gone or damaged.") from None
 
     # ----------------------------------------------------------- model compare
-    async def model_compare(self, caller: Caller, a: str, b: str) -> Reply:
+    async def compare(self, caller: Caller, a: str, b: str) -> Reply:
         if not (a or "").strip() or not (b or "").strip():
             raise BadInput(f"Usage: `{self.settings.prefix}model compare <version> <version>`, e.g. `model compare v1 v2`.")
         self._limit(caller, "compare")
