@@ -1,11 +1,13 @@
-"""One cog per command group; ``COGS`` is what ``TrainerBot.setup_hook`` loads."""
+"""One cog per command group of the core, with the same names (``ChatCog`` → ``core.chat``);
+``COGS`` is what ``TrainerBot.setup_hook`` loads."""
 
 from trainerbot.adapters.discord.cogs.chat import ChatCog
 from trainerbot.adapters.discord.cogs.datasets import DatasetsCog
 from trainerbot.adapters.discord.cogs.feedback import FeedbackCog
 from trainerbot.adapters.discord.cogs.general import GeneralCog
+from trainerbot.adapters.discord.cogs.models import ModelsCog
 from trainerbot.adapters.discord.cogs.review import ReviewCog
 from trainerbot.adapters.discord.cogs.training import TrainingCog
 from trainerbot.adapters.discord.cogs.voice import VoiceCog
 
-COGS = (GeneralCog, ChatCog, FeedbackCog, DatasetsCog, TrainingCog, VoiceCog, ReviewCog)
+COGS = (GeneralCog, ChatCog, FeedbackCog, ReviewCog, DatasetsCog, TrainingCog, ModelsCog, VoiceCog)

@@ -13,18 +13,16 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
+from trainerbot.adapters.discord.cogs.feedback import RATINGS
 from trainerbot.adapters.discord.render import caller_of, read_attachment, send_reply
-from trainerbot.adapters.discord.ui import tell_by_dm
 from trainerbot.core import Caller, Reply
 from trainerbot.core.voice import is_audio
-from trainerbot.errors import Busy, NotAllowed, TrainerBotError
+from trainerbot.errors import TrainerBotError
 
 if TYPE_CHECKING:
     from trainerbot.adapters.discord.bot import TrainerBot
 
 log = logging.getLogger(__name__)
-
-RATINGS = ("👍", "👎")
 
 
 class ChatCog(commands.Cog, name="Chat"):
@@ -111,26 +109,3 @@ class ChatCog(commands.Cog, name="Chat"):
                 await voice.speak_reply(message.guild, message.author, caller, spoken)
             except TrainerBotError as exc:
                 log.info("not speaking a reply: %s", exc.user_message)
-
-    async def _reaction(self, payload: discord.RawReactionActionEvent, added: bool) -> None:
-        if self.bot.user is None or payload.user_id == self.bot.user.id or str(payload.emoji) not in RATINGS:
-            return
-        guild = self.bot.get_guild(payload.guild_id) if payload.guild_id else None
-        user = (guild.get_member(payload.user_id) if guild else None) or self.bot.get_user(payload.user_id)
-        if user is None or user.bot:
-            return
-        caller = caller_of(user, guild, payload.channel_id, owner_ids=self.bot.owner_ids_known)
-        try:
-            await self.bot.core.feedback.react(caller, str(payload.message_id), str(payload.emoji), added=added)
-        except (Busy, NotAllowed) as exc:  # a refused rating is told (by DM: a reaction has no reply)
-            await tell_by_dm(self.bot, user, f"Your {payload.emoji} was not counted: {exc.user_message}")
-        except TrainerBotError:
-            pass  # not one of my replies: other people's messages are none of my business
-
-    @commands.Cog.listener()
-    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
-        await self._reaction(payload, True)
-
-    @commands.Cog.listener()
-    async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
-        await self._reaction(payload, False)

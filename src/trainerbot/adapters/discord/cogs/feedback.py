@@ -1,6 +1,7 @@
 """Teaching by everyone: ``feedback``, ``correct`` (by ID, or as a reply to the bot's
-message), and the message menu "Correct this reply" (Apps → Correct this reply), which opens
-a form pre-filled with the reply's text."""
+message), the message menu "Correct this reply" (Apps → Correct this reply), which opens
+a form pre-filled with the reply's text, and 👍/👎 reactions on the bot's replies (a refused
+rating is explained by DM)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from trainerbot.adapters.discord.render import ctx_caller, send_reply
-from trainerbot.adapters.discord.ui import NOT_MY_REPLY, answer, fail, open_correction, tell
+from trainerbot.adapters.discord.render import caller_of, ctx_caller, send_reply
+from trainerbot.adapters.discord.ui import NOT_MY_REPLY, answer, fail, open_correction, tell, tell_by_dm
 from trainerbot.core.commands import describe
+from trainerbot.errors import Busy, NotAllowed, TrainerBotError
 
 if TYPE_CHECKING:
     from trainerbot.adapters.discord.bot import TrainerBot
 
 CORRECT_MENU = "Correct this reply"
+RATINGS = ("👍", "👎")  # added under every chat reply; a reaction rates the reply
 
 
 class FeedbackCog(commands.Cog, name="Feedback"):
@@ -56,3 +59,26 @@ class FeedbackCog(commands.Cog, name="Feedback"):
             await open_correction(interaction, str(message.id))
         except Exception as exc:
             await fail(interaction, exc)
+
+    async def _reaction(self, payload: discord.RawReactionActionEvent, added: bool) -> None:
+        if self.bot.user is None or payload.user_id == self.bot.user.id or str(payload.emoji) not in RATINGS:
+            return
+        guild = self.bot.get_guild(payload.guild_id) if payload.guild_id else None
+        user = (guild.get_member(payload.user_id) if guild else None) or self.bot.get_user(payload.user_id)
+        if user is None or user.bot:
+            return
+        caller = caller_of(user, guild, payload.channel_id, owner_ids=self.bot.owner_ids_known)
+        try:
+            await self.bot.core.feedback.react(caller, str(payload.message_id), str(payload.emoji), added=added)
+        except (Busy, NotAllowed) as exc:  # a refused rating is told (by DM: a reaction has no reply)
+            await tell_by_dm(self.bot, user, f"Your {payload.emoji} was not counted: {exc.user_message}")
+        except TrainerBotError:
+            pass  # not one of my replies: other people's messages are none of my business
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        await self._reaction(payload, True)
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
+        await self._reaction(payload, False)

@@ -1,5 +1,5 @@
-"""Checking and reviewing: ``test``, ``handle_errors``, ``review`` (with Approve / Reject /
-Edit / Next buttons), ``approve``, ``reject`` and ``forget``. Trainer-only ones are checked
+"""Reviewing: ``review`` (with Approve / Reject / Edit / Next buttons), ``approve``,
+``reject`` and ``forget``. Trainer-only ones are checked
 here and again in the core. ✅/❌ reactions on a review message still decide, as a fallback;
 a refused one is answered by DM."""
 
@@ -13,9 +13,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from trainerbot.adapters.discord import complete
-from trainerbot.adapters.discord.cogs.datasets import first_attachment
-from trainerbot.adapters.discord.render import caller_of, ctx_caller, read_attachment, send_reply, trainer_only
-from trainerbot.adapters.discord.ui import answer, interaction_caller, review_view, tell, tell_by_dm
+from trainerbot.adapters.discord.render import caller_of, ctx_caller, send_reply, trainer_only
+from trainerbot.adapters.discord.ui import interaction_caller, review_view, tell, tell_by_dm
 from trainerbot.core.commands import describe
 from trainerbot.core.review import APPROVE_EMOJI, REJECT_EMOJI
 from trainerbot.errors import Busy, NotAllowed, TrainerBotError
@@ -29,25 +28,6 @@ log = logging.getLogger(__name__)
 class ReviewCog(commands.Cog, name="Review"):
     def __init__(self, bot: TrainerBot) -> None:
         self.bot = bot
-
-    @commands.hybrid_command(name="test", description=describe("test"))
-    @app_commands.describe(attachment="A .json or .jsonl file of cases: {\"prompt\": …, \"expected\": …}",
-                           cases="Cases as JSON, e.g. [{\"prompt\": \"2+2?\", \"expected\": \"4\"}]")
-    @commands.cooldown(2, 60, commands.BucketType.user)
-    async def test(self, ctx: commands.Context[Any], attachment: discord.Attachment | None = None, *, cases: str = "") -> None:
-        att = first_attachment(ctx, attachment)
-
-        async def work():  # type: ignore[no-untyped-def]
-            data = await read_attachment(att, self.bot.settings.max_attachment_bytes) if att is not None else None
-            return await self.bot.core.models.test(ctx_caller(ctx), cases, data)
-        await send_reply(ctx, await answer(ctx, work))
-
-    @commands.hybrid_command(name="handle_errors", description=describe("handle_errors"))
-    @app_commands.describe(test_id="The test run (left out: the latest)")
-    async def handle_errors(self, ctx: commands.Context[Any], test_id: int | None = None) -> None:
-        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.models.handle_errors(ctx_caller(ctx), test_id)))
-
-    handle_errors.autocomplete("test_id")(complete.tests)
 
     @commands.hybrid_command(name="review", description=describe("review"))
     @trainer_only()

@@ -1,4 +1,4 @@
-"""Training commands: ``train`` (with live progress), ``jobs``, ``job``, ``cancel``, ``model``."""
+"""Training commands: ``train`` (with live progress), ``jobs``, ``job`` and ``cancel``."""
 
 from __future__ import annotations
 
@@ -63,25 +63,3 @@ class TrainingCog(commands.Cog, name="Training"):
         await send_reply(ctx, await answer(ctx, lambda: self.bot.core.training.cancel(ctx_caller(ctx), job_id)))
 
     cancel.autocomplete("job_id")(complete.jobs)
-
-    @commands.hybrid_group(name="model", description=describe("model"), fallback="list", invoke_without_command=True)
-    async def model(self, ctx: commands.Context[Any]) -> None:
-        await send_reply(ctx, await self.bot.core.models.versions(ctx_caller(ctx)))
-
-    @model.command(name="use", description="Switch to a model version, or roll back")
-    @app_commands.describe(version="A version as `model list` shows it (v3), or a remote model (openai:gpt-4.1-mini)")
-    @trainer_only()
-    @commands.guild_only()
-    async def model_use(self, ctx: commands.Context[Any], version: str) -> None:
-        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.models.use(ctx_caller(ctx), version)))
-
-    model_use.autocomplete("version")(complete.versions)
-
-    @model.command(name="compare", description="Two versions side by side on the held-out questions")
-    @app_commands.describe(first="One version (v1)", second="The other version (v2)")
-    @commands.cooldown(2, 60, commands.BucketType.user)
-    async def model_compare(self, ctx: commands.Context[Any], first: str, second: str) -> None:
-        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.models.compare(ctx_caller(ctx), first, second)))
-
-    model_compare.autocomplete("first")(complete.versions)
-    model_compare.autocomplete("second")(complete.versions)
