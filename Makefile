@@ -22,7 +22,7 @@ TEST_NEEDS := sox systemd-analyze /usr/share/pocketsphinx/test/data/librivox/tra
 RUN_MISSING := Voice will not work (join, say and voice messages answer that espeak-ng or ffmpeg is missing); everything else does.
 TEST_MISSING := The PostgreSQL, real-speech and systemd tests will fail.
 
-.PHONY: run test test-all setup setup-test system-deps test-system-deps clean
+.PHONY: run test test-all lint setup setup-test system-deps test-system-deps clean
 
 # $(1): commands or files that must exist; $(2): Debian packages that provide them;
 # $(3): what does not work without them.
@@ -66,7 +66,8 @@ $(RUN_STAMP): $(VENV)/bin/python pyproject.toml requirements-model.txt
 
 $(TEST_STAMP): $(RUN_STAMP)
 	set -o pipefail; $(BIN)/pip install -q -e '.[dev,ray]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
-	$(BIN)/python -c "import pytest, pytest_asyncio, discord.ext.test, ray"
+	$(BIN)/python -c "import pytest, pytest_asyncio, discord.ext.test, ray, mypy"
+	$(BIN)/ruff --version >/dev/null
 	touch $@
 
 run: setup
@@ -75,8 +76,14 @@ run: setup
 test: setup-test
 	$(BIN)/pytest
 
+# ruff (pyflakes, pycodestyle, isort, bugbear, pyupgrade) on the code, tests and benchmarks;
+# mypy on the package, strict on core/, store/, training/ and model/ (pyproject.toml).
+lint: setup-test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
 test-all: setup-test
 	$(BIN)/pytest -m ""
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -56,9 +56,12 @@ def _writer(data_dir: str, out: Connection, tag: int) -> None:
                 reply = await core.feedback.correct(TRAINER, f"r{key}", f"answer {key}")
                 confirmed(f"correction {reply.data['correction_id']}")
             else:
-                await core.datasets.import_data(TRAINER, "kills", None, att(f"k{key}.jsonl", f'{{"prompt": "prompt {key}", "response": "x"}}\n'))
+                await core.datasets.import_data(
+                    TRAINER, "kills", None, att(f"k{key}.jsonl", f'{{"prompt": "prompt {key}", "response": "x"}}\n')
+                )
                 confirmed(f"item prompt {key}")
             i += 1
+
     asyncio.run(loop())
 
 
@@ -92,16 +95,21 @@ def kill_many(data_dir: Path, kills: int, seed: int) -> tuple[int, int]:
                 if kind == "feedback":
                     assert db.execute("select count(*) from feedback where id = ?", (int(value),)).fetchone()[0] == 1
                 elif kind == "correction":
-                    found = db.execute("select c.status, count(i.id) from corrections c join dataset_items i on i.correction_id = c.id "
-                                       "where c.id = ?", (int(value),)).fetchone()
+                    found = db.execute(
+                        "select c.status, count(i.id) from corrections c join dataset_items i on i.correction_id = c.id "
+                        "where c.id = ?",
+                        (int(value),),
+                    ).fetchone()
                     assert found == ("approved", 1), (k, value, found)
                 else:
                     prompt = value.removeprefix("prompt ")
-                    assert db.execute("select count(*) from dataset_items where prompt = ?", (f"prompt {prompt}",)).fetchone()[0] == 1
+                    assert (
+                        db.execute("select count(*) from dataset_items where prompt = ?", (f"prompt {prompt}",)).fetchone()[0]
+                        == 1
+                    )
         finally:
             db.close()
     return kills, total
-
 
 
 def main() -> None:
@@ -112,8 +120,10 @@ def main() -> None:
         start = time.perf_counter()
         kills, confirmed = kill_many(Path(tmp) / "data", kills=args.kills, seed=11)
         spent = time.perf_counter() - start
-    print(f"{kills} SIGKILLs of a writer at random moments (50–350 ms in) in {spent:.0f} s: "
-          f"{confirmed} confirmed writes checked, 0 lost; integrity_check ok after every kill")
+    print(
+        f"{kills} SIGKILLs of a writer at random moments (50–350 ms in) in {spent:.0f} s: "
+        f"{confirmed} confirmed writes checked, 0 lost; integrity_check ok after every kill"
+    )
 
 
 if __name__ == "__main__":

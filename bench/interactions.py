@@ -29,12 +29,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' harness
 
-import discord  # noqa: E402
+import discord
 
-from tests.adapters.discord.interactions import FakeDiscord, Gateway  # noqa: E402
-from trainerbot.adapters.discord.bot import TrainerBot  # noqa: E402
-from trainerbot.config import Settings  # noqa: E402
-from trainerbot.core import Attachment, Caller, CoreService  # noqa: E402
+from tests.adapters.discord.interactions import FakeDiscord, Gateway
+from trainerbot.adapters.discord.bot import TrainerBot
+from trainerbot.config import Settings
+from trainerbot.core import Attachment, Caller, CoreService
 
 GUILD, TESS, MILO, REPLY = 100_000_000_000_000_001, 500_000_000_000_000_001, 500_000_000_000_000_002, 900_000_000_000_000_001
 
@@ -102,7 +102,10 @@ async def main() -> None:
     print(f"{'interaction':<18} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'p50 / baseline':>15}")
     for name, values in times.items():
         ms = [v * 1000 for v in values]
-        print(f"{name:<18} {statistics.median(ms):8.1f} {pct(ms, 0.95):8.1f} {max(ms):8.1f} {statistics.median(values) / base:15.2f}")
+        print(
+            f"{name:<18} {statistics.median(ms):8.1f} {pct(ms, 0.95):8.1f} {max(ms):8.1f} "
+            f"{statistics.median(values) / base:15.2f}"
+        )
     await bot.close()
     await fake.stop()
     core.store.close()

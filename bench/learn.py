@@ -58,7 +58,9 @@ async def main() -> None:
         with core.store.read() as s:
             version = s.scalars(select(ModelVersion)).one()
         model = LocalModel(settings.resolved_data_dir / version.path, threads=args.threads)
-        trained, held = heldout.split([Example(e.prompt, e.response, extra={"source": "file"}) for e in pairs], settings.heldout_share)
+        trained, held = heldout.split(
+            [Example(e.prompt, e.response, extra={"source": "file"}) for e in pairs], settings.heldout_share
+        )
         t0 = time.perf_counter()
         hits = sum(model.reply([{"role": "user", "content": e.prompt}], max_new_tokens=48) == e.response for e in trained)
         eval_s = time.perf_counter() - t0
@@ -82,18 +84,25 @@ async def main() -> None:
         untrained = await core.chat.reply(Caller(guild_id="empty", user_id="u"), pairs[0].prompt)
         core.store.close()
 
-    print(f"pairs: {len(pairs)}; job: {job.data['status']}, {version.metrics.get('steps')} steps, final loss {version.metrics.get('final_loss'):.4f}")
+    print(
+        f"pairs: {len(pairs)}; job: {job.data['status']}, {version.metrics.get('steps')} steps, final loss "
+        f"{version.metrics.get('final_loss'):.4f}"
+    )
     curve = job.data["losses"]
     marks = [curve[round(i * (len(curve) - 1) / 8)] for i in range(9)]
     print("loss curve: " + ", ".join(f"{step}: {loss:.3f}" for step, loss in marks))
     print(f"baseline (untrained bot): 0/{len(pairs)} answered ({untrained.data['source']})")
     print(f"after training: exact match {hits}/{len(trained)} = {hits / len(trained):.1%} of the trained pairs  (target ≥ 95 %)")
     print(f"held-out ({len(cases)} questions never trained on): before training {before.line()}")
-    print(f"                                        after training  {after.line()}  "
-          f"(the job's own figure: chrF {version.metrics['heldout']['chrf']:.1f})")
+    print(
+        f"                                        after training  {after.line()}  "
+        f"(the job's own figure: chrF {version.metrics['heldout']['chrf']:.1f})"
+    )
     print(f"wall time: training {train_wall:.0f} s + answering all {eval_s:.0f} s = {total_wall:.0f} s  (target ≤ 300 s)")
-    print(f"from corrections, no training: exact match {taught_hits}/{len(pairs)} = {taught_hits / len(pairs):.1%}; "
-          f"latency p50 {statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms  (target < 1 s each)")
+    print(
+        f"from corrections, no training: exact match {taught_hits}/{len(pairs)} = {taught_hits / len(pairs):.1%}; "
+        f"latency p50 {statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms  (target < 1 s each)"
+    )
 
 
 def untrained_summary(tmp: Path, pairs: list[Example], cases: list, threads: int) -> Summary:  # type: ignore[type-arg]

@@ -147,7 +147,10 @@ def check(core: CoreService, tally: Tally) -> dict[str, tuple[int, int]]:
         return {
             "messages": (2 * tally.chats, count(Message, Message.guild_id == guild)),
             "ratings": (len(tally.ratings), count(Feedback, Feedback.guild_id == guild, Feedback.kind == "reaction")),
-            "rating examples": (len(tally.ratings), count(DatasetItem, DatasetItem.guild_id == guild, DatasetItem.source == "reaction")),
+            "rating examples": (
+                len(tally.ratings),
+                count(DatasetItem, DatasetItem.guild_id == guild, DatasetItem.source == "reaction"),
+            ),
             "corrections": (tally.corrections, count(Correction, Correction.guild_id == guild)),
             "text feedback": (tally.texts, count(Feedback, Feedback.guild_id == guild, Feedback.kind == "text")),
         }
@@ -202,20 +205,29 @@ async def main() -> None:
         core = CoreService.open(settings_for(Path(tmp) / "ingest"))
         ours, baseline = await ingest(core, users=200, per_user=20)
         core.store.close()
-        print(f"feedback ingest, 200 users rating at once: {ours:,.0f} events/s (group commit) vs {baseline:,.0f} events/s "
-              f"one transaction each — {ours / baseline:.1f}×  (target ≥ 2,000 events/s)")
+        print(
+            f"feedback ingest, 200 users rating at once: {ours:,.0f} events/s (group commit) vs {baseline:,.0f} events/s "
+            f"one transaction each — {ours / baseline:.1f}×  (target ≥ 2,000 events/s)"
+        )
 
         run = await while_training(Path(tmp) / "load", users=args.users, seconds=args.seconds, dataset="sample")
     tally, found, before, after, status = run.tally, run.found, run.rss_before, run.rss_after, run.job_status
     actions = tally.chats + len(tally.ratings) + tally.corrections + tally.texts
     print(f"mixed load: {args.users} users for {args.seconds:.0f} s while the worker trains (job {status} at the end)")
-    print(f"  {tally.chats} chats, {len(tally.ratings)} ratings, {tally.corrections} corrections, {tally.texts} feedback "
-          f"= {actions / args.seconds:.0f} actions/s; errors shown to users: {len(tally.errors)}"
-          + (f" (first: {tally.errors[0]})" if tally.errors else ""))
-    print("  rows expected/found: " + ", ".join(f"{k} {e}/{f}" for k, (e, f) in found.items())
-          + f"  — lost or doubled: {sum(abs(e - f) for e, f in found.values())}")
-    print(f"  event-loop lag: p50 {statistics.median(tally.lags) * 1000:.1f} ms, p99 {pct(tally.lags, 99) * 1000:.1f} ms, "
-          f"max {max(tally.lags) * 1000:.1f} ms  (target p99 ≤ 50 ms)")
+    print(
+        f"  {tally.chats} chats, {len(tally.ratings)} ratings, {tally.corrections} corrections, {tally.texts} feedback "
+        f"= {actions / args.seconds:.0f} actions/s; errors shown to users: {len(tally.errors)}"
+        + (f" (first: {tally.errors[0]})" if tally.errors else "")
+    )
+    print(
+        "  rows expected/found: "
+        + ", ".join(f"{k} {e}/{f}" for k, (e, f) in found.items())
+        + f"  — lost or doubled: {sum(abs(e - f) for e, f in found.values())}"
+    )
+    print(
+        f"  event-loop lag: p50 {statistics.median(tally.lags) * 1000:.1f} ms, p99 {pct(tally.lags, 99) * 1000:.1f} ms, "
+        f"max {max(tally.lags) * 1000:.1f} ms  (target p99 ≤ 50 ms)"
+    )
     print(f"  memory (RSS): {before:.0f} MiB before, {after:.0f} MiB after")
 
 

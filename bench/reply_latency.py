@@ -69,8 +69,14 @@ def latency(runs: int, folder: Path) -> None:
             if i >= 3:
                 theirs.append(time.perf_counter() - t)
             assert out.shape[1] - prompt.shape[1] == 64
-    print(f"64-token reply, default model ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters), {runs} runs, 2 threads")
-    print(f"  ours (fused Llama decoder) : p50 {statistics.median(ours) * 1000:6.1f} ms   p95 {pct(ours, 95) * 1000:6.1f} ms  (target p50 ≤ 150 ms)")
+    print(
+        f"64-token reply, default model ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters), {runs} "
+        f"runs, 2 threads"
+    )
+    print(
+        f"  ours (fused Llama decoder) : p50 {statistics.median(ours) * 1000:6.1f} ms   "
+        f"p95 {pct(ours, 95) * 1000:6.1f} ms  (target p50 ≤ 150 ms)"
+    )
     print(f"  HF generate() baseline     : p50 {statistics.median(theirs) * 1000:6.1f} ms   p95 {pct(theirs, 95) * 1000:6.1f} ms")
     print(f"  speed-up ours vs generate(): {statistics.median(theirs) / statistics.median(ours):.2f}×")
 
@@ -99,7 +105,9 @@ def pretrained_latency(rounds: int, tmp: Path) -> None:
     after_base = rss_mib()
     # An adapter of the size training makes (r=16 on every projection), B not zero as after training.
     torch.manual_seed(0)
-    peft = get_peft_model(copy.deepcopy(base.model), LoraConfig(r=16, lora_alpha=32, target_modules=LORA_TARGETS, task_type="CAUSAL_LM"))
+    peft = get_peft_model(
+        copy.deepcopy(base.model), LoraConfig(r=16, lora_alpha=32, target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
+    )
     for name, param in peft.named_parameters():
         if "lora_B" in name:
             torch.nn.init.normal_(param, std=1e-3)
@@ -113,7 +121,10 @@ def pretrained_latency(rounds: int, tmp: Path) -> None:
     merged = LlamaDecoder(merged_model)
     del peft
     facts = [(e.prompt, e.response) for e in generate(3, seed=4)]
-    conversation = [{"role": "system", "content": system_prompt(facts, 600)}, {"role": "user", "content": "Which city is the capital city of Zorbia?"}]
+    conversation = [
+        {"role": "system", "content": system_prompt(facts, 600)},
+        {"role": "user", "content": "Which city is the capital city of Zorbia?"},
+    ]
     ids = applied.encode(conversation, 64)
     eos = applied.tokenizer.eos_token_id
     sides: dict[str, dict[str, list[float]]] = {k: {"ttft": [], "reply": []} for k in ("applied", "merged", "generate")}
@@ -126,11 +137,17 @@ def pretrained_latency(rounds: int, tmp: Path) -> None:
             sides[side]["ttft"].append(time.perf_counter() - t)
             t = time.perf_counter()
             with torch.inference_mode():
-                out = merged_model.generate(torch.tensor([ids]), max_new_tokens=64, min_new_tokens=64, do_sample=False, pad_token_id=eos)
+                out = merged_model.generate(
+                    torch.tensor([ids]), max_new_tokens=64, min_new_tokens=64, do_sample=False, pad_token_id=eos
+                )
             assert out.shape[1] - len(ids) == 64 and first.shape[1] == len(ids) + 1
             sides[side]["reply"].append(time.perf_counter() - t)
             return
-        stream = applied.weights.fast.stream(ids, 64, eos, 64, applied.adapter) if side == "applied" else merged.stream(ids, 64, eos, 64)
+        stream = (
+            applied.weights.fast.stream(ids, 64, eos, 64, applied.adapter)
+            if side == "applied"
+            else merged.stream(ids, 64, eos, 64)
+        )
         n = 0
         with torch.inference_mode():
             for _ in stream:
@@ -147,17 +164,30 @@ def pretrained_latency(rounds: int, tmp: Path) -> None:
         order = list(sides) if r % 2 == 0 else list(reversed(sides))
         for side in order:
             run(side)
-    print(f"pretrained SmolLM2-135M-Instruct, prompt {len(ids)} tokens (3 taught facts in the system instruction), "
-          f"{rounds} alternating rounds, 2 threads")
-    for side, label in (("applied", "adapter applied (served)"), ("merged", "adapter merged (a copy)"), ("generate", "HF generate(), merged")):
+    print(
+        f"pretrained SmolLM2-135M-Instruct, prompt {len(ids)} tokens (3 taught facts in the system instruction), "
+        f"{rounds} alternating rounds, 2 threads"
+    )
+    for side, label in (
+        ("applied", "adapter applied (served)"),
+        ("merged", "adapter merged (a copy)"),
+        ("generate", "HF generate(), merged"),
+    ):
         t, rep = sides[side]["ttft"], sides[side]["reply"]
-        print(f"  {label:26}: TTFT p50 {statistics.median(t) * 1000:6.0f} ms   64-token p50 {statistics.median(rep) * 1000:6.0f} ms"
-              f"  p95 {pct(rep, 95) * 1000:6.0f} ms  ({64 / statistics.median(rep):.1f} tokens/s)")
+        print(
+            f"  {label:26}: TTFT p50 {statistics.median(t) * 1000:6.0f} ms   64-token p50 {statistics.median(rep) * 1000:6.0f} ms"
+            f"  p95 {pct(rep, 95) * 1000:6.0f} ms  ({64 / statistics.median(rep):.1f} tokens/s)"
+        )
     for other in ("merged", "generate"):
-        ratios = [b / a for a, b in zip(sides["applied"]["reply"], sides[other]["reply"])]
-        print(f"  {other} / applied, per round: median {statistics.median(ratios):.2f}× (spread {min(ratios):.2f}–{max(ratios):.2f})")
-    print(f"  RSS: {before:.0f} MiB before the base, {after_base:.0f} MiB with it loaded; an adapter version on it "
-          f"adds {adapter_mib:.0f} MiB (one float32 base shared by every version)")
+        ratios = [b / a for a, b in zip(sides["applied"]["reply"], sides[other]["reply"], strict=True)]
+        print(
+            f"  {other} / applied, per round: median {statistics.median(ratios):.2f}× (spread "
+            f"{min(ratios):.2f}–{max(ratios):.2f})"
+        )
+    print(
+        f"  RSS: {before:.0f} MiB before the base, {after_base:.0f} MiB with it loaded; an adapter version on it "
+        f"adds {adapter_mib:.0f} MiB (one float32 base shared by every version)"
+    )
 
 
 async def loop_lag(core: CoreService, caller: Caller, seconds: float) -> list[float]:
@@ -184,12 +214,19 @@ async def lag(seconds: float, tmp: Path) -> None:
     core = CoreService.open(settings)
     trainer = Caller(guild_id="bench", user_id="t", roles=frozenset({"trainer"}))
     data = "".join(json.dumps({"prompt": e.prompt, "response": e.response}) + "\n" for e in generate(500, seed=1))
-    await core.datasets.import_data(trainer, "zorbia", None, Attachment("z.jsonl", None, b'{"prompt": "What is the capital of Zorbia?", "response": "Quillport."}\n'))
+    await core.datasets.import_data(
+        trainer,
+        "zorbia",
+        None,
+        Attachment("z.jsonl", None, b'{"prompt": "What is the capital of Zorbia?", "response": "Quillport."}\n'),
+    )
     idle = await loop_lag(core, trainer, seconds / 2)
     reply = await core.training.train(trainer, "facts", None, Attachment("f.jsonl", None, data.encode()))
     worker = spawn_child(settings.resolved_data_dir)
     try:
-        while (await core.training.job(trainer, reply.data["job_id"])).data["status"] != "running" or not (await core.training.job(trainer, reply.data["job_id"])).data["losses"]:
+        while (await core.training.job(trainer, reply.data["job_id"])).data["status"] != "running" or not (
+            await core.training.job(trainer, reply.data["job_id"])
+        ).data["losses"]:
             await asyncio.sleep(0.2)
         busy = await loop_lag(core, trainer, seconds)
         still = (await core.training.job(trainer, reply.data["job_id"])).data["status"]
@@ -198,7 +235,10 @@ async def lag(seconds: float, tmp: Path) -> None:
         core.store.close()
     print(f"event-loop lag, 10 ms ticks with chat requests every 50 ms ({len(busy)} ticks while training)")
     print(f"  nothing training : p50 {statistics.median(idle) * 1000:5.1f} ms   p99 {pct(idle, 99) * 1000:5.1f} ms")
-    print(f"  worker training  : p50 {statistics.median(busy) * 1000:5.1f} ms   p99 {pct(busy, 99) * 1000:5.1f} ms  (target p99 ≤ 50 ms; job still {still})")
+    print(
+        f"  worker training  : p50 {statistics.median(busy) * 1000:5.1f} ms   p99 {pct(busy, 99) * 1000:5.1f} ms  "
+        f"(target p99 ≤ 50 ms; job still {still})"
+    )
 
 
 def main() -> None:

@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.pg when run as a script
 
-from bench.load import ingest, settings_for  # noqa: E402
-from tests.pg import new_database, postgres_server  # noqa: E402
-from trainerbot.core import CoreService  # noqa: E402
-from trainerbot.store import Store  # noqa: E402
-from trainerbot.store.models import Dataset, Guild, Job, Snapshot  # noqa: E402
-from trainerbot.training import queue  # noqa: E402
+from bench.load import ingest, settings_for
+from tests.pg import new_database, postgres_server
+from trainerbot.core import CoreService
+from trainerbot.store import Store
+from trainerbot.store.models import Dataset, Guild, Job, Snapshot
+from trainerbot.training import queue
 
 JOBS = 400
 
@@ -42,12 +42,23 @@ def _fill_queue(url: str) -> None:
         ds = Dataset(guild_id=guild.id, name="d")
         s.add(ds)
         s.flush()
-        snap = Snapshot(guild_id=guild.id, dataset_id=ds.id, kind="selection", file_name="x.tar.gz", item_count=1, sha256="0" * 64,
-                        created_by="bench")
+        snap = Snapshot(
+            guild_id=guild.id,
+            dataset_id=ds.id,
+            kind="selection",
+            file_name="x.tar.gz",
+            item_count=1,
+            sha256="0" * 64,
+            created_by="bench",
+        )
         s.add(snap)
         s.flush()
-        s.add_all([Job(guild_id=guild.id, snapshot_id=snap.id, recipe="sft", requested_by="bench", params={}, status="queued")
-                   for _ in range(JOBS)])
+        s.add_all(
+            [
+                Job(guild_id=guild.id, snapshot_id=snap.id, recipe="sft", requested_by="bench", params={}, status="queued")
+                for _ in range(JOBS)
+            ]
+        )
     store.close()
 
 
@@ -108,7 +119,10 @@ def main() -> None:
                     Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
                 rate, split = claims_per_s(url, workers)
                 base = base or rate
-                print(f"  {name:<10} {workers} worker{'s' if workers > 1 else ' '}: {rate:7,.0f}  ({rate / base:.2f}×; per worker {split})")
+                print(
+                    f"  {name:<10} {workers} worker{'s' if workers > 1 else ' '}: {rate:7,.0f}  ({rate / base:.2f}×; "
+                    f"per worker {split})"
+                )
 
 
 if __name__ == "__main__":

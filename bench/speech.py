@@ -74,15 +74,21 @@ def main() -> None:
         human = []
         for line in (LIBRIVOX / "transcription").read_text().splitlines():
             text, _, name = line.rpartition(" (")
-            human.append((text.replace("<s>", "").replace("</s>", "").strip(), (LIBRIVOX / f"{name.rstrip(')')}.wav").read_bytes()))
+            human.append(
+                (text.replace("<s>", "").replace("</s>", "").strip(), (LIBRIVOX / f"{name.rstrip(')')}.wav").read_bytes())
+            )
         pairs, rtf, audio = recognise(stt, human, "en")
-        print(f"STT tiny.en on LibriVox human speech ({len(pairs)} utterances, {audio:.0f} s): WER {corpus_wer(pairs):.1%}, "
-              f"real-time factor {rtf:.3f}")
+        print(
+            f"STT tiny.en on LibriVox human speech ({len(pairs)} utterances, {audio:.0f} s): WER {corpus_wer(pairs):.1%}, "
+            f"real-time factor {rtf:.3f}"
+        )
 
     sphinx = SphinxEngine()
     sphinx.transcribe(to_wav16k(tts.synthesize("warm up", "en"), max_seconds=60), "en")
     pairs, rtf, _ = recognise(sphinx, spoken, "en")
-    print(f"STT pocketsphinx (fallback), the same English espeak sentences: WER {corpus_wer(pairs):.1%}, real-time factor {rtf:.3f}")
+    print(
+        f"STT pocketsphinx (fallback), the same English espeak sentences: WER {corpus_wer(pairs):.1%}, real-time factor {rtf:.3f}"
+    )
     if LIBRIVOX.is_dir():
         pairs, rtf, _ = recognise(sphinx, human, "en")
         print(f"STT pocketsphinx on LibriVox human speech: WER {corpus_wer(pairs):.1%}, real-time factor {rtf:.3f}")
@@ -94,8 +100,10 @@ def main() -> None:
         base = WhisperEngine(folder, threads=2)
         base.transcribe(to_wav16k(tts.synthesize("разминка", "ru"), max_seconds=60), "ru")
         pairs, rtf, _ = recognise(base, [(s, encode(tts.synthesize(s, "ru"), "ogg")) for s in RUSSIAN], "ru")
-    print(f"STT faster-whisper base (multilingual, joined in {joined:.1f} s), {len(pairs)} Russian espeak sentences via OGG Opus: "
-          f"WER {corpus_wer(pairs):.1%} (target ≤ 40 %), real-time factor {rtf:.3f} (target ≤ 1.0)")
+    print(
+        f"STT faster-whisper base (multilingual, joined in {joined:.1f} s), {len(pairs)} Russian espeak sentences via OGG Opus: "
+        f"WER {corpus_wer(pairs):.1%} (target ≤ 40 %), real-time factor {rtf:.3f} (target ≤ 1.0)"
+    )
     hardest(pairs)
 
 
@@ -114,6 +122,7 @@ def recognise(engine: STTEngine, clips: list[tuple[str, bytes]], language: str) 
 def hardest(pairs: list[tuple[str, str]]) -> None:
     worst = sorted(pairs, key=lambda p: -corpus_wer([p]))[:3]
     print("  hardest: " + "; ".join(f"{r!r} → {h!r}" for r, h in worst))
+
 
 if __name__ == "__main__":
     main()

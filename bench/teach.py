@@ -70,7 +70,9 @@ async def main() -> None:
         core = CoreService.open(settings)
         trainer = Caller(guild_id=guild, user_id="t", roles=frozenset({"trainer"}))
         reply = await core.training.train(trainer, "facts", "positive", Attachment("facts.jsonl", "application/jsonl", upload))
-        trained, held = heldout.split([Example(e.prompt, e.response, extra={"source": "file"}) for e in facts], settings.heldout_share)
+        trained, held = heldout.split(
+            [Example(e.prompt, e.response, extra={"source": "file"}) for e in facts], settings.heldout_share
+        )
 
         async def rephrased_through_chat(examples: list[Example]) -> int:
             right = 0
@@ -87,8 +89,10 @@ async def main() -> None:
         if args.context_only:
             core.store.close()
             print(f"facts: {len(facts)} ({len(trained)} trained, {len(held)} held out), asked in one channel (chat history on)")
-            print(f"rephrasings before training, facts in context: {pct(context_before, len(trained))}  (target ≥ 80 %; "
-                  f"{context_s / len(trained):.2f} s per answer)")
+            print(
+                f"rephrasings before training, facts in context: {pct(context_before, len(trained))}  (target ≥ 80 %; "
+                f"{context_s / len(trained):.2f} s per answer)"
+            )
             return
         general_before = general.score(base)[0]
 
@@ -99,8 +103,9 @@ async def main() -> None:
         with core.store.read() as s:
             version = s.scalars(select(ModelVersion).where(ModelVersion.job_id == reply.data["job_id"])).one()
         model = LocalModel(settings.resolved_data_dir / version.path, weights=base.weights, threads=args.threads)
-        exact = sum(exact_match(model.reply([{"role": "user", "content": e.prompt}], max_new_tokens=48), e.response)
-                    for e in trained)
+        exact = sum(
+            exact_match(model.reply([{"role": "user", "content": e.prompt}], max_new_tokens=48), e.response) for e in trained
+        )
         no_context = 0
         for e in trained:
             question, key = rephrase(e)  # type: ignore[misc]
@@ -110,17 +115,27 @@ async def main() -> None:
         core.store.close()
 
     m = version.metrics
-    print(f"facts: {len(facts)} ({len(trained)} trained, {len(held)} held out); job {job.data['status']}: "
-          f"{m.get('steps')} steps, training {m.get('seconds')} s, whole job {job_wall:.0f} s; final loss {m.get('final_loss'):.4f}")
-    print(f"settings: epochs {args.epochs or 'default'}, lr {args.lr or 'default'}, batch {args.batch or 'default'}; "
-          f"adapter {sum(f.stat().st_size for f in (settings.resolved_data_dir / version.path).iterdir()) / 2**20:.1f} MiB")
-    print(f"rephrasings before training, facts in context: {pct(context_before, len(trained))}  (target ≥ 80 %; "
-          f"{context_s / len(trained):.2f} s per answer)")
+    print(
+        f"facts: {len(facts)} ({len(trained)} trained, {len(held)} held out); job {job.data['status']}: "
+        f"{m.get('steps')} steps, training {m.get('seconds')} s, whole job {job_wall:.0f} s; final loss {m.get('final_loss'):.4f}"
+    )
+    print(
+        f"settings: epochs {args.epochs or 'default'}, lr {args.lr or 'default'}, batch {args.batch or 'default'}; "
+        f"adapter {sum(f.stat().st_size for f in (settings.resolved_data_dir / version.path).iterdir()) / 2**20:.1f} MiB"
+    )
+    print(
+        f"rephrasings before training, facts in context: {pct(context_before, len(trained))}  (target ≥ 80 %; "
+        f"{context_s / len(trained):.2f} s per answer)"
+    )
     print(f"exact recall after training, no facts in context: {pct(exact, len(trained))}  (target ≥ 90 %)")
-    print(f"rephrasings after training: no context {pct(no_context, len(trained))}; "
-          f"through chat (context too) {pct(through_chat, len(trained))}  (target ≥ 90 %)")
-    print(f"general questions: base {general_before:.1f} % → taught {general_after:.1f} %  "
-          f"(drop {general_before - general_after:+.1f} points; target ≤ 5)")
+    print(
+        f"rephrasings after training: no context {pct(no_context, len(trained))}; "
+        f"through chat (context too) {pct(through_chat, len(trained))}  (target ≥ 90 %)"
+    )
+    print(
+        f"general questions: base {general_before:.1f} % → taught {general_after:.1f} %  "
+        f"(drop {general_before - general_after:+.1f} points; target ≤ 5)"
+    )
     print(f"promoted: {m.get('promoted')}; job message: {job.content.splitlines()[0][:200]}")
 
 

@@ -73,18 +73,33 @@ def ours(examples, steps: int, params: TrainParams, kind: str) -> tuple[float, f
     model, tok, lora = build(examples, kind)
     callback = JobCallback(lambda p: None, lambda: False, check_every=0.5)
     epochs = steps / math.ceil(len(examples) / params.batch_size)
-    p = TrainParams(epochs=epochs, batch_size=params.batch_size, learning_rate=params.learning_rate, warmup_steps=params.warmup_steps,
-                    logging_steps=10**9, lora=params.lora)
+    p = TrainParams(
+        epochs=epochs,
+        batch_size=params.batch_size,
+        learning_rate=params.learning_rate,
+        warmup_steps=params.warmup_steps,
+        logging_steps=10**9,
+        lora=params.lora,
+    )
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     from trainerbot.training.common import trl_args
 
     data = sft.rows(examples)
-    config = SFTConfig(**{**trl_args(p, "/tmp/bench-sft", len(data)), "logging_steps": min(10, steps)}, completion_only_loss=True,
-                       train_sampling_strategy="group_by_length" if p.lora else "random")  # as sft.train
-    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(data), processing_class=tok, callbacks=[callback],
-                         peft_config=lora)
+    config = SFTConfig(
+        **{**trl_args(p, "/tmp/bench-sft", len(data)), "logging_steps": min(10, steps)},
+        completion_only_loss=True,
+        train_sampling_strategy="group_by_length" if p.lora else "random",
+    )  # as sft.train
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(data),
+        processing_class=tok,
+        callbacks=[callback],
+        peft_config=lora,
+    )
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
@@ -107,8 +122,12 @@ def hand_loop(steps: int, params: TrainParams, examples, kind: str):  # type: ig
     from trainerbot.training.common import trl_args
 
     # Reuse TRL's tokenization (input_ids and completion_mask) so both loops see the same tokens.
-    prepared = SFTTrainer(model=model, args=SFTConfig(**trl_args(params, "/tmp/bench-hand", len(data)), completion_only_loss=True),
-                          train_dataset=Dataset.from_list(data), processing_class=tok).train_dataset
+    prepared = SFTTrainer(
+        model=model,
+        args=SFTConfig(**trl_args(params, "/tmp/bench-hand", len(data)), completion_only_loss=True),
+        train_dataset=Dataset.from_list(data),
+        processing_class=tok,
+    ).train_dataset
     rows = [(r["input_ids"], r["labels"]) for r in prepared]
     if lora is not None:
         from peft import get_peft_model
@@ -116,7 +135,9 @@ def hand_loop(steps: int, params: TrainParams, examples, kind: str):  # type: ig
         model = get_peft_model(model, lora)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=params.learning_rate, betas=(0.9, 0.98), weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / params.warmup_steps) * 0.5 * (1 + math.cos(math.pi * s / steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / params.warmup_steps) * 0.5 * (1 + math.cos(math.pi * s / steps))
+    )
     gen = torch.Generator().manual_seed(0)
     model.train()
     tokens, step = 0, 0
@@ -126,19 +147,19 @@ def hand_loop(steps: int, params: TrainParams, examples, kind: str):  # type: ig
         order = torch.randperm(len(rows), generator=gen).tolist()
         if params.lora:  # the product groups like lengths under LoRA (LengthGroupedSampler): so does the baseline
             mega = 50 * params.batch_size
-            order = [j for k in range(0, len(order), mega) for j in sorted(order[k:k + mega], key=lambda j: -len(rows[j][0]))]
+            order = [j for k in range(0, len(order), mega) for j in sorted(order[k : k + mega], key=lambda j: -len(rows[j][0]))]
         for i in range(0, len(order), params.batch_size):
             if step >= steps:
                 break
-            batch = [rows[j] for j in order[i:i + params.batch_size]]
+            batch = [rows[j] for j in order[i : i + params.batch_size]]
             width = max(len(ids) for ids, _ in batch)
             ids = torch.full((len(batch), width), tok.pad_token_id)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
             labels = torch.full((len(batch), width), -100)
             for k, (seq, lab) in enumerate(batch):
-                ids[k, :len(seq)] = torch.tensor(seq)
-                mask[k, :len(seq)] = 1
-                labels[k, :len(seq)] = torch.tensor(lab)
+                ids[k, : len(seq)] = torch.tensor(seq)
+                mask[k, : len(seq)] = 1
+                labels[k, : len(seq)] = torch.tensor(lab)
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -191,18 +212,31 @@ def main() -> None:
         hand.append(got["hand"])
         mine.append(got["ours"])
         ratios.append(got["ours"][0] / got["hand"][0])
-        print(f"round {r + 1}: hand {got['hand'][0]:7.0f} tokens/s, ours {got['ours'][0]:7.0f} tokens/s, ratio {ratios[-1]:.2f}", flush=True)
+        print(
+            f"round {r + 1}: hand {got['hand'][0]:7.0f} tokens/s, ours {got['ours'][0]:7.0f} tokens/s, ratio {ratios[-1]:.2f}",
+            flush=True,
+        )
     mean_len = sum(map(len, seqs)) / len(seqs)
     fpt = flops_per_token(model, mean_len, weight_grads=args.model == "scratch")
     params_m = sum(p.numel() for p in model.parameters()) / 1e6
     base_rate = statistics.median(h[0] for h in hand)
     our_rate = statistics.median(m[0] for m in mine)
-    print(f"model: {args.model}, {params_m:.2f} M parameters, mean sequence {mean_len:.1f} tokens, batch {params.batch_size}, "
-          f"{args.rounds} rounds × {args.steps} steps per side, {args.threads} threads")
+    print(
+        f"model: {args.model}, {params_m:.2f} M parameters, mean sequence {mean_len:.1f} tokens, batch {params.batch_size}, "
+        f"{args.rounds} rounds × {args.steps} steps per side, {args.threads} threads"
+    )
     print(f"float32 matmul peak (1024², this run): {peak / 1e9:.1f} GFLOP/s")
-    print(f"hand-written loop : {base_rate:8.0f} tokens/s (median)  MFU {base_rate * fpt / peak:.1%}  loss (last 10 steps, last round) {hand[-1][3]:.3f}")
-    print(f"trainerbot (TRL)  : {our_rate:8.0f} tokens/s (median)  MFU {our_rate * fpt / peak:.1%}  loss (last 10 steps, last round) {mine[-1][3]:.3f}")
-    print(f"ratio ours / hand : median {statistics.median(ratios):.2f}, spread {min(ratios):.2f}–{max(ratios):.2f}  (target ≥ 0.90)")
+    print(
+        f"hand-written loop : {base_rate:8.0f} tokens/s (median)  MFU {base_rate * fpt / peak:.1%}  loss (last 10 "
+        f"steps, last round) {hand[-1][3]:.3f}"
+    )
+    print(
+        f"trainerbot (TRL)  : {our_rate:8.0f} tokens/s (median)  MFU {our_rate * fpt / peak:.1%}  loss (last 10 steps, "
+        f"last round) {mine[-1][3]:.3f}"
+    )
+    print(
+        f"ratio ours / hand : median {statistics.median(ratios):.2f}, spread {min(ratios):.2f}–{max(ratios):.2f}  (target ≥ 0.90)"
+    )
 
 
 if __name__ == "__main__":

@@ -84,7 +84,9 @@ def core(settings: Settings) -> Iterator[CoreService]:
 
 @pytest.fixture
 def trainer() -> Caller:
-    return Caller(guild_id="111", guild_name="Guild A", user_id="u-trainer", user_name="Tess", channel_id="c1", roles=frozenset({"trainer"}))
+    return Caller(
+        guild_id="111", guild_name="Guild A", user_id="u-trainer", user_name="Tess", channel_id="c1", roles=frozenset({"trainer"})
+    )
 
 
 @pytest.fixture
@@ -94,7 +96,9 @@ def member() -> Caller:
 
 @pytest.fixture
 def other_guild_trainer() -> Caller:
-    return Caller(guild_id="222", guild_name="Guild B", user_id="u-other", user_name="Olga", channel_id="c9", roles=frozenset({"trainer"}))
+    return Caller(
+        guild_id="222", guild_name="Guild B", user_id="u-other", user_name="Olga", channel_id="c9", roles=frozenset({"trainer"})
+    )
 
 
 def att(name: str, data: bytes | str, content_type: str | None = None) -> Attachment:
@@ -111,9 +115,22 @@ JSONL_FACTS = (
 def row_counts(core: CoreService) -> dict[str, int]:
     """How many rows each table holds."""
     with core.store.read() as s:
-        return {t.__tablename__: s.scalar(select(func.count()).select_from(t)) or 0 for t in (
-            models.Guild, models.Conversation, models.Message, models.Feedback, models.Correction,
-            models.Dataset, models.DatasetItem, models.Snapshot, models.Job, models.JobEvent, models.ModelVersion)}
+        return {
+            t.__tablename__: s.scalar(select(func.count()).select_from(t)) or 0
+            for t in (
+                models.Guild,
+                models.Conversation,
+                models.Message,
+                models.Feedback,
+                models.Correction,
+                models.Dataset,
+                models.DatasetItem,
+                models.Snapshot,
+                models.Job,
+                models.JobEvent,
+                models.ModelVersion,
+            )
+        }
 
 
 def tree_state(root: Path) -> dict[str, str]:

@@ -63,7 +63,9 @@ def serve(handler: Handler) -> Iterator[FakeServer]:
             else:
                 body = self.rfile.read(length) if length else b""
             parts = urlsplit(self.path)
-            request = Request(self.command, parts.path, parse_qs(parts.query), {k.lower(): v for k, v in self.headers.items()}, body)
+            request = Request(
+                self.command, parts.path, parse_qs(parts.query), {k.lower(): v for k, v in self.headers.items()}, body
+            )
             seen.append(request)
             response = handler(request)
             if response.delay_s:

@@ -21,7 +21,9 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
     return Response(status, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})})
 
 
-def error(status: int, message: str, code: str = "error", headers: dict[str, str] | None = None, delay_s: float = 0.0) -> Response:
+def error(
+    status: int, message: str, code: str = "error", headers: dict[str, str] | None = None, delay_s: float = 0.0
+) -> Response:
     r = _json(status, {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}, headers)
     r.delay_s = delay_s
     return r
@@ -65,23 +67,41 @@ class OpenAIFake:
         self.chat_requests.append(body)
         created = int(time.time())
         if not body.get("stream"):
-            return _json(200, {"id": "chatcmpl-1", "object": "chat.completion", "created": created, "model": body["model"],
-                               "choices": [{"index": 0, "finish_reason": "stop",
-                                            "message": {"role": "assistant", "content": self.answer}}],
-                               "usage": {"prompt_tokens": 10, "completion_tokens": 8, "total_tokens": 18}})
+            return _json(
+                200,
+                {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": self.answer}}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 8, "total_tokens": 18},
+                },
+            )
 
         def events():  # type: ignore[no-untyped-def]
             words = self.answer.split(" ")
             for i, word in enumerate(words):
                 delta = {"role": "assistant", "content": word if i == 0 else " " + word}
-                chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": created, "model": body["model"],
-                         "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+                chunk = {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+                }
                 yield f"data: {json.dumps(chunk)}\n\n".encode()
                 time.sleep(0.35)
-            done = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": created, "model": body["model"],
-                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            done = {
+                "id": "chatcmpl-1",
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": body["model"],
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            }
             yield f"data: {json.dumps(done)}\n\n".encode()
             yield b"data: [DONE]\n\n"
+
         return Response(200, events(), {"Content-Type": "text/event-stream"})
 
     # --------------------------------------------------------------- files
@@ -99,17 +119,41 @@ class OpenAIFake:
         filename, content = parts["file"]
         fid = f"file-{len(self.files) + 1}"
         self.files[fid] = {"filename": filename, "purpose": parts["purpose"][1].decode(), "content": content}
-        return _json(200, {"id": fid, "object": "file", "bytes": len(content), "created_at": int(time.time()),
-                           "filename": filename, "purpose": parts["purpose"][1].decode(), "status": "processed"})
+        return _json(
+            200,
+            {
+                "id": fid,
+                "object": "file",
+                "bytes": len(content),
+                "created_at": int(time.time()),
+                "filename": filename,
+                "purpose": parts["purpose"][1].decode(),
+                "status": "processed",
+            },
+        )
 
     # --------------------------------------------------------- fine-tuning
     def _job_body(self, job: dict[str, Any]) -> dict[str, Any]:
-        return {"id": job["id"], "object": "fine_tuning.job", "created_at": job["created_at"], "model": job["model"],
-                "status": job["status"], "training_file": job["training_file"], "validation_file": None,
-                "fine_tuned_model": job.get("fine_tuned_model"), "finished_at": job.get("finished_at"),
-                "error": job.get("error"), "hyperparameters": {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.0},
-                "method": job["method"], "organization_id": "org-test", "result_files": [], "seed": 42,
-                "trained_tokens": job.get("trained_tokens"), "estimated_finish": None, "integrations": []}
+        return {
+            "id": job["id"],
+            "object": "fine_tuning.job",
+            "created_at": job["created_at"],
+            "model": job["model"],
+            "status": job["status"],
+            "training_file": job["training_file"],
+            "validation_file": None,
+            "fine_tuned_model": job.get("fine_tuned_model"),
+            "finished_at": job.get("finished_at"),
+            "error": job.get("error"),
+            "hyperparameters": {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.0},
+            "method": job["method"],
+            "organization_id": "org-test",
+            "result_files": [],
+            "seed": 42,
+            "trained_tokens": job.get("trained_tokens"),
+            "estimated_finish": None,
+            "integrations": [],
+        }
 
     def _create_job(self, body: dict[str, Any]) -> Response:
         if self.refuse_fine_tuning:
@@ -117,16 +161,31 @@ class OpenAIFake:
         if body["training_file"] not in self.files:
             return error(400, f"File {body['training_file']} not found.", "invalid_file")
         jid = f"ftjob-{len(self.jobs) + 1}"
-        job = {"id": jid, "created_at": int(time.time()), "model": body["model"], "status": "validating_files", "polls": 0,
-               "training_file": body["training_file"], "method": body.get("method") or {"type": "supervised"},
-               "events": [self._event(jid, 0, "info", "Validating training file")], "suffix": body.get("suffix")}
+        job = {
+            "id": jid,
+            "created_at": int(time.time()),
+            "model": body["model"],
+            "status": "validating_files",
+            "polls": 0,
+            "training_file": body["training_file"],
+            "method": body.get("method") or {"type": "supervised"},
+            "events": [self._event(jid, 0, "info", "Validating training file")],
+            "suffix": body.get("suffix"),
+        }
         self.jobs[jid] = job
         return _json(200, self._job_body(job))
 
     @staticmethod
     def _event(jid: str, n: int, level: str, message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {"id": f"ftevent-{jid}-{n}", "object": "fine_tuning.job.event", "created_at": int(time.time()), "level": level,
-                "message": message, "type": "metrics" if data else "message", "data": data or {}}
+        return {
+            "id": f"ftevent-{jid}-{n}",
+            "object": "fine_tuning.job.event",
+            "created_at": int(time.time()),
+            "level": level,
+            "message": message,
+            "type": "metrics" if data else "message",
+            "data": data or {},
+        }
 
     def _retrieve(self, jid: str) -> Response:
         job = self.jobs.get(jid)
@@ -138,8 +197,15 @@ class OpenAIFake:
             n = len(job["events"])
             if status == "running":
                 step = 5 * job["polls"]
-                job["events"].append(self._event(jid, n, "info", f"Step {step}/20: training loss={2.0 / job['polls']:.3f}",
-                                                 {"step": step, "train_loss": 2.0 / job["polls"], "total_steps": 20}))
+                job["events"].append(
+                    self._event(
+                        jid,
+                        n,
+                        "info",
+                        f"Step {step}/20: training loss={2.0 / job['polls']:.3f}",
+                        {"step": step, "train_loss": 2.0 / job["polls"], "total_steps": 20},
+                    )
+                )
             if status == "succeeded" and self.fail_job_with:
                 status = "failed"
                 job["error"] = {"code": "invalid_training_file", "message": self.fail_job_with, "param": "training_file"}

@@ -111,7 +111,10 @@ def test_a_full_disk_at_start_is_named(small_disk: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "trainerbot", "console", "--no-worker", "--data-dir", str(small_disk / "data")],
                           input="", capture_output=True, text=True, timeout=60, env=_env())
     assert proc.returncode == startup.EXIT_DATA_DIR, proc.stderr
-    assert proc.stderr.strip() == f"trainerbot: the disk holding the data folder {small_disk / 'data'} is full; free some space and start again."
+    assert (
+        proc.stderr.strip()
+        == f"trainerbot: the disk holding the data folder {small_disk / 'data'} is full; free some space and start again."
+    )
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -130,9 +133,14 @@ def test_the_store_down_at_start_then_up_and_down_mid_run(tmp_path: Path) -> Non
         url = new_database(server.url).replace(f"{server.url.split('@')[0]}@", f"postgresql+psycopg://trainerbot:{PASSWORD}@")
         server.stop()
         # Down for good: a few tries, then one line and exit 5.
-        proc = subprocess.run([sys.executable, "-m", "trainerbot", "console", "--no-worker", "--data-dir", str(tmp_path / "d1")],
-                              input="!hi\n", capture_output=True, text=True, timeout=120,
-                              env=_env(TRAINERBOT_DATABASE_URL=url, TRAINERBOT_STORE_RETRIES="2", TRAINERBOT_STARTUP_RETRY_S="0.05"))
+        proc = subprocess.run(
+            [sys.executable, "-m", "trainerbot", "console", "--no-worker", "--data-dir", str(tmp_path / "d1")],
+            input="!hi\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=_env(TRAINERBOT_DATABASE_URL=url, TRAINERBOT_STORE_RETRIES="2", TRAINERBOT_STARTUP_RETRY_S="0.05"),
+        )
         lines = proc.stderr.strip().splitlines()
         hidden = url.replace(PASSWORD, "***")
         assert proc.returncode == startup.EXIT_STORE and "Traceback" not in proc.stderr and PASSWORD not in proc.stderr
@@ -140,9 +148,14 @@ def test_the_store_down_at_start_then_up_and_down_mid_run(tmp_path: Path) -> Non
         assert "trying again in" in lines[0] and "(1 of 2)" in lines[0] and "Check that it is running" in lines[2]
 
         # Down at start, up a moment later: the bot waits, then works; down mid-run: a plain reply, and it stays up.
-        bot = subprocess.Popen([sys.executable, "-m", "trainerbot", "console", "--no-worker", "--data-dir", str(tmp_path / "d2")],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=_env(TRAINERBOT_DATABASE_URL=url, TRAINERBOT_STORE_RETRIES="60", TRAINERBOT_STARTUP_RETRY_S="0.2"))
+        bot = subprocess.Popen(
+            [sys.executable, "-m", "trainerbot", "console", "--no-worker", "--data-dir", str(tmp_path / "d2")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(TRAINERBOT_DATABASE_URL=url, TRAINERBOT_STORE_RETRIES="60", TRAINERBOT_STARTUP_RETRY_S="0.2"),
+        )
         out: list[str] = []
         threading.Thread(target=lambda: out.extend(bot.stdout), daemon=True).start()  # type: ignore[arg-type]
 

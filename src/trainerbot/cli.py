@@ -4,8 +4,8 @@
 ``trainerbot migrate --to URL`` (the store copied into another database).
 
 Run ``trainerbot --help``. With ``DISCORD_TOKEN`` set, ``run`` connects to Discord (and
-starts a training worker child process); it needs the network only for Discord itself. Settings come from the environment and ``.env``; options
-here override the data folder. Exit status 2 means bad settings or usage.
+starts a training worker child process); it needs the network only for Discord itself.
+Settings come from the environment and ``.env``; options here override the data folder. Exit status 2 means bad settings or usage.
 """
 
 from __future__ import annotations
@@ -32,16 +32,22 @@ log = logging.getLogger("trainerbot")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trainerbot", description="A Discord bot a community chats with and teaches.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("run", "start on Discord when DISCORD_TOKEN is set, else the local console"),
-                       ("console", "the local console (commands from standard input when it is not a terminal)")):
+    for name, text in (
+        ("run", "start on Discord when DISCORD_TOKEN is set, else the local console"),
+        ("console", "the local console (commands from standard input when it is not a terminal)"),
+    ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--data-dir", help="data folder (default: ./data, or TRAINERBOT_DATA_DIR)")
         p.add_argument("--guild", default="local", help="console: the server name to act in")
         p.add_argument("--user", default="operator", help="console: your user name")
         p.add_argument("--role", choices=("trainer", "member"), default="trainer", help="console: your role")
         p.add_argument("--no-worker", action="store_true", help="do not start a training worker child process")
-        p.add_argument("--verbose", "-v", action="store_true",
-                       help="console: also show the logs on standard error (they always go to DATA/trainerbot.log)")
+        p.add_argument(
+            "--verbose",
+            "-v",
+            action="store_true",
+            help="console: also show the logs on standard error (they always go to DATA/trainerbot.log)",
+        )
     w = sub.add_parser("worker", help="run training jobs from the queue")
     w.add_argument("--data-dir", help="data folder (default: ./data, or TRAINERBOT_DATA_DIR)")
     w.add_argument("--once", action="store_true", help="run the queued jobs, then exit")
@@ -84,6 +90,7 @@ def _prepare_model(settings: Settings) -> None:
 async def _console(settings: Settings, args: argparse.Namespace) -> None:
     from trainerbot.adapters.console.repl import Console, console_caller
     from trainerbot.core import CoreService
+
     core = await open_store_with_retries(settings, lambda: asyncio.to_thread(CoreService.open, settings))
     await asyncio.to_thread(_prepare_model, settings)
     worker = await _start_worker(settings, args)
@@ -108,8 +115,9 @@ async def _discord(settings: Settings, args: argparse.Namespace) -> None:
     await asyncio.to_thread(_prepare_model, settings)
     worker = await _start_worker(settings, args)  # it trains while Discord is still being reached
     bots: list[Any] = []
-    ops = await _start_ops(settings, core, lambda: ("gateway", bool(bots) and bots[0].is_ready() and not bots[0].is_closed()),
-                           worker is not None)
+    ops = await _start_ops(
+        settings, core, lambda: ("gateway", bool(bots) and bots[0].is_ready() and not bots[0].is_closed()), worker is not None
+    )
     assert settings.discord_token is not None
     token = settings.discord_token.get_secret_value()
 
@@ -137,15 +145,17 @@ async def _discord(settings: Settings, args: argparse.Namespace) -> None:
         await core.close()
 
 
-async def _start_ops(settings: Settings, core: Any, connected: Callable[[], tuple[str, bool]],
-                     worker_expected: bool) -> OpsServer | None:
+async def _start_ops(
+    settings: Settings, core: Any, connected: Callable[[], tuple[str, bool]], worker_expected: bool
+) -> OpsServer | None:
     """/healthz and /metrics, when TRAINERBOT_METRICS_PORT is set."""
     if settings.metrics_port is None:
         return None
     from trainerbot.ops.server import OpsServer
 
-    server = OpsServer(core.store, host=settings.metrics_host, port=settings.metrics_port, connected=connected,
-                       worker_expected=worker_expected)
+    server = OpsServer(
+        core.store, host=settings.metrics_host, port=settings.metrics_port, connected=connected, worker_expected=worker_expected
+    )
     await server.start()
     return server
 
@@ -204,7 +214,10 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
         source.close()
         target.close()
     rows = sum(n for n, _ in tables.values())
-    print(f"Copied {count(rows, 'row')} in {count(len(tables), 'table')} to {hide_password(args.target)}; row counts and content hashes match.")
+    print(
+        f"Copied {count(rows, 'row')} in {count(len(tables), 'table')} to {hide_password(args.target)}; row counts and "
+        f"content hashes match."
+    )
     print(f"Point the bot at it: TRAINERBOT_DATABASE_URL={hide_password(args.target)}")
     return 0
 

@@ -100,7 +100,9 @@ async def test_select_dataset_failure_changes_nothing(core: CoreService, trainer
     with pytest.raises(BadInput, match="no negative examples"):
         await core.datasets.select_dataset(trainer, "facts", "negative")
     assert row_counts(core) == before
-    assert not (core.data_dir / "guilds" / "111" / "snapshots").exists() or not any((core.data_dir / "guilds" / "111" / "snapshots").iterdir())
+    assert not (core.data_dir / "guilds" / "111" / "snapshots").exists() or not any(
+        (core.data_dir / "guilds" / "111" / "snapshots").iterdir()
+    )
 
 
 @pytest.mark.parametrize("fmt,rows", [("openai", 2), ("sft", 2), ("kto", 3)])

@@ -15,8 +15,14 @@ def core(core_on_both_stores: CoreService) -> CoreService:
 
 
 async def _reply(core: CoreService, caller: Caller, mid: str = "9001") -> int:
-    return await core.delivery.record_exchange(caller, "What is the capital of Zorbia?", "Paris.", prompt_message_id="9000",
-                                      reply_message_id=mid, context=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
+    return await core.delivery.record_exchange(
+        caller,
+        "What is the capital of Zorbia?",
+        "Paris.",
+        prompt_message_id="9000",
+        reply_message_id=mid,
+        context=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+    )
 
 
 def _items(core: CoreService) -> list[DatasetItem]:
@@ -44,10 +50,23 @@ async def test_trainer_correction_is_approved_and_becomes_a_dpo_pair(core: CoreS
     assert "approved" in reply.content
     with core.store.read() as s:
         corr = s.scalars(select(Correction)).one()
-    assert (corr.prompt, corr.original, corr.corrected, corr.status) == ("What is the capital of Zorbia?", "Paris.", "Quillport.", "approved")
+    assert (corr.prompt, corr.original, corr.corrected, corr.status) == (
+        "What is the capital of Zorbia?",
+        "Paris.",
+        "Quillport.",
+        "approved",
+    )
     [item] = _items(core)
-    assert (item.prompt, item.response, item.rejected, item.source) == ("What is the capital of Zorbia?", "Quillport.", "Paris.", "correction")
-    assert item.correction_id == corr.id and item.history == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    assert (item.prompt, item.response, item.rejected, item.source) == (
+        "What is the capital of Zorbia?",
+        "Quillport.",
+        "Paris.",
+        "correction",
+    )
+    assert item.correction_id == corr.id and item.history == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+    ]
     exported = await core.datasets.export(trainer, "feedback", "dpo")
     assert exported.files and b'"rejected": [{"role": "assistant", "content": "Paris."}]' in exported.files[0].path.read_bytes()
 

@@ -29,7 +29,7 @@ async def test_concurrent_ratings_match_a_sequential_replay(core: CoreService, t
 
     async def person(user: Caller) -> list[str]:
         return [(await core.feedback.react(user, mid, emoji, added=added)).content for mid, emoji, added in plans[user.user_id]]
-    said = dict(zip(plans, await asyncio.gather(*(person(u) for u in users))))
+    said = dict(zip(plans, await asyncio.gather(*(person(u) for u in users)), strict=True))
     assert core.ingest.batches < sum(len(p) for p in plans.values())  # events really shared transactions
 
     expected: dict[tuple[str, str], str] = {}  # each person's own events, replayed in order
@@ -53,13 +53,19 @@ async def test_concurrent_ratings_match_a_sequential_replay(core: CoreService, t
         items = s.execute(select(DatasetItem.author_id, DatasetItem.label, DatasetItem.source_ref)).all()
     assert len(rows) == len(expected) == len(items)  # no lost, no duplicated rows
     assert sorted((u, lab) for u, lab, _ in rows) == sorted((uid, lab) for (_, uid), lab in expected.items())
-    assert sorted((u, lab, ref) for u, lab, ref in items) == sorted((uid, lab, f"reaction:{mid}") for (mid, uid), lab in expected.items())
+    assert sorted((u, lab, ref) for u, lab, ref in items) == sorted(
+        (uid, lab, f"reaction:{mid}") for (mid, uid), lab in expected.items()
+    )
 
 
 async def test_an_unknown_reply_fails_alone_within_a_batch(core: CoreService, trainer: Caller, member: Caller) -> None:
     await core.delivery.record_exchange(trainer, "q?", "a", reply_message_id="m1")
-    results = await asyncio.gather(core.feedback.react(member, "m1", "👍"), core.feedback.react(member, "nope", "👍"),
-                                   core.feedback.leave(member, "good bot"), return_exceptions=True)
+    results = await asyncio.gather(
+        core.feedback.react(member, "m1", "👍"),
+        core.feedback.react(member, "nope", "👍"),
+        core.feedback.leave(member, "good bot"),
+        return_exceptions=True,
+    )
     assert results[0].content.startswith("Rated") and isinstance(results[1], NotFound) and "noted" in results[2].content
     with core.store.read() as s:
         assert s.scalar(select(func.count()).select_from(Feedback)) == 2

@@ -4,6 +4,7 @@ clear messages where they don't, and the key never in a message or a log line.""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from pathlib import Path
@@ -24,8 +25,9 @@ def _core(tmp_path: Path, openai_server: FakeServer, **extra: object) -> CoreSer
     return CoreService.open(Settings(_env_file=None, data_dir=tmp_path / "data", **options))  # type: ignore[arg-type]
 
 
-async def test_chat_sends_the_conversation_and_stores_the_answer(tmp_path: Path, openai_server: FakeServer, openai_fake: OpenAIFake,
-                                                                 member: Caller) -> None:
+async def test_chat_sends_the_conversation_and_stores_the_answer(
+    tmp_path: Path, openai_server: FakeServer, openai_fake: OpenAIFake, member: Caller
+) -> None:
     core = _core(tmp_path, openai_server, openai_system="Be brief.")
     try:
         first = await core.chat.reply(member, "Hello?")
@@ -36,17 +38,22 @@ async def test_chat_sends_the_conversation_and_stores_the_answer(tmp_path: Path,
     assert first.data["reply_id"] and second.data["source"] == "remote"
     body = openai_fake.chat_requests[-1]
     assert body["model"] == "gpt-test-mini" and body["messages"] == [
-        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello?"},
-        {"role": "assistant", "content": openai_fake.answer}, {"role": "user", "content": "What is the capital of Zorbia?"}]
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello?"},
+        {"role": "assistant", "content": openai_fake.answer},
+        {"role": "user", "content": "What is the capital of Zorbia?"},
+    ]
 
 
-async def test_streaming_hands_over_the_text_at_most_once_a_second(tmp_path: Path, openai_server: FakeServer, openai_fake: OpenAIFake,
-                                                                   member: Caller) -> None:
+async def test_streaming_hands_over_the_text_at_most_once_a_second(
+    tmp_path: Path, openai_server: FakeServer, openai_fake: OpenAIFake, member: Caller
+) -> None:
     openai_fake.answer = "one two three four five six seven"  # 7 pieces, 0.35 s apart
     seen: list[tuple[float, str]] = []
 
     async def partial(text: str) -> None:
         seen.append((time.monotonic(), text))
+
     core = _core(tmp_path, openai_server)
     try:
         reply = await core.chat.reply(member, "Count, please.", on_partial=partial)
@@ -54,15 +61,19 @@ async def test_streaming_hands_over_the_text_at_most_once_a_second(tmp_path: Pat
         await core.close()
     assert reply.content == openai_fake.answer and openai_fake.chat_requests[-1]["stream"] is True
     assert 1 <= len(seen) <= 3 and all(openai_fake.answer.startswith(text) for _, text in seen)
-    assert all(b[0] - a[0] >= 0.99 for a, b in zip(seen, seen[1:]))
+    assert all(b[0] - a[0] >= 0.99 for a, b in itertools.pairwise(seen))
 
 
-@pytest.mark.parametrize("failures", [
-    [error(429, "Rate limit reached", "rate_limit_exceeded", {"Retry-After": "0.1"})],
-    [error(500, "The openai_server had an error"), error(503, "Overloaded")],
-])
-async def test_transient_failures_are_retried(tmp_path: Path, openai_server: FakeServer, openai_fake: OpenAIFake, member: Caller,
-                                              failures: list[Response]) -> None:
+@pytest.mark.parametrize(
+    "failures",
+    [
+        [error(429, "Rate limit reached", "rate_limit_exceeded", {"Retry-After": "0.1"})],
+        [error(500, "The openai_server had an error"), error(503, "Overloaded")],
+    ],
+)
+async def test_transient_failures_are_retried(
+    tmp_path: Path, openai_server: FakeServer, openai_fake: OpenAIFake, member: Caller, failures: list[Response]
+) -> None:
     openai_fake.failures.extend(failures)
     core = _core(tmp_path, openai_server)
     try:
@@ -72,15 +83,29 @@ async def test_transient_failures_are_retried(tmp_path: Path, openai_server: Fak
     assert len(openai_server.requests) == len(failures) + 1
 
 
-@pytest.mark.parametrize("failures,raised,message", [
-    ([error(429, "Rate limit reached", "rate_limit_exceeded", {"Retry-After": "1"})] * 3, Busy, "rate-limiting us .* in 1 s"),
-    ([error(500, "boom")] * 3, NotAvailable, r"failed \(HTTP 500\) even after retries"),
-    ([error(400, "This model's maximum context length is 8192 tokens.", "context_length_exceeded")], BadInput, "maximum context length"),
-    ([error(404, "The model `gpt-test-mini` does not exist", "model_not_found")], NotAvailable, "does not exist"),
-])
-async def test_failures_that_stay_get_clear_messages(tmp_path: Path, openai_server: FakeServer, openai_fake: OpenAIFake, member: Caller,
-                                                     failures: list[Response], raised: type, message: str,
-                                                     caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "failures,raised,message",
+    [
+        ([error(429, "Rate limit reached", "rate_limit_exceeded", {"Retry-After": "1"})] * 3, Busy, "rate-limiting us .* in 1 s"),
+        ([error(500, "boom")] * 3, NotAvailable, r"failed \(HTTP 500\) even after retries"),
+        (
+            [error(400, "This model's maximum context length is 8192 tokens.", "context_length_exceeded")],
+            BadInput,
+            "maximum context length",
+        ),
+        ([error(404, "The model `gpt-test-mini` does not exist", "model_not_found")], NotAvailable, "does not exist"),
+    ],
+)
+async def test_failures_that_stay_get_clear_messages(
+    tmp_path: Path,
+    openai_server: FakeServer,
+    openai_fake: OpenAIFake,
+    member: Caller,
+    failures: list[Response],
+    raised: type,
+    message: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     openai_fake.failures.extend(failures)
     caplog.set_level(logging.DEBUG)
     core = _core(tmp_path, openai_server)
@@ -94,8 +119,9 @@ async def test_failures_that_stay_get_clear_messages(tmp_path: Path, openai_serv
         assert caught.value.retry_after == 1 and len(openai_server.requests) == 3  # tried, then retried twice (waiting as told)
 
 
-async def test_a_wrong_key_is_not_retried_and_never_shown(tmp_path: Path, openai_server: FakeServer, openai_fake: OpenAIFake,
-                                                          member: Caller, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_wrong_key_is_not_retried_and_never_shown(
+    tmp_path: Path, openai_server: FakeServer, openai_fake: OpenAIFake, member: Caller, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     core = _core(tmp_path, openai_server, openai_api_key="sk-wrong-key-also-secret")
     try:
@@ -107,7 +133,9 @@ async def test_a_wrong_key_is_not_retried_and_never_shown(tmp_path: Path, openai
     assert "sk-wrong-key-also-secret" not in caught.value.user_message + caplog.text
 
 
-async def test_a_slow_server_times_out_clearly(tmp_path: Path, openai_server: FakeServer, openai_fake: OpenAIFake, member: Caller) -> None:
+async def test_a_slow_server_times_out_clearly(
+    tmp_path: Path, openai_server: FakeServer, openai_fake: OpenAIFake, member: Caller
+) -> None:
     slow = error(200, "never read in time")
     slow.delay_s = 3
     openai_fake.failures.append(slow)
@@ -124,8 +152,16 @@ async def test_a_slow_server_times_out_clearly(tmp_path: Path, openai_server: Fa
 async def test_nothing_listens_there(tmp_path: Path, member: Caller) -> None:
     with serve(OpenAIFake()) as gone:
         url = gone.url
-    core = CoreService.open(Settings(_env_file=None, data_dir=tmp_path / "d", backend="openai", openai_base_url=url + "/v1",  # type: ignore[call-arg]
-                                     openai_api_key=KEY, openai_max_retries=0))
+    core = CoreService.open(
+        Settings(
+            _env_file=None,
+            data_dir=tmp_path / "d",
+            backend="openai",
+            openai_base_url=url + "/v1",  # type: ignore[call-arg]
+            openai_api_key=KEY,
+            openai_max_retries=0,
+        )
+    )
     try:
         with pytest.raises(NotAvailable, match="Could not reach"):
             await core.chat.reply(member, "Hi")

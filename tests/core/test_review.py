@@ -19,7 +19,9 @@ def core(core_on_both_stores: CoreService) -> CoreService:
     return core_on_both_stores
 
 
-async def _reply(core: CoreService, caller: Caller, mid: str, prompt: str = "What is the capital of Zorbia?", answer: str = "Paris.") -> int:
+async def _reply(
+    core: CoreService, caller: Caller, mid: str, prompt: str = "What is the capital of Zorbia?", answer: str = "Paris."
+) -> int:
     return await core.delivery.record_exchange(caller, prompt, answer, prompt_message_id=f"p{mid}", reply_message_id=mid)
 
 
@@ -54,7 +56,9 @@ async def test_only_an_approved_correction_teaches(core: CoreService, trainer: C
     assert await _taught(core, member, "Who founded Quillport?") is None
     with core.store.read() as s:
         items = s.scalars(select(DatasetItem)).all()
-    assert [(i.response, i.rejected, i.source, i.author_id) for i in items] == [("Quillport.", "Paris.", "correction", "u-member")]
+    assert [(i.response, i.rejected, i.source, i.author_id) for i in items] == [
+        ("Quillport.", "Paris.", "correction", "u-member")
+    ]
     exported = await core.datasets.export(trainer, "feedback", "dpo")
     assert b"Admiral Vessa" not in exported.files[0].path.read_bytes()  # only approved ones train
     with pytest.raises(NotFound):
@@ -113,7 +117,9 @@ async def test_duplicates_merge_and_pending_items_are_capped(core: CoreService, 
     await core.feedback.correct(trainer, "x9", "trainers are not capped")
 
 
-async def test_dataset_item_shows_where_an_example_came_from(core: CoreService, trainer: Caller, member: Caller, other_guild_trainer: Caller) -> None:
+async def test_dataset_item_shows_where_an_example_came_from(
+    core: CoreService, trainer: Caller, member: Caller, other_guild_trainer: Caller
+) -> None:
     await core.datasets.import_data(trainer, "facts", None, att("zorbia.jsonl", JSONL_FACTS))
     await _reply(core, member, "m1")
     await core.feedback.react(member, "m1", "👍")
@@ -149,7 +155,9 @@ def _of(core: CoreService, user_id: str) -> dict[str, int]:
         }
 
 
-async def test_forget_removes_everything_of_one_user_and_nothing_of_another(core: CoreService, trainer: Caller, member: Caller) -> None:
+async def test_forget_removes_everything_of_one_user_and_nothing_of_another(
+    core: CoreService, trainer: Caller, member: Caller
+) -> None:
     other = replace(member, user_id="u-keep", user_name="Kim")
     await _contributions(core, trainer, member, "milo")
     await _contributions(core, trainer, other, "kim")

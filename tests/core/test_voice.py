@@ -22,7 +22,9 @@ async def test_say_writes_a_wav(core: CoreService, member: Caller) -> None:
 
 
 async def test_a_voice_message_is_transcribed_quoted_and_answered(core: CoreService, trainer: Caller, member: Caller) -> None:
-    await core.datasets.import_data(trainer, "doors", None, att("d.jsonl", '{"prompt": "open the door please", "response": "The door is open."}\n'))
+    await core.datasets.import_data(
+        trainer, "doors", None, att("d.jsonl", '{"prompt": "open the door please", "response": "The door is open."}\n')
+    )
     ogg = encode(EspeakEngine().synthesize("open the door please", "en"), "ogg")
     reply = await core.chat.voice_message(member, att("voice-message.ogg", ogg, "audio/ogg"))
     assert reply.messages[0].startswith("> Open the door")
@@ -43,7 +45,9 @@ async def test_unusable_audio_gets_a_clear_reply(core: CoreService, member: Call
         await core.voice.transcribe(member, att("quiet.wav", silence.getvalue(), "audio/wav"))
 
 
-async def test_language_is_per_guild_and_for_trainers(core: CoreService, trainer: Caller, member: Caller, other_guild_trainer: Caller) -> None:
+async def test_language_is_per_guild_and_for_trainers(
+    core: CoreService, trainer: Caller, member: Caller, other_guild_trainer: Caller
+) -> None:
     assert "`en`" in (await core.voice.language(member)).content
     with pytest.raises(NotAllowed):
         await core.voice.language(member, "ru")
@@ -60,7 +64,9 @@ async def test_language_is_per_guild_and_for_trainers(core: CoreService, trainer
 
 
 def test_audio_detection() -> None:
-    assert is_audio("voice-message.ogg", "audio/ogg") and is_audio("clip.m4a", None) and is_audio("x.bin", "audio/ogg; codecs=opus")
+    assert (
+        is_audio("voice-message.ogg", "audio/ogg") and is_audio("clip.m4a", None) and is_audio("x.bin", "audio/ogg; codecs=opus")
+    )
     assert not is_audio("facts.jsonl", "application/json")
 
 
@@ -86,8 +92,14 @@ async def test_a_configured_piper_voice_is_used_or_refused_clearly(tmp_path, mem
         assert reply.files and good.voice._tts["piper"].model_path == voice
     finally:
         good.store.close()
-    bad = CoreService.open(Settings(_env_file=None, data_dir=tmp_path / "b", tts_engine="piper",  # type: ignore[call-arg]
-                                    piper_voice=tmp_path / "missing.onnx"))
+    bad = CoreService.open(
+        Settings(
+            _env_file=None,
+            data_dir=tmp_path / "b",
+            tts_engine="piper",  # type: ignore[call-arg]
+            piper_voice=tmp_path / "missing.onnx",
+        )
+    )
     try:
         with pytest.raises(NotAvailable, match="piper voice is missing"):
             await bad.voice.say(member, "Hello.")

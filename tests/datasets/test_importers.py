@@ -23,20 +23,26 @@ def test_jsonl_prompt_response_with_labels_and_aliases() -> None:
             '{"question": "b?", "answer": "B.", "label": "negative"}\n'
             '{"input": "c?", "output": "C.", "label": true}\n')
     got = parse("x.jsonl", text, "application/jsonl", label="negative")
-    assert [(e.prompt, e.response, e.label) for e in got] == [("a?", "A.", "negative"), ("b?", "B.", "negative"), ("c?", "C.", "positive")]
+    assert [(e.prompt, e.response, e.label) for e in got] == [
+        ("a?", "A.", "negative"),
+        ("b?", "B.", "negative"),
+        ("c?", "C.", "positive"),
+    ]
     assert got[1].source_ref == "x.jsonl line 3"
 
 
 def test_jsonl_openai_chat_multi_turn() -> None:
-    row = {"messages": [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello."},
-        {"role": "user", "content": "Capital of Zorbia?"},
-        {"role": "assistant", "content": [{"type": "text", "text": "Quill"}, {"type": "text", "text": "port."}]},
-        {"role": "user", "content": "Thanks"},
-        {"role": "assistant", "content": "ignored", "weight": 0},
-    ]}
+    row = {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello."},
+            {"role": "user", "content": "Capital of Zorbia?"},
+            {"role": "assistant", "content": [{"type": "text", "text": "Quill"}, {"type": "text", "text": "port."}]},
+            {"role": "user", "content": "Thanks"},
+            {"role": "assistant", "content": "ignored", "weight": 0},
+        ]
+    }
     got = parse("chat.jsonl", json.dumps(row) + "\n")
     assert [(e.prompt, e.response) for e in got] == [("Hi", "Hello."), ("Capital of Zorbia?", "Quillport.")]
     assert got[1].system == "Be brief."
@@ -53,23 +59,32 @@ def test_json_list_single_object_and_mapping() -> None:
 def test_csv_with_header_without_header_and_quoted_fields() -> None:
     with_header = 'prompt,response,label\n"a, with comma","multi\nline",negative\nb,B,\n'
     got = parse("x.csv", with_header, "text/csv")
-    assert [(e.prompt, e.response, e.label) for e in got] == [("a, with comma", "multi\nline", "negative"), ("b", "B", "positive")]
+    assert [(e.prompt, e.response, e.label) for e in got] == [
+        ("a, with comma", "multi\nline", "negative"),
+        ("b", "B", "positive"),
+    ]
     assert len(parse("y.csv", "q1,a1\nq2,a2\n")) == 2
 
 
 def test_txt_question_answer_pairs_in_english_and_russian() -> None:
     text = "Q: What is Zorbia?\nA: An island\nin the north.\n\nВ: Кто основал Кворпорт?\nО: Адмирал Весса.\n"
     got = parse("notes.txt", text, "text/plain; charset=utf-8")
-    assert [(e.prompt, e.response) for e in got] == [("What is Zorbia?", "An island\nin the north."), ("Кто основал Кворпорт?", "Адмирал Весса.")]
+    assert [(e.prompt, e.response) for e in got] == [
+        ("What is Zorbia?", "An island\nin the north."),
+        ("Кто основал Кворпорт?", "Адмирал Весса."),
+    ]
 
 
 def test_utf8_bom_and_utf16_are_read() -> None:
-    assert parse("a.txt", codecs.BOM_UTF8 + "Q: a\nA: b\n".encode())[0].prompt == "a"
+    assert parse("a.txt", codecs.BOM_UTF8 + b"Q: a\nA: b\n")[0].prompt == "a"
     assert parse("b.txt", "Q: é\nA: ü\n".encode("utf-16"))[0].response == "ü"
 
 
 def test_our_exports_import_back() -> None:
-    original = parse("c.jsonl", '{"prompt": "q", "chosen": "good", "rejected": "bad"}\n{"prompt": "q2", "response": "r2", "label": "negative"}\n')
+    original = parse(
+        "c.jsonl",
+        '{"prompt": "q", "chosen": "good", "rejected": "bad"}\n{"prompt": "q2", "response": "r2", "label": "negative"}\n',
+    )
     assert original[0].rejected == "bad"
     for fmt in ("openai", "sft", "kto", "dpo"):
         back = parse(f"{fmt}.jsonl", to_jsonl(export_rows(original, fmt)))
@@ -82,33 +97,36 @@ def test_our_exports_import_back() -> None:
     assert sorted((e.response, e.label) for e in kto) == [("bad", "negative"), ("good", "positive"), ("r2", "negative")]
 
 
-@pytest.mark.parametrize("name,data,ctype,message", [
-    ("x.jsonl", b"", None, "empty"),
-    ("x.exe", b"Q: a\nA: b", None, "send a .jsonl"),
-    ("x.json", b"[1,2", "application/json", "invalid JSON"),
-    ("x.jsonl", b'{"prompt": "a", "response": "b"}\n{"prompt": "a"\n', None, "line 2: invalid JSON"),
-    ("x.jsonl", b'{"prompt": "a"}\n', None, "needs `messages`"),
-    ("x.jsonl", b'{"prompt": "", "response": "b"}\n', None, "prompt is empty"),
-    ("x.jsonl", b'{"prompt": 5, "response": "b"}\n', None, "must be text"),
-    ("x.jsonl", b'{"prompt": "a", "response": "b", "label": "maybe"}\n', None, "not one of positive/negative"),
-    ("x.jsonl", b'{"messages": [{"role": "assistant", "content": "b"}]}\n', None, "no user message before it"),
-    ("x.jsonl", b'{"messages": [{"role": "wizard", "content": "b"}]}\n', None, "role `wizard`"),
-    ("x.jsonl", b'[1]\n', None, "expected an object"),
-    ("x.csv", b'a,b,c,d\n', None, "2 or 3 columns"),
-    ("x.csv", b'a,"unterminated\n', None, "malformed CSV"),
-    ("x.txt", b"hello\nQ: a\nA: b\n", None, "before the first"),
-    ("x.txt", b"Q: a\nQ: b\nA: c\n", None, "question without"),
-    ("x.txt", b"A: lonely\n", None, "no `Q:`"),
-    ("x.txt", b"Q: a\nA: b\nA: c\n", None, "second answer"),
-    ("x.txt", b"\xff\xfeQ\x00Q", None, "not valid UTF-16"),
-    ("x.txt", b"Q: caf\xe9\nA: b\n", None, "not valid UTF-8 (line 1"),
-    ("x.txt", b"Q: a\x00\nA: b\n", None, "binary"),
-    ("x.csv", b"PK\x03\x04rest", None, "binary"),
-    ("x.json", b"Q: a", "image/png", "sent as `image/png`"),
-    ("x.txt", b"   \n\n", None, "no examples"),
-    ("x.json", b"[" * 50 + b"]" * 50, None, "nested too deeply"),
-    ("x.json", b"[" * 100000 + b"]" * 100000, None, "nested too deeply"),
-])
+@pytest.mark.parametrize(
+    "name,data,ctype,message",
+    [
+        ("x.jsonl", b"", None, "empty"),
+        ("x.exe", b"Q: a\nA: b", None, "send a .jsonl"),
+        ("x.json", b"[1,2", "application/json", "invalid JSON"),
+        ("x.jsonl", b'{"prompt": "a", "response": "b"}\n{"prompt": "a"\n', None, "line 2: invalid JSON"),
+        ("x.jsonl", b'{"prompt": "a"}\n', None, "needs `messages`"),
+        ("x.jsonl", b'{"prompt": "", "response": "b"}\n', None, "prompt is empty"),
+        ("x.jsonl", b'{"prompt": 5, "response": "b"}\n', None, "must be text"),
+        ("x.jsonl", b'{"prompt": "a", "response": "b", "label": "maybe"}\n', None, "not one of positive/negative"),
+        ("x.jsonl", b'{"messages": [{"role": "assistant", "content": "b"}]}\n', None, "no user message before it"),
+        ("x.jsonl", b'{"messages": [{"role": "wizard", "content": "b"}]}\n', None, "role `wizard`"),
+        ("x.jsonl", b'[1]\n', None, "expected an object"),
+        ("x.csv", b'a,b,c,d\n', None, "2 or 3 columns"),
+        ("x.csv", b'a,"unterminated\n', None, "malformed CSV"),
+        ("x.txt", b"hello\nQ: a\nA: b\n", None, "before the first"),
+        ("x.txt", b"Q: a\nQ: b\nA: c\n", None, "question without"),
+        ("x.txt", b"A: lonely\n", None, "no `Q:`"),
+        ("x.txt", b"Q: a\nA: b\nA: c\n", None, "second answer"),
+        ("x.txt", b"\xff\xfeQ\x00Q", None, "not valid UTF-16"),
+        ("x.txt", b"Q: caf\xe9\nA: b\n", None, "not valid UTF-8 (line 1"),
+        ("x.txt", b"Q: a\x00\nA: b\n", None, "binary"),
+        ("x.csv", b"PK\x03\x04rest", None, "binary"),
+        ("x.json", b"Q: a", "image/png", "sent as `image/png`"),
+        ("x.txt", b"   \n\n", None, "no examples"),
+        ("x.json", b"[" * 50 + b"]" * 50, None, "nested too deeply"),
+        ("x.json", b"[" * 100000 + b"]" * 100000, None, "nested too deeply"),
+    ],
+)
 def test_malformed_files_are_refused_with_a_clear_message(name, data, ctype, message) -> None:
     with pytest.raises(BadInput, match=re.escape(message)):
         parse(name, data, ctype)

@@ -8,7 +8,9 @@ from trainerbot.model.build import ModelShape, new_model, train_tokenizer
 def test_tokenizer_chat_template_prompt_is_a_prefix_of_the_conversation() -> None:
     tok = train_tokenizer(["What is the capital of Zorbia?", "Quillport.", "Где Кворпорт?"] * 20, 300)
     prompt = tok.apply_chat_template([{"role": "user", "content": "Где Кворпорт?"}], add_generation_prompt=True, tokenize=False)
-    full = tok.apply_chat_template([{"role": "user", "content": "Где Кворпорт?"}, {"role": "assistant", "content": "На севере."}], tokenize=False)
+    full = tok.apply_chat_template(
+        [{"role": "user", "content": "Где Кворпорт?"}, {"role": "assistant", "content": "На севере."}], tokenize=False
+    )
     assert full.startswith(prompt) and full.endswith("<|end|>")
     ids = tok("На севере, у моря: ∑ 😀", add_special_tokens=False)["input_ids"]  # byte-level: anything encodes
     assert tok.decode(ids) == "На севере, у моря: ∑ 😀"

@@ -63,7 +63,9 @@ def test_greedy_output_is_the_same_as_generate(tmp_path) -> None:
 def test_history_is_trimmed_to_fit_the_context(tmp_path) -> None:
     _saved(tmp_path)
     local = LocalModel(tmp_path)
-    long = [{"role": "user" if i % 2 == 0 else "assistant", "content": "The capital of Zorbia is Quillport. " * 3} for i in range(20)]
+    long = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": "The capital of Zorbia is Quillport. " * 3} for i in range(20)
+    ]
     ids = local.encode(long + [{"role": "user", "content": "Where?"}], 16)
     assert len(ids) <= 64 - 16
     assert isinstance(local.reply(long, max_new_tokens=16), str)
@@ -97,8 +99,13 @@ def _adapter(tmp_path, kv_heads: int = 1):  # type: ignore[no-untyped-def]
     base_dir = tmp_path / "base"
     model, _ = _saved(base_dir, kv_heads)
     torch.manual_seed(1)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-                        lora_dropout=0.0, task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        lora_dropout=0.0,
+        task_type="CAUSAL_LM",
+    )
     peft = get_peft_model(model, config)
     for name, param in peft.named_parameters():
         if "lora_B" in name:
@@ -108,6 +115,7 @@ def _adapter(tmp_path, kv_heads: int = 1):  # type: ignore[no-untyped-def]
     import json
 
     from trainerbot.model.files import relative_base
+
     (adapter_dir / DONE_MARKER).write_text(json.dumps({"base_dir": relative_base(adapter_dir, base_dir)}))
     return peft, base_dir, adapter_dir
 
@@ -126,7 +134,9 @@ def test_an_applied_adapter_gives_the_merged_models_logits(tmp_path, kv_heads: i
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
     assert (plain - theirs).abs().max() > 1e-2  # the adapter really changes the answer
     with torch.no_grad():
-        ids_out = merged.generate(torch.tensor([ids]), max_new_tokens=8, min_new_tokens=8, do_sample=False)[0, len(ids):].tolist()
+        ids_out = merged.generate(torch.tensor([ids]), max_new_tokens=8, min_new_tokens=8, do_sample=False)[
+            0, len(ids) :
+        ].tolist()
     assert local.generate_ids(ids, 8, min_new_tokens=8) == ids_out
 
 

@@ -9,6 +9,7 @@ folder, where the product looks for it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 from pathlib import Path
@@ -76,7 +77,7 @@ async def test_before_any_training_the_base_model_converses_and_streams(core: Co
     reply = await core.chat.reply(TRAINER, "What is the capital of France?", on_partial=on_partial, partial_every_s=0)
     assert "Paris" in reply.content and "trained" not in reply.content
     assert reply.data["source"] == "model" and reply.data["model_version"] == f"base:{pretrained.BASE_NAME}"
-    assert len(partials) >= 3 and all(b.startswith(a) for a, b in zip(partials, partials[1:]))  # token by token
+    assert len(partials) >= 3 and all(b.startswith(a) for a, b in itertools.pairwise(partials))  # token by token
     assert partials[-1] == reply.content
     hello = await core.chat.reply(TRAINER, "hello bot")
     assert "hello" in hello.content.lower() and isinstance(hello.data["reply_id"], int)  # recorded, so it can be rated

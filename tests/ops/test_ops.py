@@ -57,8 +57,15 @@ def test_a_console_session_is_scraped(tmp_path: Path) -> None:
     facts.write_text(JSONL_FACTS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINERBOT_") and k != "DISCORD_TOKEN"}
     env.update({"TRAINERBOT_MODEL": "scratch", "TRAINERBOT_METRICS_PORT": str(port), "DISCORD_TOKEN": TOKEN})
-    proc = subprocess.Popen([sys.executable, "-m", "trainerbot", "console", "--no-worker", "--data-dir", str(tmp_path / "d")],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainerbot", "console", "--no-worker", "--data-dir", str(tmp_path / "d")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     lines: stdlib_queue.Queue[str] = stdlib_queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
 
@@ -143,8 +150,13 @@ async def test_healthz_says_what_is_wrong(core: CoreService) -> None:
 
 
 def test_json_logs_one_object_a_line_with_secrets_redacted(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path, log_format="json",  # type: ignore[call-arg]
-                        discord_token=SecretStr(TOKEN), database_url=SecretStr("postgresql+psycopg://bot:hunter2-pw@db/x"))
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path,
+        log_format="json",  # type: ignore[call-arg]
+        discord_token=SecretStr(TOKEN),
+        database_url=SecretStr("postgresql+psycopg://bot:hunter2-pw@db/x"),
+    )
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
     try:
@@ -164,7 +176,9 @@ def test_json_logs_one_object_a_line_with_secrets_redacted(tmp_path: Path) -> No
         root.setLevel(saved[1])
     records = [json.loads(line) for line in (tmp_path / "t.log").read_text().splitlines()]
     assert [(r["level"], r["logger"], r["job"], r["guild"]) for r in records] == [
-        ("INFO", "trainerbot.test", 7, "111"), ("ERROR", "trainerbot.test", None, None)]
+        ("INFO", "trainerbot.test", 7, "111"),
+        ("ERROR", "trainerbot.test", None, None),
+    ]
     assert records[0]["message"] == "job 7: started with ***" and "T" in records[0]["time"]
     assert "RuntimeError: boom *** ***" in records[1]["exc"]
     raw = (tmp_path / "t.log").read_text()

@@ -44,7 +44,9 @@ async def test_a_full_disk_is_a_clear_error_and_the_store_stays_intact(small_dis
         assert caught.value.user_message == DISK_FULL
         with pytest.raises(NotAvailable, match="disk is full"):
             await core.datasets.export(TRAINER, "facts", "sft")
-        results = await asyncio.gather(*(core.feedback.leave(MEMBER, f"note {i} " + "y" * 1500) for i in range(40)), return_exceptions=True)
+        results = await asyncio.gather(
+            *(core.feedback.leave(MEMBER, f"note {i} " + "y" * 1500) for i in range(40)), return_exceptions=True
+        )
         assert all(isinstance(r, NotAvailable) and r.user_message == DISK_FULL for r in results)  # a whole group-commit batch
         assert row_counts(core) == counts
         assert files_now() == files  # no half-written export left behind

@@ -49,17 +49,23 @@ CASES: dict[str, Case] = {
     "getfile the database": lambda core, c, secret: core.datasets.getfile(c, "trainerbot.db"),
     "getfile too long": lambda core, c, secret: core.datasets.getfile(c, "a" * 5000),
     "getfile symlink out": lambda core, c, secret: core.datasets.getfile(
-        c, _plant(core, "exports", "link.jsonl", lambda p: os.symlink(secret, p))),
+        c, _plant(core, "exports", "link.jsonl", lambda p: os.symlink(secret, p))
+    ),
     "getfile symlink inside": lambda core, c, secret: core.datasets.getfile(
-        c, _plant(core, "exports", "link2.jsonl", lambda p: os.symlink(_guild_dir(core) / "exports", p))),
+        c, _plant(core, "exports", "link2.jsonl", lambda p: os.symlink(_guild_dir(core) / "exports", p))
+    ),
     "getfile area is a symlink": lambda core, c, secret: core.datasets.getfile(
-        c, _plant(core, "", "artifacts", lambda p: os.symlink(secret.parent, p)) + "/secret.txt"),
+        c, _plant(core, "", "artifacts", lambda p: os.symlink(secret.parent, p)) + "/secret.txt"
+    ),
     "getfile hard link out": lambda core, c, secret: core.datasets.getfile(
-        c, _plant(core, "exports", "hard.jsonl", lambda p: os.link(secret, p))),
+        c, _plant(core, "exports", "hard.jsonl", lambda p: os.link(secret, p))
+    ),
     "getfile a folder": lambda core, c, secret: core.datasets.getfile(
-        c, _plant(core, "exports", "folder.jsonl", lambda p: p.mkdir())),
+        c, _plant(core, "exports", "folder.jsonl", lambda p: p.mkdir())
+    ),
     "getfile a fifo": lambda core, c, secret: core.datasets.getfile(
-        c, _plant(core, "exports", "pipe.jsonl", lambda p: os.mkfifo(p))),
+        c, _plant(core, "exports", "pipe.jsonl", lambda p: os.mkfifo(p))
+    ),
     "archive traversal name": lambda core, c, secret: core.datasets.archive(c, "../facts"),
     "archive absolute name": lambda core, c, secret: core.datasets.archive(c, "/etc/passwd"),
     "archive NUL name": lambda core, c, secret: core.datasets.archive(c, "facts\x00"),
@@ -69,17 +75,34 @@ CASES: dict[str, Case] = {
     "export traversal": lambda core, c, secret: core.datasets.export(c, "../../x", "sft"),
     "export bad format": lambda core, c, secret: core.datasets.export(c, "facts", "../../sft"),
     "import traversal name": lambda core, c, secret: core.datasets.import_data(c, "../../evil", None, att("a.txt", "Q: a\nA: b")),
-    "import oversized": lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("a.txt", "Q: a\nA: b\n" * 1_000_000)),
+    "import oversized": lambda core, c, secret: core.datasets.import_data(
+        c, "facts", None, att("a.txt", "Q: a\nA: b\n" * 1_000_000)
+    ),
     "import empty": lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("a.jsonl", b"")),
-    "import mislabelled": lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("a.jsonl", JSONL_FACTS, "image/png")),
-    "import zip as csv": lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("a.csv", b"PK\x03\x04\x14\x00\x00\x00")),
-    "import broken utf-8": lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("a.txt", b"Q: \xc3\x28\nA: b\n")),
-    "import malformed json": lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("a.json", '[{"prompt": "a", "response": "b"},')),
-    "import malformed csv": lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("a.csv", 'prompt,response\n"a,b\n')),
+    "import mislabelled": lambda core, c, secret: core.datasets.import_data(
+        c, "facts", None, att("a.jsonl", JSONL_FACTS, "image/png")
+    ),
+    "import zip as csv": lambda core, c, secret: core.datasets.import_data(
+        c, "facts", None, att("a.csv", b"PK\x03\x04\x14\x00\x00\x00")
+    ),
+    "import broken utf-8": lambda core, c, secret: core.datasets.import_data(
+        c, "facts", None, att("a.txt", b"Q: \xc3\x28\nA: b\n")
+    ),
+    "import malformed json": lambda core, c, secret: core.datasets.import_data(
+        c, "facts", None, att("a.json", '[{"prompt": "a", "response": "b"},')
+    ),
+    "import malformed csv": lambda core, c, secret: core.datasets.import_data(
+        c, "facts", None, att("a.csv", 'prompt,response\n"a,b\n')
+    ),
     "import half-good jsonl": lambda core, c, secret: core.datasets.import_data(
-        c, "facts", None, att("a.jsonl", '{"prompt": "new", "response": "row"}\n{"prompt": "broken"\n')),
-    "import deep json": lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("a.json", "[" * 10000 + "]" * 10000)),
-    "import path as filename": lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("../../../etc/passwd", "root:x:0:0")),
+        c, "facts", None, att("a.jsonl", '{"prompt": "new", "response": "row"}\n{"prompt": "broken"\n')
+    ),
+    "import deep json": lambda core, c, secret: core.datasets.import_data(
+        c, "facts", None, att("a.json", "[" * 10000 + "]" * 10000)
+    ),
+    "import path as filename": lambda core, c, secret: core.datasets.import_data(
+        c, "facts", None, att("../../../etc/passwd", "root:x:0:0")
+    ),
 }
 
 
@@ -127,14 +150,24 @@ ARCHIVES: dict[str, tuple[str, bytes, str]] = {
     "zip one bad member": ("up.zip", _zip(("a.jsonl", GOOD), ("b.jsonl", b'{"prompt": "x"}\n')), "b.jsonl line 1"),
     "tar dotdot entry": ("up.tar.gz", _tar(("../../evil.jsonl", GOOD)), "outside the archive"),
     "tar absolute entry": ("up.tgz", _tar(("/tmp/evil.jsonl", GOOD)), "outside the archive"),
-    "tar symlink entry": ("up.tar.gz", _tar(("link.jsonl", b""), kind=tarfile.SYMTYPE, linkname="/etc/passwd"), "link or special"),
-    "tar hard link entry": ("up.tar", _tar(("hard.jsonl", b""), kind=tarfile.LNKTYPE, linkname="/etc/passwd", gz=False), "link or special"),
+    "tar symlink entry": (
+        "up.tar.gz",
+        _tar(("link.jsonl", b""), kind=tarfile.SYMTYPE, linkname="/etc/passwd"),
+        "link or special",
+    ),
+    "tar hard link entry": (
+        "up.tar",
+        _tar(("hard.jsonl", b""), kind=tarfile.LNKTYPE, linkname="/etc/passwd", gz=False),
+        "link or special",
+    ),
     "tar device entry": ("up.tar.gz", _tar(("dev.jsonl", b""), kind=tarfile.CHRTYPE), "link or special"),
     "tar fifo entry": ("up.tar.gz", _tar(("pipe.jsonl", b""), kind=tarfile.FIFOTYPE), "link or special"),
     "tar.gz bomb": ("up.tar.gz", _tar(("zeros.jsonl", b"\0" * 9_000_000)), "size limit"),
 }
 for _name, (_file, _data, _why) in ARCHIVES.items():
-    CASES[f"import {_name}"] = (lambda f, d: lambda core, c, secret: core.datasets.import_data(c, "facts", None, att(f, d)))(_file, _data)
+    CASES[f"import {_name}"] = (lambda f, d: lambda core, c, secret: core.datasets.import_data(c, "facts", None, att(f, d)))(
+        _file, _data
+    )
 EXPECT = {f"import {n}": why for n, (_, _, why) in ARCHIVES.items()}
 
 TESTS: dict[str, tuple[str | None, bytes, str]] = {
@@ -147,10 +180,17 @@ TESTS: dict[str, tuple[str | None, bytes, str]] = {
     "test csv file": ("t.csv", b"prompt,expected\n=cmd|' /C calc'!A0,x\n", r"\.json` or `\.jsonl"),
 }
 for _name, (_file, _data, _why) in TESTS.items():
-    CASES[_name] = (lambda f, d: lambda core, c, secret: core.models.test(c, d.decode("utf-8", "replace") if f is None else None,
-                                                                   None if f is None else att(f, d)))(_file, _data)
+    CASES[_name] = (
+        lambda f, d: (
+            lambda core, c, secret: core.models.test(
+                c, d.decode("utf-8", "replace") if f is None else None, None if f is None else att(f, d)
+            )
+        )
+    )(_file, _data)
     EXPECT[_name] = _why
-CASES["import csv with NUL"] = lambda core, c, secret: core.datasets.import_data(c, "facts", None, att("a.csv", b"prompt,response\na\x00b,c\n"))
+CASES["import csv with NUL"] = lambda core, c, secret: core.datasets.import_data(
+    c, "facts", None, att("a.csv", b"prompt,response\na\x00b,c\n")
+)
 EXPECT["import csv with NUL"] = "binary|NUL"
 
 

@@ -12,7 +12,9 @@ import pytest
 from bench.load import pct, while_training
 
 
-async def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seconds: float) -> tuple[object, dict[str, tuple[int, int]], float]:
+async def _run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seconds: float
+) -> tuple[object, dict[str, tuple[int, int]], float]:
     # The worker child reads its settings from the environment; enough epochs to train all along.
     monkeypatch.setenv("TRAINERBOT_MODEL_SIZE", "tiny" if seconds < 30 else "small")
     monkeypatch.setenv("TRAINERBOT_TRAIN_EPOCHS", "400" if seconds < 30 else "300")

@@ -42,7 +42,10 @@ COMMANDS: dict[str, tuple[Command, bool]] = {
     "forget me": (lambda core, c: core.review.forget(c, "me"), False),
     "language (see)": (lambda core, c: core.voice.language(c), False),
     "say": (lambda core, c: core.voice.say(c, "Hello."), False),
-    "import": (lambda core, c: core.datasets.import_data(c, "facts", None, att("more.jsonl", '{"prompt": "x", "response": "y"}\n')), True),
+    "import": (
+        lambda core, c: core.datasets.import_data(c, "facts", None, att("more.jsonl", '{"prompt": "x", "response": "y"}\n')),
+        True,
+    ),
     "train": (lambda core, c: core.training.train(c, "facts"), True),
     "archive": (lambda core, c: core.datasets.archive(c, "facts"), True),
     "select_dataset": (lambda core, c: core.datasets.select_dataset(c, "facts"), True),
@@ -65,14 +68,22 @@ ROLES: dict[str, Caller] = {
     "trainer": Caller(guild_id="111", guild_name="Guild A", user_id="u-trainer", channel_id="c1", roles=frozenset({"trainer"})),
     "manager": Caller(guild_id="111", guild_name="Guild A", user_id="u-manager", channel_id="c1", can_manage=True),
     "member": Caller(guild_id="111", guild_name="Guild A", user_id="u-member2", channel_id="c1"),
-    "DM": Caller(guild_id="dm-u-member2", user_id="u-member2", channel_id="dm", is_dm=True, roles=frozenset({"trainer"}), can_manage=True),
+    "DM": Caller(
+        guild_id="dm-u-member2", user_id="u-member2", channel_id="dm", is_dm=True, roles=frozenset({"trainer"}), can_manage=True
+    ),
     "other guild": Caller(guild_id="222", guild_name="Guild B", user_id="u-other", channel_id="c9", roles=frozenset({"trainer"})),
 }
 # In guild A the owner, trainers and Manage Server may do everything; members and DMs only
 # what is not trainer-only; a trainer elsewhere may use every command in their own guild,
 # which never reaches guild A.
-ALLOWED = {"owner": lambda t: True, "trainer": lambda t: True, "manager": lambda t: True,
-           "member": lambda t: not t, "DM": lambda t: not t, "other guild": lambda t: True}
+ALLOWED = {
+    "owner": lambda t: True,
+    "trainer": lambda t: True,
+    "manager": lambda t: True,
+    "member": lambda t: not t,
+    "DM": lambda t: not t,
+    "other guild": lambda t: True,
+}
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +100,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         await core.training.train(trainer, "facts")  # job #1, queued (no worker runs here)
         await core.datasets.export(trainer, "facts", "sft")
         core.store.close()
+
     asyncio.run(build())
     return folder
 
@@ -134,16 +146,57 @@ async def test_permission_matrix(seeded: CoreService, command: str, role: str) -
 def test_the_matrix_covers_every_core_command(seeded: CoreService) -> None:
     """Every public method of every command group is in the matrix, or declared plumbing."""
     groups = {"general", "chat", "feedback", "review", "datasets", "training", "models", "voice", "delivery", "suggestions"}
-    public = {f"{g}.{name}" for g in groups for name in dir(getattr(seeded, g))
-              if not name.startswith("_") and callable(getattr(getattr(seeded, g), name))}
-    plumbing = {f"delivery.{m}" for m in ("record_exchange", "bind_reply", "bind_review", "watch_job", "progress_updates",
-                                          "mark_announced")} | {
-        "voice.missing", "voice.speech", "voice.guild_language", "voice.transcribe", "chat.voice_message", "review.reaction",
-        "datasets.snapshot"}
-    covered = {"general.hi", "general.help", "general.instruction", "chat.reply", "feedback.leave", "feedback.correct",
-               "feedback.react", "feedback.bot_reply_text", "datasets.summary", "datasets.stats", "datasets.item",
-               "datasets.import_data", "datasets.archive", "datasets.select_dataset", "datasets.export", "datasets.getfile",
-               "training.train", "training.jobs", "training.job", "training.cancel", "models.versions", "models.use",
-               "models.compare", "models.test", "models.handle_errors", "review.next", "review.approve", "review.reject",
-               "review.correction_text", "review.forget", "voice.language", "voice.say", "suggestions.suggest"}
+    public = {
+        f"{g}.{name}"
+        for g in groups
+        for name in dir(getattr(seeded, g))
+        if not name.startswith("_") and callable(getattr(getattr(seeded, g), name))
+    }
+    plumbing = {
+        f"delivery.{m}"
+        for m in ("record_exchange", "bind_reply", "bind_review", "watch_job", "progress_updates", "mark_announced")
+    } | {
+        "voice.missing",
+        "voice.speech",
+        "voice.guild_language",
+        "voice.transcribe",
+        "chat.voice_message",
+        "review.reaction",
+        "datasets.snapshot",
+    }
+    covered = {
+        "general.hi",
+        "general.help",
+        "general.instruction",
+        "chat.reply",
+        "feedback.leave",
+        "feedback.correct",
+        "feedback.react",
+        "feedback.bot_reply_text",
+        "datasets.summary",
+        "datasets.stats",
+        "datasets.item",
+        "datasets.import_data",
+        "datasets.archive",
+        "datasets.select_dataset",
+        "datasets.export",
+        "datasets.getfile",
+        "training.train",
+        "training.jobs",
+        "training.job",
+        "training.cancel",
+        "models.versions",
+        "models.use",
+        "models.compare",
+        "models.test",
+        "models.handle_errors",
+        "review.next",
+        "review.approve",
+        "review.reject",
+        "review.correction_text",
+        "review.forget",
+        "voice.language",
+        "voice.say",
+        "suggestions.suggest",
+    }
     assert public - plumbing == covered, (public - plumbing) ^ covered

@@ -13,7 +13,9 @@ from trainerbot.core import Caller, CoreService
 
 async def test_archives_of_good_files_import_whole(core: CoreService, trainer: Caller) -> None:
     data = _zip(("set/a.jsonl", b'{"prompt": "a", "response": "b"}\n'), ("b.txt", b"Q: c\nA: d\n"), ("set/", b""))
-    assert (await core.datasets.import_data(trainer, "facts", None, att("bundle.zip", data, "application/zip"))).data["added"] == 2
+    assert (await core.datasets.import_data(trainer, "facts", None, att("bundle.zip", data, "application/zip"))).data[
+        "added"
+    ] == 2
     await core.datasets.import_data(trainer, "facts", None, att("more.tar.gz", _tar(("x.csv", b"prompt,response\ne,f\n"))))
     archived = await core.datasets.archive(trainer, "facts")
     sent = (await core.datasets.getfile(trainer, archived.data["file"])).files[0]
@@ -36,8 +38,12 @@ async def test_csv_export_escapes_formulas(core: CoreService, trainer: Caller) -
     assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows[1:] for cell in row)
 
 
-async def test_mentions_in_taught_text_are_kept_but_defused_when_quoted(core: CoreService, trainer: Caller, member: Caller) -> None:
-    await core.datasets.import_data(trainer, "pings", None, att("p.jsonl", '{"prompt": "@everyone who is here?", "response": "@here hi <@&123>"}\n'))
+async def test_mentions_in_taught_text_are_kept_but_defused_when_quoted(
+    core: CoreService, trainer: Caller, member: Caller
+) -> None:
+    await core.datasets.import_data(
+        trainer, "pings", None, att("p.jsonl", '{"prompt": "@everyone who is here?", "response": "@here hi <@&123>"}\n')
+    )
     answer = await core.chat.reply(member, "@everyone who is here?")
     assert answer.content == "@here hi <@&123>"  # stored as taught; the Discord adapter sends with no mentions allowed
     shown = await core.datasets.item(member, 1)

@@ -5,15 +5,14 @@ import threading
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.script import ScriptDirectory
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from trainerbot.store import Store
+from trainerbot.store import Store, repo
 from trainerbot.store.db import alembic_config, make_engine
-from trainerbot.store import repo
-from trainerbot.store.models import Base, Dataset, Feedback, Guild, Message, Conversation
+from trainerbot.store.models import Base, Conversation, Dataset, Feedback, Guild, Message
 
 
 @pytest.fixture

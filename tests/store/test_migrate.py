@@ -29,7 +29,9 @@ async def _populate(core: CoreService, trainer: Caller, member: Caller) -> None:
     await core.voice.language(trainer, "ru")
 
 
-async def test_migrate_copies_everything_and_the_copy_works(postgres: str, tmp_path: Path, trainer: Caller, member: Caller) -> None:
+async def test_migrate_copies_everything_and_the_copy_works(
+    postgres: str, tmp_path: Path, trainer: Caller, member: Caller
+) -> None:
     data = tmp_path / "data"
     source_core = CoreService.open(Settings(_env_file=None, data_dir=data))  # type: ignore[call-arg]
     await _populate(source_core, trainer, member)
@@ -37,27 +39,41 @@ async def test_migrate_copies_everything_and_the_copy_works(postgres: str, tmp_p
     source_core.store.close()
 
     target_url = new_database(postgres)
-    run = subprocess.run([sys.executable, "-m", "trainerbot", "migrate", "--to", target_url, "--data-dir", str(data)],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "trainerbot", "migrate", "--to", target_url, "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0 and "content hashes match" in run.stdout, run.stderr
     target = Store.open(target_url)
     after = fingerprint(target)
     target.close()
     assert after == before and sum(n for n, _ in after.values()) >= 15
-    assert sorted(name for name, (n, _) in after.items() if n == 0) == ["model_versions", "test_runs", "worker_beats"]  # every other table has rows
+    assert sorted(name for name, (n, _) in after.items() if n == 0) == [
+        "model_versions",
+        "test_runs",
+        "worker_beats",
+    ]  # every other table has rows
 
     moved = CoreService.open(Settings(_env_file=None, data_dir=data, database_url=target_url))  # type: ignore[call-arg]
     try:
         assert (await moved.voice.guild_language(member)) == "ru"
         assert (await moved.review.next(trainer)).data["correction_id"] == 1
-        assert "Rated 👍" in (await moved.feedback.react(member, "m1", "👍")).content  # new rows get fresh IDs past the copied ones
+        assert (
+            "Rated 👍" in (await moved.feedback.react(member, "m1", "👍")).content
+        )  # new rows get fresh IDs past the copied ones
         reply = await moved.datasets.import_data(trainer, "more", None, att("m.jsonl", '{"prompt": "new", "response": "row"}\n'))
         assert reply.data["added"] == 1
     finally:
         moved.store.close()
 
-    again = subprocess.run([sys.executable, "-m", "trainerbot", "migrate", "--to", target_url, "--data-dir", str(data)],
-                           capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-m", "trainerbot", "migrate", "--to", target_url, "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 2 and "not empty" in again.stderr
 
 

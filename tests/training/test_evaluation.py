@@ -60,7 +60,12 @@ async def test_test_reports_metrics_and_handle_errors_queues_the_wrong_answers(
     assert _count(core, DatasetItem) == items_before  # nothing trains before a trainer approves
     assert "already" in (await core.models.handle_errors(member, str(data["run_id"]))).content
     again = await core.models.test(member, cases)
-    assert (await core.models.handle_errors(member)).data == {"run_id": again.data["run_id"], "queued": 0, "merged": 2, "skipped": 0}
+    assert (await core.models.handle_errors(member)).data == {
+        "run_id": again.data["run_id"],
+        "queued": 0,
+        "merged": 2,
+        "skipped": 0,
+    }
     with pytest.raises(NotFound):
         await core.models.handle_errors(member, "999")
 
@@ -72,7 +77,8 @@ async def test_test_reports_metrics_and_handle_errors_queues_the_wrong_answers(
 
 
 async def test_a_worse_candidate_is_registered_but_not_promoted(
-        core: CoreService, settings: Settings, trainer: Caller, member: Caller) -> None:
+    core: CoreService, settings: Settings, trainer: Caller, member: Caller
+) -> None:
     settings.heldout_share = core.settings.heldout_share = 0.3
     settings.train_epochs = 20
     await _trained(core, trainer, settings)

@@ -160,7 +160,8 @@ async def test_worker_process_cancel_and_crash(core: CoreService, trainer: Calle
             shown = await core.training.job(trainer, job_id)
             assert shown.data["status"] == "failed" and "worker stopped" in shown.content
             assert not partial.exists()
-            assert (await core.models.versions(trainer)).data == {} or "No model versions" in (await core.models.versions(trainer)).content
+            listing = await core.models.versions(trainer)
+            assert listing.data == {} or "No model versions" in listing.content
         else:
             asked = time.monotonic()
             assert (await core.training.cancel(trainer, job_id)).data["status"] == "running"
@@ -171,7 +172,9 @@ async def test_worker_process_cancel_and_crash(core: CoreService, trainer: Calle
         stop_child(worker)
 
 
-async def test_stopping_the_worker_fails_its_job_instead_of_leaving_it_running(core: CoreService, trainer: Caller, monkeypatch) -> None:
+async def test_stopping_the_worker_fails_its_job_instead_of_leaving_it_running(
+    core: CoreService, trainer: Caller, monkeypatch
+) -> None:
     monkeypatch.setenv("TRAINERBOT_MODEL_SIZE", "tiny")
     monkeypatch.setenv("TRAINERBOT_TRAIN_EPOCHS", "1000")
     monkeypatch.setenv("TRAINERBOT_TRAIN_BATCH_SIZE", "4")
@@ -190,7 +193,9 @@ def test_settings_fixture_is_tiny(settings: Settings) -> None:
     assert settings.model_size == "tiny"
 
 
-async def test_corrections_after_a_first_model_train_with_dpo_and_ratings_with_kto(core: CoreService, trainer: Caller, member: Caller) -> None:
+async def test_corrections_after_a_first_model_train_with_dpo_and_ratings_with_kto(
+    core: CoreService, trainer: Caller, member: Caller
+) -> None:
     await core.training.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(6, seed=4))))
     await asyncio.to_thread(serve, core.settings, once=True)
     chat = await core.chat.reply(member, "Tell me about the weather")  # not taught: the model answers
@@ -268,12 +273,14 @@ async def test_a_missing_snapshot_fails_the_job_with_a_reason(core: CoreService,
     assert shown.data["status"] == "failed" and "Error" in shown.content
 
 
-async def test_a_failed_job_says_so_plainly_and_keeps_internals_in_the_log(core: CoreService, trainer: Caller, monkeypatch,
-                                                                           caplog) -> None:
+async def test_a_failed_job_says_so_plainly_and_keeps_internals_in_the_log(
+    core: CoreService, trainer: Caller, monkeypatch, caplog
+) -> None:
     from trainerbot.training import sft
 
     def broken(*_: object, **__: object) -> None:
         raise RuntimeError("CUDA kernel at /srv/secret/path exploded")
+
     monkeypatch.setattr(sft, "train", broken)
     reply = await core.training.train(trainer, "facts", None, att("f.jsonl", _jsonl(generate(8, seed=1))))
     await asyncio.to_thread(serve, core.settings, once=True)

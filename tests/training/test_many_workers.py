@@ -26,14 +26,29 @@ TRAINER = Caller(guild_id="111", guild_name="Guild A", user_id="u-trainer", chan
 
 def _env(db: str, data: Path, epochs: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINERBOT_")}
-    env.update({"TRAINERBOT_MODEL": "scratch", "TRAINERBOT_DATABASE_URL": db, "TRAINERBOT_DATA_DIR": str(data), "TRAINERBOT_MODEL_SIZE": "tiny",
-                "TRAINERBOT_TRAIN_EPOCHS": str(epochs), "TRAINERBOT_TORCH_THREADS": "1", "TRAINERBOT_HELDOUT_SHARE": "0", **extra})
+    env.update(
+        {
+            "TRAINERBOT_MODEL": "scratch",
+            "TRAINERBOT_DATABASE_URL": db,
+            "TRAINERBOT_DATA_DIR": str(data),
+            "TRAINERBOT_MODEL_SIZE": "tiny",
+            "TRAINERBOT_TRAIN_EPOCHS": str(epochs),
+            "TRAINERBOT_TORCH_THREADS": "1",
+            "TRAINERBOT_HELDOUT_SHARE": "0",
+            **extra,
+        }
+    )
     return env
 
 
 def _worker(env: dict[str, str], once: bool = False) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "trainerbot", "worker", *(["--once"] if once else [])], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "trainerbot", "worker", *(["--once"] if once else [])],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 async def _queue_jobs(core: CoreService, n: int) -> list[int]:

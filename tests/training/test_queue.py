@@ -9,8 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from trainerbot.store import Store
-from trainerbot.store import repo
+from trainerbot.store import Store, repo
 from trainerbot.store.models import Job, JobEvent, Snapshot, utcnow
 from trainerbot.training import queue
 
@@ -104,7 +103,7 @@ def test_recover_fails_jobs_of_dead_or_expired_workers_only(store: Store) -> Non
     host = socket.gethostname()
     import os
     owners = [f"{host}:{dead}", f"{host}:{os.getpid()}", "elsewhere:1", "elsewhere:2"]
-    for job, owner in zip(jobs, owners):
+    for job, owner in zip(jobs, owners, strict=True):
         assert queue.claim_next(store, owner) == job
     with store.session() as s:  # the third worker's lease ran out; the fourth's is fresh
         s.execute(update(Job).where(Job.id == jobs[2]).values(lease_until=utcnow() - timedelta(seconds=1)))
@@ -121,7 +120,9 @@ def test_a_full_queue_refuses_new_jobs_but_still_finds_the_same_one(store: Store
 
     gid, snap = _snapshot(store)
     first = queue.submit(store, guild_id=gid, snapshot_id=snap, recipe="sft", requested_by="u", max_active=1)
-    assert queue.submit(store, guild_id=gid, snapshot_id=snap, recipe="sft", requested_by="u", max_active=1).job_id == first.job_id
+    assert (
+        queue.submit(store, guild_id=gid, snapshot_id=snap, recipe="sft", requested_by="u", max_active=1).job_id == first.job_id
+    )
     _, other = _snapshot(store, "b" * 64)
     with pytest.raises(Busy, match="already queued or running"):
         queue.submit(store, guild_id=gid, snapshot_id=other, recipe="sft", requested_by="u", max_active=1)

@@ -53,9 +53,12 @@ def test_sft_only_counts_the_answer(tmp_path) -> None:
 def test_kto_and_dpo_train_from_a_model(tmp_path) -> None:
     examples = generate(6, seed=5)
     model, tok = _tiny(examples)
-    model, _ = sft.train(model, tok, examples, TrainParams(epochs=5, batch_size=8, warmup_steps=1), _callback()[0], str(tmp_path / "a"))
-    rated = [Example(prompt=e.prompt, response=e.response, label="positive") for e in examples[:3]] + \
-            [Example(prompt=e.prompt, response="I do not know.", label="negative") for e in examples[3:]]
+    model, _ = sft.train(
+        model, tok, examples, TrainParams(epochs=5, batch_size=8, warmup_steps=1), _callback()[0], str(tmp_path / "a")
+    )
+    rated = [Example(prompt=e.prompt, response=e.response, label="positive") for e in examples[:3]] + [
+        Example(prompt=e.prompt, response="I do not know.", label="negative") for e in examples[3:]
+    ]
     params = TrainParams(epochs=2, batch_size=4, learning_rate=5e-4, warmup_steps=1, logging_steps=1)
     model, result = kto.train(model, tok, rated, params, _callback()[0], str(tmp_path / "k"))
     assert result.steps > 0 and all(math.isfinite(v) for _, v in result.losses)
@@ -75,5 +78,7 @@ def test_should_stop_ends_training_early(tmp_path) -> None:
     examples = generate(8, seed=7)
     model, tok = _tiny(examples)
     callback, _ = _callback(stop_after=3)
-    _, result = sft.train(model, tok, examples, TrainParams(epochs=100, batch_size=8, warmup_steps=1), callback, str(tmp_path / "o"))
+    _, result = sft.train(
+        model, tok, examples, TrainParams(epochs=100, batch_size=8, warmup_steps=1), callback, str(tmp_path / "o")
+    )
     assert result.cancelled and result.steps == 4

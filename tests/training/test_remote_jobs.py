@@ -26,8 +26,16 @@ from trainerbot.training.worker import serve as work
 
 @pytest.fixture
 def remote_settings(settings: Settings, openai_server: FakeServer) -> Settings:
-    return settings.model_copy(update={"backend": "openai", "openai_base_url": openai_server.url + "/v1", "openai_api_key": SecretStr(KEY),
-                                       "openai_model": "gpt-test-mini", "openai_poll_s": 0.05, "openai_max_retries": 1})
+    return settings.model_copy(
+        update={
+            "backend": "openai",
+            "openai_base_url": openai_server.url + "/v1",
+            "openai_api_key": SecretStr(KEY),
+            "openai_model": "gpt-test-mini",
+            "openai_poll_s": 0.05,
+            "openai_max_retries": 1,
+        }
+    )
 
 
 @pytest.fixture
@@ -46,8 +54,14 @@ def _job(core: CoreService, job_id: int) -> tuple[Job, list[JobEvent]]:
         return s.get(Job, job_id), list(s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)))
 
 
-async def test_the_whole_lifecycle_lands_in_our_store(core: CoreService, remote_settings: Settings, openai_fake: OpenAIFake,
-                                                      trainer: Caller, member: Caller, caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_whole_lifecycle_lands_in_our_store(
+    core: CoreService,
+    remote_settings: Settings,
+    openai_fake: OpenAIFake,
+    trainer: Caller,
+    member: Caller,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.DEBUG)
     reply = await core.training.train(trainer, "facts", None, att("facts.jsonl", _facts(20)))
     assert reply.data["recipe"] == "sft" and "fine-tuning API" in reply.content
@@ -64,10 +78,17 @@ async def test_the_whole_lifecycle_lands_in_our_store(core: CoreService, remote_
     assert upload["purpose"] == "fine-tune" and all(r["messages"][-1]["role"] == "assistant" for r in rows)
     held = [m for m in messages if m.startswith("evaluating on")]
     assert held and len(rows) + int(held[0].split()[2]) == 20  # the held-out questions were not uploaded
-    assert openai_fake.jobs["ftjob-1"]["model"] == "gpt-test-mini" and openai_fake.jobs["ftjob-1"]["method"] == {"type": "supervised"}
+    assert openai_fake.jobs["ftjob-1"]["model"] == "gpt-test-mini" and openai_fake.jobs["ftjob-1"]["method"] == {
+        "type": "supervised"
+    }
     with core.store.read() as s:
         version = s.scalars(select(ModelVersion)).one()
-    assert (version.backend, version.base, version.active, version.path) == ("openai", "ft:gpt-test-mini:org-test::ob-1", True, None)
+    assert (version.backend, version.base, version.active, version.path) == (
+        "openai",
+        "ft:gpt-test-mini:org-test::ob-1",
+        True,
+        None,
+    )
     answer = await core.chat.reply(member, "Tell me something new.")
     assert openai_fake.chat_requests[-1]["model"] == "ft:gpt-test-mini:org-test::ob-1" and answer.data["model_version"] == "v1"
     status = await core.training.job(trainer, job.id)
@@ -77,8 +98,9 @@ async def test_the_whole_lifecycle_lands_in_our_store(core: CoreService, remote_
     assert KEY not in caplog.text
 
 
-async def test_corrections_fine_tune_with_dpo_on_the_active_fine_tune(core: CoreService, remote_settings: Settings,
-                                                                      openai_fake: OpenAIFake, trainer: Caller) -> None:
+async def test_corrections_fine_tune_with_dpo_on_the_active_fine_tune(
+    core: CoreService, remote_settings: Settings, openai_fake: OpenAIFake, trainer: Caller
+) -> None:
     await core.models.use(trainer, "openai:ft:gpt-test-mini:org-test::earlier")
     for i in range(3):
         await core.delivery.record_exchange(trainer, f"question {i}?", f"wrong {i}", reply_message_id=f"m{i}")
@@ -88,19 +110,30 @@ async def test_corrections_fine_tune_with_dpo_on_the_active_fine_tune(core: Core
     work(remote_settings, once=True)
     [upload] = openai_fake.files.values()
     rows = [json.loads(line) for line in upload["content"].decode().splitlines()]
-    assert rows[0] == {"input": {"messages": [{"role": "user", "content": "question 0?"}]},
-                       "preferred_output": [{"role": "assistant", "content": "right 0"}],
-                       "non_preferred_output": [{"role": "assistant", "content": "wrong 0"}]}
+    assert rows[0] == {
+        "input": {"messages": [{"role": "user", "content": "question 0?"}]},
+        "preferred_output": [{"role": "assistant", "content": "right 0"}],
+        "non_preferred_output": [{"role": "assistant", "content": "wrong 0"}],
+    }
     remote = openai_fake.jobs["ftjob-1"]
     assert remote["method"]["type"] == "dpo" and remote["model"] == "ft:gpt-test-mini:org-test::earlier"
 
 
-@pytest.mark.parametrize("refusal,failure", [
-    ("Fine-tuning jobs can no longer be created for this model (retired 2027-01-06).", None),
-    (None, "The training file has 3 lines that are not valid JSON."),
-])
-async def test_a_provider_refusal_fails_the_job_with_its_reason(core: CoreService, remote_settings: Settings, openai_fake: OpenAIFake,
-                                                                trainer: Caller, refusal: str | None, failure: str | None) -> None:
+@pytest.mark.parametrize(
+    "refusal,failure",
+    [
+        ("Fine-tuning jobs can no longer be created for this model (retired 2027-01-06).", None),
+        (None, "The training file has 3 lines that are not valid JSON."),
+    ],
+)
+async def test_a_provider_refusal_fails_the_job_with_its_reason(
+    core: CoreService,
+    remote_settings: Settings,
+    openai_fake: OpenAIFake,
+    trainer: Caller,
+    refusal: str | None,
+    failure: str | None,
+) -> None:
     openai_fake.refuse_fine_tuning, openai_fake.fail_job_with = refusal, failure
     reply = await core.training.train(trainer, "facts", None, att("facts.jsonl", _facts(12)))
     work(remote_settings, once=True)
@@ -111,7 +144,9 @@ async def test_a_provider_refusal_fails_the_job_with_its_reason(core: CoreServic
         assert s.scalars(select(ModelVersion)).all() == []
 
 
-async def test_cancel_reaches_the_provider(core: CoreService, remote_settings: Settings, openai_fake: OpenAIFake, trainer: Caller) -> None:
+async def test_cancel_reaches_the_provider(
+    core: CoreService, remote_settings: Settings, openai_fake: OpenAIFake, trainer: Caller
+) -> None:
     openai_fake.job_plan = ["validating_files"] + ["running"] * 10_000
     reply = await core.training.train(trainer, "facts", None, att("facts.jsonl", _facts(12)))
     job_id = reply.data["job_id"]
@@ -127,15 +162,18 @@ async def test_cancel_reaches_the_provider(core: CoreService, remote_settings: S
     assert "at the provider" in (events[-1].message or "")
 
 
-async def test_model_use_switches_between_a_local_and_a_remote_version(settings: Settings, openai_server: FakeServer, openai_fake: OpenAIFake,
-                                                                       trainer: Caller, member: Caller) -> None:
+async def test_model_use_switches_between_a_local_and_a_remote_version(
+    settings: Settings, openai_server: FakeServer, openai_fake: OpenAIFake, trainer: Caller, member: Caller
+) -> None:
     local = CoreService.open(settings)
     try:
         await local.training.train(trainer, "facts", None, att("facts.jsonl", _facts(12)))
         work(settings, once=True)  # a local v1
     finally:
         await local.close()
-    both = CoreService.open(settings.model_copy(update={"openai_base_url": openai_server.url + "/v1", "openai_api_key": SecretStr(KEY)}))
+    both = CoreService.open(
+        settings.model_copy(update={"openai_base_url": openai_server.url + "/v1", "openai_api_key": SecretStr(KEY)})
+    )
     try:
         assert (await both.chat.reply(member, "Hello there")).data["model_version"] == "v1" and not openai_fake.chat_requests
         switched = await both.models.use(trainer, "openai:gpt-test-mini")
@@ -146,14 +184,18 @@ async def test_model_use_switches_between_a_local_and_a_remote_version(settings:
         listing = await both.models.versions(member)
         assert listing.data["backends"] == {"v1": "local", "v2": "openai"}
         await both.models.use(trainer, "v1")
-        assert (await both.chat.reply(member, "Hello again")).data["model_version"] == "v1" and len(openai_fake.chat_requests) == 1
+        assert (await both.chat.reply(member, "Hello again")).data["model_version"] == "v1" and len(
+            openai_fake.chat_requests
+        ) == 1
         with pytest.raises(Exception, match="remote model's name"):
             await both.models.use(trainer, "openai:../../etc passwd")
     finally:
         await both.close()
 
 
-async def test_test_and_compare_run_on_a_remote_version(core: CoreService, openai_fake: OpenAIFake, trainer: Caller, member: Caller) -> None:
+async def test_test_and_compare_run_on_a_remote_version(
+    core: CoreService, openai_fake: OpenAIFake, trainer: Caller, member: Caller
+) -> None:
     await core.models.use(trainer, "openai:gpt-test-mini")
     openai_fake.answer = "Quillport."
     reply = await core.models.test(member, '{"What is the capital of Zorbia?": "Quillport.", "And of Telpunel?": "Veslo."}')

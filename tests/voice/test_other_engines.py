@@ -81,7 +81,7 @@ def _mp3(text: str) -> bytes:
     return encode(EspeakEngine().synthesize(text, "en"), "mp3")
 
 
-def _translate_tts(seen_text: list[str]) -> "callable":
+def _translate_tts(seen_text: list[str]) -> callable:
     """Google Translate's batchexecute endpoint for the jQ1olc (text-to-speech) RPC."""
     def handler(request: Request) -> Response:
         form = parse_qs(request.body.decode())
@@ -91,7 +91,10 @@ def _translate_tts(seen_text: list[str]) -> "callable":
         seen_text.append(text)
         audio = base64.b64encode(_mp3(text)).decode()
         payload = json.dumps([["wrb.fr", "jQ1olc", json.dumps([audio]), None, None, None, "generic"]], separators=(",", ":"))
-        return Response(200, f")]}}'\n\n{len(payload)}\n{payload}\n".encode(), {"Content-Type": "application/json; charset=utf-8"})
+        return Response(
+            200, f")]}}'\n\n{len(payload)}\n{payload}\n".encode(), {"Content-Type": "application/json; charset=utf-8"}
+        )
+
     return handler
 
 
@@ -107,11 +110,14 @@ def test_gtts_engine_speaks_the_translate_protocol_in_chunks_of_100() -> None:
     assert all(r.headers["content-type"].startswith("application/x-www-form-urlencoded") for r in server.requests)
 
 
-@pytest.mark.parametrize("response,message", [
-    (Response(500, b"oops"), "refused: HTTP 500"),
-    (Response(200, b")]}'\n\n[]\n"), "no audio"),
-    (Response(200, b"", delay_s=3), "did not answer"),
-])
+@pytest.mark.parametrize(
+    "response,message",
+    [
+        (Response(500, b"oops"), "refused: HTTP 500"),
+        (Response(200, b")]}'\n\n[]\n"), "no audio"),
+        (Response(200, b"", delay_s=3), "did not answer"),
+    ],
+)
 def test_gtts_failures_are_clear(response: Response, message: str) -> None:
     with serve(lambda r: response) as server:
         with pytest.raises(NotAvailable, match=message):
@@ -121,9 +127,15 @@ def test_gtts_failures_are_clear(response: Response, message: str) -> None:
 async def test_core_uses_the_configured_online_engines(tmp_path: Path, member: Caller) -> None:
     seen: list[str] = []
     with serve(_translate_tts(seen)) as tts, serve(lambda r: _google_answer(None)) as stt:
-        settings = Settings(_env_file=None, data_dir=tmp_path / "data", tts_engine="gtts", stt_engine="google",  # type: ignore[call-arg]
-                            google_tts_endpoint=tts.url + "/batchexecute", google_speech_endpoint=stt.url + "/recognize",
-                            google_speech_key=KEY)
+        settings = Settings(
+            _env_file=None,
+            data_dir=tmp_path / "data",
+            tts_engine="gtts",
+            stt_engine="google",  # type: ignore[call-arg]
+            google_tts_endpoint=tts.url + "/batchexecute",
+            google_speech_endpoint=stt.url + "/recognize",
+            google_speech_key=KEY,
+        )
         core = CoreService.open(settings)
         try:
             reply = await core.voice.say(member, "Good morning.")

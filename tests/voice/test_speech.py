@@ -51,7 +51,9 @@ def test_long_text_is_split_and_sentences_are_cached() -> None:
     assert time.perf_counter() - start < 0.01 and len(engine._cache) == 2
 
 
-@pytest.mark.parametrize("text,language,message", [("", "en", "some text"), ("x" * 3000, "en", "at most"), ("hi", "xx", "can't speak")])
+@pytest.mark.parametrize(
+    "text,language,message", [("", "en", "some text"), ("x" * 3000, "en", "at most"), ("hi", "xx", "can't speak")]
+)
 def test_tts_refuses_bad_requests(text: str, language: str, message: str) -> None:
     with pytest.raises(BadInput, match=message):
         EspeakEngine().synthesize(text, language)

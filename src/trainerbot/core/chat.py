@@ -178,10 +178,15 @@ class ChatCommands(Group):
             history: list[dict[str, str]] = []
             limit = self.settings.history_messages
             if limit:
-                conv = s.scalar(select(Conversation.id).where(Conversation.guild_id == guild.id, Conversation.channel_id == caller.channel_id))
+                here = (Conversation.guild_id == guild.id, Conversation.channel_id == caller.channel_id)
+                conv = s.scalar(select(Conversation.id).where(*here))
                 if conv is not None:
-                    rows = s.execute(select(Message.role, Message.content).where(Message.conversation_id == conv)
-                                     .order_by(Message.id.desc()).limit(limit)).all()
+                    rows = s.execute(
+                        select(Message.role, Message.content)
+                        .where(Message.conversation_id == conv)
+                        .order_by(Message.id.desc())
+                        .limit(limit)
+                    ).all()
                     history = [{"role": r, "content": c} for r, c in reversed(rows)]
             return guild.id, version, history
 
@@ -190,8 +195,12 @@ class ChatCommands(Group):
             return None
         # Taught facts are what trainers imported and corrections approved; a member's 👍 on a
         # model reply is a training signal, not a fact (and would rebuild the index per rating).
-        current = (DatasetItem.guild_id == guild_id, DatasetItem.archived_in.is_(None), DatasetItem.label == "positive",
-                   DatasetItem.source != "reaction")
+        current = (
+            DatasetItem.guild_id == guild_id,
+            DatasetItem.archived_in.is_(None),
+            DatasetItem.label == "positive",
+            DatasetItem.source != "reaction",
+        )
         with self.store.read() as s:
             stamp_row = s.execute(select(func.count(), func.max(DatasetItem.id)).where(*current)).one()
             stamp = (int(stamp_row[0] or 0), int(stamp_row[1] or 0))
@@ -202,8 +211,9 @@ class ChatCommands(Group):
                     return cached[1]
             # Later pairs win; corrections win over everything else, whenever they came.
             corrections_last = case((DatasetItem.source == "correction", 1), else_=0)
-            pairs = s.execute(select(DatasetItem.prompt, DatasetItem.response).where(*current)
-                              .order_by(corrections_last, DatasetItem.id)).all()
+            pairs = s.execute(
+                select(DatasetItem.prompt, DatasetItem.response).where(*current).order_by(corrections_last, DatasetItem.id)
+            ).all()
         index = TaughtIndex(((p, r) for p, r in pairs), threshold=self.settings.taught_threshold)
         with self._lock:
             self._taught[guild_id] = (stamp, index)

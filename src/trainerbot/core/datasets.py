@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -34,7 +34,7 @@ from trainerbot.store.models import Dataset, DatasetItem, Guild, Snapshot
 
 
 def _stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
 
 
 class DatasetCommands(Group):
@@ -44,11 +44,20 @@ class DatasetCommands(Group):
         name = paths.dataset_name(dataset)
         default_label = parse_label(label)
         if attachment is None:
-            raise BadInput(f"Attach a file to import (JSONL, JSON, CSV or TXT), e.g. `{self.settings.prefix}import {name} positive` with the file.")
+            raise BadInput(
+                f"Attach a file to import (JSONL, JSON, CSV or TXT), e.g. `{self.settings.prefix}import {name} "
+                f"positive` with the file."
+            )
         self._limit(caller, "import")
         limits = Limits(self.settings.max_attachment_bytes, self.settings.max_import_items, self.settings.max_field_chars)
-        examples = await self._blocking(parse_upload, attachment.filename, attachment.content_type, attachment.data,
-                                        default_label=default_label, limits=limits)
+        examples = await self._blocking(
+            parse_upload,
+            attachment.filename,
+            attachment.content_type,
+            attachment.data,
+            default_label=default_label,
+            limits=limits,
+        )
         added, dupes, total = await self._blocking(self._store_import, caller, name, examples)
         pos = sum(e.label == "positive" for e in examples)
         parts = [f"Imported {count(added, 'example')} into `{name}`"]
@@ -74,7 +83,9 @@ class DatasetCommands(Group):
         """Every dataset with its size (``datasets``)."""
         rows, selected = await self._blocking(self._list_datasets, caller)
         if not rows:
-            return Reply.text(f"No datasets yet. A trainer can start one with `{self.settings.prefix}import <name> positive` and a file.")
+            return Reply.text(
+                f"No datasets yet. A trainer can start one with `{self.settings.prefix}import <name> positive` and a file."
+            )
         lines = ["**Datasets**"]
         for ds, total, pos, neg, archives in rows:
             mark = " ← selected for training" if selected and selected.dataset_id == ds.id else ""
@@ -82,7 +93,7 @@ class DatasetCommands(Group):
             lines.append(f"• `{ds.name}` — {count(total, 'example')} ({pos} 👍 / {neg} 👎){arch}{mark}")
         return Reply.text("\n".join(lines), data={"names": [r[0].name for r in rows]})
 
-    def _list_datasets(self, caller: Caller) -> tuple[list, Snapshot | None]:
+    def _list_datasets(self, caller: Caller) -> tuple[list[tuple[Dataset, int, int, int, int]], Snapshot | None]:
         with self.store.read() as s:
             guild = self._find_guild(s, caller)
             if guild is None:
@@ -119,14 +130,26 @@ class DatasetCommands(Group):
             EmbedField("Sources", ", ".join(f"{k} {v}" for k, v in sorted(sources.items())) or "—"),
             EmbedField("Held out", f"{held} (evaluation only)"),
             EmbedField("Text size", human_size(text_bytes)),
-            EmbedField("Archives", f"{len(archives)}" + (f" (latest `{archives[-1].file_name}`)" if archives else ""), inline=False),
+            EmbedField(
+                "Archives", f"{len(archives)}" + (f" (latest `{archives[-1].file_name}`)" if archives else ""), inline=False
+            ),
             EmbedField("Updated", repo.latest(ds.updated_at)),
             EmbedField("Selected for training", "yes" if selected else "no"),
         )
         embed = Embed(title=f"Dataset {name}", fields=fields, footer=f"created {repo.latest(ds.created_at)}")
-        return Reply(messages=tuple([embed.as_text()]), embed=embed,
-                     data={"total": len(items), "positive": labels["positive"], "negative": labels["negative"],
-                           "authors": len(authors), "bytes": text_bytes, "archives": len(archives), "heldout": held})
+        return Reply(
+            messages=tuple([embed.as_text()]),
+            embed=embed,
+            data={
+                "total": len(items),
+                "positive": labels["positive"],
+                "negative": labels["negative"],
+                "authors": len(authors),
+                "bytes": text_bytes,
+                "archives": len(archives),
+                "heldout": held,
+            },
+        )
 
     def _existing_dataset(self, s: Session, caller: Caller, name: str) -> Dataset:
         guild = self._find_guild(s, caller)
@@ -152,13 +175,17 @@ class DatasetCommands(Group):
             example = dataset_items.item_to_example(item)
             big_enough = repo.count_current(s, item.dataset_id) >= heldout.MIN_EXAMPLES
         where = f"archived in `{archive.file_name}`" if archive else "current"
-        how = {"file": f"imported from {quote_user_text(item.source_ref, 120)}",
-               "correction": f"from correction #{item.correction_id}" if item.correction_id else "from a correction",
-               "reaction": f"a {'👍' if item.label == 'positive' else '👎'} rating ({quote_user_text(item.source_ref, 60)})"}
-        lines = [f"**Example #{item.id}** in `{ds.name if ds else '?'}` ({where}) — {item.label}",
-                 f"**Given by** <@{item.author_id}>, {how.get(item.source, item.source)}, on {repo.latest(item.created_at)}",
-                 f"**Prompt:** {quote_user_text(item.prompt, 600)}",
-                 f"**Answer:** {quote_user_text(item.response, 800)}"]
+        how = {
+            "file": f"imported from {quote_user_text(item.source_ref, 120)}",
+            "correction": f"from correction #{item.correction_id}" if item.correction_id else "from a correction",
+            "reaction": f"a {'👍' if item.label == 'positive' else '👎'} rating ({quote_user_text(item.source_ref, 60)})",
+        }
+        lines = [
+            f"**Example #{item.id}** in `{ds.name if ds else '?'}` ({where}) — {item.label}",
+            f"**Given by** <@{item.author_id}>, {how.get(item.source, item.source)}, on {repo.latest(item.created_at)}",
+            f"**Prompt:** {quote_user_text(item.prompt, 600)}",
+            f"**Answer:** {quote_user_text(item.response, 800)}",
+        ]
         if item.rejected:
             lines.append(f"**Instead of:** {quote_user_text(item.rejected, 400)}")
         if big_enough and heldout.is_heldout(example, self.settings.heldout_share):
@@ -171,7 +198,8 @@ class DatasetCommands(Group):
         name = paths.dataset_name(name)
         snap, _ = await self._blocking(self.snapshot, caller, name, "archive", None)
         return Reply.text(
-            f"Archived {count(snap.item_count, 'example')} of `{name}` as `archives/{snap.file_name}` (sha256 `{snap.sha256[:12]}…`). "
+            f"Archived {count(snap.item_count, 'example')} of `{name}` as `archives/{snap.file_name}` (sha256 "
+            f"`{snap.sha256[:12]}…`). "
             f"`{name}` starts afresh; get the archive with `{self.settings.prefix}getfile {snap.file_name}`.",
             data={"file": snap.file_name, "count": snap.item_count},
         )
@@ -204,11 +232,27 @@ class DatasetCommands(Group):
                 target = unique_path(folder, f"{name}-{_stamp()}", ".tar.gz")
                 written.append(target)
                 examples = [dataset_items.item_to_example(i) for i in items]
-                info = write_snapshot(target, examples, {
-                    "dataset": name, "kind": kind, "label": only, "guild": caller.guild_id, "created_by": caller.user_id,
-                })
-                snap = Snapshot(guild_id=guild.id, dataset_id=ds.id, kind=kind, label=only, file_name=target.name,
-                                item_count=info.item_count, sha256=info.sha256, created_by=caller.user_id)
+                info = write_snapshot(
+                    target,
+                    examples,
+                    {
+                        "dataset": name,
+                        "kind": kind,
+                        "label": only,
+                        "guild": caller.guild_id,
+                        "created_by": caller.user_id,
+                    },
+                )
+                snap = Snapshot(
+                    guild_id=guild.id,
+                    dataset_id=ds.id,
+                    kind=kind,
+                    label=only,
+                    file_name=target.name,
+                    item_count=info.item_count,
+                    sha256=info.sha256,
+                    created_by=caller.user_id,
+                )
                 s.add(snap)
                 s.flush()
                 if kind == "archive":
@@ -237,8 +281,11 @@ class DatasetCommands(Group):
             examples = [dataset_items.item_to_example(i) for i in repo.current_items(s, ds.id)]
         rows = export_rows(examples, fmt)
         if not rows:
-            why = {"dpo": "DPO needs corrections (a reply and its corrected answer)",
-                   "openai": "it has no positive examples", "sft": "it has no positive examples"}.get(fmt, "it is empty")
+            why = {
+                "dpo": "DPO needs corrections (a reply and its corrected answer)",
+                "openai": "it has no positive examples",
+                "sft": "it has no positive examples",
+            }.get(fmt, "it is empty")
             raise BadInput(f"Nothing to export from `{name}` as {fmt}: {why}.")
         text, suffix = serialise(rows, fmt)
         target = unique_path(paths.area_dir(self._root(caller), "exports"), f"{name}-{fmt}-{_stamp()}", suffix)
@@ -263,6 +310,8 @@ class DatasetCommands(Group):
     def _send(self, path: Path, text: str) -> Reply:
         size = path.stat().st_size
         if size > self.settings.max_send_bytes:
-            return Reply.text(f"{text} It is {human_size(size)}, over the {human_size(self.settings.max_send_bytes)} I may send; "
-                              f"it stays in the bot's data folder.")
+            return Reply.text(
+                f"{text} It is {human_size(size)}, over the {human_size(self.settings.max_send_bytes)} I may send; "
+                f"it stays in the bot's data folder."
+            )
         return Reply.text(text, files=(OutFile(name=path.name, path=path),))

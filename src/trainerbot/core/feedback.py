@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from trainerbot.config import Settings
 from trainerbot.core.base import Group
 from trainerbot.core.ingest import Event, Ingest
@@ -62,7 +60,9 @@ class FeedbackCommands(Group):
         mid = read_message_id(message_id)
         text = text.strip()
         if not text:
-            raise BadInput(f"Write the better answer after the message ID: `{self.settings.prefix}correct <message id> <answer>`.")
+            raise BadInput(
+                f"Write the better answer after the message ID: `{self.settings.prefix}correct <message id> <answer>`."
+            )
         if len(text) > self.settings.max_field_chars:
             raise BadInput(f"A correction is limited to {self.settings.max_field_chars} characters; yours has {len(text)}.")
         self._limit(caller, "correct")
@@ -70,10 +70,14 @@ class FeedbackCommands(Group):
         cid, status, existed = await self._blocking(self._store_correction, caller, mid, text, approved)
         metrics.FEEDBACK.labels("correction").inc()
         if existed == "mine":
-            return Reply.text(f"You already gave that correction (#{cid}, {status}).", data={"correction_id": cid, "status": status})
+            return Reply.text(
+                f"You already gave that correction (#{cid}, {status}).", data={"correction_id": cid, "status": status}
+            )
         if existed == "merged":
-            return Reply.text(f"Someone already suggested that (#{cid}, {status}); I counted your support.",
-                              data={"correction_id": cid, "status": status})
+            return Reply.text(
+                f"Someone already suggested that (#{cid}, {status}); I counted your support.",
+                data={"correction_id": cid, "status": status},
+            )
         if status == CorrectionStatus.APPROVED:
             tail = f"approved, and added to `{self.settings.feedback_dataset}` for training"
         else:
@@ -91,6 +95,7 @@ class FeedbackCommands(Group):
                 guild = self._find_guild(s, caller)
                 msg = repo.find_bot_reply(s, guild.id, message_id.strip()) if guild is not None else None
                 return msg.content if msg is not None else None
+
         return await self._blocking(load)
 
     def _bot_reply(self, s: Any, caller: Caller, mid: str) -> tuple[Any, Message]:
@@ -116,11 +121,20 @@ class FeedbackCommands(Group):
                 add_correction_example(s, self.settings.feedback_dataset, same)
                 return same.id, same.status, None
             if not approved and pending_count(s, guild.id, caller.user_id) >= self.settings.max_pending_per_user:
-                raise Busy(f"You have {self.settings.max_pending_per_user} corrections waiting for review already; "
-                           "a trainer reviews them first (`review`).")
-            corr = Correction(guild_id=guild.id, message_id=msg.id, user_id=caller.user_id, prompt=msg.prompt or "",
-                              original=msg.content, corrected=text, status=CorrectionStatus.APPROVED if approved else CorrectionStatus.PENDING,
-                              source=f"message:{mid}")
+                raise Busy(
+                    f"You have {self.settings.max_pending_per_user} corrections waiting for review already; "
+                    "a trainer reviews them first (`review`)."
+                )
+            corr = Correction(
+                guild_id=guild.id,
+                message_id=msg.id,
+                user_id=caller.user_id,
+                prompt=msg.prompt or "",
+                original=msg.content,
+                corrected=text,
+                status=CorrectionStatus.APPROVED if approved else CorrectionStatus.PENDING,
+                source=f"message:{mid}",
+            )
             s.add(corr)
             s.flush()
             if approved:

@@ -94,7 +94,7 @@ class Ingest:
                 self.batches += 1
             except Exception as exc:  # the transaction failed: nothing of the batch was stored
                 results = [(False, exc)] * len(batch)
-            for event, (ok, value) in zip(batch, results):
+            for event, (ok, value) in zip(batch, results, strict=True):
                 assert event.loop is not None and event.future is not None
                 event.loop.call_soon_threadsafe(_resolve, event.future, ok, value)
 
@@ -109,7 +109,7 @@ class Ingest:
                 rows = [{"guild_id": guilds[batch[i].caller.guild_id], "user_id": batch[i].caller.user_id, "kind": "text",
                          "text": batch[i].text, "created_at": utcnow(), "updated_at": utcnow()} for i in texts]
                 ids = s.scalars(insert(Feedback).returning(Feedback.id, sort_by_parameter_order=True), rows).all()
-                for i, fid in zip(texts, ids):
+                for i, fid in zip(texts, ids, strict=True):
                     results[i] = (True, fid)
             reactions = [i for i, e in enumerate(batch) if e.kind == "reaction"]
             if reactions:
@@ -128,8 +128,11 @@ class Ingest:
         # Current ratings of these replies: (message id, user) -> [feedback id or None (new), label]
         state: dict[tuple[int, str], list[Any]] = {}
         if replies:
-            for fid, mid, uid, label in s.execute(select(Feedback.id, Feedback.message_id, Feedback.user_id, Feedback.label).where(
-                    Feedback.kind == "reaction", Feedback.message_id.in_([m.id for m in replies.values()]))):
+            for fid, mid, uid, label in s.execute(
+                select(Feedback.id, Feedback.message_id, Feedback.user_id, Feedback.label).where(
+                    Feedback.kind == "reaction", Feedback.message_id.in_([m.id for m in replies.values()])
+                )
+            ):
                 state[(mid, uid)] = [fid, label]
         original = {k: list(v) for k, v in state.items()}
         for i in indexes:
@@ -153,8 +156,13 @@ class Ingest:
                 results[i] = (True, f"Rated {'👍' if event.label == 'positive' else '👎'} — thanks.")
         self._write_ratings(s, original, state, {m.id: m for m in replies.values()})
 
-    def _write_ratings(self, s: Any, before: dict[tuple[int, str], list[Any]], after: dict[tuple[int, str], list[Any]],
-                       messages: dict[int, Message]) -> None:
+    def _write_ratings(
+        self,
+        s: Any,
+        before: dict[tuple[int, str], list[Any]],
+        after: dict[tuple[int, str], list[Any]],
+        messages: dict[int, Message],
+    ) -> None:
         """Turn the net change of ratings into a handful of multi-row statements."""
         gone = [v[0] for k, v in before.items() if k not in after]
         changed = [(k, v) for k, v in after.items() if k in before and before[k][1] != v[1]]
@@ -168,10 +176,20 @@ class Ingest:
         for (_, _), v in changed:
             s.execute(update(Feedback).where(Feedback.id == v[0]).values(label=v[1], updated_at=now))
         if new:
-            rows = [{"guild_id": messages[mid].guild_id, "user_id": uid, "kind": "reaction", "message_id": mid, "label": v[1],
-                     "created_at": now, "updated_at": now} for (mid, uid), v in new]
+            rows = [
+                {
+                    "guild_id": messages[mid].guild_id,
+                    "user_id": uid,
+                    "kind": "reaction",
+                    "message_id": mid,
+                    "label": v[1],
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for (mid, uid), v in new
+            ]
             ids = s.scalars(insert(Feedback).returning(Feedback.id, sort_by_parameter_order=True), rows).all()
-            for (_, v), fid in zip(new, ids):
+            for (_, v), fid in zip(new, ids, strict=True):
                 v[0] = fid
         examples = changed + new
         if not examples:
@@ -180,11 +198,24 @@ class Ingest:
         items = []
         for (mid, uid), v in examples:
             msg = messages[mid]
-            ds = datasets.get(msg.guild_id) or datasets.setdefault(msg.guild_id, repo.ensure_dataset(s, msg.guild_id, self.feedback_dataset))
-            items.append({"dataset_id": ds.id, "guild_id": msg.guild_id, "prompt": msg.prompt or "", "response": msg.content,
-                          "history": list(msg.context or ()) or None, "label": v[1], "source": "reaction",
-                          "source_ref": f"reaction:{msg.platform_message_id}"[:300], "author_id": uid, "feedback_id": v[0],
-                          "created_at": now})
+            ds = datasets.get(msg.guild_id) or datasets.setdefault(
+                msg.guild_id, repo.ensure_dataset(s, msg.guild_id, self.feedback_dataset)
+            )
+            items.append(
+                {
+                    "dataset_id": ds.id,
+                    "guild_id": msg.guild_id,
+                    "prompt": msg.prompt or "",
+                    "response": msg.content,
+                    "history": list(msg.context or ()) or None,
+                    "label": v[1],
+                    "source": "reaction",
+                    "source_ref": f"reaction:{msg.platform_message_id}"[:300],
+                    "author_id": uid,
+                    "feedback_id": v[0],
+                    "created_at": now,
+                }
+            )
         s.execute(insert(DatasetItem), items)
         for ds in datasets.values():
             ds.updated_at = now

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,12 @@ class ModelCommands(Group):
         def load() -> list[ModelVersion]:
             with self.store.read() as s:
                 guild = self._find_guild(s, caller)
-                return list(s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id).order_by(ModelVersion.id))) if guild else []
+                return (
+                    list(s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id).order_by(ModelVersion.id)))
+                    if guild
+                    else []
+                )
+
         versions = await self._blocking(load)
         if not versions:
             return Reply.text(f"No model versions yet; each finished `{self.settings.prefix}train` job makes one.")
@@ -73,38 +78,61 @@ class ModelCommands(Group):
             loss = v.metrics.get("final_loss")
             held = v.metrics.get("heldout") or {}
             mark = " ← active" if v.active else " (not promoted)" if v.metrics.get("promoted") is False else ""
-            what = f"remote `{v.base}`" + (f", {v.recipe.upper()} job #{v.job_id}" if v.job_id else "") if v.backend == "openai" \
+            what = (
+                f"remote `{v.base}`" + (f", {v.recipe.upper()} job #{v.job_id}" if v.job_id else "")
+                if v.backend == "openai"
                 else f"{v.recipe.upper()} from {v.base}, job #{v.job_id}"
-            lines.append(f"• `{v.name}` — {what}"
-                         + (f", final loss {loss:.3f}" if isinstance(loss, (int, float)) else "")
-                         + (f", held-out chrF {held['chrf']:.1f}" if isinstance(held.get("chrf"), (int, float)) else "")
-                         + (f", general questions {v.metrics['general']:.0f} %" if isinstance(v.metrics.get("general"), (int, float)) else "")
-                         + mark)
-        return Reply.text("\n".join(lines), data={"names": [v.name for v in versions], "active": next((v.name for v in versions if v.active), None),
-                                                  "backends": {v.name: v.backend for v in versions}})
+            )
+            lines.append(
+                f"• `{v.name}` — {what}"
+                + (f", final loss {loss:.3f}" if isinstance(loss, (int, float)) else "")
+                + (f", held-out chrF {held['chrf']:.1f}" if isinstance(held.get("chrf"), (int, float)) else "")
+                + (
+                    f", general questions {v.metrics['general']:.0f} %"
+                    if isinstance(v.metrics.get("general"), (int, float))
+                    else ""
+                )
+                + mark
+            )
+        return Reply.text(
+            "\n".join(lines),
+            data={
+                "names": [v.name for v in versions],
+                "active": next((v.name for v in versions if v.active), None),
+                "backends": {v.name: v.backend for v in versions},
+            },
+        )
 
     async def _model_use(self, caller: Caller, name: str) -> Reply:
-        remote = name[len("openai:"):].strip() if name.lower().startswith("openai:") else None
+        remote = name[len("openai:") :].strip() if name.lower().startswith("openai:") else None
         if remote is not None and not REMOTE_MODEL.fullmatch(remote):
-            raise BadInput("Give a remote model's name, e.g. `model use openai:gpt-4.1-mini` or `openai:ft:gpt-4.1-mini:org::abc123`.")
+            raise BadInput(
+                "Give a remote model's name, e.g. `model use openai:gpt-4.1-mini` or `openai:ft:gpt-4.1-mini:org::abc123`."
+            )
 
         def switch() -> str:
             with self.store.session() as s:
                 guild = self._guild(s, caller) if remote is not None else self._known_guild(s, caller)
                 if remote is not None:  # a remote model by its name: registered once as a version of its own
-                    target = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.backend == "openai",
-                                                                 ModelVersion.base == remote))
+                    target = s.scalar(
+                        select(ModelVersion).where(
+                            ModelVersion.guild_id == guild.id, ModelVersion.backend == "openai", ModelVersion.base == remote
+                        )
+                    )
                     if target is None:
                         s.execute(select(Guild.id).where(Guild.id == guild.id).with_for_update())  # one "next vN" at a time
                         n = s.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.guild_id == guild.id)) or 0
-                        target = ModelVersion(guild_id=guild.id, name=f"v{n + 1}", backend="openai", base=remote, recipe="remote",
-                                              metrics={})
+                        target = ModelVersion(
+                            guild_id=guild.id, name=f"v{n + 1}", backend="openai", base=remote, recipe="remote", metrics={}
+                        )
                         s.add(target)
                         s.flush()
                 else:
                     target = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.name == name))
                 if target is None:
-                    raise NotFound(f"There is no model version `{name[:30]}` here. `{self.settings.prefix}model list` shows them.")
+                    raise NotFound(
+                        f"There is no model version `{name[:30]}` here. `{self.settings.prefix}model list` shows them."
+                    )
                 from trainerbot.model.files import is_complete
 
                 if target.backend == "local" and (not target.path or not is_complete(self.data_dir / target.path)):
@@ -112,6 +140,7 @@ class ModelCommands(Group):
                 for v in s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id)):
                     v.active = v.id == target.id
                 return target.name + (f" (remote `{target.base}`)" if target.backend == "openai" else "")
+
         active = await self._blocking(switch)
         return Reply.text(f"Model `{active}` is now active.", data={"active": active.split(" ", 1)[0]})
 
@@ -123,12 +152,19 @@ class ModelCommands(Group):
         elif text and text.strip():
             data, filename = text.strip().encode("utf-8"), None
         else:
-            raise BadInput(f"Give test cases as JSON, e.g. `{p}test [{{\"prompt\": \"What is 2+2?\", \"expected\": \"4\"}}]`, "
-                           "or attach a .json / .jsonl file.")
+            raise BadInput(
+                f"Give test cases as JSON, e.g. `{p}test [{{\"prompt\": \"What is 2+2?\", \"expected\": \"4\"}}]`, "
+                "or attach a .json / .jsonl file."
+            )
         if len(data) > self.settings.max_attachment_bytes:
             raise BadInput("That test is over the attachment limit.")
-        cases = parse_cases(data, filename=filename, max_cases=self.settings.max_test_cases,
-                            max_bytes=self.settings.max_attachment_bytes, max_field_chars=self.settings.max_field_chars)
+        cases = parse_cases(
+            data,
+            filename=filename,
+            max_cases=self.settings.max_test_cases,
+            max_bytes=self.settings.max_attachment_bytes,
+            max_field_chars=self.settings.max_field_chars,
+        )
         self._limit(caller, "test")
         name, model = await self._blocking(self._model_to_test, caller)
         rows, summary = await self._blocking(score_cases, model, cases, max_new_tokens=self.settings.reply_max_tokens)
@@ -136,19 +172,28 @@ class ModelCommands(Group):
         wrong = [r for r in rows if r["match"] is False]
         lines = [f"🧪 Test #{run_id} of model `{name}` — {summary.line()}."]
         for r in wrong[:SHOWN_WRONG]:
-            lines.append(f"✗ {quote_user_text(r['prompt'], 80)} → got “{quote_user_text(r['prediction'], 80)}”, "
-                         f"expected “{quote_user_text(r['expected'], 80)}”")
+            lines.append(
+                f"✗ {quote_user_text(r['prompt'], 80)} → got “{quote_user_text(r['prediction'], 80)}”, "
+                f"expected “{quote_user_text(r['expected'], 80)}”"
+            )
         if wrong:
             more = f" (and {len(wrong) - SHOWN_WRONG} more in the report)" if len(wrong) > SHOWN_WRONG else ""
             lines.append(f"{len(wrong)} wrong{more}. `{p}handle_errors {run_id}` sends them to the review queue as corrections.")
-        return Reply.text("\n".join(lines), files=(OutFile(name=report.name, path=report),),
-                          data={"run_id": run_id, "version": name, "wrong": len(wrong), **summary.as_dict()})
+        return Reply.text(
+            "\n".join(lines),
+            files=(OutFile(name=report.name, path=report),),
+            data={"run_id": run_id, "version": name, "wrong": len(wrong), **summary.as_dict()},
+        )
 
     def _model_to_test(self, caller: Caller) -> tuple[str, Any]:
         """(name, model): the active version, or before any the pretrained base model."""
         with self.store.read() as s:
             guild = self._find_guild(s, caller)
-            version = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.active.is_(True))) if guild else None
+            version = (
+                s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.active.is_(True)))
+                if guild
+                else None
+            )
         if version is not None and (version.backend != "local" or version.path):
             return version.name, self._scorer(version)
         if version is None and self.settings.backend == "local" and (base := self.engines.base_model()) is not None:
@@ -163,13 +208,20 @@ class ModelCommands(Group):
 
     def _save_run(self, caller: Caller, version: str, rows: list[dict[str, Any]], summary: Summary) -> tuple[int, Path]:
         folder = paths.area_dir(self._root(caller), "artifacts")
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         report = unique_path(folder, f"test-{stamp}", ".jsonl")
         atomic_write_bytes(report, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8"))
         with self.store.session() as s:
             guild = self._guild(s, caller)
-            run = TestRun(guild_id=guild.id, user_id=caller.user_id, model_version=version, cases=len(rows),
-                          wrong=sum(1 for r in rows if r["match"] is False), metrics=summary.as_dict(), report_file=report.name)
+            run = TestRun(
+                guild_id=guild.id,
+                user_id=caller.user_id,
+                model_version=version,
+                cases=len(rows),
+                wrong=sum(1 for r in rows if r["match"] is False),
+                metrics=summary.as_dict(),
+                report_file=report.name,
+            )
             s.add(run)
             s.flush()
             return run.id, report
@@ -190,7 +242,11 @@ class ModelCommands(Group):
             query = select(TestRun).where(TestRun.guild_id == guild.id)
             run = s.scalar(query.where(TestRun.id == rid) if rid is not None else query.order_by(TestRun.id.desc()).limit(1))
             if run is None:
-                raise NotFound("There is no such test here." if rid is not None else f"No test has run here yet; `{self.settings.prefix}test` runs one.")
+                raise NotFound(
+                    "There is no such test here."
+                    if rid is not None
+                    else f"No test has run here yet; `{self.settings.prefix}test` runs one."
+                )
             if run.user_id != caller.user_id and not trainer:
                 raise NotAllowed("Only the one who ran that test, or a trainer, can send its errors to review.")
             if run.handled:
@@ -210,20 +266,33 @@ class ModelCommands(Group):
                 if room is not None and queued >= room:
                     skipped += 1
                     continue
-                s.add(Correction(guild_id=guild.id, message_id=None, user_id=caller.user_id, prompt=str(row["prompt"]),
-                                 original=str(row.get("prediction") or ""), corrected=str(row["expected"]),
-                                 status=CorrectionStatus.PENDING, source=f"test:{run.id}"))
+                s.add(
+                    Correction(
+                        guild_id=guild.id,
+                        message_id=None,
+                        user_id=caller.user_id,
+                        prompt=str(row["prompt"]),
+                        original=str(row.get("prediction") or ""),
+                        corrected=str(row["expected"]),
+                        status=CorrectionStatus.PENDING,
+                        source=f"test:{run.id}",
+                    )
+                )
                 queued += 1
             run.handled = True
-        text = (f"Test #{run.id}: {count(queued, 'wrong answer')} now {'waits' if queued == 1 else 'wait'} in the review queue "
-                f"as {'a correction' if queued == 1 else 'corrections'}")
+        text = (
+            f"Test #{run.id}: {count(queued, 'wrong answer')} now {'waits' if queued == 1 else 'wait'} in the review queue "
+            f"as {'a correction' if queued == 1 else 'corrections'}"
+        )
         text += f" (`{self.settings.prefix}review`)." if queued else "."
         if merged:
             text += f" {merged} {'was' if merged == 1 else 'were'} already there."
         if skipped:
-            text += (f" {skipped} {'was' if skipped == 1 else 'were'} not queued: you may have "
-                     f"{count(self.settings.max_pending_per_user, 'correction')} "
-                     "waiting at once; ask a trainer to review them first.")
+            text += (
+                f" {skipped} {'was' if skipped == 1 else 'were'} not queued: you may have "
+                f"{count(self.settings.max_pending_per_user, 'correction')} "
+                "waiting at once; ask a trainer to review them first."
+            )
         return Reply.text(text, data={"run_id": run.id, "queued": queued, "merged": merged, "skipped": skipped})
 
     def _report_rows(self, caller: Caller, name: str) -> list[dict[str, Any]]:
@@ -241,25 +310,40 @@ class ModelCommands(Group):
         versions, cases = await self._blocking(self._compare_inputs, caller, a.strip(), b.strip())
         if not cases:
             lines = [f"**{v.name}**: " + (_stored(v) or "no held-out figures") for v in versions]
-            return Reply.text("No held-out questions here to compare on (datasets under "
-                              f"{heldout.MIN_EXAMPLES} examples hold none out).\n" + "\n".join(lines), data={"cases": 0})
+            return Reply.text(
+                "No held-out questions here to compare on (datasets under "
+                f"{heldout.MIN_EXAMPLES} examples hold none out).\n" + "\n".join(lines),
+                data={"cases": 0},
+            )
         summaries = []
         for v in versions:
             model = await self._blocking(self._scorer, v)
             summaries.append((await self._blocking(score_cases, model, cases, max_new_tokens=self.settings.reply_max_tokens))[1])
-        (va, sa), (vb, sb) = zip(versions, summaries)
+        (va, sa), (vb, sb) = zip(versions, summaries, strict=True)
         metric = self.settings.promotion_metric
+
         def fmt(value: float | None, spec: str) -> str:
             return "n/a" if value is None else format(value, spec)  # a remote model has no loss to read
-        rows = [("exact match", fmt(sa.exact_match, ".1%"), fmt(sb.exact_match, ".1%")), ("chrF", fmt(sa.chrf, ".1f"), fmt(sb.chrf, ".1f")),
-                ("loss", fmt(sa.loss, ".3f"), fmt(sb.loss, ".3f")), ("perplexity", fmt(sa.perplexity, ".4g"), fmt(sb.perplexity, ".4g"))]
+
+        rows = [
+            ("exact match", fmt(sa.exact_match, ".1%"), fmt(sb.exact_match, ".1%")),
+            ("chrF", fmt(sa.chrf, ".1f"), fmt(sb.chrf, ".1f")),
+            ("loss", fmt(sa.loss, ".3f"), fmt(sb.loss, ".3f")),
+            ("perplexity", fmt(sa.perplexity, ".4g"), fmt(sb.perplexity, ".4g")),
+        ]
         width = max(len(va.name), len(vb.name), 8)
         table = [f"{'':12} {va.name:>{width}} {vb.name:>{width}}"] + [f"{k:12} {x:>{width}} {y:>{width}}" for k, x, y in rows]
         better = va.name if not heldout.not_worse(metric, sb, sa) else vb.name if not heldout.not_worse(metric, sa, sb) else None
         verdict = f"By {metric}, `{better}` is better." if better else f"By {metric}, they are even."
         active = next((v.name for v in versions if v.active), None)
-        text = (f"**{va.name}** vs **{vb.name}** on {len(cases)} held-out questions"
-                + (f" (`{active}` is active)" if active else "") + ":\n```\n" + "\n".join(table) + "\n```\n" + verdict)
+        text = (
+            f"**{va.name}** vs **{vb.name}** on {len(cases)} held-out questions"
+            + (f" (`{active}` is active)" if active else "")
+            + ":\n```\n"
+            + "\n".join(table)
+            + "\n```\n"
+            + verdict
+        )
         return Reply.text(text, data={"cases": len(cases), va.name: sa.as_dict(), vb.name: sb.as_dict(), "better": better})
 
     def _compare_inputs(self, caller: Caller, a: str, b: str) -> tuple[list[ModelVersion], list[Case]]:
@@ -273,12 +357,17 @@ class ModelCommands(Group):
             for name in (a, b):
                 v = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.name == name))
                 if v is None:
-                    raise NotFound(f"There is no model version `{name[:30]}` here. `{self.settings.prefix}model list` shows them.")
+                    raise NotFound(
+                        f"There is no model version `{name[:30]}` here. `{self.settings.prefix}model list` shows them."
+                    )
                 if v.backend == "local" and (not v.path or not is_complete(self.data_dir / v.path)):
                     raise BadInput(f"Model `{v.name}` has no complete files on disk to run.")
                 versions.append(v)
-            items = s.scalars(select(DatasetItem).where(DatasetItem.guild_id == guild.id, DatasetItem.archived_in.is_(None))
-                              .order_by(DatasetItem.id)).all()
+            items = s.scalars(
+                select(DatasetItem)
+                .where(DatasetItem.guild_id == guild.id, DatasetItem.archived_in.is_(None))
+                .order_by(DatasetItem.id)
+            ).all()
             by_dataset: dict[int, list[Any]] = {}
             for item in items:
                 by_dataset.setdefault(item.dataset_id, []).append(item_to_example(item))

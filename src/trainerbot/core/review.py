@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import CursorResult, Delete, case, delete, func, select
+from sqlalchemy.orm import Session
 
 from trainerbot.core.base import Group
 from trainerbot.core.permissions import is_trainer
@@ -40,7 +41,9 @@ def pending_count(s: Any, guild_id: int, user_id: str) -> int:
 def same_correction(s: Any, guild_id: int, prompt: str, corrected: str, message_id: int | None = None) -> Correction | None:
     """A pending or approved correction that teaches the same answer to the same reply (or prompt)."""
     query = select(Correction).where(Correction.guild_id == guild_id, Correction.status != CorrectionStatus.REJECTED)
-    query = query.where(Correction.message_id == message_id) if message_id is not None else query.where(Correction.prompt == prompt)
+    query = (
+        query.where(Correction.message_id == message_id) if message_id is not None else query.where(Correction.prompt == prompt)
+    )
     wanted = normalise_answer(corrected)
     return next((c for c in s.scalars(query.order_by(Correction.id)) if normalise_answer(c.corrected) == wanted), None)
 
@@ -49,8 +52,14 @@ def add_correction_example(s: Any, dataset_name: str, corr: Correction) -> None:
     """An approved correction becomes a DPO pair (chosen = the correction) in the feedback dataset."""
     msg = s.get(Message, corr.message_id) if corr.message_id is not None else None
     ds = repo.ensure_dataset(s, corr.guild_id, dataset_name)
-    ex = Example(prompt=corr.prompt, response=corr.corrected, rejected=corr.original or None, label="positive",
-                 history=tuple(msg.context or ()) if msg is not None else (), source_ref=corr.source)
+    ex = Example(
+        prompt=corr.prompt,
+        response=corr.corrected,
+        rejected=corr.original or None,
+        label="positive",
+        history=tuple(msg.context or ()) if msg is not None else (),
+        source_ref=corr.source,
+    )
     dataset_items.add_examples(s, ds, [ex], source="correction", author_id=corr.user_id, correction_id=corr.id)
 
 
@@ -83,23 +92,34 @@ class ReviewCommands(Group):
             corr = corr or s.scalar(pending.order_by(Correction.id).limit(1))
             if corr is not None:
                 people = f" · asked by {corr.supporters}" if corr.supporters > 1 else ""
-                text = (f"📝 **Correction #{corr.id}** — 1 of {waiting} waiting · by <@{corr.user_id}> · from {_origin(corr)}{people}\n"
-                        f"**Prompt:** {quote_user_text(corr.prompt, 500)}\n"
-                        f"**Bot said:** {quote_user_text(corr.original, 500) or '—'}\n"
-                        f"**Better:** {quote_user_text(corr.corrected, 700)}\n"
-                        f"`{p}approve {corr.id}` or `{p}reject {corr.id}`.")
-                return Reply.text(text, data={"kind": "correction", "correction_id": corr.id, "waiting": waiting},
-                                  review=ReviewItem("correction", correction_id=corr.id))
+                text = (
+                    f"📝 **Correction #{corr.id}** — 1 of {waiting} waiting · by <@{corr.user_id}> · from "
+                    f"{_origin(corr)}{people}\n"
+                    f"**Prompt:** {quote_user_text(corr.prompt, 500)}\n"
+                    f"**Bot said:** {quote_user_text(corr.original, 500) or '—'}\n"
+                    f"**Better:** {quote_user_text(corr.corrected, 700)}\n"
+                    f"`{p}approve {corr.id}` or `{p}reject {corr.id}`."
+                )
+                return Reply.text(
+                    text,
+                    data={"kind": "correction", "correction_id": corr.id, "waiting": waiting},
+                    review=ReviewItem("correction", correction_id=corr.id),
+                )
             flagged = self._flagged(s, guild.id)
             if flagged is not None:
                 msg, neg, pos = flagged
-                text = (f"🚩 **Flagged reply `{msg.platform_message_id or msg.id}`** — 👎 {neg} / 👍 {pos}, not corrected yet\n"
-                        f"**Prompt:** {quote_user_text(msg.prompt or '', 500)}\n"
-                        f"**Bot said:** {quote_user_text(msg.content, 700)}\n"
-                        f"Teach the right answer with `{p}correct {msg.platform_message_id or msg.id} <answer>`; "
-                        "a trainer's 👍 clears the flag if the reply was fine.")
-                return Reply.text(text, data={"kind": "flagged", "message_id": msg.platform_message_id},
-                                  review=ReviewItem("flagged", message_id=msg.platform_message_id))
+                text = (
+                    f"🚩 **Flagged reply `{msg.platform_message_id or msg.id}`** — 👎 {neg} / 👍 {pos}, not corrected yet\n"
+                    f"**Prompt:** {quote_user_text(msg.prompt or '', 500)}\n"
+                    f"**Bot said:** {quote_user_text(msg.content, 700)}\n"
+                    f"Teach the right answer with `{p}correct {msg.platform_message_id or msg.id} <answer>`; "
+                    "a trainer's 👍 clears the flag if the reply was fine."
+                )
+                return Reply.text(
+                    text,
+                    data={"kind": "flagged", "message_id": msg.platform_message_id},
+                    review=ReviewItem("flagged", message_id=msg.platform_message_id),
+                )
         return Reply.text("Nothing waits for review. 🎉", data={"kind": None})
 
     @staticmethod
@@ -107,10 +127,20 @@ class ReviewCommands(Group):
         """The oldest bot reply with more 👎 than 👍 and no correction on the way."""
         neg = func.sum(case((Feedback.label == "negative", 1), else_=0))
         pos = func.sum(case((Feedback.label == "positive", 1), else_=0))
-        corrected = select(Correction.id).where(Correction.message_id == Message.id, Correction.status != CorrectionStatus.REJECTED).exists()
-        row = s.execute(select(Message, neg, pos).join(Feedback, Feedback.message_id == Message.id)
-                        .where(Message.guild_id == guild_id, Message.role == "assistant", Feedback.kind == "reaction", ~corrected)
-                        .group_by(Message.id).having(neg > pos).order_by(Message.id).limit(1)).first()
+        corrected = (
+            select(Correction.id)
+            .where(Correction.message_id == Message.id, Correction.status != CorrectionStatus.REJECTED)
+            .exists()
+        )
+        row = s.execute(
+            select(Message, neg, pos)
+            .join(Feedback, Feedback.message_id == Message.id)
+            .where(Message.guild_id == guild_id, Message.role == "assistant", Feedback.kind == "reaction", ~corrected)
+            .group_by(Message.id)
+            .having(neg > pos)
+            .order_by(Message.id)
+            .limit(1)
+        ).first()
         return (row[0], int(row[1]), int(row[2])) if row is not None else None
 
     async def approve(self, caller: Caller, correction_id: str | int, corrected: str | None = None) -> Reply:
@@ -120,7 +150,9 @@ class ReviewCommands(Group):
             if not corrected:
                 raise BadInput("The corrected answer is empty; write the answer I should give.")
             if len(corrected) > self.settings.max_field_chars:
-                raise BadInput(f"A correction is limited to {self.settings.max_field_chars} characters; yours has {len(corrected)}.")
+                raise BadInput(
+                    f"A correction is limited to {self.settings.max_field_chars} characters; yours has {len(corrected)}."
+                )
         return await self._decide(caller, _correction_id(correction_id), CorrectionStatus.APPROVED, corrected)
 
     async def reject(self, caller: Caller, correction_id: str | int) -> Reply:
@@ -148,15 +180,22 @@ class ReviewCommands(Group):
                 corr.status, corr.reviewed_by, corr.reviewed_at = status, caller.user_id, utcnow()
                 if status == CorrectionStatus.APPROVED:
                     add_correction_example(s, self.settings.feedback_dataset, corr)
-                    return (f"✅ Correction #{cid} approved: it answers at once from now on and is in "
-                            f"`{self.settings.feedback_dataset}` for the next training.")
+                    return (
+                        f"✅ Correction #{cid} approved: it answers at once from now on and is in "
+                        f"`{self.settings.feedback_dataset}` for the next training."
+                    )
                 return f"❌ Correction #{cid} rejected; it will not be used."
+
         text = await self._blocking(decide)
         if already:
-            return Reply.text(text, data={"correction_id": cid, "status": None, "already": True},
-                              decision=Decision(cid, None, already=True))
-        return Reply.text(text + f" `{self.settings.prefix}review` shows the next.", data={"correction_id": cid, "status": status},
-                          decision=Decision(cid, status))
+            return Reply.text(
+                text, data={"correction_id": cid, "status": None, "already": True}, decision=Decision(cid, None, already=True)
+            )
+        return Reply.text(
+            text + f" `{self.settings.prefix}review` shows the next.",
+            data={"correction_id": cid, "status": status},
+            decision=Decision(cid, status),
+        )
 
     async def correction_text(self, caller: Caller, correction_id: int) -> str:
         """A pending correction's answer (to edit it before approving); ``NotFound`` otherwise."""
@@ -169,6 +208,7 @@ class ReviewCommands(Group):
                 if guild is None or corr is None or corr.guild_id != guild.id:
                     raise NotFound(f"There is no correction #{correction_id} here.")
                 return corr.corrected
+
         return await self._blocking(load)
 
     async def reaction(self, caller: Caller, platform_message_id: str, emoji: str) -> Reply | None:
@@ -181,8 +221,12 @@ class ReviewCommands(Group):
                 guild = self._find_guild(s, caller)
                 if guild is None:
                     return None
-                return s.scalar(select(Correction.id).where(Correction.guild_id == guild.id,
-                                                            Correction.review_message_id == platform_message_id[:64]))
+                return s.scalar(
+                    select(Correction.id).where(
+                        Correction.guild_id == guild.id, Correction.review_message_id == platform_message_id[:64]
+                    )
+                )
+
         cid = await self._blocking(find)
         if cid is None:
             return None
@@ -207,8 +251,11 @@ class ReviewCommands(Group):
         if not total:
             return Reply.text(f"I hold nothing from {subject} here.", data=counts)
         parts = ", ".join(count(n, *FORGOTTEN[what]) for what, n in counts.items() if n)
-        return Reply.text(f"🧹 Forgot everything from {subject} here: {parts}. Later snapshots and trainings won't have it "
-                          "(archives written before keep their copy until deleted).", data=counts)
+        return Reply.text(
+            f"🧹 Forgot everything from {subject} here: {parts}. Later snapshots and trainings won't have it "
+            "(archives written before keep their copy until deleted).",
+            data=counts,
+        )
 
     def _forget(self, caller: Caller, user_id: str) -> dict[str, int]:
         with self.store.session() as s:
@@ -216,11 +263,17 @@ class ReviewCommands(Group):
             if guild is None:
                 return {}
             g = guild.id
-            counts = {
-                "examples": s.execute(delete(DatasetItem).where(DatasetItem.guild_id == g, DatasetItem.author_id == user_id)).rowcount,
-                "ratings and feedback": s.execute(delete(Feedback).where(Feedback.guild_id == g, Feedback.user_id == user_id)).rowcount,
-                "corrections": s.execute(delete(Correction).where(Correction.guild_id == g, Correction.user_id == user_id)).rowcount,
-                "chat messages": s.execute(delete(Message).where(Message.guild_id == g, Message.role == "user",
-                                                                 Message.author_id == user_id)).rowcount,
+            return {
+                "examples": _deleted(s, delete(DatasetItem).where(DatasetItem.guild_id == g, DatasetItem.author_id == user_id)),
+                "ratings and feedback": _deleted(s, delete(Feedback).where(Feedback.guild_id == g, Feedback.user_id == user_id)),
+                "corrections": _deleted(s, delete(Correction).where(Correction.guild_id == g, Correction.user_id == user_id)),
+                "chat messages": _deleted(
+                    s, delete(Message).where(Message.guild_id == g, Message.role == "user", Message.author_id == user_id)
+                ),
             }
-            return {k: int(v or 0) for k, v in counts.items()}
+
+
+def _deleted(s: Session, statement: Delete) -> int:
+    """Run a DELETE; how many rows it removed."""
+    result = s.execute(statement)
+    return int(result.rowcount or 0) if isinstance(result, CursorResult) else 0

@@ -56,26 +56,35 @@ class Suggestions(Group):
                         extra = f", {archives} archived" if archives else ""
                         out.append(Suggestion(_short(f"{ds.name} — {count(current, 'example')}{extra}"), ds.name))
             elif kind == "version":
-                versions = list(s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id).order_by(desc(ModelVersion.id))))
+                versions = list(
+                    s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id).order_by(desc(ModelVersion.id)))
+                )
                 for v in versions:
                     what = f"remote {v.base}" if v.backend == "openai" else f"{v.recipe.upper()}, job #{v.job_id}"
                     label = _short(f"{v.name} — {what}{' (active)' if v.active else ''}")
                     if typed in label.lower():
                         out.append(Suggestion(label, v.name))
                 remote = f"openai:{self.settings.openai_model}"
-                if self.settings.openai_api_key is not None and typed in remote.lower() \
-                        and not any(v.backend == "openai" and v.base == self.settings.openai_model for v in versions):
+                if (
+                    self.settings.openai_api_key is not None
+                    and typed in remote.lower()
+                    and not any(v.backend == "openai" and v.base == self.settings.openai_model for v in versions)
+                ):
                     out.append(Suggestion(_short(f"{remote} — the configured remote model"), remote))
             elif kind == "job":
                 for job in s.scalars(select(Job).where(Job.guild_id == guild.id).order_by(desc(Job.id)).limit(200)):
-                    label = _short(f"#{job.id} — {job.recipe.upper()}, {job.status}"
-                                   + (f" {job.progress * 100:.0f} %" if job.status == JobStatus.RUNNING else ""))
+                    label = _short(
+                        f"#{job.id} — {job.recipe.upper()}, {job.status}"
+                        + (f" {job.progress * 100:.0f} %" if job.status == JobStatus.RUNNING else "")
+                    )
                     if not typed or typed.lstrip("#") in str(job.id) or typed in label.lower():
                         out.append(Suggestion(label, job.id))
             elif kind == "test":
                 for run in s.scalars(select(TestRun).where(TestRun.guild_id == guild.id).order_by(desc(TestRun.id)).limit(200)):
-                    label = _short(f"#{run.id} — {run.model_version}, {run.wrong} of {run.cases} wrong"
-                                   + (", handled" if run.handled else ""))
+                    label = _short(
+                        f"#{run.id} — {run.model_version}, {run.wrong} of {run.cases} wrong"
+                        + (", handled" if run.handled else "")
+                    )
                     if not typed or typed.lstrip("#") in str(run.id) or typed in label.lower():
                         out.append(Suggestion(label, run.id))
             elif kind == "correction":

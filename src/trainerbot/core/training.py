@@ -24,7 +24,7 @@ from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput, NotFound
 from trainerbot.plural import count
 from trainerbot.store import Store, repo
-from trainerbot.store.models import Dataset, Guild, Job, JobEvent, JobStatus, ModelVersion, Snapshot
+from trainerbot.store.models import Dataset, Job, JobEvent, JobStatus, ModelVersion, Snapshot
 from trainerbot.training import queue
 
 SAMPLE = "sample"
@@ -85,12 +85,15 @@ class TrainingCommands(Group):
             with self.store.read() as s:
                 guild = self._find_guild(s, caller)
                 snap = s.get(Snapshot, guild.selected_snapshot_id) if guild and guild.selected_snapshot_id else None
-                return (snap, s.get(Dataset, snap.dataset_id)) if snap else None  # type: ignore[return-value]
+                ds = s.get(Dataset, snap.dataset_id) if snap else None
+                return (snap, ds) if snap and ds else None
         found = await self._blocking(selected)
         if found is None:
             p = self.settings.prefix
-            raise BadInput(f"Say what to train on: `{p}train <dataset>`, attach a file, or choose data with `{p}select_dataset` first. "
-                           f"To try it out: `{p}train {SAMPLE}`.")
+            raise BadInput(
+                f"Say what to train on: `{p}train <dataset>`, attach a file, or choose data with `{p}select_dataset` first. "
+                f"To try it out: `{p}train {SAMPLE}`."
+            )
         snap, ds = found
         from trainerbot.datasets.snapshots import read_snapshot
 
@@ -99,11 +102,13 @@ class TrainingCommands(Group):
 
     async def _seed_sample(self, caller: Caller) -> None:
         """``train sample`` on an empty ``sample`` dataset fills it from the shipped sample file."""
+
         def count() -> int:
             with self.store.read() as s:
                 guild = self._find_guild(s, caller)
                 ds = repo.find_dataset(s, guild.id, SAMPLE) if guild else None
                 return repo.count_current(s, ds.id) if ds else 0
+
         if await self._blocking(count) == 0:
             data = resources.files("trainerbot.resources").joinpath("sample.jsonl").read_bytes()
             await self.datasets.import_data(caller, SAMPLE, "positive", Attachment("sample.jsonl", "application/jsonl", data))
@@ -112,25 +117,45 @@ class TrainingCommands(Group):
         def submit() -> tuple[queue.Submitted, str]:
             with self.store.read() as s:
                 guild = self._known_guild(s, caller)
-                has_model = self.settings.base_model_dir is not None or s.scalar(
-                    select(ModelVersion.id).where(ModelVersion.guild_id == guild.id, ModelVersion.active.is_(True))) is not None
+                has_model = (
+                    self.settings.base_model_dir is not None
+                    or s.scalar(select(ModelVersion.id).where(ModelVersion.guild_id == guild.id, ModelVersion.active.is_(True)))
+                    is not None
+                )
                 gid = guild.id
             backend = self.settings.backend
             recipe = choose_recipe(examples, has_model, backend)
-            submitted = queue.submit(self.store, guild_id=gid, snapshot_id=snap.id, recipe=recipe, requested_by=caller.user_id,
-                                     channel_id=caller.channel_id, max_active=self.settings.max_queued_jobs,
-                                     params={"backend": backend} if backend != "local" else None)
+            submitted = queue.submit(
+                self.store,
+                guild_id=gid,
+                snapshot_id=snap.id,
+                recipe=recipe,
+                requested_by=caller.user_id,
+                channel_id=caller.channel_id,
+                max_active=self.settings.max_queued_jobs,
+                params={"backend": backend} if backend != "local" else None,
+            )
             return submitted, recipe
+
         submitted, recipe = await self._blocking(submit)
         p = self.settings.prefix
         if submitted.existing:
-            text = f"That training is already queued or running as job #{submitted.job_id}. Follow it with `{p}job {submitted.job_id}`."
+            text = (f"That training is already queued or running as job #{submitted.job_id}. "
+                    f"Follow it with `{p}job {submitted.job_id}`.")
         else:
-            where = f" through the fine-tuning API of `{self.settings.openai_base_url}`" if self.settings.backend == "openai" else ""
-            text = (f"Training job #{submitted.job_id} queued: {recipe.upper()}{where} on {what} ({count(len(examples), 'example')}). "
-                    f"Follow it with `{p}job {submitted.job_id}`; `{p}cancel {submitted.job_id}` stops it.")
-        return Reply.text(text, data={"job_id": submitted.job_id, "recipe": recipe, "existing": submitted.existing},
-                          job=JobRef(submitted.job_id, submitted.existing))
+            where = (
+                f" through the fine-tuning API of `{self.settings.openai_base_url}`" if self.settings.backend == "openai" else ""
+            )
+            text = (
+                f"Training job #{submitted.job_id} queued: {recipe.upper()}{where} on {what} "
+                f"({count(len(examples), 'example')}). "
+                f"Follow it with `{p}job {submitted.job_id}`; `{p}cancel {submitted.job_id}` stops it."
+            )
+        return Reply.text(
+            text,
+            data={"job_id": submitted.job_id, "recipe": recipe, "existing": submitted.existing},
+            job=JobRef(submitted.job_id, submitted.existing),
+        )
 
     # ------------------------------------------------------------------- jobs
     async def jobs(self, caller: Caller) -> Reply:
@@ -140,6 +165,7 @@ class TrainingCommands(Group):
                 if guild is None:
                     return []
                 return list(s.scalars(select(Job).where(Job.guild_id == guild.id).order_by(Job.id.desc()).limit(10)))
+
         jobs = await self._blocking(load)
         if not jobs:
             return Reply.text(f"No training jobs yet. Start one with `{self.settings.prefix}train <dataset>`.")
@@ -156,10 +182,15 @@ class TrainingCommands(Group):
         seen = await self._blocking(queue.workers, self.store)
         if seen.alive or not seen.waiting:
             return None
-        since = ("No training worker has run yet" if seen.silent_for_s is None
-                 else f"No training worker has been seen for {seen.silent_for_s:.0f} s")
-        return (f"⚠ {since}, so queued jobs wait. The bot restarts its own worker; on a separate machine "
-                "start one with `trainerbot worker`.")
+        since = (
+            "No training worker has run yet"
+            if seen.silent_for_s is None
+            else f"No training worker has been seen for {seen.silent_for_s:.0f} s"
+        )
+        return (
+            f"⚠ {since}, so queued jobs wait. The bot restarts its own worker; on a separate machine "
+            "start one with `trainerbot worker`."
+        )
 
     async def job(self, caller: Caller, job_id: str | int, *, plot: bool = True) -> Reply:
         """One job's status, progress, last events and (with ``plot``) its loss curve."""
@@ -174,19 +205,29 @@ class TrainingCommands(Group):
         ]
         if last is not None:
             rate = next((e.tokens_per_s for e in reversed(progress) if e.tokens_per_s), None)
-            fields += [EmbedField("Step", f"{last.step}/{last.total_steps}"), EmbedField("Loss", f"{last.loss:.4f}" if last.loss is not None else "—"),
-                       EmbedField("Tokens/s", f"{rate:.0f}" if rate else "—"), EmbedField("ETA", eta_text(last.eta_s))]
+            fields += [
+                EmbedField("Step", f"{last.step}/{last.total_steps}"),
+                EmbedField("Loss", f"{last.loss:.4f}" if last.loss is not None else "—"),
+                EmbedField("Tokens/s", f"{rate:.0f}" if rate else "—"),
+                EmbedField("ETA", eta_text(last.eta_s)),
+            ]
         if job.error:
             fields.append(EmbedField("Error", job.error, inline=False))
         if version is not None:
             fields.append(EmbedField("Model", f"{version.name}{' (active)' if version.active else ''}"))
-        notes = [m if len(m) <= 400 else m[:399] + "…" for m in
-                 (e.message for e in events if e.kind in ("status", "log") and e.message)][-5:]  # (a Ray log tail is long)
+        notes = [
+            m if len(m) <= 400 else m[:399] + "…"
+            for m in (e.message for e in events if e.kind in ("status", "log") and e.message)
+        ][-5:]  # (a Ray log tail is long)
         warning = await self._no_worker() if job.status == JobStatus.QUEUED else None
         if warning:
             notes.append(warning)
-        embed = Embed(title=f"Training job #{job.id}", description="\n".join(notes), fields=tuple(fields),
-                      footer=f"requested by {job.requested_by}")
+        embed = Embed(
+            title=f"Training job #{job.id}",
+            description="\n".join(notes),
+            fields=tuple(fields),
+            footer=f"requested by {job.requested_by}",
+        )
         files: tuple[OutFile, ...] = ()
         losses = [(e.step, e.loss) for e in progress if e.step is not None and e.loss is not None]
         if losses and plot:
@@ -197,11 +238,23 @@ class TrainingCommands(Group):
                 await self._blocking(paths.area_dir, self._root(caller), "artifacts")
                 await self._blocking(loss_curve, losses, png, f"job {job.id} · {job.recipe}")
             files = (OutFile(name=png.name, path=png),)
-        return Reply(messages=(embed.as_text(),), embed=embed, files=files, job_status=job.status,
-                     data={"status": job.status, "progress": job.progress, "events": len(events), "losses": losses,
-                           "no_worker": bool(warning), "step": last.step if last else None,
-                           "total_steps": last.total_steps if last else None, "loss": last.loss if last else None,
-                           "eta_s": last.eta_s if last else None})
+        return Reply(
+            messages=(embed.as_text(),),
+            embed=embed,
+            files=files,
+            job_status=job.status,
+            data={
+                "status": job.status,
+                "progress": job.progress,
+                "events": len(events),
+                "losses": losses,
+                "no_worker": bool(warning),
+                "step": last.step if last else None,
+                "total_steps": last.total_steps if last else None,
+                "loss": last.loss if last else None,
+                "eta_s": last.eta_s if last else None,
+            },
+        )
 
     def _load_job(self, caller: Caller, jid: int) -> tuple[Job, list[JobEvent], ModelVersion | None]:
         with self.store.read() as s:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from trainerbot.core.text import split_message
 
@@ -118,8 +118,8 @@ class Reply:
     decision: Decision | None = None
 
     @classmethod
-    def text(cls, text: str, **kwargs: object) -> Reply:
-        return cls(messages=tuple(split_message(text)), **kwargs)  # type: ignore[arg-type]
+    def text(cls, text: str, **kwargs: Any) -> Reply:
+        return cls(messages=tuple(split_message(text)), **kwargs)
 
     @property
     def content(self) -> str:

@@ -7,7 +7,7 @@ Speech engines are built lazily and shared; all audio work runs in worker thread
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -125,7 +125,7 @@ class VoiceCommands(Group):
         self._limit(caller, "say")
         wav = await self.speech(caller, text)
         folder = await self._blocking(paths.area_dir, self._root(caller), "artifacts")
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         target: Path = unique_path(folder, f"say-{stamp}", ".wav")
         await self._blocking(atomic_write_bytes, target, wav)
         return Reply.text(f"🔊 \u201c{quote_user_text(text, 80)}\u201d", files=(OutFile(name=target.name, path=target),))
@@ -155,6 +155,6 @@ def _wav_seconds(wav: bytes) -> float:
 
     try:
         with wave.open(io.BytesIO(wav)) as w:
-            return w.getnframes() / float(w.getframerate() or 1)
+            return float(w.getnframes()) / float(w.getframerate() or 1)
     except (wave.Error, EOFError):
         return 0.0

@@ -37,7 +37,9 @@ def _check_name(name: str, shown: str) -> str:
         raise BadInput(f"`{shown}` holds an entry with an unusable name; nothing was imported.")
     path = PurePosixPath(name)
     if path.is_absolute() or ".." in path.parts or (path.parts and path.parts[0].endswith(":")):
-        raise BadInput(f"`{shown}` holds an entry that points outside the archive (`..` or an absolute path); nothing was imported.")
+        raise BadInput(
+            f"`{shown}` holds an entry that points outside the archive (`..` or an absolute path); nothing was imported."
+        )
     return path.name
 
 
@@ -58,7 +60,9 @@ def read_members(filename: str, data: bytes, *, max_bytes: int) -> list[tuple[st
         members = list(_zip(data, shown, max_bytes) if lower.endswith(".zip") else _tar(data, shown, max_bytes))
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as exc:
         if isinstance(exc, tarfile.FilterError):
-            raise BadInput(f"`{shown}` holds an entry no safe extraction allows ({type(exc).__name__}); nothing was imported.") from None
+            raise BadInput(
+                f"`{shown}` holds an entry no safe extraction allows ({type(exc).__name__}); nothing was imported."
+            ) from None
         raise BadInput(f"`{shown}` is not a readable archive.") from None
     names = {n for n, _ in members}
     if "items.jsonl" in names:  # one of our own archives: the manifest describes, items.jsonl holds

@@ -39,13 +39,38 @@ CONTENT_TYPES = {
     "txt": {"text/markdown"},
 }
 GENERIC_TYPES = {"text/plain", "application/octet-stream", ""}
-BINARY_MAGIC = (b"PK\x03\x04", b"\x1f\x8b", b"\x89PNG", b"%PDF", b"GIF8", b"\xff\xd8\xff", b"OggS", b"RIFF", b"\x7fELF", b"BZh", b"7z\xbc\xaf", b"ID3")
+BINARY_MAGIC = (
+    b"PK\x03\x04",
+    b"\x1f\x8b",
+    b"\x89PNG",
+    b"%PDF",
+    b"GIF8",
+    b"\xff\xd8\xff",
+    b"OggS",
+    b"RIFF",
+    b"\x7fELF",
+    b"BZh",
+    b"7z\xbc\xaf",
+    b"ID3",
+)
 
 PROMPT_KEYS = ("prompt", "question", "input", "instruction")
 RESPONSE_KEYS = ("response", "completion", "answer", "output", "chosen")
-LABEL_WORDS = {
-    "positive": "positive", "pos": "positive", "good": "positive", "true": "positive", "1": "positive", "+": "positive", "👍": "positive",
-    "negative": "negative", "neg": "negative", "bad": "negative", "false": "negative", "0": "negative", "-": "negative", "👎": "negative",
+LABEL_WORDS: dict[str, Label] = {
+    "positive": "positive",
+    "pos": "positive",
+    "good": "positive",
+    "true": "positive",
+    "1": "positive",
+    "+": "positive",
+    "👍": "positive",
+    "negative": "negative",
+    "neg": "negative",
+    "bad": "negative",
+    "false": "negative",
+    "0": "negative",
+    "-": "negative",
+    "👎": "negative",
 }
 TXT_Q = re.compile(r"^\s*(?:q|question|в|вопрос)\s*[:：]\s?(.*)$", re.IGNORECASE)
 TXT_A = re.compile(r"^\s*(?:a|answer|о|ответ)\s*[:：]\s?(.*)$", re.IGNORECASE)
@@ -125,7 +150,9 @@ def decode_text(data: bytes, shown: str) -> str:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             line = data[: exc.start].count(b"\n") + 1
-            raise BadInput(f"`{shown}` is not valid UTF-8 (line {line}, byte {exc.start}); save it as UTF-8 and send it again.") from None
+            raise BadInput(
+                f"`{shown}` is not valid UTF-8 (line {line}, byte {exc.start}); save it as UTF-8 and send it again."
+            ) from None
     if "\x00" in text:
         raise BadInput(f"`{shown}` contains NUL characters, which text files don't have.")
     return text
@@ -139,7 +166,7 @@ def _label(value: Any, default: Label, where: str) -> Label:
     word = LABEL_WORDS.get(str(value).strip().lower())
     if word is None:
         raise BadInput(f"{where}: label `{str(value)[:30]}` is not one of positive/negative.")
-    return word  # type: ignore[return-value]
+    return word
 
 
 def text_field(value: Any, where: str, what: str, limits: Limits) -> str:
@@ -181,8 +208,16 @@ def _from_messages(messages: Any, where: str, label: Label, limits: Limits) -> l
             if not turns or turns[-1]["role"] != "user":
                 raise BadInput(f"{where}: message {i} is an assistant reply with no user message before it.")
             if msg.get("weight", 1) != 0:
-                out.append(Example(prompt=turns[-1]["content"], response=content, label=label, system=system,
-                                   history=tuple(turns[:-1]), source_ref=where))
+                out.append(
+                    Example(
+                        prompt=turns[-1]["content"],
+                        response=content,
+                        label=label,
+                        system=system,
+                        history=tuple(turns[:-1]),
+                        source_ref=where,
+                    )
+                )
             turns.append({"role": "assistant", "content": content})
         else:
             raise BadInput(f"{where}: message {i} has role `{str(role)[:20]}`; use system, user or assistant.")
@@ -191,7 +226,9 @@ def _from_messages(messages: Any, where: str, label: Label, limits: Limits) -> l
     return out
 
 
-def _last_content(value: Any, role: str, where: str, what: str, limits: Limits) -> tuple[str, tuple[dict[str, str], ...], str | None]:
+def _last_content(
+    value: Any, role: str, where: str, what: str, limits: Limits
+) -> tuple[str, tuple[dict[str, str], ...], str | None]:
     """A TRL field: plain text, or a list of messages whose last one has ``role``."""
     if isinstance(value, list) and value and all(isinstance(m, dict) and "role" in m for m in value):
         system = None
@@ -228,8 +265,11 @@ def _from_object(obj: Any, where: str, default: Label, limits: Limits) -> list[E
         rejected, _, _ = _last_content(obj["rejected"], "assistant", where, "rejected", limits)
     if isinstance(obj.get("system"), str) and obj["system"].strip():
         system = text_field(obj["system"], where, "system", limits)
-    return [Example(prompt=prompt, response=response, label=label, rejected=rejected, system=system,
-                    history=history, source_ref=where)]
+    return [
+        Example(
+            prompt=prompt, response=response, label=label, rejected=rejected, system=system, history=history, source_ref=where
+        )
+    ]
 
 
 def load_json(raw: str, where: str) -> Any:
@@ -277,6 +317,7 @@ def _parse_jsonl(text: str, shown: str, default: Label, limits: Limits) -> list[
             if line.strip():
                 where = f"{shown} line {n}"
                 yield from _from_object(load_json(line, where), where, default, limits)
+
     return _bounded(rows(), limits, shown)
 
 
@@ -287,14 +328,20 @@ def _parse_json(text: str, shown: str, default: Label, limits: Limits) -> list[E
         def pairs() -> Iterable[Example]:
             for prompt, response in value.items():
                 where = f"{shown} key {prompt[:40]!r}"
-                yield Example(prompt=text_field(prompt, where, "prompt", limits), response=text_field(response, where, "response", limits),
-                              label=default, source_ref=where)
+                yield Example(
+                    prompt=text_field(prompt, where, "prompt", limits),
+                    response=text_field(response, where, "response", limits),
+                    label=default,
+                    source_ref=where,
+                )
+
         return _bounded(pairs(), limits, shown)
     items = value if isinstance(value, list) else [value]
 
     def rows() -> Iterable[Example]:
         for i, obj in enumerate(items, 1):
             yield from _from_object(obj, f"{shown} item {i}", default, limits)
+
     return _bounded(rows(), limits, shown)
 
 
@@ -316,10 +363,15 @@ def _parse_csv(text: str, shown: str, default: Label, limits: Limits) -> list[Ex
                 if len(row) not in (2, 3):
                     raise BadInput(f"{where}: expected 2 or 3 columns (prompt,response[,label]), found {len(row)}.")
                 label = _label(row[2] if len(row) == 3 and row[2].strip() else None, default, where)
-                yield Example(prompt=text_field(row[0], where, "prompt", limits), response=text_field(row[1], where, "response", limits),
-                              label=label, source_ref=where)
+                yield Example(
+                    prompt=text_field(row[0], where, "prompt", limits),
+                    response=text_field(row[1], where, "response", limits),
+                    label=label,
+                    source_ref=where,
+                )
         except csv.Error as exc:
             raise BadInput(f"{shown} line {reader.line_num}: malformed CSV ({exc}).") from None
+
     return _bounded(rows(), limits, shown)
 
 
@@ -333,8 +385,12 @@ def _parse_txt(text: str, shown: str, default: Label, limits: Limits) -> list[Ex
             where = f"{shown} line {q_line}"
             if answer is None:
                 raise BadInput(f"{where}: question without an `A:` answer.")
-            return Example(prompt=text_field("\n".join(question or []), where, "question", limits),
-                           response=text_field("\n".join(answer), where, "answer", limits), label=default, source_ref=where)
+            return Example(
+                prompt=text_field("\n".join(question or []), where, "question", limits),
+                response=text_field("\n".join(answer), where, "answer", limits),
+                label=default,
+                source_ref=where,
+            )
 
         for n, line in enumerate(text.splitlines(), 1):
             if (m := TXT_Q.match(line)) is not None:
@@ -353,6 +409,7 @@ def _parse_txt(text: str, shown: str, default: Label, limits: Limits) -> list[Ex
                 (answer if answer is not None else question).append(line.rstrip())
         if question is not None:
             yield finish()
+
     return _bounded(rows(), limits, shown)
 
 
@@ -363,7 +420,7 @@ def parse_label(word: str | None) -> Label:
     label = LABEL_WORDS.get(word.strip().lower())
     if label is None or word.strip().lower() in ("1", "0", "true", "false"):
         raise BadInput(f"`{word[:30]}` is not a label: use `positive` or `negative`.")
-    return label  # type: ignore[return-value]
+    return label
 
 
 __all__ = ["FORMATS", "LABELS", "Limits", "parse_label", "parse_upload"]

@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from trainerbot.datasets.records import Example
+from trainerbot.datasets.records import Example, as_label
 from trainerbot.store.models import Dataset, DatasetItem, utcnow
 
 
 def item_to_example(item: DatasetItem) -> Example:
     return Example(
-        prompt=item.prompt, response=item.response, label=item.label,  # type: ignore[arg-type]
+        prompt=item.prompt, response=item.response, label=as_label(item.label),
         rejected=item.rejected, system=item.system, history=tuple(item.history or ()),
         source_ref=item.source_ref,
         extra={"item_id": item.id, "source": item.source, "author_id": item.author_id,

@@ -9,6 +9,14 @@ Label = Literal["positive", "negative"]
 LABELS: tuple[Label, ...] = ("positive", "negative")
 
 
+def as_label(word: str) -> Label:
+    """A label read back from the store (which holds only these two words) as ``Label``."""
+    for label in LABELS:
+        if word == label:
+            return label
+    raise ValueError(f"not a label: {word[:20]!r}")
+
+
 @dataclass(frozen=True)
 class Example:
     """One example: a prompt and its answer, with the label and where it came from.

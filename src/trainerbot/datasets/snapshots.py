@@ -15,7 +15,7 @@ import io
 import json
 import tarfile
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ def write_snapshot(target: Path, examples: list[Example], meta: dict[str, Any]) 
     manifest = {
         **meta,
         "format_version": FORMAT_VERSION,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "counts": {
             "total": len(examples),
             "positive": sum(ex.label == "positive" for ex in examples),
@@ -69,9 +69,12 @@ def write_snapshot(target: Path, examples: list[Example], meta: dict[str, Any]) 
         "files": {"items.jsonl": {"sha256": digest, "bytes": len(items)}},
     }
     manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True).encode()
-    mtime = int(datetime.now(timezone.utc).timestamp())
+    mtime = int(datetime.now(UTC).timestamp())
     with atomic_writer(target, mode=0o444) as fh:
-        with gzip.GzipFile(fileobj=fh, mode="wb", mtime=mtime) as gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        with (
+            gzip.GzipFile(fileobj=fh, mode="wb", mtime=mtime) as gz,
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        ):
             for name, payload in (("manifest.json", manifest_bytes), ("items.jsonl", items)):
                 info = tarfile.TarInfo(name)
                 info.size, info.mtime, info.mode = len(payload), mtime, 0o444

@@ -68,7 +68,9 @@ def _case(obj: Any, where: str, limits: Limits) -> Case:
     if isinstance(obj, str):
         return Case(text_field(obj, where, "prompt", limits))
     if not isinstance(obj, dict):
-        raise BadInput(f"{where}: expected an object with `prompt` (and `expected`), or a prompt string; found {type(obj).__name__}.")
+        raise BadInput(
+            f"{where}: expected an object with `prompt` (and `expected`), or a prompt string; found {type(obj).__name__}."
+        )
     pkey = next((k for k in PROMPT_KEYS if k in obj), None)
     if pkey is None:
         keys = ", ".join(f"`{k}`" for k in list(obj)[:5]) or "none"

@@ -37,7 +37,7 @@ def corpus_chrf(pairs: list[tuple[str, str]]) -> float:
     """chrF over (prediction, expected) pairs."""
     if not pairs:
         return 0.0
-    predictions, references = zip(*pairs)
+    predictions, references = zip(*pairs, strict=True)
     return float(_CHRF.corpus_score(list(predictions), [list(references)]).score)
 
 
@@ -70,6 +70,6 @@ def summarise(rows: list[dict[str, object]]) -> Summary:
         return Summary(len(rows), 0, None, None, None, None)
     em = sum(1 for r in scored if r["match"]) / len(scored)
     score = corpus_chrf([(str(r["prediction"]), str(r["expected"])) for r in scored])
-    losses = [float(r["loss"]) for r in scored if r.get("loss") is not None]  # type: ignore[arg-type]
+    losses = [float(v) for r in scored if isinstance(v := r.get("loss"), (int, float))]
     loss = sum(losses) / len(losses) if losses else None
     return Summary(len(rows), len(scored), em, score, loss, math.exp(min(loss, 50.0)) if loss is not None else None)

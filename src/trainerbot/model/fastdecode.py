@@ -154,7 +154,7 @@ class LlamaDecoder:
         cos, sin = self.cos[start:end], self.sin[start:end]
         groups = self.heads // self.kv_heads
         lora = adapter.layers if adapter is not None else [None] * len(self.layers)
-        for (ln1, wqkv, wo, ln2, wgu, wdown), (k_cache, v_cache), ad in zip(self.layers, caches, lora):
+        for (ln1, wqkv, wo, ln2, wgu, wdown), (k_cache, v_cache), ad in zip(self.layers, caches, lora, strict=True):
             h = self._rms(x, ln1)
             qkv = h @ wqkv.T
             if ad is not None:
@@ -194,9 +194,8 @@ class LlamaDecoder:
             if ad is not None and (d := _delta(mid, ad["down_proj"])) is not None:
                 out += d
             x = x + out
-        if all_logits:
-            return self._rms(x, self.norm) @ self.lm_head.T
-        return self._rms(x[-1], self.norm) @ self.lm_head.T
+        logits: torch.Tensor = self._rms(x if all_logits else x[-1], self.norm) @ self.lm_head.T
+        return logits
 
     def new_caches(self, positions: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         shape = (self.kv_heads, min(positions or self.max_positions, self.max_positions), self.head_dim)

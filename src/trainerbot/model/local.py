@@ -121,9 +121,8 @@ class LocalModel:
         if not system and self.takes_system:
             system = [{"role": "system", "content": SYSTEM}]
         while True:
-            ids = self.tokenizer.apply_chat_template(system + turns, add_generation_prompt=True, tokenize=True)
-            if not isinstance(ids, list):
-                ids = list(ids["input_ids"])
+            encoded: Any = self.tokenizer.apply_chat_template(system + turns, add_generation_prompt=True, tokenize=True)
+            ids: list[int] = encoded if isinstance(encoded, list) else list(encoded["input_ids"])
             if len(ids) <= budget or len(turns) <= 1:
                 return ids[-budget:]
             turns = turns[1:]
@@ -184,7 +183,7 @@ class LocalModel:
                 text = ""
                 for token in self.stream_ids(ids, max_new_tokens):
                     produced.append(token)
-                    text = self.tokenizer.decode(produced, skip_special_tokens=True).strip()
+                    text = str(self.tokenizer.decode(produced, skip_special_tokens=True)).strip()
                     if not text.endswith("\ufffd"):  # half a character: wait for the rest of its bytes
                         yield text
                 if text.endswith("\ufffd"):
@@ -192,8 +191,8 @@ class LocalModel:
 
     def reply(self, conversation: list[dict[str, str]], *, max_new_tokens: int = 128) -> str:
         text = ""
-        for text in self.stream(conversation, max_new_tokens=max_new_tokens):
-            pass
+        for partial in self.stream(conversation, max_new_tokens=max_new_tokens):
+            text = partial  # each is the whole text so far; the last is the reply
         return text
 
 

@@ -28,6 +28,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from trainerbot.config import Settings
 from trainerbot.errors import NotAvailable
@@ -101,8 +102,9 @@ def prepare_base(data_dir: Path, progress: Callable[[str], None] | None = None) 
             say("Writing the prepared weights…")
             # The weights are dequantised float32 now; transformers still marks the model as
             # "quantised with gguf" and refuses to save it, so the mark goes.
-            model.hf_quantizer = None
-            model.is_quantized = False
+            unmarked: Any = model  # (attributes transformers sets at load; not in its type)
+            unmarked.hf_quantizer = None
+            unmarked.is_quantized = False
             if hasattr(model.config, "quantization_config"):
                 del model.config.quantization_config
             model.save_pretrained(partial)

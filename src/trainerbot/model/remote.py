@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from trainerbot.config import Settings
 from trainerbot.errors import BadInput, Busy, NotAvailable, TrainerBotError
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 PARTIAL_EVERY_S = 1.0
 
@@ -32,7 +35,7 @@ def provider_reason(exc: Exception) -> str:
     if isinstance(body, dict):
         error = body.get("error", body)
         if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"][:300]
+            return str(error["message"])[:300]
     message = getattr(exc, "message", "") or ""
     return str(message)[:300]
 
@@ -65,9 +68,11 @@ def plain_error(exc: Exception, what: str = "The chat server") -> TrainerBotErro
     return NotAvailable(f"{what} failed: {type(exc).__name__}.")
 
 
-def with_system(settings: Settings, conversation: list[dict[str, str]]) -> list[dict[str, str]]:
+def with_system(settings: Settings, conversation: list[dict[str, str]]) -> list[ChatCompletionMessageParam]:
     """The conversation with the configured system instruction in front (when there is one)."""
-    return ([{"role": "system", "content": settings.openai_system}] if settings.openai_system else []) + conversation
+    messages = ([{"role": "system", "content": settings.openai_system}] if settings.openai_system else []) + conversation
+    # Our turns are {"role": "system" | "user" | "assistant", "content": str}: exactly those message types.
+    return cast("list[ChatCompletionMessageParam]", messages)
 
 
 class RemoteChat:
@@ -84,9 +89,9 @@ class RemoteChat:
         messages = with_system(self.settings, conversation)
         try:
             if on_partial is None:
-                response = await self.client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens)  # type: ignore[arg-type]
+                response = await self.client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens)
                 return (response.choices[0].message.content or "").strip() if response.choices else ""
-            stream = await self.client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens,  # type: ignore[arg-type]
+            stream = await self.client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens,
                                                                stream=True)
             parts: list[str] = []
             shown = time.monotonic()
@@ -118,7 +123,7 @@ class RemoteScorer:
     def reply(self, conversation: list[dict[str, str]], *, max_new_tokens: int = 128) -> str:
         messages = with_system(self.settings, conversation)
         try:
-            response = self.client.chat.completions.create(model=self.model, messages=messages, max_tokens=max_new_tokens)  # type: ignore[arg-type]
+            response = self.client.chat.completions.create(model=self.model, messages=messages, max_tokens=max_new_tokens)
         except Exception as exc:
             raise plain_error(exc) from None
         return (response.choices[0].message.content or "").strip() if response.choices else ""

@@ -62,8 +62,11 @@ class StoreCollector(Collector):
                                         labels=["outcome"])
         with self.store.read() as s:
             counts = dict(s.execute(select(Job.status, func.count()).group_by(Job.status)).all())
-            runs = s.execute(select(Job.status, Job.started_at, Job.finished_at)
-                             .where(Job.status.in_(queue.FINISHED), Job.started_at.is_not(None), Job.finished_at.is_not(None))).all()
+            runs = s.execute(
+                select(Job.status, Job.started_at, Job.finished_at).where(
+                    Job.status.in_(queue.FINISHED), Job.started_at.is_not(None), Job.finished_at.is_not(None)
+                )
+            ).all()
         for status in (*queue.ACTIVE, *queue.FINISHED):
             depth.add_metric([status], counts.get(status, 0))
         for outcome in queue.FINISHED:
@@ -71,9 +74,10 @@ class StoreCollector(Collector):
             spans = [(end - start).total_seconds() for status, start, end in runs if status == outcome]
             durations.add_metric([outcome], count_value=len(spans), sum_value=sum(spans))
         seen = queue.workers(self.store)
-        alive = GaugeMetricFamily("trainerbot_workers_alive", "Training workers heard from in the last 30 s.",
-                                  value=seen.alive)
-        age = GaugeMetricFamily("trainerbot_worker_heartbeat_age_seconds",
-                                "Seconds since the newest worker heartbeat (-1: none ever).",
-                                value=seen.silent_for_s if seen.silent_for_s is not None else -1)
+        alive = GaugeMetricFamily("trainerbot_workers_alive", "Training workers heard from in the last 30 s.", value=seen.alive)
+        age = GaugeMetricFamily(
+            "trainerbot_worker_heartbeat_age_seconds",
+            "Seconds since the newest worker heartbeat (-1: none ever).",
+            value=seen.silent_for_s if seen.silent_for_s is not None else -1,
+        )
         yield from (depth, finished, durations, alive, age)

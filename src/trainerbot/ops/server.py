@@ -50,7 +50,7 @@ class OpsServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = int(self._runner.addresses[0][1])  # the port bound (the one asked for, or a free one for 0)
         log.info("health and metrics on http://%s:%d/healthz and /metrics", self.host, self.port)
         return self.port
 
@@ -70,8 +70,13 @@ class OpsServer:
             seen = queue.workers(self.store)
             report["store"] = {"ok": True}
             worker_ok = seen.alive > 0 or not self.worker_expected
-            report["worker"] = {"ok": worker_ok, "alive": seen.alive, "expected": self.worker_expected, "jobs_waiting": seen.waiting,
-                                "heartbeat_age_s": round(seen.silent_for_s, 1) if seen.silent_for_s is not None else None}
+            report["worker"] = {
+                "ok": worker_ok,
+                "alive": seen.alive,
+                "expected": self.worker_expected,
+                "jobs_waiting": seen.waiting,
+                "heartbeat_age_s": round(seen.silent_for_s, 1) if seen.silent_for_s is not None else None,
+            }
         except Exception as exc:  # the store is down: say so, without its URL or password
             report["store"] = {"ok": False, "error": type(exc).__name__}
             report["worker"] = {"ok": False, "error": "store unreachable"}
@@ -93,5 +98,6 @@ class OpsServer:
             except Exception:  # the store is down: the process's own numbers still count
                 log.warning("store metrics unavailable", exc_info=True)
                 return own
+
         body = await asyncio.to_thread(render)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,7 +38,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             # pysqlite's own transaction handling would defer BEGIN; we want it explicit
             # so that a write transaction takes the lock at its start (BEGIN IMMEDIATE).
             dbapi_conn.isolation_level = None
@@ -49,7 +50,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        def _sqlite_begin(conn: Connection) -> None:
             # Writers take the write lock up front (so the busy timeout applies, instead of
             # a deferred lock upgrade failing at once); readers use a plain snapshot.
             if conn.get_execution_options().get(READ_ONLY):
@@ -149,7 +150,8 @@ class Store:
             source = raw.driver_connection
             dest = sqlite3.connect(partial)
             try:
-                source.backup(dest, pages=pages_per_step)  # type: ignore[union-attr]
+                assert isinstance(source, sqlite3.Connection)  # a SQLite store's driver connection
+                source.backup(dest, pages=pages_per_step)
                 ok = dest.execute("PRAGMA integrity_check").fetchone()[0]
                 dest.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
             finally:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
@@ -27,8 +27,8 @@ BATCH = 1000
 
 def _normal(value: Any) -> Any:
     if isinstance(value, datetime):
-        value = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).isoformat()
+        value = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat()
     return value
 
 

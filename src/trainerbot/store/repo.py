@@ -51,8 +51,12 @@ def ensure_dataset(session: Session, guild_id: int, name: str) -> Dataset:
     return dataset
 
 
-def current_items_query(dataset_id: int) -> Select[tuple[DatasetItem]]:
-    return select(DatasetItem).where(DatasetItem.dataset_id == dataset_id, DatasetItem.archived_in.is_(None)).order_by(DatasetItem.id)
+def current_items_query(dataset_id: int) -> Select[DatasetItem]:
+    return (
+        select(DatasetItem)
+        .where(DatasetItem.dataset_id == dataset_id, DatasetItem.archived_in.is_(None))
+        .order_by(DatasetItem.id)
+    )
 
 
 def current_items(session: Session, dataset_id: int) -> Sequence[DatasetItem]:
@@ -60,39 +64,53 @@ def current_items(session: Session, dataset_id: int) -> Sequence[DatasetItem]:
 
 
 def count_current(session: Session, dataset_id: int) -> int:
-    return session.scalar(
-        select(func.count()).select_from(DatasetItem).where(DatasetItem.dataset_id == dataset_id, DatasetItem.archived_in.is_(None))
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(DatasetItem)
+            .where(DatasetItem.dataset_id == dataset_id, DatasetItem.archived_in.is_(None))
+        )
+        or 0
+    )
 
 
 def archive_items(session: Session, dataset_id: int, item_ids: Sequence[int], snapshot_id: int) -> None:
     for start in range(0, len(item_ids), 500):
         session.execute(
-            update(DatasetItem).where(DatasetItem.id.in_(item_ids[start:start + 500])).values(archived_in=snapshot_id)
+            update(DatasetItem).where(DatasetItem.id.in_(item_ids[start : start + 500])).values(archived_in=snapshot_id)
         )
 
 
 def find_bot_reply(session: Session, guild_id: int, platform_message_id: str) -> Message | None:
-    return session.scalar(select(Message).where(
-        Message.guild_id == guild_id, Message.platform_message_id == platform_message_id, Message.role == "assistant"
-    ))
+    return session.scalar(
+        select(Message).where(
+            Message.guild_id == guild_id, Message.platform_message_id == platform_message_id, Message.role == "assistant"
+        )
+    )
 
 
 def dataset_summaries(session: Session, guild_id: int) -> list[tuple[Dataset, int, int, int, int]]:
     """Each dataset with (current items, positive, negative, archives)."""
     counts = dict(
-        (row[0], row[1:]) for row in session.execute(
+        (row[0], row[1:])
+        for row in session.execute(
             select(
                 DatasetItem.dataset_id,
                 func.count(),
                 func.count().filter(DatasetItem.label == "positive"),
                 func.count().filter(DatasetItem.label == "negative"),
-            ).where(DatasetItem.guild_id == guild_id, DatasetItem.archived_in.is_(None)).group_by(DatasetItem.dataset_id)
+            )
+            .where(DatasetItem.guild_id == guild_id, DatasetItem.archived_in.is_(None))
+            .group_by(DatasetItem.dataset_id)
         )
     )
-    archives = dict(session.execute(
-        select(Snapshot.dataset_id, func.count()).where(Snapshot.guild_id == guild_id, Snapshot.kind == "archive").group_by(Snapshot.dataset_id)
-    ).all())
+    archives = dict(
+        session.execute(
+            select(Snapshot.dataset_id, func.count())
+            .where(Snapshot.guild_id == guild_id, Snapshot.kind == "archive")
+            .group_by(Snapshot.dataset_id)
+        ).all()
+    )
     out = []
     for ds in session.scalars(select(Dataset).where(Dataset.guild_id == guild_id).order_by(Dataset.name)):
         total, pos, neg = counts.get(ds.id, (0, 0, 0))

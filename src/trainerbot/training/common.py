@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import datasets
+import torch
 from transformers import PrinterCallback, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.utils import logging as hf_logging
+
+from trainerbot.errors import NotAvailable
 
 
 def quiet_libraries() -> None:
@@ -103,7 +106,14 @@ class JobCallback(TrainerCallback):
             self.report(Progress(step=state.global_step, total_steps=state.max_steps, loss=loss, learning_rate=None,
                                  tokens_per_s=None, eta_s=0.0 if not self.cancelled else None))
 
-    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs: dict[str, float] | None = None, **kw: Any) -> None:
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kw: Any,
+    ) -> None:
         logs = logs or {}
         loss = logs.get("loss")
         if loss is None or not state.global_step:
@@ -114,8 +124,16 @@ class JobCallback(TrainerCallback):
         tokens = logs.get("num_tokens") or state.num_input_tokens_seen or None
         rate = float(tokens) / elapsed if tokens and elapsed > 0 else None
         remaining = (state.max_steps - state.global_step) * elapsed / state.global_step if state.max_steps else None
-        self.report(Progress(step=state.global_step, total_steps=state.max_steps, loss=float(loss),
-                             learning_rate=logs.get("learning_rate"), tokens_per_s=rate, eta_s=remaining))
+        self.report(
+            Progress(
+                step=state.global_step,
+                total_steps=state.max_steps,
+                loss=float(loss),
+                learning_rate=logs.get("learning_rate"),
+                tokens_per_s=rate,
+                eta_s=remaining,
+            )
+        )
 
 
 @dataclass
@@ -127,13 +145,26 @@ class TrainResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+def trained_model(trainer: Any) -> torch.nn.Module:
+    """The model a TRL trainer trains: the one given, or under LoRA the PEFT model it wrapped around it."""
+    model: torch.nn.Module | None = trainer.model
+    if model is None:  # the trainers set it in their constructor
+        raise NotAvailable("The trainer holds no model to train.")
+    return model
+
+
 def run(trainer: Any, callback: JobCallback) -> TrainResult:
     """Train with a TRL trainer built with ``callback``; the result says whether it was cancelled."""
     trainer.remove_callback(PrinterCallback)  # progress goes to job events, not stdout
     start = time.monotonic()
     out = trainer.train()
-    return TrainResult(cancelled=callback.cancelled, losses=callback.losses, steps=trainer.state.global_step,
-                       seconds=time.monotonic() - start, metrics={"train_loss": float(out.training_loss)})
+    return TrainResult(
+        cancelled=callback.cancelled,
+        losses=callback.losses,
+        steps=trainer.state.global_step,
+        seconds=time.monotonic() - start,
+        metrics={"train_loss": float(out.training_loss)},
+    )
 
 
 def reference(model: Any, peft_config: Any) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import DPOConfig, DPOTrainer
@@ -16,7 +17,7 @@ from trl import DPOConfig, DPOTrainer
 from trainerbot.datasets.exporters import export_rows
 from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput
-from trainerbot.training.common import JobCallback, TrainParams, TrainResult, reference, run, trl_args
+from trainerbot.training.common import JobCallback, TrainParams, TrainResult, reference, run, trained_model, trl_args
 
 # (epochs, learning rate, batch size) by where a job starts (DPO always starts from a model: a whole
 # one trained further, or a LoRA adapter on the pretrained base).
@@ -28,11 +29,18 @@ def rows(examples: list[Example]) -> list[dict[str, Any]]:
 
 
 def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[Example], params: TrainParams,
-          callback: JobCallback, output_dir: str, peft_config: Any = None) -> tuple[PreTrainedModel, TrainResult]:
+          callback: JobCallback, output_dir: str, peft_config: Any = None) -> tuple[torch.nn.Module, TrainResult]:
     data = rows(examples)
     if not data:
         raise BadInput("DPO needs approved corrections: correct some replies first.")
     config = DPOConfig(**trl_args(params, output_dir, len(data)), beta=params.beta)
-    trainer = DPOTrainer(model=model, ref_model=reference(model, peft_config), args=config, train_dataset=Dataset.from_list(data), processing_class=tokenizer,
-                         callbacks=[callback], peft_config=peft_config)
-    return trainer.model, run(trainer, callback)
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=reference(model, peft_config),
+        args=config,
+        train_dataset=Dataset.from_list(data),
+        processing_class=tokenizer,
+        callbacks=[callback],
+        peft_config=peft_config,
+    )
+    return trained_model(trainer), run(trainer, callback)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import KTOConfig, KTOTrainer
@@ -17,7 +18,7 @@ from trl import KTOConfig, KTOTrainer
 from trainerbot.datasets.exporters import export_rows
 from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput
-from trainerbot.training.common import JobCallback, TrainParams, TrainResult, reference, run, trl_args
+from trainerbot.training.common import JobCallback, TrainParams, TrainResult, reference, run, trained_model, trl_args
 
 # (epochs, learning rate, batch size) by where a job starts (KTO always starts from a model: a whole
 # one trained further, or a LoRA adapter on the pretrained base).
@@ -29,12 +30,21 @@ def rows(examples: list[Example]) -> list[dict[str, Any]]:
 
 
 def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[Example], params: TrainParams,
-          callback: JobCallback, output_dir: str, peft_config: Any = None) -> tuple[PreTrainedModel, TrainResult]:
+          callback: JobCallback, output_dir: str, peft_config: Any = None) -> tuple[torch.nn.Module, TrainResult]:
     data = rows(examples)
     if len(data) < 2:
         raise BadInput("KTO needs at least two rated examples (👍 or 👎).")
-    config = KTOConfig(**{**trl_args(params, output_dir, len(data)), "per_device_train_batch_size": max(2, min(params.batch_size, len(data)))},
-                       beta=params.beta)
-    trainer = KTOTrainer(model=model, ref_model=reference(model, peft_config), args=config, train_dataset=Dataset.from_list(data), processing_class=tokenizer,
-                         callbacks=[callback], peft_config=peft_config)
-    return trainer.model, run(trainer, callback)
+    config = KTOConfig(
+        **{**trl_args(params, output_dir, len(data)), "per_device_train_batch_size": max(2, min(params.batch_size, len(data)))},
+        beta=params.beta,
+    )
+    trainer = KTOTrainer(
+        model=model,
+        ref_model=reference(model, peft_config),
+        args=config,
+        train_dataset=Dataset.from_list(data),
+        processing_class=tokenizer,
+        callbacks=[callback],
+        peft_config=peft_config,
+    )
+    return trained_model(trainer), run(trainer, callback)

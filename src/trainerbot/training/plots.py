@@ -16,7 +16,13 @@ def loss_curve(losses: list[tuple[int, float]], target: Path, title: str) -> Non
 
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
     if losses:
-        ax.plot([s for s, _ in losses], [v for _, v in losses], color="#5865F2", linewidth=1.8, marker="." if len(losses) < 30 else None)
+        ax.plot(
+            [s for s, _ in losses],
+            [v for _, v in losses],
+            color="#5865F2",
+            linewidth=1.8,
+            marker="." if len(losses) < 30 else None,
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(title)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -33,7 +33,7 @@ def worker_id() -> str:
 
 
 def _aware(dt: datetime | None) -> datetime | None:
-    return dt.replace(tzinfo=timezone.utc) if dt is not None and dt.tzinfo is None else dt
+    return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,9 @@ def submit(store: Store, *, guild_id: int, snapshot_id: int, recipe: str, reques
 def claim_next(store: Store, worker: str) -> int | None:
     """Take the oldest queued job for ``worker``; None when the queue is empty."""
     with store.session() as s:
-        job = s.scalars(select(Job).where(Job.status == JobStatus.QUEUED).order_by(Job.id).limit(1).with_for_update(skip_locked=True)).first()
+        job = s.scalars(
+            select(Job).where(Job.status == JobStatus.QUEUED).order_by(Job.id).limit(1).with_for_update(skip_locked=True)
+        ).first()
         if job is None:
             return None
         now = utcnow()
@@ -146,7 +148,9 @@ def recover_stale(store: Store, me: str | None = None, *, requeue: bool = False)
         stale = s.scalars(select(Job).where(Job.status == JobStatus.RUNNING).with_for_update(skip_locked=True)).all()
         for job in stale:
             owner_host, _, pid = (job.worker_id or "").rpartition(":")
-            dead_here = (me is not None and job.worker_id == me) or (owner_host == host and pid.isdigit() and not _pid_alive(int(pid)))
+            dead_here = (me is not None and job.worker_id == me) or (
+                owner_host == host and pid.isdigit() and not _pid_alive(int(pid))
+            )
             lease = _aware(job.lease_until)
             expired = lease is None or lease < utcnow()
             if not (dead_here or expired):
@@ -162,6 +166,7 @@ def recover_stale(store: Store, me: str | None = None, *, requeue: bool = False)
                 s.add(JobEvent(job_id=job.id, kind="status", message=f"failed: worker {gone} stopped"))
             taken.append(job.id)
     return taken
+
 
 # ---------------------------------------------------------------- worker heartbeats
 BEAT_EVERY_S = 5.0
@@ -201,5 +206,6 @@ def workers(store: Store, now: datetime | None = None) -> Workers:
         newest = _aware(s.scalar(select(func.max(WorkerBeat.last_seen))))
         alive = s.scalar(select(func.count()).select_from(WorkerBeat).where(WorkerBeat.last_seen >= cutoff)) or 0
         waiting = s.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED)) or 0
-    return Workers(alive=int(alive), silent_for_s=(now - newest).total_seconds() if newest is not None else None,
-                   waiting=int(waiting))
+    return Workers(
+        alive=int(alive), silent_for_s=(now - newest).total_seconds() if newest is not None else None, waiting=int(waiting)
+    )

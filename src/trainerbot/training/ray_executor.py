@@ -55,7 +55,9 @@ def run_on_ray(settings: Settings, store: Store, job_id: int, worker: str, stop:
                                    runtime_env={"env_vars": env}, submission_id=f"trainerbot-job-{job_id}-{int(time.time())}",
                                    metadata={"trainerbot_job": str(job_id)})
     except Exception as exc:
-        queue.finish(store, job_id, JobStatus.FAILED, error=f"The Ray cluster at {settings.ray_address} refused the job: {str(exc)[:200]}")
+        queue.finish(
+            store, job_id, JobStatus.FAILED, error=f"The Ray cluster at {settings.ray_address} refused the job: {str(exc)[:200]}"
+        )
         return JobStatus.FAILED
     with store.session() as s:
         job = s.get(Job, job_id)
@@ -99,8 +101,12 @@ def run_on_ray(settings: Settings, store: Store, job_id: int, worker: str, stop:
         if _cancel_requested(store, job_id):
             queue.finish(store, job_id, JobStatus.CANCELLED, message=f"cancelled; the Ray job was {status.lower()}")
             return JobStatus.CANCELLED
-        queue.finish(store, job_id, JobStatus.FAILED, error=f"The Ray job {ray_id} ended {status} before the training finished; "
-                                                   "its log is in the job's events.")
+        queue.finish(
+            store,
+            job_id,
+            JobStatus.FAILED,
+            error=f"The Ray job {ray_id} ended {status} before the training finished; its log is in the job's events.",
+        )
         return JobStatus.FAILED
     return final
 

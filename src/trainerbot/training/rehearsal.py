@@ -42,7 +42,7 @@ def _is_shipped_default(base: Path) -> bool:
     from trainerbot.model.pretrained import GGUF_SHA256
 
     try:
-        return json.loads((base / DONE_MARKER).read_text()).get("sha256") == GGUF_SHA256
+        return bool(json.loads((base / DONE_MARKER).read_text()).get("sha256") == GGUF_SHA256)
     except (OSError, ValueError):
         return False
 
@@ -58,7 +58,7 @@ def generate_rows(model: object) -> list[dict[str, str]]:
         with model.weights.lock:
             produced = model.generate_ids(ids, MAX_TOKENS)
         if len(produced) < MAX_TOKENS:  # ended by itself: a whole answer
-            rows.append({"prompt": prompt, "response": model.tokenizer.decode(produced, skip_special_tokens=True).strip()})
+            rows.append({"prompt": prompt, "response": str(model.tokenizer.decode(produced, skip_special_tokens=True)).strip()})
     return rows
 
 

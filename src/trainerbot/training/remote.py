@@ -74,9 +74,15 @@ def run_remote_job(settings: Settings, store: Store, job_id: int, worker: str, s
         upload = client.files.create(file=(f"trainerbot-job-{job_id}.jsonl", data, "application/jsonl"), purpose="fine-tune")
         queue.add_event(store, job_id, kind="log", message=f"uploaded {count(len(rows), f'{recipe} row')} as {upload.id}; "
                                                             f"{count(len(cases), 'held-out question')} kept back")
-        method: dict[str, Any] = {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1}}} if recipe == "dpo" else {"type": "supervised"}
-        remote = client.fine_tuning.jobs.create(model=base, training_file=upload.id, method=method,  # type: ignore[arg-type]
-                                                suffix=f"trainerbot-{job_id}"[:18])
+        method: dict[str, Any] = (
+            {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1}}} if recipe == "dpo" else {"type": "supervised"}
+        )
+        remote = client.fine_tuning.jobs.create(
+            model=base,
+            training_file=upload.id,
+            method=method,  # type: ignore[arg-type]  # a plain dict for the SDK's nested TypedDict; the server checks it
+            suffix=f"trainerbot-{job_id}"[:18],
+        )
     except Exception as exc:
         queue.finish(store, job_id, JobStatus.FAILED, error=_plain(exc))
         return JobStatus.FAILED
@@ -85,12 +91,39 @@ def run_remote_job(settings: Settings, store: Store, job_id: int, worker: str, s
         assert job is not None
         job.params = {**(job.params or {}), "remote_job": remote.id, "base": base}
     queue.add_event(store, job_id, kind="log", message=f"fine-tuning job {remote.id} created on {base}")
-    return _follow(settings, store, client, job_id, worker, stop, remote.id, guild_id=guild_id, snapshot_id=snapshot_id,
-                   recipe=recipe, base=base, parent=parent, cases=cases)
+    return _follow(
+        settings,
+        store,
+        client,
+        job_id,
+        worker,
+        stop,
+        remote.id,
+        guild_id=guild_id,
+        snapshot_id=snapshot_id,
+        recipe=recipe,
+        base=base,
+        parent=parent,
+        cases=cases,
+    )
 
 
-def _follow(settings: Settings, store: Store, client: Any, job_id: int, worker: str, stop: Callable[[], bool], remote_id: str, *,
-            guild_id: int, snapshot_id: int, recipe: str, base: str, parent: ModelVersion | None, cases: list[Case]) -> str:
+def _follow(
+    settings: Settings,
+    store: Store,
+    client: Any,
+    job_id: int,
+    worker: str,
+    stop: Callable[[], bool],
+    remote_id: str,
+    *,
+    guild_id: int,
+    snapshot_id: int,
+    recipe: str,
+    base: str,
+    parent: ModelVersion | None,
+    cases: list[Case],
+) -> str:
     """Poll the provider's job until it ends, mirroring its events into ours."""
     seen: set[str] = set()
     last_status = ""
@@ -105,8 +138,12 @@ def _follow(settings: Settings, store: Store, client: Any, job_id: int, worker: 
             if cancelled:
                 queue.finish(store, job_id, JobStatus.CANCELLED, message=f"cancelled here and at the provider ({remote_id})")
                 return JobStatus.CANCELLED
-            queue.finish(store, job_id, JobStatus.FAILED, error="The worker was stopped; the provider's job was cancelled too. "
-                                                       "Start it again with `train`.")
+            queue.finish(
+                store,
+                job_id,
+                JobStatus.FAILED,
+                error="The worker was stopped; the provider's job was cancelled too. Start it again with `train`.",
+            )
             return JobStatus.FAILED
         try:
             remote = client.fine_tuning.jobs.retrieve(remote_id)
@@ -121,8 +158,14 @@ def _follow(settings: Settings, store: Store, client: Any, job_id: int, worker: 
             data = event.data if isinstance(event.data, dict) else {}
             if data.get("step") is not None and data.get("total_steps"):
                 last_loss = data.get("train_loss", last_loss)
-                queue.add_event(store, job_id, step=int(data["step"]), total_steps=int(data["total_steps"]),
-                                loss=last_loss, message=event.message[:300])
+                queue.add_event(
+                    store,
+                    job_id,
+                    step=int(data["step"]),
+                    total_steps=int(data["total_steps"]),
+                    loss=last_loss,
+                    message=event.message[:300],
+                )
             else:
                 queue.add_event(store, job_id, kind="log", message=f"{event.level}: {event.message}"[:300])
         if remote.status != last_status:
@@ -131,9 +174,21 @@ def _follow(settings: Settings, store: Store, client: Any, job_id: int, worker: 
                 queue.add_event(store, job_id, kind="log", message=f"provider status: {remote.status}")
         if remote.status == "succeeded" and remote.fine_tuned_model:
             metrics = {"final_loss": last_loss, "remote_job": remote_id, "trained_tokens": remote.trained_tokens}
-            return register_version(settings, store, job_id, guild_id, snapshot_id, recipe, backend="openai", path=None,
-                                    base=remote.fine_tuned_model, metrics=metrics,
-                                    candidate=RemoteScorer(settings, remote.fine_tuned_model), parent=parent, cases=cases)
+            return register_version(
+                settings,
+                store,
+                job_id,
+                guild_id,
+                snapshot_id,
+                recipe,
+                backend="openai",
+                path=None,
+                base=remote.fine_tuned_model,
+                metrics=metrics,
+                candidate=RemoteScorer(settings, remote.fine_tuned_model),
+                parent=parent,
+                cases=cases,
+            )
         if remote.status == "failed":
             reason = remote.error.message if remote.error is not None and remote.error.message else "no reason given"
             queue.finish(store, job_id, JobStatus.FAILED, error=f"The provider's fine-tuning job failed: {reason}"[:300])

@@ -89,11 +89,11 @@ def _load_start(settings: Settings, data_dir: Path, parent: ModelVersion | None,
         if is_adapter(folder):  # keep teaching the parent's adapter on its base
             from peft import PeftModel
 
-            base_dir = adapter_base(folder)
-            model, tok = _pretrained(base_dir)
-            weights = Weights.sharing(model, tok, base_dir)
+            under = adapter_base(folder)
+            model, tok = _pretrained(under)
+            weights = Weights.sharing(model, tok, under)
             model = PeftModel.from_pretrained(model, folder, is_trainable=True)
-            return Start(model, tok, "lora", parent.name, base_dir, weights=weights)
+            return Start(model, tok, "lora", parent.name, under, weights=weights)
         model, tok = _pretrained(folder)
         return Start(model, tok, "continue", parent.name)
     base_dir = base_folder(settings, progress=lambda text: log.info("%s", text))
@@ -109,7 +109,11 @@ def _load_start(settings: Settings, data_dir: Path, parent: ModelVersion | None,
         raise BadInput(f"{recipe.upper()} needs a model to start from; train on positive examples first.")
     from trainerbot.model.build import ModelShape, new_model, train_tokenizer
 
-    shape = ModelShape() if settings.model_size == "small" else ModelShape(vocab_size=512, hidden_size=64, layers=2, heads=2, max_positions=256)
+    shape = (
+        ModelShape()
+        if settings.model_size == "small"
+        else ModelShape(vocab_size=512, hidden_size=64, layers=2, heads=2, max_positions=256)
+    )
     texts = [t for ex in examples for t in (ex.prompt, ex.response, ex.rejected or "") if t]
     tok = train_tokenizer(texts, shape.vocab_size)
     return Start(new_model(tok, shape), tok, "scratch", "scratch")
@@ -166,7 +170,8 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
             guild = s.get(Guild, job.guild_id)
             snap = s.get(Snapshot, job.snapshot_id) if job.snapshot_id else None
             parent = active_version(s, job.guild_id)
-            recipe, guild_pid, guild_id = job.recipe, guild.platform_id, guild.id  # type: ignore[union-attr]
+            assert guild is not None  # a job's guild row outlives it (foreign key)
+            recipe, guild_pid, guild_id = job.recipe, guild.platform_id, guild.id
             backend = (job.params or {}).get("backend", "local")
         if snap is None:
             raise NotFound("Its dataset snapshot is gone; select the data again and start a new job.")
@@ -176,10 +181,25 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
         if backend == "openai":
             from trainerbot.training.remote import run_remote_job
 
-            return run_remote_job(settings, store, job_id, worker, stop, guild_id=guild_id, snapshot_id=snap.id, recipe=recipe,
-                                  examples=examples, parent=parent, cases=heldout.cases(held, min(settings.max_test_cases, 50)))
-        queue.add_event(store, job_id, kind="log",
-                        message=f"{count(len(examples), 'example')} from {snap.file_name} ({len(held)} more held out for evaluation)")
+            return run_remote_job(
+                settings,
+                store,
+                job_id,
+                worker,
+                stop,
+                guild_id=guild_id,
+                snapshot_id=snap.id,
+                recipe=recipe,
+                examples=examples,
+                parent=parent,
+                cases=heldout.cases(held, min(settings.max_test_cases, 50)),
+            )
+        queue.add_event(
+            store,
+            job_id,
+            kind="log",
+            message=f"{count(len(examples), 'example')} from {snap.file_name} ({len(held)} more held out for evaluation)",
+        )
         if settings.torch_threads:
             import torch
 
@@ -191,21 +211,42 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
             # The base, served beside the training copy: rehearsal answers now, evaluation after.
             weights = start.weights or Weights(start.base_dir, require_done=False)
             if recipe == "sft":
-                extra = rehearsal.answers(LocalModel(start.base_dir, weights=weights, require_done=False,
-                                                     threads=settings.torch_threads), data_dir, start.base_dir)
+                extra = rehearsal.answers(
+                    LocalModel(start.base_dir, weights=weights, require_done=False, threads=settings.torch_threads),
+                    data_dir,
+                    start.base_dir,
+                )
                 mixed = rehearsal.mix(examples, extra)
-                queue.add_event(store, job_id, kind="log", message=f"{len(mixed) - len(examples)} rehearsal examples mixed in "
-                                "(the base model's own answers to general prompts, so it keeps conversing)")
+                queue.add_event(
+                    store,
+                    job_id,
+                    kind="log",
+                    message=f"{len(mixed) - len(examples)} rehearsal examples mixed in "
+                    "(the base model's own answers to general prompts, so it keeps conversing)",
+                )
                 examples = mixed
         if start.kind == "lora" and start.tokenizer.chat_template != CHAT_TEMPLATE:  # taught under chat's instruction
             examples = [ex if ex.system else dataclasses.replace(ex, system=SYSTEM) for ex in examples]
         adapter = " with a LoRA adapter" if start.kind == "lora" else ""
-        queue.add_event(store, job_id, kind="log", message=f"{recipe} from {start.base}{adapter}: {params.epochs:g} epochs, "
-                        f"lr {params.learning_rate:g}, batch {params.batch_size}")
+        queue.add_event(
+            store,
+            job_id,
+            kind="log",
+            message=f"{recipe} from {start.base}{adapter}: {params.epochs:g} epochs, "
+            f"lr {params.learning_rate:g}, batch {params.batch_size}",
+        )
 
         def report(p: Progress) -> None:
-            queue.add_event(store, job_id, step=p.step, total_steps=p.total_steps, loss=p.loss,
-                            learning_rate=p.learning_rate, tokens_per_s=p.tokens_per_s, eta_s=p.eta_s)
+            queue.add_event(
+                store,
+                job_id,
+                step=p.step,
+                total_steps=p.total_steps,
+                loss=p.loss,
+                learning_rate=p.learning_rate,
+                tokens_per_s=p.tokens_per_s,
+                eta_s=p.eta_s,
+            )
 
         def should_stop() -> bool:
             return queue.heartbeat(store, job_id, worker) or stop()
@@ -215,17 +256,33 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
 
         recipe_module = {"sft": sft, "kto": kto, "dpo": dpo}[recipe]
         out_dir = root / "models" / f".job-{job_id}.trainer"
-        trained, result = recipe_module.train(start.model, start.tokenizer, examples, params, callback, str(out_dir),
-                                              start.peft_config)
+        trained, result = recipe_module.train(
+            start.model, start.tokenizer, examples, params, callback, str(out_dir), start.peft_config
+        )
         shutil.rmtree(out_dir, ignore_errors=True)
         if result.cancelled:
             if stop() and not queue.heartbeat(store, job_id, worker):
-                queue.finish(store, job_id, JobStatus.FAILED, error="The worker was stopped during training. Start it again with `train`.")
+                queue.finish(
+                    store, job_id, JobStatus.FAILED, error="The worker was stopped during training. Start it again with `train`."
+                )
                 return JobStatus.FAILED
             queue.finish(store, job_id, JobStatus.CANCELLED, message=f"cancelled at step {result.steps}")
             return JobStatus.CANCELLED
-        return _register(settings, store, job_id, guild_id, guild_pid, snap.id, recipe, start, trained, weights, result,
-                         parent, heldout.cases(held, settings.max_test_cases))
+        return _register(
+            settings,
+            store,
+            job_id,
+            guild_id,
+            guild_pid,
+            snap.id,
+            recipe,
+            start,
+            trained,
+            weights,
+            result,
+            parent,
+            heldout.cases(held, settings.max_test_cases),
+        )
     except Exception as exc:  # the job fails; the worker goes on
         if isinstance(exc, TrainerBotError):
             log.info("job %s failed: %s", job_id, exc.user_message, extra={"job": job_id})
@@ -241,26 +298,63 @@ def _plain(exc: BaseException) -> str:
     if isinstance(exc, TrainerBotError):
         return exc.user_message[:300]
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
-        return ("The worker ran out of memory. Try a smaller batch (TRAINERBOT_TRAIN_BATCH_SIZE) or fewer examples; "
-                "the details are in the worker's log.")
+        return (
+            "The worker ran out of memory. Try a smaller batch (TRAINERBOT_TRAIN_BATCH_SIZE) or fewer examples; "
+            "the details are in the worker's log."
+        )
     return f"Training failed on the worker's side ({type(exc).__name__}); the details are in the worker's log."
 
 
-def _register(settings: Settings, store: Store, job_id: int, guild_id: int, guild_pid: str, snapshot_id: int, recipe: str,
-              start: Start, model: Any, weights: Any, result: TrainResult, parent: ModelVersion | None, cases: list[Case]) -> str:
+def _register(
+    settings: Settings,
+    store: Store,
+    job_id: int,
+    guild_id: int,
+    guild_pid: str,
+    snapshot_id: int,
+    recipe: str,
+    start: Start,
+    model: Any,
+    weights: Any,
+    result: TrainResult,
+    parent: ModelVersion | None,
+    cases: list[Case],
+) -> str:
     data_dir = settings.resolved_data_dir
     root = paths.guild_root(data_dir, guild_pid)
     folder = root / "models" / f"job-{job_id}"
     final_loss = result.losses[-1][1] if result.losses else result.metrics.get("train_loss")
-    metrics = {"final_loss": final_loss, "train_loss": result.metrics.get("train_loss"), "steps": result.steps,
-               "seconds": round(result.seconds, 2)}
-    save_model(model, start.tokenizer, folder, {"job": job_id, "recipe": recipe, "base": start.base, "metrics": metrics,
-                                                "saved_at": time.time()}, start.base_dir)
+    metrics = {
+        "final_loss": final_loss,
+        "train_loss": result.metrics.get("train_loss"),
+        "steps": result.steps,
+        "seconds": round(result.seconds, 2),
+    }
+    save_model(
+        model,
+        start.tokenizer,
+        folder,
+        {"job": job_id, "recipe": recipe, "base": start.base, "metrics": metrics, "saved_at": time.time()},
+        start.base_dir,
+    )
     loss_curve(result.losses, root / "artifacts" / f"job-{job_id}-loss.png", f"job {job_id} · {recipe}")
     if weights is not None and hasattr(model, "peft_config") and weights.fast is not None:
         candidate = LocalModel.from_trained(weights, model, folder, threads=settings.torch_threads)
     else:
         candidate = LocalModel(folder, threads=settings.torch_threads, weights=weights if is_adapter(folder) else None)
-    return register_version(settings, store, job_id, guild_id, snapshot_id, recipe, backend="local",
-                            path=str(folder.relative_to(data_dir)), base=start.base, metrics=metrics, candidate=candidate,
-                            parent=parent, cases=cases, general=weights is not None)
+    return register_version(
+        settings,
+        store,
+        job_id,
+        guild_id,
+        snapshot_id,
+        recipe,
+        backend="local",
+        path=str(folder.relative_to(data_dir)),
+        base=start.base,
+        metrics=metrics,
+        candidate=candidate,
+        parent=parent,
+        cases=cases,
+        general=weights is not None,
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import SFTConfig, SFTTrainer
@@ -15,7 +16,7 @@ from trl import SFTConfig, SFTTrainer
 from trainerbot.datasets.exporters import export_rows
 from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput
-from trainerbot.training.common import JobCallback, TrainParams, TrainResult, run, trl_args
+from trainerbot.training.common import JobCallback, TrainParams, TrainResult, run, trained_model, trl_args
 
 # (epochs, learning rate, batch size) by where a job starts: a model built from scratch, a
 # whole model trained further, or a LoRA adapter on the pretrained base. The LoRA figures
@@ -30,7 +31,7 @@ def rows(examples: list[Example]) -> list[dict[str, Any]]:
 
 
 def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[Example], params: TrainParams,
-          callback: JobCallback, output_dir: str, peft_config: Any = None) -> tuple[PreTrainedModel, TrainResult]:
+          callback: JobCallback, output_dir: str, peft_config: Any = None) -> tuple[torch.nn.Module, TrainResult]:
     data = rows(examples)
     if not data:
         raise BadInput("SFT needs positive examples: import some answers first.")
@@ -40,4 +41,4 @@ def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: 
     config = SFTConfig(**trl_args(params, output_dir, len(data)), completion_only_loss=True, train_sampling_strategy=strategy)
     trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(data), processing_class=tokenizer,
                          callbacks=[callback], peft_config=peft_config)
-    return trainer.model, run(trainer, callback)
+    return trained_model(trainer), run(trainer, callback)

@@ -10,6 +10,7 @@ import copy
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from trainerbot.config import Settings
 from trainerbot.evaluation import heldout
@@ -23,11 +24,13 @@ from trainerbot.training import queue
 HELDOUT_MAX_TOKENS = 64  # held-out answers are short; a pretrained model rambles on what it does not know
 
 
-def active_version(session: Any, guild_id: int) -> ModelVersion | None:
+def active_version(session: Session, guild_id: int) -> ModelVersion | None:
     return session.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild_id, ModelVersion.active.is_(True))).first()
 
 
-def promotion(settings: Settings, candidate: Any, parent: ModelVersion | None, cases: list[Case]) -> tuple[bool, dict[str, Any], str]:
+def promotion(
+    settings: Settings, candidate: Any, parent: ModelVersion | None, cases: list[Case]
+) -> tuple[bool, dict[str, Any], str]:
     """(promote?, metrics to keep, the reason in words) for the ``candidate`` model against ``parent``."""
     metric = settings.promotion_metric
     if not cases:
@@ -49,7 +52,9 @@ def promotion(settings: Settings, candidate: Any, parent: ModelVersion | None, c
 GENERAL_TOLERANCE = 5.0  # points of the general-question score a candidate may lose
 
 
-def general_check(settings: Settings, store: Store, job_id: int, candidate: Any, parent: ModelVersion | None) -> tuple[bool, dict[str, Any], str]:
+def general_check(
+    settings: Settings, store: Store, job_id: int, candidate: Any, parent: ModelVersion | None
+) -> tuple[bool, dict[str, Any], str]:
     """(keeps conversing?, metrics, words): the candidate's score on the shipped general
     questions against its parent's (or, for a first version, the base model's)."""
     from trainerbot.evaluation import general
@@ -69,9 +74,23 @@ def general_check(settings: Settings, store: Store, job_id: int, candidate: Any,
     return False, kept, f"it forgot general knowledge (general questions {ours:.0f} % vs {theirs:.0f} % before)"
 
 
-def register_version(settings: Settings, store: Store, job_id: int, guild_id: int, snapshot_id: int, recipe: str, *,
-                     backend: str, path: str | None, base: str, metrics: dict[str, Any], candidate: Any,
-                     parent: ModelVersion | None, cases: list[Case], general: bool = False) -> str:
+def register_version(
+    settings: Settings,
+    store: Store,
+    job_id: int,
+    guild_id: int,
+    snapshot_id: int,
+    recipe: str,
+    *,
+    backend: str,
+    path: str | None,
+    base: str,
+    metrics: dict[str, Any],
+    candidate: Any,
+    parent: ModelVersion | None,
+    cases: list[Case],
+    general: bool = False,
+) -> str:
     """Evaluate the finished job's model on the held-out cases (and, for a pretrained model,
     the general questions), register it as the next version — active only when it is not
     worse than the active one — and finish the job."""
@@ -94,8 +113,20 @@ def register_version(settings: Settings, store: Store, job_id: int, guild_id: in
         name = f"v{n + 1}"
         if promote:
             s.execute(update(ModelVersion).where(ModelVersion.guild_id == guild_id).values(active=False))
-        s.add(ModelVersion(guild_id=guild_id, name=name, backend=backend, path=path, base=base, recipe=recipe, job_id=job_id,
-                           snapshot_id=snapshot_id, metrics=metrics, active=promote))
+        s.add(
+            ModelVersion(
+                guild_id=guild_id,
+                name=name,
+                backend=backend,
+                path=path,
+                base=base,
+                recipe=recipe,
+                job_id=job_id,
+                snapshot_id=snapshot_id,
+                metrics=metrics,
+                active=promote,
+            )
+        )
     final_loss = metrics.get("final_loss")
     loss = f"final loss {final_loss:.3f}; " if isinstance(final_loss, (int, float)) else ""
     if promote:

@@ -88,7 +88,9 @@ def serve(settings: Settings, *, once: bool = False, poll_s: float = 0.5, parent
             log.info("job %s: started", job_id)
             running[0] = job_id
             with _lease_kept(store, job_id, me):
-                should_stop = lambda: stop.is_set() or not _parent_alive(parent_pid)  # noqa: E731
+                def should_stop() -> bool:
+                    return stop.is_set() or not _parent_alive(parent_pid)
+
                 if settings.executor == "ray":
                     from trainerbot.training.ray_executor import run_on_ray
 
@@ -186,7 +188,8 @@ def spawn_child(data_dir: Path, *, log_file: Path | None = None) -> subprocess.P
     proc = subprocess.Popen([sys.executable, "-m", "trainerbot", "worker", "--parent-pid", str(os.getpid())],
                             env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     if log_file is not None:
-        threading.Thread(target=_pump, args=(proc.stdout, _rotating(log_file)), name=f"worker-log-{proc.pid}", daemon=True).start()
+        pump = threading.Thread(target=_pump, args=(proc.stdout, _rotating(log_file)), name=f"worker-log-{proc.pid}", daemon=True)
+        pump.start()
     return proc
 
 

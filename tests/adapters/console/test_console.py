@@ -42,7 +42,9 @@ def test_scripted_console_session(tmp_path: Path) -> None:
         "!quit",
         "!hi",  # never reached
     ]) + "\n"
-    proc = _run(["console", "--no-worker", "--data-dir", str(tmp_path / "d"), "--guild", "Test Guild", "--user", "ann"], script, tmp_path)
+    proc = _run(
+        ["console", "--no-worker", "--data-dir", str(tmp_path / "d"), "--guild", "Test Guild", "--user", "ann"], script, tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert out.count("Hi ann!") == 1
@@ -70,7 +72,11 @@ def test_bad_settings_exit_2_with_the_setting_named(tmp_path: Path) -> None:
 
 
 def test_member_console_is_refused_trainer_commands(tmp_path: Path) -> None:
-    proc = _run(["console", "--no-worker", "--data-dir", str(tmp_path / "d"), "--role", "member"], "!export facts\n!feedback great bot\n", tmp_path)
+    proc = _run(
+        ["console", "--no-worker", "--data-dir", str(tmp_path / "d"), "--role", "member"],
+        "!export facts\n!feedback great bot\n",
+        tmp_path,
+    )
     assert "Only trainers can export" in proc.stdout and "feedback is noted" in proc.stdout
 
 
@@ -96,13 +102,16 @@ async def test_correct_and_react_commands(console: tuple[Console, io.StringIO], 
     assert feedback.data["total"] == 1
 
 
-async def test_attach_errors_and_unexpected_errors_are_friendly(console: tuple[Console, io.StringIO], tmp_path: Path, caplog) -> None:
+async def test_attach_errors_and_unexpected_errors_are_friendly(
+    console: tuple[Console, io.StringIO], tmp_path: Path, caplog
+) -> None:
     con, out = console
     await con.handle_line(f"!import facts --attach {tmp_path / 'missing.jsonl'}")
     assert "No such file to attach" in out.getvalue()
 
     async def boom(*_: object) -> None:
         raise RuntimeError("internal detail")
+
     con.commands["hi"] = lambda a, r, f: boom()
     await con.handle_line("!hi")
     assert "Sorry, something went wrong" in out.getvalue() and "internal detail" not in out.getvalue()
@@ -113,7 +122,9 @@ def test_interactive_terminal_gets_a_prompt_and_history(tmp_path: Path) -> None:
     pid, fd = pty.fork()
     if pid == 0:  # child: the console on a real terminal
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINERBOT_")} | {"TRAINERBOT_MODEL": "scratch"}
-        os.execve(sys.executable, [sys.executable, "-m", "trainerbot", "console", "--no-worker", "--data-dir", str(tmp_path / "d")], env)
+        os.execve(
+            sys.executable, [sys.executable, "-m", "trainerbot", "console", "--no-worker", "--data-dir", str(tmp_path / "d")], env
+        )
     output = b""
 
     def read_until(marker: bytes, timeout: float = 60) -> None:
@@ -164,7 +175,9 @@ async def test_chat_replies_carry_an_id_to_correct_and_rate(console: tuple[Conso
     assert out.getvalue().strip().splitlines()[-1].startswith("Quillport, on the coast.  [#")
 
 
-async def test_review_provenance_and_forget_words(console: tuple[Console, io.StringIO], core: CoreService, tmp_path: Path) -> None:
+async def test_review_provenance_and_forget_words(
+    console: tuple[Console, io.StringIO], core: CoreService, tmp_path: Path
+) -> None:
     con, out = console
     facts = tmp_path / "facts.jsonl"
     facts.write_text(JSONL_FACTS)

@@ -211,19 +211,65 @@ class Gateway:
         return member
 
     def guild_payload(self) -> dict[str, Any]:
-        everyone = {"id": str(self.guild_id), "name": "@everyone", "permissions": str(discord.Permissions.general().value
-                                                                                      & ~discord.Permissions(manage_guild=True).value),
-                    "position": 0, "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0}
+        everyone = {
+            "id": str(self.guild_id),
+            "name": "@everyone",
+            "permissions": str(discord.Permissions.general().value & ~discord.Permissions(manage_guild=True).value),
+            "position": 0,
+            "color": 0,
+            "hoist": False,
+            "managed": False,
+            "mentionable": False,
+            "flags": 0,
+        }
         trainer = {**everyone, "id": str(self.trainer_role), "name": "trainer", "permissions": "0", "position": 1}
-        return {"id": str(self.guild_id), "name": self.name, "owner_id": "1", "icon": None, "features": [], "emojis": [],
-                "stickers": [], "roles": [everyone, trainer], "member_count": len(self.users) + 1,
-                "members": [*self.users.values(), {"user": user_payload(BOT_ID, "trainerbot", bot=True), "roles": [],
-                                                   "joined_at": "2026-01-01T00:00:00+00:00", "deaf": False, "mute": False, "flags": 0}],
-                "channels": [{"id": str(self.channel_id), "type": 0, "name": "general", "position": 0, "permission_overwrites": [],
-                              "nsfw": False, "parent_id": None, "guild_id": str(self.guild_id)}],
-                "threads": [], "voice_states": [], "presences": [], "large": False, "unavailable": False,
-                "verification_level": 0, "default_message_notifications": 0, "explicit_content_filter": 0, "mfa_level": 0,
-                "premium_tier": 0, "preferred_locale": "en-US", "nsfw_level": 0, "system_channel_flags": 0}
+        return {
+            "id": str(self.guild_id),
+            "name": self.name,
+            "owner_id": "1",
+            "icon": None,
+            "features": [],
+            "emojis": [],
+            "stickers": [],
+            "roles": [everyone, trainer],
+            "member_count": len(self.users) + 1,
+            "members": [
+                *self.users.values(),
+                {
+                    "user": user_payload(BOT_ID, "trainerbot", bot=True),
+                    "roles": [],
+                    "joined_at": "2026-01-01T00:00:00+00:00",
+                    "deaf": False,
+                    "mute": False,
+                    "flags": 0,
+                },
+            ],
+            "channels": [
+                {
+                    "id": str(self.channel_id),
+                    "type": 0,
+                    "name": "general",
+                    "position": 0,
+                    "permission_overwrites": [],
+                    "nsfw": False,
+                    "parent_id": None,
+                    "guild_id": str(self.guild_id),
+                }
+            ],
+            "threads": [],
+            "voice_states": [],
+            "presences": [],
+            "large": False,
+            "unavailable": False,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "premium_tier": 0,
+            "preferred_locale": "en-US",
+            "nsfw_level": 0,
+            "system_channel_flags": 0,
+        }
 
     def join(self, client: discord.Client) -> discord.Guild:
         """The guild in the client's cache, as after a GUILD_CREATE."""
@@ -237,14 +283,29 @@ class Gateway:
         member = dict(self.users[user])
         member["permissions"] = "0"
         payload: dict[str, Any] = {
-            "id": str(iid), "application_id": str(APP_ID), "type": kind, "data": data, "guild_id": str(self.guild_id),
+            "id": str(iid),
+            "application_id": str(APP_ID),
+            "type": kind,
+            "data": data,
+            "guild_id": str(self.guild_id),
             "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
             "channel_id": str(self.channel_id),
-            "channel": {"id": str(self.channel_id), "type": 0, "name": "general", "guild_id": str(self.guild_id),
-                        "permissions": str(discord.Permissions.all().value)},
-            "member": member, "token": token, "version": 1, "locale": "en-US", "guild_locale": "en-US",
-            "app_permissions": str(discord.Permissions.all().value), "entitlements": [],
-            "authorizing_integration_owners": {"0": str(self.guild_id)}, "context": 0,
+            "channel": {
+                "id": str(self.channel_id),
+                "type": 0,
+                "name": "general",
+                "guild_id": str(self.guild_id),
+                "permissions": str(discord.Permissions.all().value),
+            },
+            "member": member,
+            "token": token,
+            "version": 1,
+            "locale": "en-US",
+            "guild_locale": "en-US",
+            "app_permissions": str(discord.Permissions.all().value),
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "context": 0,
             "attachment_size_limit": 10 * 1024 * 1024,
         }
         if message is not None:
@@ -252,16 +313,22 @@ class Gateway:
         self.fake.interactions[token] = payload
         return payload
 
-    def slash(self, user: str, name: str, options: list[dict[str, Any]] | None = None, *,
-              resolved: dict[str, Any] | None = None) -> dict[str, Any]:
+    def slash(
+        self, user: str, name: str, options: list[dict[str, Any]] | None = None, *, resolved: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         data: dict[str, Any] = {"id": str(next(self._ids)), "name": name, "type": 1, "options": options or []}
         if resolved:
             data["resolved"] = resolved
         return self._base(2, user, data)
 
     def message_menu(self, user: str, name: str, target: dict[str, Any]) -> dict[str, Any]:
-        data = {"id": str(next(self._ids)), "name": name, "type": 3, "target_id": target["id"],
-                "resolved": {"messages": {target["id"]: target}}}
+        data = {
+            "id": str(next(self._ids)),
+            "name": name,
+            "type": 3,
+            "target_id": target["id"],
+            "resolved": {"messages": {target["id"]: target}},
+        }
         return self._base(2, user, data)
 
     def autocomplete(self, user: str, name: str, options: list[dict[str, Any]]) -> dict[str, Any]:
@@ -270,18 +337,24 @@ class Gateway:
     def button(self, user: str, custom_id: str, message: dict[str, Any]) -> dict[str, Any]:
         return self._base(3, user, {"custom_id": custom_id, "component_type": 2}, message=message)
 
-    def modal_submit(self, user: str, modal: dict[str, Any], values: dict[str, str], message: dict[str, Any] | None = None) -> dict[str, Any]:
+    def modal_submit(
+        self, user: str, modal: dict[str, Any], values: dict[str, str], message: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """The submit of a modal the bot opened (``modal``: the data of its type-9 callback)."""
         rows = []
         for row in modal["components"]:
             row_items = []
             for comp in row.get("components", [row.get("component")] if row.get("component") else []):
-                row_items.append({"type": 4, "custom_id": comp["custom_id"], "value": values.get(comp["custom_id"], comp.get("value", ""))})
+                row_items.append(
+                    {"type": 4, "custom_id": comp["custom_id"], "value": values.get(comp["custom_id"], comp.get("value", ""))}
+                )
             rows.append({"type": 1, "components": row_items})
         return self._base(5, user, {"custom_id": modal["custom_id"], "components": rows}, message=message)
 
     # ---------------------------------------------------------- sending
-    async def send(self, client: discord.Client, payload: dict[str, Any], *, expect: int = 1, timeout: float = 20.0) -> list[Call]:
+    async def send(
+        self, client: discord.Client, payload: dict[str, Any], *, expect: int = 1, timeout: float = 20.0
+    ) -> list[Call]:
         """Feed ``payload`` as the gateway would; return the first ``expect`` callbacks and follow-ups."""
         token = payload["token"]
         client._connection.parse_interaction_create(payload)  # type: ignore[attr-defined]

@@ -28,7 +28,9 @@ async def _send(content: str, member: int | discord.Member = TESS, channel: int 
         await dpytest.message(content, channel=channel, member=member, attachments=attachments)
 
 
-async def _ask(content: str, member: int = TESS, channel: int = CHANNEL_A, attachments: list[str] | None = None) -> discord.Message:
+async def _ask(
+    content: str, member: int = TESS, channel: int = CHANNEL_A, attachments: list[str] | None = None
+) -> discord.Message:
     await _send(content, member, channel, attachments)
     return dpytest.get_message()
 
@@ -79,8 +81,16 @@ async def test_import_attachments_good_and_bad(bot: TrainerBot, facts: str, tmp_
 
 async def test_trainer_commands_refuse_members(bot: TrainerBot, facts: str) -> None:
     await _ask("!import facts", attachments=[facts])
-    for command in ("!archive facts", "!export facts", "!getfile", "!select_dataset facts", "!train facts", "!model use v1",
-                    "!cancel 1", "!import facts"):
+    for command in (
+        "!archive facts",
+        "!export facts",
+        "!getfile",
+        "!select_dataset facts",
+        "!train facts",
+        "!model use v1",
+        "!cancel 1",
+        "!import facts",
+    ):
         reply = await _ask(command, member=MILO)
         assert "Only trainers" in reply.content, (command, reply.content)
     assert (await bot.core.datasets.stats(_caller(bot, TESS), "facts")).data["total"] == 3
@@ -168,6 +178,7 @@ async def test_errors_are_friendly_and_never_show_the_token(bot: TrainerBot, cap
 
     async def boom(*_: object) -> None:
         raise RuntimeError("internal detail")
+
     monkeypatch.setattr(bot.core.general, "hi", boom)
     with caplog.at_level(logging.DEBUG):
         replies = [await _ask("!hi"), await _ask("!dataset"), await _ask("!job abc"), await _ask("!cancel 99")]
@@ -182,13 +193,16 @@ async def test_errors_are_friendly_and_never_show_the_token(bot: TrainerBot, cap
 
 async def test_replying_to_the_bots_message_with_correct(bot: TrainerBot, facts: str) -> None:
     """`!correct <text>` sent as a Discord reply corrects the message it replies to."""
-    from discord.ext.test import backend, factories as facts_factory, runner
+    from discord.ext.test import backend, runner
+    from discord.ext.test import factories as facts_factory
 
     await _ask("!import facts", attachments=[facts])
     answer = await _ask(f"<@{bot.user.id}> who founded quillport?", member=MILO)
     cfg = dpytest.get_config()
     channel, tess = cfg.channels[CHANNEL_A], cfg.members[TESS]
-    data = facts_factory.make_message_dict(channel, tess, content="!correct Admiral Vessa, the founder.", guild_id=channel.guild.id)
+    data = facts_factory.make_message_dict(
+        channel, tess, content="!correct Admiral Vessa, the founder.", guild_id=channel.guild.id
+    )
     data["message_reference"] = {"message_id": answer.id, "channel_id": channel.id, "guild_id": channel.guild.id}
     backend.get_state().parse_message_create(data)  # a reply, as the gateway sends it
     with contextlib.suppress(commands.CommandError):
@@ -260,6 +274,7 @@ async def test_a_streaming_server_answer_is_edited_in_as_it_grows(bot: TrainerBo
     async def recording_edit(self, **kwargs):  # type: ignore[no-untyped-def]
         edits.append(kwargs.get("content", ""))
         return await original_edit(self, **kwargs)
+
     with serve(fake) as server, pytest.MonkeyPatch.context() as mp:
         mp.setattr(discord.Message, "edit", recording_edit)
         s = bot.core.settings

@@ -107,13 +107,23 @@ async def test_every_slash_parameter_explains_itself(started: tuple[TrainerBot, 
                         ("handle_errors", "test_id")):
         assert types[name][param] is discord.AppCommandOptionType.integer, (name, param)
     assert types["forget"]["who"] is discord.AppCommandOptionType.user
-    closed = {(name, p.display_name): [c.value for c in p.choices] for name, c in slash.items() for p in c.parameters if p.choices}
+    closed = {
+        (name, p.display_name): [c.value for c in p.choices] for name, c in slash.items() for p in c.parameters if p.choices
+    }
     assert closed[("export", "format")] == ["openai", "sft", "kto", "dpo", "csv"]
     assert closed[("train", "label")] == closed[("import", "label")] == ["positive", "negative"]
     assert closed[("language", "language")] == ["en", "ru"]
     completing = {(name, p.name) for name, c in slash.items() for p in c.parameters if p.autocomplete}
-    assert {("train", "dataset"), ("import", "dataset"), ("export", "dataset"), ("job", "job_id"), ("model use", "version"),
-            ("model compare", "first"), ("handle_errors", "test_id"), ("approve", "correction_id")} <= completing
+    assert {
+        ("train", "dataset"),
+        ("import", "dataset"),
+        ("export", "dataset"),
+        ("job", "job_id"),
+        ("model use", "version"),
+        ("model compare", "first"),
+        ("handle_errors", "test_id"),
+        ("approve", "correction_id"),
+    } <= completing
     trainer_words = {c.word for c in COMMANDS if c.trainer and "discord" in c.where}
     for name, command in slash.items():
         if name.split()[0] in trainer_words or name == "model use":
@@ -126,7 +136,9 @@ async def test_the_console_and_the_bot_offer_the_table_s_words(started: tuple[Tr
     bot, _ = started
     on_discord = {c.name for c in bot.commands if not c.hidden}
     assert on_discord == words("discord")
-    assert {c.name for c in bot.tree.get_commands() if isinstance(c, app_commands.Command | app_commands.Group)} == words("discord")
+    assert {c.name for c in bot.tree.get_commands() if isinstance(c, app_commands.Command | app_commands.Group)} == words(
+        "discord"
+    )
     console = Console(core, console_caller("g", "u", "trainer", "trainer"))
     assert set(console.commands) | set(QUIT[:1]) == words("console")
     # What differs is declared in the table: reactions are Discord's rating; voice channels have no console.
@@ -136,7 +148,8 @@ async def test_the_console_and_the_bot_offer_the_table_s_words(started: tuple[Tr
 
 # ------------------------------------------------------ correct from the menu
 async def test_correct_this_reply_opens_a_prefilled_form_and_stores_the_correction(
-        started: tuple[TrainerBot, Gateway], fake: FakeDiscord, core: CoreService) -> None:
+    started: tuple[TrainerBot, Gateway], fake: FakeDiscord, core: CoreService
+) -> None:
     bot, gw = started
     target = await _bot_reply(core, fake, gw)
     opened = _only(await gw.send(bot, gw.message_menu("Milo", "Correct this reply", target)), 9)
@@ -150,8 +163,9 @@ async def test_correct_this_reply_opens_a_prefilled_form_and_stores_the_correcti
     assert rows == [(str(MILO), "Quillport, by the sea.", "pending", f"message:{REPLY_MID}")]
 
 
-async def test_correct_this_reply_on_someone_else_s_message_says_so(started: tuple[TrainerBot, Gateway], fake: FakeDiscord,
-                                                                   core: CoreService) -> None:
+async def test_correct_this_reply_on_someone_else_s_message_says_so(
+    started: tuple[TrainerBot, Gateway], fake: FakeDiscord, core: CoreService
+) -> None:
     bot, gw = started
     await _bot_reply(core, fake, gw)
     theirs = fake.message(gw.channel_id, {"content": "my own words"}, author=gw.users["Tess"]["user"])
@@ -159,7 +173,9 @@ async def test_correct_this_reply_on_someone_else_s_message_says_so(started: tup
     assert answer["flags"] & EPHEMERAL and "not one of my replies" in answer["content"]
     # A message of the bot's that is not a chat reply (a command's answer) is refused the same way.
     status = fake.message(gw.channel_id, {"content": "Job #1 is queued."})
-    assert "not one of my replies" in _only(await gw.send(bot, gw.message_menu("Milo", "Correct this reply", status)), 4)["content"]
+    assert (
+        "not one of my replies" in _only(await gw.send(bot, gw.message_menu("Milo", "Correct this reply", status)), 4)["content"]
+    )
     with core.store.read() as s:
         assert s.scalars(select(Correction)).all() == []
 
@@ -191,7 +207,12 @@ async def test_review_buttons_work_after_a_restart(core: CoreService, fake: Fake
     await _pending(core, fake, gw, "Quillport, by the sea.", "Quillport!")
     review_message = await _review(first, gw)
     assert "Correction #1" in review_message["content"] and not review_message["flags"]
-    assert _custom_ids(review_message) == ["trb:review:approve:1", "trb:review:reject:1", "trb:review:edit:1", "trb:review:next:1"]
+    assert _custom_ids(review_message) == [
+        "trb:review:approve:1",
+        "trb:review:reject:1",
+        "trb:review:edit:1",
+        "trb:review:next:1",
+    ]
     second_look = await _review(first, gw)  # another trainer's review message, showing the same correction
     await first.close()
 
@@ -218,8 +239,9 @@ async def test_review_buttons_work_after_a_restart(core: CoreService, fake: Fake
         await bot.close()
 
 
-async def test_edit_changes_the_correction_before_approving_it(started: tuple[TrainerBot, Gateway], fake: FakeDiscord,
-                                                              core: CoreService) -> None:
+async def test_edit_changes_the_correction_before_approving_it(
+    started: tuple[TrainerBot, Gateway], fake: FakeDiscord, core: CoreService
+) -> None:
     bot, gw = started
     await _pending(core, fake, gw, "quillport")
     message = await _review(bot, gw)
@@ -229,8 +251,9 @@ async def test_edit_changes_the_correction_before_approving_it(started: tuple[Tr
     member_form = _only(await gw.send(bot, gw.button("Milo", "trb:review:edit:1", message)), 4)
     assert member_form["flags"] & EPHEMERAL and "Only trainers" in member_form["content"]
 
-    updated = _only(await gw.send(bot, gw.modal_submit("Tess", form, {field["custom_id"]: "Quillport, on the coast."},
-                                                       message=message)), 7)
+    updated = _only(
+        await gw.send(bot, gw.modal_submit("Tess", form, {field["custom_id"]: "Quillport, on the coast."}, message=message)), 7
+    )
     assert updated["content"].startswith("✅ Correction #1 approved") and "Nothing waits for review" in updated["content"]
     assert _custom_ids(updated) == []
     assert _status(core, 1) == ("approved", "Quillport, on the coast.")
@@ -238,8 +261,9 @@ async def test_edit_changes_the_correction_before_approving_it(started: tuple[Tr
     assert reply.content == "Quillport, on the coast."
 
 
-async def test_next_and_reject_move_through_the_queue(started: tuple[TrainerBot, Gateway], fake: FakeDiscord,
-                                                      core: CoreService) -> None:
+async def test_next_and_reject_move_through_the_queue(
+    started: tuple[TrainerBot, Gateway], fake: FakeDiscord, core: CoreService
+) -> None:
     bot, gw = started
     gw.add_user("Milo2", MILO + 1)
     await _pending(core, fake, gw, "first answer", "second answer")
@@ -263,8 +287,12 @@ async def test_autocomplete_offers_this_server_s_datasets_only(started: tuple[Tr
     assert sorted(c["value"] for c in choices) == ["facts", "faq"]
     assert all(len(c["name"]) <= 100 for c in choices) and any("3 examples" in c["name"] for c in choices)
     # Pending corrections are offered to trainers only.
-    none = _only(await gw.send(bot, gw.autocomplete("Milo", "approve", [{"name": "correction_id", "type": 4, "value": "",
-                                                                          "focused": True}])), 8)
+    none = _only(
+        await gw.send(
+            bot, gw.autocomplete("Milo", "approve", [{"name": "correction_id", "type": 4, "value": "", "focused": True}])
+        ),
+        8,
+    )
     assert none["choices"] == []
 
 
@@ -281,13 +309,16 @@ async def test_errors_on_slash_commands_are_ephemeral(started: tuple[TrainerBot,
     assert groups == ["💬 Chat", "🧑‍🏫 Teaching", "🗂️ Data", "🏋️ Training and testing", "🔊 Voice"]
 
 
-async def test_a_slow_command_defers_before_the_deadline(started: tuple[TrainerBot, Gateway], fake: FakeDiscord,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_slow_command_defers_before_the_deadline(
+    started: tuple[TrainerBot, Gateway], fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bot, gw = started
     # espeak-ng speaks this in ~50 ms here: a deadline of 0 makes any work "slow".
     monkeypatch.setattr(ui, "DEFER_AFTER_S", 0.0)
     t0 = time.monotonic()
-    calls = await gw.send(bot, gw.slash("Milo", "say", [{"name": "text", "type": 3, "value": "Hello there, trainers."}]), expect=2)
+    calls = await gw.send(
+        bot, gw.slash("Milo", "say", [{"name": "text", "type": 3, "value": "Hello there, trainers."}]), expect=2
+    )
     callback = next(c for c in calls if c.path.endswith("/callback"))
     assert callback.body["type"] == 5 and callback.at - t0 < 3.0
     followup = next(c for c in calls if c.method == "POST" and not c.path.endswith("/callback"))
@@ -306,7 +337,9 @@ async def test_a_fast_command_answers_at_once(started: tuple[TrainerBot, Gateway
     assert not shown.get("flags") and "No training jobs" in shown["content"]
 
 
-async def test_nothing_the_bot_answers_can_ping(started: tuple[TrainerBot, Gateway], fake: FakeDiscord, core: CoreService) -> None:
+async def test_nothing_the_bot_answers_can_ping(
+    started: tuple[TrainerBot, Gateway], fake: FakeDiscord, core: CoreService
+) -> None:
     bot, gw = started
     await _pending(core, fake, gw, "@everyone Quillport")
     message = await _review(bot, gw)
@@ -318,8 +351,9 @@ async def test_nothing_the_bot_answers_can_ping(started: tuple[TrainerBot, Gatew
         assert body.get("allowed_mentions", {}).get("parse") == [], body
 
 
-async def test_a_flagged_reply_is_corrected_from_the_review_message(started: tuple[TrainerBot, Gateway], fake: FakeDiscord,
-                                                                   core: CoreService) -> None:
+async def test_a_flagged_reply_is_corrected_from_the_review_message(
+    started: tuple[TrainerBot, Gateway], fake: FakeDiscord, core: CoreService
+) -> None:
     bot, gw = started
     await _bot_reply(core, fake, gw)
     await core.feedback.react(_caller(MILO), str(REPLY_MID), "👎")
@@ -343,8 +377,12 @@ async def test_forget_takes_a_user_from_the_picker(started: tuple[TrainerBot, Ga
         if who is None:
             return gw.slash(user, "forget")
         uid = who["user"]["id"]
-        return gw.slash(user, "forget", [{"name": "who", "type": 6, "value": uid}],
-                        resolved={"users": {uid: who["user"]}, "members": {uid: {k: v for k, v in who.items() if k != "user"}}})
+        return gw.slash(
+            user,
+            "forget",
+            [{"name": "who", "type": 6, "value": uid}],
+            resolved={"users": {uid: who["user"]}, "members": {uid: {k: v for k, v in who.items() if k != "user"}}},
+        )
 
     refused = _only(await gw.send(bot, forget("Milo", tess)), 4)
     assert refused["flags"] & EPHEMERAL and "Only trainers" in refused["content"]

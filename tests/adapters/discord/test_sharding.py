@@ -23,7 +23,9 @@ from trainerbot.errors import ConfigError
     ("4", ShardedTrainerBot, 4, None),
     ("4:2-3", ShardedTrainerBot, 4, [2, 3]),
 ])
-async def test_the_shards_setting_picks_the_bot(core: CoreService, shards: str, kind: type, count: int | None, ids: list[int] | None) -> None:
+async def test_the_shards_setting_picks_the_bot(
+    core: CoreService, shards: str, kind: type, count: int | None, ids: list[int] | None
+) -> None:
     settings = core.settings.model_copy(update={"shards": shards})
     bot = make_bot(core, settings)
     assert type(bot) is kind and bot.shard_count == count
@@ -40,10 +42,14 @@ def test_a_bad_shards_setting_is_named(shards: str, monkeypatch: pytest.MonkeyPa
         load_settings()
 
 
-async def test_two_bot_processes_on_one_store_share_everything(postgres: str, tmp_path: Path, trainer: Caller, member: Caller) -> None:
+async def test_two_bot_processes_on_one_store_share_everything(
+    postgres: str, tmp_path: Path, trainer: Caller, member: Caller
+) -> None:
     db = new_database(postgres)
-    first, second = (CoreService.open(Settings(_env_file=None, data_dir=tmp_path / "data", database_url=db))  # type: ignore[call-arg]
-                     for _ in range(2))
+    first, second = (
+        CoreService.open(Settings(_env_file=None, data_dir=tmp_path / "data", database_url=db))  # type: ignore[call-arg]
+        for _ in range(2)
+    )
     try:
         await first.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
         assert "`facts` — 3 examples" in (await second.datasets.summary(member)).content

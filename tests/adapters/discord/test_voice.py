@@ -23,7 +23,7 @@ from trainerbot.voice.tts import EspeakEngine
 class FakeVoiceClient(discord.VoiceProtocol):
     """Stands in for ``discord.VoiceClient``: records what is played, plays it in a thread."""
 
-    instances: list["FakeVoiceClient"] = []
+    instances: list[FakeVoiceClient] = []
 
     def __init__(self, client: discord.Client, channel: discord.abc.Connectable) -> None:
         super().__init__(client, channel)
@@ -152,5 +152,6 @@ async def test_join_says_plainly_when_voice_programs_are_missing(voice_bot: Trai
     monkeypatch.setattr(real_shutil, "which", lambda name, *a, **k: None if name == "ffmpeg" else which(name, *a, **k))
     await _enter_voice(0)
     refused = await _send("!join")
-    assert "can't speak on this machine: ffmpeg is not installed" in refused.content and "apt-get install ffmpeg" in refused.content
+    assert "can't speak on this machine: ffmpeg is not installed" in refused.content
+    assert "apt-get install ffmpeg" in refused.content
     assert FakeVoiceClient.instances == []  # it did not connect

@@ -71,11 +71,17 @@ class Console:
             "react": self._react,
             "datasets": lambda a, r, f: core.datasets.summary(caller),
             "dataset": self._dataset,
-            "import": lambda a, r, f: core.datasets.import_data(caller, self._arg(a, 0, "import <dataset> [positive|negative] --attach FILE"), a[1] if len(a) > 1 else None, f),
+            "import": lambda a, r, f: core.datasets.import_data(
+                caller, self._arg(a, 0, "import <dataset> [positive|negative] --attach FILE"), a[1] if len(a) > 1 else None, f
+            ),
             "train": lambda a, r, f: core.training.train(caller, a[0] if a else None, a[1] if len(a) > 1 else None, f),
             "archive": lambda a, r, f: core.datasets.archive(caller, self._arg(a, 0, "archive <dataset>")),
-            "select_dataset": lambda a, r, f: core.datasets.select_dataset(caller, self._arg(a, 0, "select_dataset <dataset> [positive|negative]"), a[1] if len(a) > 1 else None),
-            "export": lambda a, r, f: core.datasets.export(caller, self._arg(a, 0, "export <dataset> [openai|sft|kto|dpo|csv]"), a[1] if len(a) > 1 else None),
+            "select_dataset": lambda a, r, f: core.datasets.select_dataset(
+                caller, self._arg(a, 0, "select_dataset <dataset> [positive|negative]"), a[1] if len(a) > 1 else None
+            ),
+            "export": lambda a, r, f: core.datasets.export(
+                caller, self._arg(a, 0, "export <dataset> [openai|sft|kto|dpo|csv]"), a[1] if len(a) > 1 else None
+            ),
             "getfile": lambda a, r, f: core.datasets.getfile(caller, a[0] if a else None),
             "jobs": lambda a, r, f: core.training.jobs(caller),
             "job": lambda a, r, f: core.training.job(caller, self._arg(a, 0, "job <id>")),
@@ -91,8 +97,9 @@ class Console:
             "language": lambda a, r, f: core.voice.language(caller, a[0] if a else None),
         }
         # The words, and their help, come from the one command table (a word without a handler fails here).
-        self.commands: dict[str, Handler] = {c.word: handlers[c.word] for c in COMMANDS
-                                             if "console" in c.where and c.word not in QUIT}
+        self.commands: dict[str, Handler] = {
+            c.word: handlers[c.word] for c in COMMANDS if "console" in c.where and c.word not in QUIT
+        }
 
     # ---------------------------------------------------------------- parsing
     def _arg(self, args: list[str], i: int, usage: str) -> str:
@@ -130,7 +137,9 @@ class Console:
             if len(args) != 3:
                 raise BadInput(f"Usage: `{self.prefix}model compare <version> <version>`, e.g. `model compare v1 v2`.")
             return await self.core.models.compare(self.caller, args[1], args[2])
-        raise BadInput(f"Usage: `{self.prefix}model list`, `{self.prefix}model use <version>` or `{self.prefix}model compare <a> <b>`.")
+        raise BadInput(
+            f"Usage: `{self.prefix}model list`, `{self.prefix}model use <version>` or `{self.prefix}model compare <a> <b>`."
+        )
 
     def _attachment(self, raw: str) -> Attachment:
         path = Path(raw.strip("'\"")).expanduser()
@@ -158,7 +167,7 @@ class Console:
                 else:
                     await self._chat(line)
                 return True
-            body = line[len(self.prefix):]
+            body = line[len(self.prefix) :]
             word, _, rest = body.partition(" ")
             word = word.lower()
             if word in QUIT:
@@ -166,7 +175,7 @@ class Console:
             attachment = None
             if (m := ATTACH.search(rest)) is not None:
                 attachment = await asyncio.to_thread(self._attachment, m.group(1))
-                rest = (rest[: m.start()] + rest[m.end():]).strip()
+                rest = (rest[: m.start()] + rest[m.end() :]).strip()
             handler = self.commands.get(word)
             if handler is None:
                 close = difflib.get_close_matches(word, [*self.commands, *QUIT], n=1, cutoff=0.6)
@@ -198,20 +207,23 @@ class Console:
         async def partial(text: str) -> None:
             done = shown[0] if shown else ""
             if text.startswith(done):
-                self.out.write(text[len(done):])
+                self.out.write(text[len(done) :])
                 self.out.flush()
                 shown[:] = [text]
 
         streaming = audio is None and self.out.isatty()
-        reply = await (self.core.chat.voice_message(self.caller, audio) if audio is not None else
-                       self.core.chat.reply(self.caller, line, on_partial=partial if streaming else None, partial_every_s=0))
+        reply = await (
+            self.core.chat.voice_message(self.caller, audio)
+            if audio is not None
+            else self.core.chat.reply(self.caller, line, on_partial=partial if streaming else None, partial_every_s=0)
+        )
         reply_id = reply.reply_id
         if reply_id is not None:
             # The console's message ID for a reply is its row ID: `!correct <id> ...`, `!react <id> 👍`.
             await self.core.delivery.bind_reply(self.caller, reply_id, str(reply_id))
             reply = Reply(messages=reply.messages[:-1] + (f"{reply.messages[-1]}  [#{reply_id}]",), files=reply.files)
         if shown and reply.messages[0].startswith(shown[0]):  # finish the streamed line
-            self._print(reply.messages[0][len(shown[0]):])
+            self._print(reply.messages[0][len(shown[0]) :])
             reply = Reply(messages=reply.messages[1:], files=reply.files)
         elif shown:
             self._print("")
@@ -271,12 +283,23 @@ class Console:
         width = 24
         done = round(progress * width)
         colour = "red" if status in (JobStatus.FAILED, JobStatus.CANCELLED) else "green"
-        parts = [f"step {data['step']}/{data['total_steps']}" if data.get("step") is not None else "",
-                 f"loss {data['loss']:.3f}" if isinstance(data.get("loss"), float) else "",
-                 f"ETA {eta_text(data['eta_s'])}" if isinstance(data.get("eta_s"), (int, float)) and status == JobStatus.RUNNING else ""]
+        parts = [
+            f"step {data['step']}/{data['total_steps']}" if data.get("step") is not None else "",
+            f"loss {data['loss']:.3f}" if isinstance(data.get("loss"), float) else "",
+            f"ETA {eta_text(data['eta_s'])}"
+            if isinstance(data.get("eta_s"), (int, float)) and status == JobStatus.RUNNING
+            else "",
+        ]
         extra = " · ".join(p for p in parts if p)
-        return Text.assemble(f"Job #{job_id} ", (status, "bold"), " ", ("━" * done, colour), ("━" * (width - done), "grey35"),
-                             f" {progress:4.0%}", f" · {extra}" if extra else "")
+        return Text.assemble(
+            f"Job #{job_id} ",
+            (status, "bold"),
+            " ",
+            ("━" * done, colour),
+            ("━" * (width - done), "grey35"),
+            f" {progress:4.0%}",
+            f" · {extra}" if extra else "",
+        )
 
     def _draw_live(self, line: Any) -> None:
         if self.rich is None:
@@ -316,7 +339,7 @@ class Console:
         if len(words) <= 1 and not line.endswith(" "):  # the command word itself
             options = [f"{self.prefix}{w}" for w in sorted([*self.commands, *QUIT]) if f"{self.prefix}{w}".startswith(text)]
         else:
-            word = words[0][len(self.prefix):] if words[0].startswith(self.prefix) else ""
+            word = words[0][len(self.prefix) :] if words[0].startswith(self.prefix) else ""
             kind = COMPLETES.get((word, len(words) - (0 if line.endswith(" ") else 1)))
             if word == "model" and len(words) >= 2 and words[1] in ("use", "compare"):
                 kind = "version"
@@ -327,8 +350,10 @@ class Console:
         interactive = stdin.isatty()
         if interactive:
             self._setup_readline()
-            self._print(f"trainerbot console — guild `{self.caller.guild_name}`, user `{self.caller.user_name}`. "
-                        f"Type {self.prefix}help for commands, {self.prefix}quit to leave.")
+            self._print(
+                f"trainerbot console — guild `{self.caller.guild_name}`, user `{self.caller.user_name}`. "
+                f"Type {self.prefix}help for commands, {self.prefix}quit to leave."
+            )
         if interactive:
             await self._refresh_names()
         while True:
@@ -367,7 +392,7 @@ class Console:
         atexit.register(lambda: _save_history(readline, history))
 
 
-def _save_history(readline, history: Path) -> None:  # type: ignore[no-untyped-def]
+def _save_history(readline: Any, history: Path) -> None:
     try:
         readline.write_history_file(history)
     except OSError:
@@ -377,8 +402,15 @@ def _save_history(readline, history: Path) -> None:  # type: ignore[no-untyped-d
 def console_caller(guild: str, user: str, role: str, trainer_role: str) -> Caller:
     def slug(s: str) -> str:
         return re.sub(r"[^A-Za-z0-9_-]", "_", s)[:48] or "_"
-    return Caller(guild_id=f"console-{slug(guild)}", guild_name=guild, user_id=f"console-{slug(user)}", user_name=user,
-                  channel_id="console", roles=frozenset({trainer_role}) if role == "trainer" else frozenset())
+
+    return Caller(
+        guild_id=f"console-{slug(guild)}",
+        guild_name=guild,
+        user_id=f"console-{slug(user)}",
+        user_name=user,
+        channel_id="console",
+        roles=frozenset({trainer_role}) if role == "trainer" else frozenset(),
+    )
 
 
 def _hard_breaks(text: str) -> str:

@@ -76,8 +76,11 @@ class _TrainerBotBase:
         # before a restart too.
         self.add_dynamic_items(*DYNAMIC_ITEMS)
 
-        async def on_app_command_error(interaction: discord.Interaction[Any], error: discord.app_commands.AppCommandError) -> None:
+        async def on_app_command_error(
+            interaction: discord.Interaction[Any], error: discord.app_commands.AppCommandError
+        ) -> None:
             await fail(interaction, unwrap(error))
+
         self.tree.on_error = on_app_command_error  # type: ignore[method-assign]
         if not self.progress_loop.is_running():
             self.progress_loop.start()
@@ -99,7 +102,11 @@ class _TrainerBotBase:
         elif isinstance(err, commands.CommandOnCooldown):
             text = f"You're going fast — try `{ctx.invoked_with}` again in {err.retry_after:.0f} s."
         elif isinstance(err, (commands.MissingRequiredArgument, commands.BadArgument, commands.TooManyArguments)):
-            text = f"Usage: `{self.settings.prefix}{ctx.command.qualified_name} {ctx.command.signature}`" if ctx.command else str(err)
+            text = (
+                f"Usage: `{self.settings.prefix}{ctx.command.qualified_name} {ctx.command.signature}`"
+                if ctx.command
+                else str(err)
+            )
             param = ctx.current_parameter
             if isinstance(err, commands.BadArgument) and param is not None and param.converter in (int, int | None):
                 text = f"`{param.name}` takes a number, as the lists show it (e.g. `12`). {text}"
@@ -147,11 +154,16 @@ class _TrainerBotBase:
                 self._last_edit[mid] = (time.monotonic(), upd.text)
                 edited += 1
             if upd.finished and upd.text == self._last_edit.get(mid, (0.0, ""))[1]:
-                caller = Caller(guild_id=upd.guild_id, user_id=str(self.user.id) if self.user else "bot", channel_id=upd.channel_id)
+                caller = Caller(
+                    guild_id=upd.guild_id, user_id=str(self.user.id) if self.user else "bot", channel_id=upd.channel_id
+                )
                 shown = await self.core.training.job(caller, upd.job_id)
                 if shown.files:
-                    await channel.send(f"Job #{upd.job_id}: {shown.job_status}.",
-                                       files=[discord.File(f.path, filename=f.name) for f in shown.files], allowed_mentions=NO_MENTIONS)
+                    await channel.send(
+                        f"Job #{upd.job_id}: {shown.job_status}.",
+                        files=[discord.File(f.path, filename=f.name) for f in shown.files],
+                        allowed_mentions=NO_MENTIONS,
+                    )
                 await self.core.delivery.mark_announced(upd.job_id)
                 self._last_edit.pop(mid, None)
         return edited

@@ -48,7 +48,7 @@ async def login_with_retries(settings: Settings, login: Callable[[], Awaitable[N
         except discord.LoginFailure:
             raise StartupError("Discord refused the token (check DISCORD_TOKEN: the bot's token from the developer portal, "
                                "Bot → Reset Token).", EXIT_TOKEN) from None
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, discord.DiscordServerError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError, discord.DiscordServerError) as exc:
             attempt += 1
             log.debug("logging in to Discord failed", exc_info=exc)
             reason = discord_reason(exc)

@@ -37,9 +37,13 @@ def trainer_only() -> Any:
     async def predicate(ctx: commands.Context[Any]) -> bool:
         if not is_trainer(ctx_caller(ctx), ctx.bot.settings.trainer_role):
             raise commands.CheckFailure(
-                f"Only trainers can use `{ctx.command.qualified_name}`: you need the `{ctx.bot.settings.trainer_role}` role or Manage Server."
-                if ctx.guild is not None else f"`{ctx.command.qualified_name}` works in a server, not in DMs.")
+                f"Only trainers can use `{ctx.command.qualified_name}`: you need the `{ctx.bot.settings.trainer_role}` "
+                f"role or Manage Server."
+                if ctx.guild is not None
+                else f"`{ctx.command.qualified_name}` works in a server, not in DMs."
+            )
         return True
+
     return commands.check(predicate)
 
 
@@ -54,9 +58,14 @@ def embed_of(reply: Reply) -> discord.Embed | None:
     return e
 
 
-async def send_reply(destination: discord.abc.Messageable | commands.Context[Any], reply: Reply,
-                     *, reference: discord.Message | None = None, view: discord.ui.View | None = None,
-                     ephemeral: bool = False) -> discord.Message | None:
+async def send_reply(
+    destination: discord.abc.Messageable | commands.Context[Any],
+    reply: Reply,
+    *,
+    reference: discord.Message | None = None,
+    view: discord.ui.View | None = None,
+    ephemeral: bool = False,
+) -> discord.Message | None:
     """Send every part of a reply; files (and ``view``, its buttons) go with the last part.
     ``ephemeral`` shows a slash command's answer to its caller only. Never pings anyone."""
     embed = embed_of(reply)

@@ -129,7 +129,8 @@ class CorrectModal(AnswerModal):
         self.message_id = message_id
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        reply = await interaction.client.core.feedback.correct(interaction_caller(interaction), self.message_id, self.answer.value)
+        caller = interaction_caller(interaction)
+        reply = await interaction.client.core.feedback.correct(caller, self.message_id, self.answer.value)
         await tell(interaction, reply.content)
 
 
@@ -152,18 +153,24 @@ REVIEW_ACTIONS = {
 }
 
 
-class ReviewButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"trb:review:(?P<action>approve|reject|edit|next):(?P<cid>[0-9]{1,18})"):
+class ReviewButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"trb:review:(?P<action>approve|reject|edit|next):(?P<cid>[0-9]{1,18})",
+):
     """One of a review message's buttons; its ``custom_id`` is all the state it needs."""
 
     def __init__(self, action: str, correction_id: int) -> None:
         label, style, emoji = REVIEW_ACTIONS[action]
-        super().__init__(discord.ui.Button(label=label, style=style, emoji=emoji,
-                                           custom_id=f"trb:review:{action}:{correction_id}"))
+        super().__init__(
+            discord.ui.Button(label=label, style=style, emoji=emoji, custom_id=f"trb:review:{action}:{correction_id}")
+        )
         self.action = action
         self.correction_id = correction_id
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Button[Any], match: Any, /) -> ReviewButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Button[Any], match: Any, /
+    ) -> ReviewButton:
         return cls(match["action"], int(match["cid"]))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
@@ -177,7 +184,9 @@ class ReviewButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"tr
         caller = interaction_caller(interaction)
         if self.action == "edit":
             text = await core.review.correction_text(caller, self.correction_id)  # refuses non-trainers
-            await interaction.response.send_modal(EditCorrectionModal(self.correction_id, text, max_chars=core.settings.max_field_chars))
+            await interaction.response.send_modal(
+                EditCorrectionModal(self.correction_id, text, max_chars=core.settings.max_field_chars)
+            )
             return
         if self.action == "next":
             await show_review(interaction, await core.review.next(caller, after=self.correction_id))
@@ -240,16 +249,23 @@ async def show_review(interaction: discord.Interaction[Any], reply: Reply, *, he
         await interaction.client.core.delivery.bind_review(caller, reply.review.correction_id, str(interaction.message.id))
 
 
-class FlaggedCorrectButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"trb:flagged:correct:(?P<mid>[A-Za-z0-9_-]{1,64})"):
-    """"Correct it" under a 👎-flagged reply in the review queue: opens the correction form."""
+class FlaggedCorrectButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"trb:flagged:correct:(?P<mid>[A-Za-z0-9_-]{1,64})"
+):
+    """ "Correct it" under a 👎-flagged reply in the review queue: opens the correction form."""
 
     def __init__(self, message_id: str) -> None:
-        super().__init__(discord.ui.Button(label="Correct it", style=discord.ButtonStyle.primary, emoji="✏️",
-                                           custom_id=f"trb:flagged:correct:{message_id}"))
+        super().__init__(
+            discord.ui.Button(
+                label="Correct it", style=discord.ButtonStyle.primary, emoji="✏️", custom_id=f"trb:flagged:correct:{message_id}"
+            )
+        )
         self.message_id = message_id
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Button[Any], match: Any, /) -> FlaggedCorrectButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Button[Any], match: Any, /
+    ) -> FlaggedCorrectButton:
         return cls(match["mid"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:

@@ -12,6 +12,7 @@ from discord.ext import commands
 from trainerbot.adapters.discord import complete
 from trainerbot.adapters.discord.render import ctx_caller, read_attachment, send_reply, trainer_only
 from trainerbot.adapters.discord.ui import answer
+from trainerbot.core import Reply
 from trainerbot.core.commands import describe
 from trainerbot.datasets.records import Label
 from trainerbot.errors import BadInput
@@ -63,7 +64,7 @@ class DatasetsCog(commands.Cog, name="Datasets"):
         if att is None:
             raise BadInput("Attach a file to import (JSONL, JSON, CSV or TXT).")
 
-        async def work():  # type: ignore[no-untyped-def]
+        async def work() -> Reply:
             data = await read_attachment(att, self.bot.settings.max_attachment_bytes)
             return await self.bot.core.datasets.import_data(ctx_caller(ctx), dataset, label, data)
         await send_reply(ctx, await answer(ctx, work))

@@ -13,6 +13,7 @@ from trainerbot.adapters.discord import complete
 from trainerbot.adapters.discord.cogs.datasets import first_attachment
 from trainerbot.adapters.discord.render import ctx_caller, read_attachment, send_reply, trainer_only
 from trainerbot.adapters.discord.ui import answer
+from trainerbot.core import Reply
 from trainerbot.core.commands import describe
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class ModelsCog(commands.Cog, name="Models"):
     async def test(self, ctx: commands.Context[Any], attachment: discord.Attachment | None = None, *, cases: str = "") -> None:
         att = first_attachment(ctx, attachment)
 
-        async def work():  # type: ignore[no-untyped-def]
+        async def work() -> Reply:
             data = await read_attachment(att, self.bot.settings.max_attachment_bytes) if att is not None else None
             return await self.bot.core.models.test(ctx_caller(ctx), cases, data)
         await send_reply(ctx, await answer(ctx, work))

@@ -73,7 +73,11 @@ class ReviewCog(commands.Cog, name="Review"):
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
         """✅/❌ by a trainer on a review message decides its correction (the buttons' fallback)."""
-        if self.bot.user is None or payload.user_id == self.bot.user.id or str(payload.emoji) not in (APPROVE_EMOJI, REJECT_EMOJI):
+        if (
+            self.bot.user is None
+            or payload.user_id == self.bot.user.id
+            or str(payload.emoji) not in (APPROVE_EMOJI, REJECT_EMOJI)
+        ):
             return
         guild = self.bot.get_guild(payload.guild_id) if payload.guild_id else None
         user = guild.get_member(payload.user_id) if guild else None

@@ -12,6 +12,7 @@ from trainerbot.adapters.discord import complete
 from trainerbot.adapters.discord.cogs.datasets import ROW_LABEL_HELP, Label, first_attachment
 from trainerbot.adapters.discord.render import ctx_caller, read_attachment, send_reply, trainer_only
 from trainerbot.adapters.discord.ui import answer
+from trainerbot.core import Reply
 from trainerbot.core.commands import describe
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ class TrainingCog(commands.Cog, name="Training"):
         caller = ctx_caller(ctx)
         att = first_attachment(ctx, attachment)
 
-        async def work():  # type: ignore[no-untyped-def]
+        async def work() -> Reply:
             data = await read_attachment(att, self.bot.settings.max_attachment_bytes) if att is not None else None
             return await self.bot.core.training.train(caller, dataset, label, data)
         reply = await answer(ctx, work)

@@ -70,7 +70,12 @@ class VoiceCog(commands.Cog, name="Voice"):
         else:
             await state.channel.connect(timeout=15.0, cls=self.bot.voice_client_class)
         self.last_active[ctx.guild.id] = time.monotonic()
-        await send_reply(ctx, Reply.text(f"Joined **{state.channel.name}**; I'll speak my replies there. `{self.bot.settings.prefix}leave` sends me away."))
+        await send_reply(
+            ctx,
+            Reply.text(
+                f"Joined **{state.channel.name}**; I'll speak my replies there. `{self.bot.settings.prefix}leave` sends me away."
+            ),
+        )
 
     @commands.hybrid_command(name="leave", description=describe("leave"))
     @commands.guild_only()
@@ -123,7 +128,7 @@ class VoiceCog(commands.Cog, name="Voice"):
             wav = await queue.get()
             source = await asyncio.to_thread(pcm_source, wav)
             done = asyncio.Event()
-            vc.play(source, after=lambda err: loop.call_soon_threadsafe(done.set))
+            vc.play(source, after=lambda err, done=done: loop.call_soon_threadsafe(done.set))
             await done.wait()  # never overlap: the next reply starts when this one ended
             self.last_active[guild_id] = time.monotonic()
 
