@@ -17,19 +17,16 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
-from trainerbot.config import Settings
 from trainerbot.datasets.exporters import export_rows
 from trainerbot.datasets.records import Example
 from trainerbot.errors import TrainerBotError
-from trainerbot.evaluation.cases import Case
 from trainerbot.model.remote import RemoteScorer, client_options, plain_error, provider_reason
 from trainerbot.plural import count
-from trainerbot.store import Store
-from trainerbot.store.models import Job, JobStatus, ModelVersion
+from trainerbot.store.models import Job, JobStatus
 from trainerbot.training import queue
+from trainerbot.training.job import JobContext
 from trainerbot.training.versions import register_version
 
 log = logging.getLogger(__name__)
@@ -58,9 +55,11 @@ def _plain(exc: Exception) -> str:
     return plain_error(exc, "The fine-tuning server").user_message
 
 
-def run_remote_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Callable[[], bool], *, guild_id: int,
-                   snapshot_id: int, recipe: str, examples: list[Example], parent: ModelVersion | None, cases: list[Case]) -> str:
+def run_remote_job(job: JobContext, examples: list[Example]) -> str:
+    """Upload the rows, create the provider's fine-tuning job and follow it to its end."""
     from openai import OpenAI
+
+    settings, store, job_id, recipe, parent = job.settings, job.store, job.job_id, job.recipe, job.parent
 
     client = OpenAI(**client_options(settings))
     rows = training_rows(examples, recipe)
@@ -73,7 +72,7 @@ def run_remote_job(settings: Settings, store: Store, job_id: int, worker: str, s
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
         upload = client.files.create(file=(f"trainerbot-job-{job_id}.jsonl", data, "application/jsonl"), purpose="fine-tune")
         queue.add_event(store, job_id, kind="log", message=f"uploaded {count(len(rows), f'{recipe} row')} as {upload.id}; "
-                                                            f"{count(len(cases), 'held-out question')} kept back")
+                                                            f"{count(len(job.cases), 'held-out question')} kept back")
         method: dict[str, Any] = (
             {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1}}} if recipe == "dpo" else {"type": "supervised"}
         )
@@ -87,44 +86,16 @@ def run_remote_job(settings: Settings, store: Store, job_id: int, worker: str, s
         queue.finish(store, job_id, JobStatus.FAILED, error=_plain(exc))
         return JobStatus.FAILED
     with store.session() as s:
-        job = s.get(Job, job_id)
-        assert job is not None
-        job.params = {**(job.params or {}), "remote_job": remote.id, "base": base}
+        row = s.get(Job, job_id)
+        assert row is not None  # the worker holds its lease
+        row.params = {**(row.params or {}), "remote_job": remote.id, "base": base}
     queue.add_event(store, job_id, kind="log", message=f"fine-tuning job {remote.id} created on {base}")
-    return _follow(
-        settings,
-        store,
-        client,
-        job_id,
-        worker,
-        stop,
-        remote.id,
-        guild_id=guild_id,
-        snapshot_id=snapshot_id,
-        recipe=recipe,
-        base=base,
-        parent=parent,
-        cases=cases,
-    )
+    return _follow(job, client, remote.id)
 
 
-def _follow(
-    settings: Settings,
-    store: Store,
-    client: Any,
-    job_id: int,
-    worker: str,
-    stop: Callable[[], bool],
-    remote_id: str,
-    *,
-    guild_id: int,
-    snapshot_id: int,
-    recipe: str,
-    base: str,
-    parent: ModelVersion | None,
-    cases: list[Case],
-) -> str:
+def _follow(job: JobContext, client: Any, remote_id: str) -> str:
     """Poll the provider's job until it ends, mirroring its events into ours."""
+    settings, store, job_id, worker, stop = job.settings, job.store, job.job_id, job.worker, job.stop
     seen: set[str] = set()
     last_status = ""
     last_loss: float | None = None
@@ -174,21 +145,8 @@ def _follow(
                 queue.add_event(store, job_id, kind="log", message=f"provider status: {remote.status}")
         if remote.status == "succeeded" and remote.fine_tuned_model:
             metrics = {"final_loss": last_loss, "remote_job": remote_id, "trained_tokens": remote.trained_tokens}
-            return register_version(
-                settings,
-                store,
-                job_id,
-                guild_id,
-                snapshot_id,
-                recipe,
-                backend="openai",
-                path=None,
-                base=remote.fine_tuned_model,
-                metrics=metrics,
-                candidate=RemoteScorer(settings, remote.fine_tuned_model),
-                parent=parent,
-                cases=cases,
-            )
+            return register_version(job, backend="openai", path=None, base=remote.fine_tuned_model, metrics=metrics,
+                                    candidate=RemoteScorer(settings, remote.fine_tuned_model))
         if remote.status == "failed":
             reason = remote.error.message if remote.error is not None and remote.error.message else "no reason given"
             queue.finish(store, job_id, JobStatus.FAILED, error=f"The provider's fine-tuning job failed: {reason}"[:300])

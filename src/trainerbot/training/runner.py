@@ -30,7 +30,6 @@ from trainerbot.datasets.records import Example
 from trainerbot.datasets.snapshots import read_snapshot
 from trainerbot.errors import BadInput, NotFound, TrainerBotError
 from trainerbot.evaluation import heldout
-from trainerbot.evaluation.cases import Case
 from trainerbot.fileio import atomic_write_bytes
 from trainerbot.model.build import CHAT_TEMPLATE
 from trainerbot.model.files import DONE_MARKER, adapter_base, is_adapter, is_complete, offline, relative_base
@@ -42,6 +41,7 @@ from trainerbot.store import Store
 from trainerbot.store.models import Guild, Job, JobStatus, ModelVersion, Snapshot
 from trainerbot.training import queue, rehearsal
 from trainerbot.training.common import JobCallback, Progress, TrainParams, TrainResult, quiet_libraries
+from trainerbot.training.job import JobContext
 from trainerbot.training.plots import loss_curve
 from trainerbot.training.versions import active_version, register_version
 
@@ -178,22 +178,13 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
         root = paths.guild_root(data_dir, guild_pid)
         _, examples = read_snapshot(root / "snapshots" / snap.file_name)
         examples, held = heldout.split(examples, settings.heldout_share)
+        ctx = JobContext(settings, store, job_id, worker, stop, guild_id=guild_id, guild_pid=guild_pid, snapshot_id=snap.id,
+                         recipe=recipe, parent=parent, cases=tuple(heldout.cases(held, settings.max_test_cases)))
         if backend == "openai":
             from trainerbot.training.remote import run_remote_job
 
-            return run_remote_job(
-                settings,
-                store,
-                job_id,
-                worker,
-                stop,
-                guild_id=guild_id,
-                snapshot_id=snap.id,
-                recipe=recipe,
-                examples=examples,
-                parent=parent,
-                cases=heldout.cases(held, min(settings.max_test_cases, 50)),
-            )
+            fewer = tuple(heldout.cases(held, min(settings.max_test_cases, 50)))  # each one is a paid API call
+            return run_remote_job(dataclasses.replace(ctx, cases=fewer), examples)
         queue.add_event(
             store,
             job_id,
@@ -268,21 +259,7 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
                 return JobStatus.FAILED
             queue.finish(store, job_id, JobStatus.CANCELLED, message=f"cancelled at step {result.steps}")
             return JobStatus.CANCELLED
-        return _register(
-            settings,
-            store,
-            job_id,
-            guild_id,
-            guild_pid,
-            snap.id,
-            recipe,
-            start,
-            trained,
-            weights,
-            result,
-            parent,
-            heldout.cases(held, settings.max_test_cases),
-        )
+        return _register(ctx, start, trained, weights, result)
     except Exception as exc:  # the job fails; the worker goes on
         if isinstance(exc, TrainerBotError):
             log.info("job %s failed: %s", job_id, exc.user_message, extra={"job": job_id})
@@ -305,23 +282,11 @@ def _plain(exc: BaseException) -> str:
     return f"Training failed on the worker's side ({type(exc).__name__}); the details are in the worker's log."
 
 
-def _register(
-    settings: Settings,
-    store: Store,
-    job_id: int,
-    guild_id: int,
-    guild_pid: str,
-    snapshot_id: int,
-    recipe: str,
-    start: Start,
-    model: Any,
-    weights: Any,
-    result: TrainResult,
-    parent: ModelVersion | None,
-    cases: list[Case],
-) -> str:
+def _register(job: JobContext, start: Start, model: Any, weights: Any, result: TrainResult) -> str:
+    """Save the trained model (an adapter under LoRA), draw its loss curve, and register it."""
+    settings, job_id, recipe = job.settings, job.job_id, job.recipe
     data_dir = settings.resolved_data_dir
-    root = paths.guild_root(data_dir, guild_pid)
+    root = paths.guild_root(data_dir, job.guild_pid)
     folder = root / "models" / f"job-{job_id}"
     final_loss = result.losses[-1][1] if result.losses else result.metrics.get("train_loss")
     metrics = {
@@ -342,19 +307,5 @@ def _register(
         candidate = LocalModel.from_trained(weights, model, folder, threads=settings.torch_threads)
     else:
         candidate = LocalModel(folder, threads=settings.torch_threads, weights=weights if is_adapter(folder) else None)
-    return register_version(
-        settings,
-        store,
-        job_id,
-        guild_id,
-        snapshot_id,
-        recipe,
-        backend="local",
-        path=str(folder.relative_to(data_dir)),
-        base=start.base,
-        metrics=metrics,
-        candidate=candidate,
-        parent=parent,
-        cases=cases,
-        general=weights is not None,
-    )
+    return register_version(job, backend="local", path=str(folder.relative_to(data_dir)), base=start.base, metrics=metrics,
+                            candidate=candidate, general=weights is not None)

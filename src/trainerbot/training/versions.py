@@ -20,6 +20,7 @@ from trainerbot.model.remote import scorer_for
 from trainerbot.store import Store
 from trainerbot.store.models import Guild, JobStatus, ModelVersion
 from trainerbot.training import queue
+from trainerbot.training.job import JobContext
 
 HELDOUT_MAX_TOKENS = 64  # held-out answers are short; a pretrained model rambles on what it does not know
 
@@ -75,25 +76,13 @@ def general_check(
 
 
 def register_version(
-    settings: Settings,
-    store: Store,
-    job_id: int,
-    guild_id: int,
-    snapshot_id: int,
-    recipe: str,
-    *,
-    backend: str,
-    path: str | None,
-    base: str,
-    metrics: dict[str, Any],
-    candidate: Any,
-    parent: ModelVersion | None,
-    cases: list[Case],
-    general: bool = False,
+    job: JobContext, *, backend: str, path: str | None, base: str, metrics: dict[str, Any], candidate: Any, general: bool = False
 ) -> str:
     """Evaluate the finished job's model on the held-out cases (and, for a pretrained model,
     the general questions), register it as the next version — active only when it is not
     worse than the active one — and finish the job."""
+    settings, store, job_id, guild_id, parent = job.settings, job.store, job.job_id, job.guild_id, job.parent
+    cases = list(job.cases)
     if cases:
         queue.add_event(store, job_id, kind="log", message=f"evaluating on {len(cases)} held-out cases")
     promote, evaluation, why = promotion(settings, candidate, parent, cases)
@@ -120,9 +109,9 @@ def register_version(
                 backend=backend,
                 path=path,
                 base=base,
-                recipe=recipe,
+                recipe=job.recipe,
                 job_id=job_id,
-                snapshot_id=snapshot_id,
+                snapshot_id=job.snapshot_id,
                 metrics=metrics,
                 active=promote,
             )

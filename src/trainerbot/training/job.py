@@ -1,0 +1,28 @@
+"""One claimed job as every step of running it sees it: read once when the job starts and
+handed, whole and frozen, from the runner to the recipe's registration or to the remote
+fine-tuning follower, instead of a dozen loose parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from trainerbot.config import Settings
+from trainerbot.evaluation.cases import Case
+from trainerbot.store import Store
+from trainerbot.store.models import ModelVersion
+
+
+@dataclass(frozen=True)
+class JobContext:
+    settings: Settings
+    store: Store
+    job_id: int
+    worker: str  # "host:pid" of the worker holding the job's lease
+    stop: Callable[[], bool]  # true once the worker itself is stopping
+    guild_id: int  # the guild's row
+    guild_pid: str  # the guild's platform ID (its data folder)
+    snapshot_id: int
+    recipe: str
+    parent: ModelVersion | None  # the version active when the job started
+    cases: tuple[Case, ...] = ()  # held-out questions the new version is judged on
