@@ -31,11 +31,11 @@ from trainerbot.core.text import quote_user_text, row_number
 from trainerbot.core.types import Attachment, Caller, OutFile, Reply
 from trainerbot.datasets import paths
 from trainerbot.datasets.items import item_to_example
-from trainerbot.errors import BadInput, NotAllowed, NotFound
+from trainerbot.errors import BadInput, NotAllowed, NotAvailable, NotFound
 from trainerbot.evaluation import heldout
 from trainerbot.evaluation.cases import Case, parse_cases
 from trainerbot.evaluation.metrics import Summary
-from trainerbot.evaluation.run import score_cases
+from trainerbot.evaluation.run import Scorable, score_cases
 from trainerbot.fileio import atomic_write_bytes, unique_path
 from trainerbot.model.remote import scorer_for
 from trainerbot.plural import count
@@ -185,7 +185,7 @@ class ModelCommands(Group):
             data={"run_id": run_id, "version": name, "wrong": len(wrong), **summary.as_dict()},
         )
 
-    def _model_to_test(self, caller: Caller) -> tuple[str, Any]:
+    def _model_to_test(self, caller: Caller) -> tuple[str, Scorable]:
         """(name, model): the active version, or before any the pretrained base model."""
         with self.store.read() as s:
             guild = self._find_guild(s, caller)
@@ -200,11 +200,14 @@ class ModelCommands(Group):
             return f"base:{base.weights.folder.name}", base
         raise NotFound(f"There is no active model to test here yet; `{self.settings.prefix}train` makes one.")
 
-    def _scorer(self, version: ModelVersion) -> Any:
+    def _scorer(self, version: ModelVersion) -> Scorable:
         """The version's model: local ones from the shared hub, remote ones through the API."""
         if version.backend == "local":
             return self.engines.hub().get(self.data_dir / str(version.path))
-        return scorer_for(self.settings, version)
+        scorer = scorer_for(self.settings, version)
+        if scorer is None:
+            raise NotAvailable(f"Model `{version.name}` cannot run here.")
+        return scorer
 
     def _save_run(self, caller: Caller, version: str, rows: list[dict[str, Any]], summary: Summary) -> tuple[int, Path]:
         folder = paths.area_dir(self._root(caller), "artifacts")

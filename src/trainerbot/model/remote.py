@@ -20,6 +20,8 @@ from trainerbot.errors import BadInput, Busy, NotAvailable, TrainerBotError
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
 
+    from trainerbot.evaluation.run import Scorable
+
 PARTIAL_EVERY_S = 1.0
 
 
@@ -132,7 +134,7 @@ class RemoteScorer:
         return None
 
 
-def scorer_for(settings: Settings, version: Any, weights: Any = None) -> Any | None:
+def scorer_for(settings: Settings, version: Any, weights: Any = None) -> Scorable | None:
     """Something that answers questions as the model version ``version`` does (``reply`` and
     ``answer_loss``): the local model from its folder, or the remote one. None when it cannot run.
     ``weights``: a base already loaded here, which an adapter version on that base shares."""

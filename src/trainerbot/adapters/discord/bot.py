@@ -81,6 +81,7 @@ class _TrainerBotBase:
         ) -> None:
             await fail(interaction, unwrap(error))
 
+        # Assigning the tree's handler is discord.py's documented way short of subclassing CommandTree.
         self.tree.on_error = on_app_command_error  # type: ignore[method-assign]
         if not self.progress_loop.is_running():
             self.progress_loop.start()
@@ -92,6 +93,7 @@ class _TrainerBotBase:
             self.owner_ids_known = {m.id for m in team.members} if team else {app.owner.id}
         log.info("connected as %s to %d guild(s)", self.user, len(self.guilds))
 
+    # (override: Bot types the context by its own type variable; this handler is for this bot's contexts)
     async def on_command_error(self, ctx: commands.Context[Any], error: commands.CommandError) -> None:  # type: ignore[override]
         err = unwrap(error)
         if isinstance(err, commands.CommandNotFound):

@@ -117,6 +117,7 @@ class AnswerModal(discord.ui.Modal):
             label=label, style=discord.TextStyle.paragraph, default=text[:limit], max_length=limit, required=True)
         self.add_item(self.answer)
 
+    # (override: discord.py types the interaction by the client's type variable; any client will do here)
     async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:  # type: ignore[override]
         await fail(interaction, error)
 
