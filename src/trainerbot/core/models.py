@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from trainerbot.config import Settings
 from trainerbot.core.base import Group
@@ -128,15 +129,7 @@ class ModelCommands(Group):
                         s.add(target)
                         s.flush()
                 else:
-                    target = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.name == name))
-                if target is None:
-                    raise NotFound(
-                        f"There is no model version `{name[:30]}` here. `{self.settings.prefix}model list` shows them."
-                    )
-                from trainerbot.model.files import is_complete
-
-                if target.backend == "local" and (not target.path or not is_complete(self.data_dir / target.path)):
-                    raise BadInput(f"Model `{name}` has no complete files on disk; it cannot be used.")
+                    target = self._runnable_version(s, guild.id, name)
                 for v in s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id)):
                     v.active = v.id == target.id
                 return target.name + (f" (remote `{target.base}`)" if target.backend == "openai" else "")
@@ -349,23 +342,24 @@ class ModelCommands(Group):
         )
         return Reply.text(text, data={"cases": len(cases), va.name: sa.as_dict(), vb.name: sb.as_dict(), "better": better})
 
-    def _compare_inputs(self, caller: Caller, a: str, b: str) -> tuple[list[ModelVersion], list[Case]]:
+    def _runnable_version(self, s: Session, guild_id: int, name: str) -> ModelVersion:
+        """The guild's version called ``name``; ``NotFound``, or ``BadInput`` when its files are not all on disk."""
         from trainerbot.model.files import is_complete
+
+        version = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild_id, ModelVersion.name == name))
+        if version is None:
+            raise NotFound(f"There is no model version `{name[:30]}` here. `{self.settings.prefix}model list` shows them.")
+        if version.backend == "local" and (not version.path or not is_complete(self.data_dir / version.path)):
+            raise BadInput(f"Model `{version.name}` has no complete files on disk to run.")
+        return version
+
+    def _compare_inputs(self, caller: Caller, a: str, b: str) -> tuple[list[ModelVersion], list[Case]]:
 
         with self.store.read() as s:
             guild = self._find_guild(s, caller)
             if guild is None:
                 raise NotFound(f"No model versions here yet; `{self.settings.prefix}train` makes one.")
-            versions = []
-            for name in (a, b):
-                v = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.name == name))
-                if v is None:
-                    raise NotFound(
-                        f"There is no model version `{name[:30]}` here. `{self.settings.prefix}model list` shows them."
-                    )
-                if v.backend == "local" and (not v.path or not is_complete(self.data_dir / v.path)):
-                    raise BadInput(f"Model `{v.name}` has no complete files on disk to run.")
-                versions.append(v)
+            versions = [self._runnable_version(s, guild.id, name) for name in (a, b)]
             items = s.scalars(
                 select(DatasetItem)
                 .where(DatasetItem.guild_id == guild.id, DatasetItem.archived_in.is_(None))
