@@ -16,11 +16,12 @@ RUN_APT := espeak-ng ffmpeg
 RUN_NEEDS := espeak-ng ffmpeg
 # Testing: pocketsphinx-testdata (LibriVox recordings with transcripts, for the real-speech
 # test), postgresql (the store's tests also run on a throw-away PostgreSQL server), sox
-# (test audio), systemd (systemd-analyze verifies deploy/*.service).
-TEST_APT := pocketsphinx-testdata postgresql sox systemd
-TEST_NEEDS := sox systemd-analyze /usr/share/pocketsphinx/test/data/librivox/transcription /usr/lib/postgresql/*/bin/initdb
+# (test audio), systemd (systemd-analyze verifies deploy/*.service), chromium (the dashboard's
+# browser tests drive it through Playwright; nothing is downloaded at run time).
+TEST_APT := pocketsphinx-testdata postgresql sox systemd chromium
+TEST_NEEDS := sox systemd-analyze /usr/share/pocketsphinx/test/data/librivox/transcription /usr/lib/postgresql/*/bin/initdb /usr/bin/chromium
 RUN_MISSING := Voice will not work (join, say and voice messages answer that espeak-ng or ffmpeg is missing); everything else does.
-TEST_MISSING := The PostgreSQL, real-speech and systemd tests will fail.
+TEST_MISSING := The PostgreSQL, real-speech, systemd and dashboard browser tests will fail.
 
 .PHONY: run test test-all lint setup setup-test system-deps test-system-deps clean
 
@@ -66,7 +67,7 @@ $(RUN_STAMP): $(VENV)/bin/python pyproject.toml requirements-model.txt
 
 $(TEST_STAMP): $(RUN_STAMP)
 	set -o pipefail; $(BIN)/pip install -q -e '.[dev,ray]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
-	$(BIN)/python -c "import pytest, pytest_asyncio, discord.ext.test, ray, mypy"
+	$(BIN)/python -c "import pytest, pytest_asyncio, discord.ext.test, ray, mypy, playwright"
 	$(BIN)/ruff --version >/dev/null
 	touch $@
 

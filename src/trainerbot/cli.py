@@ -23,6 +23,7 @@ from trainerbot.plural import count
 from trainerbot.startup import EXIT_SETTINGS, StartupError, check_data_dir, open_store_with_retries
 
 if TYPE_CHECKING:
+    from trainerbot.adapters.web.server import Dashboard
     from trainerbot.ops.server import OpsServer
     from trainerbot.training.supervisor import WorkerSupervisor
 
@@ -95,10 +96,13 @@ async def _console(settings: Settings, args: argparse.Namespace) -> None:
     await asyncio.to_thread(_prepare_model, settings)
     worker = await _start_worker(settings, args)
     ops = await _start_ops(settings, core, lambda: ("console", True), worker is not None)
+    dashboard = await _start_dashboard(settings, core)
     try:
         caller = console_caller(args.guild, args.user, args.role, settings.trainer_role)
         await Console(core, caller).run()
     finally:
+        if dashboard is not None:
+            await dashboard.stop()
         if ops is not None:
             await ops.stop()
         if worker is not None:
@@ -118,6 +122,7 @@ async def _discord(settings: Settings, args: argparse.Namespace) -> None:
     ops = await _start_ops(
         settings, core, lambda: ("gateway", bool(bots) and bots[0].is_ready() and not bots[0].is_closed()), worker is not None
     )
+    dashboard = await _start_dashboard(settings, core)
     assert settings.discord_token is not None
     token = settings.discord_token.get_secret_value()
 
@@ -138,6 +143,8 @@ async def _discord(settings: Settings, args: argparse.Namespace) -> None:
         finally:
             await bots[0].close()
     finally:
+        if dashboard is not None:
+            await dashboard.stop()
         if ops is not None:
             await ops.stop()
         if worker is not None:
@@ -158,6 +165,18 @@ async def _start_ops(
     )
     await server.start()
     return server
+
+
+async def _start_dashboard(settings: Settings, core: Any) -> Dashboard | None:
+    """The trainers' web dashboard, when TRAINERBOT_DASHBOARD_PORT is set."""
+    if settings.dashboard_port is None:
+        return None
+    from trainerbot.adapters.web.server import Dashboard
+
+    secure = (settings.dashboard_url or "").startswith("https://")
+    dashboard = Dashboard(core, host=settings.dashboard_host, port=settings.dashboard_port, secure_cookie=secure)
+    await dashboard.start()
+    return dashboard
 
 
 async def _start_worker(settings: Settings, args: argparse.Namespace) -> WorkerSupervisor | None:

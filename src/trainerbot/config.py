@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_host: str = Field(default="127.0.0.1", min_length=1, max_length=255)
 
+    # The trainers' web dashboard (off unless a port is set). dashboard_url: the address people
+    # open (behind a reverse proxy: its https URL); by default http://host:port.
+    dashboard_port: int | None = Field(default=None, ge=0, le=65535)
+    dashboard_host: str = Field(default="127.0.0.1", min_length=1, max_length=255)
+    dashboard_url: str | None = Field(default=None, max_length=300, pattern=r"^https?://[^\s]+$")
+    dashboard_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+
     # The model and its training.
     # smollm2: the shipped pretrained instruct model (taught with LoRA adapters); scratch: a
     # small model built from the data (tests, memorisation demos). base_model_dir overrides both.

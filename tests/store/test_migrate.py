@@ -51,6 +51,8 @@ async def test_migrate_copies_everything_and_the_copy_works(
     target.close()
     assert after == before and sum(n for n, _ in after.values()) >= 15
     assert sorted(name for name, (n, _) in after.items() if n == 0) == [
+        "dashboard_logins",
+        "dashboard_sessions",
         "model_versions",
         "test_runs",
         "worker_beats",

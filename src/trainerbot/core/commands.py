@@ -50,6 +50,7 @@ COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("review", "", "teaching", "The next correction or flagged reply waiting for review", trainer=True),
     CommandInfo("approve", "<correction id>", "teaching", "Approve a pending correction", trainer=True),
     CommandInfo("reject", "<correction id>", "teaching", "Reject a pending correction", trainer=True),
+    CommandInfo("dashboard", "[logout]", "teaching", "A one-time link to the web dashboard (logout: sign out everywhere)"),
     CommandInfo("forget", "me | <user>", "teaching", "Delete someone's examples, ratings and corrections (others: trainers)"),
     CommandInfo("datasets", "", "data", "List the datasets with their sizes"),
     CommandInfo("dataset", "<name> | item <id>", "data", "One dataset's statistics, or where one example came from"),

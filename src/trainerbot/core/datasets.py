@@ -192,6 +192,23 @@ class DatasetCommands(Group):
             lines.append("Held out: used to evaluate models, not to train them.")
         return Reply.text("\n".join(lines), data={"item_id": item.id, "author_id": item.author_id, "source": item.source})
 
+    async def delete_item(self, caller: Caller, item_id: str | int) -> Reply:
+        """Delete one example (trainers). Archives written before keep their copy."""
+        self._require_trainer(caller, "delete examples")
+        iid = row_number(item_id, "Give an example's number.")
+
+        def remove() -> str:
+            with self.store.session() as s:
+                guild = self._find_guild(s, caller)
+                item = s.get(DatasetItem, iid)
+                if guild is None or item is None or item.guild_id != guild.id:
+                    raise NotFound(f"There is no example #{iid} here.")
+                ds = s.get(Dataset, item.dataset_id)
+                s.delete(item)
+                return ds.name if ds is not None else "?"
+        name = await self._blocking(remove)
+        return Reply.text(f"🗑️ Example #{iid} deleted from `{name}` (archives written before keep their copy).")
+
     # -------------------------------------------------------------- snapshots
     async def archive(self, caller: Caller, name: str) -> Reply:
         self._require_trainer(caller, "archive datasets")

@@ -247,7 +247,7 @@ class ModelCommands(Group):
                 raise NotAllowed("Only the one who ran that test, or a trainer, can send its errors to review.")
             if run.handled:
                 return Reply.text(f"Test #{run.id}'s errors were already sent to review.", data={"run_id": run.id, "queued": 0})
-            rows = self._report_rows(caller, run.report_file)
+            rows = read_report(self._root(caller), run.report_file)
             room = None if trainer else self.settings.max_pending_per_user - pending_count(s, guild.id, caller.user_id)
             queued = merged = skipped = 0
             for row in rows:
@@ -290,13 +290,6 @@ class ModelCommands(Group):
                 "waiting at once; ask a trainer to review them first."
             )
         return Reply.text(text, data={"run_id": run.id, "queued": queued, "merged": merged, "skipped": skipped})
-
-    def _report_rows(self, caller: Caller, name: str) -> list[dict[str, Any]]:
-        try:
-            path = paths.resolve_file(self._root(caller), f"artifacts/{name}")
-            return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except (OSError, ValueError, BadInput, NotFound):
-            raise NotFound(f"The report of that test (`{name}`) is gone or damaged.") from None
 
     # ----------------------------------------------------------- model compare
     async def compare(self, caller: Caller, a: str, b: str) -> Reply:
@@ -370,6 +363,15 @@ class ModelCommands(Group):
                 by_dataset.setdefault(item.dataset_id, []).append(item_to_example(item))
         held = [ex for examples in by_dataset.values() for ex in heldout.split(examples, self.settings.heldout_share)[1]]
         return versions, heldout.cases(held, self.settings.max_test_cases)
+
+
+def read_report(root: Path, name: str) -> list[dict[str, Any]]:
+    """A test's report rows (JSONL in the guild's artifacts); ``NotFound`` when gone or damaged."""
+    try:
+        path = paths.resolve_file(root, f"artifacts/{name}")
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError, BadInput, NotFound):
+        raise NotFound(f"The report of that test (`{name}`) is gone or damaged.") from None
 
 
 def _stored(version: ModelVersion) -> str:

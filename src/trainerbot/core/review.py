@@ -63,6 +63,27 @@ def add_correction_example(s: Any, dataset_name: str, corr: Correction) -> None:
     dataset_items.add_examples(s, ds, [ex], source="correction", author_id=corr.user_id, correction_id=corr.id)
 
 
+def flagged_replies(s: Session, guild_id: int, *, limit: int) -> list[tuple[Message, int, int]]:
+    """Bot replies with more 👎 than 👍 and no correction on the way, oldest first: (reply, 👎, 👍)."""
+    neg = func.sum(case((Feedback.label == "negative", 1), else_=0))
+    pos = func.sum(case((Feedback.label == "positive", 1), else_=0))
+    corrected = (
+        select(Correction.id)
+        .where(Correction.message_id == Message.id, Correction.status != CorrectionStatus.REJECTED)
+        .exists()
+    )
+    rows = s.execute(
+        select(Message, neg, pos)
+        .join(Feedback, Feedback.message_id == Message.id)
+        .where(Message.guild_id == guild_id, Message.role == "assistant", Feedback.kind == "reaction", ~corrected)
+        .group_by(Message.id)
+        .having(neg > pos)
+        .order_by(Message.id)
+        .limit(limit)
+    ).all()
+    return [(row[0], int(row[1]), int(row[2])) for row in rows]
+
+
 def _correction_id(raw: str | int) -> int:
     return row_number(raw, "Give the number of a correction, as `review` shows it (e.g. `approve 12`).")
 
@@ -105,9 +126,9 @@ class ReviewCommands(Group):
                     data={"kind": "correction", "correction_id": corr.id, "waiting": waiting},
                     review=ReviewItem("correction", correction_id=corr.id),
                 )
-            flagged = self._flagged(s, guild.id)
-            if flagged is not None:
-                msg, neg, pos = flagged
+            flagged = flagged_replies(s, guild.id, limit=1)
+            if flagged:
+                msg, neg, pos = flagged[0]
                 text = (
                     f"🚩 **Flagged reply `{msg.platform_message_id or msg.id}`** — 👎 {neg} / 👍 {pos}, not corrected yet\n"
                     f"**Prompt:** {quote_user_text(msg.prompt or '', 500)}\n"
@@ -121,27 +142,6 @@ class ReviewCommands(Group):
                     review=ReviewItem("flagged", message_id=msg.platform_message_id),
                 )
         return Reply.text("Nothing waits for review. 🎉", data={"kind": None})
-
-    @staticmethod
-    def _flagged(s: Any, guild_id: int) -> tuple[Message, int, int] | None:
-        """The oldest bot reply with more 👎 than 👍 and no correction on the way."""
-        neg = func.sum(case((Feedback.label == "negative", 1), else_=0))
-        pos = func.sum(case((Feedback.label == "positive", 1), else_=0))
-        corrected = (
-            select(Correction.id)
-            .where(Correction.message_id == Message.id, Correction.status != CorrectionStatus.REJECTED)
-            .exists()
-        )
-        row = s.execute(
-            select(Message, neg, pos)
-            .join(Feedback, Feedback.message_id == Message.id)
-            .where(Message.guild_id == guild_id, Message.role == "assistant", Feedback.kind == "reaction", ~corrected)
-            .group_by(Message.id)
-            .having(neg > pos)
-            .order_by(Message.id)
-            .limit(1)
-        ).first()
-        return (row[0], int(row[1]), int(row[2])) if row is not None else None
 
     async def approve(self, caller: Caller, correction_id: str | int, corrected: str | None = None) -> Reply:
         """Approve a pending correction; ``corrected`` first replaces its text (an edit)."""

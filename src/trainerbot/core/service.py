@@ -5,7 +5,8 @@ a ``Caller`` and plain values — ``core.chat.reply(...)``, ``core.training.trai
 command returns a ``Reply`` or raises a ``TrainerBotError`` whose message the adapter shows
 as it is. The groups match the Discord cogs one to one (``general``, ``chat``, ``feedback``,
 ``review``, ``datasets``, ``training``, ``models``, ``voice``); ``delivery`` is the
-adapters' bookkeeping around sent messages and ``suggestions`` their autocomplete.
+adapters' bookkeeping around sent messages, ``suggestions`` their autocomplete, and
+``dashboard`` the web dashboard's logins, sessions and page views.
 
 Each group receives what it uses in its constructor, including the other groups it calls
 (chat records answers through ``delivery`` and transcribes through ``voice``; training
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from trainerbot.config import Settings
 from trainerbot.core.chat import ChatCommands
+from trainerbot.core.dashboard import DashboardCommands
 from trainerbot.core.datasets import DatasetCommands
 from trainerbot.core.delivery import Delivery
 from trainerbot.core.engines import Engines
@@ -52,6 +54,7 @@ class CoreService:
         self.training = TrainingCommands(*shared, self.datasets)
         self.models = ModelCommands(*shared, self.engines)
         self.suggestions = Suggestions(*shared)
+        self.dashboard = DashboardCommands(*shared)
 
     @classmethod
     def open(cls, settings: Settings) -> CoreService:

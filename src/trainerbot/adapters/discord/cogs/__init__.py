@@ -2,6 +2,7 @@
 ``COGS`` is what ``TrainerBot.setup_hook`` loads."""
 
 from trainerbot.adapters.discord.cogs.chat import ChatCog
+from trainerbot.adapters.discord.cogs.dashboard import DashboardCog
 from trainerbot.adapters.discord.cogs.datasets import DatasetsCog
 from trainerbot.adapters.discord.cogs.feedback import FeedbackCog
 from trainerbot.adapters.discord.cogs.general import GeneralCog
@@ -10,4 +11,4 @@ from trainerbot.adapters.discord.cogs.review import ReviewCog
 from trainerbot.adapters.discord.cogs.training import TrainingCog
 from trainerbot.adapters.discord.cogs.voice import VoiceCog
 
-COGS = (GeneralCog, ChatCog, FeedbackCog, ReviewCog, DatasetsCog, TrainingCog, ModelsCog, VoiceCog)
+COGS = (GeneralCog, ChatCog, FeedbackCog, ReviewCog, DatasetsCog, TrainingCog, ModelsCog, VoiceCog, DashboardCog)

@@ -1,0 +1,1 @@
+"""The web dashboard adapter (``server.py``), its templates and its one script."""

@@ -1,0 +1,142 @@
+"""The dashboard in a real headless Chromium (Debian's ``chromium``, driven by Playwright
+from PyPI through ``executable_path``; nothing is downloaded) against a real core and store:
+signing in with a link, a running job's progress and loss curve updating without a reload,
+three corrections approved with the keyboard, a member's and another server's sessions, and
+a replayed or expired link."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from tests.adapters.web.conftest import link_for, seed
+from trainerbot.core import Caller, CoreService
+from trainerbot.store.models import Correction, DashboardLogin, JobStatus, utcnow
+from trainerbot.training import queue
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def expect(locator):  # type: ignore[no-untyped-def]
+    from playwright.async_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def _page(browser: object, core: CoreService, base: str, caller: Caller):  # type: ignore[no-untyped-def]
+    """A fresh browser context (its own cookies), signed in through a link."""
+    context = await browser.new_context()  # type: ignore[attr-defined]
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    await page.goto(base + await link_for(core, caller))
+    page.script_errors = errors
+    return page
+
+
+async def test_a_link_signs_in_and_a_running_job_updates_without_a_reload(served: tuple[CoreService, str], browser: object,
+                                                                         trainer: Caller, member: Caller) -> None:
+    core, base = served
+    await seed(core, trainer, member, corrections=0)
+    job_id = (await core.training.train(trainer, "facts")).job.job_id  # type: ignore[union-attr]
+    assert queue.claim_next(core.store, "test-worker") == job_id
+    queue.add_event(core.store, job_id, step=1, total_steps=10, loss=2.5, eta_s=30)
+    page = await _page(browser, core, base, trainer)
+    assert page.url == base + "/jobs"
+    assert await page.locator("#jobs").inner_text() != ""
+    await page.click(f"a[href='/jobs/{job_id}']")
+    await page.wait_for_selector("#live")
+    assert await page.locator("#status").inner_text() == "running"
+    first_url = page.url
+    assert await page.locator("#curve").get_attribute("data-points") == "1"
+    for step, loss in ((4, 1.9), (7, 1.2)):
+        queue.add_event(core.store, job_id, step=step, total_steps=10, loss=loss, eta_s=10)
+        await expect(page.locator("#step")).to_have_text(f"{step}/10", timeout=10_000)
+    assert await page.locator("#loss").inner_text() == "1.2000"
+    assert await page.locator("#curve").get_attribute("data-points") == "3"  # drawn from the stream, point by point
+    assert float(await page.locator("#progress").get_attribute("value") or 0) == pytest.approx(0.1)  # the status as first sent
+    queue.finish(core.store, job_id, JobStatus.SUCCEEDED, message="model v1 is active")
+    await expect(page.locator("#status")).to_have_text("succeeded", timeout=10_000)
+    assert "model v1 is active" in await page.locator("#events").inner_text()
+    assert page.url == first_url  # never reloaded
+    assert page.script_errors == []
+
+
+async def test_three_corrections_approved_with_the_keyboard(served: tuple[CoreService, str], browser: object, trainer: Caller,
+                                                            member: Caller) -> None:
+    core, base = served
+    ids = await seed(core, trainer, member, corrections=4)
+    page = await _page(browser, core, base, trainer)
+    await page.goto(base + "/review")
+    rows = page.locator("#queue tbody tr")
+    assert await rows.count() == 4
+    await page.keyboard.press("j")  # skip the first one …
+    for left in (3, 2, 1):
+        await page.keyboard.press("a")  # … and approve the next three
+        await expect(rows).to_have_count(left, timeout=10_000)
+    assert "approved" in await page.locator("#said").inner_text()
+    with core.store.read() as s:
+        assert [s.get(Correction, i).status for i in ids] == ["pending", "approved", "approved", "approved"]  # type: ignore[union-attr]
+    assert await page.locator("#queue tbody tr").get_attribute("data-id") == str(ids[0])
+    assert page.script_errors == []
+
+
+async def test_a_member_and_another_server_see_what_they_may(served: tuple[CoreService, str], browser: object, trainer: Caller,
+                                                             member: Caller, other_guild_trainer: Caller) -> None:
+    core, base = served
+    ids = await seed(core, trainer, member)
+    await core.training.train(trainer, "facts")
+    as_member = await _page(browser, core, base, member)
+    assert "look only" in await as_member.locator("header").inner_text()
+    assert await as_member.locator("nav a[href='/review']").count() == 0
+    response = await as_member.goto(base + "/review")
+    assert response.status == 403 and "Only trainers" in await as_member.locator("#message").inner_text()
+    # Even a hand-made request from the member's page is refused, and nothing changes.
+    said = await as_member.evaluate(
+        """async (id) => {
+             const r = await fetch(`/review/${id}/approve`, {method: "POST", headers: {"Accept": "application/json",
+               "X-CSRF-Token": document.querySelector('meta[name="csrf-token"]').content}});
+             return [r.status, (await r.json()).error];
+           }""", ids[0])
+    assert said[0] == 403 and "Only trainers" in said[1]
+    with core.store.read() as s:
+        assert s.get(Correction, ids[0]).status == "pending"  # type: ignore[union-attr]
+    elsewhere = await _page(browser, core, base, other_guild_trainer)
+    assert "No training jobs yet" in await elsewhere.locator("main").inner_text()
+    await elsewhere.goto(base + "/review")
+    assert "No corrections wait" in await elsewhere.locator("main").inner_text()
+    assert (await elsewhere.goto(base + "/jobs/1")).status == 404
+
+
+async def test_a_replayed_or_expired_link_is_refused(served: tuple[CoreService, str], browser: object, trainer: Caller) -> None:
+    core, base = served
+    path = await link_for(core, trainer)
+    context = await browser.new_context()  # type: ignore[attr-defined]
+    page = await context.new_page()
+    assert (await page.goto(base + path)).status == 200 and page.url == base + "/jobs"
+    other = await (await browser.new_context()).new_page()  # type: ignore[attr-defined]
+    replayed = await other.goto(base + path)
+    assert replayed.status == 403 and "not valid" in await other.locator("#message").inner_text()
+    late = await link_for(core, trainer)
+    with core.store.session() as s:
+        s.execute(update(DashboardLogin).values(expires_at=utcnow() - timedelta(seconds=1)))
+    expired = await other.goto(base + late)
+    assert expired.status == 403
+    assert (await other.goto(base + "/jobs")).status == 401  # still signed out
