@@ -125,6 +125,8 @@ class DatasetRow:
     positive: int
     negative: int
     archives: int
+    authors: int = 0
+    sources: tuple[tuple[str, int], ...] = ()  # ("file", 120), ("correction", 4) …
 
 
 @dataclass(frozen=True)
@@ -353,7 +355,16 @@ class DashboardCommands(Group):
                 if guild is None:
                     return []
                 summaries = repo.dataset_summaries(s, guild.id)
-                return [DatasetRow(ds.name, cur, pos, neg, arch) for ds, cur, pos, neg, arch in summaries]
+                current = (DatasetItem.guild_id == guild.id, DatasetItem.archived_in.is_(None))
+                authors = {int(ds_id): int(n) for ds_id, n in s.execute(
+                    select(DatasetItem.dataset_id, func.count(func.distinct(DatasetItem.author_id)))
+                    .where(*current).group_by(DatasetItem.dataset_id))}
+                sources: dict[int, list[tuple[str, int]]] = {}
+                for ds_id, source, n in s.execute(select(DatasetItem.dataset_id, DatasetItem.source, func.count())
+                                                  .where(*current).group_by(DatasetItem.dataset_id, DatasetItem.source)):
+                    sources.setdefault(int(ds_id), []).append((str(source), int(n)))
+                return [DatasetRow(ds.name, cur, pos, neg, arch, authors.get(ds.id, 0), tuple(sorted(sources.get(ds.id, []))))
+                        for ds, cur, pos, neg, arch in summaries]
         return await self._blocking(load)
 
     async def items(self, caller: Caller, dataset: str | None = None, query: str = "", page: int = 1) -> Page:

@@ -390,3 +390,14 @@ async def test_forget_takes_a_user_from_the_picker(started: tuple[TrainerBot, Ga
     assert mine["flags"] & EPHEMERAL and "Forgot everything from you" in mine["content"]
     theirs = _only(await gw.send(bot, forget("Tess", gw.users["Milo"])), 4)
     assert f"I hold nothing from <@{MILO}>" in theirs["content"]
+
+
+async def test_dashboard_gives_its_link_only_to_the_asker(started: tuple[TrainerBot, Gateway], core: CoreService) -> None:
+    bot, gw = started
+    off = _only(await gw.send(bot, gw.slash("Tess", "dashboard")), 4)
+    assert off["flags"] & EPHEMERAL and "TRAINERBOT_DASHBOARD_PORT" in off["content"]
+    core.dashboard.settings = core.settings.model_copy(update={"dashboard_port": 8080})
+    link = _only(await gw.send(bot, gw.slash("Tess", "dashboard")), 4)
+    assert link["flags"] & EPHEMERAL and "http://127.0.0.1:8080/login/" in link["content"]
+    out = _only(await gw.send(bot, gw.slash("Tess", "dashboard", [{"name": "action", "type": 3, "value": "logout"}])), 4)
+    assert out["flags"] & EPHEMERAL and "unused link is void" in out["content"]

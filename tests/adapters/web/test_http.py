@@ -202,6 +202,8 @@ async def test_datasets_search_provenance_delete_and_archives(served: tuple[Core
         "more.jsonl", '{"prompt": "What is <b>bold</b>?", "response": "<script>alert(1)</script>"}\n'))
     browser = await sign_in(core, base, trainer)
     try:
+        overview = await (await browser.get("/datasets")).text()
+        assert "<td>1</td><td>file 1</td>" in overview  # one author; one current example from a file (3 archived)
         page = await (await browser.get("/datasets?q=bold")).text()
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page  # escaped
         assert "1 example" in page

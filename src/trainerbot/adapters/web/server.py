@@ -138,9 +138,15 @@ class Dashboard:
             raise
         except TrainerBotError as exc:
             status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
-            if _wants_json(request):
-                return web.json_response({"ok": False, "error": exc.user_message}, status=status)
-            return self._page(request, "error.html", status=status, message=exc.user_message)
+            return self._failed(request, status, exc.user_message)
+        except Exception:  # a fault of ours: the trace goes to the log, the page says so plainly
+            log.exception("dashboard: %s %s failed", request.method, request.path)
+            return self._failed(request, 500, "Something went wrong on the bot's side; the details are in its log.")
+
+    def _failed(self, request: web.Request, status: int, message: str) -> web.Response:
+        if _wants_json(request):
+            return web.json_response({"ok": False, "error": message}, status=status)
+        return self._page(request, "error.html", status=status, message=message)
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
