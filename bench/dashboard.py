@@ -95,7 +95,7 @@ async def main() -> None:
     parser.add_argument("--pending", type=int, default=500)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(_env_file=None, data_dir=Path(tmp) / "data", dashboard_port=0, user_rate_per_minute=10**6)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, data_dir=Path(tmp) / "data", dashboard_port=0, user_rate_per_minute=10_000)  # type: ignore[call-arg]
         core = CoreService.open(settings)
         t0 = time.monotonic()
         item_id, job_id = await asyncio.to_thread(seed, core, args.items, args.pending)
