@@ -71,7 +71,7 @@ async def test_every_page_answers_with_the_security_headers(served: tuple[CoreSe
     browser = await sign_in(core, base, trainer)
     try:
         pages = {"/jobs": 200, "/jobs/1": 200, "/models": 200, "/review": 200, "/datasets": 200, "/datasets?q=Zorbia": 200,
-                 "/items/1": 200, "/tests": 200, "/feedback": 200, "/": 303, "/nope": 404, "/jobs/999": 404,
+                 "/items/1": 200, "/tests": 200, "/feedback": 200, "/help": 200, "/": 303, "/nope": 404, "/jobs/999": 404,
                  "/jobs/abc": 400, "/items/999": 404, "/tests/5": 404, "/static/nope.js": 404, "/datasets?page=x": 400}
         for path, status in pages.items():
             response = await browser.get(path)
@@ -255,3 +255,18 @@ async def test_a_link_is_for_its_server_only(served: tuple[CoreService, str], tr
         assert login.token_hash not in reply.content and len(login.token_hash) == 64  # only the hash is stored
 
 
+
+
+async def test_the_commands_page_reads_the_command_table(served: tuple[CoreService, str], member: Caller) -> None:
+    from trainerbot.core.commands import COMMANDS
+
+    core, base = served
+    browser = await sign_in(core, base, member)
+    try:
+        page = await (await browser.get("/help")).text()
+        for c in COMMANDS:
+            if "discord" in c.where:
+                assert f"!{c.word}" in page and c.description.replace("'", "&#39;") in page, c.word
+        assert "!quit" not in page  # console-only
+    finally:
+        await browser.http.close()

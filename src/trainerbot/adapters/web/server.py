@@ -28,6 +28,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from trainerbot.core.commands import COMMANDS, GROUP_TITLES
 from trainerbot.core.dashboard import WebSession
 from trainerbot.core.types import Caller, Reply
 from trainerbot.errors import BadInput, Busy, NotAllowed, NotAvailable, NotFound, TrainerBotError
@@ -101,6 +102,7 @@ class Dashboard:
         r.add_get("/tests", self.tests)
         r.add_get("/tests/{id}", self.test_report)
         r.add_get("/feedback", self.feedback)
+        r.add_get("/help", self.help)
         return app
 
     async def start(self) -> int:
@@ -363,6 +365,14 @@ class Dashboard:
     # ------------------------------------------------------------- feedback
     async def feedback(self, request: web.Request) -> web.StreamResponse:
         return self._page(request, "feedback.html", feedback=await self.core.dashboard.feedback(self._caller(request)))
+
+
+    # ----------------------------------------------------------------- help
+    async def help(self, request: web.Request) -> web.StreamResponse:
+        """The bot's commands, from the one command table (as ``help`` on Discord and in the console)."""
+        groups = [(title, [c for c in COMMANDS if c.group == group and "discord" in c.where])
+                  for group, title in GROUP_TITLES.items()]
+        return self._page(request, "help.html", groups=groups, prefix=self.core.settings.prefix)
 
 
 def _wants_json(request: web.Request) -> bool:
