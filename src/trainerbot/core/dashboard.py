@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import desc, func, or_, select, update
+from sqlalchemy import delete, desc, func, or_, select, update
 
 from trainerbot.core.base import Group
 from trainerbot.core.models import read_report
@@ -202,6 +202,11 @@ class DashboardCommands(Group):
 
         def save() -> None:
             with self.store.session() as s:
+                # Spent links and ended sessions are kept a day (for the log's sake), then go.
+                stale = utcnow() - timedelta(days=1)
+                s.execute(delete(DashboardLogin).where(DashboardLogin.expires_at < stale))
+                ended = or_(DashboardSession.expires_at < stale, DashboardSession.revoked_at < stale)
+                s.execute(delete(DashboardSession).where(ended))
                 guild = self._guild(s, caller)
                 s.add(DashboardLogin(token_hash=_hash(token), guild_id=guild.id, user_id=caller.user_id,
                                      user_name=(caller.user_name or "")[:100], trainer=trainer,

@@ -270,3 +270,18 @@ async def test_the_commands_page_reads_the_command_table(served: tuple[CoreServi
         assert "!quit" not in page  # console-only
     finally:
         await browser.http.close()
+
+
+async def test_spent_links_and_ended_sessions_do_not_pile_up(served: tuple[CoreService, str], trainer: Caller) -> None:
+    from trainerbot.store.models import DashboardSession
+
+    core, base = served
+    browser = await sign_in(core, base, trainer)
+    await browser.http.close()
+    await core.dashboard.link(trainer)  # unused
+    with core.store.session() as s:
+        s.execute(update(DashboardLogin).values(expires_at=utcnow() - timedelta(days=2)))
+        s.execute(update(DashboardSession).values(expires_at=utcnow() - timedelta(days=2)))
+    await core.dashboard.link(trainer)  # asking again sweeps what is long over
+    with core.store.read() as s:
+        assert s.query(DashboardLogin).count() == 1 and s.query(DashboardSession).count() == 0
