@@ -285,3 +285,25 @@ async def test_spent_links_and_ended_sessions_do_not_pile_up(served: tuple[CoreS
     await core.dashboard.link(trainer)  # asking again sweeps what is long over
     with core.store.read() as s:
         assert s.query(DashboardLogin).count() == 1 and s.query(DashboardSession).count() == 0
+
+
+async def test_a_jobs_curve_comes_as_a_png_without_script_and_cancel_works(served: tuple[CoreService, str], trainer: Caller,
+                                                                            member: Caller) -> None:
+    core, base = served
+    await seed(core, trainer, member, corrections=0)
+    job_id = (await core.training.train(trainer, "facts")).job.job_id  # type: ignore[union-attr]
+    browser = await sign_in(core, base, trainer)
+    try:
+        assert (await browser.get(f"/jobs/{job_id}/loss.png")).status == 404  # no loss yet
+        queue.add_event(core.store, job_id, step=1, total_steps=4, loss=2.0)
+        queue.add_event(core.store, job_id, step=2, total_steps=4, loss=1.5)
+        png = await browser.get(f"/jobs/{job_id}/loss.png")
+        assert png.status == 200 and png.headers["Content-Type"] == "image/png" and (await png.read())[:4] == b"\x89PNG"
+        page = await (await browser.get(f"/jobs/{job_id}")).text()
+        assert f'<noscript><img src="/jobs/{job_id}/loss.png"' in page
+        cancelled = await browser.post(f"/jobs/{job_id}/cancel")
+        assert cancelled.status == 303
+        with core.store.read() as s:
+            assert s.get(Job, job_id).status == "cancelled"  # type: ignore[union-attr]
+    finally:
+        await browser.http.close()
