@@ -259,8 +259,8 @@ class Dashboard:
                 except TimeoutError:
                     quiet += SSE_POLL_S
                 job, events = await self.core.dashboard.job(caller, job_id, after)
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass  # the page went away
+        except ConnectionResetError:
+            pass  # the page went away (aiohttp cancels the handler then, too: that propagates)
         return stream
 
     async def job_png(self, request: web.Request) -> web.StreamResponse:
