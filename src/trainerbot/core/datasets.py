@@ -166,10 +166,7 @@ class DatasetCommands(Group):
 
     def _item_provenance(self, caller: Caller, iid: int) -> Reply:
         with self.store.read() as s:
-            guild = self._find_guild(s, caller)
-            item = s.get(DatasetItem, iid)
-            if guild is None or item is None or item.guild_id != guild.id:
-                raise NotFound(f"There is no example #{iid} here.")
+            item = self._guild_item(s, caller, iid)
             ds = s.get(Dataset, item.dataset_id)
             archive = s.get(Snapshot, item.archived_in) if item.archived_in else None
             example = dataset_items.item_to_example(item)
@@ -192,6 +189,14 @@ class DatasetCommands(Group):
             lines.append("Held out: used to evaluate models, not to train them.")
         return Reply.text("\n".join(lines), data={"item_id": item.id, "author_id": item.author_id, "source": item.source})
 
+    def _guild_item(self, s: Session, caller: Caller, iid: int) -> DatasetItem:
+        """The caller's server's example ``iid``; ``NotFound`` for any other (or none)."""
+        guild = self._find_guild(s, caller)
+        item = s.get(DatasetItem, iid)
+        if guild is None or item is None or item.guild_id != guild.id:
+            raise NotFound(f"There is no example #{iid} here.")
+        return item
+
     async def delete_item(self, caller: Caller, item_id: str | int) -> Reply:
         """Delete one example (trainers). Archives written before keep their copy."""
         self._require_trainer(caller, "delete examples")
@@ -199,10 +204,7 @@ class DatasetCommands(Group):
 
         def remove() -> str:
             with self.store.session() as s:
-                guild = self._find_guild(s, caller)
-                item = s.get(DatasetItem, iid)
-                if guild is None or item is None or item.guild_id != guild.id:
-                    raise NotFound(f"There is no example #{iid} here.")
+                item = self._guild_item(s, caller, iid)
                 ds = s.get(Dataset, item.dataset_id)
                 s.delete(item)
                 return ds.name if ds is not None else "?"
