@@ -287,3 +287,12 @@ async def test_a_streaming_server_answer_is_edited_in_as_it_grows(bot: TrainerBo
     assert len(edits) >= 2 and edits[0].endswith(" …") and edits[-1] == fake.answer
     assert [str(r.emoji) for r in first.reactions] == ["👍", "👎"]  # the rating buttons, on the answer's message
     assert fake.chat_requests[0]["stream"] is True
+
+
+async def test_dashboard_by_prefix_sends_the_link_by_dm_not_to_the_channel(bot: TrainerBot) -> None:
+    bot.core.dashboard.settings = bot.core.settings.model_copy(update={"dashboard_port": 8080})
+    await _send("!dashboard")
+    first, second = dpytest.get_message(), dpytest.get_message()
+    dm, channel = (first, second) if isinstance(first.channel, discord.DMChannel) else (second, first)
+    assert isinstance(dm.channel, discord.DMChannel) and "/login/" in dm.content
+    assert "/login/" not in channel.content and "by DM" in channel.content
