@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from trainerbot.model.local import LocalModel
 
 TAUGHT_CACHE_GUILDS = 64
-FACTS_HISTORY = 4  # history messages kept when taught facts go into the model's context
+FACTS_HISTORY = 2  # history messages (one exchange) kept when taught facts go into the model's context (bench/RESULTS.md)
 
 
 class ChatCommands(Group):
@@ -135,7 +135,7 @@ class ChatCommands(Group):
             return [{"role": "system", "content": SYSTEM}, *history, message]
         # With facts to use, only the latest turns: older ones (often the model's own wrong
         # answers about other things) drew it away from the facts (bench/RESULTS.md).
-        recent = history[-FACTS_HISTORY:]
+        recent = history[-FACTS_HISTORY:] if FACTS_HISTORY else []
         return [{"role": "system", "content": SYSTEM}, *recent, {"role": "system", "content": block}, message]
 
     async def _local_reply(self, model: LocalModel, conversation: list[dict[str, str]],
