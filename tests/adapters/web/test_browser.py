@@ -47,6 +47,7 @@ async def _page(browser: object, core: CoreService, base: str, caller: Caller): 
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     await page.goto(base + await link_for(core, caller))
+    await page.wait_for_url(base + "/jobs")  # the signed-in page refreshes to the jobs
     page.script_errors = errors
     return page
 
@@ -130,7 +131,8 @@ async def test_a_replayed_or_expired_link_is_refused(served: tuple[CoreService, 
     path = await link_for(core, trainer)
     context = await browser.new_context()  # type: ignore[attr-defined]
     page = await context.new_page()
-    assert (await page.goto(base + path)).status == 200 and page.url == base + "/jobs"
+    assert (await page.goto(base + path)).status == 200
+    await page.wait_for_url(base + "/jobs")
     other = await (await browser.new_context()).new_page()  # type: ignore[attr-defined]
     replayed = await other.goto(base + path)
     assert replayed.status == 403 and "not valid" in await other.locator("#message").inner_text()
@@ -140,3 +142,29 @@ async def test_a_replayed_or_expired_link_is_refused(served: tuple[CoreService, 
     expired = await other.goto(base + late)
     assert expired.status == 403
     assert (await other.goto(base + "/jobs")).status == 401  # still signed out
+
+
+async def test_a_link_clicked_on_another_site_signs_in(served: tuple[CoreService, str], browser: object, trainer: Caller) -> None:
+    """As from Discord: the link is followed from another site, where a SameSite=Strict
+    cookie set on a redirect would not come back on the redirect's next hop."""
+    from aiohttp import web
+
+    core, base = served
+    link = base + await link_for(core, trainer)
+    elsewhere = web.Application()
+
+    async def chat(request: web.Request) -> web.Response:
+        return web.Response(text=f'<a id="go" href="{link}">your dashboard link</a>', content_type="text/html")
+
+    elsewhere.router.add_get("/", chat)
+    runner = web.AppRunner(elsewhere)
+    await runner.setup()
+    await web.TCPSite(runner, "localhost", 0).start()  # "localhost" is another site than 127.0.0.1
+    try:
+        page = await (await browser.new_context()).new_page()  # type: ignore[attr-defined]
+        await page.goto(f"http://localhost:{runner.addresses[0][1]}/")
+        await page.click("#go")
+        await expect(page.locator("h1")).to_have_text("Training jobs", timeout=10_000)
+        assert page.url == base + "/jobs"
+    finally:
+        await runner.cleanup()

@@ -190,11 +190,14 @@ class Dashboard:
             sid, session = await self.core.dashboard.redeem(request.match_info["token"])
         except NotFound as exc:
             return self._page(request, "error.html", status=403, message=exc.user_message)
-        response = web.HTTPSeeOther("/jobs")
+        # A page of ours, not a redirect: the link is opened from Discord (another site), and a
+        # browser sends a SameSite=Strict cookie on no hop of a redirect chain that began
+        # there; the page's own refresh to /jobs starts on this site, so the cookie goes along.
+        response = self._page(request, "signed_in.html")
         response.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", secure=self.secure_cookie, path="/",
                             max_age=int(self.core.settings.dashboard_session_hours * 3600))
         log.info("dashboard sign-in for user %s in guild %s", session.user_id, session.guild_platform_id)
-        raise response
+        return response
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
         await self.core.dashboard.end_session(request.cookies.get(COOKIE, ""))
