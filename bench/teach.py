@@ -87,6 +87,9 @@ async def main() -> None:
         context_before = await rephrased_through_chat(trained)
         context_s = time.perf_counter() - t0
         if args.context_only:
+            # Its job is not trained here: cancel it, or the next full run's worker (which takes
+            # the oldest queued job) would train this one first.
+            await core.training.cancel(trainer, reply.job.job_id)  # type: ignore[union-attr]
             core.store.close()
             print(f"facts: {len(facts)} ({len(trained)} trained, {len(held)} held out), asked in one channel (chat history on)")
             print(
