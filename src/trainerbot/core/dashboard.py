@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, desc, func, or_, select, update
@@ -249,7 +249,7 @@ class DashboardCommands(Group):
             with self.store.session() as s:
                 login = s.get(DashboardLogin, _hash(token), with_for_update=True)
                 now = utcnow()
-                if login is None or login.used_at is not None or _aware(login.expires_at) <= now:
+                if login is None or login.used_at is not None or repo.as_utc(login.expires_at) <= now:
                     raise refused
                 login.used_at = now
                 guild = s.get(Guild, login.guild_id)
@@ -278,7 +278,7 @@ class DashboardCommands(Group):
         def load() -> WebSession | None:
             with self.store.read() as s:
                 row = s.get(DashboardSession, _hash(sid))
-                if row is None or row.revoked_at is not None or _aware(row.expires_at) <= utcnow():
+                if row is None or row.revoked_at is not None or repo.as_utc(row.expires_at) <= utcnow():
                     return None
                 guild = s.get(Guild, row.guild_id)
                 if guild is None:
@@ -455,11 +455,6 @@ class DashboardCommands(Group):
         """Trainers decide; a member's session only looks."""
         if not is_trainer(caller, self.settings.trainer_role):
             raise NotAllowed("Only trainers can decide here; your dashboard session can look, not change.")
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands datetimes back without their zone; they were stored in UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _num(value: object) -> float | None:

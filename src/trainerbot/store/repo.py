@@ -6,7 +6,7 @@ Every function that reads community data takes the guild's row ID and filters on
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -116,6 +116,11 @@ def dataset_summaries(session: Session, guild_id: int) -> list[tuple[Dataset, in
         total, pos, neg = counts.get(ds.id, (0, 0, 0))
         out.append((ds, total, pos or 0, neg or 0, archives.get(ds.id, 0)))
     return out
+
+
+def as_utc(dt: datetime) -> datetime:
+    """A stored time as an aware UTC one (SQLite hands them back without their zone)."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
 
 
 def latest(dt: datetime | None) -> str:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
 
 from trainerbot.errors import Busy
-from trainerbot.store import Store
+from trainerbot.store import Store, repo
 from trainerbot.store.models import Job, JobEvent, JobStatus, Snapshot, WorkerBeat, utcnow
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
@@ -33,7 +33,7 @@ def worker_id() -> str:
 
 
 def _aware(dt: datetime | None) -> datetime | None:
-    return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
+    return repo.as_utc(dt) if dt is not None else None
 
 
 @dataclass(frozen=True)
