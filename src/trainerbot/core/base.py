@@ -37,6 +37,15 @@ class Group:
     async def _blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
 
+    async def _in_guild(self, caller: Caller, empty: T, query: Callable[[Session, int], T]) -> T:
+        """``query(session, guild row ID)`` in a read session of the caller's server, in a
+        thread; ``empty`` when the server has never used the bot."""
+        def load() -> T:
+            with self.store.read() as s:
+                guild = self._find_guild(s, caller)
+                return empty if guild is None else query(s, guild.id)
+        return await self._blocking(load)
+
     def _guild(self, session: Session, caller: Caller) -> Guild:
         """The caller's guild, created on first use (write sessions)."""
         return repo.ensure_guild(session, caller.guild_id, caller.guild_name)

@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, desc, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from trainerbot.core.base import Group
 from trainerbot.core.models import read_report
@@ -288,14 +289,10 @@ class DashboardCommands(Group):
 
     # ------------------------------------------------------------- views
     async def jobs(self, caller: Caller, limit: int = PAGE_SIZE) -> list[JobRow]:
-        def load() -> list[JobRow]:
-            with self.store.read() as s:
-                guild = self._find_guild(s, caller)
-                if guild is None:
-                    return []
-                rows = s.scalars(select(Job).where(Job.guild_id == guild.id).order_by(desc(Job.id)).limit(limit))
-                return [_job_row(j) for j in rows]
-        return await self._blocking(load)
+        def load(s: Session, gid: int) -> list[JobRow]:
+            rows = s.scalars(select(Job).where(Job.guild_id == gid).order_by(desc(Job.id)).limit(limit))
+            return [_job_row(j) for j in rows]
+        return await self._in_guild(caller, [], load)
 
     async def job(self, caller: Caller, job_id: int, after_event: int = 0) -> tuple[JobRow, list[EventRow]]:
         """One job and its events after ``after_event`` (the page's live updates ask for the new ones)."""
@@ -311,117 +308,88 @@ class DashboardCommands(Group):
         return await self._blocking(load)
 
     async def versions(self, caller: Caller) -> list[VersionRow]:
-        def load() -> list[VersionRow]:
-            with self.store.read() as s:
-                guild = self._find_guild(s, caller)
-                if guild is None:
-                    return []
-                out = []
-                for v in s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id).order_by(ModelVersion.id)):
-                    held = (v.metrics or {}).get("heldout") or {}
-                    out.append(VersionRow(v.name, v.backend, v.recipe, v.base or "", v.job_id, v.active, _num(held.get("chrf")),
-                                          _num(held.get("exact_match")), _num((v.metrics or {}).get("general")),
-                                          (v.metrics or {}).get("promoted")))
-                return out
-        return await self._blocking(load)
+        def load(s: Session, gid: int) -> list[VersionRow]:
+            out = []
+            for v in s.scalars(select(ModelVersion).where(ModelVersion.guild_id == gid).order_by(ModelVersion.id)):
+                held = (v.metrics or {}).get("heldout") or {}
+                out.append(VersionRow(v.name, v.backend, v.recipe, v.base or "", v.job_id, v.active, _num(held.get("chrf")),
+                                      _num(held.get("exact_match")), _num((v.metrics or {}).get("general")),
+                                      (v.metrics or {}).get("promoted")))
+            return out
+        return await self._in_guild(caller, [], load)
 
     async def pending(self, caller: Caller, limit: int = 200) -> list[CorrectionRow]:
         """The corrections waiting for review, oldest first (trainers only, as ``review``)."""
         self._require_trainer(caller, "review corrections")
 
-        def load() -> list[CorrectionRow]:
-            with self.store.read() as s:
-                guild = self._find_guild(s, caller)
-                if guild is None:
-                    return []
-                rows = s.scalars(select(Correction).where(Correction.guild_id == guild.id,
-                                                          Correction.status == CorrectionStatus.PENDING)
-                                 .order_by(Correction.id).limit(limit))
-                return [CorrectionRow(c.id, c.user_id, c.prompt, c.original, c.corrected, c.source, c.supporters) for c in rows]
-        return await self._blocking(load)
+        def load(s: Session, gid: int) -> list[CorrectionRow]:
+            rows = s.scalars(select(Correction).where(Correction.guild_id == gid,
+                                                      Correction.status == CorrectionStatus.PENDING)
+                             .order_by(Correction.id).limit(limit))
+            return [CorrectionRow(c.id, c.user_id, c.prompt, c.original, c.corrected, c.source, c.supporters) for c in rows]
+        return await self._in_guild(caller, [], load)
 
     async def flagged(self, caller: Caller, limit: int = 100) -> list[FlaggedRow]:
         """Replies the community flagged 👎 that nobody corrected yet (trainers only, as ``review``)."""
         self._require_trainer(caller, "review corrections")
 
-        def load() -> list[FlaggedRow]:
-            with self.store.read() as s:
-                guild = self._find_guild(s, caller)
-                if guild is None:
-                    return []
-                return [FlaggedRow(m.platform_message_id or str(m.id), m.prompt or "", m.content, neg, pos)
-                        for m, neg, pos in flagged_replies(s, guild.id, limit=limit)]
-        return await self._blocking(load)
+        def load(s: Session, gid: int) -> list[FlaggedRow]:
+            return [FlaggedRow(m.platform_message_id or str(m.id), m.prompt or "", m.content, neg, pos)
+                    for m, neg, pos in flagged_replies(s, gid, limit=limit)]
+        return await self._in_guild(caller, [], load)
 
     async def datasets(self, caller: Caller) -> list[DatasetRow]:
-        def load() -> list[DatasetRow]:
-            with self.store.read() as s:
-                guild = self._find_guild(s, caller)
-                if guild is None:
-                    return []
-                summaries = repo.dataset_summaries(s, guild.id)
-                current = (DatasetItem.guild_id == guild.id, DatasetItem.archived_in.is_(None))
-                authors = {int(ds_id): int(n) for ds_id, n in s.execute(
-                    select(DatasetItem.dataset_id, func.count(func.distinct(DatasetItem.author_id)))
-                    .where(*current).group_by(DatasetItem.dataset_id))}
-                sources: dict[int, list[tuple[str, int]]] = {}
-                for ds_id, source, n in s.execute(select(DatasetItem.dataset_id, DatasetItem.source, func.count())
-                                                  .where(*current).group_by(DatasetItem.dataset_id, DatasetItem.source)):
-                    sources.setdefault(int(ds_id), []).append((str(source), int(n)))
-                return [DatasetRow(ds.name, cur, pos, neg, arch, authors.get(ds.id, 0), tuple(sorted(sources.get(ds.id, []))))
-                        for ds, cur, pos, neg, arch in summaries]
-        return await self._blocking(load)
+        def load(s: Session, gid: int) -> list[DatasetRow]:
+            summaries = repo.dataset_summaries(s, gid)
+            current = (DatasetItem.guild_id == gid, DatasetItem.archived_in.is_(None))
+            authors = {int(ds_id): int(n) for ds_id, n in s.execute(
+                select(DatasetItem.dataset_id, func.count(func.distinct(DatasetItem.author_id)))
+                .where(*current).group_by(DatasetItem.dataset_id))}
+            sources: dict[int, list[tuple[str, int]]] = {}
+            for ds_id, source, n in s.execute(select(DatasetItem.dataset_id, DatasetItem.source, func.count())
+                                              .where(*current).group_by(DatasetItem.dataset_id, DatasetItem.source)):
+                sources.setdefault(int(ds_id), []).append((str(source), int(n)))
+            return [DatasetRow(ds.name, cur, pos, neg, arch, authors.get(ds.id, 0), tuple(sorted(sources.get(ds.id, []))))
+                    for ds, cur, pos, neg, arch in summaries]
+        return await self._in_guild(caller, [], load)
 
     async def items(self, caller: Caller, dataset: str | None = None, query: str = "", page: int = 1) -> Page:
         """Examples, newest first, ``PAGE_SIZE`` a page; ``query`` searches prompts and answers."""
         query = query.strip()[:200]
         page = max(1, min(page, MAX_PAGE))
 
-        def load() -> Page:
-            with self.store.read() as s:
-                guild = self._find_guild(s, caller)
-                if guild is None:
-                    return Page((), 0, 1, 1)
-                where = [DatasetItem.guild_id == guild.id]
-                if dataset:
-                    where.append(Dataset.name == dataset)
-                if query:
-                    like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                    where.append(or_(DatasetItem.prompt.ilike(like, escape="\\"), DatasetItem.response.ilike(like, escape="\\")))
-                joined = select(DatasetItem, Dataset.name).join(Dataset, Dataset.id == DatasetItem.dataset_id).where(*where)
-                total = s.scalar(select(func.count()).select_from(joined.subquery())) or 0
-                rows = s.execute(joined.order_by(desc(DatasetItem.id)).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
-                items = tuple(ItemRow(i.id, name, i.label, i.prompt, i.response, i.author_id, i.source, i.archived_in is not None)
-                              for i, name in rows)
-                return Page(items, total, page, max(1, -(-total // PAGE_SIZE)))
-        return await self._blocking(load)
+        def load(s: Session, gid: int) -> Page:
+            where = [DatasetItem.guild_id == gid]
+            if dataset:
+                where.append(Dataset.name == dataset)
+            if query:
+                like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                where.append(or_(DatasetItem.prompt.ilike(like, escape="\\"), DatasetItem.response.ilike(like, escape="\\")))
+            joined = select(DatasetItem, Dataset.name).join(Dataset, Dataset.id == DatasetItem.dataset_id).where(*where)
+            total = s.scalar(select(func.count()).select_from(joined.subquery())) or 0
+            rows = s.execute(joined.order_by(desc(DatasetItem.id)).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+            items = tuple(ItemRow(i.id, name, i.label, i.prompt, i.response, i.author_id, i.source, i.archived_in is not None)
+                          for i, name in rows)
+            return Page(items, total, page, max(1, -(-total // PAGE_SIZE)))
+        return await self._in_guild(caller, Page((), 0, 1, 1), load)
 
     async def archives(self, caller: Caller) -> list[tuple[str, str, int]]:
         """(dataset, archive file, examples) for every archive here (trainers only, as ``getfile``)."""
         self._require_trainer(caller, "download archives")
 
-        def load() -> list[tuple[str, str, int]]:
-            with self.store.read() as s:
-                guild = self._find_guild(s, caller)
-                if guild is None:
-                    return []
-                rows = s.execute(select(Dataset.name, Snapshot.file_name, Snapshot.item_count)
-                                 .join(Dataset, Dataset.id == Snapshot.dataset_id)
-                                 .where(Snapshot.guild_id == guild.id, Snapshot.kind == "archive")
-                                 .order_by(desc(Snapshot.id))).all()
-                return [(str(a), str(b), int(c)) for a, b, c in rows]
-        return await self._blocking(load)
+        def load(s: Session, gid: int) -> list[tuple[str, str, int]]:
+            rows = s.execute(select(Dataset.name, Snapshot.file_name, Snapshot.item_count)
+                             .join(Dataset, Dataset.id == Snapshot.dataset_id)
+                             .where(Snapshot.guild_id == gid, Snapshot.kind == "archive")
+                             .order_by(desc(Snapshot.id))).all()
+            return [(str(a), str(b), int(c)) for a, b, c in rows]
+        return await self._in_guild(caller, [], load)
 
     async def test_runs(self, caller: Caller, limit: int = PAGE_SIZE) -> list[TestRunRow]:
-        def load() -> list[TestRunRow]:
-            with self.store.read() as s:
-                guild = self._find_guild(s, caller)
-                if guild is None:
-                    return []
-                rows = s.scalars(select(TestRun).where(TestRun.guild_id == guild.id).order_by(desc(TestRun.id)).limit(limit))
-                return [TestRunRow(r.id, r.model_version, r.user_id, r.cases, r.wrong, dict(r.metrics or {}), r.handled,
-                                   repo.latest(r.created_at), r.report_file) for r in rows]
-        return await self._blocking(load)
+        def load(s: Session, gid: int) -> list[TestRunRow]:
+            rows = s.scalars(select(TestRun).where(TestRun.guild_id == gid).order_by(desc(TestRun.id)).limit(limit))
+            return [_run_row(r) for r in rows]
+        return await self._in_guild(caller, [], load)
 
     async def test_report(self, caller: Caller, run_id: int) -> tuple[TestRunRow, list[dict[str, Any]]]:
         """One test run and its report's rows (prediction against expected)."""
@@ -431,8 +399,7 @@ class DashboardCommands(Group):
                 r = s.get(TestRun, run_id)
                 if guild is None or r is None or r.guild_id != guild.id:
                     raise NotFound(f"There is no test #{run_id} here.")
-                return TestRunRow(r.id, r.model_version, r.user_id, r.cases, r.wrong, dict(r.metrics or {}), r.handled,
-                                  repo.latest(r.created_at), r.report_file)
+                return _run_row(r)
         run = await self._blocking(load)
         rows = await self._blocking(read_report, self._root(caller), run.report_file)
         return run, rows
@@ -441,15 +408,11 @@ class DashboardCommands(Group):
         """Text feedback, newest first (trainers only: it is left for them)."""
         self._require_trainer(caller, "read feedback")
 
-        def load() -> list[FeedbackRow]:
-            with self.store.read() as s:
-                guild = self._find_guild(s, caller)
-                if guild is None:
-                    return []
-                rows = s.scalars(select(Feedback).where(Feedback.guild_id == guild.id, Feedback.kind == "text")
-                                 .order_by(desc(Feedback.id)).limit(limit))
-                return [FeedbackRow(f.id, f.user_id, f.text or "", repo.latest(f.created_at)) for f in rows]
-        return await self._blocking(load)
+        def load(s: Session, gid: int) -> list[FeedbackRow]:
+            rows = s.scalars(select(Feedback).where(Feedback.guild_id == gid, Feedback.kind == "text")
+                             .order_by(desc(Feedback.id)).limit(limit))
+            return [FeedbackRow(f.id, f.user_id, f.text or "", repo.latest(f.created_at)) for f in rows]
+        return await self._in_guild(caller, [], load)
 
     def require_decider(self, caller: Caller) -> None:
         """Trainers decide; a member's session only looks."""
@@ -459,6 +422,11 @@ class DashboardCommands(Group):
 
 def _num(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _run_row(run: TestRun) -> TestRunRow:
+    return TestRunRow(run.id, run.model_version, run.user_id, run.cases, run.wrong, dict(run.metrics or {}), run.handled,
+                      repo.latest(run.created_at), run.report_file)
 
 
 def _job_row(job: Job) -> JobRow:
