@@ -1,10 +1,12 @@
 """Reply latency and event-loop lag.
 
-0. The shipped pretrained model (SmolLM2-135M-Instruct, ``--pretrained``): time to first
-   token and a 64-token reply, with a LoRA adapter applied beside the base weights (what the
-   bot serves), merged into a copy of the weights, and Hugging Face ``generate()`` on the
-   merged model (the baseline), in alternating rounds; the prompt is a chat turn with three
-   taught facts in the system instruction. Targets: TTFT ≤ 300 ms, 64-token p50 ≤ 1.0 s.
+0. The shipped pretrained model (SmolLM2-135M-Instruct, ``--pretrained``) with a LoRA
+   version: time to first token and a 64-token reply from torch (the adapter applied beside
+   the float32 base; the baseline), llama.cpp on the merged file at q8_0 (what the bot
+   serves) and f16, and llama.cpp applying the adapter itself, in alternating rounds; the
+   prompt is a chat turn with three taught facts in the system instruction. Then the 40
+   general questions on each side: how many answers are the same as torch's. Targets:
+   TTFT ≤ 300 ms, 64-token p50 ≤ 1.0 s.
 1. p50/p95 of a 64-token reply with the default model shape (weights don't change the
    cost, so a fresh model saved to a folder is used): our KV-cache greedy loop
    (``LocalModel``) against Hugging Face ``generate()`` on the same model, same prompt.
@@ -86,13 +88,44 @@ def rss_mib() -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
 
 
+def write_lora_gguf(adapter: Path, out: Path) -> None:
+    """The adapter in llama.cpp's own LoRA format (applied at run time beside the base), to
+    measure that against the merged file the bot serves."""
+    import gguf
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    from trainerbot.model.gguf_export import _PROJECTIONS, rotary_permute
+
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    writer = gguf.GGUFWriter(str(out), "llama")
+    writer.add_string("general.type", "adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", float(config["lora_alpha"]))
+    for name, value in load_file(str(adapter / "adapter_model.safetensors")).items():
+        layer, module = name.removeprefix("base_model.model.model.layers.").split(".", 1)
+        module, part = module.rsplit(".lora_", 1)
+        which, target = part[0].lower(), _PROJECTIONS[module]
+        value = np.ascontiguousarray(value, dtype=np.float32)
+        if which == "b" and target in ("attn_q", "attn_k"):
+            value = rotary_permute(value, 9 if target == "attn_q" else 3)
+        writer.add_tensor(f"blk.{layer}.{target}.weight.lora_{which}", value)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
 def pretrained_latency(rounds: int, tmp: Path) -> None:
     import copy
 
+    import xllamacpp
     from peft import LoraConfig, get_peft_model
 
-    from trainerbot.model.fastdecode import LlamaDecoder
+    from trainerbot.evaluation import general
+    from trainerbot.model import gguf_export
     from trainerbot.model.files import relative_base
+    from trainerbot.model.llamacpp import ServedModel
     from trainerbot.model.local import ModelHub
     from trainerbot.model.pretrained import prepare_base
     from trainerbot.model.prompt import system_prompt
@@ -114,80 +147,90 @@ def pretrained_latency(rounds: int, tmp: Path) -> None:
     folder = tmp / "data" / "guilds" / "g" / "models" / "job-1"
     peft.save_pretrained(folder)
     (folder / DONE_MARKER).write_text(json.dumps({"base_dir": relative_base(folder, base_dir)}))
+    del peft
     before_adapter = rss_mib()
     applied = hub.get(folder)
     adapter_mib = rss_mib() - before_adapter
-    merged_model = peft.merge_and_unload().eval()
-    merged = LlamaDecoder(merged_model)
-    del peft
+
+    served: dict[str, ServedModel] = {}
+    for precision in ("q8_0", "f16"):
+        out = tmp / f"merged.{precision}.gguf"
+        gguf_export.write(base_dir, out, adapter=folder, precision=precision)  # type: ignore[arg-type]
+        served[f"llama.cpp {precision}, merged"] = ServedModel(out, folder, applied.tokenizer, precision=precision, threads=2)
+    base_q8 = tmp / "base.q8_0.gguf"
+    gguf_export.write(base_dir, base_q8, precision="q8_0")
+    write_lora_gguf(folder, tmp / "lora.gguf")
+    with_lora = ServedModel(base_q8, folder, applied.tokenizer, precision="q8_0", threads=2)
+    params = xllamacpp.CommonParams()  # the same server, the adapter applied by llama.cpp at run time
+    params.model.path = str(base_q8)
+    params.n_ctx, params.verbosity, params.sampling.temp = 2048, 0, 0.0
+    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = 2
+    params.lora_adapters = [xllamacpp.CommonAdapterLoraInfo(str(tmp / "lora.gguf"), 1.0)]
+    with_lora._server = xllamacpp.Server(params)
+    served["llama.cpp q8_0, adapter applied"] = with_lora
+    rss_served = rss_mib()
+
     facts = [(e.prompt, e.response) for e in generate(3, seed=4)]
-    conversation = [
-        {"role": "system", "content": system_prompt(facts, 600)},
-        {"role": "user", "content": "Which city is the capital city of Zorbia?"},
-    ]
-    ids = applied.encode(conversation, 64)
     eos = applied.tokenizer.eos_token_id
-    sides: dict[str, dict[str, list[float]]] = {k: {"ttft": [], "reply": []} for k in ("applied", "merged", "generate")}
+    names = ["torch, adapter applied", *served]
+    sides: dict[str, dict[str, list[float]]] = {k: {"ttft": [], "reply": []} for k in names}
+    runs = 0
 
     def run(side: str) -> None:
+        nonlocal runs
+        runs += 1  # a new system text each run: no side reuses a cached prompt
+        conversation = [
+            {"role": "system", "content": f"(conversation {runs}) " + system_prompt(facts, 600)},
+            {"role": "user", "content": "Which city is the capital city of Zorbia?"},
+        ]
+        ids = applied.encode(conversation, 64)
         t = time.perf_counter()
-        if side == "generate":
-            with torch.inference_mode():
-                first = merged_model.generate(torch.tensor([ids]), max_new_tokens=1, do_sample=False, pad_token_id=eos)
-            sides[side]["ttft"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            with torch.inference_mode():
-                out = merged_model.generate(
-                    torch.tensor([ids]), max_new_tokens=64, min_new_tokens=64, do_sample=False, pad_token_id=eos
-                )
-            assert out.shape[1] - len(ids) == 64 and first.shape[1] == len(ids) + 1
-            sides[side]["reply"].append(time.perf_counter() - t)
-            return
-        stream = (
-            applied.weights.fast.stream(ids, 64, eos, 64, applied.adapter)
-            if side == "applied"
-            else merged.stream(ids, 64, eos, 64)
-        )
         n = 0
-        with torch.inference_mode():
-            for _ in stream:
-                if n == 0:
+        if side.startswith("torch"):
+            with torch.inference_mode():
+                for _ in applied.weights.fast.stream(ids, 64, eos, 64, applied.adapter):
+                    if n == 0:
+                        sides[side]["ttft"].append(time.perf_counter() - t)
+                    n += 1
+        else:
+            def on_chunk(chunk: dict) -> bool:
+                nonlocal n
+                if len(sides[side]["ttft"]) == len(sides[side]["reply"]):  # the first piece of this run
                     sides[side]["ttft"].append(time.perf_counter() - t)
-                n += 1
-        assert n == 64
+                n = chunk.get("usage", {}).get("completion_tokens", n)  # the last piece says how many
+                return False
+
+            request = {"prompt": ids, "max_tokens": 64, "ignore_eos": True, "temperature": 0.0, "stream": True}
+            served[side]._server.handle_completions(request, on_chunk)  # ignore_eos: exactly 64 tokens
+        assert n == 64, (side, n)
         sides[side]["reply"].append(time.perf_counter() - t)
 
     for side in sides:  # warm-up
         run(side)
         sides[side] = {"ttft": [], "reply": []}
     for r in range(rounds):
-        order = list(sides) if r % 2 == 0 else list(reversed(sides))
-        for side in order:
+        for side in names if r % 2 == 0 else list(reversed(names)):
             run(side)
-    print(
-        f"pretrained SmolLM2-135M-Instruct, prompt {len(ids)} tokens (3 taught facts in the system instruction), "
-        f"{rounds} alternating rounds, 2 threads"
-    )
-    for side, label in (
-        ("applied", "adapter applied (served)"),
-        ("merged", "adapter merged (a copy)"),
-        ("generate", "HF generate(), merged"),
-    ):
+    print(f"pretrained SmolLM2-135M-Instruct, prompt ~130 tokens (3 taught facts in the system instruction), "
+          f"{rounds} alternating rounds, 2 threads; a LoRA version (r=16 on all 7 projections)")
+    for side in names:
         t, rep = sides[side]["ttft"], sides[side]["reply"]
-        print(
-            f"  {label:26}: TTFT p50 {statistics.median(t) * 1000:6.0f} ms   64-token p50 {statistics.median(rep) * 1000:6.0f} ms"
-            f"  p95 {pct(rep, 95) * 1000:6.0f} ms  ({64 / statistics.median(rep):.1f} tokens/s)"
-        )
-    for other in ("merged", "generate"):
-        ratios = [b / a for a, b in zip(sides["applied"]["reply"], sides[other]["reply"], strict=True)]
-        print(
-            f"  {other} / applied, per round: median {statistics.median(ratios):.2f}× (spread "
-            f"{min(ratios):.2f}–{max(ratios):.2f})"
-        )
-    print(
-        f"  RSS: {before:.0f} MiB before the base, {after_base:.0f} MiB with it loaded; an adapter version on it "
-        f"adds {adapter_mib:.0f} MiB (one float32 base shared by every version)"
-    )
+        print(f"  {side:32}: TTFT p50 {statistics.median(t) * 1000:5.0f} ms   "
+              f"64-token p50 {statistics.median(rep) * 1000:5.0f} ms"
+              f"  p95 {pct(rep, 95) * 1000:5.0f} ms  ({64 / statistics.median(rep):5.1f} tokens/s)")
+    for side in served:
+        ratios = [a / b for a, b in zip(sides[names[0]]["reply"], sides[side]["reply"], strict=True)]
+        print(f"  speed-up {side} vs torch, per round: median {statistics.median(ratios):.2f}× "
+              f"(spread {min(ratios):.2f}–{max(ratios):.2f})")
+    print(f"  RSS: {before:.0f} MiB before the torch base, {after_base:.0f} MiB with it, +{adapter_mib:.0f} MiB for an "
+          f"adapter version; {rss_served:.0f} MiB with the four llama.cpp servers too")
+    # The same answers? The 40 general questions, greedy, torch against each llama.cpp side.
+    reference = general.score(applied)[1]
+    print(f"general questions, this version: torch {sum(1 for r in reference if r['right'])}/40 right")
+    for side, model in served.items():
+        rows = general.score(model)[1]
+        same = sum(1 for a, b in zip(reference, rows, strict=True) if a["reply"] == b["reply"])
+        print(f"  {side:32}: {sum(1 for r in rows if r['right'])}/40 right, the same answer as torch on {same}/40")
 
 
 async def loop_lag(core: CoreService, caller: Caller, seconds: float) -> list[float]:

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     # small model built from the data (tests, memorisation demos). base_model_dir overrides both.
     model: Literal["smollm2", "scratch"] = "smollm2"
     base_model_dir: Path | None = None
+    # What serves chat replies from the shipped model and its versions: llama.cpp (merged
+    # weights written as GGUF at runtime_precision; ~5x faster on CPU) or torch. Models
+    # llama.cpp cannot serve (scratch, base_model_dir, full fine-tunes) always use torch.
+    runtime: Literal["llamacpp", "torch"] = "llamacpp"
+    runtime_precision: Literal["q8_0", "f16", "f32"] = "q8_0"
     lora: bool = True  # teach a pretrained model with LoRA adapters (false: fine-tune all its weights)
     model_size: Literal["small", "tiny"] = "small"
     train_epochs: float | None = Field(default=None, gt=0, le=1000)

@@ -2,8 +2,9 @@
 any training (streamed), a taught fact reaching rephrasings through the model's context,
 and one short LoRA job through the worker whose adapter chat then serves.
 
-The base is prepared once for the module (about 20 s) and linked into each test's data
-folder, where the product looks for it.
+The base is prepared once for the run (``tests/model/conftest.py``, about 20 s) and linked
+into each test's data folder, where the product looks for it. Chat answers through the
+llama.cpp runtime here (the default); ``test_llamacpp.py`` checks it against torch.
 """
 
 from __future__ import annotations
@@ -28,11 +29,6 @@ from trainerbot.store.models import JobEvent, ModelVersion
 from trainerbot.training.worker import serve
 
 TRAINER = Caller(guild_id="111", guild_name="Guild A", user_id="u-t", channel_id="c1", roles=frozenset({"trainer"}))
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return pretrained.prepare_base(tmp_path_factory.mktemp("shared"))
 
 
 @pytest.fixture
@@ -79,6 +75,9 @@ async def test_before_any_training_the_base_model_converses_and_streams(core: Co
     assert reply.data["source"] == "model" and reply.data["model_version"] == f"base:{pretrained.BASE_NAME}"
     assert len(partials) >= 3 and all(b.startswith(a) for a, b in itertools.pairwise(partials))  # token by token
     assert partials[-1] == reply.content
+    # Served by llama.cpp from a merged file in the serving cache (not by torch).
+    assert [f.name.endswith(".q8_0.gguf") for f in (core.data_dir / "models" / "serving").glob("*.gguf")] == [True]
+    assert type(await asyncio.to_thread(core.engines.chat_model, None)).__name__ == "ServedModel"
     hello = await core.chat.reply(TRAINER, "hello bot")
     assert "hello" in hello.content.lower() and isinstance(hello.data["reply_id"], int)  # recorded, so it can be rated
 
@@ -113,6 +112,12 @@ async def test_one_lora_job_through_the_worker_stores_an_adapter_that_chat_serve
     with core.store.read() as s:
         log = " | ".join(m for m in s.scalars(select(JobEvent.message).where(JobEvent.job_id == reply.data["job_id"])) if m)
     assert "6 rehearsal examples mixed in" in log and "with a LoRA adapter" in log and "checking 3 general questions" in log
+    runtime = version.metrics["runtime"]
+    assert runtime["engine"] == "llama.cpp q8_0" and runtime["serves"] is True
+    assert runtime["general_torch"] == version.metrics["general"] and isinstance(runtime["general"], float)
+    assert "checking the llama.cpp runtime on 3 questions" in log and "replies through llama.cpp q8_0" in shown.content
+    served = await asyncio.to_thread(core.engines.chat_model, folder, version.metrics)
+    assert type(served).__name__ == "ServedModel" and served.folder == folder.resolve()
     answer = await core.chat.reply(TRAINER, "Tell me something nice.")
     assert answer.data["model_version"] == version.name and answer.content
     listing = await core.models.versions(TRAINER)

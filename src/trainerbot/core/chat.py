@@ -21,7 +21,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import case, func, select
@@ -42,6 +41,7 @@ from trainerbot.store import Store
 from trainerbot.store.models import Conversation, DatasetItem, Message, ModelVersion
 
 if TYPE_CHECKING:
+    from trainerbot.model.llamacpp import ServedModel
     from trainerbot.model.local import LocalModel
 
 TAUGHT_CACHE_GUILDS = 64
@@ -85,7 +85,7 @@ class ChatCommands(Group):
             answer, source, model_name = hit.answer, "taught", None
         elif (version is not None and version.backend == "local") or (version is None and self.settings.backend == "local"):
             folder = self.data_dir / version.path if version is not None and version.path else None
-            model = await self._blocking(self._local_model, folder)
+            model = await self._blocking(self.engines.chat_model, folder, version.metrics if version is not None else None)
             if model is None:
                 p = self.settings.prefix
                 return Reply.text(f"I haven't been trained yet, so I can't answer. A trainer can teach me with "
@@ -114,12 +114,7 @@ class ChatCommands(Group):
         return Reply.text(f"{quoted}\n{answer.content}", data={**answer.data, "transcript": transcript, "answer": answer.content},
                           reply_id=answer.reply_id, answer=answer.content)
 
-    def _local_model(self, folder: Path | None) -> LocalModel | None:
-        """The active version's model, or before any version the pretrained base; None with
-        the from-scratch model before its first training."""
-        return self.engines.hub().get(folder) if folder is not None else self.engines.base_model()
-
-    def _conversation(self, model: LocalModel, taught: TaughtIndex | None, history: list[dict[str, str]],
+    def _conversation(self, model: ServedModel | LocalModel, taught: TaughtIndex | None, history: list[dict[str, str]],
                       text: str) -> list[dict[str, str]]:
         """What the local model reads: for a pretrained model the system instruction, the
         history, and the taught facts that best match ``text`` (bounded) right before the message."""
@@ -138,7 +133,7 @@ class ChatCommands(Group):
         recent = history[-FACTS_HISTORY:] if FACTS_HISTORY else []
         return [{"role": "system", "content": SYSTEM}, *recent, {"role": "system", "content": block}, message]
 
-    async def _local_reply(self, model: LocalModel, conversation: list[dict[str, str]],
+    async def _local_reply(self, model: ServedModel | LocalModel, conversation: list[dict[str, str]],
                            on_partial: Callable[[str], Awaitable[None]] | None, every_s: float) -> str:
         """Run the local model in a thread; with ``on_partial``, hand over its text as it grows."""
         limit = self.settings.reply_max_tokens

@@ -1,16 +1,27 @@
 """The models the core runs, loaded on first use and shared by the groups that answer
-with them (chat, ``test``, ``model compare``): the local model hub, the pretrained base,
-and the OpenAI-compatible chat client. Torch and the OpenAI client load only once a model
-is needed, so a bot that never answers with one never imports them."""
+with them (chat, ``test``, ``model compare``): the local model hub (torch), the llama.cpp
+runtime that serves chat from the shipped model and its versions, the pretrained base, and
+the OpenAI-compatible chat client. Torch, llama.cpp and the OpenAI client load only once a
+model is needed, so a bot that never answers with one never imports them.
+
+``chat_model`` picks the runtime for a reply: llama.cpp where it can serve the model and
+the worker's check did not find it answering differently (``runtime`` in the version's
+metrics), torch otherwise. ``test``, ``model compare`` and the worker's evaluations use the
+torch model: it is the reference, and it has the per-token losses they report."""
 
 from __future__ import annotations
 
+import logging
 import threading
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from trainerbot.config import Settings
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
+    from trainerbot.model.llamacpp import LlamaCppHub, ServedModel
     from trainerbot.model.local import LocalModel, ModelHub
     from trainerbot.model.remote import RemoteChat
 
@@ -20,6 +31,8 @@ class Engines:
         self.settings = settings
         self._lock = threading.Lock()  # the groups call in from worker threads
         self._hub: ModelHub | None = None
+        self._llamacpp: LlamaCppHub | None = None
+        self._llamacpp_failed: set[Path] = set()
         self._remote: RemoteChat | None = None
 
     def hub(self) -> ModelHub:
@@ -40,6 +53,47 @@ class Engines:
         if folder is None:
             return None
         return self.hub().get(folder, require_done=self.settings.base_model_dir is None)
+
+    def llamacpp(self) -> LlamaCppHub:
+        with self._lock:
+            if self._llamacpp is None:
+                from trainerbot.model.llamacpp import LlamaCppHub
+
+                self._llamacpp = LlamaCppHub(self.settings.resolved_data_dir, self.settings.runtime_precision,
+                                             threads=self.settings.torch_threads)
+            return self._llamacpp
+
+    def chat_model(self, folder: Path | None, metrics: dict[str, Any] | None = None) -> ServedModel | LocalModel | None:
+        """What answers chat: the version in ``folder`` (``metrics``: its stored metrics), or
+        before any version the pretrained base; None with the from-scratch model before its
+        first training. Served by llama.cpp when it can be, else by torch. Blocking."""
+        served = self._served(folder, metrics or {})
+        if served is not None:
+            return served
+        return self.hub().get(folder) if folder is not None else self.base_model()
+
+    def _served(self, folder: Path | None, metrics: dict[str, Any]) -> ServedModel | None:
+        settings = self.settings
+        if settings.runtime != "llamacpp" or settings.base_model_dir is not None or settings.model != "smollm2":
+            return None
+        runtime = metrics.get("runtime")
+        if isinstance(runtime, dict) and runtime.get("serves") is False:
+            return None  # the worker found llama.cpp answering this version differently
+        from trainerbot.model import gguf_export, llamacpp
+        from trainerbot.model.pretrained import prepare_base
+
+        if not llamacpp.available():
+            return None
+        base = prepare_base(settings.resolved_data_dir)
+        target = (folder or base).resolve()
+        if target in self._llamacpp_failed or not gguf_export.servable(target, base):
+            return None
+        try:
+            return self.llamacpp().get(target, base)
+        except (OSError, ValueError, RuntimeError) as exc:  # a full disk, an adapter it cannot merge: torch answers
+            log.warning("llama.cpp cannot serve %s (%s: %s); torch answers instead", target.name, type(exc).__name__, exc)
+            self._llamacpp_failed.add(target)
+            return None
 
     def remote_chat(self) -> RemoteChat:
         with self._lock:

@@ -32,7 +32,7 @@ from trainerbot.errors import NotAvailable
 from trainerbot.model.build import CHAT_TEMPLATE
 from trainerbot.model.fastdecode import Adapter, LlamaDecoder, supports
 from trainerbot.model.files import DONE_MARKER, adapter_base, is_adapter, is_complete, offline
-from trainerbot.model.prompt import SYSTEM
+from trainerbot.model.prompt import encode
 
 
 class Weights:
@@ -112,20 +112,9 @@ class LocalModel:
         return self
 
     def encode(self, conversation: list[dict[str, str]], max_new_tokens: int) -> list[int]:
-        """Token IDs of the conversation plus the assistant's turn; the oldest turns after a
-        leading system message are dropped to fit. A pretrained model without a system turn
-        gets the bot's instruction (``prompt.SYSTEM``), as in chat and training."""
-        budget = self.max_positions - max_new_tokens
-        system = conversation[:1] if conversation and conversation[0]["role"] == "system" else []
-        turns = list(conversation[len(system):])
-        if not system and self.takes_system:
-            system = [{"role": "system", "content": SYSTEM}]
-        while True:
-            encoded: Any = self.tokenizer.apply_chat_template(system + turns, add_generation_prompt=True, tokenize=True)
-            ids: list[int] = encoded if isinstance(encoded, list) else list(encoded["input_ids"])
-            if len(ids) <= budget or len(turns) <= 1:
-                return ids[-budget:]
-            turns = turns[1:]
+        """Token IDs of the conversation plus the assistant's turn (``prompt.encode``)."""
+        return encode(self.tokenizer, conversation, max_positions=self.max_positions, max_new_tokens=max_new_tokens,
+                      takes_system=self.takes_system)
 
     def _threads(self) -> None:
         if self.threads:

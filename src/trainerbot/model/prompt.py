@@ -10,6 +10,7 @@ the default model used them for 0 of 20 rephrased questions; right before it, fo
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 # Chosen by measurement on the default model (SmolLM2-135M): with "... Answer briefly." it
 # answered "hello bot" with a row of emoji; this one greets sensibly and scored best on the
@@ -36,3 +37,23 @@ def system_prompt(facts: Iterable[tuple[str, str]], max_chars: int) -> str:
     """``SYSTEM``, then the facts that fit (see ``facts_block``)."""
     block = facts_block(facts, max_chars)
     return f"{SYSTEM}\n{block}" if block else SYSTEM
+
+
+def encode(tokenizer: Any, conversation: list[dict[str, str]], *, max_positions: int, max_new_tokens: int,
+           takes_system: bool) -> list[int]:
+    """Token IDs of the conversation plus the assistant's turn, through the tokenizer's chat
+    template; the oldest turns after a leading system message are dropped to fit
+    ``max_positions - max_new_tokens``. A model that ``takes_system`` without one in the
+    conversation gets ``SYSTEM``, as in chat and training. Both runtimes (torch and
+    llama.cpp) read exactly these IDs."""
+    budget = max_positions - max_new_tokens
+    system = conversation[:1] if conversation and conversation[0]["role"] == "system" else []
+    turns = list(conversation[len(system):])
+    if not system and takes_system:
+        system = [{"role": "system", "content": SYSTEM}]
+    while True:
+        encoded: Any = tokenizer.apply_chat_template(system + turns, add_generation_prompt=True, tokenize=True)
+        ids: list[int] = encoded if isinstance(encoded, list) else list(encoded["input_ids"])
+        if len(ids) <= budget or len(turns) <= 1:
+            return ids[-budget:]
+        turns = turns[1:]

@@ -1,12 +1,16 @@
 """Model versions: a finished job's model is evaluated (held-out cases; for a pretrained
 model also the general questions), registered as the guild's next ``vN``, and made active
-only when it is not worse than the active one. Both the local runner and the remote
+only when it is not worse than the active one. A version chat would serve through llama.cpp
+is asked the same questions there too (``runtime_check``), and is served by torch instead
+if llama.cpp answers worse. Both the local runner and the remote
 (OpenAI-compatible) path finish here, so training flows one way: runner/remote → versions.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -15,12 +19,15 @@ from sqlalchemy.orm import Session
 from trainerbot.config import Settings
 from trainerbot.evaluation import heldout
 from trainerbot.evaluation.cases import Case
+from trainerbot.evaluation.metrics import summarise
 from trainerbot.evaluation.run import score_cases
 from trainerbot.model.remote import scorer_for
 from trainerbot.store import Store
 from trainerbot.store.models import Guild, JobStatus, ModelVersion
 from trainerbot.training import queue
 from trainerbot.training.job import JobContext
+
+log = logging.getLogger(__name__)
 
 HELDOUT_MAX_TOKENS = 64  # held-out answers are short; a pretrained model rambles on what it does not know
 
@@ -31,23 +38,24 @@ def active_version(session: Session, guild_id: int) -> ModelVersion | None:
 
 def promotion(
     settings: Settings, candidate: Any, parent: ModelVersion | None, cases: list[Case]
-) -> tuple[bool, dict[str, Any], str]:
-    """(promote?, metrics to keep, the reason in words) for the ``candidate`` model against ``parent``."""
+) -> tuple[bool, dict[str, Any], str, list[dict[str, Any]]]:
+    """(promote?, metrics to keep, the reason in words, the candidate's answers) for the
+    ``candidate`` model against ``parent``."""
     metric = settings.promotion_metric
     if not cases:
-        return True, {}, "no held-out cases to compare on"
-    scored = score_cases(candidate, cases, max_new_tokens=min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS))[1]
+        return True, {}, "no held-out cases to compare on", []
+    rows, scored = score_cases(candidate, cases, max_new_tokens=min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS))
     kept: dict[str, Any] = {"heldout": scored.as_dict(), "promotion_metric": metric}
     ours = heldout.shown(metric, heldout.value(scored, metric))
     active_model = scorer_for(settings, parent, getattr(candidate, "weights", None)) if parent is not None else None
     if parent is None or active_model is None:
-        return True, kept, f"held-out {metric} {ours}"
+        return True, kept, f"held-out {metric} {ours}", rows
     active = score_cases(active_model, cases, max_new_tokens=min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS))[1]
     kept["heldout_active"] = {"version": parent.name, **active.as_dict()}
     theirs = heldout.shown(metric, heldout.value(active, metric))
     if heldout.not_worse(metric, scored, active, settings.promotion_tolerance):
-        return True, kept, f"held-out {metric} {ours} vs {parent.name}'s {theirs}"
-    return False, kept, f"held-out {metric} {ours} is worse than active {parent.name}'s {theirs}"
+        return True, kept, f"held-out {metric} {ours} vs {parent.name}'s {theirs}", rows
+    return False, kept, f"held-out {metric} {ours} is worse than active {parent.name}'s {theirs}", rows
 
 
 GENERAL_TOLERANCE = 5.0  # points of the general-question score a candidate may lose
@@ -75,6 +83,57 @@ def general_check(
     return False, kept, f"it forgot general knowledge (general questions {ours:.0f} % vs {theirs:.0f} % before)"
 
 
+RUNTIME_TOLERANCE = 5.0  # points (held-out exact match, chrF, general %) llama.cpp may lose against torch
+
+
+def runtime_check(
+    settings: Settings, store: Store, job_id: int, folder: Path, cases: list[Case], answers: list[dict[str, Any]],
+    general_torch: float | None,
+) -> dict[str, Any] | None:
+    """For a version chat would serve through llama.cpp: its merged file written now (so the
+    first reply does not wait for it), the held-out questions — and the general ones, when
+    the torch model was scored on them — answered there, and compared with the torch
+    model's answers. ``serves`` is False (chat answers with torch) when llama.cpp scores more
+    than ``RUNTIME_TOLERANCE`` points lower. None when llama.cpp would not serve it."""
+    from trainerbot.evaluation import general
+    from trainerbot.model import gguf_export, llamacpp
+    from trainerbot.model.pretrained import base_dir
+
+    if settings.runtime != "llamacpp" or settings.model != "smollm2" or settings.base_model_dir is not None:
+        return None
+    base = base_dir(settings.resolved_data_dir)
+    if not llamacpp.available() or not gguf_export.servable(folder, base):
+        return None
+    asked = len(cases) + (settings.general_questions if general_torch is not None else 0)
+    queue.add_event(store, job_id, kind="log", message=f"checking the llama.cpp runtime on {asked} questions")
+    hub = llamacpp.LlamaCppHub(settings.resolved_data_dir, settings.runtime_precision, capacity=1,
+                               threads=settings.torch_threads)
+    try:
+        served = hub.get(folder, base)
+    except (OSError, ValueError, RuntimeError) as exc:
+        log.warning("llama.cpp cannot serve %s: %s", folder.name, exc)
+        return {"engine": f"llama.cpp {settings.runtime_precision}", "serves": False,
+                "why": f"its file could not be written ({type(exc).__name__})"}
+    result: dict[str, Any] = {"engine": served.engine, "compared": len(cases)}
+    serves = True
+    if cases:
+        rows, ours = score_cases(served, cases, max_new_tokens=min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS))
+        theirs = summarise(answers)
+        same = sum(1 for a, b in zip(rows, answers, strict=True) if a["prediction"] == b["prediction"])
+        result |= {"same_answers": same, "exact_match": ours.exact_match, "exact_match_torch": theirs.exact_match,
+                   "chrf": ours.chrf, "chrf_torch": theirs.chrf}
+        if ours.exact_match is not None and theirs.exact_match is not None:
+            serves &= 100 * ours.exact_match >= 100 * theirs.exact_match - RUNTIME_TOLERANCE
+        if ours.chrf is not None and theirs.chrf is not None:
+            serves &= ours.chrf >= theirs.chrf - RUNTIME_TOLERANCE
+    if general_torch is not None:
+        score = general.score(served, limit=settings.general_questions)[0]
+        result |= {"general": round(score, 1), "general_torch": general_torch}
+        serves &= score >= general_torch - RUNTIME_TOLERANCE
+    result["serves"] = serves
+    return result
+
+
 def register_version(
     job: JobContext, *, backend: str, path: str | None, base: str, metrics: dict[str, Any], candidate: Any, general: bool = False
 ) -> str:
@@ -85,7 +144,7 @@ def register_version(
     cases = list(job.cases)
     if cases:
         queue.add_event(store, job_id, kind="log", message=f"evaluating on {len(cases)} held-out cases")
-    promote, evaluation, why = promotion(settings, candidate, parent, cases)
+    promote, evaluation, why, answers = promotion(settings, candidate, parent, cases)
     if general and settings.general_questions:
         keeps, kept, words = general_check(settings, store, job_id, candidate, parent)
         evaluation.update(kept)
@@ -93,6 +152,13 @@ def register_version(
             promote, why = False, words
         elif promote:
             why = f"{why}; {words}"
+    if path is not None:
+        runtime = runtime_check(settings, store, job_id, settings.resolved_data_dir / path, cases, answers,
+                                evaluation.get("general") if general else None)
+        if runtime is not None:
+            evaluation["runtime"] = runtime
+            engine = runtime["engine"] if runtime["serves"] else "torch (llama.cpp answered worse)"
+            why += f"; replies through {engine}"
     metrics = {**metrics, **evaluation, "promoted": promote}
     with store.session() as s:
         # Workers on other machines may register at the same moment: the guild's row, locked
