@@ -26,6 +26,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -119,7 +120,6 @@ def write_lora_gguf(adapter: Path, out: Path) -> None:
 def pretrained_latency(rounds: int, tmp: Path) -> None:
     import copy
 
-    import xllamacpp
     from peft import LoraConfig, get_peft_model
 
     from trainerbot.evaluation import general
@@ -152,23 +152,30 @@ def pretrained_latency(rounds: int, tmp: Path) -> None:
     applied = hub.get(folder)
     adapter_mib = rss_mib() - before_adapter
 
-    served: dict[str, ServedModel] = {}
-    for precision in ("q8_0", "f16"):
+    # One llama.cpp server alive at a time, as in the bot (llamacpp.py: two in one process
+    # slow each other down), so each side's server is started for its run and closed after.
+    def merged(precision: str) -> Callable[[], ServedModel]:
         out = tmp / f"merged.{precision}.gguf"
         gguf_export.write(base_dir, out, adapter=folder, precision=precision)  # type: ignore[arg-type]
-        served[f"llama.cpp {precision}, merged"] = ServedModel(out, folder, applied.tokenizer, precision=precision, threads=2)
+        return lambda: ServedModel(out, folder, applied.tokenizer, precision=precision, threads=2)
+
+    def with_lora() -> ServedModel:  # the base file, the adapter applied by llama.cpp at run time
+        return ServedModel(base_q8, folder, applied.tokenizer, precision="q8_0", threads=2, adapters=(tmp / "lora.gguf",))
+
     base_q8 = tmp / "base.q8_0.gguf"
     gguf_export.write(base_dir, base_q8, precision="q8_0")
     write_lora_gguf(folder, tmp / "lora.gguf")
-    with_lora = ServedModel(base_q8, folder, applied.tokenizer, precision="q8_0", threads=2)
-    params = xllamacpp.CommonParams()  # the same server, the adapter applied by llama.cpp at run time
-    params.model.path = str(base_q8)
-    params.n_ctx, params.verbosity, params.sampling.temp = 2048, 0, 0.0
-    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = 2
-    params.lora_adapters = [xllamacpp.CommonAdapterLoraInfo(str(tmp / "lora.gguf"), 1.0)]
-    with_lora._server = xllamacpp.Server(params)
-    served["llama.cpp q8_0, adapter applied"] = with_lora
-    rss_served = rss_mib()
+    served: dict[str, Callable[[], ServedModel]] = {
+        "llama.cpp q8_0, merged": merged("q8_0"), "llama.cpp f16, merged": merged("f16"),
+        "llama.cpp q8_0, adapter applied": with_lora,
+    }
+    started = time.perf_counter()
+    one = served["llama.cpp q8_0, merged"]()
+    load_s = time.perf_counter() - started
+    one.reply([{"role": "user", "content": "hello"}], max_new_tokens=16)
+    with open(f"/proc/{one.pid}/status") as f:
+        rss_served = next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+    one.close()
 
     facts = [(e.prompt, e.response) for e in generate(3, seed=4)]
     eos = applied.tokenizer.eos_token_id
@@ -193,15 +200,17 @@ def pretrained_latency(rounds: int, tmp: Path) -> None:
                         sides[side]["ttft"].append(time.perf_counter() - t)
                     n += 1
         else:
-            def on_chunk(chunk: dict) -> bool:
-                nonlocal n
-                if len(sides[side]["ttft"]) == len(sides[side]["reply"]):  # the first piece of this run
+            model = served[side]()
+            assert model.encode(conversation, 64) == ids  # the same prompt as torch's
+            t = time.perf_counter()
+            for _ in model.stream(conversation, max_new_tokens=64, ignore_eos=True):
+                if n == 0:
                     sides[side]["ttft"].append(time.perf_counter() - t)
-                n = chunk.get("usage", {}).get("completion_tokens", n)  # the last piece says how many
-                return False
-
-            request = {"prompt": ids, "max_tokens": 64, "ignore_eos": True, "temperature": 0.0, "stream": True}
-            served[side]._server.handle_completions(request, on_chunk)  # ignore_eos: exactly 64 tokens
+                n += 1
+            sides[side]["reply"].append(time.perf_counter() - t)
+            model.close()
+            assert n > 0, side  # ignore_eos: llama.cpp wrote exactly 64 tokens, in n pieces
+            return
         assert n == 64, (side, n)
         sides[side]["reply"].append(time.perf_counter() - t)
 
@@ -223,12 +232,14 @@ def pretrained_latency(rounds: int, tmp: Path) -> None:
         print(f"  speed-up {side} vs torch, per round: median {statistics.median(ratios):.2f}× "
               f"(spread {min(ratios):.2f}–{max(ratios):.2f})")
     print(f"  RSS: {before:.0f} MiB before the torch base, {after_base:.0f} MiB with it, +{adapter_mib:.0f} MiB for an "
-          f"adapter version; {rss_served:.0f} MiB with the four llama.cpp servers too")
+          f"adapter version; the q8_0 llama.cpp process {rss_served:.0f} MiB (started in {load_s:.2f} s)")
     # The same answers? The 40 general questions, greedy, torch against each llama.cpp side.
     reference = general.score(applied)[1]
     print(f"general questions, this version: torch {sum(1 for r in reference if r['right'])}/40 right")
-    for side, model in served.items():
+    for side, make in served.items():
+        model = make()
         rows = general.score(model)[1]
+        model.close()
         same = sum(1 for a, b in zip(reference, rows, strict=True) if a["reply"] == b["reply"])
         print(f"  {side:32}: {sum(1 for r in rows if r['right'])}/40 right, the same answer as torch on {same}/40")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -81,9 +82,12 @@ def test_llama_cpp_answers_like_torch_for_the_base_and_a_merged_adapter(
         gguf_export.write(prepared, out, adapter=folder if folder == adapter else None, precision="f32")
         served = ServedModel(out, folder, tokenizer, precision="f32", threads=2)
         reference = LocalModel(folder, weights=base_weights, threads=2, require_done=False)
-        for question in QUESTIONS:
-            conversation = [{"role": "user", "content": question}]
-            assert served.reply(conversation, max_new_tokens=24) == reference.reply(conversation, max_new_tokens=24), question
+        try:
+            for question in QUESTIONS:
+                conversation = [{"role": "user", "content": question}]
+                assert served.reply(conversation, max_new_tokens=24) == reference.reply(conversation, max_new_tokens=24), question
+        finally:
+            served.close()
     # The adapter mattered: the version's answers are not the base's.
     base_model = LocalModel(prepared, weights=base_weights, threads=2)
     tuned = LocalModel(adapter, weights=base_weights, threads=2, require_done=False)
@@ -106,6 +110,25 @@ def test_streaming_grows_to_the_whole_reply_and_stops_when_the_reader_leaves(pre
     stream.close()  # the reader left: llama.cpp stops instead of writing 2,000 tokens nobody reads
     assert first and time.monotonic() - started < 5
     assert served.reply([{"role": "user", "content": "hi"}], max_new_tokens=8)  # and the server still answers
+    served.close()
+    assert not served.alive
+
+
+def test_a_crashed_runtime_is_refused_plainly_then_started_again(prepared: Path, tmp_path: Path) -> None:
+    hub = llamacpp.LlamaCppHub(tmp_path / "data", "q8_0", threads=2)
+    try:
+        served = hub.get(prepared, prepared)
+        assert served.alive and served.pid != os.getpid()  # its own process, not the bot's
+        assert "torch" not in Path(f"/proc/{served.pid}/maps").read_text()  # nothing of torch (nor its libgomp) in it
+        os.kill(served.pid, signal.SIGKILL)
+        served._process.wait(5)
+        with pytest.raises(NotAvailable, match="stopped"):
+            served.reply([{"role": "user", "content": "hi"}], max_new_tokens=8)
+        again = hub.get(prepared, prepared)  # the next message starts it again
+        assert again is not served and again.alive and again.reply([{"role": "user", "content": "hi"}], max_new_tokens=8)
+    finally:
+        hub.close()
+    assert not again.alive
 
 
 def test_the_serving_cache_is_crash_safe_and_bounded(prepared: Path, adapter: Path, tmp_path: Path,
@@ -142,7 +165,9 @@ def test_torch_answers_where_llama_cpp_cannot_or_should_not(prepared: Path, adap
     def engines(**settings: object) -> Engines:
         return Engines(Settings(_env_file=None, data_dir=data, torch_threads=2, model="smollm2", **settings))  # type: ignore[call-arg,arg-type]
 
-    assert isinstance(engines().chat_model(None), ServedModel)
+    default = engines()
+    assert isinstance(default.chat_model(None), ServedModel)
+    default.llamacpp().close()
     assert isinstance(engines(runtime="torch").chat_model(None), LocalModel)
     # The worker found llama.cpp answering this version worse: torch serves it.
     assert isinstance(engines().chat_model(adapter, {"runtime": {"serves": False}}), LocalModel)

@@ -11,12 +11,14 @@ torch model: it is the reference, and it has the per-token losses they report.""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainerbot.config import Settings
+from trainerbot.errors import NotAvailable
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ class Engines:
             return None
         try:
             return self.llamacpp().get(target, base)
-        except (OSError, ValueError, RuntimeError) as exc:  # a full disk, an adapter it cannot merge: torch answers
+        except (OSError, ValueError, RuntimeError, NotAvailable) as exc:  # a full disk, an odd adapter: torch answers
             log.warning("llama.cpp cannot serve %s (%s: %s); torch answers instead", target.name, type(exc).__name__, exc)
             self._llamacpp_failed.add(target)
             return None
@@ -104,8 +106,11 @@ class Engines:
             return self._remote
 
     async def close(self) -> None:
-        """Close the remote chat client, if one was opened."""
+        """Close the remote chat client and end the llama.cpp process, if they were opened."""
         with self._lock:
             remote, self._remote = self._remote, None
+            served, self._llamacpp = self._llamacpp, None
+        if served is not None:
+            await asyncio.to_thread(served.close)
         if remote is not None:
             await remote.close()

@@ -12,8 +12,9 @@ a crash leaves no half file behind. Merged beats applying the adapter in llama.c
 Replies read exactly the token IDs the torch model reads (``prompt.encode`` with the
 model's own tokenizer), decoded greedily, so the two runtimes answer alike; the worker
 checks that on the held-out and general questions before a version is served here
-(``training/versions.runtime_check``). llama.cpp's server also opens an HTTP port on
-127.0.0.1; it is locked with a random API key that never leaves this object.
+(``training/versions.runtime_check``). The server runs in a child process (see
+``ServedModel``); it also opens an HTTP port on 127.0.0.1, locked with a random API key
+that never leaves that process.
 
 Everything blocks (the core calls from a worker thread). Nothing downloads anything.
 """
@@ -26,23 +27,26 @@ import hashlib
 import importlib.util
 import logging
 import os
-import queue
-import secrets
+import socket
+import subprocess
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from trainerbot.errors import NotAvailable
 from trainerbot.model import gguf_export
 from trainerbot.model.files import DONE_MARKER, is_adapter
+from trainerbot.model.llamacpp_child import N_CTX  # prompts are cut to fit it
 from trainerbot.model.prompt import encode
 
 log = logging.getLogger(__name__)
 
 KEEP_FILES = 3  # merged GGUF files kept under models/serving (about 145 MB each at q8_0)
-N_CTX = 2048  # the context window served (prompts are cut to fit, oldest turns first)
+STARTUP_S = 120.0  # a fresh interpreter, the binding and the model's load: about a second
 
 
 def available() -> bool:
@@ -99,101 +103,132 @@ def _exclusive(lock_file: Path) -> Iterator[None]:
 
 
 class ServedModel:
-    """One GGUF file behind llama.cpp's server; answers like ``LocalModel`` (stream, reply)."""
+    """One GGUF file behind llama.cpp's server; answers like ``LocalModel`` (stream, reply).
+
+    The server runs in a child process of its own: llama.cpp's threads are OpenMP threads
+    from the same ``libgomp.so.1`` torch loads, and once torch has run with 2 threads in a
+    process, llama.cpp in that process decoded at ~60–70 instead of ~110 tokens/s on 2 cores
+    (libgomp stops spinning when it counts more threads than cores). The child also keeps a
+    crash in native code away from the bot. Requests go one at a time over a socket pair
+    (``llamacpp_child``); the parent tokenises, the child answers with text pieces."""
 
     takes_system = True  # only the shipped instruct model and its versions are served here
 
-    def __init__(self, gguf: Path, folder: Path, tokenizer: Any, *, precision: str, threads: int | None = None) -> None:
-        import xllamacpp
-
-        params = xllamacpp.CommonParams()
-        params.model.path = os.fspath(gguf)
-        params.n_ctx = N_CTX
-        params.n_parallel = 1
+    def __init__(self, gguf: Path, folder: Path, tokenizer: Any, *, precision: str, threads: int | None = None,
+                 adapters: tuple[Path, ...] = ()) -> None:
+        """``adapters``: llama.cpp-format LoRA files applied at run time (bench/reply_latency.py
+        measures that against merging; the bot serves merged files)."""
+        ours, theirs = socket.socketpair()
         count = threads or min(os.cpu_count() or 1, 8)
-        params.cpuparams.n_threads = count
-        params.cpuparams_batch.n_threads = count
-        params.sampling.temp = 0.0  # greedy, like the torch runtime
-        params.endpoint_metrics = False
-        params.verbosity = 0  # its errors only, not a line per request
-        params.api_keys = [secrets.token_hex(32)]  # its 127.0.0.1 HTTP port answers no one else
-        self._server = xllamacpp.Server(params)
+        # A fresh interpreter that imports only the binding (no torch, nothing of the bot's).
+        command = [sys.executable, "-m", "trainerbot.model.llamacpp_child", str(theirs.fileno()), os.fspath(gguf), str(count),
+                   *map(os.fspath, adapters)]
+        self._process = subprocess.Popen(command, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        theirs.close()
+        self._conn = Connection(ours.detach())
+        self._lock = threading.Lock()
         self.folder = folder
         self.tokenizer = tokenizer
         self.max_positions = N_CTX
         self.engine = f"llama.cpp {precision}"
+        if not self._conn.poll(STARTUP_S):
+            self.close()
+            raise NotAvailable("The llama.cpp runtime did not start in time.")
+        first = self._receive()
+        if first[0] != "ready":
+            self.close()
+            raise NotAvailable(f"The llama.cpp runtime could not load the model ({first[1]}).")
+
+    def _receive(self) -> tuple[Any, ...]:
+        try:
+            message: tuple[Any, ...] = self._conn.recv()
+            return message
+        except (EOFError, OSError) as exc:
+            raise NotAvailable("The llama.cpp runtime stopped; the next message starts it again.") from exc
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def close(self) -> None:
+        """End the child process (at once if it does not leave when asked)."""
+        with contextlib.suppress(OSError, ValueError):
+            self._conn.send(("close",))
+        try:
+            self._process.wait(5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(5)
+        self._conn.close()
+
+    def __del__(self) -> None:
+        process = getattr(self, "_process", None)
+        if process is not None and process.poll() is None:  # not closed by its owner: never leave it behind
+            process.kill()
+            process.wait(5)
 
     def encode(self, conversation: list[dict[str, str]], max_new_tokens: int) -> list[int]:
         return encode(self.tokenizer, conversation, max_positions=self.max_positions, max_new_tokens=max_new_tokens,
                       takes_system=True)
 
-    def _request(self, conversation: list[dict[str, str]], max_new_tokens: int, stream: bool) -> dict[str, Any]:
-        ids = self.encode(conversation, max_new_tokens)
-        return {"prompt": ids, "max_tokens": min(max_new_tokens, self.max_positions - len(ids)), "temperature": 0.0,
-                "top_k": 1, "cache_prompt": True, "stream": stream}
-
     def answer_loss(self, conversation: list[dict[str, str]], answer: str) -> float | None:
         return None  # per-token losses come from the torch model (the reference)
 
     def reply(self, conversation: list[dict[str, str]], *, max_new_tokens: int = 128) -> str:
-        result = self._server.handle_completions(self._request(conversation, max_new_tokens, False))
-        return _text(result).strip()
-
-    def stream(self, conversation: list[dict[str, str]], *, max_new_tokens: int = 128) -> Iterator[str]:
-        """The reply so far, after each piece llama.cpp hands over (the last value is the whole reply)."""
-        pieces: queue.Queue[str | BaseException | None] = queue.Queue()
-        stop = threading.Event()
-        request = self._request(conversation, max_new_tokens, True)
-
-        def on_chunk(chunk: Any) -> bool:
-            try:
-                pieces.put(_text(chunk))
-            except NotAvailable as exc:
-                pieces.put(exc)
-            return stop.is_set()  # True asks llama.cpp to stop: the reader has gone
-
-        def run() -> None:
-            try:
-                result = self._server.handle_completions(request, on_chunk)
-                if isinstance(result, dict) and "error" in result:
-                    _text(result)
-            except BaseException as exc:  # handed to the reader, which raises it
-                pieces.put(exc)
-            finally:
-                pieces.put(None)
-
-        worker = threading.Thread(target=run, name="llamacpp-reply", daemon=True)
-        worker.start()
         text = ""
-        try:
-            while (item := pieces.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                if item:
-                    text += item
-                    yield text.strip()
-        finally:
-            stop.set()
-            worker.join()
+        for partial in self.stream(conversation, max_new_tokens=max_new_tokens):
+            text = partial  # each is the whole text so far; the last is the reply
+        return text
 
-
-def _text(result: Any) -> str:
-    """The text of one llama.cpp answer (or one streamed piece); its errors become ``NotAvailable``."""
-    if not isinstance(result, dict):
-        raise NotAvailable("The llama.cpp runtime gave no answer.")
-    if "error" in result:
-        error = result["error"]
-        message = error.get("message") if isinstance(error, dict) else error
-        log.warning("llama.cpp refused a request: %s", message)
-        raise NotAvailable("The model could not answer that (the llama.cpp runtime refused the request).")
-    choices = result.get("choices") or [{}]
-    return str(choices[0].get("text") or "")
+    def stream(self, conversation: list[dict[str, str]], *, max_new_tokens: int = 128,
+               ignore_eos: bool = False) -> Iterator[str]:
+        """The reply so far, after each piece llama.cpp hands over (the last value is the whole
+        reply). ``ignore_eos``: exactly ``max_new_tokens`` tokens (benchmarks)."""
+        ids = self.encode(conversation, max_new_tokens)
+        request = {"prompt": ids, "max_tokens": min(max_new_tokens, self.max_positions - len(ids)), "temperature": 0.0,
+                   "top_k": 1, "cache_prompt": True, "stream": True, "ignore_eos": ignore_eos}
+        with self._lock:
+            try:
+                self._conn.send(("complete", request))
+            except (OSError, ValueError) as exc:
+                raise NotAvailable("The llama.cpp runtime stopped; the next message starts it again.") from exc
+            text, finished = "", False
+            try:
+                while True:
+                    message = self._receive()
+                    if message[0] == "piece":
+                        text += message[1]
+                        yield text.strip()
+                    elif message[0] == "done":
+                        finished = True
+                        return
+                    else:
+                        finished = True
+                        log.warning("llama.cpp: %s", message[1])
+                        raise NotAvailable("The model could not answer that (the llama.cpp runtime refused the request).")
+            finally:
+                if not finished and self.alive:  # the reader left early: stop it, and read up to its end
+                    with contextlib.suppress(OSError, ValueError, NotAvailable):
+                        self._conn.send(("stop",))
+                        while self._receive()[0] == "piece":
+                            pass
 
 
 class LlamaCppHub:
-    """Served models by folder, at most ``capacity`` at once (least recently used dropped)."""
+    """Served models by folder, at most ``capacity`` at once (least recently used dropped).
 
-    def __init__(self, data_dir: Path, precision: gguf_export.Precision, *, capacity: int = 2,
+    One by default: llama.cpp's CPU threads are OpenMP threads, and once a process holds more
+    of them than there are cores (two servers × 2 threads on 2 cores) libgomp stops letting
+    them spin between operations — decoding fell from ~108 to ~55–72 tokens/s with a second,
+    idle server loaded. Switching to another version's file costs its load instead (~0.4 s
+    from the page cache), which a bot whose servers share one active version never pays."""
+
+    def __init__(self, data_dir: Path, precision: gguf_export.Precision, *, capacity: int = 1,
                  threads: int | None = None) -> None:
         self.files = ServingFiles(data_dir, precision)
         self.precision = precision
@@ -208,15 +243,25 @@ class LlamaCppHub:
         folder = folder.resolve()
         with self._lock:
             served = self._served.pop(folder, None)
+            if served is not None and not served.alive:  # its process died (a crash): start it again
+                served.close()
+                served = None
             if served is None:
                 if not gguf_export.servable(folder, base):
                     raise NotAvailable(f"`{folder.name}` is not the shipped model or a version taught on it.")
-                served = ServedModel(self.files.ensure(folder, base), folder, self._tokenizer(base),
-                                     precision=self.precision, threads=self.threads)
+                gguf = self.files.ensure(folder, base)
+                while len(self._served) >= self.capacity:
+                    # Closed before the next one starts (see above); a reply still streaming
+                    # from it keeps it alive until that reply ends.
+                    self._served.popitem(last=False)[1].close()
+                served = ServedModel(gguf, folder, self._tokenizer(base), precision=self.precision, threads=self.threads)
             self._served[folder] = served
-            while len(self._served) > self.capacity:
-                self._served.popitem(last=False)
             return served
+
+    def close(self) -> None:
+        with self._lock:
+            while self._served:
+                self._served.popitem()[1].close()
 
     def _tokenizer(self, base: Path) -> Any:
         base = base.resolve()

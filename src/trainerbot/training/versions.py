@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from trainerbot.config import Settings
+from trainerbot.errors import NotAvailable
 from trainerbot.evaluation import heldout
 from trainerbot.evaluation.cases import Case
 from trainerbot.evaluation.metrics import summarise
@@ -95,7 +96,6 @@ def runtime_check(
     the torch model was scored on them — answered there, and compared with the torch
     model's answers. ``serves`` is False (chat answers with torch) when llama.cpp scores more
     than ``RUNTIME_TOLERANCE`` points lower. None when llama.cpp would not serve it."""
-    from trainerbot.evaluation import general
     from trainerbot.model import gguf_export, llamacpp
     from trainerbot.model.pretrained import base_dir
 
@@ -110,10 +110,21 @@ def runtime_check(
                                threads=settings.torch_threads)
     try:
         served = hub.get(folder, base)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, NotAvailable) as exc:
         log.warning("llama.cpp cannot serve %s: %s", folder.name, exc)
         return {"engine": f"llama.cpp {settings.runtime_precision}", "serves": False,
-                "why": f"its file could not be written ({type(exc).__name__})"}
+                "why": f"it could not load the model ({type(exc).__name__})"}
+    try:
+        result = _compare(settings, served, cases, answers, general_torch)
+    finally:
+        hub.close()
+    return result
+
+
+def _compare(settings: Settings, served: Any, cases: list[Case], answers: list[dict[str, Any]],
+             general_torch: float | None) -> dict[str, Any]:
+    from trainerbot.evaluation import general
+
     result: dict[str, Any] = {"engine": served.engine, "compared": len(cases)}
     serves = True
     if cases:
