@@ -111,7 +111,7 @@ async def test_one_lora_job_through_the_worker_stores_an_adapter_that_chat_serve
     assert version.metrics["general_questions"] == 3 and isinstance(version.metrics["general"], float)
     with core.store.read() as s:
         log = " | ".join(m for m in s.scalars(select(JobEvent.message).where(JobEvent.job_id == reply.data["job_id"])) if m)
-    assert "6 rehearsal examples mixed in" in log and "with a LoRA adapter" in log and "checking 3 general questions" in log
+    assert "9 rehearsal examples mixed in" in log and "with a LoRA adapter" in log and "checking 3 general questions" in log
     runtime = version.metrics["runtime"]
     assert runtime["engine"] == "llama.cpp q8_0" and runtime["serves"] is True
     assert runtime["general_torch"] == version.metrics["general"] and isinstance(runtime["general"], float)
