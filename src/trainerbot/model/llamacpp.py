@@ -22,7 +22,6 @@ Everything blocks (the core calls from a worker thread). Nothing downloads anyth
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import importlib.util
 import logging
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from trainerbot.errors import NotAvailable
+from trainerbot.fileio import exclusive_lock
 from trainerbot.model import gguf_export
 from trainerbot.model.files import DONE_MARKER, is_adapter
 from trainerbot.model.llamacpp_child import N_CTX  # prompts are cut to fit it
@@ -72,7 +72,7 @@ class ServingFiles:
         """The file for ``folder`` (the base itself, or an adapter on it), written if missing."""
         target = self.path_for(folder)
         self.root.mkdir(parents=True, exist_ok=True)
-        with _exclusive(self.root / ".lock"):
+        with exclusive_lock(self.root / ".lock"):
             if not target.is_file():
                 partial = target.with_name(f".{target.name}.partial")
                 try:
@@ -90,16 +90,6 @@ class ServingFiles:
         files = sorted(self.root.glob("*.gguf"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in [f for f in files if f != keep][KEEP_FILES - 1:]:
             old.unlink(missing_ok=True)  # a server still serving it keeps its open mapping
-
-
-@contextlib.contextmanager
-def _exclusive(lock_file: Path) -> Iterator[None]:
-    with open(lock_file, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class ServedModel:

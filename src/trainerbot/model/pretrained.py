@@ -17,8 +17,6 @@ so it is located, never imported.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import importlib.util
 import json
@@ -26,13 +24,13 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from trainerbot.config import Settings
 from trainerbot.errors import NotAvailable
-from trainerbot.fileio import sha256_file
+from trainerbot.fileio import exclusive_lock, sha256_file
 from trainerbot.model.files import DONE_MARKER, is_complete, offline
 
 log = logging.getLogger(__name__)
@@ -62,24 +60,13 @@ def base_dir(data_dir: Path) -> Path:
     return data_dir / "models" / "base" / BASE_NAME
 
 
-@contextlib.contextmanager
-def _exclusive(lock_file: Path) -> Iterator[None]:
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_file, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def prepare_base(data_dir: Path, progress: Callable[[str], None] | None = None) -> Path:
     """The prepared default model folder, made on first use (about 20–40 s on 2 cores)."""
     target = base_dir(data_dir)
     if is_complete(target):
         return target
     say = progress or (lambda message: log.info("%s", message))
-    with _exclusive(target.with_name(f".{BASE_NAME}.lock")):
+    with exclusive_lock(target.with_name(f".{BASE_NAME}.lock")):
         if is_complete(target):  # another process finished it while we waited
             return target
         source = gguf_path()
