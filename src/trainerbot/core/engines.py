@@ -34,7 +34,7 @@ class Engines:
         self._lock = threading.Lock()  # the groups call in from worker threads
         self._hub: ModelHub | None = None
         self._llamacpp: LlamaCppHub | None = None
-        self._llamacpp_failed: set[Path] = set()
+        self._llamacpp_serves: dict[Path, bool] = {}  # per model folder (a done folder never changes)
         self._remote: RemoteChat | None = None
 
     def hub(self) -> ModelHub:
@@ -75,26 +75,26 @@ class Engines:
         return self.hub().get(folder) if folder is not None else self.base_model()
 
     def _served(self, folder: Path | None, metrics: dict[str, Any]) -> ServedModel | None:
-        settings = self.settings
-        if settings.runtime != "llamacpp" or settings.base_model_dir is not None or settings.model != "smollm2":
+        from trainerbot.model import gguf_export, llamacpp
+
+        if not llamacpp.enabled(self.settings):
             return None
         runtime = metrics.get("runtime")
         if isinstance(runtime, dict) and runtime.get("serves") is False:
             return None  # the worker found llama.cpp answering this version differently
-        from trainerbot.model import gguf_export, llamacpp
         from trainerbot.model.pretrained import prepare_base
 
-        if not llamacpp.available():
-            return None
-        base = prepare_base(settings.resolved_data_dir)
+        base = prepare_base(self.settings.resolved_data_dir)
         target = (folder or base).resolve()
-        if target in self._llamacpp_failed or not gguf_export.servable(target, base):
+        if target not in self._llamacpp_serves:  # checked once, not on every message
+            self._llamacpp_serves[target] = gguf_export.servable(target, base)
+        if not self._llamacpp_serves[target]:
             return None
         try:
             return self.llamacpp().get(target, base)
         except (OSError, ValueError, RuntimeError, NotAvailable) as exc:  # a full disk, an odd adapter: torch answers
             log.warning("llama.cpp cannot serve %s (%s: %s); torch answers instead", target.name, type(exc).__name__, exc)
-            self._llamacpp_failed.add(target)
+            self._llamacpp_serves[target] = False
             return None
 
     def remote_chat(self) -> RemoteChat:

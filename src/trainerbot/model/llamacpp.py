@@ -1,13 +1,13 @@
 """The llama.cpp runtime: chat replies from the shipped model and its taught versions through
-``xllamacpp`` (llama.cpp's server, in this process), about five times faster a token than
+``xllamacpp`` (llama.cpp's server, in a child process), about five times faster a token than
 float32 torch on 2 cores (bench/RESULTS.md).
 
 A version is served merged: its LoRA adapter is added into the base weights and the result
 written once as a GGUF file (``gguf_export``) under ``<data>/models/serving/`` — a cache,
 not the version's record (that stays the adapter): at most ``KEEP_FILES`` files, least
 recently used removed first, each written under a lock to a temporary name and renamed, so
-a crash leaves no half file behind. Merged beats applying the adapter in llama.cpp (1.2 s vs
-0.7 s for 64 tokens: 840 extra small operations a token).
+a crash leaves no half file behind. Merged beats applying the adapter in llama.cpp (935 vs
+743 ms for 64 tokens: about 840 extra small operations a token).
 
 Replies read exactly the token IDs the torch model reads (``prompt.encode`` with the
 model's own tokenizer), decoded greedily, so the two runtimes answer alike; the worker
@@ -36,6 +36,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from trainerbot.config import Settings
 from trainerbot.errors import NotAvailable
 from trainerbot.fileio import exclusive_lock
 from trainerbot.model import gguf_export
@@ -52,6 +53,14 @@ STARTUP_S = 120.0  # a fresh interpreter, the binding and the model's load: abou
 def available() -> bool:
     """Whether the llama.cpp binding is installed (``make run`` installs it)."""
     return importlib.util.find_spec("xllamacpp") is not None
+
+
+def enabled(settings: Settings) -> bool:
+    """Whether llama.cpp serves chat under these settings: the runtime chosen, the shipped
+    model in use (not scratch, not a folder of the user's), the binding installed. Chat and
+    the worker's check ask the same question here."""
+    return (settings.runtime == "llamacpp" and settings.model == "smollm2" and settings.base_model_dir is None
+            and available())
 
 
 class ServingFiles:
@@ -212,11 +221,11 @@ class ServedModel:
 class LlamaCppHub:
     """Served models by folder, at most ``capacity`` at once (least recently used dropped).
 
-    One by default: llama.cpp's CPU threads are OpenMP threads, and once a process holds more
-    of them than there are cores (two servers × 2 threads on 2 cores) libgomp stops letting
-    them spin between operations — decoding fell from ~108 to ~55–72 tokens/s with a second,
-    idle server loaded. Switching to another version's file costs its load instead (~0.4 s
-    from the page cache), which a bot whose servers share one active version never pays."""
+    One by default: each is a child process of about 244 MiB. (Two servers in *one* process
+    slowed each other — 108 → 55–72 tokens/s, libgomp's thread count — but as separate child
+    processes a second, idle one left the first's 64-token reply at 0.55–0.63 s.) Switching
+    to another version's file costs its load instead (~0.5 s from the page cache), which a
+    bot whose servers share one active version never pays."""
 
     def __init__(self, data_dir: Path, precision: gguf_export.Precision, *, capacity: int = 1,
                  threads: int | None = None) -> None:

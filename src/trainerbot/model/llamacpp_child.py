@@ -62,10 +62,15 @@ def serve(conn: Connection, gguf: str, threads: int, adapters: list[str]) -> Non
         if message[0] != "complete":
             continue  # a late ("stop",) for a reply that had already ended
         stopped = False
+        failed: NotAvailable | None = None
 
         def on_chunk(chunk: Any) -> bool:
-            nonlocal stopped
-            piece = text_of(chunk)
+            nonlocal stopped, failed
+            try:
+                piece = text_of(chunk)
+            except NotAvailable as exc:  # kept for the reply below: an exception must not cross into llama.cpp
+                failed = exc
+                return True
             if piece:
                 conn.send(("piece", piece))
             while conn.poll():
@@ -75,6 +80,8 @@ def serve(conn: Connection, gguf: str, threads: int, adapters: list[str]) -> Non
 
         try:
             result = server.handle_completions(message[1], on_chunk)
+            if failed is not None:
+                raise failed
             if isinstance(result, dict) and "error" in result:
                 text_of(result)
             conn.send(("done",))

@@ -99,15 +99,12 @@ def runtime_check(
     from trainerbot.model import gguf_export, llamacpp
     from trainerbot.model.pretrained import base_dir
 
-    if settings.runtime != "llamacpp" or settings.model != "smollm2" or settings.base_model_dir is not None:
-        return None
     base = base_dir(settings.resolved_data_dir)
-    if not llamacpp.available() or not gguf_export.servable(folder, base):
+    if not llamacpp.enabled(settings) or not gguf_export.servable(folder, base):
         return None
     asked = len(cases) + (settings.general_questions if general_torch is not None else 0)
     queue.add_event(store, job_id, kind="log", message=f"checking the llama.cpp runtime on {asked} questions")
-    hub = llamacpp.LlamaCppHub(settings.resolved_data_dir, settings.runtime_precision, capacity=1,
-                               threads=settings.torch_threads)
+    hub = llamacpp.LlamaCppHub(settings.resolved_data_dir, settings.runtime_precision, threads=settings.torch_threads)
     try:
         served = hub.get(folder, base)
     except (OSError, ValueError, RuntimeError, NotAvailable) as exc:
