@@ -175,8 +175,8 @@ class LocalModel:
                     text = str(self.tokenizer.decode(produced, skip_special_tokens=True)).strip()
                     if not text.endswith("\ufffd"):  # half a character: wait for the rest of its bytes
                         yield text
-                if text.endswith("\ufffd"):
-                    yield text
+                if text.endswith("\ufffd"):  # cut at the token limit inside a character: drop its half, as llama.cpp does
+                    yield text.rstrip("\ufffd").rstrip()
 
     def reply(self, conversation: list[dict[str, str]], *, max_new_tokens: int = 128) -> str:
         text = ""
