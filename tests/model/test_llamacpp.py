@@ -42,6 +42,7 @@ def adapter(prepared: Path, base_weights: Weights, tmp_path_factory: pytest.Temp
     from peft import LoraConfig, get_peft_model
 
     folder = tmp_path_factory.mktemp("version") / "job-1"
+    torch.manual_seed(3)  # PEFT draws the A matrices from the global generator: the same adapter every run
     model = get_peft_model(copy.deepcopy(base_weights.model), LoraConfig(
         r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
     generator = torch.Generator().manual_seed(3)
