@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import types
 
 import pytest
 
 from tests.conftest import JSONL_FACTS, att
 from trainerbot.core import Caller, CoreService
 from trainerbot.errors import BadInput
+from trainerbot.model.prompt import SYSTEM
+from trainerbot.model.taught import TaughtIndex
 
 
 async def test_before_any_model_the_bot_says_how_to_train(core: CoreService, member: Caller) -> None:
@@ -63,3 +66,23 @@ async def test_replies_are_stored_with_prompt_and_bounded_history(core: CoreServ
 async def test_bad_messages(core: CoreService, member: Caller, text: str) -> None:
     with pytest.raises(BadInput):
         await core.chat.reply(member, text)
+
+
+def test_what_a_pretrained_model_reads(core: CoreService) -> None:
+    """The system turn carries the taught facts that match the message (only those close to
+    the best match), and with facts only the latest exchange of history comes along."""
+    towns = ["Silker", "Loves", "Gatri", "Nelben"]
+    taught = TaughtIndex([(f"Which river flows through {t}?", f"The {t}a river flows through {t}.") for t in towns])
+    model = types.SimpleNamespace(takes_system=True)
+    history = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"message {i}"} for i in range(6)]
+    read = core.chat._conversation(model, taught, history, "Name the river that runs through Gatri.")  # type: ignore[arg-type]
+    assert [m["role"] for m in read] == ["system", "user", "assistant", "user"]
+    assert read[0]["content"].startswith(SYSTEM) and "The Gatria river flows through Gatri." in read[0]["content"]
+    assert not any(t in read[0]["content"] for t in ("Silker", "Loves", "Nelben"))  # they share only "river": left out
+    assert read[1:3] == history[-2:] and read[-1] == {"role": "user", "content": "Name the river that runs through Gatri."}
+    # No matching fact: the plain instruction and the whole history.
+    plain = core.chat._conversation(model, taught, history, "hello there")  # type: ignore[arg-type]
+    assert plain == [{"role": "system", "content": SYSTEM}, *history, {"role": "user", "content": "hello there"}]
+    # A model built from scratch reads the history and the message only.
+    scratch = types.SimpleNamespace(takes_system=False)
+    assert core.chat._conversation(scratch, taught, history, "hi") == [*history, {"role": "user", "content": "hi"}]  # type: ignore[arg-type]

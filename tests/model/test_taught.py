@@ -33,6 +33,24 @@ def test_near_matches_pass_and_unrelated_ones_do_not() -> None:
     assert index.lookup("???") is None
 
 
+def test_related_facts_best_first_and_only_those_close_to_the_best() -> None:
+    towns = ["Silker", "Loves", "Gatri", "Nelben", "Yatel"]
+    pairs = [(f"Which river flows through {t}?", f"The {t}a river flows through {t}.") for t in towns]
+    others = [("Who founded Silker?", "Silker was founded by Osga in 1775."), ("What does Zorbia export?", "Amber.")]
+    index = TaughtIndex([*pairs, *others])
+    question = "Name the river that runs through Silker."
+    every = index.related(question, 3)
+    assert every[0].prompt == "Which river flows through Silker?" and len(every) == 3
+    assert "Who founded Silker?" in [f.prompt for f in every]
+    # A fact that shares only the common word "river" is a weak match next to the one that
+    # also names the town: it stays out of the context.
+    close = index.related(question, 3, min_share=0.7)
+    assert [f.prompt for f in close] == ["Which river flows through Silker?", "Who founded Silker?"]
+    assert all(f.score >= 0.7 * close[0].score for f in close)
+    assert [f.prompt for f in index.related(question, 3, min_share=1.0)] == ["Which river flows through Silker?"]
+    assert index.related("hello", 3, min_share=0.7) == []
+
+
 def test_threshold_sets_how_fuzzy() -> None:
     strict = TaughtIndex(PAIRS, threshold=1.0)
     loose = TaughtIndex(PAIRS, threshold=0.6)

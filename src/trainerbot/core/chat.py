@@ -34,7 +34,7 @@ from trainerbot.core.text import quote_user_text
 from trainerbot.core.types import Attachment, Caller, Reply
 from trainerbot.core.voice import VoiceCommands
 from trainerbot.errors import BadInput
-from trainerbot.model.prompt import SYSTEM, facts_block, system_prompt
+from trainerbot.model.prompt import SYSTEM, facts_block
 from trainerbot.model.taught import TaughtIndex
 from trainerbot.ops import metrics
 from trainerbot.store import Store
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 TAUGHT_CACHE_GUILDS = 64
 FACTS_HISTORY = 2  # history messages (one exchange) kept when taught facts go into the model's context (bench/RESULTS.md)
+FACTS_MIN_SHARE = 0.7  # a related fact goes into the context only if it scores this share of the best one (bench/RESULTS.md)
 
 
 class ChatCommands(Group):
@@ -116,22 +117,19 @@ class ChatCommands(Group):
 
     def _conversation(self, model: ServedModel | LocalModel, taught: TaughtIndex | None, history: list[dict[str, str]],
                       text: str) -> list[dict[str, str]]:
-        """What the local model reads: for a pretrained model the system instruction, the
-        history, and the taught facts that best match ``text`` (bounded) right before the message."""
+        """What the local model reads: for a pretrained model the system instruction with the
+        taught facts that best match ``text`` (bounded), the history, and the message."""
         message = {"role": "user", "content": text}
         if not model.takes_system:
             return [*history, message]
-        found = taught.related(text, self.settings.taught_context) if taught is not None else []
-        facts = [(f.prompt, f.answer) for f in found]
-        if not history:
-            return [{"role": "system", "content": system_prompt(facts, self.settings.taught_context_chars)}, message]
-        block = facts_block(facts, self.settings.taught_context_chars)  # close to the message, past the history
+        found = taught.related(text, self.settings.taught_context, min_share=FACTS_MIN_SHARE) if taught is not None else []
+        block = facts_block([(f.prompt, f.answer) for f in found], self.settings.taught_context_chars)
         if not block:
             return [{"role": "system", "content": SYSTEM}, *history, message]
-        # With facts to use, only the latest turns: older ones (often the model's own wrong
+        # With facts to use, only the latest exchange: older turns (often the model's own
         # answers about other things) drew it away from the facts (bench/RESULTS.md).
         recent = history[-FACTS_HISTORY:] if FACTS_HISTORY else []
-        return [{"role": "system", "content": SYSTEM}, *recent, {"role": "system", "content": block}, message]
+        return [{"role": "system", "content": f"{SYSTEM}\n{block}"}, *recent, message]
 
     async def _local_reply(self, model: ServedModel | LocalModel, conversation: list[dict[str, str]],
                            on_partial: Callable[[str], Awaitable[None]] | None, every_s: float) -> str:

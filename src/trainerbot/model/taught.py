@@ -98,14 +98,18 @@ class TaughtIndex:
         f1 = token_f1(content(query), content(toks))
         return TaughtAnswer(answer=answer, prompt=prompt, score=f1) if f1 >= self.threshold else None
 
-    def related(self, message: str, k: int) -> list[TaughtAnswer]:
+    def related(self, message: str, k: int, *, min_share: float = 0.0) -> list[TaughtAnswer]:
         """Up to ``k`` facts whose questions share a content word with ``message``, best first
-        (for the model's context; ``score`` is the BM25 score)."""
+        (for the model's context; ``score`` is the BM25 score). With ``min_share``, only facts
+        scoring at least that share of the best one's score: a fact that matches on a common
+        word alone ("river") does not ride along with the one that names the place."""
         query = content(tokens(message))
         if not query or k <= 0:
             return []
         scores = self._bm25(query)
         best = sorted(scores, key=lambda i: (-scores[i], -i))[:k]
+        if best:
+            best = [i for i in best if scores[i] >= min_share * scores[best[0]]]
         return [TaughtAnswer(answer=self.docs[i][2], prompt=self.docs[i][1], score=scores[i]) for i in best]
 
     def _bm25(self, query: list[str]) -> dict[int, float]:
