@@ -4,14 +4,15 @@ Same model, same data (generated Q&A pairs, tokenized once by TRL), same batch s
 padding (to the longest in the batch), same optimizer, schedule and clipping.
 ``--model scratch``: the default from-scratch shape, 500 pairs, batch 32, full weights.
 ``--model pretrained``: the shipped SmolLM2-135M-Instruct with the product's LoRA adapter
-(r=16 on every projection), 100 pairs under the bot's system instruction, batch 4, batches of
-like lengths on both sides; the
-baseline is a bare PEFT loop.
+(``runner.lora_config``: r=16 on every projection of the default share of the layers), 100 pairs
+under the bot's system instruction, batch 4, batches of like lengths on both sides, bfloat16
+mixed precision where the CPU has it (as the product); the baseline is a bare PEFT loop.
 
 The VM's CPU is shared and noisy, so the two sides run in short alternating rounds
 (``--rounds`` of ``--steps`` each, the order flipped every round) and the figure is the
 median of the per-round ratios with their spread. Prints tokens/s, the ratio (target
-≥ 0.9) and model FLOPs utilisation against a float32 matmul peak measured in this run.
+≥ 0.9) and model FLOPs utilisation against a matmul peak measured in this run (float32, or
+bfloat16 when the sides train in bf16 mixed precision).
 
     .venv/bin/python bench/train_throughput.py [--model scratch|pretrained] [--rounds 6] [--steps 20] [--threads 2]
 """
@@ -31,8 +32,8 @@ from trainerbot.training import sft
 from trainerbot.training.common import JobCallback, TrainParams
 
 
-def matmul_peak(seconds: float = 3.0, n: int = 1024) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(seconds: float = 3.0, n: int = 1024, dtype: torch.dtype = torch.float32) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     for _ in range(3):
         a @ b
     count, start = 0, time.perf_counter()
@@ -42,13 +43,16 @@ def matmul_peak(seconds: float = 3.0, n: int = 1024) -> float:
     return 2 * n**3 * count / (time.perf_counter() - start)
 
 
-def flops_per_token(model: torch.nn.Module, seq_len: float, weight_grads: bool = True) -> float:
+def flops_per_token(model: torch.nn.Module, seq_len: float, weight_grads: bool = True, backward_share: float = 1.0) -> float:
     """6·N for the weights (forward + backward) plus the attention score and value products;
-    4·N when the weights are frozen (LoRA: no weight gradients, only the activations')."""
+    with frozen weights (LoRA) 2·N forward plus 2·N for the activations' gradients, over the
+    ``backward_share`` of the model the backward pass reaches (an adapter on the top layers only)."""
     cfg = model.config
     n = sum(p.numel() for p in model.parameters())  # tied embeddings: the LM head's matmul is counted once here
-    attention = 6 * 2 * cfg.num_hidden_layers * cfg.hidden_size * seq_len
-    return (6 if weight_grads else 4) * n + attention
+    attention = 2 * cfg.num_hidden_layers * cfg.hidden_size * seq_len
+    if weight_grads:
+        return 6 * n + 6 * attention
+    return (2 + 2 * backward_share) * n + (2 + 4 * backward_share) * attention
 
 
 BASE: list = []  # the prepared pretrained folder, once per run  # type: ignore[type-arg]
@@ -58,13 +62,14 @@ def build(examples, kind: str):  # type: ignore[no-untyped-def]
     """(model, tokenizer, LoRA config or None)."""
     torch.manual_seed(0)
     if kind == "pretrained":
-        from peft import LoraConfig
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from trainerbot.training.runner import LORA_TARGETS
+        from trainerbot.config import Settings
+        from trainerbot.training.runner import lora_config
 
-        config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
-        return AutoModelForCausalLM.from_pretrained(BASE[0]), AutoTokenizer.from_pretrained(BASE[0]), config
+        model = AutoModelForCausalLM.from_pretrained(BASE[0])
+        layers = Settings.model_fields["lora_layers"].default
+        return model, AutoTokenizer.from_pretrained(BASE[0]), lora_config(model.config, layers)
     tok = train_tokenizer([t for e in examples for t in (e.prompt, e.response)], ModelShape().vocab_size)
     return new_model(tok), tok, None
 
@@ -80,6 +85,7 @@ def ours(examples, steps: int, params: TrainParams, kind: str) -> tuple[float, f
         warmup_steps=params.warmup_steps,
         logging_steps=10**9,
         lora=params.lora,
+        bf16=params.bf16,
     )
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -160,7 +166,8 @@ def hand_loop(steps: int, params: TrainParams, examples, kind: str):  # type: ig
                 ids[k, : len(seq)] = torch.tensor(seq)
                 mask[k, : len(seq)] = 1
                 labels[k, : len(seq)] = torch.tensor(lab)
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=params.bf16):  # as the Trainer's bf16=True
+                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             opt.step()
@@ -191,11 +198,13 @@ def main() -> None:
 
         BASE.append(prepare_base(Path(tempfile.mkdtemp())))
         examples = [dataclasses.replace(e, system=SYSTEM) for e in generate(100, seed=1)]
-        params = TrainParams(batch_size=4, learning_rate=2e-3, warmup_steps=5, lora=True)
+        from trainerbot.training.common import native_bf16
+
+        params = TrainParams(batch_size=4, learning_rate=2e-3, warmup_steps=5, lora=True, bf16=native_bf16())
     else:
         examples = generate(500, seed=1)
         params = TrainParams(batch_size=32, learning_rate=3e-3, warmup_steps=30)
-    peak = matmul_peak()
+    peak = matmul_peak(dtype=torch.bfloat16 if params.bf16 else torch.float32)
     hand: list[tuple[float, float, int, float]] = []
     mine: list[tuple[float, float, int, float]] = []
     ratios: list[float] = []
@@ -217,7 +226,10 @@ def main() -> None:
             flush=True,
         )
     mean_len = sum(map(len, seqs)) / len(seqs)
-    fpt = flops_per_token(model, mean_len, weight_grads=args.model == "scratch")
+    from trainerbot.config import Settings
+
+    fpt = flops_per_token(model, mean_len, weight_grads=args.model == "scratch",
+                          backward_share=1.0 if args.model == "scratch" else Settings.model_fields["lora_layers"].default)
     params_m = sum(p.numel() for p in model.parameters()) / 1e6
     base_rate = statistics.median(h[0] for h in hand)
     our_rate = statistics.median(m[0] for m in mine)
@@ -225,7 +237,7 @@ def main() -> None:
         f"model: {args.model}, {params_m:.2f} M parameters, mean sequence {mean_len:.1f} tokens, batch {params.batch_size}, "
         f"{args.rounds} rounds × {args.steps} steps per side, {args.threads} threads"
     )
-    print(f"float32 matmul peak (1024², this run): {peak / 1e9:.1f} GFLOP/s")
+    print(f"{'bfloat16' if params.bf16 else 'float32'} matmul peak (1024², this run): {peak / 1e9:.1f} GFLOP/s")
     print(
         f"hand-written loop : {base_rate:8.0f} tokens/s (median)  MFU {base_rate * fpt / peak:.1%}  loss (last 10 "
         f"steps, last round) {hand[-1][3]:.3f}"

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 import pytest
+from safetensors import safe_open
 from sqlalchemy import select
 
 from tests.conftest import att
@@ -105,6 +106,9 @@ async def test_one_lora_job_through_the_worker_stores_an_adapter_that_chat_serve
     folder = core.data_dir / version.path
     assert (folder / "adapter_config.json").is_file() and not (folder / "model.safetensors").exists()
     assert sum(f.stat().st_size for f in folder.iterdir()) < 30 * 2**20  # megabytes, not a copy of the model
+    with safe_open(str(folder / "adapter_model.safetensors"), "pt") as tensors:
+        adapted = {int(name.split(".layers.")[1].split(".")[0]) for name in tensors.keys()}  # noqa: SIM118
+    assert adapted == set(range(30))  # every layer (TRAINERBOT_LORA_LAYERS)
     assert adapter_base(folder) == pretrained.base_dir(core.data_dir).resolve()
     assert not os.path.isabs(json.loads((folder / DONE_MARKER).read_text())["base_dir"])  # the data folder can move
     assert version.active and version.base == f"pretrained:{pretrained.BASE_NAME}"

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+import types
 
 import pytest
+import torch
 
+from trainerbot.config import Settings
 from trainerbot.datasets.records import Example
 from trainerbot.datasets.sample import generate
 from trainerbot.errors import BadInput
 from trainerbot.model.build import ModelShape, new_model, train_tokenizer
-from trainerbot.training import dpo, kto, sft
+from trainerbot.training import dpo, kto, runner, sft
 from trainerbot.training.common import JobCallback, Progress, TrainParams
 
 TINY = ModelShape(vocab_size=400, hidden_size=64, layers=2, heads=2, max_positions=128)
@@ -82,3 +85,33 @@ def test_should_stop_ends_training_early(tmp_path) -> None:
         model, tok, examples, TrainParams(epochs=100, batch_size=8, warmup_steps=1), callback, str(tmp_path / "o")
     )
     assert result.cancelled and result.steps == 4
+
+
+def test_sft_trains_in_bfloat16_mixed_precision(tmp_path) -> None:
+    """bf16=True runs the Trainer's CPU autocast: the loss still falls and the weights stay float32."""
+    examples = generate(8, seed=3)
+    model, tok = _tiny(examples)
+    params = TrainParams(epochs=40, batch_size=8, learning_rate=3e-3, warmup_steps=5, logging_steps=5, bf16=True)
+    trained, result = sft.train(model, tok, examples, params, _callback()[0], str(tmp_path / "out"))
+    assert result.losses[-1][1] < result.losses[0][1] * 0.5, result.losses
+    assert {p.dtype for p in trained.parameters()} == {torch.float32}
+
+
+def test_lora_jobs_get_their_own_recipe(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LoRA SFT: 8 epochs at batch 4, bfloat16 where the CPU has it (or as set); KTO/DPO and
+    whole-model training stay float32. A new adapter covers every layer, or the top share set."""
+    def params(precision: str, recipe: str = "sft", start: str = "lora") -> TrainParams:
+        settings = Settings(_env_file=None, data_dir=tmp_path, train_precision=precision)  # type: ignore[call-arg]
+        return runner.params_for(settings, recipe, start)
+
+    sft_lora = params("bf16")
+    assert (sft_lora.epochs, sft_lora.batch_size, sft_lora.lora, sft_lora.bf16) == (8.0, 4, True, True)
+    assert not params("fp32").bf16 and not params("bf16", "kto").bf16 and not params("bf16", "dpo").bf16
+    assert not params("bf16", "sft", "scratch").bf16 and not params("bf16", "sft", "continue").bf16
+    for native in (True, False):
+        monkeypatch.setattr(runner, "native_bf16", lambda native=native: native)
+        assert params("auto").bf16 is native
+    shape = types.SimpleNamespace(num_hidden_layers=30)
+    assert runner.lora_config(shape).layers_to_transform is None  # every layer
+    assert runner.lora_config(shape, 1 / 3).layers_to_transform == list(range(20, 30))
+    assert runner.lora_config(types.SimpleNamespace(num_hidden_layers=2), 0.1).layers_to_transform == [1]  # at least one

@@ -23,7 +23,8 @@ from trainerbot.model.files import DONE_MARKER
 MAX_TOKENS = 96
 # Rehearsal examples per taught example (at most the whole set). 0.2–0.3 lost 12–20 general points
 # and 0.5 of the first 37 answers 20; 0.75 of 64, with real questions shaped like taught facts
-# (capitals, rivers, founders, exports), lost none on the 100-fact bench (bench/RESULTS.md).
+# (capitals, rivers, founders, exports), lost none on the 100-fact bench; 0.5 lost 5–7.5 points
+# (bench/RESULTS.md).
 SHARE = 0.75
 
 
