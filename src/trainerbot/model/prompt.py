@@ -2,9 +2,10 @@
 
 Chat, training rows (LoRA jobs), rehearsal answers and the general-question score all use
 the same instruction, so what a model learns is what it is asked under. Models built from
-scratch get none: they were never trained with one. With chat history, the facts go in a
-second system turn right before the message: placed first, ahead of 20 earlier messages,
-the default model used them for 0 of 20 rephrased questions; right before it, for 14.
+scratch get none: they were never trained with one. The facts follow the instruction in
+the first system turn, and with them chat keeps only the latest exchange of history:
+ahead of 20 earlier messages the default model used them for 0 of 20 rephrased questions;
+with one exchange (and only facts close to the best match) for 75 of 84 (bench/RESULTS.md).
 """
 
 from __future__ import annotations
