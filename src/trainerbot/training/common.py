@@ -52,7 +52,8 @@ def native_bf16() -> bool:
 
 
 def trl_args(params: TrainParams, output_dir: str, rows: int) -> dict[str, Any]:
-    """Arguments every TRL config gets here: float32 on the CPU, no saving, no reporting.
+    """Arguments every TRL config gets here: the CPU in float32 (bfloat16 autocast with
+    ``params.bf16``), no saving, no reporting.
 
     The loss is logged often enough for a curve of about 50 points, and at least every
     ``params.logging_steps`` steps.
