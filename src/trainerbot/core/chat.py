@@ -34,7 +34,7 @@ from trainerbot.core.text import quote_user_text
 from trainerbot.core.types import Attachment, Caller, Reply
 from trainerbot.core.voice import VoiceCommands
 from trainerbot.errors import BadInput
-from trainerbot.model.prompt import SYSTEM, facts_block
+from trainerbot.model.prompt import SYSTEM, system_prompt
 from trainerbot.model.taught import TaughtIndex
 from trainerbot.ops import metrics
 from trainerbot.store import Store
@@ -123,13 +123,12 @@ class ChatCommands(Group):
         if not model.takes_system:
             return [*history, message]
         found = taught.related(text, self.settings.taught_context, min_share=FACTS_MIN_SHARE) if taught is not None else []
-        block = facts_block([(f.prompt, f.answer) for f in found], self.settings.taught_context_chars)
-        if not block:
-            return [{"role": "system", "content": SYSTEM}, *history, message]
-        # With facts to use, only the latest exchange: older turns (often the model's own
-        # answers about other things) drew it away from the facts (bench/RESULTS.md).
-        recent = history[-FACTS_HISTORY:] if FACTS_HISTORY else []
-        return [{"role": "system", "content": f"{SYSTEM}\n{block}"}, *recent, message]
+        system = system_prompt([(f.prompt, f.answer) for f in found], self.settings.taught_context_chars)
+        if system != SYSTEM:
+            # With facts to use, only the latest exchange: older turns (often the model's own
+            # answers about other things) drew it away from the facts (bench/RESULTS.md).
+            history = history[-FACTS_HISTORY:] if FACTS_HISTORY else []
+        return [{"role": "system", "content": system}, *history, message]
 
     async def _local_reply(self, model: ServedModel | LocalModel, conversation: list[dict[str, str]],
                            on_partial: Callable[[str], Awaitable[None]] | None, every_s: float) -> str:
