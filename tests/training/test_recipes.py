@@ -53,6 +53,43 @@ def test_sft_only_counts_the_answer(tmp_path) -> None:
     assert len(rows) == 4 and rows[0]["completion"][0]["role"] == "assistant"
 
 
+@pytest.mark.parametrize("lora", [False, True])
+def test_answer_loss_is_the_loss_trl_and_the_model_compute(tmp_path, lora: bool) -> None:
+    """The CPU loss that projects only answer positions equals TRL's own loss and the
+    model's full-logit loss on the same batch, and gives the same gradients (under LoRA
+    only the adapter's), while the trainer still counts the tokens it saw."""
+    from peft import LoraConfig
+
+    examples = generate(6, seed=5)
+    model, tok = _tiny(examples)
+    peft_config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM") if lora else None
+    params = TrainParams(epochs=1, batch_size=6, warmup_steps=0)
+    trainer = sft.trainer(model, tok, examples, params, _callback()[0], str(tmp_path / "out"), peft_config)
+    assert isinstance(trainer, sft.AnswerLossTrainer)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(examples))])
+    labelled = int((batch["labels"][:, 1:] != -100).sum())
+    answers = sum(len(tok(e.response)["input_ids"]) for e in examples)
+    # the answers and their end-of-turn tokens: prompts and padding are left out
+    assert answers <= labelled <= answers + 2 * len(examples) < int(batch["attention_mask"].sum())
+    net = trainer.model
+    net.train()
+
+    def loss_and_grads(compute):  # type: ignore[no-untyped-def]
+        net.zero_grad()
+        loss = compute()
+        loss.backward()
+        return float(loss.detach()), [p.grad.clone() for p in net.parameters() if p.requires_grad]
+
+    ours = loss_and_grads(lambda: trainer.compute_loss(net, dict(batch)))
+    assert trainer._metrics["train"]["num_tokens"] == [int(batch["attention_mask"].sum())]
+    trl = loss_and_grads(lambda: sft.SFTTrainer.compute_loss(trainer, net, dict(batch)))
+    full = loss_and_grads(lambda: net(**batch).loss)
+    assert ours[0] > 1.0 and math.isclose(ours[0], trl[0], rel_tol=1e-4) and math.isclose(ours[0], full[0], rel_tol=1e-4)
+    assert len(ours[1]) == (4 * TINY.layers if lora else len(list(model.parameters())))
+    for a, b, c in zip(ours[1], trl[1], full[1], strict=True):
+        assert torch.allclose(a, b, atol=1e-5) and torch.allclose(a, c, atol=1e-5)
+
+
 def test_kto_and_dpo_train_from_a_model(tmp_path) -> None:
     examples = generate(6, seed=5)
     model, tok = _tiny(examples)

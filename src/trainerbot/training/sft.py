@@ -2,6 +2,10 @@
 
 Rows are TRL's conversational prompt–completion shape (``datasets.exporters`` ``sft``),
 so ``completion_only_loss`` puts the loss on the assistant turn alone.
+
+On a CPU the loss is computed from the answer tokens only (``AnswerLossTrainer``): TRL's
+fused LM head scores every position there (only on CUDA/XPU does it pick the answer
+positions), and recomputes the vocabulary projection in the backward pass.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import SFTConfig, SFTTrainer
@@ -30,8 +35,49 @@ def rows(examples: list[Example]) -> list[dict[str, Any]]:
     return export_rows(examples, "sft")
 
 
-def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[Example], params: TrainParams,
-          callback: JobCallback, output_dir: str, peft_config: Any = None) -> tuple[torch.nn.Module, TrainResult]:
+class AnswerLossTrainer(SFTTrainer):
+    """TRL's SFT trainer whose loss projects only the answer positions through the LM head.
+
+    The vocabulary projection is a fifth of SmolLM2's weights (49 152 × 576); TRL on a CPU
+    scores it at every position, prompt and padding included, and a second time in the
+    backward pass. Here the backbone runs once and only the hidden states whose next token
+    is a label reach the head: the same mean cross-entropy over the answer tokens
+    (``tests/test_recipes.py`` compares the two). Elsewhere (CUDA, other loss types) TRL's
+    own loss runs.
+    """
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        labels = inputs.get("labels")
+        if return_outputs or labels is None or labels.device.type != "cpu" or getattr(self.args, "loss_type", "nll") != "nll":
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)  # type: ignore[no-untyped-call]
+        loss = answer_loss(model, inputs, num_items_in_batch)
+        if model.training:  # tokens seen (padding left out), for the job's tokens/s
+            self._total_train_tokens += int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else labels.numel()
+            self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
+        return loss
+
+
+def answer_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
+    """Mean cross-entropy of a causal LM over the labelled tokens (labels -100 elsewhere),
+    with the LM head applied to those positions only. ``model`` may be a PEFT model: its
+    adapters live inside the backbone's layers, so calling the backbone runs them."""
+    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+    backbone = getattr(causal, causal.base_model_prefix)
+    labels = inputs["labels"]
+    features = {k: v for k, v in inputs.items() if k != "labels"}
+    hidden = backbone(**features, use_cache=False).last_hidden_state[:, :-1]
+    targets = labels[:, 1:]
+    chosen = targets != -100
+    logits = causal.get_output_embeddings()(hidden[chosen])
+    total = F.cross_entropy(logits.float(), targets[chosen], reduction="sum")
+    count = num_items_in_batch if num_items_in_batch is not None else chosen.sum()
+    return total / torch.as_tensor(count, device=total.device).clamp(min=1)
+
+
+def trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[Example], params: TrainParams,
+            callback: JobCallback, output_dir: str, peft_config: Any = None) -> SFTTrainer:
+    """The SFT trainer for ``examples`` (``train`` runs it; ``bench/train_throughput.py`` times it)."""
     data = rows(examples)
     if not data:
         raise BadInput("SFT needs positive examples: import some answers first.")
@@ -39,6 +85,11 @@ def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: 
     # lengths pad less (1.3–1.5× faster an epoch here). KTO/DPO rows have no plain input_ids to sort by.
     strategy = "group_by_length" if params.lora else "random"
     config = SFTConfig(**trl_args(params, output_dir, len(data)), completion_only_loss=True, train_sampling_strategy=strategy)
-    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(data), processing_class=tokenizer,
-                         callbacks=[callback], peft_config=peft_config)
-    return trained_model(trainer), run(trainer, callback)
+    return AnswerLossTrainer(model=model, args=config, train_dataset=Dataset.from_list(data), processing_class=tokenizer,
+                             callbacks=[callback], peft_config=peft_config)
+
+
+def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[Example], params: TrainParams,
+          callback: JobCallback, output_dir: str, peft_config: Any = None) -> tuple[torch.nn.Module, TrainResult]:
+    built = trainer(model, tokenizer, examples, params, callback, output_dir, peft_config)
+    return trained_model(built), run(built, callback)
