@@ -16,7 +16,7 @@ Targets (issue 14): ≥ 90 % exact recall with ≤ 3 min of training for 100 fac
 score drop ≤ 5 points; rephrasings ≥ 80 % through context, ≥ 90 % after training.
 The baseline is the same base model before teaching, measured in the same run.
 
-    .venv/bin/python bench/teach.py [--facts 100] [--epochs E] [--lr LR] [--batch B] [--context-only]
+    .venv/bin/python bench/teach.py [--facts 100] [--epochs E] [--lr LR] [--batch B] [--sample N] [--context-only]
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ async def main() -> None:
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--data", type=Path, default=None, help="a data folder to reuse (the prepared base stays)")
+    parser.add_argument("--sample", type=int, default=None,
+                        help="ask only this many of the trained facts, spread evenly (the training uses them all)")
     parser.add_argument("--context-only", action="store_true", help="stop after the rephrasings through context (no training)")
     args = parser.parse_args()
     facts = [e for e in generate(args.facts * 2, seed=11) if rephrase(e) is not None][: args.facts]
@@ -73,6 +75,9 @@ async def main() -> None:
         trained, held = heldout.split(
             [Example(e.prompt, e.response, extra={"source": "file"}) for e in facts], settings.heldout_share
         )
+        asked = trained
+        if args.sample and args.sample < len(trained):
+            asked = [trained[i * len(trained) // args.sample] for i in range(args.sample)]
 
         async def rephrased_through_chat(examples: list[Example]) -> int:
             right = 0
@@ -84,7 +89,7 @@ async def main() -> None:
 
         base = LocalModel(base_dir, weights=Weights(base_dir), threads=args.threads)
         t0 = time.perf_counter()
-        context_before = await rephrased_through_chat(trained)
+        context_before = await rephrased_through_chat(asked)
         context_s = time.perf_counter() - t0
         if args.context_only:
             # Its job is not trained here: cancel it, or the next full run's worker (which takes
@@ -93,8 +98,8 @@ async def main() -> None:
             core.store.close()
             print(f"facts: {len(facts)} ({len(trained)} trained, {len(held)} held out), asked in one channel (chat history on)")
             print(
-                f"rephrasings before training, facts in context: {pct(context_before, len(trained))}  (target ≥ 80 %; "
-                f"{context_s / len(trained):.2f} s per answer)"
+                f"rephrasings before training, facts in context: {pct(context_before, len(asked))}  (target ≥ 80 %; "
+                f"{context_s / len(asked):.2f} s per answer)"
             )
             return
         general_before = general.score(base)[0]
@@ -107,13 +112,13 @@ async def main() -> None:
             version = s.scalars(select(ModelVersion).where(ModelVersion.job_id == reply.data["job_id"])).one()
         model = LocalModel(settings.resolved_data_dir / version.path, weights=base.weights, threads=args.threads)
         exact = sum(
-            exact_match(model.reply([{"role": "user", "content": e.prompt}], max_new_tokens=48), e.response) for e in trained
+            exact_match(model.reply([{"role": "user", "content": e.prompt}], max_new_tokens=48), e.response) for e in asked
         )
         no_context = 0
-        for e in trained:
+        for e in asked:
             question, key = rephrase(e)  # type: ignore[misc]
             no_context += key.casefold() in model.reply([{"role": "user", "content": question}], max_new_tokens=48).casefold()
-        through_chat = await rephrased_through_chat(trained)
+        through_chat = await rephrased_through_chat(asked)
         general_after = float(version.metrics.get("general", general.score(model)[0]))
         core.store.close()
 
@@ -127,13 +132,13 @@ async def main() -> None:
         f"adapter {sum(f.stat().st_size for f in (settings.resolved_data_dir / version.path).iterdir()) / 2**20:.1f} MiB"
     )
     print(
-        f"rephrasings before training, facts in context: {pct(context_before, len(trained))}  (target ≥ 80 %; "
-        f"{context_s / len(trained):.2f} s per answer)"
+        f"rephrasings before training, facts in context: {pct(context_before, len(asked))}  (target ≥ 80 %; "
+        f"{context_s / len(asked):.2f} s per answer)"
     )
-    print(f"exact recall after training, no facts in context: {pct(exact, len(trained))}  (target ≥ 90 %)")
+    print(f"exact recall after training, no facts in context: {pct(exact, len(asked))}  (target ≥ 90 %)")
     print(
-        f"rephrasings after training: no context {pct(no_context, len(trained))}; "
-        f"through chat (context too) {pct(through_chat, len(trained))}  (target ≥ 90 %)"
+        f"rephrasings after training: no context {pct(no_context, len(asked))}; "
+        f"through chat (context too) {pct(through_chat, len(asked))}  (target ≥ 90 %)"
     )
     print(
         f"general questions: base {general_before:.1f} % → taught {general_after:.1f} %  "

@@ -7,6 +7,9 @@ padding (to the longest in the batch), same optimizer, schedule and clipping.
 (``runner.lora_config``: r=16 on every projection of the default share of the layers), 100 pairs
 under the bot's system instruction, batch 4, batches of like lengths on both sides, bfloat16
 mixed precision where the CPU has it (as the product); the baseline is a bare PEFT loop.
+The bare loop calls ``model(..., labels=)``, which projects every position through the LM
+head; ours (``sft.AnswerLossTrainer``) projects only the answer positions. After each round
+both sides' loss over the answers of all rows is printed, to show that they train alike.
 
 The VM's CPU is shared and noisy, so the two sides run in short alternating rounds
 (``--rounds`` of ``--steps`` each, the order flipped every round) and the figure is the
@@ -87,25 +90,8 @@ def ours(examples, steps: int, params: TrainParams, kind: str) -> tuple[float, f
         lora=params.lora,
         bf16=params.bf16,
     )
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
-
-    from trainerbot.training.common import trl_args
-
-    data = sft.rows(examples)
-    config = SFTConfig(
-        **{**trl_args(p, "/tmp/bench-sft", len(data)), "logging_steps": min(10, steps)},
-        completion_only_loss=True,
-        train_sampling_strategy="group_by_length" if p.lora else "random",
-    )  # as sft.train
-    trainer = SFTTrainer(
-        model=model,
-        args=config,
-        train_dataset=Dataset.from_list(data),
-        processing_class=tok,
-        callbacks=[callback],
-        peft_config=lora,
-    )
+    trainer = sft.trainer(model, tok, examples, p, callback, "/tmp/bench-sft", lora)  # as sft.train
+    trainer.args.logging_steps = min(10, steps)
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
@@ -114,7 +100,36 @@ def ours(examples, steps: int, params: TrainParams, kind: str) -> tuple[float, f
     seconds = time.perf_counter() - start
     tokens = int(next(h["num_tokens"] for h in reversed(trainer.state.log_history) if "num_tokens" in h))
     last_loss = next(h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h)
-    return tokens / seconds, seconds, tokens, [row["input_ids"] for row in trainer.train_dataset], last_loss
+    rows = [(row["input_ids"], row["labels"]) for row in trainer.train_dataset]
+    return tokens / seconds, seconds, tokens, [ids for ids, _ in rows], last_loss, answer_loss(trainer.model, rows, tok)
+
+
+def answer_loss(model: torch.nn.Module, rows: list, tok) -> float:  # type: ignore[no-untyped-def,type-arg]
+    """The mean loss over the answer tokens of all ``rows`` (no gradients): both sides after
+    their steps, on the same rows, to check that they train alike."""
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(rows), 16):
+            ids, mask, labels = collate(rows[i : i + 16], tok.pad_token_id)
+            n = int((labels[:, 1:] != -100).sum())
+            total += float(model(input_ids=ids, attention_mask=mask, labels=labels).loss) * n
+            count += n
+    model.train()
+    return total / count
+
+
+def collate(batch: list, pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # type: ignore[type-arg]
+    """Pad to the longest in the batch: input IDs, attention mask, labels (-100 on padding)."""
+    width = max(len(ids) for ids, _ in batch)
+    ids = torch.full((len(batch), width), pad_id)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    labels = torch.full((len(batch), width), -100)
+    for k, (seq, lab) in enumerate(batch):
+        ids[k, : len(seq)] = torch.tensor(seq)
+        mask[k, : len(seq)] = 1
+        labels[k, : len(seq)] = torch.tensor(lab)
+    return ids, mask, labels
 
 
 def hand_loop(steps: int, params: TrainParams, examples, kind: str):  # type: ignore[no-untyped-def]
@@ -141,9 +156,12 @@ def hand_loop(steps: int, params: TrainParams, examples, kind: str):  # type: ig
         model = get_peft_model(model, lora)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=params.learning_rate, betas=(0.9, 0.98), weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / params.warmup_steps) * 0.5 * (1 + math.cos(math.pi * s / steps))
-    )
+    def warmup_cosine(s: int) -> float:  # transformers' get_cosine_schedule_with_warmup, as the Trainer's
+        if s < params.warmup_steps:
+            return s / max(1, params.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * (s - params.warmup_steps) / max(1, steps - params.warmup_steps)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine)
     gen = torch.Generator().manual_seed(0)
     model.train()
     tokens, step = 0, 0
@@ -157,15 +175,7 @@ def hand_loop(steps: int, params: TrainParams, examples, kind: str):  # type: ig
         for i in range(0, len(order), params.batch_size):
             if step >= steps:
                 break
-            batch = [rows[j] for j in order[i : i + params.batch_size]]
-            width = max(len(ids) for ids, _ in batch)
-            ids = torch.full((len(batch), width), tok.pad_token_id)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            labels = torch.full((len(batch), width), -100)
-            for k, (seq, lab) in enumerate(batch):
-                ids[k, : len(seq)] = torch.tensor(seq)
-                mask[k, : len(seq)] = 1
-                labels[k, : len(seq)] = torch.tensor(lab)
+            ids, mask, labels = collate([rows[j] for j in order[i : i + params.batch_size]], tok.pad_token_id)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=params.bf16):  # as the Trainer's bf16=True
                 loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             loss.backward()
@@ -177,7 +187,7 @@ def hand_loop(steps: int, params: TrainParams, examples, kind: str):  # type: ig
             step += 1
             losses.append(float(loss))
     seconds = time.perf_counter() - start
-    return tokens / seconds, seconds, tokens, model, sum(losses[-10:]) / len(losses[-10:])
+    return tokens / seconds, seconds, tokens, model, sum(losses[-10:]) / len(losses[-10:]), answer_loss(model, rows, tok)
 
 
 def main() -> None:
@@ -205,24 +215,25 @@ def main() -> None:
         examples = generate(500, seed=1)
         params = TrainParams(batch_size=32, learning_rate=3e-3, warmup_steps=30)
     peak = matmul_peak(dtype=torch.bfloat16 if params.bf16 else torch.float32)
-    hand: list[tuple[float, float, int, float]] = []
-    mine: list[tuple[float, float, int, float]] = []
+    hand: list[tuple[float, float, int, float, float]] = []
+    mine: list[tuple[float, float, int, float, float]] = []
     ratios: list[float] = []
     for r in range(args.rounds):
         sides = ["hand", "ours"] if r % 2 == 0 else ["ours", "hand"]
         got: dict[str, tuple] = {}  # type: ignore[type-arg]
         for side in sides:
             if side == "hand":
-                rate, secs, toks, model, loss = hand_loop(args.steps, params, examples, args.model)
-                got[side] = (rate, secs, toks, loss)
+                rate, secs, toks, model, loss, after = hand_loop(args.steps, params, examples, args.model)
+                got[side] = (rate, secs, toks, loss, after)
             else:
-                rate, secs, toks, seqs, loss = ours(examples, args.steps, params, args.model)
-                got[side] = (rate, secs, toks, loss)
+                rate, secs, toks, seqs, loss, after = ours(examples, args.steps, params, args.model)
+                got[side] = (rate, secs, toks, loss, after)
         hand.append(got["hand"])
         mine.append(got["ours"])
         ratios.append(got["ours"][0] / got["hand"][0])
         print(
-            f"round {r + 1}: hand {got['hand'][0]:7.0f} tokens/s, ours {got['ours'][0]:7.0f} tokens/s, ratio {ratios[-1]:.2f}",
+            f"round {r + 1}: hand {got['hand'][0]:7.0f} tokens/s, ours {got['ours'][0]:7.0f} tokens/s, ratio {ratios[-1]:.2f}; "
+            f"answer loss on all rows after: hand {got['hand'][4]:.3f}, ours {got['ours'][4]:.3f}",
             flush=True,
         )
     mean_len = sum(map(len, seqs)) / len(seqs)
