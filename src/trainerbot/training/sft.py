@@ -42,7 +42,7 @@ class AnswerLossTrainer(SFTTrainer):
     scores it at every position, prompt and padding included, and a second time in the
     backward pass. Here the backbone runs once and only the hidden states whose next token
     is a label reach the head: the same mean cross-entropy over the answer tokens
-    (``tests/test_recipes.py`` compares the two). Elsewhere (CUDA, other loss types) TRL's
+    (``tests/training/test_recipes.py`` compares the two). Elsewhere (CUDA, other loss types) TRL's
     own loss runs.
     """
 
