@@ -136,20 +136,9 @@ def hand_loop(steps: int, params: TrainParams, examples, kind: str):  # type: ig
     """The baseline: a plain loop over the same token IDs, batches and hyper-parameters
     (for the pretrained model: a bare PEFT model, only the adapter trained)."""
     model, tok, lora = build(examples, kind)
-    data = sft.rows(examples)
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
-
-    from trainerbot.training.common import trl_args
-
-    # Reuse TRL's tokenization (input_ids and completion_mask) so both loops see the same tokens.
-    prepared = SFTTrainer(
-        model=model,
-        args=SFTConfig(**trl_args(params, "/tmp/bench-hand", len(data)), completion_only_loss=True),
-        train_dataset=Dataset.from_list(data),
-        processing_class=tok,
-    ).train_dataset
-    rows = [(r["input_ids"], r["labels"]) for r in prepared]
+    # The product's own tokenization (input IDs, labels on the answer only), so both loops see the same tokens.
+    prepared = sft.trainer(model, tok, examples, params, JobCallback(lambda _: None, lambda: False), "/tmp/bench-hand")
+    rows = [(r["input_ids"], r["labels"]) for r in prepared.train_dataset]
     if lora is not None:
         from peft import get_peft_model
 
