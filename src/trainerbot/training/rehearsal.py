@@ -19,9 +19,10 @@ from pathlib import Path
 from trainerbot.datasets.records import Example
 from trainerbot.fileio import atomic_write_bytes
 from trainerbot.model.files import DONE_MARKER
+from trainerbot.model.taught import content, tokens
 
 MAX_TOKENS = 96
-# Rehearsal examples per taught example (at most the whole set). 0.2–0.3 lost 12–20 general points
+# Rehearsal examples per taught example. 0.2–0.3 lost 12–20 general points
 # and 0.5 of the first 37 answers 20; 0.75 of 64, with real questions shaped like taught facts
 # (capitals, rivers, founders, exports), lost none on the 100-fact bench; 0.5 lost 5–7.5 points
 # (bench/RESULTS.md).
@@ -90,9 +91,37 @@ if __name__ == "__main__":
 
 
 def mix(examples: list[Example], rehearsal: list[Example]) -> list[Example]:
-    """``examples`` plus about ``SHARE`` as many rehearsal examples, spread evenly over the set."""
-    want = min(len(rehearsal), max(1, round(len(examples) * SHARE))) if examples else 0
-    if want <= 0:
-        return list(examples)
-    step = len(rehearsal) / want
-    return list(examples) + [rehearsal[int(i * step)] for i in range(want)]
+    """``examples`` plus ``SHARE`` as many rehearsal examples (``pick``).
+
+    A job bigger than the set can feed (more than len(rehearsal) / SHARE examples) gets the
+    whole set more than once, so its share holds: at 0.15 per fact a 500-fact job lost
+    12.5 general points (bench/RESULTS.md)."""
+    want = max(1, round(len(examples) * SHARE)) if examples and rehearsal else 0
+    whole, rest = divmod(want, len(rehearsal)) if rehearsal else (0, 0)
+    return list(examples) + list(rehearsal) * whole + pick(examples, rehearsal, rest)
+
+
+def pick(examples: list[Example], rehearsal: list[Example], n: int) -> list[Example]:
+    """``n`` of the rehearsal answers: up to half chosen like the taught questions (each taught
+    question in turn takes the answer not yet picked whose question shares the most words
+    with it, the earliest on a tie: "What is the capital of Zorbia?" rehearses a real capital,
+    which the facts' template would otherwise overwrite), the rest in the set's order.
+
+    The set's first 64 answers (everyday chat, then questions shaped like common facts) are
+    the ones the 100-fact bench kept its general score with; the later ones let bigger jobs
+    keep their share. On that bench (63 answers) this kept it (65 → 67.5 %), while 63 spread
+    evenly over all 346 lost 12.5 points and half like the facts, half spread 7.5
+    (bench/RESULTS.md)."""
+    if n <= 0:
+        return []
+    words = [set(content(tokens(r.prompt))) for r in rehearsal]
+    like: list[int] = []
+    for example in examples:  # in turn, each taught question's closest answer not yet picked
+        if len(like) >= n // 2:
+            break
+        asked = set(content(tokens(example.prompt)))
+        overlap, i = max(((len(asked & w), -i) for i, w in enumerate(words) if i not in like), default=(0, 0))
+        if overlap:
+            like.append(-i)
+    others = [i for i in range(len(rehearsal)) if i not in like]
+    return [rehearsal[i] for i in sorted(like + others[: n - len(like)])]

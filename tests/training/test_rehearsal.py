@@ -1,0 +1,73 @@
+"""Rehearsal: how many of the base model's own answers a job mixes in, and the shipped set."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from importlib import resources
+
+import pytest
+
+from trainerbot.datasets.records import Example
+from trainerbot.evaluation import general
+from trainerbot.training import rehearsal
+
+
+def facts(n: int) -> list[Example]:
+    return [Example(prompt=f"What is the capital of Zorb{i}?", response=f"Quam{i}.") for i in range(n)]
+
+
+def answers(n: int) -> list[Example]:
+    return [Example(prompt=f"general {i}", response=f"answer {i}", source_ref="rehearsal") for i in range(n)]
+
+
+@pytest.mark.parametrize(("n_facts", "n_answers"), [(100, 64), (12, 300), (500, 64), (439, 300), (4, 3)])
+def test_a_job_gets_its_share_of_rehearsal_whatever_the_set_holds(n_facts: int, n_answers: int) -> None:
+    taught, pool = facts(n_facts), answers(n_answers)
+    mixed = rehearsal.mix(taught, pool)
+    assert mixed[:n_facts] == taught
+    extra = mixed[n_facts:]
+    assert len(extra) == round(n_facts * rehearsal.SHARE)
+    assert all(e in pool for e in extra)
+    seen = Counter(e.prompt for e in extra)
+    # No answer comes twice before every answer came once.
+    assert max(seen.values()) - min(seen.values()) <= 1
+    assert len(seen) == min(len(extra), n_answers)
+    if len(extra) < n_answers:  # none shaped like these facts: the set's first answers, in its order
+        assert extra == pool[: len(extra)]
+
+
+def test_half_the_rehearsal_is_shaped_like_what_is_taught() -> None:
+    """Taught capitals and rivers of invented places rehearse real capitals and rivers, in
+    turn; the other half is the set's first answers."""
+    taught = [Example(prompt=f"What is the capital of Zorb{i}?", response="x") if i % 2 else
+              Example(prompt=f"Which river flows through Quam{i}?", response="y") for i in range(20)]
+    capitals = [Example(prompt=f"What is the capital of {c}?", response="c") for c in ("Spain", "Peru", "Chad", "Laos")]
+    rivers = [Example(prompt=f"Which river flows through {c}?", response="r") for c in ("Paris", "Rome", "Cairo", "Lima")]
+    chat = [Example(prompt=f"Tell me about topic {i}.", response="t") for i in range(40)]
+    pool = chat[:20] + capitals + chat[20:] + rivers
+    extra = rehearsal.mix(taught, pool)[len(taught):]
+    assert len(extra) == 15
+    shaped = [e for e in extra if e.response in "cr"]
+    assert len(shaped) == 7 and min(sum(e.response == k for e in shaped) for k in "cr") >= 3
+    assert [e for e in extra if e.response == "t"] == chat[:8]
+
+
+def test_nothing_to_teach_or_nothing_to_rehearse_mixes_nothing() -> None:
+    assert rehearsal.mix([], answers(10)) == []
+    assert rehearsal.mix(facts(3), []) == facts(3)
+
+
+def test_the_shipped_answers_follow_the_prompts_and_leave_the_general_questions_out() -> None:
+    prompts = rehearsal.prompts()
+    assert len(prompts) == len(set(p.casefold() for p in prompts))
+    text = resources.files("trainerbot.resources").joinpath(rehearsal.SHIPPED).read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in text.splitlines() if line]
+    order = {p: i for i, p in enumerate(prompts)}
+    assert [order[r["prompt"]] for r in rows] == sorted(order[r["prompt"]] for r in rows)  # as generate_rows writes them
+    assert all(r["response"].strip() for r in rows)
+    # A 500-fact job (about 450 trained) rehearses each answer about once an epoch.
+    assert len(rows) >= 0.75 * 450
+    # The general questions judge whether a version still converses: rehearsing them would grade its own homework.
+    asked = {q.prompt.casefold() for q in general.questions()}
+    assert not asked & {p.casefold() for p in prompts}
