@@ -115,13 +115,14 @@ def pick(examples: list[Example], rehearsal: list[Example], n: int) -> list[Exam
     if n <= 0:
         return []
     words = [set(content(tokens(r.prompt))) for r in rehearsal]
-    like: list[int] = []
+    like: set[int] = set()
     for example in examples:  # in turn, each taught question's closest answer not yet picked
         if len(like) >= n // 2:
             break
         asked = set(content(tokens(example.prompt)))
-        overlap, i = max(((len(asked & w), -i) for i, w in enumerate(words) if i not in like), default=(0, 0))
-        if overlap:
-            like.append(-i)
+        free = [i for i in range(len(rehearsal)) if i not in like]
+        best = max(free, key=lambda i: (len(asked & words[i]), -i), default=None)
+        if best is not None and asked & words[best]:
+            like.add(best)
     others = [i for i in range(len(rehearsal)) if i not in like]
-    return [rehearsal[i] for i in sorted(like + others[: n - len(like)])]
+    return [rehearsal[i] for i in sorted([*like, *others[: n - len(like)]])]
