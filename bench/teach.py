@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import tempfile
 import time
@@ -79,11 +80,14 @@ async def main() -> None:
         if args.sample and args.sample < len(trained):
             asked = [trained[i * len(trained) // args.sample] for i in range(args.sample)]
 
-        async def rephrased_through_chat(examples: list[Example]) -> int:
+        async def rephrased_through_chat(examples: list[Example], *, fresh: str = "") -> int:
+            """Right answers to the rephrasings, asked in one channel (each after the one before),
+            or with ``fresh``, each in a channel of its own (no history)."""
             right = 0
-            for e in examples:
+            for i, e in enumerate(examples):
                 question, key = rephrase(e)  # type: ignore[misc]  # every fact here has one
-                answer = await core.chat.reply(trainer, question)
+                who = dataclasses.replace(trainer, channel_id=f"{fresh}-{i}") if fresh else trainer
+                answer = await core.chat.reply(who, question)
                 right += key.casefold() in answer.content.casefold()
             return right
 
@@ -91,15 +95,17 @@ async def main() -> None:
         t0 = time.perf_counter()
         context_before = await rephrased_through_chat(asked)
         context_s = time.perf_counter() - t0
+        context_fresh = await rephrased_through_chat(asked, fresh="before")
         if args.context_only:
             # Its job is not trained here: cancel it, or the next full run's worker (which takes
             # the oldest queued job) would train this one first.
             await core.training.cancel(trainer, reply.job.job_id)  # type: ignore[union-attr]
             core.store.close()
-            print(f"facts: {len(facts)} ({len(trained)} trained, {len(held)} held out), asked in one channel (chat history on)")
+            print(f"facts: {len(facts)} ({len(trained)} trained, {len(held)} held out)")
             print(
-                f"rephrasings before training, facts in context: {pct(context_before, len(asked))}  (target ≥ 80 %; "
-                f"{context_s / len(asked):.2f} s per answer)"
+                f"rephrasings before training, facts in context: {pct(context_before, len(asked))} in one channel, "
+                f"{pct(context_fresh, len(asked))} each in a fresh one  "
+                f"(target ≥ 80 %; {context_s / len(asked):.2f} s per answer)"
             )
             return
         general_before = general.score(base)[0]
@@ -119,6 +125,7 @@ async def main() -> None:
             question, key = rephrase(e)  # type: ignore[misc]
             no_context += key.casefold() in model.reply([{"role": "user", "content": question}], max_new_tokens=48).casefold()
         through_chat = await rephrased_through_chat(asked)
+        through_fresh = await rephrased_through_chat(asked, fresh="after")
         general_after = float(version.metrics.get("general", general.score(model)[0]))
         core.store.close()
 
@@ -132,13 +139,14 @@ async def main() -> None:
         f"adapter {sum(f.stat().st_size for f in (settings.resolved_data_dir / version.path).iterdir()) / 2**20:.1f} MiB"
     )
     print(
-        f"rephrasings before training, facts in context: {pct(context_before, len(asked))}  (target ≥ 80 %; "
-        f"{context_s / len(asked):.2f} s per answer)"
+        f"rephrasings before training, facts in context: {pct(context_before, len(asked))} in one channel, "
+        f"{pct(context_fresh, len(asked))} each in a fresh one  (target ≥ 80 %; {context_s / len(asked):.2f} s per answer)"
     )
     print(f"exact recall after training, no facts in context: {pct(exact, len(asked))}  (target ≥ 90 %)")
     print(
         f"rephrasings after training: no context {pct(no_context, len(asked))}; "
-        f"through chat (context too) {pct(through_chat, len(asked))}  (target ≥ 90 %)"
+        f"through chat (context too) {pct(through_chat, len(asked))} in one channel, {pct(through_fresh, len(asked))} "
+        f"each in a fresh one  (target ≥ 90 %)"
     )
     print(
         f"general questions: base {general_before:.1f} % → taught {general_after:.1f} %  "

@@ -70,19 +70,28 @@ async def test_bad_messages(core: CoreService, member: Caller, text: str) -> Non
 
 def test_what_a_pretrained_model_reads(core: CoreService) -> None:
     """The system turn carries the taught facts that match the message (only those close to
-    the best match), and with facts only the latest exchange of history comes along."""
+    the best match); with facts only the latest exchange of history comes along, and the best
+    fact follows it as an exchange of its own."""
     towns = ["Silker", "Loves", "Gatri", "Nelben"]
-    taught = TaughtIndex([(f"Which river flows through {t}?", f"The {t}a river flows through {t}.") for t in towns])
+    taught = TaughtIndex([*((f"Which river flows through {t}?", f"The {t}a river flows through {t}.") for t in towns),
+                          *((f"What does {t} make?", f"{t} makes amber.") for t in ("Zorco", "Quill", "Vessa"))])
     model = types.SimpleNamespace(takes_system=True)
     history = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"message {i}"} for i in range(6)]
     read = core.chat._conversation(model, taught, history, "Name the river that runs through Gatri.")  # type: ignore[arg-type]
-    assert [m["role"] for m in read] == ["system", "user", "assistant", "user"]
+    assert [m["role"] for m in read] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert read[0]["content"].startswith(SYSTEM) and "The Gatria river flows through Gatri." in read[0]["content"]
     assert not any(t in read[0]["content"] for t in ("Silker", "Loves", "Nelben"))  # they share only "river": left out
-    assert read[1:3] == history[-2:] and read[-1] == {"role": "user", "content": "Name the river that runs through Gatri."}
+    assert read[1:3] == history[-2:]
+    assert read[3:5] == [{"role": "user", "content": "Which river flows through Gatri?"},
+                         {"role": "assistant", "content": "The Gatria river flows through Gatri."}]
+    assert read[-1] == {"role": "user", "content": "Name the river that runs through Gatri."}
     # No matching fact: the plain instruction and the whole history.
     plain = core.chat._conversation(model, taught, history, "hello there")  # type: ignore[arg-type]
     assert plain == [{"role": "system", "content": SYSTEM}, *history, {"role": "user", "content": "hello there"}]
+    # Facts that share a word common among the taught questions, but not what the message
+    # is about, stay out too.
+    bees = core.chat._conversation(model, taught, history, "What do bees make?")  # type: ignore[arg-type]
+    assert bees == [{"role": "system", "content": SYSTEM}, *history, {"role": "user", "content": "What do bees make?"}]
     # A model built from scratch reads the history and the message only.
     scratch = types.SimpleNamespace(takes_system=False)
     assert core.chat._conversation(scratch, taught, history, "hi") == [*history, {"role": "user", "content": "hi"}]  # type: ignore[arg-type]

@@ -51,6 +51,22 @@ def test_related_facts_best_first_and_only_those_close_to_the_best() -> None:
     assert index.related("hello", 3, min_share=0.7) == []
 
 
+def test_related_facts_cover_what_their_question_is_about() -> None:
+    """``min_cover``: a fact comes along only if the message holds enough of its question's
+    words, weighted by how rare they are among the taught questions."""
+    towns = ("Zorco", "Marsaben", "Oselra")
+    index = TaughtIndex([*((f"What does {t} export?", f"{t} exports amber.") for t in towns),
+                         *((f"What is {t} known for?", f"{t} is known for its amber.") for t in towns)])
+    # The rare word (the town) carries its facts even when the rest is said in other words.
+    about = index.related("What goods does Marsaben sell to other countries?", 3, min_cover=0.5)
+    assert {f.prompt for f in about} == {"What does Marsaben export?", "What is Marsaben known for?"}
+    # A word that many taught questions share covers too little of any of them.
+    assert index.related("What is the Red Planet known as?", 3) != []
+    assert index.related("What is the Red Planet known as?", 3, min_cover=0.5) == []
+    assert index.related("Which goods do towns export?", 3, min_cover=0.5) == []
+    assert [f.prompt for f in index.related("Zorco export", 3, min_cover=1.0)] == ["What does Zorco export?"]
+
+
 def test_threshold_sets_how_fuzzy() -> None:
     strict = TaughtIndex(PAIRS, threshold=1.0)
     loose = TaughtIndex(PAIRS, threshold=0.6)

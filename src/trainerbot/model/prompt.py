@@ -5,7 +5,9 @@ the same instruction, so what a model learns is what it is asked under. Models b
 scratch get none: they were never trained with one. The facts follow the instruction in
 the first system turn, and with them chat keeps only the latest exchange of history:
 ahead of 20 earlier messages the default model used them for 0 of 20 rephrased questions;
-with one exchange (and only facts close to the best match) for 75 of 84 (bench/RESULTS.md).
+with one exchange (and only facts close to the best match) for 75 of 84. The best fact
+then also comes as an exchange of its own just before the message (``core.chat``): 76 of
+84 with no history at all, where the system turn alone gave 57 (bench/RESULTS.md).
 """
 
 from __future__ import annotations

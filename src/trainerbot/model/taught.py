@@ -98,11 +98,15 @@ class TaughtIndex:
         f1 = token_f1(content(query), content(toks))
         return TaughtAnswer(answer=answer, prompt=prompt, score=f1) if f1 >= self.threshold else None
 
-    def related(self, message: str, k: int, *, min_share: float = 0.0) -> list[TaughtAnswer]:
+    def related(self, message: str, k: int, *, min_share: float = 0.0, min_cover: float = 0.0) -> list[TaughtAnswer]:
         """Up to ``k`` facts whose questions share a content word with ``message``, best first
         (for the model's context; ``score`` is the BM25 score). With ``min_share``, only facts
         scoring at least that share of the best one's score: a fact that matches on a common
-        word alone ("river") does not ride along with the one that names the place."""
+        word alone ("river") does not ride along with the one that names the place. With
+        ``min_cover``, only facts whose question's content words (weighted by IDF) are at
+        least that share in ``message`` (``cover``): "What do bees make?" covers 0.2 of
+        "What does Zorco make?", which is not about bees, while "What goods does Zorco sell
+        abroad?" covers its main word."""
         query = content(tokens(message))
         if not query or k <= 0:
             return []
@@ -110,7 +114,16 @@ class TaughtIndex:
         best = sorted(scores, key=lambda i: (-scores[i], -i))[:k]
         if best:
             best = [i for i in best if scores[i] >= min_share * scores[best[0]]]
+        if min_cover > 0:
+            asked = set(query)
+            best = [i for i in best if self._cover(asked, i) >= min_cover]
         return [TaughtAnswer(answer=self.docs[i][2], prompt=self.docs[i][1], score=scores[i]) for i in best]
+
+    def _cover(self, words: set[str], i: int) -> float:
+        """The IDF-weighted share of fact ``i``'s question's content words that are in ``words``."""
+        own = set(content(self.docs[i][0]))
+        total = sum(self.idf[t] for t in own)
+        return sum(self.idf[t] for t in own if t in words) / total if total else 0.0
 
     def _bm25(self, query: list[str]) -> dict[int, float]:
         scores: dict[int, float] = {}
