@@ -96,17 +96,17 @@ async def main() -> None:
         context_before = await rephrased_through_chat(asked)
         context_s = time.perf_counter() - t0
         context_fresh = await rephrased_through_chat(asked, fresh="before")
+        context_line = (
+            f"rephrasings before training, facts in context: {pct(context_before, len(asked))} in one channel, "
+            f"{pct(context_fresh, len(asked))} each in a fresh one  (target ≥ 80 %; {context_s / len(asked):.2f} s per answer)"
+        )
         if args.context_only:
             # Its job is not trained here: cancel it, or the next full run's worker (which takes
             # the oldest queued job) would train this one first.
             await core.training.cancel(trainer, reply.job.job_id)  # type: ignore[union-attr]
             core.store.close()
             print(f"facts: {len(facts)} ({len(trained)} trained, {len(held)} held out)")
-            print(
-                f"rephrasings before training, facts in context: {pct(context_before, len(asked))} in one channel, "
-                f"{pct(context_fresh, len(asked))} each in a fresh one  "
-                f"(target ≥ 80 %; {context_s / len(asked):.2f} s per answer)"
-            )
+            print(context_line)
             return
         general_before = general.score(base)[0]
 
@@ -138,10 +138,7 @@ async def main() -> None:
         f"settings: epochs {args.epochs or 'default'}, lr {args.lr or 'default'}, batch {args.batch or 'default'}; "
         f"adapter {sum(f.stat().st_size for f in (settings.resolved_data_dir / version.path).iterdir()) / 2**20:.1f} MiB"
     )
-    print(
-        f"rephrasings before training, facts in context: {pct(context_before, len(asked))} in one channel, "
-        f"{pct(context_fresh, len(asked))} each in a fresh one  (target ≥ 80 %; {context_s / len(asked):.2f} s per answer)"
-    )
+    print(context_line)
     print(f"exact recall after training, no facts in context: {pct(exact, len(asked))}  (target ≥ 90 %)")
     print(
         f"rephrasings after training: no context {pct(no_context, len(asked))}; "

@@ -104,7 +104,7 @@ class TaughtIndex:
         scoring at least that share of the best one's score: a fact that matches on a common
         word alone ("river") does not ride along with the one that names the place. With
         ``min_cover``, only facts whose question's content words (weighted by IDF) are at
-        least that share in ``message`` (``cover``): "What do bees make?" covers 0.2 of
+        least that share in ``message``: "What do bees make?" covers 0.2 of
         "What does Zorco make?", which is not about bees, while "What goods does Zorco sell
         abroad?" covers its main word."""
         query = content(tokens(message))
