@@ -6,7 +6,8 @@ padding (to the longest in the batch), same optimizer, schedule and clipping.
 ``--model pretrained``: the shipped SmolLM2-135M-Instruct with the product's LoRA adapter
 (``runner.lora_config``: r=16 on every projection of the default share of the layers), 100 pairs
 under the bot's system instruction, batch 4, batches of like lengths on both sides, bfloat16
-mixed precision where the CPU has it (as the product); the baseline is a bare PEFT loop.
+mixed precision where the CPU has it (as the product, with the eager attention it trains with
+then: ``common.training_attention``); the baseline is a bare PEFT loop.
 The bare loop calls ``model(..., labels=)``, which projects every position through the LM
 head; ours (``sft.AnswerLossTrainer``) projects only the answer positions. After each round
 both sides' loss over the answers of all rows is printed, to show that they train alike.
@@ -32,7 +33,7 @@ import torch
 from trainerbot.datasets.sample import generate
 from trainerbot.model.build import ModelShape, new_model, train_tokenizer
 from trainerbot.training import sft
-from trainerbot.training.common import JobCallback, TrainParams
+from trainerbot.training.common import JobCallback, TrainParams, training_attention
 
 
 def matmul_peak(seconds: float = 3.0, n: int = 1024, dtype: torch.dtype = torch.float32) -> float:
@@ -96,7 +97,8 @@ def ours(examples, steps: int, params: TrainParams, kind: str) -> tuple[float, f
 
     trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
-    trainer.train()
+    with training_attention(trainer.model, p):  # as sft.train
+        trainer.train()
     seconds = time.perf_counter() - start
     tokens = int(next(h["num_tokens"] for h in reversed(trainer.state.log_history) if "num_tokens" in h))
     last_loss = next(h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h)
@@ -156,25 +158,27 @@ def hand_loop(steps: int, params: TrainParams, examples, kind: str):  # type: ig
     tokens, step = 0, 0
     losses: list[float] = []
     start = time.perf_counter()
-    while step < steps:
-        order = torch.randperm(len(rows), generator=gen).tolist()
-        if params.lora:  # the product groups like lengths under LoRA (LengthGroupedSampler): so does the baseline
-            mega = 50 * params.batch_size
-            order = [j for k in range(0, len(order), mega) for j in sorted(order[k : k + mega], key=lambda j: -len(rows[j][0]))]
-        for i in range(0, len(order), params.batch_size):
-            if step >= steps:
-                break
-            ids, mask, labels = collate([rows[j] for j in order[i : i + params.batch_size]], tok.pad_token_id)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=params.bf16):  # as the Trainer's bf16=True
-                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            tokens += int(mask.sum())
-            step += 1
-            losses.append(float(loss))
+    with training_attention(model, params):  # the same attention as the product's (eager under bf16)
+        while step < steps:
+            order = torch.randperm(len(rows), generator=gen).tolist()
+            if params.lora:  # the product groups like lengths under LoRA (LengthGroupedSampler): so does the baseline
+                mega = 50 * params.batch_size
+                order = [j for k in range(0, len(order), mega)
+                         for j in sorted(order[k : k + mega], key=lambda j: -len(rows[j][0]))]
+            for i in range(0, len(order), params.batch_size):
+                if step >= steps:
+                    break
+                ids, mask, labels = collate([rows[j] for j in order[i : i + params.batch_size]], tok.pad_token_id)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=params.bf16):  # as the Trainer's bf16=True
+                    loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+                opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+                tokens += int(mask.sum())
+                step += 1
+                losses.append(float(loss))
     seconds = time.perf_counter() - start
     return tokens / seconds, seconds, tokens, model, sum(losses[-10:]) / len(losses[-10:]), answer_loss(model, rows, tok)
 

@@ -14,7 +14,7 @@ from trainerbot.datasets.sample import generate
 from trainerbot.errors import BadInput
 from trainerbot.model.build import ModelShape, new_model, train_tokenizer
 from trainerbot.training import dpo, kto, runner, sft
-from trainerbot.training.common import JobCallback, Progress, TrainParams
+from trainerbot.training.common import JobCallback, Progress, TrainParams, training_attention
 
 TINY = ModelShape(vocab_size=400, hidden_size=64, layers=2, heads=2, max_positions=128)
 
@@ -129,9 +129,25 @@ def test_sft_trains_in_bfloat16_mixed_precision(tmp_path) -> None:
     examples = generate(8, seed=3)
     model, tok = _tiny(examples)
     params = TrainParams(epochs=40, batch_size=8, learning_rate=3e-3, warmup_steps=5, logging_steps=5, bf16=True)
-    trained, result = sft.train(model, tok, examples, params, _callback()[0], str(tmp_path / "out"))
+    assert model.config._attn_implementation == "sdpa"
+    seen: list[str] = []
+    callback = _callback()[0]
+    callback.on_step_begin = lambda *a, **kw: seen.append(model.config._attn_implementation)  # type: ignore[method-assign]
+    trained, result = sft.train(model, tok, examples, params, callback, str(tmp_path / "out"))
     assert result.losses[-1][1] < result.losses[0][1] * 0.5, result.losses
     assert {p.dtype for p in trained.parameters()} == {torch.float32}
+    # the plain attention while it trains (faster in bf16 here), the model's own again after
+    assert set(seen) == {"eager"} and model.config._attn_implementation == "sdpa"
+
+
+def test_training_attention_changes_nothing_in_float32_and_comes_back_after_an_error() -> None:
+    model, _ = _tiny(generate(4, seed=3))
+    with training_attention(model, TrainParams(bf16=False)):
+        assert model.config._attn_implementation == "sdpa"
+    with pytest.raises(RuntimeError), training_attention(model, TrainParams(bf16=True)):
+        assert model.config._attn_implementation == "eager"
+        raise RuntimeError("a failed step")
+    assert model.config._attn_implementation == "sdpa"
 
 
 def test_lora_jobs_get_their_own_recipe(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:

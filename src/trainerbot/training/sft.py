@@ -21,7 +21,7 @@ from trl import SFTConfig, SFTTrainer
 from trainerbot.datasets.exporters import export_rows
 from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput
-from trainerbot.training.common import JobCallback, TrainParams, TrainResult, run, trained_model, trl_args
+from trainerbot.training.common import JobCallback, TrainParams, TrainResult, run, trained_model, training_attention, trl_args
 
 # (epochs, learning rate, batch size) by where a job starts: a model built from scratch, a
 # whole model trained further, or a LoRA adapter on the pretrained base. The LoRA figures
@@ -92,4 +92,5 @@ def trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples
 def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[Example], params: TrainParams,
           callback: JobCallback, output_dir: str, peft_config: Any = None) -> tuple[torch.nn.Module, TrainResult]:
     built = trainer(model, tokenizer, examples, params, callback, output_dir, peft_config)
-    return trained_model(built), run(built, callback)
+    with training_attention(built.model, params):
+        return trained_model(built), run(built, callback)
