@@ -133,8 +133,11 @@ def test_sft_trains_in_bfloat16_mixed_precision(tmp_path) -> None:
     seen: list[str] = []
     callback = _callback()[0]
     callback.on_step_begin = lambda *a, **kw: seen.append(model.config._attn_implementation)  # type: ignore[method-assign]
+    multiplied: set[torch.dtype] = set()  # what the layers' projections compute in
+    model.model.layers[0].mlp.up_proj.register_forward_hook(lambda mod, args, out: multiplied.add(out.dtype))
     trained, result = sft.train(model, tok, examples, params, callback, str(tmp_path / "out"))
     assert result.losses[-1][1] < result.losses[0][1] * 0.5, result.losses
+    assert multiplied == {torch.bfloat16}  # autocast reached the backbone (sft.answer_loss calls it directly)
     assert {p.dtype for p in trained.parameters()} == {torch.float32}
     # the plain attention while it trains (faster in bf16 here), the model's own again after
     assert set(seen) == {"eager"} and model.config._attn_implementation == "sdpa"

@@ -51,7 +51,10 @@ class AnswerLossTrainer(SFTTrainer):
         labels = inputs.get("labels")
         if return_outputs or labels is None or labels.device.type != "cpu" or getattr(self.args, "loss_type", "nll") != "nll":
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)  # type: ignore[no-untyped-call]
-        loss = answer_loss(model, inputs, num_items_in_batch)
+        # The backbone is called directly, not the forward that Accelerate wrapped in its
+        # mixed-precision autocast: enter it here, or bf16=True would train in float32.
+        with self.accelerator.autocast():
+            loss = answer_loss(model, inputs, num_items_in_batch)
         if model.training:  # tokens seen (padding left out), for the job's tokens/s
             self._total_train_tokens += int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else labels.numel()
             self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
