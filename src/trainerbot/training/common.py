@@ -59,7 +59,8 @@ def training_attention(model: Any, params: TrainParams) -> Iterator[None]:
 
     On this CPU the fused kernel's backward pass in bf16 costs several times its forward on
     rows of 50–120 tokens: the eager one made LoRA steps 1.17x faster on the 100-fact bench's
-    batches (spread 1.08–1.27), while in float32 it was no faster (0.97; ``bench/lora_attention.py``).
+    batches (spread 1.08–1.27; 1.12x through the product's trainer), while in float32 it was no
+    faster (0.97; ``bench/lora_attention.py``, bench/RESULTS.md).
     """
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     config = getattr(inner, "config", None)
