@@ -21,11 +21,15 @@ import contextlib
 import dataclasses
 import random
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.train_throughput import collate  # noqa: E402
 
 
 def batches(base: Path, data_dir: Path, size: int) -> list[dict[str, torch.Tensor]]:
@@ -49,15 +53,7 @@ def batches(base: Path, data_dir: Path, size: int) -> list[dict[str, torch.Tenso
     rows = sorted(((r["input_ids"], r["labels"]) for r in prepared.train_dataset), key=lambda r: len(r[0]))
     out = []
     for i in range(0, len(rows), size):
-        chunk = rows[i : i + size]
-        width = max(len(ids) for ids, _ in chunk)
-        ids = torch.full((len(chunk), width), tok.pad_token_id)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        labels = torch.full((len(chunk), width), -100)
-        for k, (seq, lab) in enumerate(chunk):
-            ids[k, : len(seq)] = torch.tensor(seq)
-            mask[k, : len(seq)] = 1
-            labels[k, : len(seq)] = torch.tensor(lab)
+        ids, mask, labels = collate(rows[i : i + size], tok.pad_token_id)
         out.append({"input_ids": ids, "attention_mask": mask, "labels": labels})
     random.Random(0).shuffle(out)
     return out
