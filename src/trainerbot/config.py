@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     taught_threshold: float = Field(default=0.8, gt=0, le=1)
     taught_context: int = Field(default=3, ge=0, le=20)  # best-matching taught facts put in the model's context
     taught_context_chars: int = Field(default=600, ge=0, le=20_000)
+    # Who said what in a shared channel: "Name: text" in the content (every model reads it), OpenAI's
+    # `name` field (OpenAI itself takes it; llama.cpp's server ignores it), or off.
+    speaker_names: Literal["content", "field", "off"] = "content"
     max_queued_jobs: int = Field(default=20, ge=1, le=10_000)
     torch_threads: int | None = Field(default=None, ge=1, le=256)
     start_worker: bool = True

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import types
 
 import pytest
 
@@ -56,7 +55,7 @@ async def test_replies_are_stored_with_prompt_and_bounded_history(core: CoreServ
     core.settings.history_messages = 4
     for _ in range(5):
         await core.chat.reply(member, "What is the capital of Zorbia?")
-    _, _, history = core.chat._chat_context(member)
+    _, _, history, _ = core.chat._chat_context(member)
     assert len(history) == 4 and history[-1] == {"role": "assistant", "content": "Quillport."}
     other_channel = dataclasses.replace(member, channel_id="c2")
     assert core.chat._chat_context(other_channel)[2] == []
@@ -75,9 +74,12 @@ def test_what_a_pretrained_model_reads(core: CoreService) -> None:
     towns = ["Silker", "Loves", "Gatri", "Nelben"]
     taught = TaughtIndex([*((f"Which river flows through {t}?", f"The {t}a river flows through {t}.") for t in towns),
                           *((f"What does {t} make?", f"{t} makes amber.") for t in ("Zorco", "Quill", "Vessa"))])
-    model = types.SimpleNamespace(takes_system=True)
     history = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"message {i}"} for i in range(6)]
-    read = core.chat._conversation(model, taught, history, "Name the river that runs through Gatri.")  # type: ignore[arg-type]
+
+    def asked(text: str) -> dict[str, str]:
+        return {"role": "user", "content": text}
+
+    read = core.chat._conversation(taught, history, asked("Name the river that runs through Gatri."), SYSTEM)
     assert [m["role"] for m in read] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert read[0]["content"].startswith(SYSTEM) and "The Gatria river flows through Gatri." in read[0]["content"]
     assert not any(t in read[0]["content"] for t in ("Silker", "Loves", "Nelben"))  # they share only "river": left out
@@ -86,12 +88,11 @@ def test_what_a_pretrained_model_reads(core: CoreService) -> None:
                          {"role": "assistant", "content": "The Gatria river flows through Gatri."}]
     assert read[-1] == {"role": "user", "content": "Name the river that runs through Gatri."}
     # No matching fact: the plain instruction and the whole history.
-    plain = core.chat._conversation(model, taught, history, "hello there")  # type: ignore[arg-type]
+    plain = core.chat._conversation(taught, history, asked("hello there"), SYSTEM)
     assert plain == [{"role": "system", "content": SYSTEM}, *history, {"role": "user", "content": "hello there"}]
     # Facts that share a word common among the taught questions, but not what the message
     # is about, stay out too.
-    bees = core.chat._conversation(model, taught, history, "What do bees make?")  # type: ignore[arg-type]
+    bees = core.chat._conversation(taught, history, asked("What do bees make?"), SYSTEM)
     assert bees == [{"role": "system", "content": SYSTEM}, *history, {"role": "user", "content": "What do bees make?"}]
-    # A model built from scratch reads the history and the message only.
-    scratch = types.SimpleNamespace(takes_system=False)
-    assert core.chat._conversation(scratch, taught, history, "hi") == [*history, {"role": "user", "content": "hi"}]  # type: ignore[arg-type]
+    # A model built from scratch (no persona) reads the history and the message only.
+    assert core.chat._conversation(taught, history, asked("hi"), None) == [*history, asked("hi")]

@@ -15,6 +15,8 @@ def core(core_on_both_stores: CoreService) -> CoreService:
 
 
 async def _reply(core: CoreService, caller: Caller, mid: str = "9001") -> int:
+    """A reply to the Zorbia question, after a greeting in the same channel (its history)."""
+    await core.delivery.record_exchange(caller, "hi", "hello", prompt_message_id=f"{mid}-0", reply_message_id=f"{mid}-1")
     return await core.delivery.record_exchange(
         caller,
         "What is the capital of Zorbia?",

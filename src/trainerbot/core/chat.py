@@ -30,22 +30,22 @@ from trainerbot.core.base import Group
 from trainerbot.core.delivery import Delivery
 from trainerbot.core.engines import Engines
 from trainerbot.core.limits import RateLimiter
-from trainerbot.core.text import quote_user_text
+from trainerbot.core.text import quote_user_text, speaker_name
 from trainerbot.core.types import Attachment, Caller, Reply
 from trainerbot.core.voice import VoiceCommands
 from trainerbot.errors import BadInput
-from trainerbot.model.prompt import SYSTEM, system_prompt
+from trainerbot.model import prompt
+from trainerbot.model.prompt import SYSTEM, SpeakerNames
 from trainerbot.model.taught import TaughtIndex
 from trainerbot.ops import metrics
-from trainerbot.store import Store
-from trainerbot.store.models import Conversation, DatasetItem, Message, ModelVersion
+from trainerbot.store import Store, repo
+from trainerbot.store.models import DatasetItem, ModelVersion
 
 if TYPE_CHECKING:
     from trainerbot.model.llamacpp import ServedModel
     from trainerbot.model.local import LocalModel
 
 TAUGHT_CACHE_GUILDS = 64
-FACTS_HISTORY = 2  # history messages (one exchange) kept when taught facts go into the model's context (bench/RESULTS.md)
 FACTS_MIN_SHARE = 0.7  # a related fact goes into the context only if it scores this share of the best one (bench/RESULTS.md)
 FACTS_MIN_COVER = 0.5  # ... and only if the message holds this share of its question's words, IDF-weighted (bench/RESULTS.md)
 
@@ -80,9 +80,12 @@ class ChatCommands(Group):
 
     async def _chat(self, caller: Caller, text: str, message_id: str | None,
                     on_partial: Callable[[str], Awaitable[None]] | None, partial_every_s: float) -> Reply:
-        guild_id, version, history = await self._blocking(self._chat_context, caller)
+        guild_id, version, history, persona = await self._blocking(self._chat_context, caller)
         taught = await self._blocking(self._taught_index, guild_id)
         hit = taught.lookup(text) if taught is not None else None
+        message = {"role": "user", "content": text}
+        if (name := speaker_name(caller.user_name)) is not None:
+            message["name"] = name
         if hit is not None:
             answer, source, model_name = hit.answer, "taught", None
         elif (version is not None and version.backend == "local") or (version is None and self.settings.backend == "local"):
@@ -93,14 +96,17 @@ class ChatCommands(Group):
                 return Reply.text(f"I haven't been trained yet, so I can't answer. A trainer can teach me with "
                                   f"`{p}train sample` (a shipped sample) or `{p}train <dataset>` with a file; "
                                   f"`{p}instruction` explains how.", data={"source": "none"})
-            conversation = self._conversation(model, taught, history, text)
+            conversation = self._conversation(taught, history, message, persona or SYSTEM if model.takes_system else None,
+                                              names="off" if self.settings.speaker_names == "off" else "content")
             answer = await self._local_reply(model, conversation, on_partial, partial_every_s) or "…"
             source = "model"
             model_name = version.name if version is not None else f"base:{model.folder.name}"
         else:
             # A remote version, or — before any version of ours — the configured remote model.
             model_id = str(version.base) if version is not None else self.settings.openai_model
-            answer = await self.engines.remote_chat().reply(history + [{"role": "user", "content": text}], model=model_id,
+            conversation = self._conversation(taught, history, message, persona or self.settings.openai_system or SYSTEM,
+                                              names=self.settings.speaker_names)
+            answer = await self.engines.remote_chat().reply(conversation, model=model_id,
                                                      max_tokens=self.settings.reply_max_tokens, on_partial=on_partial)
             answer, source = answer or "…", "remote"
             model_name = version.name if version is not None else f"openai:{model_id}"
@@ -116,26 +122,15 @@ class ChatCommands(Group):
         return Reply.text(f"{quoted}\n{answer.content}", data={**answer.data, "transcript": transcript, "answer": answer.content},
                           reply_id=answer.reply_id, answer=answer.content)
 
-    def _conversation(self, model: ServedModel | LocalModel, taught: TaughtIndex | None, history: list[dict[str, str]],
-                      text: str) -> list[dict[str, str]]:
-        """What the local model reads: for a pretrained model the system instruction with the
-        taught facts that best match ``text`` (bounded), the history, and the message. With
-        facts, the history is cut to the latest exchange and the best fact follows it as an
-        exchange of its own (its question, then its answer), just before the message."""
-        message = {"role": "user", "content": text}
-        if not model.takes_system:
-            return [*history, message]
-        found = (taught.related(text, self.settings.taught_context, min_share=FACTS_MIN_SHARE, min_cover=FACTS_MIN_COVER)
-                 if taught is not None else [])
-        system = system_prompt([(f.prompt, f.answer) for f in found], self.settings.taught_context_chars)
-        if system == SYSTEM:
-            return [{"role": "system", "content": system}, *history, message]
-        # Older turns (often the model's own answers about other things) drew the model away
-        # from the facts; the best fact asked and answered just before the message draws it
-        # to them: 90 % of rephrasings right in a fresh channel instead of 68 % (bench/RESULTS.md).
-        history = history[-FACTS_HISTORY:] if FACTS_HISTORY else []
-        best = [{"role": "user", "content": found[0].prompt}, {"role": "assistant", "content": found[0].answer}]
-        return [{"role": "system", "content": system}, *history, *best, message]
+    def _conversation(self, taught: TaughtIndex | None, history: list[dict[str, str]], message: dict[str, str],
+                      persona: str | None, *, names: SpeakerNames = "content") -> list[dict[str, str]]:
+        """What the model reads (``prompt.conversation``): the persona with the taught facts
+        that best match the message (bounded), the history, and the message. ``persona``
+        None: a model that takes no system turn, which gets no facts either."""
+        found = (taught.related(message["content"], self.settings.taught_context, min_share=FACTS_MIN_SHARE,
+                                min_cover=FACTS_MIN_COVER) if taught is not None and persona is not None else [])
+        return prompt.conversation(history, message, persona=persona, facts=[(f.prompt, f.answer) for f in found],
+                                   max_chars=self.settings.taught_context_chars, names=names)
 
     async def _local_reply(self, model: ServedModel | LocalModel, conversation: list[dict[str, str]],
                            on_partial: Callable[[str], Awaitable[None]] | None, every_s: float) -> str:
@@ -168,26 +163,19 @@ class ChatCommands(Group):
                 await on_partial(item)
         return str(await task)
 
-    def _chat_context(self, caller: Caller) -> tuple[int | None, ModelVersion | None, list[dict[str, str]]]:
+    def _chat_context(self, caller: Caller) -> tuple[int | None, ModelVersion | None, list[dict[str, str]], str | None]:
+        """(guild row ID, active version, the channel's history as the model reads it, the
+        server's persona when a trainer set one)."""
         with self.store.read() as s:
             guild = self._find_guild(s, caller)
             if guild is None:
-                return None, None, []
-            version = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.active.is_(True)))
+                return None, None, [], None
+            version = repo.active_version(s, guild.id)
             history: list[dict[str, str]] = []
-            limit = self.settings.history_messages
-            if limit:
-                here = (Conversation.guild_id == guild.id, Conversation.channel_id == caller.channel_id)
-                conv = s.scalar(select(Conversation.id).where(*here))
-                if conv is not None:
-                    rows = s.execute(
-                        select(Message.role, Message.content)
-                        .where(Message.conversation_id == conv)
-                        .order_by(Message.id.desc())
-                        .limit(limit)
-                    ).all()
-                    history = [{"role": r, "content": c} for r, c in reversed(rows)]
-            return guild.id, version, history
+            conv = repo.conversation_id(s, guild.id, caller.channel_id)
+            if conv is not None:
+                history = repo.history(s, conv, self.settings.history_messages)
+            return guild.id, version, history, repo.persona(guild)
 
     def _taught_index(self, guild_id: int | None) -> TaughtIndex | None:
         if guild_id is None:

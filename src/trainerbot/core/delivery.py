@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from trainerbot.core.base import Group
-from trainerbot.core.text import bar, eta_text, read_message_id
+from trainerbot.core.text import bar, eta_text, read_message_id, speaker_name
 from trainerbot.core.types import Caller
 from trainerbot.errors import NotFound
 from trainerbot.store.models import Conversation, Correction, Guild, Job, JobEvent, Message
@@ -49,7 +49,8 @@ class Delivery(Group):
                     s.add(conv)
                     s.flush()
                 asked = Message(guild_id=guild.id, conversation_id=conv.id, platform_message_id=prompt_message_id,
-                                author_id=caller.user_id, role="user", content=prompt)
+                                author_id=caller.user_id, author_name=speaker_name(caller.user_name), role="user",
+                                content=prompt)
                 s.add(asked)
                 s.flush()
                 answer = Message(guild_id=guild.id, conversation_id=conv.id, platform_message_id=reply_message_id,

@@ -207,7 +207,7 @@ class Ingest:
                     "guild_id": msg.guild_id,
                     "prompt": msg.prompt or "",
                     "response": msg.content,
-                    "history": list(msg.context or ()) or None,
+                    "history": repo.reply_history(s, msg) or None,
                     "label": v[1],
                     "source": "reaction",
                     "source_ref": f"reaction:{msg.platform_message_id}"[:300],

@@ -40,7 +40,7 @@ from trainerbot.evaluation.run import Scorable, score_cases
 from trainerbot.fileio import atomic_write_bytes, unique_path
 from trainerbot.model.remote import scorer_for
 from trainerbot.plural import count
-from trainerbot.store import Store
+from trainerbot.store import Store, repo
 from trainerbot.store.models import Correction, CorrectionStatus, DatasetItem, Guild, ModelVersion, TestRun
 
 SHOWN_WRONG = 3
@@ -182,11 +182,7 @@ class ModelCommands(Group):
         """(name, model): the active version, or before any the pretrained base model."""
         with self.store.read() as s:
             guild = self._find_guild(s, caller)
-            version = (
-                s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild.id, ModelVersion.active.is_(True)))
-                if guild
-                else None
-            )
+            version = repo.active_version(s, guild.id) if guild else None
         if version is not None and (version.backend != "local" or version.path):
             return version.name, self._scorer(version)
         if version is None and self.settings.backend == "local" and (base := self.engines.base_model()) is not None:

@@ -57,7 +57,7 @@ def add_correction_example(s: Any, dataset_name: str, corr: Correction) -> None:
         response=corr.corrected,
         rejected=corr.original or None,
         label="positive",
-        history=tuple(msg.context or ()) if msg is not None else (),
+        history=tuple(repo.reply_history(s, msg)) if msg is not None else (),
         source_ref=corr.source,
     )
     dataset_items.add_examples(s, ds, [ex], source="correction", author_id=corr.user_id, correction_id=corr.id)

@@ -74,3 +74,14 @@ def bar(fraction: float, width: int = 16) -> str:
     """A progress bar of ``width`` blocks: ``████░░░░``."""
     filled = round(max(0.0, min(1.0, fraction)) * width)
     return "█" * filled + "░" * (width - filled)
+
+
+SPEAKER_CHARS = 32
+_NOT_IN_NAMES = re.compile(r"[@<>`*_~|#:\[\]\\\x00-\x1f\x7f]+")
+
+
+def speaker_name(name: str) -> str | None:
+    """A display name as the model's history shows it: no mention, markup or line break can
+    be made of it, at most ``SPEAKER_CHARS`` characters; None when nothing is left."""
+    cleaned = " ".join(_NOT_IN_NAMES.sub(" ", name).split())[:SPEAKER_CHARS].strip()
+    return cleaned or None

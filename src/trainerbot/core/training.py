@@ -119,8 +119,7 @@ class TrainingCommands(Group):
                 guild = self._known_guild(s, caller)
                 has_model = (
                     self.settings.base_model_dir is not None
-                    or s.scalar(select(ModelVersion.id).where(ModelVersion.guild_id == guild.id, ModelVersion.active.is_(True)))
-                    is not None
+                    or repo.active_version(s, guild.id) is not None
                 )
                 gid = guild.id
             backend = self.settings.backend

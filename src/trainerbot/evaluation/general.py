@@ -37,11 +37,13 @@ def questions() -> tuple[GeneralQuestion, ...]:
     return tuple(GeneralQuestion(row["prompt"], tuple(row["keywords"])) for row in map(json.loads, text.splitlines()) if row)
 
 
-def score(model: Scorable, *, limit: int | None = None) -> tuple[float, list[dict[str, object]]]:
-    """(percent answered right, the rows: prompt, reply, right?)."""
+def score(model: Scorable, *, limit: int | None = None, system: str | None = None) -> tuple[float, list[dict[str, object]]]:
+    """(percent answered right, the rows: prompt, reply, right?). ``system``: the server's
+    persona to ask under (None: the model's own default, as chat uses it)."""
     rows: list[dict[str, object]] = []
+    head = [{"role": "system", "content": system}] if system else []
     for q in questions()[:limit]:
-        reply = model.reply([{"role": "user", "content": q.prompt}], max_new_tokens=MAX_TOKENS)
+        reply = model.reply([*head, {"role": "user", "content": q.prompt}], max_new_tokens=MAX_TOKENS)
         rows.append({"prompt": q.prompt, "reply": reply, "right": q.answered_by(reply)})
     right = sum(1 for r in rows if r["right"])
     return (100.0 * right / len(rows) if rows else 0.0), rows

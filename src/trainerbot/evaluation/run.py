@@ -16,10 +16,14 @@ class Scorable(Protocol):
     def answer_loss(self, conversation: list[dict[str, str]], answer: str) -> float | None: ...  # None: a remote model
 
 
-def score_cases(model: Scorable, cases: Sequence[Case], *, max_new_tokens: int) -> tuple[list[dict[str, Any]], Summary]:
+def score_cases(model: Scorable, cases: Sequence[Case], *, max_new_tokens: int,
+                system: str | None = None) -> tuple[list[dict[str, Any]], Summary]:
+    """Each case asked on its own; ``system``: the server's persona to ask under (None: the
+    model's own default)."""
     rows: list[dict[str, Any]] = []
+    head = [{"role": "system", "content": system}] if system else []
     for case in cases:
-        conversation = [{"role": "user", "content": case.prompt}]
+        conversation = [*head, {"role": "user", "content": case.prompt}]
         prediction = model.reply(conversation, max_new_tokens=max_new_tokens)
         row: dict[str, Any] = {"prompt": case.prompt, "expected": case.expected, "prediction": prediction,
                                "match": None, "score": None, "loss": None}

@@ -12,8 +12,9 @@ then also comes as an exchange of its own just before the message (``core.chat``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
 
 # Chosen by measurement on the default model (SmolLM2-135M): with "... Answer briefly." it
 # answered "hello bot" with a row of emoji; this one greets sensibly and scored best on the
@@ -36,10 +37,55 @@ def facts_block(facts: Iterable[tuple[str, str]], max_chars: int) -> str:
     return "\n".join([FACTS_HEADER, *lines]) if lines else ""
 
 
-def system_prompt(facts: Iterable[tuple[str, str]], max_chars: int) -> str:
-    """``SYSTEM``, then the facts that fit (see ``facts_block``)."""
+def system_prompt(facts: Iterable[tuple[str, str]], max_chars: int, persona: str = SYSTEM) -> str:
+    """The server's persona (``SYSTEM`` unless a trainer set one), then the facts that fit
+    (see ``facts_block``)."""
     block = facts_block(facts, max_chars)
-    return f"{SYSTEM}\n{block}" if block else SYSTEM
+    return f"{persona}\n{block}" if block else persona
+
+
+FACTS_HISTORY = 2  # history messages (one exchange) kept when taught facts go into the context (bench/RESULTS.md)
+SpeakerNames = Literal["content", "field", "off"]
+
+
+def conversation(history: Sequence[dict[str, str]], message: dict[str, str], *, persona: str | None,
+                 facts: Sequence[tuple[str, str]], max_chars: int, names: SpeakerNames = "content") -> list[dict[str, str]]:
+    """What a model that takes a system turn reads, for every runtime (torch, llama.cpp, an
+    OpenAI-compatible server): the persona with the taught facts that fit (best first), the
+    history, and the message. With facts, the history is cut to the latest exchange and the
+    best fact follows it as an exchange of its own (its question, then its answer), just
+    before the message: older turns (often the model's own answers about other things) drew
+    the model away from the facts (bench/RESULTS.md). ``persona`` None: no system turn at all
+    (a model built from scratch was never trained with one; it gets history and message).
+
+    Speakers (a turn's ``"name"``) are shown only when more than one member speaks: as
+    ``Name: text`` in the content (``names="content"``, every model reads that), as OpenAI's
+    ``name`` field (``"field"``, for servers that take it), or not at all (``"off"``)."""
+    turns = [*history, message]
+    if persona is None:
+        return speakers(turns, "off")
+    system = system_prompt(facts, max_chars, persona)
+    if facts:
+        best = [{"role": "user", "content": facts[0][0]}, {"role": "assistant", "content": facts[0][1]}]
+        turns = [*(history[-FACTS_HISTORY:] if FACTS_HISTORY else []), *best, message]
+    return [{"role": "system", "content": system}, *speakers(turns, names)]
+
+
+def speakers(turns: Sequence[dict[str, str]], names: SpeakerNames) -> list[dict[str, str]]:
+    """The turns with their speakers' names in the chosen form (see ``conversation``); the
+    bot's own turns stay its own. A single speaker's name is dropped: it tells the model nothing."""
+    said = {t["name"] for t in turns if t.get("name") and t["role"] == "user"}
+    out: list[dict[str, str]] = []
+    for t in turns:
+        turn = {"role": t["role"], "content": t["content"]}
+        name = t.get("name")
+        if name and t["role"] == "user" and len(said) > 1:
+            if names == "content":
+                turn["content"] = f"{name}: {t['content']}"
+            elif names == "field":  # OpenAI's pattern for it: ^[A-Za-z0-9_-]{1,64}$
+                turn["name"] = re.sub(r"[^A-Za-z0-9_-]+", "_", name)[:64]
+        out.append(turn)
+    return out
 
 
 def encode(tokenizer: Any, conversation: list[dict[str, str]], *, max_positions: int, max_new_tokens: int,

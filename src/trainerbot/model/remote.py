@@ -1,9 +1,10 @@
 """The ``openai`` backend: chat through any OpenAI-compatible server (OpenAI, or a local
 Ollama, vLLM or llama.cpp server) with the official ``openai`` SDK.
 
-Chat uses chat completions with the settings' system instruction and the conversation's
-bounded history; with ``on_partial`` it streams, handing the text so far to the caller (the
-Discord adapter edits its message at most once a second). Timeouts and retries with
+Chat uses chat completions with the conversation the core builds (the server's persona and
+the taught facts in the system turn, the bounded history with corrected replies in place);
+with ``on_partial`` it streams, handing the text so far to the caller (the Discord adapter
+edits its message at most once a second). Timeouts and retries with
 backoff are the SDK's (``max_retries``; it honours ``Retry-After``). Every failure becomes
 a plain ``TrainerBotError``; the API key is never part of a message or a log line.
 """
@@ -71,8 +72,11 @@ def plain_error(exc: Exception, what: str = "The chat server") -> TrainerBotErro
 
 
 def with_system(settings: Settings, conversation: list[dict[str, str]]) -> list[ChatCompletionMessageParam]:
-    """The conversation with the configured system instruction in front (when there is one)."""
-    messages = ([{"role": "system", "content": settings.openai_system}] if settings.openai_system else []) + conversation
+    """The conversation with the configured system instruction in front, unless it brings its
+    own (chat sends the server's persona with the taught facts)."""
+    own = bool(conversation) and conversation[0]["role"] == "system"
+    messages = ([{"role": "system", "content": settings.openai_system}] if settings.openai_system and not own else [])
+    messages += conversation
     # Our turns are {"role": "system" | "user" | "assistant", "content": str}: exactly those message types.
     return cast("list[ChatCompletionMessageParam]", messages)
 

@@ -77,6 +77,8 @@ class Message(Base):
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
     platform_message_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     author_id: Mapped[str] = mapped_column(String(64))
+    # The speaker's display name when it was said (mention-safe, bounded): who said what, for the model.
+    author_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
     role: Mapped[str] = mapped_column(String(16))  # "user" | "assistant"
     content: Mapped[str] = mapped_column(Text)
     prompt: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -8,11 +8,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from trainerbot.store.models import Dataset, DatasetItem, Guild, Message, Snapshot
+from trainerbot.store.models import (
+    Conversation,
+    Correction,
+    CorrectionStatus,
+    Dataset,
+    DatasetItem,
+    Feedback,
+    Guild,
+    Message,
+    ModelVersion,
+    Snapshot,
+)
+
+PERSONA_KEY = "persona"  # in Guild.settings: the server's system instruction, set by a trainer
 
 
 def find_guild(session: Session, platform_id: str) -> Guild | None:
@@ -87,6 +100,79 @@ def find_bot_reply(session: Session, guild_id: int, platform_message_id: str) ->
             Message.guild_id == guild_id, Message.platform_message_id == platform_message_id, Message.role == "assistant"
         )
     )
+
+
+def active_version(session: Session, guild_id: int) -> ModelVersion | None:
+    """The version that answers a server's chat, if one is active."""
+    return session.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild_id, ModelVersion.active.is_(True)))
+
+
+def persona(guild: Guild) -> str | None:
+    """The server's persona (its system instruction), or None for the shipped one."""
+    value = (guild.settings or {}).get(PERSONA_KEY)
+    return value if isinstance(value, str) and value else None
+
+
+def conversation_id(session: Session, guild_id: int, channel_id: str) -> int | None:
+    return session.scalar(select(Conversation.id).where(Conversation.guild_id == guild_id, Conversation.channel_id == channel_id))
+
+
+def history(session: Session, conversation: int, limit: int, *, before: int | None = None) -> list[dict[str, str]]:
+    """The latest ``limit`` turns of a conversation (before message ``before``, if given),
+    oldest first, as the model reads them: what was taught about a reply stands in its place.
+
+    - a reply with an approved correction speaks with the corrected answer (the latest one);
+    - a reply with a pending correction, or rated 👎 more than 👍, is taken out together with
+      the question it answered: it is no longer the bot's word, and nothing stands in for it
+      until a trainer approves an answer.
+
+    Each turn is ``{"role", "content"}``, plus ``"name"`` (the speaker's display name) on a
+    member's turn when it was stored."""
+    if limit <= 0:
+        return []
+    query = select(Message).where(Message.conversation_id == conversation)
+    if before is not None:
+        query = query.where(Message.id < before)
+    # Read a little past the limit: dropped pairs leave room for older turns.
+    rows = list(reversed(session.scalars(query.order_by(Message.id.desc()).limit(limit + 20)).all()))
+    replies = [m.id for m in rows if m.role == "assistant"]
+    approved: dict[int, str] = {}
+    doubted: set[int] = set()
+    if replies:
+        for mid, status, corrected in session.execute(
+            select(Correction.message_id, Correction.status, Correction.corrected)
+            .where(Correction.message_id.in_(replies), Correction.status != CorrectionStatus.REJECTED)
+            .order_by(Correction.id)
+        ):
+            if status == CorrectionStatus.APPROVED:
+                approved[mid] = corrected  # the latest approved one wins
+            else:
+                doubted.add(mid)
+        votes = func.sum(case((Feedback.label == "negative", 1), (Feedback.label == "positive", -1), else_=0))
+        doubted.update(session.scalars(
+            select(Feedback.message_id).where(Feedback.message_id.in_(replies), Feedback.kind == "reaction")
+            .group_by(Feedback.message_id).having(votes > 0)
+        ))
+    dropped = {m.id for m in rows if m.id in doubted and m.id not in approved}
+    dropped |= {m.reply_to_id for m in rows if m.id in dropped and m.reply_to_id is not None}
+    turns: list[dict[str, str]] = []
+    for m in rows:
+        if m.id in dropped:
+            continue
+        turn = {"role": m.role, "content": approved.get(m.id, m.content)}
+        if m.role == "user" and m.author_name:
+            turn["name"] = m.author_name
+        turns.append(turn)
+    return turns[-limit:]
+
+
+def reply_history(session: Session, reply: Message) -> list[dict[str, str]]:
+    """The history behind one of the bot's replies as a training row carries it: as long as
+    what the model read then, with what was taught since in place (``history``), no names."""
+    if not reply.context or reply.reply_to_id is None:
+        return []
+    turns = history(session, reply.conversation_id, len(reply.context), before=reply.reply_to_id)
+    return [{"role": t["role"], "content": t["content"]} for t in turns]
 
 
 def dataset_summaries(session: Session, guild_id: int) -> list[tuple[Dataset, int, int, int, int]]:

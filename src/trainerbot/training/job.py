@@ -26,3 +26,4 @@ class JobContext:
     recipe: str
     parent: ModelVersion | None  # the version active when the job started
     cases: tuple[Case, ...] = ()  # held-out questions the new version is judged on
+    persona: str | None = None  # the server's persona when the job started (None: the shipped one)

@@ -43,7 +43,9 @@ from trainerbot.training import queue, rehearsal
 from trainerbot.training.common import JobCallback, Progress, TrainParams, TrainResult, native_bf16, quiet_libraries
 from trainerbot.training.job import JobContext
 from trainerbot.training.plots import loss_curve
-from trainerbot.training.versions import active_version, register_version
+from trainerbot.store import repo
+from trainerbot.store.repo import active_version
+from trainerbot.training.versions import register_version
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +189,7 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
             snap = s.get(Snapshot, job.snapshot_id) if job.snapshot_id else None
             parent = active_version(s, job.guild_id)
             assert guild is not None  # a job's guild row outlives it (foreign key)
-            recipe, guild_pid, guild_id = job.recipe, guild.platform_id, guild.id
+            recipe, guild_pid, guild_id, persona = job.recipe, guild.platform_id, guild.id, repo.persona(guild)
             backend = (job.params or {}).get("backend", "local")
         if snap is None:
             raise NotFound("Its dataset snapshot is gone; select the data again and start a new job.")
@@ -195,7 +197,8 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
         _, examples = read_snapshot(root / "snapshots" / snap.file_name)
         examples, held = heldout.split(examples, settings.heldout_share)
         ctx = JobContext(settings, store, job_id, worker, stop, guild_id=guild_id, guild_pid=guild_pid, snapshot_id=snap.id,
-                         recipe=recipe, parent=parent, cases=tuple(heldout.cases(held, settings.max_test_cases)))
+                         recipe=recipe, parent=parent, cases=tuple(heldout.cases(held, settings.max_test_cases)),
+                         persona=persona)
         if backend == "openai":
             from trainerbot.training.remote import run_remote_job
 
@@ -232,8 +235,8 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
                     "(the base model's own answers to general prompts, so it keeps conversing)",
                 )
                 examples = mixed
-        if start.kind == "lora" and start.tokenizer.chat_template != CHAT_TEMPLATE:  # taught under chat's instruction
-            examples = [ex if ex.system else dataclasses.replace(ex, system=SYSTEM) for ex in examples]
+        if start.kind == "lora" and start.tokenizer.chat_template != CHAT_TEMPLATE:  # taught under the server's persona
+            examples = [ex if ex.system else dataclasses.replace(ex, system=persona or SYSTEM) for ex in examples]
         adapter = " with a LoRA adapter" if start.kind == "lora" else ""
         queue.add_event(
             store,
@@ -310,6 +313,7 @@ def _register(job: JobContext, start: Start, model: Any, weights: Any, result: T
         "train_loss": result.metrics.get("train_loss"),
         "steps": result.steps,
         "seconds": round(result.seconds, 2),
+        "persona": job.persona,  # what it was taught under (None: the shipped persona)
     }
     save_model(
         model,

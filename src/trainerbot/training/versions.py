@@ -33,25 +33,22 @@ log = logging.getLogger(__name__)
 HELDOUT_MAX_TOKENS = 64  # held-out answers are short; a pretrained model rambles on what it does not know
 
 
-def active_version(session: Session, guild_id: int) -> ModelVersion | None:
-    return session.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild_id, ModelVersion.active.is_(True))).first()
-
-
 def promotion(
-    settings: Settings, candidate: Any, parent: ModelVersion | None, cases: list[Case]
+    settings: Settings, candidate: Any, parent: ModelVersion | None, cases: list[Case], persona: str | None = None
 ) -> tuple[bool, dict[str, Any], str, list[dict[str, Any]]]:
     """(promote?, metrics to keep, the reason in words, the candidate's answers) for the
-    ``candidate`` model against ``parent``."""
+    ``candidate`` model against ``parent``, both asked under the server's ``persona``."""
     metric = settings.promotion_metric
     if not cases:
         return True, {}, "no held-out cases to compare on", []
-    rows, scored = score_cases(candidate, cases, max_new_tokens=min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS))
+    limit = min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS)
+    rows, scored = score_cases(candidate, cases, max_new_tokens=limit, system=persona)
     kept: dict[str, Any] = {"heldout": scored.as_dict(), "promotion_metric": metric}
     ours = heldout.shown(metric, heldout.value(scored, metric))
     active_model = scorer_for(settings, parent, getattr(candidate, "weights", None)) if parent is not None else None
     if parent is None or active_model is None:
         return True, kept, f"held-out {metric} {ours}", rows
-    active = score_cases(active_model, cases, max_new_tokens=min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS))[1]
+    active = score_cases(active_model, cases, max_new_tokens=limit, system=persona)[1]
     kept["heldout_active"] = {"version": parent.name, **active.as_dict()}
     theirs = heldout.shown(metric, heldout.value(active, metric))
     if heldout.not_worse(metric, scored, active, settings.promotion_tolerance):
@@ -63,21 +60,23 @@ GENERAL_TOLERANCE = 5.0  # points of the general-question score a candidate may 
 
 
 def general_check(
-    settings: Settings, store: Store, job_id: int, candidate: Any, parent: ModelVersion | None
+    settings: Settings, store: Store, job_id: int, candidate: Any, parent: ModelVersion | None, persona: str | None = None
 ) -> tuple[bool, dict[str, Any], str]:
     """(keeps conversing?, metrics, words): the candidate's score on the shipped general
-    questions against its parent's (or, for a first version, the base model's)."""
+    questions, asked under the server's ``persona``, against its parent's (or, for a first
+    version, the base model's; the parent's stored score counts only under the same persona)."""
     from trainerbot.evaluation import general
 
     limit = settings.general_questions
     queue.add_event(store, job_id, kind="log", message=f"checking {limit} general questions")
-    ours = general.score(candidate, limit=limit)[0]
+    ours = general.score(candidate, limit=limit, system=persona)[0]
     before = (parent.metrics or {}) if parent is not None else {}
-    theirs = before.get("general") if before.get("general_questions") == limit else None
+    same = before.get("general_questions") == limit and before.get("persona") == persona
+    theirs = before.get("general") if same else None
     if theirs is None and getattr(candidate, "adapter", None) is not None:
         base = copy.copy(candidate)
         base.adapter = None  # the same weights without the adapter: the untaught base
-        theirs = general.score(base, limit=limit)[0]
+        theirs = general.score(base, limit=limit, system=persona)[0]
     kept = {"general": round(ours, 1), "general_before": theirs, "general_questions": limit}
     if theirs is None or ours >= theirs - GENERAL_TOLERANCE:
         return True, kept, f"general questions {ours:.0f} %" + (f" vs {theirs:.0f} % before" if theirs is not None else "")
@@ -89,7 +88,7 @@ RUNTIME_TOLERANCE = 5.0  # points (held-out exact match, chrF, general %) llama.
 
 def runtime_check(
     settings: Settings, store: Store, job_id: int, folder: Path, cases: list[Case], answers: list[dict[str, Any]],
-    general_torch: float | None,
+    general_torch: float | None, persona: str | None = None,
 ) -> dict[str, Any] | None:
     """For a version chat would serve through llama.cpp: its merged file written now (so the
     first reply does not wait for it), the held-out questions — and the general ones, when
@@ -112,20 +111,21 @@ def runtime_check(
         return {"engine": f"llama.cpp {settings.runtime_precision}", "serves": False,
                 "why": f"it could not load the model ({type(exc).__name__})"}
     try:
-        result = _compare(settings, served, cases, answers, general_torch)
+        result = _compare(settings, served, cases, answers, general_torch, persona)
     finally:
         hub.close()
     return result
 
 
 def _compare(settings: Settings, served: Any, cases: list[Case], answers: list[dict[str, Any]],
-             general_torch: float | None) -> dict[str, Any]:
+             general_torch: float | None, persona: str | None = None) -> dict[str, Any]:
     from trainerbot.evaluation import general
 
     result: dict[str, Any] = {"engine": served.engine, "compared": len(cases)}
     serves = True
     if cases:
-        rows, ours = score_cases(served, cases, max_new_tokens=min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS))
+        rows, ours = score_cases(served, cases, max_new_tokens=min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS),
+                                 system=persona)
         theirs = summarise(answers)
         same = sum(1 for a, b in zip(rows, answers, strict=True) if a["prediction"] == b["prediction"])
         result |= {"same_answers": same, "exact_match": ours.exact_match, "exact_match_torch": theirs.exact_match,
@@ -135,7 +135,7 @@ def _compare(settings: Settings, served: Any, cases: list[Case], answers: list[d
         if ours.chrf is not None and theirs.chrf is not None:
             serves &= ours.chrf >= theirs.chrf - RUNTIME_TOLERANCE
     if general_torch is not None:
-        score = general.score(served, limit=settings.general_questions)[0]
+        score = general.score(served, limit=settings.general_questions, system=persona)[0]
         result |= {"general": round(score, 1), "general_torch": general_torch}
         serves &= score >= general_torch - RUNTIME_TOLERANCE
     result["serves"] = serves
@@ -149,12 +149,13 @@ def register_version(
     the general questions), register it as the next version — active only when it is not
     worse than the active one — and finish the job."""
     settings, store, job_id, guild_id, parent = job.settings, job.store, job.job_id, job.guild_id, job.parent
+    persona = job.persona if getattr(candidate, "takes_system", False) else None  # a scratch model never had one
     cases = list(job.cases)
     if cases:
         queue.add_event(store, job_id, kind="log", message=f"evaluating on {len(cases)} held-out cases")
-    promote, evaluation, why, answers = promotion(settings, candidate, parent, cases)
+    promote, evaluation, why, answers = promotion(settings, candidate, parent, cases, persona)
     if general and settings.general_questions:
-        keeps, kept, words = general_check(settings, store, job_id, candidate, parent)
+        keeps, kept, words = general_check(settings, store, job_id, candidate, parent, persona)
         evaluation.update(kept)
         if not keeps:
             promote, why = False, words
@@ -162,7 +163,7 @@ def register_version(
             why = f"{why}; {words}"
     if path is not None:
         runtime = runtime_check(settings, store, job_id, settings.resolved_data_dir / path, cases, answers,
-                                evaluation.get("general") if general else None)
+                                evaluation.get("general") if general else None, persona)
         if runtime is not None:
             evaluation["runtime"] = runtime
             engine = runtime["engine"] if runtime["serves"] else "torch (llama.cpp answered worse)"
