@@ -167,3 +167,52 @@ async def test_nothing_listens_there(tmp_path: Path, member: Caller) -> None:
             await core.chat.reply(member, "Hi")
     finally:
         await core.close()
+
+
+async def test_what_was_taught_reaches_the_server(
+    tmp_path: Path, openai_server: FakeServer, openai_fake: OpenAIFake, member: Caller, trainer: Caller
+) -> None:
+    """The persona and the taught facts in the system turn, the best fact as an exchange, and
+    the corrected reply in place of the wrong one; names as OpenAI's field when set so."""
+    core = _core(tmp_path, openai_server, openai_system="Be brief.", speaker_names="field")
+    wrong, right = "The bakery is run by Emma.", "The bakery on Mill Street is run by Greta Okafor."
+    try:
+        openai_fake.answer = wrong
+        first = await core.chat.reply(member, "Who runs the bakery on Mill Street?")
+        await core.delivery.bind_reply(member, first.data["reply_id"], "m1")
+        await core.feedback.correct(trainer, "m1", right)
+        openai_fake.answer = right
+        await core.chat.reply(trainer, "Tell me who owns that bakery on Mill Street.")
+    finally:
+        await core.close()
+    messages = openai_fake.chat_requests[-1]["messages"]
+    assert messages[0]["role"] == "system" and messages[0]["content"].startswith("Be brief.\nFacts this community taught you")
+    assert right in messages[0]["content"]
+    assert all(wrong not in m["content"] for m in messages)
+    assert messages[1:] == [
+        {"role": "user", "content": "Who runs the bakery on Mill Street?", "name": "Milo"},  # the history, corrected
+        {"role": "assistant", "content": right},
+        {"role": "user", "content": "Who runs the bakery on Mill Street?"},  # the best fact, as an exchange
+        {"role": "assistant", "content": right},
+        {"role": "user", "content": "Tell me who owns that bakery on Mill Street.", "name": "Tess"},
+    ]
+
+
+@pytest.mark.slow
+async def test_a_correction_changes_the_answer_of_a_real_llama_cpp_server(tmp_path: Path, member: Caller,
+                                                                          trainer: Caller) -> None:
+    """Through llama.cpp's own HTTP server (not our code), serving the shipped GGUF."""
+    from tests.llamacpp_server import llamacpp_server
+
+    with llamacpp_server() as url:
+        core = CoreService.open(Settings(_env_file=None, data_dir=tmp_path / "data", backend="openai",  # type: ignore[call-arg]
+                                         openai_base_url=url, openai_model="smollm2", openai_max_retries=0))
+        try:
+            first = await core.chat.reply(member, "Who runs the bakery on Mill Street?")
+            assert "Okafor" not in first.content
+            await core.delivery.bind_reply(member, first.data["reply_id"], "m1")
+            await core.feedback.correct(trainer, "m1", "The bakery on Mill Street is run by Greta Okafor.")
+            again = await core.chat.reply(member, "Who is in charge of the Mill Street bakery?")
+        finally:
+            await core.close()
+    assert again.data["source"] == "remote" and "Greta Okafor" in again.content

@@ -97,6 +97,8 @@ async def test_a_taught_fact_answers_its_rephrasings_through_the_context(core: C
 async def test_one_lora_job_through_the_worker_stores_an_adapter_that_chat_serves(core: CoreService) -> None:
     facts = generate(12, seed=5)
     data = "".join(json.dumps({"prompt": e.prompt, "response": e.response}) + "\n" for e in facts)
+    persona = "You are Quill, the helpful guide of a Discord community of sailors."
+    await core.persona.persona(TRAINER, persona)
     reply = await core.training.train(TRAINER, "facts", None, att("f.jsonl", data))
     await asyncio.to_thread(serve, core.settings, once=True)
     shown = await core.training.job(TRAINER, reply.data["job_id"])
@@ -115,7 +117,9 @@ async def test_one_lora_job_through_the_worker_stores_an_adapter_that_chat_serve
     assert version.metrics["general_questions"] == 3 and isinstance(version.metrics["general"], float)
     with core.store.read() as s:
         log = " | ".join(m for m in s.scalars(select(JobEvent.message).where(JobEvent.job_id == reply.data["job_id"])) if m)
-    assert "9 rehearsal examples mixed in" in log and "with a LoRA adapter" in log and "checking 3 general questions" in log
+    assert "9 rehearsal examples mixed in" in log and "with a LoRA adapter under the server's persona" in log
+    assert "checking 3 general questions" in log and version.metrics["persona"] == persona
+    assert "another persona" not in (await core.persona.persona(TRAINER)).content
     runtime = version.metrics["runtime"]
     assert runtime["engine"] == "llama.cpp q8_0" and runtime["serves"] is True
     assert runtime["general_torch"] == version.metrics["general"] and isinstance(runtime["general"], float)
@@ -124,6 +128,8 @@ async def test_one_lora_job_through_the_worker_stores_an_adapter_that_chat_serve
     assert type(served).__name__ == "ServedModel" and served.folder == folder.resolve()
     answer = await core.chat.reply(TRAINER, "Tell me something nice.")
     assert answer.data["model_version"] == version.name and answer.content
+    reset = await core.persona.persona(TRAINER, "reset")
+    assert f"`{version.name}` was taught under the old persona" in reset.content
     listing = await core.models.versions(TRAINER)
     assert "from pretrained:smollm2-135m-instruct" in listing.content and "general questions" in listing.content
     # A correction of that reply teaches the same adapter further with DPO (reference: the adapter switched off).

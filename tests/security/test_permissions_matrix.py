@@ -41,6 +41,9 @@ COMMANDS: dict[str, tuple[Command, bool]] = {
     "handle_errors": (lambda core, c: core.models.handle_errors(c), False),
     "forget me": (lambda core, c: core.review.forget(c, "me"), False),
     "language (see)": (lambda core, c: core.voice.language(c), False),
+    "persona (see)": (lambda core, c: core.persona.persona(c), False),
+    "persona (set)": (lambda core, c: core.persona.persona(c, "You are a pirate."), True),
+    "persona reset": (lambda core, c: core.persona.persona(c, "reset"), True),
     "say": (lambda core, c: core.voice.say(c, "Hello."), False),
     "import": (
         lambda core, c: core.datasets.import_data(c, "facts", None, att("more.jsonl", '{"prompt": "x", "response": "y"}\n')),

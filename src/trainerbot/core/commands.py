@@ -68,6 +68,8 @@ COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("cancel", "<job id>", "training", "Cancel a queued or running training job", trainer=True),
     CommandInfo("model", "[list | use <version> | compare <a> <b>]", "training",
                 "Model versions: list them, switch (trainers), compare two"),
+    CommandInfo("persona", "[<text> | reset]", "training",
+                "The server's persona I answer under: show it, set it or reset it (trainers)"),
     CommandInfo("test", "<JSON> | + a .json/.jsonl file", "training", "Run the model on test cases and score it"),
     CommandInfo("handle_errors", "[test id]", "training", "Send a test's wrong answers to review as corrections"),
     CommandInfo("say", "<text>", "voice", "Speak a text into a sound file"),

@@ -4,7 +4,7 @@ Adapters build one ``CoreService`` with the settings and the store, and call its
 a ``Caller`` and plain values — ``core.chat.reply(...)``, ``core.training.train(...)``. Each
 command returns a ``Reply`` or raises a ``TrainerBotError`` whose message the adapter shows
 as it is. The groups match the Discord cogs one to one (``general``, ``chat``, ``feedback``,
-``review``, ``datasets``, ``training``, ``models``, ``voice``); ``delivery`` is the
+``review``, ``datasets``, ``training``, ``models``, ``persona``, ``voice``); ``delivery`` is the
 adapters' bookkeeping around sent messages, ``suggestions`` their autocomplete, and
 ``dashboard`` the web dashboard's logins, sessions and page views.
 
@@ -26,6 +26,7 @@ from trainerbot.core.general import GeneralCommands
 from trainerbot.core.ingest import Ingest
 from trainerbot.core.limits import RateLimiter
 from trainerbot.core.models import ModelCommands
+from trainerbot.core.persona import PersonaCommands
 from trainerbot.core.review import ReviewCommands
 from trainerbot.core.suggest import Suggestions
 from trainerbot.core.training import TrainingCommands
@@ -53,6 +54,7 @@ class CoreService:
         self.datasets = DatasetCommands(*shared)
         self.training = TrainingCommands(*shared, self.datasets)
         self.models = ModelCommands(*shared, self.engines)
+        self.persona = PersonaCommands(*shared)
         self.suggestions = Suggestions(*shared)
         self.dashboard = DashboardCommands(*shared)
 

@@ -238,11 +238,12 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
         if start.kind == "lora" and start.tokenizer.chat_template != CHAT_TEMPLATE:  # taught under the server's persona
             examples = [ex if ex.system else dataclasses.replace(ex, system=persona or SYSTEM) for ex in examples]
         adapter = " with a LoRA adapter" if start.kind == "lora" else ""
+        under = " under the server's persona" if persona and start.kind == "lora" else ""
         queue.add_event(
             store,
             job_id,
             kind="log",
-            message=f"{recipe} from {start.base}{adapter}: {params.epochs:g} epochs, "
+            message=f"{recipe} from {start.base}{adapter}{under}: {params.epochs:g} epochs, "
             f"lr {params.learning_rate:g}, batch {params.batch_size}" + (", bfloat16 mixed precision" if params.bf16 else ""),
         )
 

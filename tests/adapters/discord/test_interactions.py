@@ -75,6 +75,11 @@ async def _bot_reply(core: CoreService, fake: FakeDiscord, gw: Gateway) -> dict[
     return fake.message(gw.channel_id, {"content": reply.content}, mid=REPLY_MID)
 
 
+def _history(core: CoreService) -> list[str]:
+    """What the model reads of the channel's history before Milo's next message there."""
+    return [t["content"] for t in core.chat._chat_context(_caller(MILO))[2]]
+
+
 def _only(calls: list[Any], kind: int) -> dict[str, Any]:
     answers = [c.body for c in calls if c.path.endswith("/callback")]
     assert len(answers) == 1 and answers[0]["type"] == kind, answers
@@ -161,6 +166,7 @@ async def test_correct_this_reply_opens_a_prefilled_form_and_stores_the_correcti
     with core.store.read() as s:
         rows = [(c.user_id, c.corrected, c.status, c.source) for c in s.scalars(select(Correction))]
     assert rows == [(str(MILO), "Quillport, by the sea.", "pending", f"message:{REPLY_MID}")]
+    assert _history(core) == []  # the corrected reply no longer speaks as the bot's word, nor its question
 
 
 async def test_correct_this_reply_on_someone_else_s_message_says_so(
@@ -229,6 +235,7 @@ async def test_review_buttons_work_after_a_restart(core: CoreService, fake: Fake
         assert "Correction #2" in updated["content"] and "trb:review:approve:2" in _custom_ids(updated)
         assert _status(core, 1) == ("approved", "Quillport, by the sea.")
         assert fake.messages[int(review_message["id"])]["content"] == updated["content"]  # the message itself is edited
+        assert _history(core) == ["What is the capital of Zorbia?", "Quillport, by the sea."]  # approved: in its place
 
         # Approve pressed on the other message, after the first decided it: reported, not applied twice.
         again = _only(await gw.send(bot, gw.button("Tess", "trb:review:approve:1", second_look)), 4)
@@ -357,6 +364,7 @@ async def test_a_flagged_reply_is_corrected_from_the_review_message(
     bot, gw = started
     await _bot_reply(core, fake, gw)
     await core.feedback.react(_caller(MILO), str(REPLY_MID), "👎")
+    assert _history(core) == []  # flagged: out of the history until someone teaches the answer
     message = await _review(bot, gw)
     assert "Flagged reply" in message["content"] and _custom_ids(message) == [f"trb:flagged:correct:{REPLY_MID}"]
     refused = _only(await gw.send(bot, gw.button("Milo", f"trb:flagged:correct:{REPLY_MID}", message)), 4)
@@ -366,6 +374,7 @@ async def test_a_flagged_reply_is_corrected_from_the_review_message(
     done = _only(await gw.send(bot, gw.modal_submit("Tess", form, {field["custom_id"]: "Quillport, of course."})), 4)
     assert done["flags"] & EPHEMERAL and "approved" in done["content"]
     assert _status(core, 1) == ("approved", "Quillport, of course.")
+    assert _history(core) == ["What is the capital of Zorbia?", "Quillport, of course."]
 
 
 async def test_forget_takes_a_user_from_the_picker(started: tuple[TrainerBot, Gateway], core: CoreService) -> None:

@@ -87,6 +87,7 @@ class Console:
             "job": lambda a, r, f: core.training.job(caller, self._arg(a, 0, "job <id>")),
             "cancel": lambda a, r, f: core.training.cancel(caller, self._arg(a, 0, "cancel <id>")),
             "model": self._model,
+            "persona": lambda a, r, f: core.persona.persona(caller, r),
             "test": lambda a, r, f: core.models.test(caller, r, f),
             "handle_errors": lambda a, r, f: core.models.handle_errors(caller, a[0] if a else None),
             "review": lambda a, r, f: core.review.next(caller),

@@ -286,7 +286,8 @@ class Dashboard:
         if a and b:
             compared = (await self.core.models.compare(caller, a, b)).content
         versions = await self.core.dashboard.versions(caller)
-        return self._page(request, "models.html", versions=versions, compared=compared, a=a, b=b)
+        persona = await self.core.persona.view(caller)
+        return self._page(request, "models.html", versions=versions, compared=compared, a=a, b=b, persona=persona)
 
     async def model_use(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()

@@ -1,5 +1,5 @@
 """Model commands: ``model list|use|compare`` (a group: ``/model list``, ``/model use``,
-``/model compare``), ``test`` and ``handle_errors``."""
+``/model compare``), ``persona``, ``test`` and ``handle_errors``."""
 
 from __future__ import annotations
 
@@ -45,6 +45,12 @@ class ModelsCog(commands.Cog, name="Models"):
 
     model_compare.autocomplete("first")(complete.versions)
     model_compare.autocomplete("second")(complete.versions)
+
+    @commands.hybrid_command(name="persona", description=describe("persona"))
+    @app_commands.describe(text="The new persona (trainers), or `reset` for the shipped one; left out: show it")
+    @commands.guild_only()
+    async def persona(self, ctx: commands.Context[Any], *, text: str = "") -> None:
+        await send_reply(ctx, await self.bot.core.persona.persona(ctx_caller(ctx), text))
 
     @commands.hybrid_command(name="test", description=describe("test"))
     @app_commands.describe(attachment="A .json or .jsonl file of cases: {\"prompt\": …, \"expected\": …}",
