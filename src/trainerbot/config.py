@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # small model built from the data (tests, memorisation demos). base_model_dir overrides both.
     model: Literal["smollm2", "scratch"] = "smollm2"
     base_model_dir: Path | None = None
+    # A GGUF file of the user's (any architecture llama.cpp reads) that answers chat through
+    # llama.cpp with its own chat template, facts in context; it cannot be trained (no Hugging
+    # Face weights), so `train` says so. Overrides model and base_model_dir for chat.
+    base_model_gguf: Path | None = None
     # What serves chat replies from the shipped model and its versions: llama.cpp (merged
     # weights written as GGUF at runtime_precision; ~5x faster on CPU) or torch. Models
     # llama.cpp cannot serve (scratch, base_model_dir, full fine-tunes) always use torch.
@@ -96,6 +100,11 @@ class Settings(BaseSettings):
     taught_threshold: float = Field(default=0.8, gt=0, le=1)
     taught_context: int = Field(default=3, ge=0, le=20)  # best-matching taught facts put in the model's context
     taught_context_chars: int = Field(default=600, ge=0, le=20_000)
+    # Facts found by meaning (sentence embeddings, all-MiniLM-L6-v2 shipped in a package) where
+    # their words find none: the closest taught question, if its cosine reaches the threshold
+    # and the message names what it is about (bench/retrieval.py).
+    taught_meaning: bool = True
+    taught_meaning_threshold: float = Field(default=0.7, gt=0, le=1)
     # Who said what in a shared channel: "Name: text" in the content (every model reads it), OpenAI's
     # `name` field (OpenAI itself takes it; llama.cpp's server ignores it), or off.
     speaker_names: Literal["content", "field", "off"] = "content"

@@ -96,3 +96,42 @@ def test_what_a_pretrained_model_reads(core: CoreService) -> None:
     assert bees == [{"role": "system", "content": SYSTEM}, *history, {"role": "user", "content": "What do bees make?"}]
     # A model built from scratch (no persona) reads the history and the message only.
     assert core.chat._conversation(taught, history, asked("hi"), None) == [*history, asked("hi")]
+
+
+async def test_taught_questions_are_embedded_once_and_stored(core: CoreService, trainer: Caller, member: Caller,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import func, select
+
+    from trainerbot.model import embeddings
+    from trainerbot.store.models import FactEmbedding
+
+    embedder = embeddings.shared(core.settings.torch_threads)
+    embedded: list[int] = []
+    real = embedder.encode
+    monkeypatch.setattr(embedder, "encode", lambda texts: embedded.append(len(texts)) or real(texts))
+    await core.datasets.import_data(trainer, "facts", None, att("f.jsonl", JSONL_FACTS))
+    gid = core.chat._chat_context(member)[0]
+    index = core.chat._taught_index(gid)
+    assert index is not None and index.meaning is not None and embedded == [len(index)]
+    with core.store.read() as s:
+        assert s.scalar(select(func.count()).select_from(FactEmbedding)) == len(index)
+    core.chat._taught.clear()  # a restarted bot: the vectors come from the store
+    again = core.chat._taught_index(gid)
+    assert again is not None and again.meaning is not None and embedded == [len(index)]
+    assert bool((again.meaning.vectors == index.meaning.vectors).all())
+
+
+async def test_a_big_import_is_embedded_in_the_background(core: CoreService, trainer: Caller, member: Caller,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainerbot.core import chat
+
+    monkeypatch.setattr(chat, "MEANING_NOW", 1)
+    await core.datasets.import_data(trainer, "facts", None, att("f.jsonl", JSONL_FACTS))
+    gid = core.chat._chat_context(member)[0]
+    first = core.chat._taught_index(gid)
+    assert first is not None and first.meaning is None  # words alone while the vectors are made
+    deadline = time.monotonic() + 60
+    while gid in core.chat._embedding and time.monotonic() < deadline:
+        time.sleep(0.05)
+    later = core.chat._taught_index(gid)
+    assert later is not first and later is not None and later.meaning is not None

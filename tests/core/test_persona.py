@@ -25,7 +25,9 @@ class Recorder:
     """A model at the runtime boundary that answers one fixed line and keeps what it read."""
 
     takes_system = True
-    folder = Path("recorder")
+    takes_names = False
+    source = "model"
+    engine = label = "recorder"
 
     def __init__(self) -> None:
         self.read: list[list[dict[str, str]]] = []
@@ -41,7 +43,7 @@ class Recorder:
 @pytest.fixture
 def recorder(core: CoreService, monkeypatch: pytest.MonkeyPatch) -> Recorder:
     model = Recorder()
-    monkeypatch.setattr(core.engines, "chat_model", lambda folder, metrics=None: model)
+    monkeypatch.setattr(core.runtimes, "for_chat", lambda version: model)
     return model
 
 

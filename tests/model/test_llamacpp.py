@@ -17,12 +17,13 @@ import pytest
 from safetensors.numpy import load_file
 
 from trainerbot.config import Settings
-from trainerbot.core.engines import Engines
 from trainerbot.errors import NotAvailable
 from trainerbot.model import gguf_export, llamacpp, pretrained
 from trainerbot.model.files import DONE_MARKER, relative_base
 from trainerbot.model.llamacpp import ServedModel, ServingFiles
 from trainerbot.model.local import LocalModel, Weights
+from trainerbot.model.runtime import Runtimes
+from trainerbot.store.models import ModelVersion
 
 QUESTIONS = ["What is the capital of France?", "How many legs does a spider have?", "Say hello."]
 
@@ -163,15 +164,18 @@ def test_torch_answers_where_llama_cpp_cannot_or_should_not(prepared: Path, adap
     pretrained.base_dir(data).parent.mkdir(parents=True)
     pretrained.base_dir(data).symlink_to(prepared, target_is_directory=True)
 
-    def engines(**settings: object) -> Engines:
-        return Engines(Settings(_env_file=None, data_dir=data, torch_threads=2, model="smollm2", **settings))  # type: ignore[call-arg,arg-type]
+    def engines(**settings: object) -> Runtimes:
+        return Runtimes(Settings(_env_file=None, data_dir=data, torch_threads=2, model="smollm2", **settings))  # type: ignore[call-arg,arg-type]
+
+    def version(folder: Path, metrics: dict[str, object]) -> ModelVersion:
+        return ModelVersion(name="v1", backend="local", path=str(folder), recipe="sft", metrics=metrics)
 
     default = engines()
-    assert isinstance(default.chat_model(None), ServedModel)
+    assert isinstance(default.for_chat(None), ServedModel)
     default.llamacpp().close()
-    assert isinstance(engines(runtime="torch").chat_model(None), LocalModel)
+    assert isinstance(engines(runtime="torch").for_chat(None), LocalModel)
     # The worker found llama.cpp answering this version worse: torch serves it.
-    assert isinstance(engines().chat_model(adapter, {"runtime": {"serves": False}}), LocalModel)
+    assert isinstance(engines().for_chat(version(adapter, {"runtime": {"serves": False}})), LocalModel)
     # A version on another base (a user's own folder) is not the shipped tokenizer's: torch.
     other = tmp_path / "other-base"
     other.mkdir()
@@ -186,7 +190,7 @@ def test_torch_answers_where_llama_cpp_cannot_or_should_not(prepared: Path, adap
     (odd / DONE_MARKER).write_text(json.dumps({"job": 2, "base_dir": relative_base(odd, prepared)}))
     with pytest.raises(ValueError, match="plain LoRA"):
         gguf_export.write(prepared, tmp_path / "odd.gguf", adapter=odd)
-    chosen = engines().chat_model(odd, {})
+    chosen = engines().for_chat(version(odd, {}))
     assert isinstance(chosen, LocalModel)
     with pytest.raises(NotAvailable, match="not the shipped model"):
         llamacpp.LlamaCppHub(data, "q8_0").get(other, prepared)

@@ -78,7 +78,7 @@ async def test_before_any_training_the_base_model_converses_and_streams(core: Co
     assert partials[-1] == reply.content
     # Served by llama.cpp from a merged file in the serving cache (not by torch).
     assert [f.name.endswith(".q8_0.gguf") for f in (core.data_dir / "models" / "serving").glob("*.gguf")] == [True]
-    assert type(await asyncio.to_thread(core.engines.chat_model, None)).__name__ == "ServedModel"
+    assert type(await asyncio.to_thread(core.runtimes.for_chat, None)).__name__ == "ServedModel"
     hello = await core.chat.reply(TRAINER, "hello bot")
     assert "hello" in hello.content.lower() and isinstance(hello.data["reply_id"], int)  # recorded, so it can be rated
 
@@ -124,7 +124,7 @@ async def test_one_lora_job_through_the_worker_stores_an_adapter_that_chat_serve
     assert runtime["engine"] == "llama.cpp q8_0" and runtime["serves"] is True
     assert runtime["general_torch"] == version.metrics["general"] and isinstance(runtime["general"], float)
     assert "checking the llama.cpp runtime on 3 questions" in log and "replies through llama.cpp q8_0" in shown.content
-    served = await asyncio.to_thread(core.engines.chat_model, folder, version.metrics)
+    served = await asyncio.to_thread(core.runtimes.for_chat, version)
     assert type(served).__name__ == "ServedModel" and served.folder == folder.resolve()
     answer = await core.chat.reply(TRAINER, "Tell me something nice.")
     assert answer.data["model_version"] == version.name and answer.content

@@ -85,3 +85,37 @@ def test_token_f1() -> None:
     assert token_f1(["a"], ["b"]) == 0.0
     assert token_f1([], ["b"]) == 0.0
     assert round(token_f1(["a", "b", "c", "d"], ["a", "b"]), 3) == 0.667
+
+
+FLOW = [("How many bridges cross the river Tamsel?", "Seven bridges cross the river Tamsel."),
+        ("Who repairs bicycles in Harrowgate?", "Piet Lindqvist repairs bicycles in Harrowgate."),
+        ("What is the capital of Zorbia?", "Quillport."),
+        ("Who keeps the bees at Larkfield farm?", "Oona Pryce keeps the bees at Larkfield farm."),
+        ("Какая столица у страны Зорбия?", "Квилпорт.")]
+
+
+def _with_meaning(pairs: list[tuple[str, str]]) -> TaughtIndex:
+    from trainerbot.model import embeddings
+    from trainerbot.model.taught import Meaning
+
+    embedder = embeddings.shared(2)
+    index = TaughtIndex(pairs)
+    index.meaning = Meaning(embedder.encode, embedder.encode([prompt for _, prompt, _ in index.docs]))
+    return index
+
+
+def test_meaning_finds_what_words_miss_and_nothing_that_only_looks_alike() -> None:
+    index = _with_meaning(FLOW)
+    words = TaughtIndex(FLOW)
+    for asked, wanted in (("Count the bridges that span the Tamsel for me.", FLOW[0][0]),
+                          ("In Harrowgate, who fixes bikes?", FLOW[1][0])):
+        assert words.related(asked, 3, min_share=0.7, min_cover=0.5) == []  # no words in common enough
+        found = index.related(asked, 3, min_share=0.7, min_cover=0.5)
+        assert [f.prompt for f in found] == [wanted] and 0.7 <= found[0].score <= 1.0
+    # Close in meaning, but not about the taught thing: meaning adds no fact.
+    big = _with_meaning(FLOW + [(f"What is the capital of {n}?", f"{n}ville.") for n in ("Ulmar", "Tesko", "Varn")])
+    for general in ("What is the capital of Japan?", "What do bees make?", "hello there"):
+        assert big.related(general, 3, min_share=0.7, min_cover=0.5) == []
+    # Words still come first, and Cyrillic keeps to words.
+    assert [f.prompt for f in index.related("What is the capital city of Zorbia?", 3, min_cover=0.5)] == [FLOW[2][0]]
+    assert index.related("сколько мостов у Тамсела", 3, min_share=0.7, min_cover=0.5) == []

@@ -7,9 +7,10 @@ near-exact match answers at once; otherwise the best-matching facts (top ``taugh
 at most ``taught_context_chars``) go into the model's system prompt, so a correction
 changes the answer to rephrasings of its question before any training. Before any version
 is trained, the pretrained base model answers (the default ``smollm2``); with the
-from-scratch model (``TRAINERBOT_MODEL=scratch``) the bot says how to train one. A local
-model runs in a worker thread and streams its tokens; a remote one (the ``openai``
-backend) is awaited on its async client, and can stream. Every answer is stored with its
+from-scratch model (``TRAINERBOT_MODEL=scratch``) the bot says how to train one. The
+runtime (``model.runtime``: llama.cpp, torch or an OpenAI-compatible server) runs in a
+worker thread and streams its text; the history it reads carries corrected replies in
+place (``store.repo.history``). Every answer is stored with its
 prompt and context, so it can be corrected and rated. A voice message is transcribed
 (``VoiceCommands.transcribe``) and answered like typed text.
 """
@@ -17,48 +18,50 @@ prompt and context, so it can be corrected and rated. A voice message is transcr
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from sqlalchemy import case, func, select
 
 from trainerbot.config import Settings
 from trainerbot.core.base import Group
 from trainerbot.core.delivery import Delivery
-from trainerbot.core.engines import Engines
 from trainerbot.core.limits import RateLimiter
 from trainerbot.core.text import quote_user_text, speaker_name
 from trainerbot.core.types import Attachment, Caller, Reply
 from trainerbot.core.voice import VoiceCommands
 from trainerbot.errors import BadInput
-from trainerbot.model import prompt
-from trainerbot.model.prompt import SYSTEM, SpeakerNames
-from trainerbot.model.taught import TaughtIndex
+from trainerbot.model import embeddings, prompt
+from trainerbot.model.embeddings import Embedder
+from trainerbot.model.prompt import SpeakerNames
+from trainerbot.model.runtime import Runtime, Runtimes, shipped_system
+from trainerbot.model.taught import Meaning, TaughtIndex
 from trainerbot.ops import metrics
 from trainerbot.store import Store, repo
 from trainerbot.store.models import DatasetItem, ModelVersion
 
-if TYPE_CHECKING:
-    from trainerbot.model.llamacpp import ServedModel
-    from trainerbot.model.local import LocalModel
+log = logging.getLogger(__name__)
 
 TAUGHT_CACHE_GUILDS = 64
+MEANING_NOW = 256  # new taught questions embedded while a message waits (about 0.6 s); more go to the background
 FACTS_MIN_SHARE = 0.7  # a related fact goes into the context only if it scores this share of the best one (bench/RESULTS.md)
 FACTS_MIN_COVER = 0.5  # ... and only if the message holds this share of its question's words, IDF-weighted (bench/RESULTS.md)
 
 
 class ChatCommands(Group):
-    def __init__(self, settings: Settings, store: Store, rate: RateLimiter, *, engines: Engines, delivery: Delivery,
+    def __init__(self, settings: Settings, store: Store, rate: RateLimiter, *, runtimes: Runtimes, delivery: Delivery,
                  voice: VoiceCommands) -> None:
         super().__init__(settings, store, rate)
-        self.engines = engines  # the models that answer
+        self.runtimes = runtimes  # the models that answer
         self.delivery = delivery  # every answer is recorded there
         self.voice = voice  # voice messages are transcribed there
         self._lock = threading.Lock()  # the taught-facts cache is used from worker threads
         self._taught: OrderedDict[int, tuple[tuple[int, int], TaughtIndex]] = OrderedDict()
+        self._embedding: set[int] = set()  # guilds whose taught questions are being embedded in the background
 
     async def reply(self, caller: Caller, text: str, *, message_id: str | None = None,
                     on_partial: Callable[[str], Awaitable[None]] | None = None, partial_every_s: float = 1.0) -> Reply:
@@ -88,28 +91,22 @@ class ChatCommands(Group):
             message["name"] = name
         if hit is not None:
             answer, source, model_name = hit.answer, "taught", None
-        elif (version is not None and version.backend == "local") or (version is None and self.settings.backend == "local"):
-            folder = self.data_dir / version.path if version is not None and version.path else None
-            model = await self._blocking(self.engines.chat_model, folder, version.metrics if version is not None else None)
-            if model is None:
+        else:
+            runtime = await self._blocking(self.runtimes.for_chat, version)
+            if runtime is None:
                 p = self.settings.prefix
                 return Reply.text(f"I haven't been trained yet, so I can't answer. A trainer can teach me with "
                                   f"`{p}train sample` (a shipped sample) or `{p}train <dataset>` with a file; "
                                   f"`{p}instruction` explains how.", data={"source": "none"})
-            conversation = self._conversation(taught, history, message, persona or SYSTEM if model.takes_system else None,
-                                              names="off" if self.settings.speaker_names == "off" else "content")
-            answer = await self._local_reply(model, conversation, on_partial, partial_every_s) or "…"
-            source = "model"
-            model_name = version.name if version is not None else f"base:{model.folder.name}"
-        else:
-            # A remote version, or — before any version of ours — the configured remote model.
-            model_id = str(version.base) if version is not None else self.settings.openai_model
-            conversation = self._conversation(taught, history, message, persona or self.settings.openai_system or SYSTEM,
-                                              names=self.settings.speaker_names)
-            answer = await self.engines.remote_chat().reply(conversation, model=model_id,
-                                                     max_tokens=self.settings.reply_max_tokens, on_partial=on_partial)
-            answer, source = answer or "…", "remote"
-            model_name = version.name if version is not None else f"openai:{model_id}"
+            shipped = shipped_system(self.settings, version.backend if version is not None else None)
+            names = self.settings.speaker_names
+            if names == "field" and not runtime.takes_names:
+                names = "content"  # a chat template has no place for OpenAI's name field
+            conversation = self._conversation(taught, history, message, (persona or shipped) if runtime.takes_system else None,
+                                              names=names)
+            answer = await self._stream(runtime, conversation, on_partial, partial_every_s) or "…"
+            source = runtime.source
+            model_name = version.name if version is not None else runtime.label
         reply_id = await self.delivery.record_exchange(caller, text, answer, prompt_message_id=message_id, context=history,
                                               model_version=model_name)
         return Reply.text(answer, data={"reply_id": reply_id, "source": source, "model_version": model_name}, reply_id=reply_id)
@@ -132,9 +129,9 @@ class ChatCommands(Group):
         return prompt.conversation(history, message, persona=persona, facts=[(f.prompt, f.answer) for f in found],
                                    max_chars=self.settings.taught_context_chars, names=names)
 
-    async def _local_reply(self, model: ServedModel | LocalModel, conversation: list[dict[str, str]],
-                           on_partial: Callable[[str], Awaitable[None]] | None, every_s: float) -> str:
-        """Run the local model in a thread; with ``on_partial``, hand over its text as it grows."""
+    async def _stream(self, model: Runtime, conversation: list[dict[str, str]],
+                      on_partial: Callable[[str], Awaitable[None]] | None, every_s: float) -> str:
+        """Run the runtime in a thread; with ``on_partial``, hand over its text as it grows."""
         limit = self.settings.reply_max_tokens
         if on_partial is None:
             return str(await self._blocking(model.reply, conversation, max_new_tokens=limit))
@@ -202,8 +199,49 @@ class ChatCommands(Group):
                 select(DatasetItem.prompt, DatasetItem.response).where(*current).order_by(corrections_last, DatasetItem.id)
             ).all()
         index = TaughtIndex(((p, r) for p, r in pairs), threshold=self.settings.taught_threshold)
+        self._with_meaning(guild_id, index)
         with self._lock:
             self._taught[guild_id] = (stamp, index)
             while len(self._taught) > TAUGHT_CACHE_GUILDS:
                 self._taught.popitem(last=False)
         return index
+
+    def _with_meaning(self, guild_id: int, index: TaughtIndex) -> None:
+        """Give the index its questions' embeddings, each computed once and stored. A few new
+        ones are embedded here; a big import is embedded in the background (one guild at a
+        time), and until then facts are found by words alone."""
+        embedder = self.runtimes.embedder()
+        if embedder is None or not len(index):
+            return
+        keys = [hashlib.sha256(" ".join(toks).encode()).hexdigest() for toks, _, _ in index.docs]
+        with self.store.read() as s:
+            stored = repo.fact_vectors(s, guild_id, embedder.name, keys)
+        missing = [(k, doc[1]) for k, doc in zip(keys, index.docs, strict=True) if k not in stored]
+        if len(missing) > MEANING_NOW:
+            with self._lock:
+                if guild_id in self._embedding:
+                    return
+                self._embedding.add(guild_id)
+            threading.Thread(target=self._embed_later, args=(guild_id, embedder, missing), daemon=True,
+                             name=f"embed-facts-{guild_id}").start()
+            return
+        if missing:
+            stored |= self._embed(guild_id, embedder, missing)
+        index.meaning = Meaning(embedder.encode, embeddings.from_bytes([stored[k] for k in keys]),
+                                self.settings.taught_meaning_threshold)
+
+    def _embed(self, guild_id: int, embedder: Embedder, texts: list[tuple[str, str]]) -> dict[str, bytes]:
+        vectors = dict(zip((k for k, _ in texts), embeddings.to_bytes(embedder.encode([t for _, t in texts])), strict=True))
+        with self.store.session() as s:
+            repo.save_fact_vectors(s, guild_id, embedder.name, vectors)
+        return vectors
+
+    def _embed_later(self, guild_id: int, embedder: Embedder, texts: list[tuple[str, str]]) -> None:
+        try:
+            self._embed(guild_id, embedder, texts)
+        except Exception:  # the facts stay findable by their words; the next rebuild tries again
+            log.exception("embedding %d taught questions failed", len(texts))
+        finally:
+            with self._lock:
+                self._embedding.discard(guild_id)
+                self._taught.pop(guild_id, None)  # rebuilt with the vectors on the next message

@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 
 from trainerbot.config import Settings
 from trainerbot.core.base import Group
-from trainerbot.core.engines import Engines
 from trainerbot.core.limits import RateLimiter
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.review import pending_count, same_correction
@@ -36,9 +35,9 @@ from trainerbot.errors import BadInput, NotAllowed, NotAvailable, NotFound
 from trainerbot.evaluation import heldout
 from trainerbot.evaluation.cases import Case, parse_cases
 from trainerbot.evaluation.metrics import Summary
-from trainerbot.evaluation.run import Scorable, score_cases
+from trainerbot.evaluation.run import score_cases
 from trainerbot.fileio import atomic_write_bytes, unique_path
-from trainerbot.model.remote import scorer_for
+from trainerbot.model.runtime import Runtime, Runtimes, shipped_system
 from trainerbot.plural import count
 from trainerbot.store import Store, repo
 from trainerbot.store.models import Correction, CorrectionStatus, DatasetItem, Guild, ModelVersion, TestRun
@@ -48,9 +47,9 @@ REMOTE_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}")
 
 
 class ModelCommands(Group):
-    def __init__(self, settings: Settings, store: Store, rate: RateLimiter, engines: Engines) -> None:
+    def __init__(self, settings: Settings, store: Store, rate: RateLimiter, runtimes: Runtimes) -> None:
         super().__init__(settings, store, rate)
-        self.engines = engines  # the loaded models chat answers with: a test runs the same ones
+        self.runtimes = runtimes  # the loaded models chat answers with: a test runs the same ones
 
     # ------------------------------------------------------------- versions
     async def use(self, caller: Caller, version: str) -> Reply:
@@ -159,8 +158,9 @@ class ModelCommands(Group):
             max_field_chars=self.settings.max_field_chars,
         )
         self._limit(caller, "test")
-        name, model = await self._blocking(self._model_to_test, caller)
-        rows, summary = await self._blocking(score_cases, model, cases, max_new_tokens=self.settings.reply_max_tokens)
+        name, model, system = await self._blocking(self._model_to_test, caller)
+        rows, summary = await self._blocking(score_cases, model, cases, max_new_tokens=self.settings.reply_max_tokens,
+                                             system=system)
         run_id, report = await self._blocking(self._save_run, caller, name, rows, summary)
         wrong = [r for r in rows if r["match"] is False]
         lines = [f"🧪 Test #{run_id} of model `{name}` — {summary.line()}."]
@@ -178,25 +178,27 @@ class ModelCommands(Group):
             data={"run_id": run_id, "version": name, "wrong": len(wrong), **summary.as_dict()},
         )
 
-    def _model_to_test(self, caller: Caller) -> tuple[str, Scorable]:
-        """(name, model): the active version, or before any the pretrained base model."""
+    def _model_to_test(self, caller: Caller) -> tuple[str, Runtime, str | None]:
+        """(name, runtime, the persona to ask under): the active version, or before any the
+        model chat answers with (the pretrained base, the configured server, a user's GGUF)."""
         with self.store.read() as s:
             guild = self._find_guild(s, caller)
             version = repo.active_version(s, guild.id) if guild else None
-        if version is not None and (version.backend != "local" or version.path):
-            return version.name, self._scorer(version)
-        if version is None and self.settings.backend == "local" and (base := self.engines.base_model()) is not None:
-            return f"base:{base.weights.folder.name}", base
-        raise NotFound(f"There is no active model to test here yet; `{self.settings.prefix}train` makes one.")
+            persona = repo.persona(guild) if guild else None
+        runtime = self.runtimes.for_scoring(version)
+        if runtime is None:
+            what = f"Model `{version.name}` cannot run here" if version else "There is no active model to test here yet"
+            raise NotFound(f"{what}; `{self.settings.prefix}train` makes one.")
+        shipped = shipped_system(self.settings, version.backend if version else None)
+        system = (persona or shipped) if runtime.takes_system else None
+        return (version.name if version is not None else runtime.label), runtime, system
 
-    def _scorer(self, version: ModelVersion) -> Scorable:
-        """The version's model: local ones from the shared hub, remote ones through the API."""
-        if version.backend == "local":
-            return self.engines.hub().get(self.data_dir / str(version.path))
-        scorer = scorer_for(self.settings, version)
-        if scorer is None:
+    def _scorer(self, version: ModelVersion) -> Runtime:
+        """The version's runtime for scoring (torch from the shared hub, or the server)."""
+        runtime = self.runtimes.for_scoring(version)
+        if runtime is None:
             raise NotAvailable(f"Model `{version.name}` cannot run here.")
-        return scorer
+        return runtime
 
     def _save_run(self, caller: Caller, version: str, rows: list[dict[str, Any]], summary: Summary) -> tuple[int, Path]:
         folder = paths.area_dir(self._root(caller), "artifacts")

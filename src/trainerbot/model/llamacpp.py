@@ -102,7 +102,8 @@ class ServingFiles:
 
 
 class ServedModel:
-    """One GGUF file behind llama.cpp's server; answers like ``LocalModel`` (stream, reply).
+    """One GGUF file behind llama.cpp's server; a ``runtime.Runtime`` like ``LocalModel``.
+    ``tokenizer`` None: a GGUF of the user's, asked in messages through its own chat template.
 
     The server runs in a child process of its own: llama.cpp's threads are OpenMP threads
     from the same ``libgomp.so.1`` torch loads, and once torch has run with 2 threads in a
@@ -111,7 +112,9 @@ class ServedModel:
     crash in native code away from the bot. Requests go one at a time over a socket pair
     (``llamacpp_child``); the parent tokenises, the child answers with text pieces."""
 
-    takes_system = True  # only the shipped instruct model and its versions are served here
+    takes_system = True  # instruct models: the shipped one, its versions, a user's GGUF
+    source = "model"
+    takes_names = False
 
     def __init__(self, gguf: Path, folder: Path, tokenizer: Any, *, precision: str, threads: int | None = None,
                  adapters: tuple[Path, ...] = ()) -> None:
@@ -147,6 +150,10 @@ class ServedModel:
             raise NotAvailable("The llama.cpp runtime stopped; the next message starts it again.") from exc
 
     @property
+    def label(self) -> str:
+        return f"base:{self.folder.name}"
+
+    @property
     def pid(self) -> int:
         return self._process.pid
 
@@ -175,6 +182,16 @@ class ServedModel:
         return encode(self.tokenizer, conversation, max_positions=self.max_positions, max_new_tokens=max_new_tokens,
                       takes_system=True)
 
+    def _request(self, conversation: list[dict[str, str]], max_new_tokens: int, ignore_eos: bool) -> tuple[str, dict[str, Any]]:
+        """What the child is sent: token IDs through our tokenizer, or — for a GGUF of the
+        user's, with no tokenizer here — the messages, for the file's own chat template."""
+        options = {"temperature": 0.0, "top_k": 1, "cache_prompt": True, "stream": True, "ignore_eos": ignore_eos}
+        if self.tokenizer is None:
+            turns = [{"role": t["role"], "content": t["content"]} for t in conversation]
+            return "chat", {"messages": turns, "max_tokens": max_new_tokens, **options}
+        ids = self.encode(conversation, max_new_tokens)
+        return "complete", {"prompt": ids, "max_tokens": min(max_new_tokens, self.max_positions - len(ids)), **options}
+
     def answer_loss(self, conversation: list[dict[str, str]], answer: str) -> float | None:
         return None  # per-token losses come from the torch model (the reference)
 
@@ -188,12 +205,10 @@ class ServedModel:
                ignore_eos: bool = False) -> Iterator[str]:
         """The reply so far, after each piece llama.cpp hands over (the last value is the whole
         reply). ``ignore_eos``: exactly ``max_new_tokens`` tokens (benchmarks)."""
-        ids = self.encode(conversation, max_new_tokens)
-        request = {"prompt": ids, "max_tokens": min(max_new_tokens, self.max_positions - len(ids)), "temperature": 0.0,
-                   "top_k": 1, "cache_prompt": True, "stream": True, "ignore_eos": ignore_eos}
+        kind, request = self._request(conversation, max_new_tokens, ignore_eos)
         with self._lock:
             try:
-                self._conn.send(("complete", request))
+                self._conn.send((kind, request))
             except (OSError, ValueError) as exc:
                 raise NotAvailable("The llama.cpp runtime stopped; the next message starts it again.") from exc
             text, finished = "", False

@@ -3,7 +3,9 @@
     python -m trainerbot.model.llamacpp_child <socket fd> <gguf file> <threads> [lora file…]
 
 It imports only the binding, loads one file and answers one request at a time over the
-socket (a ``multiprocessing`` connection): ``("complete", request)`` → ``("piece", text)``…
+socket (a ``multiprocessing`` connection): ``("complete", request)`` (token IDs the parent
+made) or ``("chat", request)`` (messages, through the file's own chat template: a GGUF of
+the user's, with no Hugging Face tokenizer beside it) → ``("piece", text)``…
 then ``("done",)`` or ``("error", message)``; a ``("stop",)`` while it streams ends that
 reply early; ``("close",)`` or the parent's end of the socket closing ends the process.
 """
@@ -28,8 +30,10 @@ def text_of(result: Any) -> str:
         error = result["error"]
         message = error.get("message") if isinstance(error, dict) else error
         raise NotAvailable(f"llama.cpp refused the request: {message}")
-    choices = result.get("choices") or [{}]
-    return str(choices[0].get("text") or "")
+    choice = (result.get("choices") or [{}])[0]
+    if "delta" in choice:  # a streamed chat chunk
+        return str((choice.get("delta") or {}).get("content") or "")
+    return str(choice.get("text") or "")
 
 
 def serve(conn: Connection, gguf: str, threads: int, adapters: list[str]) -> None:
@@ -59,7 +63,7 @@ def serve(conn: Connection, gguf: str, threads: int, adapters: list[str]) -> Non
             return
         if message[0] == "close":
             return
-        if message[0] != "complete":
+        if message[0] not in ("complete", "chat"):
             continue  # a late ("stop",) for a reply that had already ended
         stopped = False
         failed: NotAvailable | None = None
@@ -79,7 +83,8 @@ def serve(conn: Connection, gguf: str, threads: int, adapters: list[str]) -> Non
             return stopped
 
         try:
-            result = server.handle_completions(message[1], on_chunk)
+            handle = server.handle_chat_completions if message[0] == "chat" else server.handle_completions
+            result = handle(message[1], on_chunk)
             if failed is not None:
                 raise failed
             if isinstance(result, dict) and "error" in result:

@@ -101,6 +101,14 @@ class LocalModel:
         self.max_positions = self.weights.max_positions
         self.takes_system = self.weights.takes_system
 
+    engine = "torch"
+    source = "model"
+    takes_names = False
+
+    @property
+    def label(self) -> str:
+        return f"base:{self.folder.name}"
+
     @classmethod
     def from_trained(cls, weights: Weights, peft_model: Any, folder: Path, threads: int | None = None) -> LocalModel:
         """The model training just produced, served from memory (no second load of the base)."""

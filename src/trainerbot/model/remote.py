@@ -1,18 +1,16 @@
 """The ``openai`` backend: chat through any OpenAI-compatible server (OpenAI, or a local
 Ollama, vLLM or llama.cpp server) with the official ``openai`` SDK.
 
-Chat uses chat completions with the conversation the core builds (the server's persona and
-the taught facts in the system turn, the bounded history with corrected replies in place);
-with ``on_partial`` it streams, handing the text so far to the caller (the Discord adapter
-edits its message at most once a second). Timeouts and retries with
+``RemoteRuntime`` is this backend's runtime (``runtime.Runtime``): chat completions with the
+conversation the core builds (the server's persona and the taught facts in the system turn,
+the bounded history with corrected replies in place), whole or streamed. Timeouts and retries with
 backoff are the SDK's (``max_retries``; it honours ``Retry-After``). Every failure becomes
 a plain ``TrainerBotError``; the API key is never part of a message or a log line.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from trainerbot.config import Settings
@@ -20,10 +18,6 @@ from trainerbot.errors import BadInput, Busy, NotAvailable, TrainerBotError
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
-
-    from trainerbot.evaluation.run import Scorable
-
-PARTIAL_EVERY_S = 1.0
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -81,50 +75,42 @@ def with_system(settings: Settings, conversation: list[dict[str, str]]) -> list[
     return cast("list[ChatCompletionMessageParam]", messages)
 
 
-class RemoteChat:
-    """One async client per process, shared by every guild."""
+class RemoteRuntime:
+    """An OpenAI-compatible server as a runtime (``runtime.Runtime``): replies, streamed or
+    whole, through the SDK's synchronous client (the core calls from a worker thread). There
+    is no loss to read from a chat API, so ``answer_loss`` is None. One client per runtime,
+    its connections pooled; ``close`` ends them."""
 
-    def __init__(self, settings: Settings) -> None:
-        from openai import AsyncOpenAI
-
-        self.settings = settings
-        self.client = AsyncOpenAI(**client_options(settings))
-
-    async def reply(self, conversation: list[dict[str, str]], *, model: str, max_tokens: int,
-                    on_partial: Callable[[str], Awaitable[None]] | None = None) -> str:
-        messages = with_system(self.settings, conversation)
-        try:
-            if on_partial is None:
-                response = await self.client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens)
-                return (response.choices[0].message.content or "").strip() if response.choices else ""
-            stream = await self.client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens,
-                                                               stream=True)
-            parts: list[str] = []
-            shown = time.monotonic()
-            async for chunk in stream:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    parts.append(chunk.choices[0].delta.content)
-                    if time.monotonic() - shown >= PARTIAL_EVERY_S:
-                        shown = time.monotonic()
-                        await on_partial("".join(parts))
-            return "".join(parts).strip()
-        except TrainerBotError:
-            raise
-        except Exception as exc:
-            raise plain_error(exc) from None
-
-    async def close(self) -> None:
-        await self.client.close()
-
-
-class RemoteScorer:
-    """Answers held-out questions with a remote model (there is no loss to read from a chat API)."""
+    takes_system = True
+    source = "remote"
+    takes_names = True
 
     def __init__(self, settings: Settings, model: str) -> None:
         from openai import OpenAI
 
         self.settings, self.model = settings, model
+        self.engine = f"openai:{model}"
         self.client = OpenAI(**client_options(settings))
+
+    @property
+    def label(self) -> str:
+        return self.engine
+
+    def stream(self, conversation: list[dict[str, str]], *, max_new_tokens: int = 128) -> Iterator[str]:
+        """The reply so far, after each piece the server sends (the last value is the whole reply)."""
+        messages = with_system(self.settings, conversation)
+        try:
+            chunks = self.client.chat.completions.create(model=self.model, messages=messages, max_tokens=max_new_tokens,
+                                                         stream=True)
+            text = ""
+            for chunk in chunks:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    text += chunk.choices[0].delta.content
+                    yield text.strip()
+        except TrainerBotError:
+            raise
+        except Exception as exc:
+            raise plain_error(exc) from None
 
     def reply(self, conversation: list[dict[str, str]], *, max_new_tokens: int = 128) -> str:
         messages = with_system(self.settings, conversation)
@@ -137,20 +123,5 @@ class RemoteScorer:
     def answer_loss(self, conversation: list[dict[str, str]], answer: str) -> float | None:
         return None
 
-
-def scorer_for(settings: Settings, version: Any, weights: Any = None) -> Scorable | None:
-    """Something that answers questions as the model version ``version`` does (``reply`` and
-    ``answer_loss``): the local model from its folder, or the remote one. None when it cannot run.
-    ``weights``: a base already loaded here, which an adapter version on that base shares."""
-    if version.backend == "openai":
-        return RemoteScorer(settings, str(version.base))
-    from trainerbot.model.files import adapter_base, is_adapter, is_complete
-
-    folder = settings.resolved_data_dir / version.path if version.path else None
-    if folder is not None and is_complete(folder):
-        from trainerbot.model.local import LocalModel
-
-        if weights is not None and not (is_adapter(folder) and adapter_base(folder) == weights.folder.resolve()):
-            weights = None
-        return LocalModel(folder, threads=settings.torch_threads, weights=weights)
-    return None
+    def close(self) -> None:
+        self.client.close()

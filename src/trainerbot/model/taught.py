@@ -6,7 +6,15 @@ first and the two share their content words (F1 over the words that are not ques
 function words ≥ threshold) — so "capital of Zorbia" finds "What is the capital of
 Zorbia?", but "What is the capital of Quillport?" does not.
 Later pairs win over earlier ones with the same prompt, so a correction overrides the
-dataset answer it corrects. Pure Python; no promise of semantic (paraphrase) matching.
+dataset answer it corrects.
+
+For the model's context (``related``), words come first; where they find nothing, a
+``Meaning`` (sentence embeddings of the taught questions, ``embeddings.py``) may add the one
+fact closest in meaning, if its cosine reaches the threshold and the message names what the
+fact is about (``anchored``): "Count the bridges that span the Tamsel" finds "How many
+bridges cross the river Tamsel?", while "What is the capital of Japan?" finds no
+"capital of Zorbia" (bench/retrieval.py). Messages in Cyrillic keep words alone (the
+embedding model is English). The index itself is pure Python.
 """
 
 from __future__ import annotations
@@ -15,10 +23,12 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 WORD = re.compile(r"\w+", re.UNICODE)
+ANCHOR_SHARE = 0.9  # a fact's anchor words: its content words at least this rare (IDF) against its rarest
 STOPWORDS = frozenset("""
 a an the of in on at to for from by with and or is are was were be been do does did s what which who whom whose
 where when why how please tell me you your i it its this that these those there can could would will
@@ -56,8 +66,23 @@ class TaughtAnswer:
     score: float  # 1.0 for a normalised exact match
 
 
+CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+
+
+@dataclass(frozen=True)
+class Meaning:
+    """The taught questions' embeddings (one unit row per ``TaughtIndex.docs`` entry, a torch
+    tensor) and how to embed a message like them."""
+
+    encode: Callable[[Sequence[str]], Any]
+    vectors: Any
+    threshold: float = 0.7  # cosine; measured in bench/retrieval.py
+
+
 class TaughtIndex:
     """BM25 (k1=1.5, b=0.75) over prompts, plus an exact-match table."""
+
+    meaning: Meaning | None = None
 
     def __init__(self, pairs: Iterable[tuple[str, str]], *, threshold: float = 0.8, k1: float = 1.5, b: float = 0.75) -> None:
         self.threshold, self.k1, self.b = threshold, k1, b
@@ -106,7 +131,8 @@ class TaughtIndex:
         ``min_cover``, only facts whose question's content words (weighted by IDF) are at
         least that share in ``message``: "What do bees make?" covers 0.2 of
         "What does Zorco make?", which is not about bees, while "What goods does Zorco sell
-        abroad?" covers its main word."""
+        abroad?" covers its main word. When words leave nothing and the index has a
+        ``meaning``, the one fact closest in meaning (``score``: its cosine), if any."""
         query = content(tokens(message))
         if not query or k <= 0:
             return []
@@ -117,7 +143,34 @@ class TaughtIndex:
         if min_cover > 0:
             asked = set(query)
             best = [i for i in best if self._cover(asked, i) >= min_cover]
+        if not best and self.meaning is not None and not CYRILLIC.search(message):
+            return self._by_meaning(message, self.meaning)
         return [TaughtAnswer(answer=self.docs[i][2], prompt=self.docs[i][1], score=scores[i]) for i in best]
+
+    def _by_meaning(self, message: str, meaning: Meaning) -> list[TaughtAnswer]:
+        """The one fact closest in meaning, when it is close enough and anchored in the message."""
+        if not self.docs:
+            return []
+        scores = meaning.vectors @ meaning.encode([message])[0]
+        i = int(scores.argmax())
+        score = float(scores[i])
+        _, prompt, answer = self.docs[i]
+        if score < meaning.threshold or not self.anchored(message, prompt):
+            return []
+        return [TaughtAnswer(answer=answer, prompt=prompt, score=score)]
+
+    def anchored(self, message: str, prompt: str) -> bool:
+        """Whether ``message`` holds one of the rarest content words (by IDF, within
+        ``ANCHOR_SHARE`` of the rarest) of the taught question ``prompt``: what it is about
+        ("Korrin" in "What is the name of the ferry to Korrin Island?"), which a question that
+        only resembles it ("What is the capital of Japan?" beside "What is the capital of
+        Zorbia?") lacks."""
+        own = {t for t in content(tokens(prompt)) if t in self.idf}
+        if not own:
+            return False
+        top = max(self.idf[t] for t in own)
+        rare = {t for t in own if self.idf[t] >= ANCHOR_SHARE * top}
+        return not rare.isdisjoint(tokens(message))
 
     def _cover(self, words: set[str], i: int) -> float:
         """The IDF-weighted share of fact ``i``'s question's content words that are in ``words``."""

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -195,6 +196,19 @@ class DatasetItem(Base):
     archived_in: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     __table_args__ = (Index("ix_dataset_items_current", "dataset_id", "archived_in"),)
+
+
+class FactEmbedding(Base):
+    """A taught question's sentence embedding (float32 bytes), computed once per distinct text
+    and model, so finding facts by meaning embeds only the message."""
+
+    __tablename__ = "fact_embeddings"
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"))
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    __table_args__ = (UniqueConstraint("guild_id", "text_sha256", "model"),)
 
 
 class Snapshot(Base):

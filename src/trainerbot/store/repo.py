@@ -18,6 +18,7 @@ from trainerbot.store.models import (
     CorrectionStatus,
     Dataset,
     DatasetItem,
+    FactEmbedding,
     Feedback,
     Guild,
     Message,
@@ -144,15 +145,17 @@ def history(session: Session, conversation: int, limit: int, *, before: int | No
             .where(Correction.message_id.in_(replies), Correction.status != CorrectionStatus.REJECTED)
             .order_by(Correction.id)
         ):
+            if mid is None:
+                continue
             if status == CorrectionStatus.APPROVED:
                 approved[mid] = corrected  # the latest approved one wins
             else:
                 doubted.add(mid)
         votes = func.sum(case((Feedback.label == "negative", 1), (Feedback.label == "positive", -1), else_=0))
-        doubted.update(session.scalars(
+        doubted.update(m for m in session.scalars(
             select(Feedback.message_id).where(Feedback.message_id.in_(replies), Feedback.kind == "reaction")
             .group_by(Feedback.message_id).having(votes > 0)
-        ))
+        ) if m is not None)
     dropped = {m.id for m in rows if m.id in doubted and m.id not in approved}
     dropped |= {m.reply_to_id for m in rows if m.id in dropped and m.reply_to_id is not None}
     turns: list[dict[str, str]] = []
@@ -173,6 +176,24 @@ def reply_history(session: Session, reply: Message) -> list[dict[str, str]]:
         return []
     turns = history(session, reply.conversation_id, len(reply.context), before=reply.reply_to_id)
     return [{"role": t["role"], "content": t["content"]} for t in turns]
+
+
+def fact_vectors(session: Session, guild_id: int, model: str, shas: Sequence[str]) -> dict[str, bytes]:
+    """The stored embeddings of these taught questions (by their text's SHA-256)."""
+    out: dict[str, bytes] = {}
+    for start in range(0, len(shas), 500):
+        rows = session.execute(select(FactEmbedding.text_sha256, FactEmbedding.vector).where(
+            FactEmbedding.guild_id == guild_id, FactEmbedding.model == model,
+            FactEmbedding.text_sha256.in_(shas[start:start + 500])))
+        out.update((sha, bytes(vector)) for sha, vector in rows)
+    return out
+
+
+def save_fact_vectors(session: Session, guild_id: int, model: str, vectors: dict[str, bytes]) -> None:
+    """Store embeddings computed for taught questions; one another process stored meanwhile stays."""
+    known = fact_vectors(session, guild_id, model, list(vectors))
+    session.add_all(FactEmbedding(guild_id=guild_id, text_sha256=sha, model=model, vector=v)
+                    for sha, v in vectors.items() if sha not in known)
 
 
 def dataset_summaries(session: Session, guild_id: int) -> list[tuple[Dataset, int, int, int, int]]:

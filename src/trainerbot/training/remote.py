@@ -22,7 +22,7 @@ from typing import Any
 from trainerbot.datasets.exporters import export_rows
 from trainerbot.datasets.records import Example
 from trainerbot.errors import TrainerBotError
-from trainerbot.model.remote import RemoteScorer, client_options, plain_error, provider_reason
+from trainerbot.model.remote import RemoteRuntime, client_options, plain_error, provider_reason
 from trainerbot.plural import count
 from trainerbot.store.models import Job, JobStatus
 from trainerbot.training import queue
@@ -146,7 +146,7 @@ def _follow(job: JobContext, client: Any, remote_id: str) -> str:
         if remote.status == "succeeded" and remote.fine_tuned_model:
             metrics = {"final_loss": last_loss, "remote_job": remote_id, "trained_tokens": remote.trained_tokens}
             return register_version(job, backend="openai", path=None, base=remote.fine_tuned_model, metrics=metrics,
-                                    candidate=RemoteScorer(settings, remote.fine_tuned_model))
+                                    candidate=RemoteRuntime(settings, remote.fine_tuned_model))
         if remote.status == "failed":
             reason = remote.error.message if remote.error is not None and remote.error.message else "no reason given"
             queue.finish(store, job_id, JobStatus.FAILED, error=f"The provider's fine-tuning job failed: {reason}"[:300])

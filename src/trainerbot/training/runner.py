@@ -37,14 +37,13 @@ from trainerbot.model.local import LocalModel, Weights
 from trainerbot.model.pretrained import base_folder
 from trainerbot.model.prompt import SYSTEM
 from trainerbot.plural import count
-from trainerbot.store import Store
+from trainerbot.store import Store, repo
 from trainerbot.store.models import Guild, Job, JobStatus, ModelVersion, Snapshot
+from trainerbot.store.repo import active_version
 from trainerbot.training import queue, rehearsal
 from trainerbot.training.common import JobCallback, Progress, TrainParams, TrainResult, native_bf16, quiet_libraries
 from trainerbot.training.job import JobContext
 from trainerbot.training.plots import loss_curve
-from trainerbot.store import repo
-from trainerbot.store.repo import active_version
 from trainerbot.training.versions import register_version
 
 log = logging.getLogger(__name__)

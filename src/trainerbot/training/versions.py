@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
 
 from trainerbot.config import Settings
 from trainerbot.errors import NotAvailable
@@ -22,7 +21,7 @@ from trainerbot.evaluation import heldout
 from trainerbot.evaluation.cases import Case
 from trainerbot.evaluation.metrics import summarise
 from trainerbot.evaluation.run import score_cases
-from trainerbot.model.remote import scorer_for
+from trainerbot.model.runtime import scoring_runtime
 from trainerbot.store import Store
 from trainerbot.store.models import Guild, JobStatus, ModelVersion
 from trainerbot.training import queue
@@ -45,7 +44,7 @@ def promotion(
     rows, scored = score_cases(candidate, cases, max_new_tokens=limit, system=persona)
     kept: dict[str, Any] = {"heldout": scored.as_dict(), "promotion_metric": metric}
     ours = heldout.shown(metric, heldout.value(scored, metric))
-    active_model = scorer_for(settings, parent, getattr(candidate, "weights", None)) if parent is not None else None
+    active_model = scoring_runtime(settings, parent, getattr(candidate, "weights", None)) if parent is not None else None
     if parent is None or active_model is None:
         return True, kept, f"held-out {metric} {ours}", rows
     active = score_cases(active_model, cases, max_new_tokens=limit, system=persona)[1]
