@@ -31,6 +31,7 @@ import asyncio
 import io
 import json
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -89,6 +90,11 @@ class Typist:
         printed = await self.type(question)
         m = REPLY_ID.search(printed)
         return (printed[: m.start()].strip(), int(m.group(1))) if m else (printed, None)
+
+
+def p50_p95(ms: list[float]) -> str:
+    """A latency sample's median and 95th percentile, in milliseconds."""
+    return f"p50 {statistics.median(ms):6.2f} ms   p95 {statistics.quantiles(ms, n=20)[18]:6.2f} ms"
 
 
 def pct(n: int, d: int) -> str:

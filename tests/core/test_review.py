@@ -155,6 +155,15 @@ def _of(core: CoreService, user_id: str) -> dict[str, int]:
         }
 
 
+def _embeddings(core: CoreService) -> int:
+    from sqlalchemy import func, select
+
+    from trainerbot.store.models import FactEmbedding
+
+    with core.store.read() as s:
+        return s.scalar(select(func.count()).select_from(FactEmbedding)) or 0
+
+
 async def test_forget_removes_everything_of_one_user_and_nothing_of_another(
     core: CoreService, trainer: Caller, member: Caller
 ) -> None:
@@ -168,7 +177,10 @@ async def test_forget_removes_everything_of_one_user_and_nothing_of_another(
 
     with pytest.raises(NotAllowed):
         await core.review.forget(other, "<@u-member>")  # only trainers forget others
+    core.chat._taught_index(core.chat._chat_context(member)[0])  # the taught questions' embeddings, stored
+    assert _embeddings(core) > 0
     reply = await core.review.forget(member, "me")
+    assert _embeddings(core) == 0  # made from questions, some of them milo's: dropped, made again from what remains
     assert reply.data == {"examples": 2, "ratings and feedback": 2, "corrections": 1, "chat messages": 1}
     assert _of(core, "u-member") == {"items": 0, "feedback": 0, "corrections": 0, "messages": 0}
     assert _of(core, "u-keep") == kept_before and _of(core, "u-trainer") == trainer_before

@@ -143,3 +143,29 @@ async def test_one_lora_job_through_the_worker_stores_an_adapter_that_chat_serve
     with core.store.read() as s:
         v2 = s.scalars(select(ModelVersion).where(ModelVersion.name == "v2")).one()
     assert v2.base == "v1" and (core.data_dir / v2.path / "adapter_config.json").is_file()
+
+
+async def test_the_natural_teaching_flow_in_the_console(core: CoreService) -> None:
+    """Ask, get a wrong answer, correct it, ask again in other words — in one channel of the
+    real console: the correction wins over the wrong reply still in the history."""
+    import io
+    import re
+
+    from trainerbot.adapters.console.repl import Console, console_caller
+
+    out = io.StringIO()
+    console = Console(core, console_caller("Guild A", "ann", "trainer", "trainer"), out=out)
+
+    async def typed(line: str) -> str:
+        start = out.tell()
+        await console.handle_line(line)
+        out.seek(start)
+        return out.read()
+
+    first = await typed("Who runs the bakery on Mill Street?")
+    assert "Okafor" not in first
+    rid = re.search(r"\[#(\d+)\]", first).group(1)  # type: ignore[union-attr]
+    assert "stored (approved" in await typed(f"!correct {rid} The bakery on Mill Street is run by Greta Okafor, "
+                                             "who opened it in 2019.")
+    assert "Greta Okafor" in await typed("Tell me who owns that bakery on Mill Street.")
+    assert "Greta Okafor" in await typed("Who is in charge of the Mill Street bakery?")

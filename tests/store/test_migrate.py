@@ -24,6 +24,7 @@ async def _populate(core: CoreService, trainer: Caller, member: Caller) -> None:
     await core.feedback.react(member, "m1", "👎")
     await core.feedback.correct(member, "m1", "Quillport.")
     await core.feedback.leave(member, "ünïcödé feedback ✓")
+    await core.chat.reply(member, "Tell me what the capital of Zorbia is.")  # the taught questions' embeddings, stored
     await core.training.train(trainer, "facts")  # a queued job with its snapshot
     await core.datasets.archive(trainer, "facts")
     await core.voice.language(trainer, "ru")

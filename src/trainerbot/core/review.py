@@ -25,7 +25,7 @@ from trainerbot.errors import BadInput, NotAllowed, NotFound
 from trainerbot.evaluation.metrics import normalise_answer
 from trainerbot.plural import count
 from trainerbot.store import repo
-from trainerbot.store.models import Correction, CorrectionStatus, DatasetItem, Feedback, Message, utcnow
+from trainerbot.store.models import Correction, CorrectionStatus, DatasetItem, FactEmbedding, Feedback, Message, utcnow
 
 APPROVE_EMOJI, REJECT_EMOJI = "✅", "❌"
 FORGOTTEN = {"examples": ("example", "examples"), "ratings and feedback": ("rating or feedback", "ratings and feedback"),
@@ -263,6 +263,9 @@ class ReviewCommands(Group):
             if guild is None:
                 return {}
             g = guild.id
+            # Embeddings are made from questions, some of them this person's: all are dropped
+            # and made again from what remains on the next message.
+            s.execute(delete(FactEmbedding).where(FactEmbedding.guild_id == g))
             return {
                 "examples": _deleted(s, delete(DatasetItem).where(DatasetItem.guild_id == g, DatasetItem.author_id == user_id)),
                 "ratings and feedback": _deleted(s, delete(Feedback).where(Feedback.guild_id == g, Feedback.user_id == user_id)),

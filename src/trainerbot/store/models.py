@@ -129,7 +129,9 @@ class Correction(Base):
     __tablename__ = "corrections"
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"), index=True)
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), nullable=True)
+    # Indexed: every chat reply reads the corrections of the replies in its history.
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), nullable=True,
+                                                   index=True)
     user_id: Mapped[str] = mapped_column(String(64))
     prompt: Mapped[str] = mapped_column(Text)
     original: Mapped[str] = mapped_column(Text)

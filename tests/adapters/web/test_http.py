@@ -307,3 +307,18 @@ async def test_a_jobs_curve_comes_as_a_png_without_script_and_cancel_works(serve
             assert s.get(Job, job_id).status == "cancelled"  # type: ignore[union-attr]
     finally:
         await browser.http.close()
+
+
+async def test_the_models_page_shows_the_persona_escaped(served: tuple[CoreService, str], trainer: Caller,
+                                                         member: Caller) -> None:
+    core, base = served
+    await seed(core, trainer, member)
+    browser = await sign_in(core, base, member)
+    try:
+        shipped = await (await browser.get("/models")).text()
+        assert "the shipped one" in shipped and "You are trainerbot" in shipped
+        await core.persona.persona(trainer, "You are <b>Quill</b>, the harbour's guide.")
+        page = await (await browser.get("/models")).text()
+        assert "set by a trainer" in page and "You are &lt;b&gt;Quill&lt;/b&gt;, the harbour&#39;s guide." in page
+    finally:
+        await browser.http.close()

@@ -1,5 +1,6 @@
-"""teaching while talking: messages.author_name (who said what, for the model's history) and
-fact_embeddings (taught questions' sentence embeddings, computed once)
+"""teaching while talking: messages.author_name (who said what, for the model's history),
+an index on corrections.message_id (each reply's history reads them), and fact_embeddings
+(taught questions' sentence embeddings, computed once)
 
 Revision ID: 0005
 Revises: 0004
@@ -20,6 +21,8 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.add_column(sa.Column('author_name', sa.String(length=64), nullable=True))
+    with op.batch_alter_table('corrections', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_corrections_message_id'), ['message_id'], unique=False)
     op.create_table('fact_embeddings',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('guild_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -34,5 +37,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('fact_embeddings')
+    with op.batch_alter_table('corrections', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_corrections_message_id'))
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_column('author_name')
