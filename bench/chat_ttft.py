@@ -47,7 +47,7 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(_env_file=None, data_dir=Path(tmp), model="smollm2", start_worker=False,  # type: ignore[call-arg]
-                            user_rate_per_minute=100_000, torch_threads=2)
+                            user_rate_per_minute=10_000, torch_threads=2)
         core = CoreService.open(settings)
         trainer = Caller(guild_id="ttft", user_id="t", user_name="Tess", roles=frozenset({"trainer"}))
         rows = [{"prompt": f.question, "response": f.answer} for f in load_facts()]
@@ -56,6 +56,9 @@ async def main() -> None:
         await core.datasets.import_data(trainer, "facts", "positive", Attachment("f.jsonl", "application/jsonl", data))
         times: dict[str, list[float]] = {k: [] for k in KINDS}
         gid = core.chat._chat_context(trainer)[0]
+        index = core.chat._taught_index(gid)  # 524 new questions: embedded in the background
+        while gid in core.chat._embedding:
+            await asyncio.sleep(0.1)
         index = core.chat._taught_index(gid)
         assert index is not None and index.meaning is not None
         for kind, messages in KINDS.items():  # what each message finds, so the kinds are what they say

@@ -66,7 +66,7 @@ def many_facts(n: int, *, seed: int) -> list[tuple[str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="the embedder's threads (the bot uses 1)")
     parser.add_argument("--verbose", "-v", action="store_true", help="print every miss and false pull")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -198,10 +198,9 @@ async def test_what_was_taught_reaches_the_server(
     ]
 
 
-@pytest.mark.slow
 async def test_a_correction_changes_the_answer_of_a_real_llama_cpp_server(tmp_path: Path, member: Caller,
                                                                           trainer: Caller) -> None:
-    """Through llama.cpp's own HTTP server (not our code), serving the shipped GGUF."""
+    """Through llama.cpp's own HTTP server (not our code), serving the shipped GGUF (about 6 s)."""
     from tests.llamacpp_server import llamacpp_server
 
     with llamacpp_server() as url:

@@ -62,17 +62,25 @@ class Embedder:
 
     def encode(self, texts: Sequence[str]) -> Any:
         torch = self._torch
-        out = []
         with self._lock, torch.inference_mode():
+            before = torch.get_num_threads()
             if self.threads:
                 torch.set_num_threads(self.threads)
-            for start in range(0, len(texts), BATCH):
-                batch = self.tokenizer(list(texts[start:start + BATCH]), padding=True, truncation=True,
-                                       max_length=MAX_TOKENS, return_tensors="pt")
-                hidden = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                out.append(torch.nn.functional.normalize(pooled.float(), dim=-1))
+            try:
+                return self._encode(texts)
+            finally:
+                torch.set_num_threads(before)  # torch's own replies in this process keep theirs
+
+    def _encode(self, texts: Sequence[str]) -> Any:
+        torch = self._torch
+        out = []
+        for start in range(0, len(texts), BATCH):
+            batch = self.tokenizer(list(texts[start:start + BATCH]), padding=True, truncation=True,
+                                   max_length=MAX_TOKENS, return_tensors="pt")
+            hidden = self.model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out.append(torch.nn.functional.normalize(pooled.float(), dim=-1))
         return torch.cat(out) if out else torch.zeros((0, DIMENSIONS))
 
 

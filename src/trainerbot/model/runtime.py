@@ -208,7 +208,9 @@ class Runtimes:
                 from trainerbot.model import embeddings
 
                 try:
-                    self._embedder = embeddings.shared(self.settings.torch_threads)
+                    # One thread: a message's embedding is a few milliseconds either way, and a
+                    # second OpenMP team in this process would contend with llama.cpp's child.
+                    self._embedder = embeddings.shared(1)
                 except NotAvailable as exc:
                     log.warning("%s Taught facts are found by their words alone.", exc.user_message)
                     self._embedder_missing = True
