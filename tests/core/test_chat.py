@@ -102,10 +102,10 @@ async def test_taught_questions_are_embedded_once_and_stored(core: CoreService, 
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy import func, select
 
-    from trainerbot.model import embeddings
     from trainerbot.store.models import FactEmbedding
 
-    embedder = embeddings.shared(core.settings.torch_threads)
+    embedder = core.runtimes.embedder()
+    assert embedder is not None
     embedded: list[int] = []
     real = embedder.encode
     monkeypatch.setattr(embedder, "encode", lambda texts: embedded.append(len(texts)) or real(texts))

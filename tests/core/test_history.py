@@ -125,3 +125,12 @@ async def test_a_shared_channel_shows_who_said_what(core: CoreService, member: C
                                         ("@@@", None), ("x" * 80, "x" * 32)])
 def test_speaker_names_are_mention_safe_and_bounded(raw: str, shown: str | None) -> None:
     assert speaker_name(raw) == shown
+
+
+def test_the_corrected_exchange_is_not_said_twice() -> None:
+    """Right after a correction the latest exchange is the best fact itself: it comes once."""
+    q, a = "Who runs the bakery on Mill Street?", RIGHT
+    history = [{"role": "user", "content": q, "name": "Milo"}, {"role": "assistant", "content": a}]
+    read = conversation(history, {"role": "user", "content": "Tell me who owns that bakery on Mill Street"},
+                        persona=SYSTEM, facts=[(q, a)], max_chars=600)
+    assert [t["content"] for t in read[1:]] == [q, a, "Tell me who owns that bakery on Mill Street"]

@@ -67,7 +67,10 @@ def conversation(history: Sequence[dict[str, str]], message: dict[str, str], *, 
     system = system_prompt(facts, max_chars, persona)
     if facts:
         best = [{"role": "user", "content": facts[0][0]}, {"role": "assistant", "content": facts[0][1]}]
-        turns = [*(history[-FACTS_HISTORY:] if FACTS_HISTORY else []), *best, message]
+        kept = list(history[-FACTS_HISTORY:]) if FACTS_HISTORY else []
+        if [(t["role"], t["content"]) for t in kept] == [(t["role"], t["content"]) for t in best]:
+            kept = []  # the exchange just corrected is the best fact: said twice, it drew the model off it
+        turns = [*kept, *best, message]
     return [{"role": "system", "content": system}, *speakers(turns, names)]
 
 
