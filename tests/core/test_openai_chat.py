@@ -183,18 +183,26 @@ async def test_what_was_taught_reaches_the_server(
         await core.feedback.correct(trainer, "m1", right)
         openai_fake.answer = right
         await core.chat.reply(trainer, "Tell me who owns that bakery on Mill Street.")
+        with_facts = openai_fake.chat_requests[-1]["messages"]
+        await core.chat.reply(member, "And who works there with her?")  # no fact matches: the whole history
     finally:
         await core.close()
+    assert with_facts[0]["role"] == "system"
+    assert with_facts[0]["content"].startswith("Be brief.\nFacts this community taught you") and right in with_facts[0]["content"]
+    assert with_facts[1:] == [
+        {"role": "user", "content": "Who runs the bakery on Mill Street?"},  # the best fact, as an exchange (once:
+        {"role": "assistant", "content": right},  # it is also the corrected latest exchange)
+        {"role": "user", "content": "Tell me who owns that bakery on Mill Street."},  # one speaker here: no name
+    ]
     messages = openai_fake.chat_requests[-1]["messages"]
-    assert messages[0]["role"] == "system" and messages[0]["content"].startswith("Be brief.\nFacts this community taught you")
-    assert right in messages[0]["content"]
-    assert all(wrong not in m["content"] for m in messages)
-    assert messages[1:] == [
+    assert all(wrong not in m["content"] for m in with_facts + messages)
+    assert messages == [
+        {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Who runs the bakery on Mill Street?", "name": "Milo"},  # the history, corrected
         {"role": "assistant", "content": right},
-        {"role": "user", "content": "Who runs the bakery on Mill Street?"},  # the best fact, as an exchange
-        {"role": "assistant", "content": right},
         {"role": "user", "content": "Tell me who owns that bakery on Mill Street.", "name": "Tess"},
+        {"role": "assistant", "content": right},
+        {"role": "user", "content": "And who works there with her?", "name": "Milo"},
     ]
 
 
