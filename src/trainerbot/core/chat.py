@@ -38,7 +38,7 @@ from trainerbot.errors import BadInput
 from trainerbot.model import embeddings, prompt
 from trainerbot.model.embeddings import Embedder
 from trainerbot.model.prompt import SpeakerNames
-from trainerbot.model.runtime import Runtime, Runtimes, shipped_system
+from trainerbot.model.runtime import Runtime, Runtimes, system_for
 from trainerbot.model.taught import Meaning, TaughtIndex
 from trainerbot.ops import metrics
 from trainerbot.store import Store, repo
@@ -98,11 +98,10 @@ class ChatCommands(Group):
                 return Reply.text(f"I haven't been trained yet, so I can't answer. A trainer can teach me with "
                                   f"`{p}train sample` (a shipped sample) or `{p}train <dataset>` with a file; "
                                   f"`{p}instruction` explains how.", data={"source": "none"})
-            shipped = shipped_system(self.settings, version.backend if version is not None else None)
             names = self.settings.speaker_names
             if names == "field" and not runtime.takes_names:
                 names = "content"  # a chat template has no place for OpenAI's name field
-            conversation = self._conversation(taught, history, message, (persona or shipped) if runtime.takes_system else None,
+            conversation = self._conversation(taught, history, message, system_for(self.settings, runtime, persona, version),
                                               names=names)
             answer = await self._stream(runtime, conversation, on_partial, partial_every_s) or "…"
             source = runtime.source

@@ -37,7 +37,7 @@ from trainerbot.evaluation.cases import Case, parse_cases
 from trainerbot.evaluation.metrics import Summary
 from trainerbot.evaluation.run import score_cases
 from trainerbot.fileio import atomic_write_bytes, unique_path
-from trainerbot.model.runtime import Runtime, Runtimes, shipped_system
+from trainerbot.model.runtime import Runtime, Runtimes, system_for
 from trainerbot.plural import count
 from trainerbot.store import Store, repo
 from trainerbot.store.models import Correction, CorrectionStatus, DatasetItem, Guild, ModelVersion, TestRun
@@ -189,8 +189,7 @@ class ModelCommands(Group):
         if runtime is None:
             what = f"Model `{version.name}` cannot run here" if version else "There is no active model to test here yet"
             raise NotFound(f"{what}; `{self.settings.prefix}train` makes one.")
-        shipped = shipped_system(self.settings, version.backend if version else None)
-        system = (persona or shipped) if runtime.takes_system else None
+        system = system_for(self.settings, runtime, persona, version)
         return (version.name if version is not None else runtime.label), runtime, system
 
     def _scorer(self, version: ModelVersion) -> Runtime:

@@ -77,6 +77,14 @@ def shipped_system(settings: Settings, backend: str | None) -> str:
     return (settings.openai_system or SYSTEM) if (backend or settings.backend) == "openai" else SYSTEM
 
 
+def system_for(settings: Settings, runtime: Runtime, own: str | None, version: ModelVersion | None) -> str | None:
+    """The system turn ``runtime`` answers under: the server's own persona, else the shipped
+    one for the version's backend; None for a runtime that takes no system turn."""
+    if not runtime.takes_system:
+        return None
+    return own or shipped_system(settings, version.backend if version is not None else None)
+
+
 def llamacpp_serves(metrics: dict[str, Any] | None) -> bool | None:
     """The worker's runtime verdict on a version: False when llama.cpp answered it worse than
     torch (torch serves it then), True when it passed, None when it was not checked."""
