@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     train_batch_size: int | None = Field(default=None, ge=1, le=1024)  # default: the recipe's own
     learning_rate: float | None = Field(default=None, gt=0, le=1)
     reply_max_tokens: int = Field(default=128, ge=1, le=2048)
+    # Replies written at once (llama.cpp decodes them in one batch; each slot holds a whole
+    # 2,048-token conversation, about 45 MiB of cache for the shipped model), and how many more
+    # members may wait in line for a turn before the bot answers that it is busy.
+    chat_slots: int = Field(default=8, ge=1, le=64)
+    chat_queue: int = Field(default=32, ge=0, le=10_000)
     taught_threshold: float = Field(default=0.8, gt=0, le=1)
     taught_context: int = Field(default=3, ge=0, le=20)  # best-matching taught facts put in the model's context
     taught_context_chars: int = Field(default=600, ge=0, le=20_000)
@@ -110,6 +115,10 @@ class Settings(BaseSettings):
     speaker_names: Literal["content", "field", "off"] = "content"
     max_queued_jobs: int = Field(default=20, ge=1, le=10_000)
     torch_threads: int | None = Field(default=None, ge=1, le=256)
+    # Chat comes first on a shared machine (training/chat_first.py): the worker's CPU priority
+    # (0-19; 0 leaves it as started), and whether it pauses between steps while a reply is written.
+    worker_nice: int = Field(default=19, ge=0, le=19)
+    worker_yields: bool = True
     start_worker: bool = True
     stale_jobs: Literal["fail", "requeue"] = "fail"  # a job whose worker died: failed, or queued again once
     executor: Literal["local", "ray"] = "local"  # where a worker runs a claimed job: here, or on a Ray cluster

@@ -26,6 +26,7 @@ class Recorder:
 
     takes_system = True
     takes_names = False
+    slots = 1
     source = "model"
     engine = label = "recorder"
 

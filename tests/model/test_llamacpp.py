@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -194,3 +195,100 @@ def test_torch_answers_where_llama_cpp_cannot_or_should_not(prepared: Path, adap
     assert isinstance(chosen, LocalModel)
     with pytest.raises(NotAvailable, match="not the shipped model"):
         llamacpp.LlamaCppHub(data, "q8_0").get(other, prepared)
+
+
+def test_several_slots_answer_members_together(prepared: Path, base_weights: Weights, tmp_path: Path) -> None:
+    """With two slots, a second member's reply starts while the first one's is still being
+    written (one decode batch), and both come back whole; with one slot it waits its turn."""
+    out = tmp_path / "base.gguf"
+    gguf_export.write(prepared, out, precision="q8_0")
+    lock = threading.Lock()
+
+    def member(served: ServedModel, events: list[tuple[str, int]], name: str, question: str) -> None:
+        pieces = 0
+        for _ in served.stream([{"role": "user", "content": question}], max_new_tokens=48, ignore_eos=True):
+            pieces += 1
+            with lock:
+                events.append((name, pieces))
+        with lock:
+            events.append((name, -1))  # the end of that reply
+
+    for slots in (2, 1):
+        served = ServedModel(out, prepared, base_weights.tokenizer, precision="q8_0", threads=2, slots=slots)
+        events: list[tuple[str, int]] = []
+        try:
+            threads = [threading.Thread(target=member, args=(served, events, n, q))
+                       for n, q in (("a", QUESTIONS[0]), ("b", QUESTIONS[1]))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+        finally:
+            served.close()
+        ends = {name: events.index((name, -1)) for name in "ab"}
+        firsts = {name: events.index((name, 1)) for name in "ab"}
+        assert all(max(n for who, n in events if who == name) >= 40 for name in "ab")  # both whole
+        first_done = min(ends, key=lambda n: ends[n])
+        other = "b" if first_done == "a" else "a"
+        assert (firsts[other] < ends[first_done]) == (slots == 2), (slots, events)
+
+
+async def test_members_wait_in_line_for_a_slot_and_past_its_bound_are_told_the_bot_is_busy(
+        prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the core with the real llama.cpp runtime: 2 slots, room for 1 in line. Four
+    members ask at once: two are answered, one waits (told it is next), the fourth hears the
+    bot is busy; then the three get real answers, and only their exchanges are stored."""
+    import asyncio
+
+    from sqlalchemy import func, select
+
+    from trainerbot.core import Caller, CoreService
+    from trainerbot.core.turns import BUSY
+    from trainerbot.errors import Busy
+    from trainerbot.store.models import Message
+
+    data = tmp_path / "data"
+    pretrained.base_dir(data).parent.mkdir(parents=True)
+    pretrained.base_dir(data).symlink_to(prepared, target_is_directory=True)
+    core = CoreService.open(Settings(_env_file=None, data_dir=data, torch_threads=2, model="smollm2", chat_slots=2,  # type: ignore[call-arg]
+                                     chat_queue=1, taught_meaning=False))
+    real = core.runtimes.for_chat(None)
+    assert isinstance(real, ServedModel) and real.slots == 2
+    gate = threading.Event()
+    started: list[str] = []
+
+    class Gated:  # the real runtime, held at the start of each reply until the test opens the gate
+        takes_system, source, takes_names, slots, label = real.takes_system, real.source, real.takes_names, 2, real.label
+
+        def stream(self, conversation: list[dict[str, str]], *, max_new_tokens: int = 128):  # type: ignore[no-untyped-def]
+            started.append(conversation[-1]["content"])
+            gate.wait(30)
+            yield from real.stream(conversation, max_new_tokens=min(max_new_tokens, 16))
+
+    monkeypatch.setattr(core.runtimes, "for_chat", lambda version: Gated())
+    told: dict[str, int] = {}
+
+    async def ask(i: int) -> str:
+        member = Caller(guild_id="g", user_id=f"u{i}", user_name=f"M{i}", channel_id=f"c{i}")
+
+        async def waiting(ahead: int) -> None:
+            told[f"u{i}"] = ahead
+        try:
+            return (await core.chat.reply(member, QUESTIONS[i % len(QUESTIONS)], on_wait=waiting)).content
+        except Busy as exc:
+            return exc.user_message
+    try:
+        tasks = [asyncio.create_task(ask(i)) for i in range(3)]
+        await asyncio.sleep(1.0)
+        fourth = await ask(3)
+        assert fourth == BUSY
+        assert len(started) == 2 and core.chat.line.active == 2 and core.chat.line.waiting == 1
+        assert list(told.values()) == [0]  # the one waiting heard it was next
+        gate.set()
+        answers = await asyncio.gather(*tasks)
+        assert all(a and a != BUSY for a in answers) and len(started) == 3
+        with core.store.read() as s:
+            assert s.scalar(select(func.count()).select_from(Message).where(Message.role == "assistant")) == 3
+    finally:
+        gate.set()
+        await core.close()

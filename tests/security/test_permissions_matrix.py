@@ -183,6 +183,7 @@ def test_the_matrix_covers_every_core_command(seeded: CoreService) -> None:
         "voice.guild_language",
         "voice.transcribe",
         "chat.voice_message",
+        "chat.close",  # the service closing its reply threads, not a command
         "review.reaction",
         "datasets.snapshot",
         # Sign-in plumbing of the web adapter; the link needs the dashboard on (tests/adapters/web).

@@ -24,6 +24,8 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
 from sqlalchemy import case, func, select
 
@@ -32,6 +34,7 @@ from trainerbot.core.base import Group
 from trainerbot.core.delivery import Delivery
 from trainerbot.core.limits import RateLimiter
 from trainerbot.core.text import quote_user_text, speaker_name
+from trainerbot.core.turns import ReplyLine
 from trainerbot.core.types import Attachment, Caller, Reply
 from trainerbot.core.voice import VoiceCommands
 from trainerbot.errors import BadInput
@@ -43,6 +46,7 @@ from trainerbot.model.taught import Meaning, TaughtIndex
 from trainerbot.ops import metrics
 from trainerbot.store import Store, repo
 from trainerbot.store.models import DatasetItem, ModelVersion
+from trainerbot.training.chat_first import ChatFirst
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +58,28 @@ FACTS_MIN_COVER = 0.5  # ... and only if the message holds this share of its que
 
 class ChatCommands(Group):
     def __init__(self, settings: Settings, store: Store, rate: RateLimiter, *, runtimes: Runtimes, delivery: Delivery,
-                 voice: VoiceCommands) -> None:
+                 voice: VoiceCommands, chat_first: ChatFirst) -> None:
         super().__init__(settings, store, rate)
         self.runtimes = runtimes  # the models that answer
+        self.chat_first = chat_first  # a training worker on this machine pauses while a reply is written
         self.delivery = delivery  # every answer is recorded there
         self.voice = voice  # voice messages are transcribed there
         self._lock = threading.Lock()  # the taught-facts cache is used from worker threads
         self._taught: OrderedDict[int, tuple[tuple[int, int], TaughtIndex]] = OrderedDict()
         self._embedding: set[int] = set()  # guilds whose taught questions are being embedded in the background
+        self.line = ReplyLine(settings.chat_queue)  # members waiting for a reply slot
+        # Replies stream in threads of their own, one per slot: the shared default pool (a few
+        # threads on 2 cores) would otherwise be filled by them, and store reads would wait.
+        self._writers = ThreadPoolExecutor(max_workers=settings.chat_slots, thread_name_prefix="reply")
 
     async def reply(self, caller: Caller, text: str, *, message_id: str | None = None,
-                    on_partial: Callable[[str], Awaitable[None]] | None = None, partial_every_s: float = 1.0) -> Reply:
+                    on_partial: Callable[[str], Awaitable[None]] | None = None, partial_every_s: float = 1.0,
+                    on_wait: Callable[[int], Awaitable[None]] | None = None) -> Reply:
         """The answer to ``text``. With ``on_partial``, the text so far is handed over while the
         model (local or a streaming server) produces it, at most once per ``partial_every_s``
-        (remote: once a second)."""
+        (remote: once a second). When every reply slot is taken the member waits in line
+        (``turns``): ``on_wait(ahead)`` is awaited once, with how many wait before them
+        (``turns.waiting_words`` says it); past the line's bound this raises ``Busy``."""
         text = text.strip()
         if not text:
             raise BadInput("Say something and I'll answer.")
@@ -75,14 +87,15 @@ class ChatCommands(Group):
             raise BadInput(f"That message is {len(text)} characters; I read at most {self.settings.max_field_chars}.")
         self._limit(caller, "chat")
         started = time.perf_counter()
-        reply = await self._chat(caller, text, message_id, on_partial, partial_every_s)
+        reply = await self._chat(caller, text, message_id, on_partial, partial_every_s, on_wait)
         source = str(reply.data.get("source"))
         metrics.REPLIES.labels(source).inc()
         metrics.REPLY_SECONDS.labels(source).observe(time.perf_counter() - started)
         return reply
 
     async def _chat(self, caller: Caller, text: str, message_id: str | None,
-                    on_partial: Callable[[str], Awaitable[None]] | None, partial_every_s: float) -> Reply:
+                    on_partial: Callable[[str], Awaitable[None]] | None, partial_every_s: float,
+                    on_wait: Callable[[int], Awaitable[None]] | None = None) -> Reply:
         guild_id, version, history, persona = await self._blocking(self._chat_context, caller)
         taught = await self._blocking(self._taught_index, guild_id)
         hit = taught.lookup(text) if taught is not None else None
@@ -103,17 +116,22 @@ class ChatCommands(Group):
                 names = "content"  # a chat template has no place for OpenAI's name field
             conversation = self._conversation(taught, history, message, system_for(self.settings, runtime, persona, version),
                                               names=names)
-            answer = await self._stream(runtime, conversation, on_partial, partial_every_s) or "…"
+            async with self.line.turn(runtime.slots, on_wait):
+                answer = await self._stream(runtime, conversation, on_partial, partial_every_s) or "…"
             source = runtime.source
             model_name = version.name if version is not None else runtime.label
         reply_id = await self.delivery.record_exchange(caller, text, answer, prompt_message_id=message_id, context=history,
                                               model_version=model_name)
         return Reply.text(answer, data={"reply_id": reply_id, "source": source, "model_version": model_name}, reply_id=reply_id)
 
-    async def voice_message(self, caller: Caller, attachment: Attachment, *, message_id: str | None = None) -> Reply:
+    def close(self) -> None:
+        self._writers.shutdown(wait=False, cancel_futures=True)
+
+    async def voice_message(self, caller: Caller, attachment: Attachment, *, message_id: str | None = None,
+                            on_wait: Callable[[int], Awaitable[None]] | None = None) -> Reply:
         """Transcribe a voice message, then answer the transcript like typed chat."""
         transcript = await self.voice.transcribe(caller, attachment)
-        answer = await self.reply(caller, transcript, message_id=message_id)
+        answer = await self.reply(caller, transcript, message_id=message_id, on_wait=on_wait)
         quoted = "> " + quote_user_text(transcript, 1500)
         return Reply.text(f"{quoted}\n{answer.content}", data={**answer.data, "transcript": transcript, "answer": answer.content},
                           reply_id=answer.reply_id, answer=answer.content)
@@ -130,23 +148,30 @@ class ChatCommands(Group):
 
     async def _stream(self, model: Runtime, conversation: list[dict[str, str]],
                       on_partial: Callable[[str], Awaitable[None]] | None, every_s: float) -> str:
-        """Run the runtime in a thread; with ``on_partial``, hand over its text as it grows."""
+        """Run the runtime in a thread; with ``on_partial``, hand over its text as it grows.
+        While a model on this machine writes, a training worker here pauses (``chat_first``)."""
         limit = self.settings.reply_max_tokens
-        if on_partial is None:
-            return str(await self._blocking(model.reply, conversation, max_new_tokens=limit))
+        here = model.source == "model"  # a remote server's work is not on these cores
         loop = asyncio.get_running_loop()
         latest: asyncio.Queue[str | None] = asyncio.Queue()
 
         def produce() -> str:
             text = ""
-            try:
-                for text in model.stream(conversation, max_new_tokens=limit):
-                    loop.call_soon_threadsafe(latest.put_nowait, text)
-            finally:
-                loop.call_soon_threadsafe(latest.put_nowait, None)
+            with self.chat_first.replying() if here else nullcontext(lambda: None) as refresh:
+                if on_partial is None and not here:
+                    return str(model.reply(conversation, max_new_tokens=limit))
+                try:
+                    for text in model.stream(conversation, max_new_tokens=limit):
+                        refresh()  # the mark lasts while the reply streams, however long
+                        if on_partial is not None:
+                            loop.call_soon_threadsafe(latest.put_nowait, text)
+                finally:
+                    loop.call_soon_threadsafe(latest.put_nowait, None)
             return text
 
-        task = asyncio.ensure_future(asyncio.to_thread(produce))
+        task = loop.run_in_executor(self._writers, produce)
+        if on_partial is None:
+            return await task
         shown, last = "", 0.0
         while True:
             item = await latest.get()

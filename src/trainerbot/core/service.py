@@ -34,6 +34,8 @@ from trainerbot.core.training import TrainingCommands
 from trainerbot.core.voice import VoiceCommands
 from trainerbot.model.runtime import Runtimes
 from trainerbot.store import Store
+from trainerbot.training.chat_first import ChatFirst
+from trainerbot.training.chat_first import path_for as chat_first_path
 
 
 class CoreService:
@@ -50,7 +52,10 @@ class CoreService:
         self.general = GeneralCommands(*shared)
         self.delivery = Delivery(*shared)
         self.voice = VoiceCommands(*shared)
-        self.chat = ChatCommands(*shared, runtimes=self.runtimes, delivery=self.delivery, voice=self.voice)
+        # A training worker on this machine pauses while a reply is written (chat comes first).
+        self.chat_first = ChatFirst(chat_first_path(self.data_dir))
+        self.chat = ChatCommands(*shared, runtimes=self.runtimes, delivery=self.delivery, voice=self.voice,
+                                 chat_first=self.chat_first)
         self.feedback = FeedbackCommands(*shared, self.ingest)
         self.review = ReviewCommands(*shared)
         self.datasets = DatasetCommands(*shared)
@@ -69,4 +74,6 @@ class CoreService:
     async def close(self) -> None:
         """Close the remote chat client (if one was opened) and the store."""
         await asyncio.to_thread(self.runtimes.close)
+        self.chat.close()
+        self.chat_first.close()
         self.store.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -37,12 +38,16 @@ def questions() -> tuple[GeneralQuestion, ...]:
     return tuple(GeneralQuestion(row["prompt"], tuple(row["keywords"])) for row in map(json.loads, text.splitlines()) if row)
 
 
-def score(model: Runtime, *, limit: int | None = None, system: str | None = None) -> tuple[float, list[dict[str, object]]]:
+def score(model: Runtime, *, limit: int | None = None, system: str | None = None,
+          pause: Callable[[], object] | None = None) -> tuple[float, list[dict[str, object]]]:
     """(percent answered right, the rows: prompt, reply, right?). ``system``: the server's
-    persona to ask under (None: the model's own default, as chat uses it)."""
+    persona to ask under (None: the model's own default, as chat uses it); ``pause``: called
+    before each question (the worker gives way to chat)."""
     rows: list[dict[str, object]] = []
     head = [{"role": "system", "content": system}] if system else []
     for q in questions()[:limit]:
+        if pause is not None:
+            pause()
         reply = model.reply([*head, {"role": "user", "content": q.prompt}], max_new_tokens=MAX_TOKENS)
         rows.append({"prompt": q.prompt, "reply": reply, "right": q.answered_by(reply)})
     right = sum(1 for r in rows if r["right"])

@@ -3,7 +3,7 @@ expected answer; the summary over all of them. Blocking (the model runs here).""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from trainerbot.evaluation.cases import Case
@@ -11,13 +11,15 @@ from trainerbot.evaluation.metrics import Summary, chrf, exact_match, summarise
 from trainerbot.model.runtime import Runtime
 
 
-def score_cases(model: Runtime, cases: Sequence[Case], *, max_new_tokens: int,
-                system: str | None = None) -> tuple[list[dict[str, Any]], Summary]:
+def score_cases(model: Runtime, cases: Sequence[Case], *, max_new_tokens: int, system: str | None = None,
+                pause: Callable[[], object] | None = None) -> tuple[list[dict[str, Any]], Summary]:
     """Each case asked on its own; ``system``: the server's persona to ask under (None: the
-    model's own default)."""
+    model's own default); ``pause``: called before each case (the worker gives way to chat)."""
     rows: list[dict[str, Any]] = []
     head = [{"role": "system", "content": system}] if system else []
     for case in cases:
+        if pause is not None:
+            pause()
         conversation = [*head, {"role": "user", "content": case.prompt}]
         prediction = model.reply(conversation, max_new_tokens=max_new_tokens)
         row: dict[str, Any] = {"prompt": case.prompt, "expected": case.expected, "prediction": prediction,

@@ -24,8 +24,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import itertools
 import logging
 import os
+import queue
 import socket
 import subprocess
 import sys
@@ -109,44 +111,73 @@ class ServedModel:
     from the same ``libgomp.so.1`` torch loads, and once torch has run with 2 threads in a
     process, llama.cpp in that process decoded at ~60–70 instead of ~110 tokens/s on 2 cores
     (libgomp stops spinning when it counts more threads than cores). The child also keeps a
-    crash in native code away from the bot. Requests go one at a time over a socket pair
-    (``llamacpp_child``); the parent tokenises, the child answers with text pieces."""
+    crash in native code away from the bot. It answers up to ``slots`` requests at once,
+    decoded together (continuous batching); requests and their pieces share one socket pair,
+    each message tagged with its request (``llamacpp_child``), and one reader thread here
+    hands every piece to the reply it belongs to. The parent tokenises, the child answers
+    with text pieces. The caller bounds how many replies it asks for at once (the core's
+    reply line); more than ``slots`` wait inside llama.cpp."""
 
     takes_system = True  # instruct models: the shipped one, its versions, a user's GGUF
     source = "model"
     takes_names = False
 
     def __init__(self, gguf: Path, folder: Path, tokenizer: Any, *, precision: str, threads: int | None = None,
-                 adapters: tuple[Path, ...] = ()) -> None:
+                 adapters: tuple[Path, ...] = (), slots: int = 1) -> None:
         """``adapters``: llama.cpp-format LoRA files applied at run time (bench/reply_latency.py
-        measures that against merging; the bot serves merged files)."""
+        measures that against merging; the bot serves merged files). ``slots``: replies
+        decoded at once."""
         ours, theirs = socket.socketpair()
         count = threads or min(os.cpu_count() or 1, 8)
         # A fresh interpreter that imports only the binding (no torch, nothing of the bot's).
         command = [sys.executable, "-m", "trainerbot.model.llamacpp_child", str(theirs.fileno()), os.fspath(gguf), str(count),
-                   *map(os.fspath, adapters)]
+                   str(slots), *map(os.fspath, adapters)]
         self._process = subprocess.Popen(command, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
                                          start_new_session=True)
         theirs.close()
         self._conn = Connection(ours.detach())
-        self._lock = threading.Lock()
+        self._sending = threading.Lock()
+        self._replies: dict[int, queue.SimpleQueue[tuple[Any, ...]]] = {}  # the replies in flight, by request ID
+        self._next_id = itertools.count(1)
+        self._gone = False
         self.folder = folder
         self.tokenizer = tokenizer
+        self.slots = slots
         self.max_positions = N_CTX
         self.engine = f"llama.cpp {precision}"
         if not self._conn.poll(STARTUP_S):
             self.close()
             raise NotAvailable("The llama.cpp runtime did not start in time.")
-        first = self._receive()
+        try:
+            first = self._conn.recv()
+        except (EOFError, OSError):
+            first = ("error", None, "the process ended")
         if first[0] != "ready":
             self.close()
-            raise NotAvailable(f"The llama.cpp runtime could not load the model ({first[1]}).")
+            raise NotAvailable(f"The llama.cpp runtime could not load the model ({first[-1]}).")
+        self._reader = threading.Thread(target=self._read, name=f"llamacpp-reader-{self.pid}", daemon=True)
+        self._reader.start()
 
-    def _receive(self) -> tuple[Any, ...]:
+    def _read(self) -> None:
+        """Hand each message from the child to the reply it belongs to; when the child is gone,
+        tell every reply still waiting."""
         try:
-            message: tuple[Any, ...] = self._conn.recv()
-            return message
-        except (EOFError, OSError) as exc:
+            while True:
+                message = self._conn.recv()
+                waiting = self._replies.get(message[1])
+                if waiting is not None:  # else the rest of a reply whose reader left early
+                    waiting.put(message)
+        except (EOFError, OSError, ValueError):
+            pass
+        self._gone = True
+        for waiting in list(self._replies.values()):
+            waiting.put(("gone",))
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        try:
+            with self._sending:
+                self._conn.send(message)
+        except (OSError, ValueError) as exc:
             raise NotAvailable("The llama.cpp runtime stopped; the next message starts it again.") from exc
 
     @property
@@ -159,11 +190,11 @@ class ServedModel:
 
     @property
     def alive(self) -> bool:
-        return self._process.poll() is None
+        return self._process.poll() is None and not self._gone
 
     def close(self) -> None:
         """End the child process (at once if it does not leave when asked)."""
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError), self._sending:
             self._conn.send(("close",))
         try:
             self._process.wait(5)
@@ -206,31 +237,35 @@ class ServedModel:
         """The reply so far, after each piece llama.cpp hands over (the last value is the whole
         reply). ``ignore_eos``: exactly ``max_new_tokens`` tokens (benchmarks)."""
         kind, request = self._request(conversation, max_new_tokens, ignore_eos)
-        with self._lock:
-            try:
-                self._conn.send((kind, request))
-            except (OSError, ValueError) as exc:
-                raise NotAvailable("The llama.cpp runtime stopped; the next message starts it again.") from exc
-            text, finished = "", False
-            try:
-                while True:
-                    message = self._receive()
-                    if message[0] == "piece":
-                        text += message[1]
-                        yield text.strip()
-                    elif message[0] == "done":
-                        finished = True
-                        return
-                    else:
-                        finished = True
-                        log.warning("llama.cpp: %s", message[1])
-                        raise NotAvailable("The model could not answer that (the llama.cpp runtime refused the request).")
-            finally:
-                if not finished and self.alive:  # the reader left early: stop it, and read up to its end
-                    with contextlib.suppress(OSError, ValueError, NotAvailable):
-                        self._conn.send(("stop",))
-                        while self._receive()[0] == "piece":
-                            pass
+        rid = next(self._next_id)
+        pieces: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._replies[rid] = pieces
+        finished = False
+        try:
+            if self._gone:
+                raise NotAvailable("The llama.cpp runtime stopped; the next message starts it again.")
+            self._send((kind, rid, request))
+            text = ""
+            while True:
+                message = pieces.get()
+                if message[0] == "piece":
+                    text += message[2]
+                    yield text.strip()
+                elif message[0] == "done":
+                    finished = True
+                    return
+                elif message[0] == "gone":
+                    finished = True
+                    raise NotAvailable("The llama.cpp runtime stopped; the next message starts it again.")
+                else:
+                    finished = True
+                    log.warning("llama.cpp: %s", message[2])
+                    raise NotAvailable("The model could not answer that (the llama.cpp runtime refused the request).")
+        finally:
+            del self._replies[rid]
+            if not finished and not self._gone:  # the reader left early: stop that reply (its rest is dropped)
+                with contextlib.suppress(NotAvailable):
+                    self._send(("stop", rid))
 
 
 class LlamaCppHub:
@@ -243,11 +278,12 @@ class LlamaCppHub:
     bot whose servers share one active version never pays."""
 
     def __init__(self, data_dir: Path, precision: gguf_export.Precision, *, capacity: int = 1,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, slots: int = 1) -> None:
         self.files = ServingFiles(data_dir, precision)
         self.precision = precision
         self.capacity = capacity
         self.threads = threads
+        self.slots = slots  # replies each server decodes at once
         self._served: OrderedDict[Path, ServedModel] = OrderedDict()
         self._tokenizers: dict[Path, Any] = {}
         self._lock = threading.Lock()
@@ -268,7 +304,8 @@ class LlamaCppHub:
                     # Closed before the next one starts (see above); a reply still streaming
                     # from it keeps it alive until that reply ends.
                     self._served.popitem(last=False)[1].close()
-                served = ServedModel(gguf, folder, self._tokenizer(base), precision=self.precision, threads=self.threads)
+                served = ServedModel(gguf, folder, self._tokenizer(base), precision=self.precision, threads=self.threads,
+                                     slots=self.slots)
             self._served[folder] = served
             return served
 

@@ -1,19 +1,24 @@
 """The llama.cpp child process (``ServedModel`` in ``llamacpp.py`` starts it):
 
-    python -m trainerbot.model.llamacpp_child <socket fd> <gguf file> <threads> [lora file…]
+    python -m trainerbot.model.llamacpp_child <socket fd> <gguf file> <threads> <slots> [lora file…]
 
-It imports only the binding, loads one file and answers one request at a time over the
-socket (a ``multiprocessing`` connection): ``("complete", request)`` (token IDs the parent
-made) or ``("chat", request)`` (messages, through the file's own chat template: a GGUF of
-the user's, with no Hugging Face tokenizer beside it) → ``("piece", text)``…
-then ``("done",)`` or ``("error", message)``; a ``("stop",)`` while it streams ends that
-reply early; ``("close",)`` or the parent's end of the socket closing ends the process.
+It imports only the binding, loads one file and answers requests over the socket (a
+``multiprocessing`` connection), up to ``slots`` at once: llama.cpp's continuous batching
+decodes every reply in flight in one batch, so members asking together share each pass over
+the weights. Every message names its request: ``("complete", rid, request)`` (token IDs the
+parent made) or ``("chat", rid, request)`` (messages, through the file's own chat template:
+a GGUF of the user's, with no Hugging Face tokenizer beside it) → ``("piece", rid, text)``…
+then ``("done", rid)`` or ``("error", rid, message)``; ``("stop", rid)`` while it streams
+ends that reply early; ``("close",)`` or the parent's end of the socket closing ends the
+process. Each request runs in a thread of its own here (llama.cpp's server queues and
+batches them); the parent bounds how many it sends.
 """
 
 from __future__ import annotations
 
 import secrets
 import sys
+import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -36,13 +41,13 @@ def text_of(result: Any) -> str:
     return str(choice.get("text") or "")
 
 
-def serve(conn: Connection, gguf: str, threads: int, adapters: list[str]) -> None:
+def serve(conn: Connection, gguf: str, threads: int, slots: int, adapters: list[str]) -> None:
     import xllamacpp
 
     params = xllamacpp.CommonParams()
     params.model.path = gguf
-    params.n_ctx = N_CTX
-    params.n_parallel = 1
+    params.n_parallel = slots
+    params.n_ctx = N_CTX * slots  # split evenly: every slot holds a whole N_CTX conversation
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
     params.sampling.temp = 0.0  # greedy, like the torch runtime
@@ -53,51 +58,68 @@ def serve(conn: Connection, gguf: str, threads: int, adapters: list[str]) -> Non
     try:
         server = xllamacpp.Server(params)
     except Exception as exc:  # told to the parent, which raises it
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        conn.send(("error", None, f"{type(exc).__name__}: {exc}"))
         return
-    conn.send(("ready",))
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):  # the parent has gone
-            return
-        if message[0] == "close":
-            return
-        if message[0] not in ("complete", "chat"):
-            continue  # a late ("stop",) for a reply that had already ended
-        stopped = False
+    sending = threading.Lock()  # one writer at a time on the socket
+    stopping: dict[int, threading.Event] = {}  # the replies in flight, by request ID
+
+    def send(message: tuple[Any, ...]) -> None:
+        with sending:
+            conn.send(message)
+
+    def answer(kind: str, rid: int, request: dict[str, Any], stop: threading.Event) -> None:
         failed: NotAvailable | None = None
 
         def on_chunk(chunk: Any) -> bool:
-            nonlocal stopped, failed
+            nonlocal failed
             try:
                 piece = text_of(chunk)
             except NotAvailable as exc:  # kept for the reply below: an exception must not cross into llama.cpp
                 failed = exc
                 return True
             if piece:
-                conn.send(("piece", piece))
-            while conn.poll():
-                if conn.recv()[0] in ("stop", "close"):
-                    stopped = True
-            return stopped
+                send(("piece", rid, piece))
+            return stop.is_set()
 
         try:
-            handle = server.handle_chat_completions if message[0] == "chat" else server.handle_completions
-            result = handle(message[1], on_chunk)
+            handle = server.handle_chat_completions if kind == "chat" else server.handle_completions
+            result = handle(request, on_chunk)
             if failed is not None:
                 raise failed
             if isinstance(result, dict) and "error" in result:
                 text_of(result)
-            conn.send(("done",))
+            send(("done", rid))
         except NotAvailable as exc:
-            conn.send(("error", str(exc)))
-        except (EOFError, OSError):
-            return
+            send(("error", rid, str(exc)))
+        except (EOFError, OSError):  # the parent has gone
+            stop.set()
         except Exception as exc:
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            send(("error", rid, f"{type(exc).__name__}: {exc}"))
+        finally:
+            stopping.pop(rid, None)
+
+    send(("ready",))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):  # the parent has gone
+            break
+        if message[0] == "close":
+            break
+        if message[0] == "stop":
+            event = stopping.get(message[1])
+            if event is not None:  # else a late stop for a reply that had already ended
+                event.set()
+            continue
+        if message[0] in ("complete", "chat"):
+            _, rid, request = message
+            stopping[rid] = threading.Event()
+            threading.Thread(target=answer, args=(message[0], rid, request, stopping[rid]), daemon=True,
+                             name=f"reply-{rid}").start()
+    for event in list(stopping.values()):  # end the replies in flight before the process ends
+        event.set()
 
 
 if __name__ == "__main__":
-    fd, path, count, *loras = sys.argv[1:]
-    serve(Connection(int(fd)), path, int(count), loras)
+    fd, path, count, slots, *loras = sys.argv[1:]
+    serve(Connection(int(fd)), path, int(count), int(slots), loras)

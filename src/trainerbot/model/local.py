@@ -104,6 +104,7 @@ class LocalModel:
     engine = "torch"
     source = "model"
     takes_names = False
+    slots = 1  # one reply at a time (the weights' lock)
 
     @property
     def label(self) -> str:

@@ -90,6 +90,7 @@ class RemoteRuntime:
 
         self.settings, self.model = settings, model
         self.engine = f"openai:{model}"
+        self.slots = settings.chat_slots  # the server queues the rest itself
         self.client = OpenAI(**client_options(settings))
 
     @property

@@ -51,6 +51,7 @@ class Runtime(Protocol):
     takes_system: bool  # reads a system turn (the persona, the taught facts); a model built from scratch does not
     source: str  # what a reply's record says answered: "model" (ours, on this machine) or "remote" (a server)
     takes_names: bool  # takes OpenAI's `name` field on a turn (a server's API); else names go into the content
+    slots: int  # replies it writes at once (llama.cpp's batch; torch one at a time); more wait in the core's line
 
     @property
     def label(self) -> str:
@@ -197,7 +198,7 @@ class Runtimes:
                 from trainerbot.model.llamacpp import LlamaCppHub
 
                 self._llamacpp = LlamaCppHub(self.settings.resolved_data_dir, self.settings.runtime_precision,
-                                             threads=self.settings.torch_threads)
+                                             threads=self.settings.torch_threads, slots=self.settings.chat_slots)
             return self._llamacpp
 
     def remote(self, model: str) -> RemoteRuntime:
@@ -229,7 +230,8 @@ class Runtimes:
 
         with self._lock:
             if self._own is None or not self._own.alive:
-                self._own = ServedModel(gguf, gguf, None, precision="GGUF", threads=self.settings.torch_threads)
+                self._own = ServedModel(gguf, gguf, None, precision="GGUF", threads=self.settings.torch_threads,
+                                        slots=self.settings.chat_slots)
             return self._own
 
     def _served(self, folder: Path | None, metrics: dict[str, Any] | None) -> ServedModel | None:

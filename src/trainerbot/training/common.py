@@ -111,12 +111,17 @@ class JobCallback(TrainerCallback):
     """Reports progress at each log and stops training when ``should_stop()`` says so.
 
     ``should_stop`` is asked at most every ``check_every`` seconds (it reads the store).
+    ``pause``, if given, is called before every step: it returns once chat on this machine
+    is not writing a reply (``chat_first``); the time it waited is kept in ``paused_s``.
     """
 
-    def __init__(self, report: Callable[[Progress], None], should_stop: Callable[[], bool], *, check_every: float = 0.5) -> None:
+    def __init__(self, report: Callable[[Progress], None], should_stop: Callable[[], bool], *, check_every: float = 0.5,
+                 pause: Callable[[], float] | None = None) -> None:
         self.report = report
         self.should_stop = should_stop
         self.check_every = check_every
+        self.pause = pause
+        self.paused_s = 0.0
         self.cancelled = False
         self.losses: list[tuple[int, float]] = []
         self._last_check = 0.0
@@ -125,6 +130,10 @@ class JobCallback(TrainerCallback):
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
         self._start = time.monotonic()
+
+    def on_step_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        if self.pause is not None:
+            self.paused_s += self.pause()
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
         now = time.monotonic()

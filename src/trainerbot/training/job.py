@@ -27,3 +27,4 @@ class JobContext:
     parent: ModelVersion | None  # the version active when the job started
     cases: tuple[Case, ...] = ()  # held-out questions the new version is judged on
     persona: str | None = None  # the server's persona when the job started (None: the shipped one)
+    pause: Callable[[], float] | None = None  # waits while chat on this machine writes a reply (chat_first)

@@ -172,11 +172,14 @@ def clean_partials(data_dir: Path, store: Store) -> int:
     return removed
 
 
-def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Callable[[], bool] = lambda: False) -> str:
+def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Callable[[], bool] = lambda: False,
+            pause: Callable[[], float] | None = None) -> str:
     """Run a claimed job; returns its final status. Never raises for a job's own failure.
 
     ``stop()`` true means the worker itself is stopping: training ends at the next step
-    and the job is failed with that reason.
+    and the job is failed with that reason. ``pause()`` is called before every training step
+    and every check question, and waits while chat on this machine writes a reply
+    (``chat_first``).
     """
     data_dir = settings.resolved_data_dir
     quiet_libraries()
@@ -197,7 +200,7 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
         examples, held = heldout.split(examples, settings.heldout_share)
         ctx = JobContext(settings, store, job_id, worker, stop, guild_id=guild_id, guild_pid=guild_pid, snapshot_id=snap.id,
                          recipe=recipe, parent=parent, cases=tuple(heldout.cases(held, settings.max_test_cases)),
-                         persona=persona)
+                         persona=persona, pause=pause)
         if backend == "openai":
             from trainerbot.training.remote import run_remote_job
 
@@ -261,7 +264,7 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
         def should_stop() -> bool:
             return queue.heartbeat(store, job_id, worker) or stop()
 
-        callback = JobCallback(report, should_stop)
+        callback = JobCallback(report, should_stop, pause=pause)
         from trainerbot.training import dpo, kto, sft
 
         recipe_module = {"sft": sft, "kto": kto, "dpo": dpo}[recipe]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,21 +34,23 @@ HELDOUT_MAX_TOKENS = 64  # held-out answers are short; a pretrained model ramble
 
 
 def promotion(
-    settings: Settings, candidate: Any, parent: ModelVersion | None, cases: list[Case], persona: str | None = None
+    settings: Settings, candidate: Any, parent: ModelVersion | None, cases: list[Case], persona: str | None = None,
+    pause: Callable[[], object] | None = None,
 ) -> tuple[bool, dict[str, Any], str, list[dict[str, Any]]]:
     """(promote?, metrics to keep, the reason in words, the candidate's answers) for the
-    ``candidate`` model against ``parent``, both asked under the server's ``persona``."""
+    ``candidate`` model against ``parent``, both asked under the server's ``persona``
+    (``pause``: before each question, the worker gives way to chat)."""
     metric = settings.promotion_metric
     if not cases:
         return True, {}, "no held-out cases to compare on", []
     limit = min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS)
-    rows, scored = score_cases(candidate, cases, max_new_tokens=limit, system=persona)
+    rows, scored = score_cases(candidate, cases, max_new_tokens=limit, system=persona, pause=pause)
     kept: dict[str, Any] = {"heldout": scored.as_dict(), "promotion_metric": metric}
     ours = heldout.shown(metric, heldout.value(scored, metric))
     active_model = scoring_runtime(settings, parent, getattr(candidate, "weights", None)) if parent is not None else None
     if parent is None or active_model is None:
         return True, kept, f"held-out {metric} {ours}", rows
-    active = score_cases(active_model, cases, max_new_tokens=limit, system=persona)[1]
+    active = score_cases(active_model, cases, max_new_tokens=limit, system=persona, pause=pause)[1]
     kept["heldout_active"] = {"version": parent.name, **active.as_dict()}
     theirs = heldout.shown(metric, heldout.value(active, metric))
     if heldout.not_worse(metric, scored, active, settings.promotion_tolerance):
@@ -59,7 +62,8 @@ GENERAL_TOLERANCE = 5.0  # points of the general-question score a candidate may 
 
 
 def general_check(
-    settings: Settings, store: Store, job_id: int, candidate: Any, parent: ModelVersion | None, persona: str | None = None
+    settings: Settings, store: Store, job_id: int, candidate: Any, parent: ModelVersion | None, persona: str | None = None,
+    pause: Callable[[], object] | None = None,
 ) -> tuple[bool, dict[str, Any], str]:
     """(keeps conversing?, metrics, words): the candidate's score on the shipped general
     questions, asked under the server's ``persona``, against its parent's (or, for a first
@@ -68,14 +72,14 @@ def general_check(
 
     limit = settings.general_questions
     queue.add_event(store, job_id, kind="log", message=f"checking {limit} general questions")
-    ours = general.score(candidate, limit=limit, system=persona)[0]
+    ours = general.score(candidate, limit=limit, system=persona, pause=pause)[0]
     before = (parent.metrics or {}) if parent is not None else {}
     same = before.get("general_questions") == limit and before.get("persona") == persona
     theirs = before.get("general") if same else None
     if theirs is None and getattr(candidate, "adapter", None) is not None:
         base = copy.copy(candidate)
         base.adapter = None  # the same weights without the adapter: the untaught base
-        theirs = general.score(base, limit=limit, system=persona)[0]
+        theirs = general.score(base, limit=limit, system=persona, pause=pause)[0]
     kept = {"general": round(ours, 1), "general_before": theirs, "general_questions": limit}
     if theirs is None or ours >= theirs - GENERAL_TOLERANCE:
         return True, kept, f"general questions {ours:.0f} %" + (f" vs {theirs:.0f} % before" if theirs is not None else "")
@@ -87,7 +91,7 @@ RUNTIME_TOLERANCE = 5.0  # points (held-out exact match, chrF, general %) llama.
 
 def runtime_check(
     settings: Settings, store: Store, job_id: int, folder: Path, cases: list[Case], answers: list[dict[str, Any]],
-    general_torch: float | None, persona: str | None = None,
+    general_torch: float | None, persona: str | None = None, pause: Callable[[], object] | None = None,
 ) -> dict[str, Any] | None:
     """For a version chat would serve through llama.cpp: its merged file written now (so the
     first reply does not wait for it), the held-out questions — and the general ones, when
@@ -110,21 +114,22 @@ def runtime_check(
         return {"engine": f"llama.cpp {settings.runtime_precision}", "serves": False,
                 "why": f"it could not load the model ({type(exc).__name__})"}
     try:
-        result = _compare(settings, served, cases, answers, general_torch, persona)
+        result = _compare(settings, served, cases, answers, general_torch, persona, pause)
     finally:
         hub.close()
     return result
 
 
 def _compare(settings: Settings, served: Any, cases: list[Case], answers: list[dict[str, Any]],
-             general_torch: float | None, persona: str | None = None) -> dict[str, Any]:
+             general_torch: float | None, persona: str | None = None,
+             pause: Callable[[], object] | None = None) -> dict[str, Any]:
     from trainerbot.evaluation import general
 
     result: dict[str, Any] = {"engine": served.engine, "compared": len(cases)}
     serves = True
     if cases:
         rows, ours = score_cases(served, cases, max_new_tokens=min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS),
-                                 system=persona)
+                                 system=persona, pause=pause)
         theirs = summarise(answers)
         same = sum(1 for a, b in zip(rows, answers, strict=True) if a["prediction"] == b["prediction"])
         result |= {"same_answers": same, "exact_match": ours.exact_match, "exact_match_torch": theirs.exact_match,
@@ -134,7 +139,7 @@ def _compare(settings: Settings, served: Any, cases: list[Case], answers: list[d
         if ours.chrf is not None and theirs.chrf is not None:
             serves &= ours.chrf >= theirs.chrf - RUNTIME_TOLERANCE
     if general_torch is not None:
-        score = general.score(served, limit=settings.general_questions, system=persona)[0]
+        score = general.score(served, limit=settings.general_questions, system=persona, pause=pause)[0]
         result |= {"general": round(score, 1), "general_torch": general_torch}
         serves &= score >= general_torch - RUNTIME_TOLERANCE
     result["serves"] = serves
@@ -152,9 +157,9 @@ def register_version(
     cases = list(job.cases)
     if cases:
         queue.add_event(store, job_id, kind="log", message=f"evaluating on {len(cases)} held-out cases")
-    promote, evaluation, why, answers = promotion(settings, candidate, parent, cases, persona)
+    promote, evaluation, why, answers = promotion(settings, candidate, parent, cases, persona, job.pause)
     if general and settings.general_questions:
-        keeps, kept, words = general_check(settings, store, job_id, candidate, parent, persona)
+        keeps, kept, words = general_check(settings, store, job_id, candidate, parent, persona, job.pause)
         evaluation.update(kept)
         if not keeps:
             promote, why = False, words
@@ -162,7 +167,7 @@ def register_version(
             why = f"{why}; {words}"
     if path is not None:
         runtime = runtime_check(settings, store, job_id, settings.resolved_data_dir / path, cases, answers,
-                                evaluation.get("general") if general else None, persona)
+                                evaluation.get("general") if general else None, persona, job.pause)
         if runtime is not None:
             evaluation["runtime"] = runtime
             engine = runtime["engine"] if runtime["serves"] else "torch (llama.cpp answered worse)"

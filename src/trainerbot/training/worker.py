@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from trainerbot.config import Settings
 from trainerbot.ops import logs
 from trainerbot.store import Store
 from trainerbot.store.models import Job, JobStatus
-from trainerbot.training import queue
+from trainerbot.training import chat_first, queue
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ def serve(settings: Settings, *, once: bool = False, poll_s: float = 0.5, parent
     SIGTERM (or ``stop``) ends the loop; a job in training stops at its next step and is
     marked failed ("the worker was stopped"), so it never stays ``running``.
     """
+    pause = _share_the_machine(settings)
     from trainerbot.training.runner import (  # torch and TRL load here, not in the bot
         clean_partials,
         run_job,
@@ -96,7 +97,7 @@ def serve(settings: Settings, *, once: bool = False, poll_s: float = 0.5, parent
 
                     status = run_on_ray(settings, store, job_id, me, should_stop)
                 else:
-                    status = run_job(settings, store, job_id, me, stop=should_stop)
+                    status = run_job(settings, store, job_id, me, stop=should_stop, pause=pause)
             log.info("job %s: %s", job_id, status)
             running[0] = None
             ran += 1
@@ -111,8 +112,22 @@ def serve(settings: Settings, *, once: bool = False, poll_s: float = 0.5, parent
         store.close()
 
 
+def _share_the_machine(settings: Settings) -> Callable[[], float] | None:
+    """Give way to chat on this machine (``chat_first``): a lower CPU priority for this
+    process and every thread and child it starts from here on, idle OpenMP threads that
+    sleep instead of spinning (set before torch loads libgomp), and the pause between steps
+    while the bot writes a reply. Returns that pause (None with ``worker_yields`` off)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if settings.worker_nice:
+        log.info("worker CPU priority: nice %d", chat_first.lower_priority(settings.worker_nice))
+    if not settings.worker_yields:
+        return None
+    return chat_first.ChatFirst(chat_first.path_for(settings.resolved_data_dir)).wait
+
+
 def run_one(settings: Settings, job_id: int, worker: str) -> str:
-    """Run one job that ``worker`` already claimed (a Ray job's entrypoint); returns its status."""
+    """Run one job that ``worker`` already claimed (a Ray job's entrypoint); returns its status.
+    On a cluster it shares no cores with chat, so it never pauses for it."""
     from trainerbot.training.runner import run_job
 
     stop = threading.Event()

@@ -30,6 +30,7 @@ from rich.text import Text
 from trainerbot.core import Attachment, Caller, CoreService, Reply
 from trainerbot.core.commands import COMMANDS
 from trainerbot.core.text import eta_text
+from trainerbot.core.turns import waiting_words
 from trainerbot.errors import BadInput, TrainerBotError
 from trainerbot.fileio import unique_path
 from trainerbot.ops import metrics
@@ -213,11 +214,15 @@ class Console:
                 self.out.flush()
                 shown[:] = [text]
 
+        async def waiting(ahead: int) -> None:  # the model is busy with others (the dashboard, Discord)
+            self._print(f"… {waiting_words(ahead)}")
+
         streaming = audio is None and self.out.isatty()
         reply = await (
-            self.core.chat.voice_message(self.caller, audio)
+            self.core.chat.voice_message(self.caller, audio, on_wait=waiting)
             if audio is not None
-            else self.core.chat.reply(self.caller, line, on_partial=partial if streaming else None, partial_every_s=0)
+            else self.core.chat.reply(self.caller, line, on_partial=partial if streaming else None, partial_every_s=0,
+                                      on_wait=waiting)
         )
         reply_id = reply.reply_id
         if reply_id is not None:

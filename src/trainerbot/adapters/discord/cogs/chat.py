@@ -16,6 +16,7 @@ from discord.ext import commands
 from trainerbot.adapters.discord.cogs.feedback import RATINGS
 from trainerbot.adapters.discord.render import caller_of, read_attachment, send_reply
 from trainerbot.core import Caller, Reply
+from trainerbot.core.turns import waiting_words
 from trainerbot.core.voice import is_audio
 from trainerbot.errors import TrainerBotError
 
@@ -59,15 +60,22 @@ class ChatCog(commands.Cog, name="Chat"):
         caller = caller_of(message.author, message.guild, message.channel.id, owner_ids=self.bot.owner_ids_known)
         streamed: list[discord.Message] = []
 
-        async def partial(text_so_far: str) -> None:  # a streaming server: show the answer as it grows
-            shown = text_so_far[:1990] + " …"
+        async def show(content: str) -> None:  # one message of ours, edited as the answer grows
             if streamed:
-                await streamed[0].edit(content=shown, allowed_mentions=discord.AllowedMentions.none())
+                await streamed[0].edit(content=content, allowed_mentions=discord.AllowedMentions.none())
             else:
-                streamed.append(await message.reply(shown, mention_author=False, allowed_mentions=discord.AllowedMentions.none()))
+                streamed.append(await message.reply(content, mention_author=False,
+                                                    allowed_mentions=discord.AllowedMentions.none()))
+
+        async def partial(text_so_far: str) -> None:  # show the answer as it grows
+            await show(text_so_far[:1990] + " …")
+
+        async def waiting(ahead: int) -> None:  # every reply slot is taken: say where they stand
+            await show(f"-# {waiting_words(ahead)}")
         try:
             async with message.channel.typing():
-                reply = await self.bot.core.chat.reply(caller, text, message_id=str(message.id), on_partial=partial)
+                reply = await self.bot.core.chat.reply(caller, text, message_id=str(message.id), on_partial=partial,
+                                                       on_wait=waiting)
         except TrainerBotError as exc:
             if streamed:
                 await streamed[0].edit(content=exc.user_message, allowed_mentions=discord.AllowedMentions.none())
