@@ -16,12 +16,12 @@ from sqlalchemy import select
 from tests.conftest import att
 from trainerbot.config import Settings
 from trainerbot.core import Caller, CoreService
-from trainerbot.core.training import choose_recipe
 from trainerbot.datasets.records import Example
 from trainerbot.datasets.sample import generate
 from trainerbot.errors import BadInput, NotAllowed, NotFound
 from trainerbot.model.local import LocalModel
 from trainerbot.store.models import Job, JobEvent, ModelVersion
+from trainerbot.training import recipes
 from trainerbot.training.worker import serve, spawn_child, stop_child
 
 
@@ -45,12 +45,12 @@ def test_recipe_follows_the_data() -> None:
     pos = Example(prompt="q", response="a")
     neg = Example(prompt="q", response="b", label="negative")
     pair = Example(prompt="q", response="a", rejected="b")
-    assert choose_recipe([pos, neg], has_model=False) == "sft"
-    assert choose_recipe([pos], has_model=True) == "sft"
-    assert choose_recipe([pos, neg], has_model=True) == "kto"
-    assert choose_recipe([pair, pair], has_model=True) == "dpo"
+    assert recipes.choose([pos, neg], has_model=False) == "sft"
+    assert recipes.choose([pos], has_model=True) == "sft"
+    assert recipes.choose([pos, neg], has_model=True) == "kto"
+    assert recipes.choose([pair, pair], has_model=True) == "dpo"
     with pytest.raises(BadInput, match="first training needs positive"):
-        choose_recipe([neg], has_model=False)
+        recipes.choose([neg], has_model=False)
 
 
 async def test_a_job_goes_through_every_status_and_registers_a_version(core: CoreService, trainer: Caller) -> None:

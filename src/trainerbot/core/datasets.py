@@ -21,7 +21,7 @@ from trainerbot.core.text import quote_user_text, row_number
 from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, OutFile, Reply
 from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets import paths
-from trainerbot.datasets.exporters import EXPORT_FORMATS, export_rows, serialise
+from trainerbot.datasets.exporters import EXPORT_FORMATS, export_rows, serialise, why_none
 from trainerbot.datasets.importers import Limits, human_size, parse_label, parse_upload
 from trainerbot.datasets.records import Example, Label
 from trainerbot.datasets.snapshots import write_snapshot
@@ -300,12 +300,7 @@ class DatasetCommands(Group):
             examples = [dataset_items.item_to_example(i) for i in repo.current_items(s, ds.id)]
         rows = export_rows(examples, fmt)
         if not rows:
-            why = {
-                "dpo": "DPO needs corrections (a reply and its corrected answer)",
-                "openai": "it has no positive examples",
-                "sft": "it has no positive examples",
-            }.get(fmt, "it is empty")
-            raise BadInput(f"Nothing to export from `{name}` as {fmt}: {why}.")
+            raise BadInput(f"Nothing to export from `{name}` as {fmt}: {why_none(fmt)}.")
         text, suffix = serialise(rows, fmt)
         target = unique_path(paths.area_dir(self._root(caller), "exports"), f"{name}-{fmt}-{_stamp()}", suffix)
         atomic_write_bytes(target, text.encode("utf-8"))

@@ -2,8 +2,9 @@
 
 ``train`` imports an attached file (like ``import``), snapshots the dataset (like
 ``select_dataset``) and queues a job — it never trains in this process: the worker does.
-The recipe follows from the data: the first training (no model yet) is SFT; afterwards
-corrections alone give DPO, data with 👎/negative examples gives KTO, the rest SFT.
+The recipe follows from the data (``training.recipes.choose``): the first training (no model
+yet) is SFT; afterwards corrections alone give DPO, data with 👎/negative examples gives KTO,
+the rest SFT; an OpenAI-compatible backend offers SFT and DPO.
 """
 
 from __future__ import annotations
@@ -25,28 +26,10 @@ from trainerbot.errors import BadInput, NotAvailable, NotFound
 from trainerbot.plural import count
 from trainerbot.store import Store, repo
 from trainerbot.store.models import Dataset, Job, JobEvent, JobStatus, ModelVersion, Snapshot
-from trainerbot.training import queue
+from trainerbot.training import queue, recipes
 
 SAMPLE = "sample"
 
-
-
-def choose_recipe(examples: list[Example], has_model: bool, backend: str = "local") -> str:
-    if backend == "openai":  # fine-tuning APIs offer supervised and DPO (no KTO): negatives sit out
-        if all(e.rejected is not None for e in examples):
-            return "dpo"
-        if not any(e.label == "positive" for e in examples):
-            raise BadInput("Fine-tuning needs positive examples (question and good answer); this data has none.")
-        return "sft"
-    if not has_model:
-        if not any(e.label == "positive" for e in examples):
-            raise BadInput("The first training needs positive examples (question and good answer); this data has none.")
-        return "sft"
-    if all(e.rejected is not None for e in examples):
-        return "dpo"
-    if any(e.label == "negative" for e in examples):
-        return "kto"
-    return "sft"
 
 
 def _job_id(raw: str | int) -> int:
@@ -130,7 +113,7 @@ class TrainingCommands(Group):
                 )
                 gid = guild.id
             backend = self.settings.backend
-            recipe = choose_recipe(examples, has_model, backend)
+            recipe = recipes.choose(examples, has_model, backend)
             submitted = queue.submit(
                 self.store,
                 guild_id=gid,

@@ -1,5 +1,8 @@
 """Write examples in the formats training tools read.
 
+The recipes' own shapes (``sft``, ``kto``, ``dpo``) come from their configs in the one
+recipe registry (``training.recipes``), so what a job trains on and what is exported agree:
+
 - ``openai``: OpenAI chat fine-tuning JSONL, ``{"messages": [system?, ...history, user, assistant]}``;
   positive examples only (a correction contributes its corrected answer).
 - ``sft``: TRL conversational prompt–completion, ``{"prompt": [...], "completion": [assistant]}``;
@@ -20,39 +23,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from trainerbot.datasets.records import Example
+from trainerbot.training import recipes
+from trainerbot.training.sft_config import chat_row
 
-EXPORT_FORMATS: tuple[str, ...] = ("openai", "sft", "kto", "dpo", "csv")
 CSV_COLUMNS = ("prompt", "response", "label", "rejected", "source", "author")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _assistant(text: str) -> list[dict[str, str]]:
-    return [{"role": "assistant", "content": text}]
-
-
-def _openai(ex: Example) -> Iterator[dict[str, Any]]:
-    if ex.label == "positive":
-        yield {"messages": ex.prompt_messages() + _assistant(ex.response)}
-
-
-def _sft(ex: Example) -> Iterator[dict[str, Any]]:
-    if ex.label == "positive":
-        yield {"prompt": ex.prompt_messages(), "completion": _assistant(ex.response)}
-
-
-def _kto(ex: Example) -> Iterator[dict[str, Any]]:
-    yield {"prompt": ex.prompt_messages(), "completion": _assistant(ex.response), "label": ex.label == "positive"}
-    if ex.rejected is not None:
-        yield {"prompt": ex.prompt_messages(), "completion": _assistant(ex.rejected), "label": False}
-
-
-def _dpo(ex: Example) -> Iterator[dict[str, Any]]:
-    if ex.rejected is not None and ex.label == "positive":
-        yield {"prompt": ex.prompt_messages(), "chosen": _assistant(ex.response), "rejected": _assistant(ex.rejected)}
 
 
 def _csv(ex: Example) -> Iterator[dict[str, Any]]:
@@ -60,7 +39,17 @@ def _csv(ex: Example) -> Iterator[dict[str, Any]]:
            "source": ex.source_ref, "author": str(ex.extra.get("author_id", ""))}
 
 
-ROWS = {"openai": _openai, "sft": _sft, "kto": _kto, "dpo": _dpo, "csv": _csv}
+# Every recipe's own rows (its config, ``training.recipes``), beside OpenAI's chat rows and a spreadsheet.
+ROWS: dict[str, Callable[[Example], Iterator[dict[str, Any]]]] = {
+    "openai": chat_row, **{name: recipes.recipe(name).row for name in recipes.names()}, "csv": _csv}
+EXPORT_FORMATS: tuple[str, ...] = tuple(ROWS)
+
+
+def why_none(fmt: str) -> str:
+    """What the data lacks when it gives no rows in ``fmt``."""
+    if fmt in recipes.names():
+        return recipes.recipe(fmt).why_none
+    return "it has no positive examples" if fmt == "openai" else "it is empty"
 
 
 def export_rows(examples: Iterable[Example], fmt: str) -> list[dict[str, Any]]:

@@ -19,13 +19,12 @@ import logging
 import time
 from typing import Any
 
-from trainerbot.datasets.exporters import export_rows
 from trainerbot.datasets.records import Example
 from trainerbot.errors import TrainerBotError
 from trainerbot.model.remote import RemoteRuntime, client_options, plain_error, provider_reason
 from trainerbot.plural import count
 from trainerbot.store.models import Job, JobStatus
-from trainerbot.training import queue
+from trainerbot.training import queue, recipes
 from trainerbot.training.job import JobContext
 from trainerbot.training.versions import register_version
 
@@ -33,16 +32,10 @@ log = logging.getLogger(__name__)
 RUNNING = {"validating_files", "queued", "running"}
 
 
-def preference_rows(examples: list[Example]) -> list[dict[str, Any]]:
-    """OpenAI's DPO format, from corrections (chosen = the correction, rejected = the original reply)."""
-    return [{"input": {"messages": ex.prompt_messages()},
-             "preferred_output": [{"role": "assistant", "content": ex.response}],
-             "non_preferred_output": [{"role": "assistant", "content": ex.rejected}]}
-            for ex in examples if ex.rejected is not None and ex.label == "positive"]
-
-
 def training_rows(examples: list[Example], recipe: str) -> list[dict[str, Any]]:
-    return preference_rows(examples) if recipe == "dpo" else export_rows(examples, "openai")
+    """The recipe's OpenAI fine-tuning rows (its config: chat rows for SFT, preference pairs for DPO)."""
+    config = recipes.recipe(recipe)
+    return [row for ex in examples for row in config.openai_row(ex)]
 
 
 def _plain(exc: Exception) -> str:
@@ -62,10 +55,11 @@ def run_remote_job(job: JobContext, examples: list[Example]) -> str:
     settings, store, job_id, recipe, parent = job.settings, job.store, job.job_id, job.recipe, job.parent
 
     client = OpenAI(**client_options(settings))
+    config = recipes.recipe(recipe)
     rows = training_rows(examples, recipe)
-    if not rows:
-        queue.finish(store, job_id, JobStatus.FAILED, error="Nothing to fine-tune on: " + (
-            "DPO needs corrections." if recipe == "dpo" else "the data has no positive examples."))
+    method = config.openai_method(0.1)
+    if not rows or method is None:
+        queue.finish(store, job_id, JobStatus.FAILED, error=f"Nothing to fine-tune on: {config.why_none}.")
         return JobStatus.FAILED
     base = str(parent.base) if parent is not None and parent.backend == "openai" and parent.base else settings.openai_model
     try:
@@ -73,9 +67,6 @@ def run_remote_job(job: JobContext, examples: list[Example]) -> str:
         upload = client.files.create(file=(f"trainerbot-job-{job_id}.jsonl", data, "application/jsonl"), purpose="fine-tune")
         queue.add_event(store, job_id, kind="log", message=f"uploaded {count(len(rows), f'{recipe} row')} as {upload.id}; "
                                                             f"{count(len(job.cases), 'held-out question')} kept back")
-        method: dict[str, Any] = (
-            {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1}}} if recipe == "dpo" else {"type": "supervised"}
-        )
         remote = client.fine_tuning.jobs.create(
             model=base,
             training_file=upload.id,

@@ -40,10 +40,11 @@ from trainerbot.plural import count
 from trainerbot.store import Store, repo
 from trainerbot.store.models import Guild, Job, JobStatus, ModelVersion, Snapshot
 from trainerbot.store.repo import active_version
-from trainerbot.training import queue, rehearsal
+from trainerbot.training import queue, recipes, rehearsal
 from trainerbot.training.common import JobCallback, Progress, TrainParams, TrainResult, native_bf16, quiet_libraries
 from trainerbot.training.job import JobContext
 from trainerbot.training.plots import loss_curve
+from trainerbot.training.recipe_config import StartKind
 from trainerbot.training.versions import register_version
 
 log = logging.getLogger(__name__)
@@ -65,18 +66,18 @@ def lora_config(model_config: Any, top_layers: float = 1.0) -> Any:
                       layers_to_transform=list(range(first, layers)) if first > 0 else None)
 
 
-def params_for(settings: Settings, recipe: str, start: str) -> TrainParams:
-    """The recipe's own defaults for this start (kept beside each recipe, as TRL keeps its
-    configs beside its trainers), overridden by the settings."""
-    from trainerbot.training import dpo, kto, sft
-
-    epochs, lr, batch = {"sft": sft, "kto": kto, "dpo": dpo}[recipe].DEFAULTS[start]
+def params_for(settings: Settings, recipe: str, start: StartKind) -> TrainParams:
+    """The recipe's own defaults for this start (its config, beside its trainer, as TRL keeps
+    them), overridden by the settings."""
+    config = recipes.recipe(recipe)
+    hyper = config.defaults[start]
     lora = start == "lora"
-    # Mixed precision was measured for LoRA SFT only (KTO/DPO compare log-probabilities, kept in float32).
-    bf16 = lora and recipe == "sft" and (settings.train_precision == "bf16" or
-                                         (settings.train_precision == "auto" and native_bf16()))
-    return TrainParams(epochs=settings.train_epochs or epochs, learning_rate=settings.learning_rate or lr,
-                       batch_size=settings.train_batch_size or batch, lora=lora, bf16=bf16)
+    # Mixed precision where it was measured for the recipe (LoRA SFT; KTO/DPO compare
+    # log-probabilities, kept in float32).
+    bf16 = lora and config.bf16 and (settings.train_precision == "bf16" or
+                                     (settings.train_precision == "auto" and native_bf16()))
+    return TrainParams(epochs=settings.train_epochs or hyper.epochs, learning_rate=settings.learning_rate or hyper.learning_rate,
+                       batch_size=settings.train_batch_size or hyper.batch_size, lora=lora, bf16=bf16)
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Start:
 
     model: Any
     tokenizer: Any
-    kind: str  # scratch | continue (a whole model) | lora (an adapter on a pretrained base)
+    kind: StartKind  # scratch | continue (a whole model) | lora (an adapter on a pretrained base)
     base: str  # in words, for the job log and the version list
     base_dir: Path | None = None  # the pretrained folder under an adapter
     peft_config: Any = None  # a new adapter to add (None: none, or the parent's is already on)
@@ -122,7 +123,7 @@ def _load_start(settings: Settings, data_dir: Path, parent: ModelVersion | None,
             return Start(model, tok, "continue", f"pretrained:{base_dir.name}")
         return Start(model, tok, "lora", f"pretrained:{base_dir.name}", base_dir, lora_config(model.config, settings.lora_layers),
                      Weights.sharing(model, tok, base_dir))
-    if recipe != "sft":
+    if recipes.recipe(recipe).needs_model:
         raise BadInput(f"{recipe.upper()} needs a model to start from; train on positive examples first.")
     from trainerbot.model.build import ModelShape, new_model, train_tokenizer
 
@@ -222,7 +223,7 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
         if start.base_dir is not None:
             # The base, served beside the training copy: rehearsal answers now, evaluation after.
             weights = start.weights or Weights(start.base_dir, require_done=False)
-            if recipe == "sft":
+            if recipes.recipe(recipe).rehearsal:
                 extra = rehearsal.answers(
                     LocalModel(start.base_dir, weights=weights, require_done=False, threads=settings.torch_threads),
                     data_dir,
@@ -265,9 +266,7 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
             return queue.heartbeat(store, job_id, worker) or stop()
 
         callback = JobCallback(report, should_stop, pause=pause)
-        from trainerbot.training import dpo, kto, sft
-
-        recipe_module = {"sft": sft, "kto": kto, "dpo": dpo}[recipe]
+        recipe_module = recipes.trainer(recipe)
         out_dir = root / "models" / f".job-{job_id}.trainer"
         trained, result = recipe_module.train(
             start.model, start.tokenizer, examples, params, callback, str(out_dir), start.peft_config

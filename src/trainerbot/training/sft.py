@@ -18,21 +18,14 @@ from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import SFTConfig, SFTTrainer
 
-from trainerbot.datasets.exporters import export_rows
 from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput
 from trainerbot.training.common import JobCallback, TrainParams, TrainResult, run, trained_model, training_attention, trl_args
-
-# (epochs, learning rate, batch size) by where a job starts: a model built from scratch, a
-# whole model trained further, or a LoRA adapter on the pretrained base. The LoRA figures
-# were chosen with bench/teach.py on 100 facts: batch 4 (more updates for the same tokens),
-# lr 2e-3 (5e-3 diverged); recall needs ~8 epochs (5: 61–65 %; bench/RESULTS.md).
-DEFAULTS: dict[str, tuple[float, float, int]] = {"scratch": (80.0, 2e-3, 32), "continue": (30.0, 1e-3, 32),
-                                                 "lora": (8.0, 2e-3, 4)}
+from trainerbot.training.recipes import recipe
 
 
 def rows(examples: list[Example]) -> list[dict[str, Any]]:
-    return export_rows(examples, "sft")
+    return recipe("sft").rows(examples)
 
 
 class AnswerLossTrainer(SFTTrainer):

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -14,13 +14,17 @@ from trainerbot.adapters.discord.render import ctx_caller, read_attachment, send
 from trainerbot.adapters.discord.ui import answer
 from trainerbot.core import Reply
 from trainerbot.core.commands import describe
+from trainerbot.datasets.exporters import EXPORT_FORMATS
 from trainerbot.datasets.records import Label
 from trainerbot.errors import BadInput
+from trainerbot.training import recipes
 
 if TYPE_CHECKING:
     from trainerbot.adapters.discord.bot import TrainerBot
 
-Format = Literal["openai", "sft", "kto", "dpo", "csv"]
+# The export formats as a closed set of choices: OpenAI's chat rows, each registered
+# recipe's own rows (``training.recipes``), a spreadsheet.
+FORMATS = [app_commands.Choice(name=fmt, value=fmt) for fmt in EXPORT_FORMATS]
 LABEL_HELP = "Only this label's examples (positive: good answers, negative: bad ones); all when left out"
 ROW_LABEL_HELP = "The label for rows that carry none (positive: a good answer, negative: a bad one)"
 
@@ -91,12 +95,13 @@ class DatasetsCog(commands.Cog, name="Datasets"):
 
     @commands.hybrid_command(name="export", description=describe("export"))
     @app_commands.describe(dataset="The dataset to export",
-                           fmt="openai: chat JSONL; sft, kto, dpo: TRL's formats; csv: a spreadsheet")
+                           fmt="openai: chat JSONL; " + ", ".join(recipes.names()) + ": TRL's formats; csv: a spreadsheet")
     @app_commands.rename(fmt="format")
+    @app_commands.choices(fmt=FORMATS)
     @trainer_only()
     @commands.guild_only()
     @commands.cooldown(3, 60, commands.BucketType.user)
-    async def export(self, ctx: commands.Context[Any], dataset: str, fmt: Format = "openai") -> None:
+    async def export(self, ctx: commands.Context[Any], dataset: str, fmt: str = "openai") -> None:
         await send_reply(ctx, await answer(ctx, lambda: self.bot.core.datasets.export(ctx_caller(ctx), dataset, fmt)))
 
     export.autocomplete("dataset")(complete.datasets)

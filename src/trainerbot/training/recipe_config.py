@@ -1,0 +1,63 @@
+"""The parts every training recipe's config has (``sft_config``, ``kto_config``,
+``dpo_config`` fill them in; ``recipes`` registers them and checks that none is missing).
+Nothing here imports torch or TRL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from trainerbot.datasets.records import Example
+
+
+def assistant_turn(text: str) -> list[dict[str, str]]:
+    """One assistant message, as the chat-format rows of every recipe end."""
+    return [{"role": "assistant", "content": text}]
+
+
+StartKind = Literal["scratch", "continue", "lora"]  # a model built from the data, a whole model trained further, a LoRA adapter
+STARTS: tuple[StartKind, ...] = ("scratch", "continue", "lora")
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """A recipe's defaults for one start (the settings override each)."""
+
+    epochs: float
+    learning_rate: float
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    """The parts every recipe has; each recipe's config fills them in."""
+
+    name: str
+    trainer: str  # the module with its ``train(model, tokenizer, examples, params, callback, output_dir, peft_config)``
+    defaults: Mapping[StartKind, Hyper]
+    needs_model: bool  # starts only from a model (its reference): KTO and DPO
+    preference: int  # chosen before recipes with a lower one when the data fits several
+    why_none: str  # what the data lacks when it gives no rows of this shape
+    bf16: bool = False  # bfloat16 mixed precision measured for this recipe (LoRA on a CPU with native bf16)
+    rehearsal: bool = False  # the base model's own answers mixed in (keeps a pretrained model conversing)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def row(self, example: Example) -> Iterator[dict[str, Any]]:
+        """TRL's rows for one example (none when it does not fit this shape)."""
+        raise NotImplementedError
+
+    def fits(self, examples: list[Example]) -> bool:
+        """Whether this recipe is the one for this data."""
+        raise NotImplementedError
+
+    def openai_row(self, example: Example) -> Iterator[dict[str, Any]]:
+        """The OpenAI fine-tuning rows for one example (none where providers offer no such method)."""
+        return iter(())
+
+    def openai_method(self, beta: float) -> dict[str, Any] | None:
+        """The ``method`` of OpenAI's fine-tuning job; None where providers offer none."""
+        return None
+
+    def rows(self, examples: Iterable[Example]) -> list[dict[str, Any]]:
+        return [row for ex in examples for row in self.row(ex)]

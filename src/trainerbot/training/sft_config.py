@@ -1,0 +1,52 @@
+"""SFT's config: supervised fine-tuning on positive examples (and approved corrections'
+answers), the loss on the answer only. The trainer is ``sft.py``.
+
+Data shape: TRL's conversational prompt–completion, ``{"prompt": [...], "completion":
+[assistant]}``; on the OpenAI path, OpenAI's chat fine-tuning rows (``{"messages": [...]}``,
+the ``openai`` export) with the ``supervised`` method. Chosen when nothing more specific
+fits: the data holds positive examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainerbot.datasets.records import Example
+from trainerbot.training.recipe_config import Hyper, RecipeConfig, StartKind, assistant_turn
+
+
+def chat_row(ex: Example) -> Iterator[dict[str, Any]]:
+    """OpenAI's chat fine-tuning row: the whole conversation, the good answer last."""
+    if ex.label == "positive":
+        yield {"messages": ex.prompt_messages() + assistant_turn(ex.response)}
+
+
+@dataclass(frozen=True)
+class SftConfig(RecipeConfig):
+    name: str = "sft"
+    trainer: str = "trainerbot.training.sft"
+    # The LoRA figures were chosen with bench/teach.py on 100 facts: batch 4 (more updates
+    # for the same tokens), lr 2e-3 (5e-3 diverged); recall needs ~8 epochs (5: 61–65 %;
+    # bench/RESULTS.md).
+    defaults: Mapping[StartKind, Hyper] = field(default_factory=lambda: {
+        "scratch": Hyper(80.0, 2e-3, 32), "continue": Hyper(30.0, 1e-3, 32), "lora": Hyper(8.0, 2e-3, 4)})
+    needs_model: bool = False
+    preference: int = 0
+    why_none: str = "it has no positive examples"
+    bf16: bool = True
+    rehearsal: bool = True
+
+    def row(self, example: Example) -> Iterator[dict[str, Any]]:
+        if example.label == "positive":
+            yield {"prompt": example.prompt_messages(), "completion": assistant_turn(example.response)}
+
+    def fits(self, examples: list[Example]) -> bool:
+        return any(e.label == "positive" for e in examples)
+
+    def openai_row(self, example: Example) -> Iterator[dict[str, Any]]:
+        return chat_row(example)
+
+    def openai_method(self, beta: float) -> dict[str, Any] | None:
+        return {"type": "supervised"}
