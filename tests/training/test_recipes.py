@@ -171,3 +171,37 @@ def test_lora_jobs_get_their_own_recipe(tmp_path, monkeypatch: pytest.MonkeyPatc
     assert runner.lora_config(shape).layers_to_transform is None  # every layer
     assert runner.lora_config(shape, 1 / 3).layers_to_transform == list(range(20, 30))
     assert runner.lora_config(types.SimpleNamespace(num_hidden_layers=2), 0.1).layers_to_transform == [1]  # at least one
+
+
+def test_lora_sft_in_bf16_stores_the_frozen_weights_in_bf16_and_trains_the_adapter_in_float32(tmp_path) -> None:
+    """Inspected while it trains: the frozen projections are bf16 tensors, the adapter and its
+    optimizer state float32, the embeddings (the LM head's weights too) float32; the loss
+    falls; and the model handed in (the base that keeps serving) is untouched, in float32."""
+    from peft import LoraConfig
+
+    examples = generate(8, seed=3)
+    model, tok = _tiny(examples)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    seen: dict[str, set[tuple[torch.dtype, bool]]] = {}
+
+    def inspect(args, state, control, model=None, optimizer=None, **kw):  # type: ignore[no-untyped-def]
+        if seen:
+            return
+        for name, p in model.named_parameters():
+            kind = "lora" if "lora_" in name else "embed" if "embed_tokens" in name else (
+                "projection" if name.endswith("proj.base_layer.weight") else "other")
+            seen.setdefault(kind, set()).add((p.dtype, p.requires_grad))
+        states = [s for group in optimizer.state.values() for s in group.values() if isinstance(s, torch.Tensor) and s.dim()]
+        seen["optimizer"] = {(s.dtype, False) for s in states}
+
+    callback = _callback()[0]
+    callback.on_step_end = inspect  # type: ignore[method-assign]
+    params = TrainParams(epochs=30, batch_size=8, learning_rate=3e-3, warmup_steps=3, logging_steps=5, lora=True, bf16=True)
+    lora = LoraConfig(r=8, lora_alpha=16, target_modules=runner.LORA_TARGETS, task_type="CAUSAL_LM")
+    trained, result = sft.train(model, tok, examples, params, callback, str(tmp_path / "out"), lora)
+    assert seen["projection"] == {(torch.bfloat16, False)}
+    assert seen["lora"] == {(torch.float32, True)} and seen["optimizer"] == {(torch.float32, False)}
+    assert seen["embed"] == {(torch.float32, False)}
+    assert result.losses[-1][1] < result.losses[0][1], result.losses
+    assert all(p.dtype == torch.float32 and torch.equal(p, before[name]) for name, p in model.named_parameters())
+    assert trained is not model

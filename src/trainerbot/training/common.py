@@ -39,7 +39,10 @@ class TrainParams:
     logging_steps: int = 5
     beta: float = 0.1  # DPO / KTO
     lora: bool = False  # a LoRA adapter on a pretrained model
-    bf16: bool = False  # bfloat16 mixed precision (autocast; the weights and the optimizer stay float32)
+    bf16: bool = False  # bfloat16 mixed precision (autocast; trained weights and the optimizer stay float32)
+    # Under LoRA with bf16: the frozen projection weights stored in bfloat16 in the training copy,
+    # so autocast no longer casts them at every op (the same products: it cast them to bf16 anyway).
+    bf16_frozen: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -50,6 +53,25 @@ def native_bf16() -> bool:
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except AttributeError:  # a torch without the probes: do not guess
         return False
+
+
+def frozen_in_bf16(model: Any, *, new_adapter: bool) -> Any:
+    """A training copy of ``model`` whose frozen projections (every ``nn.Linear`` but the LM
+    head, which shares the input embeddings) hold their weights in bfloat16; everything else
+    as it was: the embeddings, the norms and the residual stream in float32, the adapter and
+    its optimizer in float32 (PEFT keeps a new adapter in float32 over a bf16 layer). Under
+    autocast the matmuls are the same bf16 products as before; only the cast of every weight
+    at every op is gone. ``new_adapter``: PEFT wraps the copy later (every projection will be
+    frozen); else only the projections already frozen (a parent's adapter trained further)
+    change. The caller's model is left as it was: it serves the base in float32."""
+    copy_ = copy.deepcopy(model)
+    head = copy_.get_output_embeddings()
+    for module in copy_.modules():
+        if isinstance(module, torch.nn.Linear) and module is not head and (new_adapter or not module.weight.requires_grad):
+            module.weight = torch.nn.Parameter(module.weight.detach().to(torch.bfloat16), requires_grad=False)
+            if module.bias is not None:
+                module.bias = torch.nn.Parameter(module.bias.detach().to(torch.bfloat16), requires_grad=False)
+    return copy_
 
 
 @contextmanager

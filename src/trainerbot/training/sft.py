@@ -20,7 +20,16 @@ from trl import SFTConfig, SFTTrainer
 
 from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput
-from trainerbot.training.common import JobCallback, TrainParams, TrainResult, run, trained_model, training_attention, trl_args
+from trainerbot.training.common import (
+    JobCallback,
+    TrainParams,
+    TrainResult,
+    frozen_in_bf16,
+    run,
+    trained_model,
+    training_attention,
+    trl_args,
+)
 from trainerbot.training.recipes import recipe
 
 
@@ -77,6 +86,8 @@ def trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples
     data = rows(examples)
     if not data:
         raise BadInput("SFT needs positive examples: import some answers first.")
+    if params.lora and params.bf16 and params.bf16_frozen:
+        model = frozen_in_bf16(model, new_adapter=peft_config is not None)
     # Under LoRA, facts (~50 tokens) and rehearsal answers (up to ~120) mix: batches of like
     # lengths pad less (1.3–1.5× faster an epoch here). KTO/DPO rows have no plain input_ids to sort by.
     strategy = "group_by_length" if params.lora else "random"
