@@ -1,7 +1,7 @@
 """Chat while a job trains, on this machine: replies through the bot's llama.cpp runtime with
 nothing else running, with a worker that does not give way (as before issue 31: nice 0, no
-pause, libgomp's default wait policy), and with a worker as the bot starts it now (nice 19,
-``OMP_WAIT_POLICY=PASSIVE``, pausing between steps while a reply is written).
+pause), and with a worker as the bot starts it now (nice 19, pausing at every training step
+and decoder layer while a reply is written).
 
 Two real ``trainerbot worker`` processes each train a real LoRA SFT job on the shipped
 model (two servers, 200 facts each, 1000 epochs so they outlast the bench). The bench holds
@@ -16,7 +16,7 @@ idle per round (median and spread); each job's rate with chat against alone, bes
 share of that span chat spent writing. Targets (issue 31): TTFT and 64-token p50 ≤ 1.5×
 idle; the job slows by at most what chat takes.
 
-    .venv/bin/python bench/chat_while_training.py [--rounds 4] [--replies 6] [--alone-s 12]
+    .venv/bin/python bench/chat_while_training.py [--rounds 4] [--replies 6] [--before-replies 2] [--alone-s 12]
 """
 
 from __future__ import annotations
@@ -48,9 +48,8 @@ from trainerbot.model.prompt import SYSTEM, conversation
 from trainerbot.store.models import Job, JobEvent, JobStatus
 
 SIDES = {  # the worker's environment on each side
-    "before": {"TRAINERBOT_WORKER_NICE": "0", "TRAINERBOT_WORKER_YIELDS": "false",
-               "OMP_WAIT_POLICY": ""},  # empty: libgomp's default policy (it prints a warning)
-    "now": {},  # the defaults: nice 19, pausing for chat, OMP_WAIT_POLICY=PASSIVE
+    "before": {"TRAINERBOT_WORKER_NICE": "0", "TRAINERBOT_WORKER_YIELDS": "false"},
+    "now": {},  # the defaults: nice 19, pausing at every step and layer while chat writes
 }
 
 
@@ -64,6 +63,12 @@ def spawn(data: Path, extra: dict[str, str], log: Path) -> subprocess.Popen[byte
 
 def hold(proc: subprocess.Popen[bytes], run: bool) -> None:
     os.killpg(proc.pid, signal.SIGCONT if run else signal.SIGSTOP)
+
+
+def cpu_s(proc: subprocess.Popen[bytes]) -> float:
+    """CPU seconds the worker process (all its threads) has used."""
+    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def progress(core: CoreService, job_id: int) -> list[tuple[float, int]]:
@@ -124,6 +129,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--replies", type=int, default=6)
+    parser.add_argument("--before-replies", type=int, default=2,
+                        help="replies on the before side (each takes 10-70 s there)")
     parser.add_argument("--alone-s", type=float, default=12.0)
     parser.add_argument("--gap-s", type=float, default=0.5)
     args = parser.parse_args()
@@ -132,6 +139,16 @@ def main() -> None:
         settings = Settings(_env_file=None, data_dir=data, model="smollm2", start_worker=False,  # type: ignore[call-arg]
                             user_rate_per_minute=10_000, train_epochs=1000)
         core = CoreService.open(settings)
+        # Each worker has a data folder and store of its own (the base shared): held by SIGSTOP
+        # longer than a lease, a worker on a shared store would see the other's job as
+        # abandoned and fail it. Chat runs on the "now" worker's folder, whose mark it reads.
+        stores = {"now": core}
+        for side in SIDES:
+            if side not in stores:
+                other = data / side
+                (other / "models").mkdir(parents=True)
+                (other / "models" / "base").symlink_to(data / "models" / "base", target_is_directory=True)
+                stores[side] = CoreService.open(settings.model_copy(update={"data_dir": other}))
         served = core.runtimes.for_chat(None)
         assert isinstance(served, ServedModel)
         asked = [q.prompt for q in questions()]
@@ -139,9 +156,10 @@ def main() -> None:
         jobs: dict[str, int] = {}
         try:
             for side, extra in SIDES.items():  # one at a time, so each worker claims its own job
-                jobs[side] = asyncio.run(setup(core, side))
-                workers[side] = spawn(data, extra, data / f"worker-{side}.log")
-                wait_training(core, jobs[side])
+                jobs[side] = asyncio.run(setup(stores[side], side))
+                folder = stores[side].settings.resolved_data_dir
+                workers[side] = spawn(folder, extra, data / f"worker-{side}.log")
+                wait_training(stores[side], jobs[side])
                 hold(workers[side], False)
             first_token: dict[str, list[float]] = {s: [] for s in ("idle", *SIDES)}
             whole: dict[str, list[float]] = {s: [] for s in ("idle", *SIDES)}
@@ -156,12 +174,14 @@ def main() -> None:
                         hold(proc, name == side)
                     time.sleep(1.0)
                     alone_from = time.time()
+                    cpu0 = cpu_s(workers[side]) if side != "idle" else 0.0
                     if side != "idle":
                         time.sleep(args.alone_s)
                     alone_to = chat_from = time.time()
+                    cpu1 = cpu_s(workers[side]) if side != "idle" else 0.0
                     busy = 0.0
                     firsts, wholes = [], []
-                    for _ in range(args.replies):
+                    for _ in range(args.before_replies if side == "before" else args.replies):
                         f, w = reply(core, served, asked[n % len(asked)])
                         n += 1
                         firsts.append(f)
@@ -169,6 +189,7 @@ def main() -> None:
                         busy += w
                         time.sleep(args.gap_s)
                     chat_to = time.time()
+                    cpu2 = cpu_s(workers[side]) if side != "idle" else 0.0
                     first_token[side] += firsts
                     whole[side] += wholes
                     line = (f"round {r + 1} {side:>6}: first token p50 {statistics.median(firsts) * 1000:6.0f} ms, 64 tokens "
@@ -176,18 +197,20 @@ def main() -> None:
                     if side == "idle":
                         idle_round = (statistics.median(firsts), statistics.median(wholes))
                     else:
-                        events = progress(core, jobs[side])
+                        events = progress(stores[side], jobs[side])
                         alone, with_chat = rate(events, alone_from, alone_to), rate(events, chat_from, chat_to)
                         share = busy / (chat_to - chat_from)
-                        if alone and with_chat is not None:
-                            job_rates[side].append((alone, with_chat, share))
-                        line += (f"; job {alone or 0:.2f} steps/s alone, {with_chat or 0:.2f} with chat "
+                        cpu_alone, cpu_chat = (cpu1 - cpu0) / (alone_to - alone_from), (cpu2 - cpu1) / (chat_to - chat_from)
+                        job_rates[side].append((cpu_alone, cpu_chat, share))
+                        steps = (f"{alone:.2f} steps/s alone, " if alone else "") + (
+                            f"{with_chat:.2f} with chat; " if with_chat is not None else "")
+                        line += (f"; job {steps}worker CPU {cpu_alone:.2f} cores alone, {cpu_chat:.2f} with chat "
                                  f"(chat writing {share:.0%} of that span)")
                     print(line, flush=True)
                 for side in SIDES:  # ratios against this round's idle side
                     if idle_round is not None and first_token[side]:
-                        mine = (statistics.median(first_token[side][-args.replies:]),
-                                statistics.median(whole[side][-args.replies:]))
+                        count = args.before_replies if side == "before" else args.replies
+                        mine = (statistics.median(first_token[side][-count:]), statistics.median(whole[side][-count:]))
                         ratios[side].append((mine[0] / idle_round[0], mine[1] / idle_round[1]))
         finally:
             for proc in workers.values():
@@ -198,7 +221,8 @@ def main() -> None:
                     proc.wait(30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-            asyncio.run(core.close())
+            for service in stores.values():
+                asyncio.run(service.close())
     print(f"\n{args.rounds} rounds × {args.replies} replies a side; 64-token replies, shipped model via llama.cpp q8_0; "
           "LoRA SFT jobs on 200 facts")
     for side in first_token:
@@ -212,9 +236,10 @@ def main() -> None:
         if rows:
             kept = [w / a for a, w, _ in rows]
             share = [c for _, _, c in rows]
-            print(f"{side:>6} job: {statistics.median([a for a, _, _ in rows]):.2f} steps/s alone; with chat "
+            print(f"{side:>6} job: worker CPU {statistics.median([a for a, _, _ in rows]):.2f} cores alone; with chat "
                   f"{statistics.median(kept):.0%} of that ({min(kept):.0%}-{max(kept):.0%}), while chat wrote "
-                  f"{statistics.median(share):.0%} of the time")
+                  f"{statistics.median(share):.0%} of the time (the job keeps ≥ {1 - statistics.median(share):.0%} "
+                  "if it slows by at most what chat takes)")
 
 
 if __name__ == "__main__":

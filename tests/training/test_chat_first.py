@@ -76,7 +76,10 @@ def test_training_holds_its_steps_while_a_reply_is_written(tmp_path: Path) -> No
     worker = ChatFirst(chat_first.path_for(tmp_path))
     asked = threading.Event()
 
+    calls = [0]
+
     def pause() -> float:
+        calls[0] += 1
         asked.set()
         return worker.wait()
     steps: list[int] = []
@@ -93,6 +96,10 @@ def test_training_holds_its_steps_while_a_reply_is_written(tmp_path: Path) -> No
     trainer.join(120)
     assert done and steps[-1] == 10  # and then it trained to the end
     assert callback.paused_s >= 0.5
+    # It is asked at every step and around each of the 2 layers, forward and backward, so it
+    # gives way within a step; the hooks are gone afterwards.
+    assert calls[0] >= 10 * (1 + 2 * 2)
+    assert not callback._hooks
 
 
 def test_the_worker_runs_at_a_lower_cpu_priority(tmp_path: Path) -> None:

@@ -6,13 +6,14 @@ a 64-token reply through llama.cpp took 65–129 s with a job training (1.0 s id
 job fell from 275 to 104 tokens/s. Three things share the cores out instead:
 
 - the worker runs at a lower CPU priority (``os.setpriority``; ``TRAINERBOT_WORKER_NICE``,
-  and ``Nice=`` in its systemd unit) with ``OMP_WAIT_POLICY=PASSIVE``, so its idle OpenMP
-  threads sleep instead of spinning on the cores chat needs;
+  and ``Nice=`` in its systemd unit);
 - the bot marks the time it is generating in a small file under the data folder
   (``ChatFirst.replying``);
-- the worker asks ``ChatFirst.wait`` before every training step and every check question,
-  and waits while a reply is being written. The step in flight finishes (at the lower
-  priority), so a job slows by about the time chat took and no more.
+- the worker asks ``ChatFirst.wait`` before every training step, around every decoder
+  layer and frozen projection in the forward and the backward pass (``common.JobCallback``)
+  and before every check question, and waits while a reply is being written. It gives way
+  within a millisecond or two of work, so a reply's first token hardly waits, and a job
+  slows by about the time chat took.
 
 The mark is a deadline on the machine's monotonic clock (8 bytes), refreshed while a reply
 streams, so a bot that dies mid-reply holds the worker back for ``HOLD_S`` at most. A

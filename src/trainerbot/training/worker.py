@@ -114,10 +114,10 @@ def serve(settings: Settings, *, once: bool = False, poll_s: float = 0.5, parent
 
 def _share_the_machine(settings: Settings) -> Callable[[], float] | None:
     """Give way to chat on this machine (``chat_first``): a lower CPU priority for this
-    process and every thread and child it starts from here on, idle OpenMP threads that
-    sleep instead of spinning (set before torch loads libgomp), and the pause between steps
-    while the bot writes a reply. Returns that pause (None with ``worker_yields`` off)."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    process and every thread and child it starts from here on, and the pause at every step
+    and layer while the bot writes a reply. Returns that pause (None with ``worker_yields``
+    off). (``OMP_WAIT_POLICY=PASSIVE`` was tried too: its threads sleep between operations,
+    and a job alone trained at half its speed — bench/RESULTS.md.)"""
     if settings.worker_nice:
         log.info("worker CPU priority: nice %d", chat_first.lower_priority(settings.worker_nice))
     if not settings.worker_yields:
