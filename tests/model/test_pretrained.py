@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import json
 import os
+import types
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from trainerbot.errors import NotAvailable
 from trainerbot.model import pretrained
 from trainerbot.model.files import DONE_MARKER, adapter_base
 from trainerbot.store.models import JobEvent, ModelVersion
+from trainerbot.training import versions
 from trainerbot.training.worker import serve
 
 TRAINER = Caller(guild_id="111", guild_name="Guild A", user_id="u-t", channel_id="c1", roles=frozenset({"trainer"}))
@@ -115,6 +117,14 @@ async def test_one_lora_job_through_the_worker_stores_an_adapter_that_chat_serve
     assert not os.path.isabs(json.loads((folder / DONE_MARKER).read_text())["base_dir"])  # the data folder can move
     assert version.active and version.base == f"pretrained:{pretrained.BASE_NAME}"
     assert version.metrics["general_questions"] == 3 and isinstance(version.metrics["general"], float)
+    # The untaught base's score is kept (per base, persona and questions): the next server's
+    # first version reads it instead of asking the base again.
+    cached = list((core.data_dir / "models" / "general").glob("*.json"))
+    assert len(cached) == 1 and json.loads(cached[0].read_text())["score"] == version.metrics["general_before"]
+    asked: list[int] = []
+    base_only = types.SimpleNamespace(weights=types.SimpleNamespace(folder=pretrained.base_dir(core.data_dir).resolve()))
+    again = versions.base_general(core.settings, base_only, 3, persona, pause=lambda: asked.append(1))
+    assert again == version.metrics["general_before"] and asked == []
     with core.store.read() as s:
         log = " | ".join(m for m in s.scalars(select(JobEvent.message).where(JobEvent.job_id == reply.data["job_id"])) if m)
     assert "9 rehearsal examples mixed in" in log and "with a LoRA adapter under the server's persona" in log

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
+from trainerbot.evaluation.run import replies
 from trainerbot.model.runtime import Runtime
 
 MAX_TOKENS = 32  # the keyword comes early in a right answer; longer replies only cost time
@@ -43,12 +44,11 @@ def score(model: Runtime, *, limit: int | None = None, system: str | None = None
     """(percent answered right, the rows: prompt, reply, right?). ``system``: the server's
     persona to ask under (None: the model's own default, as chat uses it); ``pause``: called
     before each question (the worker gives way to chat)."""
-    rows: list[dict[str, object]] = []
     head = [{"role": "system", "content": system}] if system else []
-    for q in questions()[:limit]:
-        if pause is not None:
-            pause()
-        reply = model.reply([*head, {"role": "user", "content": q.prompt}], max_new_tokens=MAX_TOKENS)
-        rows.append({"prompt": q.prompt, "reply": reply, "right": q.answered_by(reply)})
+    asked = questions()[:limit]
+    answers = replies(model, [[*head, {"role": "user", "content": q.prompt}] for q in asked], max_new_tokens=MAX_TOKENS,
+                      pause=pause)
+    rows: list[dict[str, object]] = [{"prompt": q.prompt, "reply": reply, "right": q.answered_by(reply)}
+                                     for q, reply in zip(asked, answers, strict=True)]
     right = sum(1 for r in rows if r["right"])
     return (100.0 * right / len(rows) if rows else 0.0), rows

@@ -9,6 +9,8 @@ if llama.cpp answers worse. Both the local runner and the remote
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +24,8 @@ from trainerbot.evaluation import heldout
 from trainerbot.evaluation.cases import Case
 from trainerbot.evaluation.metrics import summarise
 from trainerbot.evaluation.run import score_cases
+from trainerbot.fileio import atomic_write_bytes
+from trainerbot.model.files import DONE_MARKER
 from trainerbot.model.runtime import scoring_runtime
 from trainerbot.store import Store
 from trainerbot.store.models import Guild, JobStatus, ModelVersion
@@ -77,13 +81,38 @@ def general_check(
     same = before.get("general_questions") == limit and before.get("persona") == persona
     theirs = before.get("general") if same else None
     if theirs is None and getattr(candidate, "adapter", None) is not None:
-        base = copy.copy(candidate)
-        base.adapter = None  # the same weights without the adapter: the untaught base
-        theirs = general.score(base, limit=limit, system=persona, pause=pause)[0]
+        theirs = base_general(settings, candidate, limit, persona, pause)
     kept = {"general": round(ours, 1), "general_before": theirs, "general_questions": limit}
     if theirs is None or ours >= theirs - GENERAL_TOLERANCE:
         return True, kept, f"general questions {ours:.0f} %" + (f" vs {theirs:.0f} % before" if theirs is not None else "")
     return False, kept, f"it forgot general knowledge (general questions {ours:.0f} % vs {theirs:.0f} % before)"
+
+
+def base_general(settings: Settings, candidate: Any, limit: int, persona: str | None,
+                 pause: Callable[[], object] | None = None) -> float:
+    """The untaught base's general score under ``persona``: the candidate's weights without
+    its adapter, asked once per base, persona and question set, and kept under
+    ``<data>/models/general/`` (a prepared base never changes: its done-marker names it), so
+    every server's first version does not ask the base the same 40 questions again."""
+    from trainerbot.evaluation import general
+
+    folder = Path(candidate.weights.folder)
+    marker = folder / DONE_MARKER
+    identity = json.dumps([str(folder), marker.read_text() if marker.is_file() else "", persona, limit,
+                           [(q.prompt, q.keywords) for q in general.questions()]])
+    cached = settings.resolved_data_dir / "models" / "general" / (
+        f"{folder.name}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}.json")
+    try:
+        return float(json.loads(cached.read_text())["score"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    base = copy.copy(candidate)
+    base.adapter = None  # the same weights without the adapter: the untaught base
+    score = general.score(base, limit=limit, system=persona, pause=pause)[0]
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(cached, json.dumps({"score": score, "base": folder.name, "persona": persona,
+                                           "questions": limit}).encode())
+    return score
 
 
 RUNTIME_TOLERANCE = 5.0  # points (held-out exact match, chrF, general %) llama.cpp may lose against torch
@@ -106,7 +135,9 @@ def runtime_check(
         return None
     asked = len(cases) + (settings.general_questions if general_torch is not None else 0)
     queue.add_event(store, job_id, kind="log", message=f"checking the llama.cpp runtime on {asked} questions")
-    hub = llamacpp.LlamaCppHub(settings.resolved_data_dir, settings.runtime_precision, threads=settings.torch_threads)
+    # As many questions at once as chat's slots: llama.cpp decodes them in one batch.
+    hub = llamacpp.LlamaCppHub(settings.resolved_data_dir, settings.runtime_precision, threads=settings.torch_threads,
+                               slots=settings.chat_slots)
     try:
         served = hub.get(folder, base)
     except (OSError, ValueError, RuntimeError, NotAvailable) as exc:
