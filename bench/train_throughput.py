@@ -1,62 +1,82 @@
-"""Training throughput: our SFT path (TRL) against a minimal hand-written PyTorch loop.
+"""Training throughput: our SFT path (TRL) against a minimal hand-written PyTorch loop, and
+against the share of this CPU's matrix-multiply peak it reaches.
 
 Same model, same data (generated Q&A pairs, tokenized once by TRL), same batch size, same
 padding (to the longest in the batch), same optimizer, schedule and clipping.
 ``--model scratch``: the default from-scratch shape, 500 pairs, batch 32, full weights.
 ``--model pretrained``: the shipped SmolLM2-135M-Instruct with the product's LoRA adapter
-(``runner.lora_config``: r=16 on every projection of the default share of the layers), 100 pairs
-under the bot's system instruction, batch 4, batches of like lengths on both sides, bfloat16
-mixed precision where the CPU has it (as the product, with the eager attention it trains with
-then: ``common.training_attention``); the baseline is a bare PEFT loop.
+(``runner.lora_config``), 100 pairs under the bot's system instruction, the product's LoRA
+batch (``--batch`` to change it), batches of like lengths on both sides, bfloat16 mixed
+precision where the CPU has it (as the product, with the eager attention it trains with
+then: ``common.training_attention``) and the frozen projections stored in bf16 on both
+sides (``common.frozen_in_bf16``; ``--fp32-frozen``: both keep them float32 and autocast
+casts them, as before issue 31); the baseline is a bare PEFT loop.
 The bare loop calls ``model(..., labels=)``, which projects every position through the LM
 head; ours (``sft.AnswerLossTrainer``) projects only the answer positions. After each round
 both sides' loss over the answers of all rows is printed, to show that they train alike.
 
-The VM's CPU is shared and noisy, so the two sides run in short alternating rounds
-(``--rounds`` of ``--steps`` each, the order flipped every round) and the figure is the
-median of the per-round ratios with their spread. Prints tokens/s, the ratio (target
-≥ 0.9) and model FLOPs utilisation against a matmul peak measured in this run (float32, or
-bfloat16 when the sides train in bf16 mixed precision).
+Tokens/s are steady-state: each side is timed from its third step on (a job pays the
+trainer's set-up once). The VM's CPU is shared and noisy, so the two sides run in short
+alternating rounds (``--rounds`` of ``--steps`` each, the order flipped every round), and a
+matrix-multiply peak is measured between them in every round, on the model's own shapes
+(the tokens of a step × 576 by 576 × 576 and × 1536, and 1024²), in the precision the sides
+train in. Reported: median tokens/s, the ratio ours/bare (target ≥ 0.9) and the model FLOPs
+each side does a second as a share of that peak (target ≥ 40 %): the layers' forward and the
+gradients of their inputs (frozen weights under LoRA get none), the adapters, attention, and
+the LM head on the answer positions only (what the loss needs; the bare loop does more).
 
-    .venv/bin/python bench/train_throughput.py [--model scratch|pretrained] [--rounds 6] [--steps 20] [--threads 2]
+    .venv/bin/python bench/train_throughput.py [--model scratch|pretrained] [--rounds 6] [--steps 20] [--batch N]
+        [--fp32-frozen] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import statistics
 import time
+from typing import Any
 
 import torch
+from transformers import TrainerCallback
 
 from trainerbot.datasets.sample import generate
 from trainerbot.model.build import ModelShape, new_model, train_tokenizer
 from trainerbot.training import sft
-from trainerbot.training.common import JobCallback, TrainParams, training_attention
+from trainerbot.training.common import JobCallback, TrainParams, frozen_in_bf16, training_attention
 
 
-def matmul_peak(seconds: float = 3.0, n: int = 1024, dtype: torch.dtype = torch.float32) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        a @ b
-        count += 1
-    return 2 * n**3 * count / (time.perf_counter() - start)
+def matmul_peak(dtype: torch.dtype, rows: int, seconds: float = 1.0) -> float:
+    """The best rate of ``a @ b`` (FLOP/s) over the model's own shapes (``rows`` tokens by
+    576 × 576 and 576 × 1536) and 1024², each for ``seconds`` / 3."""
+    best = 0.0
+    for m, k, n in ((rows, 576, 576), (rows, 576, 1536), (1024, 1024, 1024)):
+        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+        for _ in range(3):
+            a @ b
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / 3:
+            a @ b
+            count += 1
+        best = max(best, 2 * m * k * n * count / (time.perf_counter() - start))
+    return best
 
 
-def flops_per_token(model: torch.nn.Module, seq_len: float, weight_grads: bool = True, backward_share: float = 1.0) -> float:
-    """6·N for the weights (forward + backward) plus the attention score and value products;
-    with frozen weights (LoRA) 2·N forward plus 2·N for the activations' gradients, over the
-    ``backward_share`` of the model the backward pass reaches (an adapter on the top layers only)."""
+def flops_per_token(model: torch.nn.Module, seq_len: float, answer_share: float, weight_grads: bool = True) -> float:
+    """Model FLOPs a training token needs. Full training: 6 per weight (forward, input and
+    weight gradients) plus attention. LoRA: the frozen layers' forward and input gradients (4
+    per weight), the adapters' 6 per weight, attention, and the LM head (the tied embeddings)
+    forward and backward on the answer positions only."""
     cfg = model.config
-    n = sum(p.numel() for p in model.parameters())  # tied embeddings: the LM head's matmul is counted once here
-    attention = 2 * cfg.num_hidden_layers * cfg.hidden_size * seq_len
+    attention = 2 * cfg.num_hidden_layers * cfg.hidden_size * seq_len  # QK^T and AV, per token, forward
     if weight_grads:
+        n = sum(p.numel() for p in model.parameters())  # tied embeddings: the LM head's matmul counted once here
         return 6 * n + 6 * attention
-    return (2 + 2 * backward_share) * n + (2 + 4 * backward_share) * attention
+    embed = cfg.vocab_size * cfg.hidden_size
+    adapter = sum(p.numel() for name, p in model.named_parameters() if "lora_" in name)
+    frozen = sum(p.numel() for name, p in model.named_parameters() if "lora_" not in name) - embed
+    return 4 * frozen + 6 * adapter + 6 * attention + 4 * embed * answer_share
 
 
 BASE: list = []  # the prepared pretrained folder, once per run  # type: ignore[type-arg]
@@ -78,32 +98,40 @@ def build(examples, kind: str):  # type: ignore[no-untyped-def]
     return new_model(tok), tok, None
 
 
+class SteadyClock(TrainerCallback):
+    """Times a Trainer's steps from its third one on, and counts the tokens they saw."""
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer, self.step, self.start, self.tokens0 = trainer, 0, 0.0, 0
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.step += 1
+        if self.step == 3:
+            self.start, self.tokens0 = time.perf_counter(), self.trainer._total_train_tokens
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.seconds = time.perf_counter() - self.start
+        self.tokens = self.trainer._total_train_tokens - self.tokens0
+
+
 def ours(examples, steps: int, params: TrainParams, kind: str) -> tuple[float, float, int, list]:  # type: ignore[no-untyped-def]
     model, tok, lora = build(examples, kind)
     callback = JobCallback(lambda p: None, lambda: False, check_every=0.5)
     epochs = steps / math.ceil(len(examples) / params.batch_size)
-    p = TrainParams(
-        epochs=epochs,
-        batch_size=params.batch_size,
-        learning_rate=params.learning_rate,
-        warmup_steps=params.warmup_steps,
-        logging_steps=10**9,
-        lora=params.lora,
-        bf16=params.bf16,
-    )
+    p = dataclasses.replace(params, epochs=epochs, logging_steps=10**9)
     trainer = sft.trainer(model, tok, examples, p, callback, "/tmp/bench-sft", lora)  # as sft.train
     trainer.args.logging_steps = min(10, steps)
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
-    start = time.perf_counter()
+    clock = SteadyClock(trainer)
+    trainer.add_callback(clock)
     with training_attention(trainer.model, p):  # as sft.train
         trainer.train()
-    seconds = time.perf_counter() - start
-    tokens = int(next(h["num_tokens"] for h in reversed(trainer.state.log_history) if "num_tokens" in h))
     last_loss = next(h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h)
     rows = [(row["input_ids"], row["labels"]) for row in trainer.train_dataset]
-    return tokens / seconds, seconds, tokens, [ids for ids, _ in rows], last_loss, answer_loss(trainer.model, rows, tok)
+    return (clock.tokens / clock.seconds, clock.seconds, clock.tokens, [ids for ids, _ in rows], last_loss,
+            answer_loss(trainer.model, rows, tok), trainer.model, rows)
 
 
 def answer_loss(model: torch.nn.Module, rows: list, tok) -> float:  # type: ignore[no-untyped-def,type-arg]
@@ -111,7 +139,8 @@ def answer_loss(model: torch.nn.Module, rows: list, tok) -> float:  # type: igno
     their steps, on the same rows, to check that they train alike."""
     model.eval()
     total, count = 0.0, 0
-    with torch.no_grad():
+    bf16 = any(p.dtype == torch.bfloat16 for p in model.parameters())  # frozen weights stored in bf16: as trained
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         for i in range(0, len(rows), 16):
             ids, mask, labels = collate(rows[i : i + 16], tok.pad_token_id)
             n = int((labels[:, 1:] != -100).sum())
@@ -138,8 +167,11 @@ def hand_loop(steps: int, params: TrainParams, examples, kind: str):  # type: ig
     """The baseline: a plain loop over the same token IDs, batches and hyper-parameters
     (for the pretrained model: a bare PEFT model, only the adapter trained)."""
     model, tok, lora = build(examples, kind)
+    if lora is not None and params.bf16 and params.bf16_frozen:  # the same storage as the product's
+        model = frozen_in_bf16(model, new_adapter=True)
     # The product's own tokenization (input IDs, labels on the answer only), so both loops see the same tokens.
-    prepared = sft.trainer(model, tok, examples, params, JobCallback(lambda _: None, lambda: False), "/tmp/bench-hand")
+    prepared = sft.trainer(model, tok, examples, dataclasses.replace(params, bf16_frozen=False),
+                           JobCallback(lambda _: None, lambda: False), "/tmp/bench-hand")
     rows = [(r["input_ids"], r["labels"]) for r in prepared.train_dataset]
     if lora is not None:
         from peft import get_peft_model
@@ -176,8 +208,11 @@ def hand_loop(steps: int, params: TrainParams, examples, kind: str):  # type: ig
                 opt.step()
                 sched.step()
                 opt.zero_grad(set_to_none=True)
-                tokens += int(mask.sum())
                 step += 1
+                if step == 2:  # steady state from the third step, as on our side
+                    tokens, start = 0, time.perf_counter()
+                else:
+                    tokens += int(mask.sum())
                 losses.append(float(loss))
     seconds = time.perf_counter() - start
     return tokens / seconds, seconds, tokens, model, sum(losses[-10:]) / len(losses[-10:]), answer_loss(model, rows, tok)
@@ -188,67 +223,79 @@ def main() -> None:
     parser.add_argument("--model", choices=["scratch", "pretrained"], default="scratch")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=20, help="steps per side per round")
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default: the product's for the model)")
+    parser.add_argument("--fp32-frozen", action="store_true", help="frozen weights kept float32 on both sides")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.model == "pretrained":
-        import dataclasses
         import tempfile
         from pathlib import Path
 
         from trainerbot.model.pretrained import prepare_base
         from trainerbot.model.prompt import SYSTEM
+        from trainerbot.training.common import native_bf16
+        from trainerbot.training.recipes import recipe
 
         BASE.append(prepare_base(Path(tempfile.mkdtemp())))
         examples = [dataclasses.replace(e, system=SYSTEM) for e in generate(100, seed=1)]
-        from trainerbot.training.common import native_bf16
-
-        params = TrainParams(batch_size=4, learning_rate=2e-3, warmup_steps=5, lora=True, bf16=native_bf16())
+        lora = recipe("sft").defaults["lora"]
+        params = TrainParams(batch_size=args.batch or lora.batch_size, learning_rate=lora.learning_rate, warmup_steps=5,
+                             lora=True, bf16=native_bf16(), bf16_frozen=not args.fp32_frozen)
     else:
         examples = generate(500, seed=1)
-        params = TrainParams(batch_size=32, learning_rate=3e-3, warmup_steps=30)
-    peak = matmul_peak(dtype=torch.bfloat16 if params.bf16 else torch.float32)
+        params = TrainParams(batch_size=args.batch or 32, learning_rate=3e-3, warmup_steps=30)
+    dtype = torch.bfloat16 if params.bf16 else torch.float32
     hand: list[tuple[float, float, int, float, float]] = []
     mine: list[tuple[float, float, int, float, float]] = []
     ratios: list[float] = []
+    peaks: list[float] = []
     for r in range(args.rounds):
         sides = ["hand", "ours"] if r % 2 == 0 else ["ours", "hand"]
         got: dict[str, tuple] = {}  # type: ignore[type-arg]
         for side in sides:
             if side == "hand":
-                rate, secs, toks, model, loss, after = hand_loop(args.steps, params, examples, args.model)
+                rate, secs, toks, _, loss, after = hand_loop(args.steps, params, examples, args.model)
                 got[side] = (rate, secs, toks, loss, after)
             else:
-                rate, secs, toks, seqs, loss, after = ours(examples, args.steps, params, args.model)
+                rate, secs, toks, seqs, loss, after, model, rows = ours(examples, args.steps, params, args.model)
                 got[side] = (rate, secs, toks, loss, after)
+            if side == sides[0]:  # the peak between the two sides, every round
+                per_step = int(toks / max(1, args.steps - 2))
+                peaks.append(matmul_peak(dtype, max(64, per_step)))
         hand.append(got["hand"])
         mine.append(got["ours"])
         ratios.append(got["ours"][0] / got["hand"][0])
         print(
             f"round {r + 1}: hand {got['hand'][0]:7.0f} tokens/s, ours {got['ours'][0]:7.0f} tokens/s, ratio {ratios[-1]:.2f}; "
+            f"{'bf16' if params.bf16 else 'float32'} peak {peaks[-1] / 1e9:.0f} GFLOP/s; "
             f"answer loss on all rows after: hand {got['hand'][4]:.3f}, ours {got['ours'][4]:.3f}",
             flush=True,
         )
     mean_len = sum(map(len, seqs)) / len(seqs)
-    from trainerbot.config import Settings
-
-    fpt = flops_per_token(model, mean_len, weight_grads=args.model == "scratch",
-                          backward_share=1.0 if args.model == "scratch" else Settings.model_fields["lora_layers"].default)
+    answer_share = sum(sum(1 for t in labels if t != -100) for _, labels in rows) / sum(len(ids) for ids, _ in rows)
+    fpt = flops_per_token(model, mean_len, answer_share, weight_grads=args.model == "scratch")
     params_m = sum(p.numel() for p in model.parameters()) / 1e6
     base_rate = statistics.median(h[0] for h in hand)
     our_rate = statistics.median(m[0] for m in mine)
+    peak = statistics.median(peaks)
+    shares = [m[0] * fpt / p for m, p in zip(mine, peaks, strict=True)]
     print(
-        f"model: {args.model}, {params_m:.2f} M parameters, mean sequence {mean_len:.1f} tokens, batch {params.batch_size}, "
-        f"{args.rounds} rounds × {args.steps} steps per side, {args.threads} threads"
+        f"model: {args.model}, {params_m:.2f} M parameters, mean sequence {mean_len:.1f} tokens ({answer_share:.0%} answer), "
+        f"batch {params.batch_size}, {args.rounds} rounds × {args.steps} steps per side (steady state from step 3), "
+        f"{args.threads} threads"
+        + (f", frozen weights {'float32' if args.fp32_frozen else 'bf16'}" if params.lora and params.bf16 else "")
     )
-    print(f"{'bfloat16' if params.bf16 else 'float32'} matmul peak (1024², this run): {peak / 1e9:.1f} GFLOP/s")
+    print(f"{'bfloat16' if params.bf16 else 'float32'} matmul peak, measured between the sides every round: median "
+          f"{peak / 1e9:.0f} GFLOP/s ({min(peaks) / 1e9:.0f}-{max(peaks) / 1e9:.0f}); model FLOPs a token: {fpt / 1e6:.0f} M")
     print(
-        f"hand-written loop : {base_rate:8.0f} tokens/s (median)  MFU {base_rate * fpt / peak:.1%}  loss (last 10 "
-        f"steps, last round) {hand[-1][3]:.3f}"
+        f"hand-written loop : {base_rate:8.0f} tokens/s (median)  {base_rate * fpt / 1e9:5.0f} GFLOP/s = "
+        f"{base_rate * fpt / peak:.1%} of peak  loss (last 10 steps, last round) {hand[-1][3]:.3f}"
     )
     print(
-        f"trainerbot (TRL)  : {our_rate:8.0f} tokens/s (median)  MFU {our_rate * fpt / peak:.1%}  loss (last 10 steps, "
-        f"last round) {mine[-1][3]:.3f}"
+        f"trainerbot (TRL)  : {our_rate:8.0f} tokens/s (median)  {our_rate * fpt / 1e9:5.0f} GFLOP/s = "
+        f"{our_rate * fpt / peak:.1%} of peak (per round {min(shares):.1%}-{max(shares):.1%}; target ≥ 40 %)  "
+        f"loss (last 10 steps, last round) {mine[-1][3]:.3f}"
     )
     print(
         f"ratio ours / hand : median {statistics.median(ratios):.2f}, spread {min(ratios):.2f}–{max(ratios):.2f}  (target ≥ 0.90)"
