@@ -146,6 +146,8 @@ async def main() -> None:
         through_chat = await rephrased_through_chat(asked)
         through_fresh = await rephrased_through_chat(asked, fresh="after")
         general_after = float(version.metrics.get("general", general.score(model)[0]))
+        # Read while the data folder still exists (a temporary one is gone after this block).
+        adapter_mib = sum(f.stat().st_size for f in (settings.resolved_data_dir / version.path).iterdir()) / 2**20
         core.store.close()
 
     m = version.metrics
@@ -155,7 +157,7 @@ async def main() -> None:
     )
     print(
         f"settings: epochs {args.epochs or 'default'}, lr {args.lr or 'default'}, batch {args.batch or 'default'}; "
-        f"adapter {sum(f.stat().st_size for f in (settings.resolved_data_dir / version.path).iterdir()) / 2**20:.1f} MiB"
+        f"adapter {adapter_mib:.1f} MiB"
     )
     print(context_line)
     print(f"exact recall after training, no facts in context: {pct(exact, len(asked))}  (target ≥ 90 %)")
