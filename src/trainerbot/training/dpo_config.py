@@ -13,15 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trainerbot.datasets.records import Example
-from trainerbot.training.recipe_config import Hyper, RecipeConfig, StartKind, assistant_turn
+from trainerbot.training.recipe_config import Hyper, RecipeConfig, StartKind, assistant_turn, preference_defaults
 
 
 @dataclass(frozen=True)
 class DpoConfig(RecipeConfig):
     name: str = "dpo"
     trainer: str = "trainerbot.training.dpo"
-    defaults: Mapping[StartKind, Hyper] = field(default_factory=lambda: {
-        "continue": Hyper(10.0, 5e-4, 32), "lora": Hyper(3.0, 5e-4, 4)})
+    defaults: Mapping[StartKind, Hyper] = field(default_factory=preference_defaults)
     needs_model: bool = True
     preference: int = 2
     why_none: str = "DPO needs corrections (a reply and its corrected answer)"

@@ -13,15 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trainerbot.datasets.records import Example
-from trainerbot.training.recipe_config import Hyper, RecipeConfig, StartKind, assistant_turn
+from trainerbot.training.recipe_config import Hyper, RecipeConfig, StartKind, assistant_turn, preference_defaults
 
 
 @dataclass(frozen=True)
 class KtoConfig(RecipeConfig):
     name: str = "kto"
     trainer: str = "trainerbot.training.kto"
-    defaults: Mapping[StartKind, Hyper] = field(default_factory=lambda: {
-        "continue": Hyper(10.0, 5e-4, 32), "lora": Hyper(3.0, 5e-4, 4)})
+    defaults: Mapping[StartKind, Hyper] = field(default_factory=preference_defaults)
     needs_model: bool = True
     preference: int = 1
     why_none: str = "it is empty"

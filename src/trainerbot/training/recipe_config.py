@@ -59,5 +59,19 @@ class RecipeConfig:
         """The ``method`` of OpenAI's fine-tuning job; None where providers offer none."""
         return None
 
+    @property
+    def on_openai(self) -> bool:
+        """Whether OpenAI-compatible providers offer this recipe (it has a fine-tuning method)."""
+        return self.openai_method(0.1) is not None
+
     def rows(self, examples: Iterable[Example]) -> list[dict[str, Any]]:
         return [row for ex in examples for row in self.row(ex)]
+
+    def openai_rows(self, examples: Iterable[Example]) -> list[dict[str, Any]]:
+        return [row for ex in examples for row in self.openai_row(ex)]
+
+
+def preference_defaults() -> dict[StartKind, Hyper]:
+    """KTO's and DPO's defaults: both start from a model (a whole one trained further, or a
+    LoRA adapter on the pretrained base) and compare log-probabilities against a reference."""
+    return {"continue": Hyper(10.0, 5e-4, 32), "lora": Hyper(3.0, 5e-4, 4)}

@@ -36,7 +36,7 @@ def register(config: RecipeConfig) -> RecipeConfig:
     starts = {"continue", "lora"} | (set() if config.needs_model else {"scratch"})
     if not starts <= set(config.defaults):
         missing.append(f"defaults for {', '.join(sorted(starts - set(config.defaults)))}")
-    if (cls.openai_row is RecipeConfig.openai_row) != (config.openai_method(0.1) is None):
+    if (cls.openai_row is RecipeConfig.openai_row) == config.on_openai:
         missing.append("both an OpenAI row shape and an OpenAI method, or neither")
     if importlib.util.find_spec(config.trainer) is None:
         missing.append(f"its trainer module {config.trainer}")
@@ -66,7 +66,7 @@ def choose(examples: list[Example], has_model: bool, backend: str = "local") -> 
     """The recipe for this data: the most preferred one that fits it, can start (KTO and DPO
     need a model), and — on an OpenAI-compatible backend — that providers offer."""
     usable = [r for r in _REGISTRY.values()
-              if (not r.needs_model or has_model) and (backend != "openai" or r.openai_method(0.1) is not None)]
+              if (not r.needs_model or has_model) and (backend != "openai" or r.on_openai)]
     for config in sorted(usable, key=lambda r: -r.preference):
         if config.fits(examples):
             return config.name

@@ -34,8 +34,7 @@ RUNNING = {"validating_files", "queued", "running"}
 
 def training_rows(examples: list[Example], recipe: str) -> list[dict[str, Any]]:
     """The recipe's OpenAI fine-tuning rows (its config: chat rows for SFT, preference pairs for DPO)."""
-    config = recipes.recipe(recipe)
-    return [row for ex in examples for row in config.openai_row(ex)]
+    return recipes.recipe(recipe).openai_rows(examples)
 
 
 def _plain(exc: Exception) -> str:
