@@ -1,5 +1,5 @@
 """Chat comes first: the bot says when it is writing a reply, and a training worker on the
-same machine pauses between steps until it is done.
+same machine pauses until it is done.
 
 On 2 cores a reply and a training step each want both cores. Measured before this module:
 a 64-token reply through llama.cpp took 65–129 s with a job training (1.0 s idle), and the
@@ -96,13 +96,11 @@ class ChatFirst:
     # ------------------------------------------------------------- the worker's side
     def busy(self) -> bool:
         """Whether a reply is being written now (by any bot process on this data folder)."""
-        fd = self._fd
+        if self._fd is None and not self.path.exists():  # no bot has marked it yet: nothing to open
+            return False
+        fd = self._file()
         if fd is None:
-            if not self.path.exists():
-                return False
-            fd = self._file()
-            if fd is None:
-                return False
+            return False
         raw = os.pread(fd, _FORMAT.size, 0)
         return len(raw) == _FORMAT.size and _FORMAT.unpack(raw)[0] > self._clock()
 
