@@ -95,7 +95,7 @@ def test_training_holds_its_steps_while_a_reply_is_written(tmp_path: Path) -> No
         assert steps == []  # ...and holds it while the reply is being written
     trainer.join(120)
     assert done and steps[-1] == 10  # and then it trained to the end
-    assert callback.paused_s >= 0.5
+    assert callback.paused_s >= 0.5 and done[0][1].metrics["paused_for_chat_s"] >= 0.5  # the job's version records it
     # It is asked at every step and around each of the 2 layers, forward and backward, so it
     # gives way within a step; the hooks are gone afterwards.
     assert calls[0] >= 10 * (1 + 2 * 2)

@@ -254,7 +254,7 @@ def run(trainer: Any, callback: JobCallback) -> TrainResult:
         losses=callback.losses,
         steps=trainer.state.global_step,
         seconds=time.monotonic() - start,
-        metrics={"train_loss": float(out.training_loss)},
+        metrics={"train_loss": float(out.training_loss), "paused_for_chat_s": round(callback.paused_s, 1)},
     )
 
 

@@ -315,6 +315,7 @@ def _register(job: JobContext, start: Start, model: Any, weights: Any, result: T
         "train_loss": result.metrics.get("train_loss"),
         "steps": result.steps,
         "seconds": round(result.seconds, 2),
+        "paused_for_chat_s": result.metrics.get("paused_for_chat_s"),  # of those seconds, waiting while chat replied
         "persona": job.persona,  # what it was taught under (None: the shipped persona)
     }
     save_model(
