@@ -47,6 +47,20 @@ def test_sft_loss_falls_and_progress_is_reported(tmp_path) -> None:
     assert all(p.learning_rate is not None and p.tokens_per_s for p in seen[:-1])
 
 
+def test_a_small_job_warms_up_over_a_tenth_of_its_steps_and_ends_below_its_peak_rate(tmp_path) -> None:
+    """32 steps under the default warm-up (at most 30 steps): the rate peaks by step 4 and
+    the cosine brings it down by the end. (Warming up over 30 of 32 steps ended a 10-fact
+    job at its peak rate.)"""
+    examples = generate(8, seed=3)
+    model, tok = _tiny(examples)
+    callback, seen = _callback()
+    _, result = sft.train(model, tok, examples, TrainParams(epochs=16, batch_size=4, learning_rate=2e-3, logging_steps=1),
+                          callback, str(tmp_path / "out"))
+    rates = {p.step: p.learning_rate for p in seen if p.learning_rate is not None}
+    assert result.steps == 32 and max(rates, key=lambda step: rates[step]) <= 5, rates
+    assert max(rates.values()) == pytest.approx(2e-3, rel=0.05) and rates[max(rates)] < 2e-4
+
+
 def test_sft_only_counts_the_answer(tmp_path) -> None:
     examples = generate(4, seed=4)
     rows = sft.rows(examples + [Example(prompt="bad", response="worse", label="negative")])

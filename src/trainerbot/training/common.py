@@ -33,7 +33,8 @@ class TrainParams:
     epochs: float = 60.0
     batch_size: int = 32
     learning_rate: float = 3e-3
-    warmup_steps: int = 30
+    warmup_steps: int = 30  # at most: never more than ``warmup_share`` of the job's steps
+    warmup_share: float = 0.1
     max_length: int = 256
     seed: int = 0
     logging_steps: int = 5
@@ -105,9 +106,13 @@ def trl_args(params: TrainParams, output_dir: str, rows: int) -> dict[str, Any]:
     ``params.logging_steps`` steps.
     """
     steps = math.ceil(rows / params.batch_size) * params.epochs
+    # A small job (10 facts: 32 steps) spent 30 of its steps warming up and ended at the peak
+    # rate: its general score fell further and recall was lower than with a tenth of its steps
+    # (bench/RESULTS.md, issue 31). Jobs of 300 steps or more warm up as before.
+    warmup = min(params.warmup_steps, max(1, math.ceil(steps * params.warmup_share)))
     return dict(
         output_dir=output_dir, per_device_train_batch_size=params.batch_size, num_train_epochs=params.epochs,
-        learning_rate=params.learning_rate, lr_scheduler_type="cosine", warmup_steps=params.warmup_steps,
+        learning_rate=params.learning_rate, lr_scheduler_type="cosine", warmup_steps=warmup,
         weight_decay=0.0, adam_beta2=0.98, max_grad_norm=1.0, logging_steps=max(1, min(params.logging_steps, int(steps // 50))),
         save_strategy="no", report_to=[], use_cpu=True, bf16=params.bf16, fp16=False, dataloader_num_workers=0,
         disable_tqdm=True, seed=params.seed, data_seed=params.seed, max_length=params.max_length,
