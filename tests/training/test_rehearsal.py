@@ -27,7 +27,7 @@ def test_a_job_gets_its_share_of_rehearsal_whatever_the_set_holds(n_facts: int, 
     mixed = rehearsal.mix(taught, pool)
     assert mixed[:n_facts] == taught
     extra = mixed[n_facts:]
-    assert len(extra) == round(n_facts * rehearsal.SHARE)
+    assert len(extra) == max(rehearsal.FLOOR, round(n_facts * rehearsal.SHARE))
     assert all(e in pool for e in extra)
     seen = Counter(e.prompt for e in extra)
     # No answer comes twice before every answer came once.
@@ -41,16 +41,31 @@ def test_half_the_rehearsal_is_shaped_like_what_is_taught() -> None:
     """Taught capitals and rivers of invented places rehearse real capitals and rivers, in
     turn; the other half is the set's first answers."""
     taught = [Example(prompt=f"What is the capital of Zorb{i}?", response="x") if i % 2 else
-              Example(prompt=f"Which river flows through Quam{i}?", response="y") for i in range(20)]
-    capitals = [Example(prompt=f"What is the capital of {c}?", response="c") for c in ("Spain", "Peru", "Chad", "Laos")]
-    rivers = [Example(prompt=f"Which river flows through {c}?", response="r") for c in ("Paris", "Rome", "Cairo", "Lima")]
-    chat = [Example(prompt=f"Tell me about topic {i}.", response="t") for i in range(40)]
-    pool = chat[:20] + capitals + chat[20:] + rivers
+              Example(prompt=f"Which river flows through Quam{i}?", response="y") for i in range(100)]
+    capitals = [Example(prompt=f"What is the capital of {c}?", response="c") for c in ("Spain", "Peru", "Chad", "Laos")] * 10
+    rivers = [Example(prompt=f"Which river flows through {c}?", response="r") for c in ("Paris", "Rome", "Cairo", "Lima")] * 10
+    chat = [Example(prompt=f"Tell me about topic {i}.", response="t") for i in range(80)]
+    pool = chat[:40] + capitals + chat[40:] + rivers
     extra = rehearsal.mix(taught, pool)[len(taught):]
-    assert len(extra) == 15
+    assert len(extra) == 75
     shaped = [e for e in extra if e.response in "cr"]
-    assert len(shaped) == 7 and min(sum(e.response == k for e in shaped) for k in "cr") >= 3
-    assert [e for e in extra if e.response == "t"] == chat[:8]
+    assert len(shaped) == 37 and [sum(e.response == k for e in shaped) for k in "cr"] == [18, 19]
+    assert [e for e in extra if e.response == "t"] == chat[:38]
+
+
+def test_a_small_job_rehearses_at_least_the_floor_all_shaped_like_its_facts_while_such_answers_last() -> None:
+    """10 facts get ``FLOOR`` answers, not 0.75 of 10: each taught question takes its closest
+    answer round after round (several real capitals for one invented one), and only when
+    none shares a word with the facts any more does the set's order fill the rest."""
+    taught = [Example(prompt="What is the capital of Zorbia?", response="x"),
+              Example(prompt="Which river flows through Quam?", response="y")] * 5
+    capitals = [Example(prompt=f"What is the capital of {c}?", response="c") for c in "ABCDEFGHIJKL"]
+    rivers = [Example(prompt=f"Which river flows through {c}?", response="r") for c in "ABCDEFGH"]
+    chat = [Example(prompt=f"Tell me about topic {i}.", response="t") for i in range(40)]
+    extra = rehearsal.mix(taught, chat[:10] + capitals + chat[10:] + rivers)[len(taught):]
+    assert len(extra) == rehearsal.FLOOR == 24
+    assert sum(e.response == "c" for e in extra) == 12 and sum(e.response == "r" for e in extra) == 8
+    assert [e for e in extra if e.response == "t"] == chat[:4]
 
 
 def test_nothing_to_teach_or_nothing_to_rehearse_mixes_nothing() -> None:

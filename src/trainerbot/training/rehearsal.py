@@ -27,6 +27,11 @@ MAX_TOKENS = 96
 # (capitals, rivers, founders, exports), lost none on the 100-fact bench; 0.5 lost 5–7.5 points
 # (bench/RESULTS.md).
 SHARE = 0.75
+# At least this many in any job, and as many of them shaped like the taught questions: a
+# 10-fact job with its 0.75 (6 answers, 3 shaped like the facts) answered "The capital of
+# France is Saya." after learning "The capital of Fenritel is Saya." and lost 10–30 general
+# points; with 24, all shaped like its facts, it lost 0–2.5 (bench/RESULTS.md, issue 31).
+FLOOR = 24
 
 
 def prompts() -> list[str]:
@@ -91,21 +96,22 @@ if __name__ == "__main__":
 
 
 def mix(examples: list[Example], rehearsal: list[Example]) -> list[Example]:
-    """``examples`` plus ``SHARE`` as many rehearsal examples (``pick``).
+    """``examples`` plus ``SHARE`` as many rehearsal examples (``pick``), at least ``FLOOR``.
 
     A job bigger than the set can feed (more than len(rehearsal) / SHARE examples) gets the
     whole set more than once, so its share holds: at 0.15 per fact a 500-fact job lost
     12.5 general points (bench/RESULTS.md)."""
-    want = max(1, round(len(examples) * SHARE)) if examples and rehearsal else 0
+    want = max(FLOOR, round(len(examples) * SHARE)) if examples and rehearsal else 0
     whole, rest = divmod(want, len(rehearsal)) if rehearsal else (0, 0)
     return list(examples) + list(rehearsal) * whole + pick(examples, rehearsal, rest)
 
 
 def pick(examples: list[Example], rehearsal: list[Example], n: int) -> list[Example]:
-    """``n`` of the rehearsal answers: up to half chosen like the taught questions (each taught
-    question in turn takes the answer not yet picked whose question shares the most words
-    with it, the earliest on a tie: "What is the capital of Zorbia?" rehearses a real capital,
-    which the facts' template would otherwise overwrite), the rest in the set's order.
+    """``n`` of the rehearsal answers: half of them, or ``FLOOR`` if more, chosen like the
+    taught questions (each taught question in turn takes the answer not yet picked whose
+    question shares the most words with it, the earliest on a tie, round after round while
+    such answers are left: "What is the capital of Zorbia?" rehearses real capitals, which
+    the facts' template would otherwise overwrite), the rest in the set's order.
 
     The set's first 64 answers (everyday chat, then questions shaped like common facts) are
     the ones the 100-fact bench kept its general score with; the later ones let bigger jobs
@@ -115,14 +121,19 @@ def pick(examples: list[Example], rehearsal: list[Example], n: int) -> list[Exam
     if n <= 0:
         return []
     words = [set(content(tokens(r.prompt))) for r in rehearsal]
+    asked = [set(content(tokens(e.prompt))) for e in examples]
+    target = max(n // 2, min(n, FLOOR))
     like: set[int] = set()
-    for example in examples:  # in turn, each taught question's closest answer not yet picked
-        if len(like) >= n // 2:
+    while len(like) < target:
+        before = len(like)
+        for question in asked:  # in turn, each taught question's closest answer not yet picked
+            if len(like) >= target:
+                break
+            free = [i for i in range(len(rehearsal)) if i not in like]
+            best = max(free, key=lambda i: (len(question & words[i]), -i), default=None)
+            if best is not None and question & words[best]:
+                like.add(best)
+        if len(like) == before:  # none left that shares a word with a taught question
             break
-        asked = set(content(tokens(example.prompt)))
-        free = [i for i in range(len(rehearsal)) if i not in like]
-        best = max(free, key=lambda i: (len(asked & words[i]), -i), default=None)
-        if best is not None and asked & words[best]:
-            like.add(best)
     others = [i for i in range(len(rehearsal)) if i not in like]
     return [rehearsal[i] for i in sorted([*like, *others[: n - len(like)]])]
