@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import types
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ from trainerbot.errors import NotAvailable
 from trainerbot.model import pretrained
 from trainerbot.model.files import DONE_MARKER, adapter_base
 from trainerbot.store.models import JobEvent, ModelVersion
-from trainerbot.training import versions
+from trainerbot.training import rehearsal, versions
 from trainerbot.training.worker import serve
 
 TRAINER = Caller(guild_id="111", guild_name="Guild A", user_id="u-t", channel_id="c1", roles=frozenset({"trainer"}))
@@ -117,23 +118,31 @@ async def test_one_lora_job_through_the_worker_stores_an_adapter_that_chat_serve
     assert not os.path.isabs(json.loads((folder / DONE_MARKER).read_text())["base_dir"])  # the data folder can move
     assert version.active and version.base == f"pretrained:{pretrained.BASE_NAME}"
     assert version.metrics["general_questions"] == 3 and isinstance(version.metrics["general"], float)
-    # The untaught base's score is kept (per base, persona and questions): the next server's
-    # first version reads it instead of asking the base again.
-    cached = list((core.data_dir / "models" / "general").glob("*.json"))
-    assert len(cached) == 1 and json.loads(cached[0].read_text())["score"] == version.metrics["general_before"]
+    with core.store.read() as s:
+        log = " | ".join(m for m in s.scalars(select(JobEvent.message).where(JobEvent.job_id == reply.data["job_id"])) if m)
+    # No held-out cases here (heldout_share=0): llama.cpp is compared with torch on 8 of the
+    # taught questions; they agree, and so do the untaught base's general scores on both, so
+    # the general questions are asked once, through llama.cpp, which serves the version.
+    runtime = version.metrics["runtime"]
+    assert runtime["engine"] == "llama.cpp q8_0" and runtime["serves"] is True
+    assert runtime["compared_on"] == "taught" and runtime["compared"] == 8 and "general_torch" not in runtime
+    assert version.metrics["general_engine"] == "llama.cpp q8_0"
+    assert version.metrics["general_before"] == runtime["general_base"]["llama.cpp q8_0"]
+    assert "checking the llama.cpp runtime on 8 taught questions" in log
+    assert "checking 3 general questions through llama.cpp q8_0" in log and "too" not in log
+    # The untaught base's scores are kept (per base, runtime, persona and questions): the next
+    # server's first version reads them instead of asking the base again.
+    cached = {json.loads(f.read_text())["engine"]: json.loads(f.read_text())["score"]
+              for f in (core.data_dir / "models" / "general").glob("*.json")}
+    assert cached == runtime["general_base"]
     asked: list[int] = []
     base_only = types.SimpleNamespace(weights=types.SimpleNamespace(folder=pretrained.base_dir(core.data_dir).resolve()))
     again = versions.base_general(core.settings, base_only, 3, persona, pause=lambda: asked.append(1))
-    assert again == version.metrics["general_before"] and asked == []
-    with core.store.read() as s:
-        log = " | ".join(m for m in s.scalars(select(JobEvent.message).where(JobEvent.job_id == reply.data["job_id"])) if m)
-    assert "9 rehearsal examples mixed in" in log and "with a LoRA adapter under the server's persona" in log
+    assert again == cached["torch"] and asked == []
+    assert "24 rehearsal examples mixed in" in log and "with a LoRA adapter under the server's persona" in log
     assert "checking 3 general questions" in log and version.metrics["persona"] == persona
     assert "another persona" not in (await core.persona.persona(TRAINER)).content
-    runtime = version.metrics["runtime"]
-    assert runtime["engine"] == "llama.cpp q8_0" and runtime["serves"] is True
-    assert runtime["general_torch"] == version.metrics["general"] and isinstance(runtime["general"], float)
-    assert "checking the llama.cpp runtime on 3 questions" in log and "replies through llama.cpp q8_0" in shown.content
+    assert "replies through llama.cpp q8_0" in shown.content
     served = await asyncio.to_thread(core.runtimes.for_chat, version)
     assert type(served).__name__ == "ServedModel" and served.folder == folder.resolve()
     answer = await core.chat.reply(TRAINER, "Tell me something nice.")
@@ -153,6 +162,55 @@ async def test_one_lora_job_through_the_worker_stores_an_adapter_that_chat_serve
     with core.store.read() as s:
         v2 = s.scalars(select(ModelVersion).where(ModelVersion.name == "v2")).one()
     assert v2.base == "v1" and (core.data_dir / v2.path / "adapter_config.json").is_file()
+
+
+async def test_the_general_questions_are_asked_once_through_llamacpp_where_the_runtimes_agree(
+        core: CoreService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With held-out cases that llama.cpp answers as torch does, and an untaught base that
+    scores alike on both runtimes, the candidate's general questions are asked once, through
+    llama.cpp (what chat will serve), against the base's llama.cpp score. Where the base's
+    scores on the two runtimes differ (its kept llama.cpp score rewritten here), the check
+    runs under torch, and through llama.cpp too."""
+    monkeypatch.setattr(core.settings, "heldout_share", 0.3)
+    # Answers the base already gives (its own, from the shipped rehearsal set): after a short
+    # job the held-out ones come out of both runtimes alike. (Invented facts it has not
+    # learned yet ramble differently on each: that case is test_one_lora_job's.)
+    shipped = resources.files("trainerbot.resources").joinpath(rehearsal.SHIPPED).read_text(encoding="utf-8")
+    rows = [r for r in map(json.loads, shipped.splitlines()) if "capital of" in r["prompt"] and "capital" in r["response"]]
+    data = "".join(json.dumps(r) + "\n" for r in rows[:16])
+
+    reply = await core.training.train(TRAINER, "facts", None, att("f.jsonl", data))
+    await asyncio.to_thread(serve, core.settings, once=True)
+    assert (await core.training.job(TRAINER, reply.data["job_id"])).data["status"] == "succeeded"
+    with core.store.read() as s:
+        first = s.scalars(select(ModelVersion)).one()
+        log = " | ".join(m for m in s.scalars(select(JobEvent.message).where(JobEvent.job_id == reply.data["job_id"])) if m)
+    runtime = first.metrics["runtime"]
+    assert runtime["compared"] > 0 and runtime["serves"] is True, runtime
+    base_scores = runtime["general_base"]
+    assert set(base_scores) == {"torch", "llama.cpp q8_0"} and abs(base_scores["torch"] - base_scores["llama.cpp q8_0"]) <= 5
+    assert first.metrics["general_engine"] == "llama.cpp q8_0" and "general_torch" not in runtime
+    assert first.metrics["general_before"] == base_scores["llama.cpp q8_0"]
+    assert "checking 3 general questions through llama.cpp q8_0" in log and "too" not in log
+
+    # Where the base's kept scores on the two runtimes differ by more than 5 points, the two
+    # are not known to agree: the next server's version is asked under torch, against the
+    # base's torch score, and through llama.cpp too.
+    base = pretrained.base_dir(core.data_dir).resolve()
+    kept = versions.kept_general(core.settings, base, "llama.cpp q8_0", None, 3)
+    assert json.loads(kept.read_text())["score"] == base_scores["llama.cpp q8_0"]
+    kept.write_text(json.dumps({"score": base_scores["torch"] + 50.0}))  # as if llama.cpp answered the base otherwise
+    other = Caller(guild_id="222", guild_name="Guild B", user_id="u-t", channel_id="c2", roles=frozenset({"trainer"}))
+    reply = await core.training.train(other, "facts", None, att("f.jsonl", data))
+    await asyncio.to_thread(serve, core.settings, once=True)
+    with core.store.read() as s:
+        second = s.scalars(select(ModelVersion).where(ModelVersion.job_id == reply.data["job_id"])).one()
+        log = " | ".join(m for m in s.scalars(select(JobEvent.message).where(JobEvent.job_id == reply.data["job_id"])) if m)
+    runtime = second.metrics["runtime"]
+    assert runtime["general_base"] == {"torch": base_scores["torch"], "llama.cpp q8_0": base_scores["torch"] + 50.0}
+    assert second.metrics["general_engine"] == "torch" and second.metrics["general_before"] == base_scores["torch"]
+    assert runtime["general_torch"] == second.metrics["general"] and isinstance(runtime["general"], float)
+    assert "checking 3 general questions |" in log + " |" and "checking the 3 general questions through llama.cpp q8_0 too" in log
 
 
 async def test_the_natural_teaching_flow_in_the_console(core: CoreService) -> None:

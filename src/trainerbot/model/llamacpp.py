@@ -12,7 +12,7 @@ a crash leaves no half file behind. Merged beats applying the adapter in llama.c
 Replies read exactly the token IDs the torch model reads (``prompt.encode`` with the
 model's own tokenizer), decoded greedily, so the two runtimes answer alike; the worker
 checks that on the held-out and general questions before a version is served here
-(``training/versions.runtime_check``). The server runs in a child process (see
+(``training/versions.checks``). The server runs in a child process (see
 ``ServedModel``); it also opens an HTTP port on 127.0.0.1, locked with a random API key
 that never leaves that process.
 

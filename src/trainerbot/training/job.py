@@ -26,5 +26,8 @@ class JobContext:
     recipe: str
     parent: ModelVersion | None  # the version active when the job started
     cases: tuple[Case, ...] = ()  # held-out questions the new version is judged on
+    # Up to 8 of the trained questions (never rehearsal): where no held-out ones are left, the
+    # llama.cpp runtime is compared with torch on these (they come out alike on both, or the merge broke).
+    taught: tuple[Case, ...] = ()
     persona: str | None = None  # the server's persona when the job started (None: the shipped one)
     pause: Callable[[], float] | None = None  # waits while chat on this machine writes a reply (chat_first)

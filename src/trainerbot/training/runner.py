@@ -49,6 +49,7 @@ from trainerbot.training.versions import register_version
 
 log = logging.getLogger(__name__)
 
+TAUGHT_PROBES = 8  # trained questions the llama.cpp runtime is compared on where no held-out ones are left
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -201,7 +202,7 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
         examples, held = heldout.split(examples, settings.heldout_share)
         ctx = JobContext(settings, store, job_id, worker, stop, guild_id=guild_id, guild_pid=guild_pid, snapshot_id=snap.id,
                          recipe=recipe, parent=parent, cases=tuple(heldout.cases(held, settings.max_test_cases)),
-                         persona=persona, pause=pause)
+                         taught=tuple(heldout.cases(examples, TAUGHT_PROBES)), persona=persona, pause=pause)
         if backend == "openai":
             from trainerbot.training.remote import run_remote_job
 

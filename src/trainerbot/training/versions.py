@@ -1,18 +1,22 @@
 """Model versions: a finished job's model is evaluated (held-out cases; for a pretrained
 model also the general questions), registered as the guild's next ``vN``, and made active
 only when it is not worse than the active one. A version chat would serve through llama.cpp
-is asked the same questions there too (``runtime_check``), and is served by torch instead
-if llama.cpp answers worse. Both the local runner and the remote
+is asked the held-out questions there too, and is served by torch instead if llama.cpp
+answers worse; where both runtimes are known to agree, the general questions are asked once,
+through llama.cpp (``checks``). Both the local runner and the remote
 (OpenAI-compatible) path finish here, so training flows one way: runner/remote → versions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,118 +67,227 @@ def promotion(
 
 
 GENERAL_TOLERANCE = 5.0  # points of the general-question score a candidate may lose
+TORCH = "torch"
 
 
 def general_check(
     settings: Settings, store: Store, job_id: int, candidate: Any, parent: ModelVersion | None, persona: str | None = None,
-    pause: Callable[[], object] | None = None,
+    pause: Callable[[], object] | None = None, *, base: Callable[[], float | None] | None = None,
 ) -> tuple[bool, dict[str, Any], str]:
     """(keeps conversing?, metrics, words): the candidate's score on the shipped general
-    questions, asked under the server's ``persona``, against its parent's (or, for a first
-    version, the base model's; the parent's stored score counts only under the same persona)."""
+    questions, asked under the server's ``persona`` through the runtime that will serve it
+    (``candidate.engine``: torch, or llama.cpp), against its parent's under the same persona
+    and runtime, or else the untaught base's (``base()``, None when there is none)."""
     from trainerbot.evaluation import general
 
     limit = settings.general_questions
-    queue.add_event(store, job_id, kind="log", message=f"checking {limit} general questions")
+    engine = getattr(candidate, "engine", TORCH)
+    through = "" if engine == TORCH else f" through {engine}"
+    queue.add_event(store, job_id, kind="log", message=f"checking {limit} general questions{through}")
     ours = general.score(candidate, limit=limit, system=persona, pause=pause)[0]
     before = (parent.metrics or {}) if parent is not None else {}
-    same = before.get("general_questions") == limit and before.get("persona") == persona
+    same = (before.get("general_questions") == limit and before.get("persona") == persona
+            and before.get("general_engine", TORCH) == engine)
     theirs = before.get("general") if same else None
-    if theirs is None and getattr(candidate, "adapter", None) is not None:
-        theirs = base_general(settings, candidate, limit, persona, pause)
-    kept = {"general": round(ours, 1), "general_before": theirs, "general_questions": limit}
+    if theirs is None and base is not None:
+        theirs = base()
+    kept = {"general": round(ours, 1), "general_before": theirs, "general_questions": limit, "general_engine": engine}
     if theirs is None or ours >= theirs - GENERAL_TOLERANCE:
         return True, kept, f"general questions {ours:.0f} %" + (f" vs {theirs:.0f} % before" if theirs is not None else "")
     return False, kept, f"it forgot general knowledge (general questions {ours:.0f} % vs {theirs:.0f} % before)"
 
 
-def base_general(settings: Settings, candidate: Any, limit: int, persona: str | None,
+def base_general(settings: Settings, base: Any, limit: int, persona: str | None,
                  pause: Callable[[], object] | None = None) -> float:
-    """The untaught base's general score under ``persona``: the candidate's weights without
-    its adapter, asked once per base, persona and question set, and kept under
-    ``<data>/models/general/`` (a prepared base never changes: its done-marker names it), so
-    every server's first version does not ask the base the same 40 questions again."""
+    """The untaught ``base``'s general score under ``persona`` (a torch model without an
+    adapter, or the base served by llama.cpp), asked once per base, runtime, persona and
+    question set, and kept under ``<data>/models/general/`` (a prepared base never changes:
+    its done-marker names it), so every server's first version does not ask the base the
+    same 40 questions again."""
     from trainerbot.evaluation import general
 
-    folder = Path(candidate.weights.folder)
-    marker = folder / DONE_MARKER
-    identity = json.dumps([str(folder), marker.read_text() if marker.is_file() else "", persona, limit,
-                           [(q.prompt, q.keywords) for q in general.questions()]])
-    cached = settings.resolved_data_dir / "models" / "general" / (
-        f"{folder.name}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}.json")
+    folder = Path(base.weights.folder) if hasattr(base, "weights") else Path(base.folder)
+    engine = getattr(base, "engine", TORCH)
+    cached = kept_general(settings, folder, engine, persona, limit)
     try:
         return float(json.loads(cached.read_text())["score"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    base = copy.copy(candidate)
-    base.adapter = None  # the same weights without the adapter: the untaught base
     score = general.score(base, limit=limit, system=persona, pause=pause)[0]
     cached.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(cached, json.dumps({"score": score, "base": folder.name, "persona": persona,
+    atomic_write_bytes(cached, json.dumps({"score": score, "base": folder.name, "engine": engine, "persona": persona,
                                            "questions": limit}).encode())
     return score
+
+
+def kept_general(settings: Settings, folder: Path, engine: str, persona: str | None, limit: int) -> Path:
+    """Where the base in ``folder``'s general score through ``engine`` is kept."""
+    from trainerbot.evaluation import general
+
+    marker = folder / DONE_MARKER
+    identity = [str(folder), marker.read_text() if marker.is_file() else "", persona, limit,
+                [(q.prompt, q.keywords) for q in general.questions()]]
+    if engine != TORCH:  # (a torch score's key stays what it was: scores kept before still count)
+        identity.append(engine)
+    return settings.resolved_data_dir / "models" / "general" / (
+        f"{folder.name}-{hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]}.json")
+
+
+def untaught(candidate: Any) -> Any:
+    """The torch ``candidate``'s weights without its adapter: the untaught base."""
+    base = copy.copy(candidate)
+    base.adapter = None
+    return base
 
 
 RUNTIME_TOLERANCE = 5.0  # points (held-out exact match, chrF, general %) llama.cpp may lose against torch
 
 
-def runtime_check(
-    settings: Settings, store: Store, job_id: int, folder: Path, cases: list[Case], answers: list[dict[str, Any]],
-    general_torch: float | None, persona: str | None = None, pause: Callable[[], object] | None = None,
-) -> dict[str, Any] | None:
-    """For a version chat would serve through llama.cpp: its merged file written now (so the
-    first reply does not wait for it), the held-out questions — and the general ones, when
-    the torch model was scored on them — answered there, and compared with the torch
-    model's answers. ``serves`` is False (chat answers with torch) when llama.cpp scores more
-    than ``RUNTIME_TOLERANCE`` points lower. None when llama.cpp would not serve it."""
+@dataclass
+class LlamaCppCheck:
+    """The llama.cpp side of a version's checks: the version served as chat would serve it
+    (``model``; None when it could not load, with ``verdict`` saying why)."""
+
+    engine: str
+    base_folder: Path
+    hub: Any = None
+    model: Any = None
+    verdict: dict[str, Any] = field(default_factory=dict)
+
+    def base(self) -> Any:
+        """The untaught base, served beside the version."""
+        return self.hub.get(self.base_folder, self.base_folder)
+
+
+@contextlib.contextmanager
+def llamacpp_check(settings: Settings, folder: Path) -> Iterator[LlamaCppCheck | None]:
+    """For a version chat would serve through llama.cpp: its merged file written now (so
+    the first reply does not wait for it) and served for the checks; None when llama.cpp
+    would not serve it."""
     from trainerbot.model import gguf_export, llamacpp
     from trainerbot.model.pretrained import base_dir
 
     base = base_dir(settings.resolved_data_dir)
     if not llamacpp.enabled(settings) or not gguf_export.servable(folder, base):
-        return None
-    asked = len(cases) + (settings.general_questions if general_torch is not None else 0)
-    queue.add_event(store, job_id, kind="log", message=f"checking the llama.cpp runtime on {asked} questions")
-    # As many questions at once as chat's slots: llama.cpp decodes them in one batch.
+        yield None
+        return
+    # As many questions at once as chat's slots: llama.cpp decodes them in one batch. Room
+    # for two servers: the untaught base may be asked too (once per machine and persona).
     hub = llamacpp.LlamaCppHub(settings.resolved_data_dir, settings.runtime_precision, threads=settings.torch_threads,
-                               slots=settings.chat_slots)
+                               slots=settings.chat_slots, capacity=2)
+    check = LlamaCppCheck(f"llama.cpp {settings.runtime_precision}", base, hub)
     try:
-        served = hub.get(folder, base)
-    except (OSError, ValueError, RuntimeError, NotAvailable) as exc:
-        log.warning("llama.cpp cannot serve %s: %s", folder.name, exc)
-        return {"engine": f"llama.cpp {settings.runtime_precision}", "serves": False,
-                "why": f"it could not load the model ({type(exc).__name__})"}
-    try:
-        result = _compare(settings, served, cases, answers, general_torch, persona, pause)
+        try:
+            check.model = hub.get(folder, base)
+        except (OSError, ValueError, RuntimeError, NotAvailable) as exc:
+            log.warning("llama.cpp cannot serve %s: %s", folder.name, exc)
+            check.verdict = {"engine": check.engine, "serves": False,
+                             "why": f"it could not load the model ({type(exc).__name__})"}
+        yield check
     finally:
         hub.close()
+
+
+def compare_answers(settings: Settings, served: Any, cases: list[Case], answers: list[dict[str, Any]],
+                    persona: str | None = None, pause: Callable[[], object] | None = None) -> dict[str, Any]:
+    """The ``cases`` answered through llama.cpp, against the torch model's ``answers``:
+    ``serves`` is False (chat answers with torch) when llama.cpp scores more than
+    ``RUNTIME_TOLERANCE`` points lower."""
+    result: dict[str, Any] = {"engine": served.engine, "compared": len(cases), "serves": True}
+    if not cases:
+        return result
+    rows, ours = score_cases(served, cases, max_new_tokens=min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS),
+                             system=persona, pause=pause)
+    theirs = summarise(answers)
+    same = sum(1 for a, b in zip(rows, answers, strict=True) if a["prediction"] == b["prediction"])
+    result |= {"same_answers": same, "exact_match": ours.exact_match, "exact_match_torch": theirs.exact_match,
+               "chrf": ours.chrf, "chrf_torch": theirs.chrf}
+    if ours.exact_match is not None and theirs.exact_match is not None:
+        result["serves"] &= 100 * ours.exact_match >= 100 * theirs.exact_match - RUNTIME_TOLERANCE
+    if ours.chrf is not None and theirs.chrf is not None:
+        result["serves"] &= ours.chrf >= theirs.chrf - RUNTIME_TOLERANCE
     return result
 
 
-def _compare(settings: Settings, served: Any, cases: list[Case], answers: list[dict[str, Any]],
-             general_torch: float | None, persona: str | None = None,
-             pause: Callable[[], object] | None = None) -> dict[str, Any]:
-    from trainerbot.evaluation import general
+def runtimes_agree(settings: Settings, candidate: Any, check: LlamaCppCheck, persona: str | None,
+                   pause: Callable[[], object] | None, runtime: dict[str, Any]) -> bool:
+    """Whether torch and llama.cpp are known to agree on the general questions for this base
+    and persona: the untaught base scores within ``RUNTIME_TOLERANCE`` points on both (each
+    score kept, so asked once per machine). Both scores go into ``runtime``."""
+    if getattr(candidate, "adapter", None) is None:  # no untaught base to ask under torch
+        return False
+    limit = settings.general_questions
+    on_torch = base_general(settings, untaught(candidate), limit, persona, pause)
+    on_llamacpp = base_general(settings, check.base(), limit, persona, pause)
+    runtime["general_base"] = {TORCH: on_torch, check.engine: on_llamacpp}
+    return abs(on_torch - on_llamacpp) <= RUNTIME_TOLERANCE
 
-    result: dict[str, Any] = {"engine": served.engine, "compared": len(cases)}
-    serves = True
+
+def checks(job: JobContext, candidate: Any, path: str | None, general: bool) -> tuple[bool, dict[str, Any], str]:
+    """(promote?, metrics, the reason in words): every gate a finished job's model passes.
+
+    - The held-out cases under torch, against the active version (``promotion``).
+    - For a version llama.cpp would serve: the held-out cases there too (or, where none are
+      left, up to 8 taught questions), against torch's answers; torch serves it if llama.cpp
+      answers worse.
+    - For a pretrained candidate (``general``): the general questions, once, through the
+      runtime that will serve it when torch and llama.cpp are known to agree (on the held-out
+      answers, or where none are left on some taught ones, and on the untaught base's general
+      score); otherwise under torch, and again through llama.cpp, which must not score much
+      lower.
+    """
+    settings, store, job_id, parent, pause = job.settings, job.store, job.job_id, job.parent, job.pause
+    persona = job.persona if getattr(candidate, "takes_system", False) else None  # a scratch model never had one
+    cases = list(job.cases)
     if cases:
-        rows, ours = score_cases(served, cases, max_new_tokens=min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS),
-                                 system=persona, pause=pause)
-        theirs = summarise(answers)
-        same = sum(1 for a, b in zip(rows, answers, strict=True) if a["prediction"] == b["prediction"])
-        result |= {"same_answers": same, "exact_match": ours.exact_match, "exact_match_torch": theirs.exact_match,
-                   "chrf": ours.chrf, "chrf_torch": theirs.chrf}
-        if ours.exact_match is not None and theirs.exact_match is not None:
-            serves &= 100 * ours.exact_match >= 100 * theirs.exact_match - RUNTIME_TOLERANCE
-        if ours.chrf is not None and theirs.chrf is not None:
-            serves &= ours.chrf >= theirs.chrf - RUNTIME_TOLERANCE
-    if general_torch is not None:
-        score = general.score(served, limit=settings.general_questions, system=persona, pause=pause)[0]
-        result |= {"general": round(score, 1), "general_torch": general_torch}
-        serves &= score >= general_torch - RUNTIME_TOLERANCE
-    result["serves"] = serves
-    return result
+        queue.add_event(store, job_id, kind="log", message=f"evaluating on {len(cases)} held-out cases")
+    promote, evaluation, why, answers = promotion(settings, candidate, parent, cases, persona, pause)
+    general = general and bool(settings.general_questions)
+    with contextlib.ExitStack() as stack:
+        check = stack.enter_context(llamacpp_check(settings, settings.resolved_data_dir / path)) if path else None
+        runtime: dict[str, Any] | None = None
+        judged, base = candidate, None
+        if check is not None and check.model is None:
+            runtime = check.verdict
+        elif check is not None:
+            # Compared on the held-out questions; where none are left, on some taught ones.
+            probes, kind = (cases, "held-out") if cases else (list(job.taught), "taught")
+            if probes:
+                queue.add_event(store, job_id, kind="log",
+                                message=f"checking the llama.cpp runtime on {len(probes)} {kind} questions")
+            if not cases and probes:
+                answers = score_cases(candidate, probes, max_new_tokens=min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS),
+                                      system=persona, pause=pause)[0]
+            runtime = compare_answers(settings, check.model, probes, answers, persona, pause) | {"compared_on": kind}
+            if general and runtime["serves"] and probes and runtimes_agree(settings, candidate, check, persona, pause,
+                                                                          runtime):
+                judged, base = check.model, check.base()
+        if general:
+            if judged is candidate and getattr(candidate, "adapter", None) is not None:
+                base = untaught(candidate)
+            keeps, kept, words = general_check(
+                settings, store, job_id, judged, parent, persona, pause,
+                base=functools.partial(base_general, settings, base, settings.general_questions, persona, pause)
+                if base is not None else None)
+            evaluation.update(kept)
+            if not keeps:
+                promote, why = False, words
+            elif promote:
+                why = f"{why}; {words}"
+            if check is not None and check.model is not None and judged is candidate and runtime is not None \
+                    and runtime["serves"]:  # (llama.cpp already answered the held-out cases worse: torch serves it)
+                from trainerbot.evaluation import general as asked
+
+                queue.add_event(store, job_id, kind="log", message=f"checking the {settings.general_questions} general "
+                                f"questions through {check.engine} too")
+                score = asked.score(check.model, limit=settings.general_questions, system=persona, pause=pause)[0]
+                runtime |= {"general": round(score, 1), "general_torch": kept["general"]}
+                runtime["serves"] &= score >= kept["general"] - RUNTIME_TOLERANCE
+    if runtime is not None:
+        evaluation["runtime"] = runtime
+        engine = runtime["engine"] if runtime["serves"] else "torch (llama.cpp answered worse)"
+        why += f"; replies through {engine}"
+    return promote, evaluation, why
 
 
 def register_version(
@@ -183,26 +296,8 @@ def register_version(
     """Evaluate the finished job's model on the held-out cases (and, for a pretrained model,
     the general questions), register it as the next version — active only when it is not
     worse than the active one — and finish the job."""
-    settings, store, job_id, guild_id, parent = job.settings, job.store, job.job_id, job.guild_id, job.parent
-    persona = job.persona if getattr(candidate, "takes_system", False) else None  # a scratch model never had one
-    cases = list(job.cases)
-    if cases:
-        queue.add_event(store, job_id, kind="log", message=f"evaluating on {len(cases)} held-out cases")
-    promote, evaluation, why, answers = promotion(settings, candidate, parent, cases, persona, job.pause)
-    if general and settings.general_questions:
-        keeps, kept, words = general_check(settings, store, job_id, candidate, parent, persona, job.pause)
-        evaluation.update(kept)
-        if not keeps:
-            promote, why = False, words
-        elif promote:
-            why = f"{why}; {words}"
-    if path is not None:
-        runtime = runtime_check(settings, store, job_id, settings.resolved_data_dir / path, cases, answers,
-                                evaluation.get("general") if general else None, persona, job.pause)
-        if runtime is not None:
-            evaluation["runtime"] = runtime
-            engine = runtime["engine"] if runtime["serves"] else "torch (llama.cpp answered worse)"
-            why += f"; replies through {engine}"
+    store, job_id, guild_id = job.store, job.job_id, job.guild_id
+    promote, evaluation, why = checks(job, candidate, path, general)
     metrics = {**metrics, **evaluation, "promoted": promote}
     with store.session() as s:
         # Workers on other machines may register at the same moment: the guild's row, locked
