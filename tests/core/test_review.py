@@ -42,7 +42,7 @@ async def test_only_an_approved_correction_teaches(core: CoreService, trainer: C
     second = (await core.feedback.correct(member, "m2", "Admiral Vessa.")).data["correction_id"]
     assert await _taught(core, member, "What is the capital of Zorbia?") is None  # pending: not used
     shown = await core.review.next(trainer)
-    assert shown.data == {"kind": "correction", "correction_id": first, "waiting": 2}
+    assert shown.data == {"kind": "correction", "correction_id": first, "waiting": 2, "proposals": [first]}
     assert "Quillport." in shown.content and "Paris." in shown.content and f"approve {first}" in shown.content
     with pytest.raises(NotAllowed):
         await core.review.next(member)
@@ -65,6 +65,78 @@ async def test_only_an_approved_correction_teaches(core: CoreService, trainer: C
         await core.review.approve(trainer, 999)
     with pytest.raises(BadInput):
         await core.review.approve(trainer, "twelve")
+
+
+async def test_answers_proposed_for_one_question_are_one_review_item_and_one_approval_supersedes_the_rest(
+        core: CoreService, trainer: Caller, member: Caller) -> None:
+    other = replace(member, user_id="u-other", user_name="Otto")
+    third = replace(member, user_id="u-third", user_name="Thea")
+    await _reply(core, member, "m1")
+    await _reply(core, other, "m2", "what is the capital of Zorbia", "Paris, of course.")  # the same question, elsewhere
+    await _reply(core, member, "m3", "Who founded Quillport?", "Nobody.")
+    a = (await core.feedback.correct(member, "m1", "Quillport.")).data["correction_id"]
+    b = (await core.feedback.correct(other, "m1", "Zorbia's capital is Vessaton.")).data["correction_id"]
+    c = (await core.feedback.correct(third, "m2", "Quillport is the capital.")).data["correction_id"]
+    assert (await core.feedback.correct(third, "m1", "zorbia's capital is Vessaton")).data["correction_id"] == b  # support
+    d = (await core.feedback.correct(member, "m3", "Admiral Vessa.")).data["correction_id"]
+
+    shown = await core.review.next(trainer)
+    assert shown.review is not None and shown.review.proposals == (a, b, c)
+    assert shown.review.correction_id == b  # the most supporters picked first
+    assert "3 answers proposed for one question" in shown.content and "4 corrections waiting" in shown.content
+    assert all(text in shown.content for text in ("Quillport.", "Vessaton", "Quillport is the capital.", "Paris."))
+    assert f"▶ **#{b}** by <@u-other> (first correction) · asked by 2" in shown.content
+    assert "Admiral Vessa" not in shown.content and "Taught now" not in shown.content
+    picked = await core.review.next(trainer, chosen=c)
+    assert picked.review is not None and picked.review.correction_id == c and f"▶ **#{c}**" in picked.content
+    after = await core.review.next(trainer, after=a)  # past the whole question, whichever proposal was shown
+    assert after.review is not None and after.review.proposals == (d,) and f"Correction #{d}" in after.content
+
+    decided = await core.review.approve(trainer, c)
+    assert f"#{a}, #{b} (other answers to the same question) were closed as superseded by #{c}" in decided.content
+    assert [(x.id, x.status, x.superseded_by) for x in _corrections(core)] == [
+        (a, "superseded", c), (b, "superseded", c), (c, "approved", None), (d, "pending", None)]
+    assert f"already superseded by #{c}" in (await core.review.approve(trainer, a)).content
+    assert await _taught(core, member, "What is the capital of Zorbia?") == "Quillport is the capital."
+    # The next answer proposed for that question shows what is taught now, and its author's record.
+    e = (await core.feedback.correct(member, "m1", "Quillport, on the coast.")).data["correction_id"]
+    again = await core.review.next(trainer, chosen=e)
+    assert "**Taught now:** Quillport is the capital." in again.content and again.review is not None
+    assert again.review.proposals == (e,)
+    # A trainer's own correction decides its question: the member's pending answer is superseded.
+    await core.feedback.correct(trainer, "m3", "Quillport was founded by Admiral Vessa in 1204.")
+    with core.store.read() as s:
+        closed = s.get(Correction, d)
+        assert closed is not None and closed.status == "superseded" and closed.superseded_by is not None
+    members = await core.review.next(trainer)
+    assert members.review is not None and members.review.proposals == (e,)
+
+
+async def test_corrections_stored_before_questions_were_keyed_are_grouped_too(
+        core: CoreService, trainer: Caller, member: Caller) -> None:
+    await _reply(core, member, "m1")
+    await _reply(core, member, "m2", "What is the capital of Zorbia?!", "Paris.")
+    first = (await core.feedback.correct(member, "m1", "Quillport.")).data["correction_id"]
+    second = (await core.feedback.correct(replace(member, user_id="u-other"), "m2", "Vessaton.")).data["correction_id"]
+    with core.store.session() as s:  # as the rows of a database from before the migration read
+        for row in s.scalars(select(Correction)):
+            row.question_key = None
+    shown = await core.review.next(trainer)
+    assert shown.review is not None and shown.review.proposals == (first, second)
+    assert all(c.question_key for c in _corrections(core))
+
+
+async def test_the_review_shows_each_author_s_record(core: CoreService, trainer: Caller, member: Caller) -> None:
+    other = replace(member, user_id="u-other", user_name="Otto")
+    for n, answer in enumerate(("Quillport.", "Vessaton.", "Amberly.")):
+        await _reply(core, member, f"r{n}", f"Question number {n}?", "No idea.")
+        cid = (await core.feedback.correct(member, f"r{n}", answer)).data["correction_id"]
+        await (core.review.approve if n < 2 else core.review.reject)(trainer, cid)
+    await _reply(core, member, "q", "What is the capital of Zorbia?", "Paris.")
+    await core.feedback.correct(member, "q", "Quillport.")
+    await core.feedback.correct(other, "q", "Vessaton.")
+    shown = await core.review.next(trainer)
+    assert "<@u-member> (2 approved, 1 rejected)" in shown.content and "<@u-other> (first correction)" in shown.content
 
 
 async def test_review_reactions_decide_the_correction_they_show(core: CoreService, trainer: Caller, member: Caller) -> None:

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, desc, func, or_, select, update
+from sqlalchemy import String, delete, desc, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from trainerbot.core.base import Group
 from trainerbot.core.models import read_report
 from trainerbot.core.permissions import is_trainer
-from trainerbot.core.review import flagged_replies
+from trainerbot.core.review import fill_question_keys, flagged_replies
 from trainerbot.core.types import Caller, Reply
 from trainerbot.errors import BadInput, NotAllowed, NotAvailable, NotFound
 from trainerbot.store import repo
@@ -117,6 +117,7 @@ class CorrectionRow:
     corrected: str
     source: str
     supporters: int
+    conflicts: tuple[int, ...] = ()  # the other pending answers to the same question (approving one supersedes them)
 
 
 @dataclass(frozen=True)
@@ -319,14 +320,30 @@ class DashboardCommands(Group):
         return await self._in_guild(caller, [], load)
 
     async def pending(self, caller: Caller, limit: int = 200) -> list[CorrectionRow]:
-        """The corrections waiting for review, oldest first (trainers only, as ``review``)."""
+        """The corrections waiting for review, by question (oldest first), the answers to one
+        question together (trainers only, as ``review``)."""
         self._require_trainer(caller, "review corrections")
 
         def load(s: Session, gid: int) -> list[CorrectionRow]:
-            rows = s.scalars(select(Correction).where(Correction.guild_id == gid,
-                                                      Correction.status == CorrectionStatus.PENDING)
-                             .order_by(Correction.id).limit(limit))
-            return [CorrectionRow(c.id, c.user_id, c.prompt, c.original, c.corrected, c.source, c.supporters) for c in rows]
+            waiting = (Correction.guild_id == gid, Correction.status == CorrectionStatus.PENDING)
+            question = func.coalesce(Correction.question_key, func.cast(Correction.id, String))
+            first = func.min(Correction.id).over(partition_by=question)
+            rows = [c for c, _ in s.execute(select(Correction, first).where(*waiting).order_by(first, Correction.id)
+                                            .limit(limit))]
+            keys = {c.question_key for c in rows if c.question_key}
+            asked: dict[str, list[int]] = {}
+            for cid, key in s.execute(select(Correction.id, Correction.question_key).where(
+                    *waiting, Correction.question_key.in_(keys)).order_by(Correction.id)) if keys else ():
+                asked.setdefault(str(key), []).append(cid)
+            return [CorrectionRow(c.id, c.user_id, c.prompt, c.original, c.corrected, c.source, c.supporters,
+                                  tuple(o for o in asked.get(c.question_key or "", []) if o != c.id)) for c in rows]
+
+        def keyed() -> None:  # rows stored before questions were keyed, once
+            with self.store.read() as s:
+                guild = self._find_guild(s, caller)
+            if guild is not None:
+                fill_question_keys(self.store, guild.id)
+        await self._blocking(keyed)
         return await self._in_guild(caller, [], load)
 
     async def flagged(self, caller: Caller, limit: int = 100) -> list[FlaggedRow]:

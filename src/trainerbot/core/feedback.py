@@ -17,14 +17,14 @@ from trainerbot.core.base import Group
 from trainerbot.core.ingest import Event, Ingest
 from trainerbot.core.limits import RateLimiter
 from trainerbot.core.permissions import is_trainer
-from trainerbot.core.review import add_correction_example, pending_count, same_correction
+from trainerbot.core.review import approve_correction, pending_count, question_key, same_correction
 from trainerbot.core.text import MESSAGE_ID, read_message_id
 from trainerbot.core.types import Caller, Reply
 from trainerbot.datasets.records import Label
 from trainerbot.errors import BadInput, Busy, NotFound
 from trainerbot.ops import metrics
 from trainerbot.store import Store, repo
-from trainerbot.store.models import Correction, CorrectionStatus, Message, utcnow
+from trainerbot.store.models import Correction, CorrectionStatus, Message
 
 MAX_FEEDBACK_CHARS = 2000
 REACTIONS: dict[str, Label] = {"👍": "positive", "👎": "negative"}
@@ -117,8 +117,7 @@ class FeedbackCommands(Group):
                 same.supporters += 1
                 return same.id, same.status, "merged"
             if same is not None:  # a trainer gives the answer a member suggested: approve that one
-                same.status, same.reviewed_by, same.reviewed_at = CorrectionStatus.APPROVED, caller.user_id, utcnow()
-                add_correction_example(s, self.settings.feedback_dataset, same)
+                approve_correction(s, self.settings.feedback_dataset, same, caller.user_id)
                 return same.id, same.status, None
             if not approved and pending_count(s, guild.id, caller.user_id) >= self.settings.max_pending_per_user:
                 raise Busy(
@@ -132,13 +131,14 @@ class FeedbackCommands(Group):
                 prompt=msg.prompt or "",
                 original=msg.content,
                 corrected=text,
-                status=CorrectionStatus.APPROVED if approved else CorrectionStatus.PENDING,
+                status=CorrectionStatus.PENDING,
                 source=f"message:{mid}",
+                question_key=question_key(msg.prompt or ""),
             )
             s.add(corr)
             s.flush()
-            if approved:
-                add_correction_example(s, self.settings.feedback_dataset, corr)
+            if approved:  # a trainer's answer decides the question: members' pending ones are superseded
+                approve_correction(s, self.settings.feedback_dataset, corr, caller.user_id)
             return corr.id, corr.status, None
 
     # ---------------------------------------------------------------- reactions

@@ -26,7 +26,7 @@ from trainerbot.config import Settings
 from trainerbot.core.base import Group
 from trainerbot.core.limits import RateLimiter
 from trainerbot.core.permissions import is_trainer
-from trainerbot.core.review import pending_count, same_correction
+from trainerbot.core.review import pending_count, question_key, same_correction
 from trainerbot.core.text import quote_user_text, row_number
 from trainerbot.core.types import Attachment, Caller, OutFile, Reply
 from trainerbot.datasets import paths
@@ -269,6 +269,7 @@ class ModelCommands(Group):
                         corrected=str(row["expected"]),
                         status=CorrectionStatus.PENDING,
                         source=f"test:{run.id}",
+                        question_key=question_key(str(row["prompt"])),
                     )
                 )
                 queued += 1

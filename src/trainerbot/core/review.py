@@ -1,18 +1,23 @@
 """The review queue and consent: ``review``, ``approve``, ``reject`` and ``forget``.
 
 Members' corrections and the wrong answers a test found wait as ``pending`` corrections;
-``review`` shows trainers the oldest one (then replies the community flagged 👎 and nobody
-corrected yet), one at a time. Only an approved correction becomes a training example and a
-taught fact. ``forget`` deletes one person's examples, ratings, corrections and chat
-messages from the store, so no later snapshot has them.
+``review`` shows trainers the oldest question they answer (then replies the community
+flagged 👎 and nobody corrected yet), one at a time. Every pending answer to the same
+question — on the same reply, or the same question asked anywhere in the server — is one
+review item: the proposals side by side, each with its supporters and its author's record,
+with the reply they correct and the answer taught now. Approving one closes the others as
+superseded by it. Only an approved correction becomes a training example and a taught fact.
+``forget`` deletes one person's examples, ratings, corrections and chat messages from the
+store, so no later snapshot has them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
-from sqlalchemy import CursorResult, Delete, case, delete, func, select
+from sqlalchemy import CursorResult, Delete, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from trainerbot.core.base import Group
@@ -23,6 +28,7 @@ from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput, NotAllowed, NotFound
 from trainerbot.evaluation.metrics import normalise_answer
+from trainerbot.model.taught import normalise
 from trainerbot.plural import count
 from trainerbot.store import repo
 from trainerbot.store.models import Correction, CorrectionStatus, DatasetItem, FactEmbedding, Feedback, Message, utcnow
@@ -38,9 +44,16 @@ def pending_count(s: Any, guild_id: int, user_id: str) -> int:
         Correction.guild_id == guild_id, Correction.user_id == user_id, Correction.status == CorrectionStatus.PENDING)) or 0
 
 
+def question_key(prompt: str) -> str:
+    """The question a correction answers, as taught facts match questions (case, accents of
+    ё and punctuation aside), hashed to fit an index."""
+    return hashlib.sha256(normalise(prompt).encode("utf-8")).hexdigest()[:32]
+
+
 def same_correction(s: Any, guild_id: int, prompt: str, corrected: str, message_id: int | None = None) -> Correction | None:
     """A pending or approved correction that teaches the same answer to the same reply (or prompt)."""
-    query = select(Correction).where(Correction.guild_id == guild_id, Correction.status != CorrectionStatus.REJECTED)
+    query = select(Correction).where(Correction.guild_id == guild_id,
+                                     Correction.status.in_((CorrectionStatus.PENDING, CorrectionStatus.APPROVED)))
     query = (
         query.where(Correction.message_id == message_id) if message_id is not None else query.where(Correction.prompt == prompt)
     )
@@ -61,6 +74,83 @@ def add_correction_example(s: Any, dataset_name: str, corr: Correction) -> None:
         source_ref=corr.source,
     )
     dataset_items.add_examples(s, ds, [ex], source="correction", author_id=corr.user_id, correction_id=corr.id)
+
+
+def proposals(s: Any, corr: Correction) -> list[Correction]:
+    """The pending corrections that answer the same question as ``corr`` (on its reply, or
+    the same question anywhere in its server), ``corr`` among them, oldest first."""
+    same = [Correction.question_key == corr.question_key] if corr.question_key else []
+    if corr.message_id is not None:
+        same.append(Correction.message_id == corr.message_id)
+    if not same:
+        return [corr]
+    return list(s.scalars(select(Correction).where(Correction.guild_id == corr.guild_id,
+                                                   Correction.status == CorrectionStatus.PENDING, or_(*same))
+                          .order_by(Correction.id)))
+
+
+def approve_correction(s: Any, dataset_name: str, corr: Correction, reviewer: str) -> list[int]:
+    """Approve ``corr`` (a DPO pair in the feedback dataset) and close the other pending
+    answers to its question as superseded by it; their IDs."""
+    others = [c for c in proposals(s, corr) if c.id != corr.id]
+    now = utcnow()
+    corr.status, corr.reviewed_by, corr.reviewed_at = CorrectionStatus.APPROVED, reviewer, now
+    for other in others:
+        other.status, other.superseded_by = CorrectionStatus.SUPERSEDED, corr.id
+        other.reviewed_by, other.reviewed_at = reviewer, now
+    add_correction_example(s, dataset_name, corr)
+    return [c.id for c in others]
+
+
+def superseded_words(cid: int, others: list[int]) -> str:
+    if not others:
+        return ""
+    listed = ", ".join(f"#{o}" for o in others)
+    return (f" {listed} ({'another answer' if len(others) == 1 else 'other answers'} to the same question) "
+            f"{'was' if len(others) == 1 else 'were'} closed as superseded by #{cid}.")
+
+
+def fill_question_keys(store: Any, guild_id: int) -> None:
+    """Corrections stored before questions were keyed get their key (once)."""
+    with store.read() as s:
+        missing = s.execute(select(Correction.id, Correction.prompt).where(
+            Correction.guild_id == guild_id, Correction.question_key.is_(None))).all()
+    if missing:
+        with store.session() as s:
+            for cid, prompt in missing:
+                s.execute(update(Correction).where(Correction.id == cid).values(question_key=question_key(prompt)))
+
+
+def records(s: Any, guild_id: int, user_ids: set[str]) -> dict[str, dict[str, int]]:
+    """Each author's record in the server: their corrections approved, rejected and superseded."""
+    out: dict[str, dict[str, int]] = {u: {} for u in user_ids}
+    decided = (CorrectionStatus.APPROVED, CorrectionStatus.REJECTED, CorrectionStatus.SUPERSEDED)
+    for user_id, status, n in s.execute(
+            select(Correction.user_id, Correction.status, func.count())
+            .where(Correction.guild_id == guild_id, Correction.user_id.in_(user_ids), Correction.status.in_(decided))
+            .group_by(Correction.user_id, Correction.status)):
+        out[user_id][status] = int(n)
+    return out
+
+
+def record_words(record: dict[str, int]) -> str:
+    shown = [f"{record[k]} {k}" for k in (CorrectionStatus.APPROVED, CorrectionStatus.REJECTED, CorrectionStatus.SUPERSEDED)
+             if record.get(k)]
+    return ", ".join(shown) if shown else "first correction"
+
+
+def taught_now(s: Any, guild_id: int, corr: Correction) -> str | None:
+    """The answer taught now for ``corr``'s question: the latest approved correction of it,
+    else the latest example taught with that exact question (as chat answers it at once)."""
+    approved = s.scalar(select(Correction.corrected).where(
+        Correction.guild_id == guild_id, Correction.status == CorrectionStatus.APPROVED,
+        Correction.question_key == corr.question_key).order_by(Correction.id.desc()).limit(1)) if corr.question_key else None
+    if approved is not None:
+        return str(approved)
+    item = s.scalar(select(DatasetItem.response).where(
+        DatasetItem.guild_id == guild_id, DatasetItem.archived_in.is_(None), DatasetItem.label == "positive",
+        DatasetItem.source != "reaction", DatasetItem.prompt == corr.prompt).order_by(DatasetItem.id.desc()).limit(1))
+    return str(item) if item is not None else None
 
 
 def flagged_replies(s: Session, guild_id: int, *, limit: int) -> list[tuple[Message, int, int]]:
@@ -88,6 +178,14 @@ def _correction_id(raw: str | int) -> int:
     return row_number(raw, "Give the number of a correction, as `review` shows it (e.g. `approve 12`).")
 
 
+def _label(corr: Correction) -> str:
+    """A proposal in one line of at most 100 characters: its number, supporters, answer."""
+    people = f" · {corr.supporters} asked" if corr.supporters > 1 else ""
+    text = " ".join(corr.corrected.split())
+    head = f"#{corr.id}{people}: "
+    return head + (text if len(head) + len(text) <= 100 else text[: 99 - len(head)] + "…")
+
+
 def _origin(corr: Correction) -> str:
     kind, _, ref = corr.source.partition(":")
     return {"message": f"a reply of mine (`{ref}`)", "test": f"test #{ref}"}.get(kind, corr.source)
@@ -95,39 +193,38 @@ def _origin(corr: Correction) -> str:
 
 class ReviewCommands(Group):
     # ----------------------------------------------------------------- review
-    async def next(self, caller: Caller, after: int | None = None) -> Reply:
-        """The oldest pending correction (or, with ``after``, the next one after that ID,
-        wrapping round), then the flagged replies."""
+    async def next(self, caller: Caller, after: int | None = None, chosen: int | None = None) -> Reply:
+        """The oldest question with pending corrections (or, with ``after``, the next one after
+        that correction's question, wrapping round), then the flagged replies. ``chosen``: show
+        that correction's question with it picked (Discord's select menu)."""
         self._require_trainer(caller, "review corrections")
-        return await self._blocking(self._next_review, caller, after)
+        return await self._blocking(self._next_review, caller, after, chosen)
 
-    def _next_review(self, caller: Caller, after: int | None = None) -> Reply:
-        p = self.settings.prefix
+    def _next_review(self, caller: Caller, after: int | None = None, chosen: int | None = None) -> Reply:
         with self.store.read() as s:
             guild = self._find_guild(s, caller)
-            if guild is None:
-                return Reply.text("Nothing waits for review.", data={"kind": None})
+        if guild is None:
+            return Reply.text("Nothing waits for review.", data={"kind": None})
+        fill_question_keys(self.store, guild.id)
+        with self.store.read() as s:
             pending = select(Correction).where(Correction.guild_id == guild.id, Correction.status == CorrectionStatus.PENDING)
-            waiting = s.scalar(select(func.count()).select_from(pending.subquery())) or 0
-            corr = s.scalar(pending.where(Correction.id > after).order_by(Correction.id).limit(1)) if after is not None else None
+            corr = s.get(Correction, chosen) if chosen is not None else None
+            if corr is not None and (corr.guild_id != guild.id or corr.status != CorrectionStatus.PENDING):
+                corr = None
+            if corr is None and after is not None:
+                previous = s.get(Correction, after)
+                key = previous.question_key if previous is not None and previous.guild_id == guild.id else None
+                later = pending.where(Correction.id > after)
+                if key is not None:  # past the question just shown, whatever its proposals' numbers
+                    later = later.where(or_(Correction.question_key.is_(None), Correction.question_key != key))
+                corr = s.scalar(later.order_by(Correction.id).limit(1))
             corr = corr or s.scalar(pending.order_by(Correction.id).limit(1))
             if corr is not None:
-                people = f" · asked by {corr.supporters}" if corr.supporters > 1 else ""
-                text = (
-                    f"📝 **Correction #{corr.id}** — 1 of {waiting} waiting · by <@{corr.user_id}> · from "
-                    f"{_origin(corr)}{people}\n"
-                    f"**Prompt:** {quote_user_text(corr.prompt, 500)}\n"
-                    f"**Bot said:** {quote_user_text(corr.original, 500) or '—'}\n"
-                    f"**Better:** {quote_user_text(corr.corrected, 700)}\n"
-                    f"`{p}approve {corr.id}` or `{p}reject {corr.id}`."
-                )
-                return Reply.text(
-                    text,
-                    data={"kind": "correction", "correction_id": corr.id, "waiting": waiting},
-                    review=ReviewItem("correction", correction_id=corr.id),
-                )
+                waiting = s.scalar(select(func.count()).select_from(pending.subquery())) or 0
+                return self._show_question(s, guild.id, corr, waiting, chosen=corr.id if chosen is not None else None)
             flagged = flagged_replies(s, guild.id, limit=1)
             if flagged:
+                p = self.settings.prefix
                 msg, neg, pos = flagged[0]
                 text = (
                     f"🚩 **Flagged reply `{msg.platform_message_id or msg.id}`** — 👎 {neg} / 👍 {pos}, not corrected yet\n"
@@ -142,6 +239,49 @@ class ReviewCommands(Group):
                     review=ReviewItem("flagged", message_id=msg.platform_message_id),
                 )
         return Reply.text("Nothing waits for review. 🎉", data={"kind": None})
+
+    def _show_question(self, s: Session, guild_id: int, corr: Correction, waiting: int, chosen: int | None) -> Reply:
+        """One review item: the pending answers to ``corr``'s question. One alone reads as
+        before; several read as a conflict, each proposal with its supporters and its author's
+        record, the one with the most supporters (then the oldest) picked unless ``chosen``."""
+        p = self.settings.prefix
+        group = proposals(s, corr)
+        if chosen is None:
+            corr = max(group, key=lambda c: (c.supporters, -c.id))
+        taught = taught_now(s, guild_id, corr)
+        known = f"**Taught now:** {quote_user_text(taught, 500)}\n" if taught is not None else ""
+        data = {"kind": "correction", "correction_id": corr.id, "waiting": waiting, "proposals": [c.id for c in group]}
+        item = ReviewItem("correction", correction_id=corr.id, proposals=tuple(c.id for c in group),
+                          labels=tuple(_label(c) for c in group))
+        if len(group) == 1:
+            people = f" · asked by {corr.supporters}" if corr.supporters > 1 else ""
+            text = (
+                f"📝 **Correction #{corr.id}** — 1 of {waiting} waiting · by <@{corr.user_id}> · from "
+                f"{_origin(corr)}{people}\n"
+                f"**Prompt:** {quote_user_text(corr.prompt, 500)}\n"
+                f"**Bot said:** {quote_user_text(corr.original, 500) or '—'}\n{known}"
+                f"**Better:** {quote_user_text(corr.corrected, 700)}\n"
+                f"`{p}approve {corr.id}` or `{p}reject {corr.id}`."
+            )
+            return Reply.text(text, data=data, review=item)
+        record = records(s, guild_id, {c.user_id for c in group})
+        lines = [
+            f"⚖️ **{len(group)} answers proposed for one question** — {count(waiting, 'correction')} waiting · "
+            f"from {_origin(corr)}",
+            f"**Prompt:** {quote_user_text(corr.prompt, 400)}",
+            f"**Bot said:** {quote_user_text(corr.original, 400) or '—'}",
+        ]
+        if taught is not None:
+            lines.append(known.rstrip("\n"))
+        budget = max(80, 1200 // len(group))
+        for c in group:
+            mark = "▶" if c.id == corr.id else "•"
+            people = f" · asked by {c.supporters}" if c.supporters > 1 else ""
+            lines.append(f"{mark} **#{c.id}** by <@{c.user_id}> ({record_words(record[c.user_id])}){people}: "
+                         f"{quote_user_text(c.corrected, budget)}")
+        lines.append(f"Pick one: `{p}approve <number>` teaches it and closes the others as superseded by it; "
+                     f"`{p}reject <number>` drops one.")
+        return Reply.text("\n".join(lines), data=data, review=item)
 
     async def approve(self, caller: Caller, correction_id: str | int, corrected: str | None = None) -> Reply:
         """Approve a pending correction; ``corrected`` first replaces its text (an edit)."""
@@ -161,9 +301,10 @@ class ReviewCommands(Group):
     async def _decide(self, caller: Caller, cid: int, status: str, corrected: str | None = None) -> Reply:
         self._require_trainer(caller, "review corrections")
         already = False
+        others: list[int] = []
 
         def decide() -> str:
-            nonlocal already
+            nonlocal already, others
             with self.store.session() as s:
                 guild = self._guild(s, caller)
                 # Locked for the decision (PostgreSQL; SQLite writes are serialised already):
@@ -174,16 +315,19 @@ class ReviewCommands(Group):
                 if corr.status != CorrectionStatus.PENDING:
                     already = True
                     by = f" by <@{corr.reviewed_by}>" if corr.reviewed_by else ""
-                    return f"Correction #{cid} was already {corr.status}{by}; nothing changed."
+                    how = f"superseded by #{corr.superseded_by}" if corr.superseded_by else corr.status
+                    return f"Correction #{cid} was already {how}{by}; nothing changed."
                 if corrected is not None:
                     corr.corrected = corrected
-                corr.status, corr.reviewed_by, corr.reviewed_at = status, caller.user_id, utcnow()
                 if status == CorrectionStatus.APPROVED:
-                    add_correction_example(s, self.settings.feedback_dataset, corr)
+                    if corr.question_key is None:
+                        corr.question_key = question_key(corr.prompt)
+                    others = approve_correction(s, self.settings.feedback_dataset, corr, caller.user_id)
                     return (
                         f"✅ Correction #{cid} approved: it answers at once from now on and is in "
-                        f"`{self.settings.feedback_dataset}` for the next training."
+                        f"`{self.settings.feedback_dataset}` for the next training." + superseded_words(cid, others)
                     )
+                corr.status, corr.reviewed_by, corr.reviewed_at = status, caller.user_id, utcnow()
                 return f"❌ Correction #{cid} rejected; it will not be used."
 
         text = await self._blocking(decide)
@@ -193,8 +337,8 @@ class ReviewCommands(Group):
             )
         return Reply.text(
             text + f" `{self.settings.prefix}review` shows the next.",
-            data={"correction_id": cid, "status": status},
-            decision=Decision(cid, status),
+            data={"correction_id": cid, "status": status, "superseded": others},
+            decision=Decision(cid, status, superseded=tuple(others)),
         )
 
     async def correction_text(self, caller: Caller, correction_id: int) -> str:

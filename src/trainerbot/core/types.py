@@ -85,8 +85,10 @@ class ReviewItem:
     """What ``review`` shows: a pending correction, or a reply flagged 👎 (its platform ID)."""
 
     kind: Literal["correction", "flagged"]
-    correction_id: int | None = None
+    correction_id: int | None = None  # the correction shown (of several for one question: the one picked)
     message_id: str | None = None
+    proposals: tuple[int, ...] = ()  # every pending correction for the same question, oldest first
+    labels: tuple[str, ...] = ()  # each proposal in a line (≤ 100 characters), for a menu
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class Decision:
     correction_id: int
     status: str | None
     already: bool = False
+    superseded: tuple[int, ...] = ()  # the other answers to its question, closed by an approval
 
 
 @dataclass(frozen=True)

@@ -118,11 +118,13 @@ class JobStatus(StrEnum):
 
 
 class CorrectionStatus(StrEnum):
-    """A correction waits for review (pending) until a trainer approves or rejects it."""
+    """A correction waits for review (pending) until a trainer approves or rejects it, or
+    approves another answer to the same question (superseded)."""
 
     PENDING = "pending"
     APPROVED = "approved"
     REJECTED = "rejected"
+    SUPERSEDED = "superseded"
 
 
 class Correction(Base):
@@ -144,6 +146,11 @@ class Correction(Base):
     reviewed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     review_message_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # The question it answers, normalised and hashed (``core.review.question_key``): proposals
+    # for the same question, on any reply in the server, are one review item.
+    question_key: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    superseded_by: Mapped[int | None] = mapped_column(ForeignKey("corrections.id", ondelete="SET NULL"), nullable=True)
+    __table_args__ = (Index("ix_corrections_queue", "guild_id", "status", "question_key"),)
 
 
 class TestRun(Base):

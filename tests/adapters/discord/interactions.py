@@ -337,6 +337,10 @@ class Gateway:
     def button(self, user: str, custom_id: str, message: dict[str, Any]) -> dict[str, Any]:
         return self._base(3, user, {"custom_id": custom_id, "component_type": 2}, message=message)
 
+    def select(self, user: str, custom_id: str, values: list[str], message: dict[str, Any]) -> dict[str, Any]:
+        """A choice in a string select menu of ``message``."""
+        return self._base(3, user, {"custom_id": custom_id, "component_type": 3, "values": values}, message=message)
+
     def modal_submit(
         self, user: str, modal: dict[str, Any], values: dict[str, str], message: dict[str, Any] | None = None
     ) -> dict[str, Any]:

@@ -187,10 +187,17 @@ async def test_correct_this_reply_on_someone_else_s_message_says_so(
 
 
 # ---------------------------------------------------------------- review buttons
-async def _pending(core: CoreService, fake: FakeDiscord, gw: Gateway, *answers: str) -> None:
+async def _pending(core: CoreService, fake: FakeDiscord, gw: Gateway, *answers: str, one_question: bool = False) -> None:
+    """Corrections by Milo, Milo2, …: each of another reply to another question, or with
+    ``one_question`` all of the same reply (answers proposed for one question)."""
     await _bot_reply(core, fake, gw)
     for i, text in enumerate(answers):
-        await core.feedback.correct(_caller(MILO + i), str(REPLY_MID), text)
+        mid = REPLY_MID
+        if i and not one_question:
+            mid = REPLY_MID + i
+            await core.delivery.record_exchange(_caller(MILO), f"Question number {i}?", "No idea.",
+                                                prompt_message_id=f"p{i}", reply_message_id=str(mid))
+        await core.feedback.correct(_caller(MILO + i), str(mid), text)
 
 
 async def _review(bot: TrainerBot, gw: Gateway, user: str = "Tess") -> dict[str, Any]:
@@ -281,6 +288,42 @@ async def test_next_and_reject_move_through_the_queue(
     rejected = _only(await gw.send(bot, gw.button("Tess", "trb:review:reject:2", message)), 7)
     assert rejected["content"].startswith("❌ Correction #2 rejected") and "Correction #1" in rejected["content"]
     assert _status(core, 2)[0] == "rejected"
+
+
+async def test_answers_proposed_for_one_question_are_picked_from_a_menu_then_approved(
+    core: CoreService, fake: FakeDiscord
+) -> None:
+    gw = _gateway(fake)
+    gw.add_user("Milo2", MILO + 1)
+    gw.add_user("Milo3", MILO + 2)
+    first = await _start(core, gw)
+    await _pending(core, fake, gw, "Quillport, by the sea.", "Vessaton.", "Amberly.", one_question=True)
+    message = await _review(first, gw)
+    assert "3 answers proposed for one question" in message["content"]
+    assert _custom_ids(message) == ["trb:review:pick:1", "trb:review:approve:1", "trb:review:reject:1",
+                                    "trb:review:edit:1", "trb:review:next:1"]
+    menu = message["components"][0]["components"][0]
+    assert [o["value"] for o in menu["options"]] == ["1", "2", "3"] and [o.get("default") for o in menu["options"]] == [
+        True, False, False]
+    assert menu["options"][1]["label"] == "#2: Vessaton."
+    await first.close()
+
+    bot = await _start(core, gw)  # the menu works after a restart: its options are its state
+    try:
+        refused = _only(await gw.send(bot, gw.select("Milo", "trb:review:pick:1", ["2"], message)), 4)
+        assert refused["flags"] & EPHEMERAL and "Only trainers" in refused["content"]
+        picked = _only(await gw.send(bot, gw.select("Tess", "trb:review:pick:1", ["2"], message)), 7)
+        assert "▶ **#2**" in picked["content"] and "trb:review:approve:2" in _custom_ids(picked)
+        assert [o.get("default") for o in picked["components"][0]["components"][0]["options"]] == [False, True, False]
+        message = copy.deepcopy(fake.messages[int(message["id"])])
+        decided = _only(await gw.send(bot, gw.button("Tess", "trb:review:approve:2", message)), 7)
+        assert decided["content"].startswith(f"✅ Correction #2 approved by <@{TESS}>. #1, #3 closed as superseded.")
+        assert "Nothing waits for review" in decided["content"] and _custom_ids(decided) == []
+        assert [_status(core, n)[0] for n in (1, 2, 3)] == ["superseded", "approved", "superseded"]
+        reply = await core.chat.reply(_caller(MILO), "What is the capital of Zorbia?")
+        assert reply.content == "Vessaton."
+    finally:
+        await bot.close()
 
 
 # ---------------------------------------------------------------- autocomplete

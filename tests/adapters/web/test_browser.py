@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -96,6 +97,31 @@ async def test_three_corrections_approved_with_the_keyboard(served: tuple[CoreSe
     with core.store.read() as s:
         assert [s.get(Correction, i).status for i in ids] == ["pending", "approved", "approved", "approved"]  # type: ignore[union-attr]
     assert await page.locator("#queue tbody tr").get_attribute("data-id") == str(ids[0])
+    assert page.script_errors == []
+
+
+async def test_answers_to_one_question_stand_together_and_one_approval_closes_the_rest(
+        served: tuple[CoreService, str], browser: object, trainer: Caller, member: Caller) -> None:
+    core, base = served
+    ids = await seed(core, trainer, member, corrections=2)
+    others = []
+    for n, user in enumerate(("u-other", "u-third")):  # two more answers to Question 0, on another reply
+        await core.delivery.record_exchange(member, "question 0", "Still wrong.", reply_message_id=f"again{n}")
+        others.append(int((await core.feedback.correct(replace(member, user_id=user), f"again{n}", f"Answer {n}.")
+                           ).data["correction_id"]))  # type: ignore[call-overload]
+    page = await _page(browser, core, base, trainer)
+    await page.goto(base + "/review")
+    rows = page.locator("#queue tbody tr")
+    assert [await rows.nth(i).get_attribute("data-id") for i in range(4)] == [str(i) for i in (ids[0], *others, ids[1])]
+    assert f"also #{others[0]}, #{others[1]}" in await rows.nth(0).inner_text()
+    await page.keyboard.press("j")
+    await page.keyboard.press("a")  # the second answer to Question 0: the first and the third close with it
+    await expect(rows).to_have_count(1, timeout=10_000)
+    assert "superseded" in await page.locator("#said").inner_text()
+    assert await rows.nth(0).get_attribute("data-id") == str(ids[1])
+    with core.store.read() as s:
+        assert [s.get(Correction, i).status for i in (ids[0], *others)] == [  # type: ignore[union-attr]
+            "superseded", "approved", "superseded"]
     assert page.script_errors == []
 
 

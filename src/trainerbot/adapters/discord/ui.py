@@ -196,6 +196,33 @@ class ReviewButton(
         await after_decision(interaction, caller, decided)
 
 
+class ProposalSelect(
+    discord.ui.DynamicItem[discord.ui.Select[Any]],
+    template=r"trb:review:pick:(?P<first>[0-9]{1,18})",
+):
+    """The answers proposed for one question, as a menu: picking one shows the question again
+    with that one picked, and the buttons below act on it. Its ``custom_id`` and options are
+    all the state it needs (it works after a restart)."""
+
+    def __init__(self, first: int, options: list[discord.SelectOption]) -> None:
+        super().__init__(discord.ui.Select(custom_id=f"trb:review:pick:{first}", placeholder="Pick the answer to teach",
+                                           options=options, min_values=1, max_values=1))
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Select[Any], match: Any, /
+    ) -> ProposalSelect:
+        return cls(int(match["first"]), item.options)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            chosen = int(self.item.values[0])
+            await show_review(interaction, await interaction.client.core.review.next(interaction_caller(interaction),
+                                                                                     chosen=chosen))
+        except Exception as exc:  # every failure gets an ephemeral answer
+            await fail(interaction, exc)
+
+
 class EditCorrectionModal(AnswerModal):
     """Change a pending correction's answer, then approve it."""
 
@@ -218,15 +245,22 @@ async def after_decision(interaction: discord.Interaction[Any], caller: Caller, 
         return
     mark = "✅" if decision.status == CorrectionStatus.APPROVED else "❌"
     header = f"{mark} Correction #{decision.correction_id} {decision.status} by <@{caller.user_id}>."
+    if decision.superseded:
+        header += f" {', '.join(f'#{o}' for o in decision.superseded)} closed as superseded."
     following = await interaction.client.core.review.next(caller, after=decision.correction_id)
     await show_review(interaction, following, header=header)
 
 
 def review_view(reply: Reply) -> discord.ui.View | None:
-    """The buttons for a ``review`` reply: a pending correction's four, a flagged reply's one."""
+    """The buttons for a ``review`` reply: a pending correction's four (under a menu of the
+    proposals where several answer one question), a flagged reply's one."""
     item = reply.review
     if item is not None and item.kind == "correction" and item.correction_id is not None:
         view = discord.ui.View(timeout=None)
+        if len(item.proposals) > 1:  # several answers to one question: pick one, then Approve (or Reject, Edit)
+            options = [discord.SelectOption(label=label[:100], value=str(cid), default=cid == item.correction_id)
+                       for cid, label in list(zip(item.proposals, item.labels, strict=True))[:25]]
+            view.add_item(ProposalSelect(item.proposals[0], options))
         for action in REVIEW_ACTIONS:
             view.add_item(ReviewButton(action, item.correction_id))
         return view
@@ -277,4 +311,4 @@ class FlaggedCorrectButton(
             await fail(interaction, exc)
 
 
-DYNAMIC_ITEMS = (ReviewButton, FlaggedCorrectButton)
+DYNAMIC_ITEMS = (ReviewButton, ProposalSelect, FlaggedCorrectButton)

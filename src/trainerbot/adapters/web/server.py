@@ -178,7 +178,8 @@ class Dashboard:
     async def _decided(self, request: web.Request, reply: Reply, back: str) -> web.StreamResponse:
         """After a decision: JSON for the page's script, else back to the page (post/redirect/get)."""
         if _wants_json(request):
-            return web.json_response({"ok": True, "text": reply.content})
+            closed = list(reply.decision.superseded) if reply.decision is not None else []
+            return web.json_response({"ok": True, "text": reply.content, "closed": closed})
         raise web.HTTPSeeOther(back)
 
     # ---------------------------------------------------------------- login

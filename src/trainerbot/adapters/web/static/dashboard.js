@@ -13,7 +13,7 @@ async function post(url, fields) {
   });
   let data = {};
   try { data = await response.json(); } catch (e) { data = { error: "The server answered " + response.status + "." }; }
-  return { ok: response.ok && data.ok, text: data.text || data.error || "" };
+  return { ok: response.ok && data.ok, text: data.text || data.error || "", closed: data.closed || [] };
 }
 
 // ------------------------------------------------------------------ job page
@@ -82,7 +82,11 @@ function reviewQueue(table) {
     if (!row) return;
     const result = await post(`/review/${row.dataset.id}/${action}`, fields);
     said.textContent = result.text;
-    if (result.ok) { row.remove(); show(); }
+    if (result.ok) {  // the decided row, and the other answers to its question an approval closed
+      row.remove();
+      result.closed.forEach((id) => { const other = table.querySelector(`tbody tr[data-id="${id}"]`); if (other) other.remove(); });
+      show();
+    }
   };
   document.addEventListener("keydown", (event) => {
     if (event.target.closest("input, textarea, select") || event.ctrlKey || event.metaKey || event.altKey) return;
