@@ -265,3 +265,66 @@ async def test_forget_removes_everything_of_one_user_and_nothing_of_another(
     assert _of(core, "u-trainer") == trainer_before
     with pytest.raises(BadInput):
         await core.review.forget(trainer, "../../etc")
+
+
+async def test_mydata_holds_the_caller_s_rows_only_and_forget_deletes_it(core: CoreService, trainer: Caller,
+                                                                         member: Caller) -> None:
+    import json
+
+    other = replace(member, user_id="u-other", user_name="Otto")
+    elsewhere = replace(member, guild_id="222", guild_name="Guild B", channel_id="c9")
+    assert (await core.review.mydata(member)).files == ()  # nothing yet: no file
+    await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
+    for caller, mid, answer in ((member, "m1", "Quillport."), (other, "m2", "Vessaton."), (elsewhere, "m3", "Far away.")):
+        await _reply(core, caller, mid)
+        await core.feedback.react(caller, mid, "👎")
+        await core.feedback.correct(caller, mid, answer)
+        await core.feedback.leave(caller, f"Feedback from {caller.user_id} in {caller.guild_id}.")
+    await core.feedback.react(member, "m2", "👍")  # the member rates the other's reply: the member's rating
+    await core.review.approve(trainer, 2)  # Otto's answer for the same question supersedes the member's
+
+    sent = await core.review.mydata(member)
+    assert "1 chat message, 2 ratings, 1 feedback note, 1 correction, 2 examples." in sent.content
+    [file] = sent.files
+    assert file.path.is_relative_to(core.data_dir / "guilds") and "private" in file.path.parts
+    data = json.loads(file.path.read_text())
+    text = file.path.read_text()
+    assert "u-other" not in text and "Vessaton" not in text.replace('"reply_said": "Paris."', "")  # no other member's rows
+    assert "Far away" not in text and "in 222" not in text  # nor the member's rows of another server
+    assert [(m["id"], m["said"]) for m in data["messages"]] == [("pm1", "What is the capital of Zorbia?")]
+    assert sorted(r["rating"] for r in data["ratings"]) == ["negative", "positive"]
+    [corr] = data["corrections"]
+    assert corr["your_answer"] == "Quillport." and corr["outcome"] == "superseded" and corr["superseded_by"] == 2
+    assert [f["text"] for f in data["feedback"]] == ["Feedback from u-member in 111."]
+    assert sorted((e["from"], e["label"]) for e in data["examples"]) == [("reaction", "negative"), ("reaction", "positive")]
+    assert data["dashboard_sessions"] == [] and data["left_out"] == {}
+    listing = (await core.datasets.getfile(trainer, None)).content
+    assert "mydata" not in listing and "private" not in listing  # not a file area anyone can fetch from
+    # The member's file in the other server holds that server's rows only.
+    far = json.loads((await core.review.mydata(elsewhere)).files[0].path.read_text())
+    assert [c["your_answer"] for c in far["corrections"]] == ["Far away."] and "Quillport" not in json.dumps(far)
+
+    forgotten = await core.review.forget(member, "me")
+    assert "1 correction" in forgotten.content and not file.path.exists()
+    assert (await core.review.mydata(member)).files == ()
+
+
+async def test_mydata_is_bounded_and_rate_limited(core: CoreService, member: Caller, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from trainerbot.core import mydata
+
+    for n in range(30):
+        await core.feedback.leave(member, f"Feedback number {n}: " + "x" * 300)
+    monkeypatch.setattr(core.settings, "max_send_bytes", 4096)
+    data = json.loads((await core.review.mydata(member)).files[0].path.read_text())
+    assert len(json.dumps(data)) <= 4096 and 0 < len(data["feedback"]) < 30
+    assert data["feedback"][0]["text"].startswith("Feedback number 29")  # the newest kept
+    assert "the oldest" in data["left_out"]["feedback"]
+    monkeypatch.setattr(mydata, "MAX_ROWS", 5)
+    monkeypatch.setattr(core.settings, "max_send_bytes", 1 << 20)
+    data = json.loads((await core.review.mydata(member)).files[0].path.read_text())
+    assert len(data["feedback"]) == 5 and "newest 5" in data["left_out"]["feedback"]
+    monkeypatch.setattr(core.rate, "per_minute", 2)  # two asked already this minute
+    with pytest.raises(Busy):
+        await core.review.mydata(member)

@@ -7,27 +7,31 @@ question — on the same reply, or the same question asked anywhere in the serve
 review item: the proposals side by side, each with its supporters and its author's record,
 with the reply they correct and the answer taught now. Approving one closes the others as
 superseded by it. Only an approved correction becomes a training example and a taught fact.
-``forget`` deletes one person's examples, ratings, corrections and chat messages from the
-store, so no later snapshot has them.
+``mydata`` gives a member a file of everything stored about them in the server
+(``core/mydata.py``); ``forget`` deletes one person's examples, ratings, corrections and
+chat messages from the store, so no later snapshot has them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import CursorResult, Delete, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from trainerbot.core import mydata
 from trainerbot.core.base import Group
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.text import quote_user_text, row_number
-from trainerbot.core.types import Caller, Decision, Reply, ReviewItem
+from trainerbot.core.types import Caller, Decision, OutFile, Reply, ReviewItem
 from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput, NotAllowed, NotFound
 from trainerbot.evaluation.metrics import normalise_answer
+from trainerbot.fileio import atomic_write_bytes
 from trainerbot.model.taught import normalise
 from trainerbot.plural import count
 from trainerbot.store import repo
@@ -36,6 +40,9 @@ from trainerbot.store.models import Correction, CorrectionStatus, DatasetItem, F
 APPROVE_EMOJI, REJECT_EMOJI = "✅", "❌"
 FORGOTTEN = {"examples": ("example", "examples"), "ratings and feedback": ("rating or feedback", "ratings and feedback"),
              "corrections": ("correction", "corrections"), "chat messages": ("chat message", "chat messages")}
+MYDATA = {"messages": ("chat message", "chat messages"), "ratings": ("rating", "ratings"),
+          "feedback": ("feedback note", "feedback notes"), "corrections": ("correction", "corrections"),
+          "examples": ("example", "examples"), "dashboard_sessions": ("dashboard sign-in", "dashboard sign-ins")}
 USER = re.compile(r"<@!?([A-Za-z0-9_-]{1,64})>|([A-Za-z0-9_-]{1,64})")
 
 
@@ -401,7 +408,35 @@ class ReviewCommands(Group):
             data=counts,
         )
 
+    async def mydata(self, caller: Caller) -> Reply:
+        """Everything stored about the caller in this server (a DM: in their DMs with the bot),
+        as one JSON file: only their own rows, never another member's (``core.mydata``)."""
+        self._limit(caller, "mydata")
+        path, counts = await self._blocking(self._mydata, caller)
+        if path is None:
+            return Reply.text("I hold nothing about you here.", data=counts)
+        held = ", ".join(count(n, *MYDATA[what]) for what, n in counts.items() if n)
+        return Reply.text(
+            f"📦 Everything I hold about you here: {held}. Only you get this file; "
+            f"`{self.settings.prefix}forget me` deletes it all.",
+            files=(OutFile(name="mydata.json", path=path),), data=counts,
+        )
+
+    def _mydata(self, caller: Caller) -> tuple[Path | None, dict[str, int]]:
+        with self.store.read() as s:
+            guild = self._find_guild(s, caller)
+            if guild is None:
+                return None, {}
+            data = mydata.collect(s, guild, caller.user_id)
+        counts = {what: len(data[what]) for what in MYDATA}
+        if not any(counts.values()):
+            return None, counts
+        target = mydata.file_for(self._root(caller), caller.user_id)
+        atomic_write_bytes(target, mydata.encode(data, self.settings.max_send_bytes), mode=0o600)
+        return target, counts
+
     def _forget(self, caller: Caller, user_id: str) -> dict[str, int]:
+        mydata.file_for(self._root(caller), user_id).unlink(missing_ok=True)  # their last `mydata` file, too
         with self.store.session() as s:
             guild = self._find_guild(s, caller)
             if guild is None:

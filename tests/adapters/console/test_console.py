@@ -86,6 +86,21 @@ def console(core: CoreService) -> tuple[Console, io.StringIO]:
     return Console(core, console_caller("g", "ann", "trainer", core.settings.trainer_role), out), out
 
 
+async def test_mydata_puts_the_caller_s_file_into_the_outbox(console: tuple[Console, io.StringIO], core: CoreService) -> None:
+    import json
+
+    con, out = console
+    await core.delivery.record_exchange(con.caller, "Capital?", "Paris.", reply_message_id="42")
+    await con.handle_line("!correct 42 Quillport.")
+    await con.handle_line("!mydata")
+    text = out.getvalue()
+    assert "Everything I hold about you here: 1 chat message, 1 correction, 1 example." in text
+    [sent] = list((core.data_dir / "outbox").iterdir())
+    assert f"📎 {sent}" in text and sent.name.startswith("mydata")
+    data = json.loads(sent.read_text())
+    assert data["corrections"][0]["your_answer"] == "Quillport." and data["corrections"][0]["outcome"] == "approved"
+
+
 async def test_correct_and_react_commands(console: tuple[Console, io.StringIO], core: CoreService) -> None:
     con, out = console
     await core.delivery.record_exchange(con.caller, "Capital?", "Paris.", reply_message_id="42")

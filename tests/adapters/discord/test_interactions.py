@@ -326,6 +326,18 @@ async def test_answers_proposed_for_one_question_are_picked_from_a_menu_then_app
         await bot.close()
 
 
+async def test_mydata_comes_to_its_owner_alone(started: tuple[TrainerBot, Gateway], fake: FakeDiscord, core: CoreService) -> None:
+    bot, gw = started
+    await _pending(core, fake, gw, "Quillport, by the sea.")
+    calls = await gw.send(bot, gw.slash("Milo", "mydata"))
+    [callback] = [c for c in calls if c.path.endswith("/callback")]
+    assert callback.body["type"] == 4 and callback.body["data"]["flags"] & EPHEMERAL
+    assert "1 correction" in callback.body["data"]["content"] and callback.files == ["mydata.json"]
+    gw.add_user("Nina", MILO + 5)
+    nothing = _only(await gw.send(bot, gw.slash("Nina", "mydata")), 4)  # nobody else's rows: nothing
+    assert nothing["flags"] & EPHEMERAL and "I hold nothing about you here" in nothing["content"]
+
+
 # ---------------------------------------------------------------- autocomplete
 async def test_autocomplete_offers_this_server_s_datasets_only(started: tuple[TrainerBot, Gateway], core: CoreService) -> None:
     bot, gw = started

@@ -95,6 +95,7 @@ class Console:
             "approve": lambda a, r, f: core.review.approve(caller, self._arg(a, 0, "approve <correction id>")),
             "reject": lambda a, r, f: core.review.reject(caller, self._arg(a, 0, "reject <correction id>")),
             "forget": lambda a, r, f: core.review.forget(caller, self._arg(a, 0, "forget me")),
+            "mydata": lambda a, r, f: core.review.mydata(caller),
             "dashboard": lambda a, r, f: core.dashboard.logout(caller) if a[:1] == ["logout"] else core.dashboard.link(caller),
             "say": lambda a, r, f: core.voice.say(caller, r),
             "language": lambda a, r, f: core.voice.language(caller, a[0] if a else None),

@@ -17,6 +17,7 @@ from trainerbot.adapters.discord.render import caller_of, ctx_caller, send_reply
 from trainerbot.adapters.discord.ui import interaction_caller, review_view, tell, tell_by_dm
 from trainerbot.core.commands import describe
 from trainerbot.core.review import APPROVE_EMOJI, REJECT_EMOJI
+from trainerbot.core.types import Reply
 from trainerbot.errors import Busy, NotAllowed, TrainerBotError
 
 if TYPE_CHECKING:
@@ -69,6 +70,34 @@ class ReviewCog(commands.Cog, name="Review"):
         caller = interaction_caller(interaction)
         reply = await self.bot.core.review.forget(caller, "me" if who is None else str(who.id))
         await tell(interaction, reply.content)  # what was deleted is the asker's business
+
+    # `mydata`: the file goes to its owner only — ephemeral for the slash command, by DM for the prefix one.
+    @commands.command(name="mydata", description=describe("mydata"))
+    @commands.cooldown(2, 60, commands.BucketType.user)
+    async def mydata(self, ctx: commands.Context[Any]) -> None:
+        reply = await self.bot.core.review.mydata(ctx_caller(ctx))
+        if not reply.files:
+            await send_reply(ctx, reply)
+            return
+        try:
+            await send_reply(ctx.author, reply)
+        except discord.HTTPException:
+            await send_reply(ctx, Reply.text("I could not send it by DM (are your DMs closed?); `/mydata` shows it "
+                                             "to you alone here."))
+            return
+        if ctx.guild is not None:
+            await send_reply(ctx, Reply.text("📦 Sent to you by DM."))
+
+    @app_commands.command(name="mydata", description=describe("mydata"))
+    async def mydata_slash(self, interaction: discord.Interaction[Any]) -> None:
+        reply = await self.bot.core.review.mydata(interaction_caller(interaction))
+        files = [discord.File(f.path, filename=f.name) for f in reply.files]
+        try:
+            await interaction.response.send_message(reply.content[:2000], files=files, ephemeral=True,
+                                                    allowed_mentions=discord.AllowedMentions.none())
+        finally:
+            for file in files:
+                file.close()
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
