@@ -328,3 +328,50 @@ async def test_mydata_is_bounded_and_rate_limited(core: CoreService, member: Cal
     monkeypatch.setattr(core.rate, "per_minute", 2)  # two asked already this minute
     with pytest.raises(Busy):
         await core.review.mydata(member)
+
+
+async def test_every_decision_is_in_the_audit_log_and_forget_leaves_no_words(
+        core: CoreService, trainer: Caller, member: Caller) -> None:
+    other_trainer = replace(trainer, guild_id="222", guild_name="Guild B", user_id="u-far")
+    await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
+    await _reply(core, member, "m1")
+    await _reply(core, member, "m2", "Who founded Quillport?", "Nobody.")
+    await _reply(core, member, "m3", "Is Zorbia an island?", "No.")
+    first = (await core.feedback.correct(member, "m1", "Quillport.")).data["correction_id"]
+    second = (await core.feedback.correct(replace(member, user_id="u-other"), "m1", "Vessaton.")).data["correction_id"]
+    third = (await core.feedback.correct(member, "m2", "Admiral Vessa.")).data["correction_id"]
+    fourth = (await core.feedback.correct(member, "m3", "Yes, a secret island.")).data["correction_id"]
+    await core.review.approve(trainer, first)
+    await core.review.reject(trainer, third)
+    await core.review.approve(trainer, fourth, corrected="Yes, it is an island.")
+    await core.review.approve(trainer, first)  # already decided: nothing new is recorded
+    await core.datasets.delete_item(trainer, 1)
+    await core.persona.persona(trainer, "You are Quill, the helper of sailors.")
+    await core.persona.persona(trainer, "reset")
+    job = (await core.training.train(trainer, "facts")).data["job_id"]
+    await core.training.cancel(trainer, job)
+    await core.datasets.archive(trainer, "facts")
+    await core.review.forget(member, "me")
+
+    with pytest.raises(NotAllowed):
+        await core.audit.latest(member)
+    assert (await core.audit.latest(other_trainer)).content == "No decisions are recorded here yet."
+    shown = await core.audit.latest(trainer)
+    rows = [(r.actor_id, r.action, r.target, r.detail) for r in reversed(await core.audit.entries(trainer))]
+    assert rows == [
+        ("u-trainer", "approve", f"correction #{first}", f"closed #{second} as superseded"),
+        ("u-trainer", "reject", f"correction #{third}", None),
+        ("u-trainer", "edit", f"correction #{fourth}", "approved the edited answer"),
+        ("u-trainer", "delete", "example #1", "from `facts`"),
+        ("u-trainer", "persona", "set", "37 characters"),
+        ("u-trainer", "persona", "reset", None),
+        ("u-trainer", "cancel", f"job #{job}", "cancelled before it started"),
+        ("u-trainer", "archive", "`facts`", rows[7][3]),
+        ("u-member", "forget", "their own data", rows[8][3]),
+    ]
+    assert rows[7][3].startswith("2 examples into archives/facts-")  # 3 imported, 1 deleted (corrections go to `feedback`)
+    assert "3 corrections" in rows[8][3] and "Quillport" not in shown.content and "island" not in shown.content
+    assert shown.content.startswith("🧾 **Audit log**, newest first") and "**forget** their own data" in shown.content
+    with pytest.raises(BadInput):
+        await core.audit.latest(trainer, "soon")
+    assert (await core.audit.latest(trainer, 1)).content == "Nothing older is recorded here."

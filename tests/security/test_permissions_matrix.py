@@ -41,6 +41,8 @@ COMMANDS: dict[str, tuple[Command, bool]] = {
     "handle_errors": (lambda core, c: core.models.handle_errors(c), False),
     "forget me": (lambda core, c: core.review.forget(c, "me"), False),
     "mydata": (lambda core, c: core.review.mydata(c), False),
+    "audit": (lambda core, c: core.audit.latest(c), True),
+    "audit entries": (lambda core, c: core.audit.entries(c), True),
     "language (see)": (lambda core, c: core.voice.language(c), False),
     "persona (see)": (lambda core, c: core.persona.persona(c), False),
     "persona (set)": (lambda core, c: core.persona.persona(c, "You are a pirate."), True),
@@ -168,7 +170,7 @@ async def test_permission_matrix(seeded: CoreService, command: str, role: str) -
 def test_the_matrix_covers_every_core_command(seeded: CoreService) -> None:
     """Every public method of every command group is in the matrix, or declared plumbing."""
     groups = {"general", "chat", "feedback", "review", "datasets", "training", "models", "voice", "delivery", "suggestions",
-              "dashboard"}
+              "dashboard", "audit"}
     public = {
         f"{g}.{name}"
         for g in groups
@@ -226,6 +228,8 @@ def test_the_matrix_covers_every_core_command(seeded: CoreService) -> None:
         "review.correction_text",
         "review.forget",
         "review.mydata",
+        "audit.latest",
+        "audit.entries",
         "voice.language",
         "voice.say",
         "suggestions.suggest",

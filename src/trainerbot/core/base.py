@@ -46,6 +46,12 @@ class Group:
                 return empty if guild is None else query(s, guild.id)
         return await self._blocking(load)
 
+    def _audit(self, caller: Caller, action: str, target: str, detail: str | None = None) -> None:
+        """An audit entry of its own (blocking), for a decision whose change another layer
+        committed; decisions made here record theirs in their own transaction (``repo.audit``)."""
+        with self.store.session() as s:
+            repo.audit(s, self._guild(s, caller).id, caller.user_id, action, target, detail)
+
     def _guild(self, session: Session, caller: Caller) -> Guild:
         """The caller's guild, created on first use (write sessions)."""
         return repo.ensure_guild(session, caller.guild_id, caller.guild_name)

@@ -206,8 +206,10 @@ class DatasetCommands(Group):
             with self.store.session() as s:
                 item = self._guild_item(s, caller, iid)
                 ds = s.get(Dataset, item.dataset_id)
+                name = ds.name if ds is not None else "?"
+                repo.audit(s, item.guild_id, caller.user_id, "delete", f"example #{iid}", f"from `{name}`")
                 s.delete(item)
-                return ds.name if ds is not None else "?"
+                return name
         name = await self._blocking(remove)
         return Reply.text(f"🗑️ Example #{iid} deleted from `{name}` (archives written before keep their copy).")
 
@@ -276,6 +278,8 @@ class DatasetCommands(Group):
                 s.flush()
                 if kind == "archive":
                     repo.archive_items(s, ds.id, [i.id for i in items], snap.id)
+                    repo.audit(s, guild.id, caller.user_id, "archive", f"`{name}`",
+                               f"{count(info.item_count, 'example')} into archives/{target.name}")
                 else:
                     guild.selected_snapshot_id = snap.id
             return snap, examples

@@ -118,6 +118,8 @@ class FeedbackCommands(Group):
                 return same.id, same.status, "merged"
             if same is not None:  # a trainer gives the answer a member suggested: approve that one
                 approve_correction(s, self.settings.feedback_dataset, same, caller.user_id)
+                repo.audit(s, guild.id, caller.user_id, "approve", f"correction #{same.id}",
+                           "the same answer, corrected by a trainer")
                 return same.id, same.status, None
             if not approved and pending_count(s, guild.id, caller.user_id) >= self.settings.max_pending_per_user:
                 raise Busy(
@@ -138,7 +140,9 @@ class FeedbackCommands(Group):
             s.add(corr)
             s.flush()
             if approved:  # a trainer's answer decides the question: members' pending ones are superseded
-                approve_correction(s, self.settings.feedback_dataset, corr, caller.user_id)
+                others = approve_correction(s, self.settings.feedback_dataset, corr, caller.user_id)
+                repo.audit(s, guild.id, caller.user_id, "approve", f"correction #{corr.id}", "a trainer's own correction" + (
+                    f"; closed {', '.join(f'#{o}' for o in others)} as superseded" if others else ""))
             return corr.id, corr.status, None
 
     # ---------------------------------------------------------------- reactions

@@ -131,6 +131,8 @@ class ModelCommands(Group):
                     target = self._runnable_version(s, guild.id, name)
                 for v in s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id)):
                     v.active = v.id == target.id
+                repo.audit(s, guild.id, caller.user_id, "model use", target.name,
+                           f"remote `{target.base}`" if target.backend == "openai" else None)
                 return target.name + (f" (remote `{target.base}`)" if target.backend == "openai" else "")
 
         active = await self._blocking(switch)

@@ -83,6 +83,8 @@ class PersonaCommands(Group):
             else:
                 settings[repo.PERSONA_KEY] = text
             guild.settings = settings
+            repo.audit(s, guild.id, caller.user_id, "persona", "reset" if text is None else "set",
+                       None if text is None else f"{len(text)} characters")
             return self._describe(text, repo.active_version(s, guild.id))
 
     def _describe(self, own: str | None, version: ModelVersion | None) -> PersonaView:

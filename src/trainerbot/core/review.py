@@ -330,11 +330,15 @@ class ReviewCommands(Group):
                     if corr.question_key is None:
                         corr.question_key = question_key(corr.prompt)
                     others = approve_correction(s, self.settings.feedback_dataset, corr, caller.user_id)
+                    closed = f"closed {', '.join(f'#{o}' for o in others)} as superseded" if others else None
+                    repo.audit(s, guild.id, caller.user_id, "approve" if corrected is None else "edit", f"correction #{cid}",
+                               closed if corrected is None else "approved the edited answer" + (f"; {closed}" if closed else ""))
                     return (
                         f"✅ Correction #{cid} approved: it answers at once from now on and is in "
                         f"`{self.settings.feedback_dataset}` for the next training." + superseded_words(cid, others)
                     )
                 corr.status, corr.reviewed_by, corr.reviewed_at = status, caller.user_id, utcnow()
+                repo.audit(s, guild.id, caller.user_id, "reject", f"correction #{cid}")
                 return f"❌ Correction #{cid} rejected; it will not be used."
 
         text = await self._blocking(decide)
@@ -445,7 +449,7 @@ class ReviewCommands(Group):
             # Embeddings are made from questions, some of them this person's: all are dropped
             # and made again from what remains on the next message.
             s.execute(delete(FactEmbedding).where(FactEmbedding.guild_id == g))
-            return {
+            counts = {
                 "examples": _deleted(s, delete(DatasetItem).where(DatasetItem.guild_id == g, DatasetItem.author_id == user_id)),
                 "ratings and feedback": _deleted(s, delete(Feedback).where(Feedback.guild_id == g, Feedback.user_id == user_id)),
                 "corrections": _deleted(s, delete(Correction).where(Correction.guild_id == g, Correction.user_id == user_id)),
@@ -453,6 +457,10 @@ class ReviewCommands(Group):
                     s, delete(Message).where(Message.guild_id == g, Message.role == "user", Message.author_id == user_id)
                 ),
             }
+            # That a forget happened, and how much went: never what was said.
+            repo.audit(s, g, caller.user_id, "forget", "their own data" if user_id == caller.user_id else f"<@{user_id}>'s data",
+                       ", ".join(count(n, *FORGOTTEN[what]) for what, n in counts.items() if n) or "nothing was held")
+            return counts
 
 
 def _deleted(s: Session, statement: Delete) -> int:

@@ -6,7 +6,7 @@ command returns a ``Reply`` or raises a ``TrainerBotError`` whose message the ad
 as it is. The groups match the Discord cogs one to one (``general``, ``chat``, ``feedback``,
 ``review``, ``datasets``, ``training``, ``models``, ``persona``, ``voice``); ``delivery`` is the
 adapters' bookkeeping around sent messages, ``suggestions`` their autocomplete, and
-``dashboard`` the web dashboard's logins, sessions and page views.
+``dashboard`` the web dashboard's logins, sessions and page views, ``audit`` the decisions made.
 
 Each group receives what it uses in its constructor, including the other groups it calls
 (chat records answers through ``delivery`` and transcribes through ``voice``; training
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 
 from trainerbot.config import Settings
+from trainerbot.core.audit import AuditCommands
 from trainerbot.core.chat import ChatCommands
 from trainerbot.core.dashboard import DashboardCommands
 from trainerbot.core.datasets import DatasetCommands
@@ -64,6 +65,7 @@ class CoreService:
         self.persona = PersonaCommands(*shared)
         self.suggestions = Suggestions(*shared)
         self.dashboard = DashboardCommands(*shared)
+        self.audit = AuditCommands(*shared)
 
     @classmethod
     def open(cls, settings: Settings) -> CoreService:

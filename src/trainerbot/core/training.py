@@ -260,6 +260,9 @@ class TrainingCommands(Group):
         jid = _job_id(job_id)
         await self._blocking(self._load_job, caller, jid)
         status = await self._blocking(queue.request_cancel, self.store, jid)
+        if status in (JobStatus.RUNNING, JobStatus.CANCELLED):
+            await self._blocking(self._audit, caller, "cancel", f"job #{jid}",
+                                 "asked to stop" if status == JobStatus.RUNNING else "cancelled before it started")
         if status == JobStatus.RUNNING:
             text = f"Asked job #{jid} to stop; it ends within seconds."
         elif status == JobStatus.CANCELLED:

@@ -332,3 +332,19 @@ class DashboardSession(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditEntry(Base):
+    """One decision by a trainer (or a member's own ``forget``): who, when, what, on what.
+    Written in the same transaction as the decision; never edited. A ``forget`` leaves an
+    entry that it happened, with counts, never the forgotten words."""
+
+    __tablename__ = "audit_entries"
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))  # approve | reject | edit | revert | delete | model use | persona | …
+    target: Mapped[str] = mapped_column(String(200))  # "correction #12", "v3", "job #4", "example #9", "`facts`"
+    detail: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (Index("ix_audit_entries_guild", "guild_id", "id"),)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from trainerbot.store.models import (
+    AuditEntry,
     Conversation,
     Correction,
     CorrectionStatus,
@@ -232,3 +233,10 @@ def as_utc(dt: datetime) -> datetime:
 
 def latest(dt: datetime | None) -> str:
     return dt.strftime("%Y-%m-%d %H:%M UTC") if dt else "—"
+
+
+def audit(session: Session, guild_id: int, actor_id: str, action: str, target: str, detail: str | None = None) -> None:
+    """Record a decision in the guild's audit log, in the caller's transaction (it lands with
+    the decision, or not at all)."""
+    session.add(AuditEntry(guild_id=guild_id, actor_id=actor_id[:64], action=action[:32], target=target[:200],
+                           detail=detail[:300] if detail else None))

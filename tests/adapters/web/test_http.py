@@ -4,6 +4,7 @@ bad input answered plainly with nothing changed."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -53,7 +54,7 @@ async def test_without_a_session_every_page_asks_for_a_link(served: tuple[CoreSe
     _, base = served
     async with aiohttp.ClientSession() as http:
         for path in ("/", "/jobs", "/jobs/1", "/jobs/1/events", "/models", "/review", "/datasets", "/items/1", "/tests",
-                     "/feedback", "/archives/x.jsonl"):
+                     "/feedback", "/audit", "/archives/x.jsonl"):
             response = await http.get(base + path, allow_redirects=False)
             assert response.status == 401, path
             assert "dashboard" in await response.text()
@@ -71,7 +72,8 @@ async def test_every_page_answers_with_the_security_headers(served: tuple[CoreSe
     browser = await sign_in(core, base, trainer)
     try:
         pages = {"/jobs": 200, "/jobs/1": 200, "/models": 200, "/review": 200, "/datasets": 200, "/datasets?q=Zorbia": 200,
-                 "/items/1": 200, "/tests": 200, "/feedback": 200, "/help": 200, "/": 303, "/nope": 404, "/jobs/999": 404,
+                 "/items/1": 200, "/tests": 200, "/feedback": 200, "/audit": 200, "/audit?before=5": 200, "/audit?before=x": 400,
+                 "/help": 200, "/": 303, "/nope": 404, "/jobs/999": 404,
                  "/jobs/abc": 400, "/items/999": 404, "/tests/5": 404, "/static/nope.js": 404, "/datasets?page=x": 400}
         for path, status in pages.items():
             response = await browser.get(path)
@@ -322,3 +324,30 @@ async def test_the_models_page_shows_the_persona_escaped(served: tuple[CoreServi
         assert "set by a trainer" in page and "You are &lt;b&gt;Quill&lt;/b&gt;, the harbour&#39;s guide." in page
     finally:
         await browser.http.close()
+
+
+async def test_the_audit_page_pages_through_the_decisions_for_trainers_only(
+        served: tuple[CoreService, str], trainer: Caller, member: Caller) -> None:
+    core, base = served
+    ids = await seed(core, trainer, member, corrections=3)
+    for cid in ids:
+        await core.review.approve(trainer, cid)
+    for n in range(22):
+        await core.persona.persona(trainer, f"You are helper number {n}.")
+    browser = await sign_in(core, base, trainer)
+    try:
+        first = await (await browser.get("/audit")).text()
+        assert first.count('<tr data-id="') == 20 and "helper number" not in first  # the persona's words stay out
+        assert "persona" in first and 'id="older"' in first
+        older = re.search(r'href="/audit\?before=(\d+)"', first)
+        assert older is not None
+        rest = await (await browser.get(f"/audit?before={older.group(1)}")).text()
+        assert rest.count('<tr data-id="') == 5 and rest.count("approve") == 3 and 'id="older"' not in rest
+    finally:
+        await browser.http.close()
+    as_member = await sign_in(core, base, member)
+    try:
+        assert (await as_member.get("/audit")).status == 403
+        assert 'href="/audit"' not in await (await as_member.get("/jobs")).text()
+    finally:
+        await as_member.http.close()

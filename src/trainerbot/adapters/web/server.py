@@ -28,6 +28,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from trainerbot.core.audit import PAGE
 from trainerbot.core.commands import COMMANDS, GROUP_TITLES
 from trainerbot.core.dashboard import WebSession
 from trainerbot.core.types import Caller, Reply
@@ -102,6 +103,7 @@ class Dashboard:
         r.add_get("/tests", self.tests)
         r.add_get("/tests/{id}", self.test_report)
         r.add_get("/feedback", self.feedback)
+        r.add_get("/audit", self.audit)
         r.add_get("/help", self.help)
         return app
 
@@ -366,6 +368,16 @@ class Dashboard:
         run_id = _number(request.match_info["id"], "A test ID")
         run, rows = await self.core.dashboard.test_report(self._caller(request), run_id)
         return self._page(request, "test.html", run=run, rows=rows)
+
+    # ---------------------------------------------------------------- audit
+    async def audit(self, request: web.Request) -> web.StreamResponse:
+        raw = request.query.get("before", "")
+        if raw and not (raw.isdigit() and len(raw) <= 12):
+            raise BadInput("`before` is an entry's number.")
+        before = int(raw) if raw else None
+        entries = await self.core.audit.entries(self._caller(request), before)
+        older = entries[-1].id if len(entries) == PAGE else None
+        return self._page(request, "audit.html", entries=entries, older=older, before=before)
 
     # ------------------------------------------------------------- feedback
     async def feedback(self, request: web.Request) -> web.StreamResponse:

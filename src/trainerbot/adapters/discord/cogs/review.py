@@ -71,6 +71,13 @@ class ReviewCog(commands.Cog, name="Review"):
         reply = await self.bot.core.review.forget(caller, "me" if who is None else str(who.id))
         await tell(interaction, reply.content)  # what was deleted is the asker's business
 
+    @commands.hybrid_command(name="audit", description=describe("audit"))
+    @app_commands.describe(before="Show entries older than this number")
+    @trainer_only()
+    @commands.guild_only()
+    async def audit(self, ctx: commands.Context[Any], before: int | None = None) -> None:
+        await send_reply(ctx, await self.bot.core.audit.latest(ctx_caller(ctx), before), ephemeral=True)
+
     # `mydata`: the file goes to its owner only — ephemeral for the slash command, by DM for the prefix one.
     @commands.command(name="mydata", description=describe("mydata"))
     @commands.cooldown(2, 60, commands.BucketType.user)
