@@ -375,3 +375,36 @@ async def test_every_decision_is_in_the_audit_log_and_forget_leaves_no_words(
     with pytest.raises(BadInput):
         await core.audit.latest(trainer, "soon")
     assert (await core.audit.latest(trainer, 1)).content == "Nothing older is recorded here."
+
+
+async def test_a_thumbs_down_says_what_was_wrong_and_rude_or_unsafe_comes_first(
+        core: CoreService, trainer: Caller, member: Caller) -> None:
+    other = replace(member, user_id="u-other")
+    await _reply(core, member, "m1")
+    await _reply(core, member, "m2", "Who founded Quillport?", "Nobody.")
+    await _reply(core, member, "m3", "Is Zorbia an island?", "No.")
+    rated = await core.feedback.react(member, "m1", "👎", reason="too long")
+    assert rated is not None and rated.data["reason"] == "too_long" and "Noted: too long." in rated.content
+    await core.feedback.react(other, "m1", "👎", reason="the tone was off")  # anything else: "other", in their words
+    before = row_counts(core)
+    with pytest.raises(BadInput, match="limited to 200 characters"):
+        await core.feedback.react(member, "m2", "👎", reason="x" * 201)
+    with pytest.raises(BadInput, match="goes with a 👎"):
+        await core.feedback.react(member, "m2", "👍", reason="wrong")
+    with pytest.raises(NotFound, match="Rate that reply 👎 first"):
+        await core.feedback.reason(member, "m2", "wrong")
+    assert row_counts(core) == before  # bad input changed nothing
+    shown = await core.review.next(trainer)
+    assert shown.data["kind"] == "flagged" and "**What was wrong:** 1 other, 1 too long (“the tone was off”)" in shown.content
+    [row] = await core.dashboard.flagged(trainer)
+    assert row.reasons == "1 other, 1 too long (“the tone was off”)"
+
+    await core.feedback.correct(member, "m3", "Yes, it is.")  # a pending correction …
+    await core.feedback.react(member, "m2", "👎", reason="rude")  # … and a newer reply called rude: it comes first
+    first = await core.review.next(trainer)
+    assert first.review is not None and first.review.message_id == "m2" and "1 rude or unsafe" in first.content
+    assert [f.message_id for f in await core.dashboard.flagged(trainer)] == ["m2", "m1"]
+    await core.feedback.react(member, "m1", "👍")  # turned round: the reason goes with the 👎
+    with core.store.read() as s:
+        ratings = {(f.message_id, f.user_id): (f.label, f.reason) for f in s.scalars(select(Feedback))}
+    assert ratings[(2, "u-member")] == ("positive", None) and ratings[(2, "u-other")] == ("negative", "other")  # m1: message 2

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from trainerbot.core.base import Group
 from trainerbot.core.models import read_report
 from trainerbot.core.permissions import is_trainer
-from trainerbot.core.review import fill_question_keys, flagged_replies
+from trainerbot.core.review import fill_question_keys, flagged_replies, rating_reasons
 from trainerbot.core.types import Caller, Reply
 from trainerbot.errors import BadInput, NotAllowed, NotAvailable, NotFound
 from trainerbot.store import repo
@@ -163,6 +163,7 @@ class FlaggedRow:
     content: str
     negative: int
     positive: int
+    reasons: str = ""  # what the 👎 said was wrong, in words
 
 
 @dataclass(frozen=True)
@@ -351,8 +352,10 @@ class DashboardCommands(Group):
         self._require_trainer(caller, "review corrections")
 
         def load(s: Session, gid: int) -> list[FlaggedRow]:
-            return [FlaggedRow(m.platform_message_id or str(m.id), m.prompt or "", m.content, neg, pos)
-                    for m, neg, pos in flagged_replies(s, gid, limit=limit)]
+            flagged = flagged_replies(s, gid, limit=limit)
+            why = rating_reasons(s, [m.id for m, _, _ in flagged])
+            return [FlaggedRow(m.platform_message_id or str(m.id), m.prompt or "", m.content, neg, pos, why.get(m.id, ""))
+                    for m, neg, pos in flagged]
         return await self._in_guild(caller, [], load)
 
     async def datasets(self, caller: Caller) -> list[DatasetRow]:

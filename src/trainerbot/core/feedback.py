@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
 from trainerbot.config import Settings
 from trainerbot.core.base import Group
 from trainerbot.core.ingest import Event, Ingest
@@ -24,7 +26,7 @@ from trainerbot.datasets.records import Label
 from trainerbot.errors import BadInput, Busy, NotFound
 from trainerbot.ops import metrics
 from trainerbot.store import Store, repo
-from trainerbot.store.models import Correction, CorrectionStatus, Message
+from trainerbot.store.models import Correction, CorrectionStatus, Feedback, Message
 
 MAX_FEEDBACK_CHARS = 2000
 REACTIONS: dict[str, Label] = {"👍": "positive", "👎": "negative"}
@@ -33,6 +35,27 @@ for _tone in ("🏻", "🏼", "🏽", "🏾", "🏿"):
     REACTIONS["👍" + _tone] = "positive"
     REACTIONS["👎" + _tone] = "negative"
 REACTIONS.update({"+1": "positive", "-1": "negative", "thumbsup": "positive", "thumbsdown": "negative"})
+# What was wrong with a reply rated 👎: key -> words. "unsafe" goes to the top of the review queue.
+REASONS: dict[str, str] = {"wrong": "wrong fact", "outdated": "outdated", "unsafe": "rude or unsafe",
+                           "off_topic": "off-topic", "too_long": "too long", "other": "other"}
+_SAID = {"wrong fact": "wrong", "wrong": "wrong", "false": "wrong", "incorrect": "wrong", "outdated": "outdated",
+         "out of date": "outdated", "old": "outdated", "rude or unsafe": "unsafe", "rude": "unsafe", "unsafe": "unsafe",
+         "offensive": "unsafe", "off-topic": "off_topic", "off topic": "off_topic", "too long": "too_long",
+         "long": "too_long", "other": "other", **{k: k for k in REASONS}}
+MAX_REASON_CHARS = 200
+
+
+def parse_reason(text: str) -> tuple[str, str | None]:
+    """(reason key, the rater's own words or None): one of the reasons as people say them,
+    or anything else as "other" with its words (at most ``MAX_REASON_CHARS``)."""
+    words = " ".join(text.split())
+    key = _SAID.get(words.lower().rstrip(".!"))
+    if key is not None:
+        return key, None
+    if len(words) > MAX_REASON_CHARS:
+        raise BadInput(f"A reason is limited to {MAX_REASON_CHARS} characters; yours has {len(words)}. "
+                       f"Or give one of: {', '.join(REASONS.values())}.")
+    return "other", words
 
 
 class FeedbackCommands(Group):
@@ -146,13 +169,39 @@ class FeedbackCommands(Group):
             return corr.id, corr.status, None
 
     # ---------------------------------------------------------------- reactions
-    async def react(self, caller: Caller, message_id: str, emoji: str, added: bool = True) -> Reply | None:
-        """A 👍/👎 put on (or taken off) one of the bot's replies; other emoji are ignored (None)."""
+    async def react(self, caller: Caller, message_id: str, emoji: str, added: bool = True,
+                    reason: str | None = None) -> Reply | None:
+        """A 👍/👎 put on (or taken off) one of the bot's replies; other emoji are ignored (None).
+        ``reason``: what was wrong, with a 👎 (``parse_reason``)."""
         label = REACTIONS.get(emoji.strip().lower() if emoji.isascii() else emoji.strip())
         if label is None:
             return None
+        why = parse_reason(reason) if reason and reason.strip() else None
+        if why is not None and (label != "negative" or not added):
+            raise BadInput("A reason goes with a 👎: what was wrong with the reply.")
         mid = read_message_id(message_id)
         self._limit(caller, "react")
         result = await self.ingest.submit(Event(caller, "reaction", mid=mid, label=label, added=added))
         metrics.FEEDBACK.labels("reaction").inc()
-        return Reply.text(result, data={"label": label if added else None})
+        if why is not None:
+            await self._blocking(self._set_reason, caller, mid, *why)
+            result += f" Noted: {REASONS[why[0]]}."
+        return Reply.text(result, data={"label": label if added else None, "reason": why[0] if why else None})
+
+    async def reason(self, caller: Caller, message_id: str, reason: str) -> Reply:
+        """What was wrong with a reply the caller rated 👎 (optional; asked after the 👎)."""
+        key, note = parse_reason(reason)
+        mid = read_message_id(message_id)
+        self._limit(caller, "react")
+        await self._blocking(self._set_reason, caller, mid, key, note)
+        return Reply.text(f"Thanks — noted: {REASONS[key]}. Trainers see it when they review.", data={"reason": key})
+
+    def _set_reason(self, caller: Caller, mid: str, key: str, note: str | None) -> None:
+        with self.store.session() as s:
+            guild, msg = self._bot_reply(s, caller, mid)
+            rating = s.scalar(select(Feedback).where(Feedback.guild_id == guild.id, Feedback.message_id == msg.id,
+                                                     Feedback.user_id == caller.user_id, Feedback.kind == "reaction",
+                                                     Feedback.label == "negative"))
+            if rating is None:
+                raise NotFound("Rate that reply 👎 first; the reason says what was wrong with it.")
+            rating.reason, rating.reason_note = key, note

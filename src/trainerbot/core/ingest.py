@@ -174,7 +174,9 @@ class Ingest:
             s.execute(delete(Feedback).where(Feedback.id.in_(gone)))
         now = utcnow()
         for (_, _), v in changed:
-            s.execute(update(Feedback).where(Feedback.id == v[0]).values(label=v[1], updated_at=now))
+            # A 👎 turned 👍 (or back) loses the reason it had.
+            s.execute(update(Feedback).where(Feedback.id == v[0]).values(label=v[1], updated_at=now, reason=None,
+                                                                          reason_note=None))
         if new:
             rows = [
                 {

@@ -1,6 +1,6 @@
 """``mydata``: everything the bot stores about one member in one server, as one JSON file.
 
-What it holds: the member's own chat messages, their ratings (👍/👎) and text feedback, their
+What it holds: the member's own chat messages, their ratings (👍/👎, with what was wrong) and text feedback, their
 corrections with what became of each (pending, approved, rejected, superseded by #N), the
 examples they authored, and their dashboard sign-ins (when and until when; never a token or
 its hash). Rows are selected by the caller's own user ID and server only: nobody can ask for
@@ -49,7 +49,8 @@ def collect(s: Session, guild: Guild, user_id: str) -> dict[str, Any]:
                       .outerjoin(Message, Message.id == Feedback.message_id)
                       .where(Feedback.guild_id == gid, Feedback.user_id == user_id)
                       .order_by(Feedback.id.desc()).limit(2 * MAX_ROWS + 2)).all()
-    ratings = [{"reply": mid, "reply_said": said, "rating": f.label, "at": _at(f.updated_at)}
+    ratings = [{"reply": mid, "reply_said": said, "rating": f.label, "reason": f.reason, "reason_words": f.reason_note,
+                "at": _at(f.updated_at)}
                for f, mid, said in rated if f.kind == "reaction"][: MAX_ROWS + 1]
     feedback = [{"id": f.id, "text": f.text, "at": _at(f.created_at)} for f, _, _ in rated if f.kind == "text"][: MAX_ROWS + 1]
     corrections = [{"id": c.id, "question": c.prompt, "bot_said": c.original, "your_answer": c.corrected,

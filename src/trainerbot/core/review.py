@@ -160,10 +160,12 @@ def taught_now(s: Any, guild_id: int, corr: Correction) -> str | None:
     return str(item) if item is not None else None
 
 
-def flagged_replies(s: Session, guild_id: int, *, limit: int) -> list[tuple[Message, int, int]]:
-    """Bot replies with more 👎 than 👍 and no correction on the way, oldest first: (reply, 👎, 👍)."""
+def flagged_replies(s: Session, guild_id: int, *, limit: int, unsafe_only: bool = False) -> list[tuple[Message, int, int]]:
+    """Bot replies with more 👎 than 👍 and no correction on the way: (reply, 👎, 👍) — those
+    someone called rude or unsafe first, then the oldest first."""
     neg = func.sum(case((Feedback.label == "negative", 1), else_=0))
     pos = func.sum(case((Feedback.label == "positive", 1), else_=0))
+    unsafe = func.sum(case((Feedback.reason == "unsafe", 1), else_=0))
     corrected = (
         select(Correction.id)
         .where(Correction.message_id == Message.id, Correction.status != CorrectionStatus.REJECTED)
@@ -174,11 +176,36 @@ def flagged_replies(s: Session, guild_id: int, *, limit: int) -> list[tuple[Mess
         .join(Feedback, Feedback.message_id == Message.id)
         .where(Message.guild_id == guild_id, Message.role == "assistant", Feedback.kind == "reaction", ~corrected)
         .group_by(Message.id)
-        .having(neg > pos)
-        .order_by(Message.id)
+        .having(neg > pos, *([unsafe > 0] if unsafe_only else []))
+        .order_by((unsafe > 0).desc(), Message.id)
         .limit(limit)
     ).all()
     return [(row[0], int(row[1]), int(row[2])) for row in rows]
+
+
+def rating_reasons(s: Session, message_ids: list[int]) -> dict[int, str]:
+    """What the 👎 of each reply said was wrong, in words: "2 wrong fact, 1 too long"
+    (and the raters' own words for "other"); replies without reasons are left out."""
+    from trainerbot.core.feedback import REASONS
+
+    said: dict[int, dict[str, int]] = {}
+    notes: dict[int, list[str]] = {}
+    for mid, reason, note in s.execute(select(Feedback.message_id, Feedback.reason, Feedback.reason_note).where(
+            Feedback.message_id.in_(message_ids), Feedback.kind == "reaction", Feedback.label == "negative",
+            Feedback.reason.is_not(None))):
+        if mid is None or reason is None:
+            continue
+        counts = said.setdefault(mid, {})
+        counts[reason] = counts.get(reason, 0) + 1
+        if note:
+            notes.setdefault(mid, []).append(note)
+    out = {}
+    for mid, counts in said.items():
+        words = ", ".join(f"{n} {REASONS.get(r, r)}" for r, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        if notes.get(mid):
+            words += " (“" + "”, “".join(quote_user_text(n, 120) for n in notes[mid][:3]) + "”)"
+        out[mid] = words
+    return out
 
 
 def _correction_id(raw: str | int) -> int:
@@ -214,6 +241,9 @@ class ReviewCommands(Group):
             return Reply.text("Nothing waits for review.", data={"kind": None})
         fill_question_keys(self.store, guild.id)
         with self.store.read() as s:
+            unsafe = flagged_replies(s, guild.id, limit=1, unsafe_only=True) if chosen is None and after is None else []
+            if unsafe:  # a reply someone called rude or unsafe comes before everything else
+                return self._show_flagged(s, *unsafe[0])
             pending = select(Correction).where(Correction.guild_id == guild.id, Correction.status == CorrectionStatus.PENDING)
             corr = s.get(Correction, chosen) if chosen is not None else None
             if corr is not None and (corr.guild_id != guild.id or corr.status != CorrectionStatus.PENDING):
@@ -231,21 +261,25 @@ class ReviewCommands(Group):
                 return self._show_question(s, guild.id, corr, waiting, chosen=corr.id if chosen is not None else None)
             flagged = flagged_replies(s, guild.id, limit=1)
             if flagged:
-                p = self.settings.prefix
-                msg, neg, pos = flagged[0]
-                text = (
-                    f"🚩 **Flagged reply `{msg.platform_message_id or msg.id}`** — 👎 {neg} / 👍 {pos}, not corrected yet\n"
-                    f"**Prompt:** {quote_user_text(msg.prompt or '', 500)}\n"
-                    f"**Bot said:** {quote_user_text(msg.content, 700)}\n"
-                    f"Teach the right answer with `{p}correct {msg.platform_message_id or msg.id} <answer>`; "
-                    "a trainer's 👍 clears the flag if the reply was fine."
-                )
-                return Reply.text(
-                    text,
-                    data={"kind": "flagged", "message_id": msg.platform_message_id},
-                    review=ReviewItem("flagged", message_id=msg.platform_message_id),
-                )
+                return self._show_flagged(s, *flagged[0])
         return Reply.text("Nothing waits for review. 🎉", data={"kind": None})
+
+    def _show_flagged(self, s: Session, msg: Message, neg: int, pos: int) -> Reply:
+        p = self.settings.prefix
+        why = rating_reasons(s, [msg.id]).get(msg.id)
+        text = (
+            f"🚩 **Flagged reply `{msg.platform_message_id or msg.id}`** — 👎 {neg} / 👍 {pos}, not corrected yet\n"
+            + (f"**What was wrong:** {why}\n" if why else "")
+            + f"**Prompt:** {quote_user_text(msg.prompt or '', 500)}\n"
+            f"**Bot said:** {quote_user_text(msg.content, 700)}\n"
+            f"Teach the right answer with `{p}correct {msg.platform_message_id or msg.id} <answer>`; "
+            "a trainer's 👍 clears the flag if the reply was fine."
+        )
+        return Reply.text(
+            text,
+            data={"kind": "flagged", "message_id": msg.platform_message_id},
+            review=ReviewItem("flagged", message_id=msg.platform_message_id),
+        )
 
     def _show_question(self, s: Session, guild_id: int, corr: Correction, waiting: int, chosen: int | None) -> Reply:
         """One review item: the pending answers to ``corr``'s question. One alone reads as

@@ -341,6 +341,24 @@ class Gateway:
         """A choice in a string select menu of ``message``."""
         return self._base(3, user, {"custom_id": custom_id, "component_type": 3, "values": values}, message=message)
 
+    def react(self, client: discord.Client, user: str, message_id: int, emoji: str) -> None:
+        """``user`` adds ``emoji`` to a message in the guild's channel, as the gateway tells it."""
+        uid = self.users[user]["user"]["id"]
+        client._connection.parse_message_reaction_add({  # type: ignore[attr-defined]
+            "user_id": uid, "channel_id": str(self.channel_id), "message_id": str(message_id), "guild_id": str(self.guild_id),
+            "emoji": {"id": None, "name": emoji}, "member": self.users[user], "type": 0, "burst": False})
+
+    def dm_select(self, user: str, custom_id: str, values: list[str], message: dict[str, Any]) -> dict[str, Any]:
+        """A choice in a select menu of ``message``, a message the bot sent ``user`` by DM."""
+        payload = self._base(3, user, {"custom_id": custom_id, "component_type": 3, "values": values}, message=message)
+        for key in ("guild_id", "guild", "member"):
+            payload.pop(key)
+        payload["user"] = self.users[user]["user"]
+        payload["channel_id"] = message["channel_id"]
+        payload["channel"] = {"id": message["channel_id"], "type": 1}
+        payload["context"] = 1
+        return payload
+
     def modal_submit(
         self, user: str, modal: dict[str, Any], values: dict[str, str], message: dict[str, Any] | None = None
     ) -> dict[str, Any]:

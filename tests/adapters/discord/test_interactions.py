@@ -4,6 +4,7 @@ calls it makes to a local stand-in for Discord's API (``interactions.py``)."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ from trainerbot.adapters.discord import ui
 from trainerbot.adapters.discord.bot import TrainerBot
 from trainerbot.core import Caller, CoreService
 from trainerbot.core.commands import COMMANDS, words
-from trainerbot.store.models import Correction
+from trainerbot.store.models import Correction, Feedback
 
 GUILD_A, GUILD_B = 100_000_000_000_000_001, 200_000_000_000_000_001
 TESS, MILO = 500_000_000_000_000_001, 500_000_000_000_000_002
@@ -322,6 +323,43 @@ async def test_answers_proposed_for_one_question_are_picked_from_a_menu_then_app
         assert [_status(core, n)[0] for n in (1, 2, 3)] == ["superseded", "approved", "superseded"]
         reply = await core.chat.reply(_caller(MILO), "What is the capital of Zorbia?")
         assert reply.content == "Vessaton."
+    finally:
+        await bot.close()
+
+
+async def test_a_thumbs_down_asks_by_dm_what_was_wrong_and_the_answer_counts_after_a_restart(
+    core: CoreService, fake: FakeDiscord
+) -> None:
+    gw = _gateway(fake)
+    first = await _start(core, gw)
+    await _pending(core, fake, gw)  # one of the bot's replies; no correction
+    gw.react(first, "Milo", REPLY_MID, "👎")
+    asked = await fake.wait_for(lambda c: c.method == "POST" and c.path.startswith("/channels/")
+                                and "components" in c.body and "trb:why:" in str(c.body["components"]))
+    assert "What was wrong with it?" in asked.body["content"] and "Guild A" in asked.body["content"]
+    menu = asked.body["components"][0]["components"][0]
+    assert menu["custom_id"] == f"trb:why:{GUILD_A}:{REPLY_MID}"
+    assert [o["value"] for o in menu["options"]] == ["wrong", "outdated", "unsafe", "off_topic", "too_long", "other"]
+    dm = next(m for m in fake.messages.values() if "trb:why:" in str(m.get("components")))
+    gw.react(first, "Milo", REPLY_MID, "👎")  # again within the minute: not asked twice
+    await asyncio.sleep(0.3)
+    assert sum("trb:why:" in str(c.body.get("components")) for c in fake.calls if c.method == "POST") == 1
+    await first.close()
+
+    gw.add_user("Milo2", MILO + 1)
+    bot = await _start(core, gw)  # the menu works after a restart: its custom_id is its state
+    try:
+        other = _only(await gw.send(bot, gw.dm_select("Milo2", menu["custom_id"], ["wrong"], dm)), 4)
+        assert other["flags"] & EPHEMERAL and "Rate that reply 👎 first" in other["content"]  # not Milo2's rating
+        chosen = _only(await gw.send(bot, gw.dm_select("Milo", menu["custom_id"], ["unsafe"], dm)), 7)
+        assert chosen["content"] == "Thanks — noted: rude or unsafe. Trainers see it when they review."
+        assert chosen["components"] == []
+        with core.store.read() as s:
+            assert [(f.user_id, f.label, f.reason) for f in s.scalars(select(Feedback))] == [(str(MILO), "negative", "unsafe")]
+        await core.delivery.record_exchange(_caller(MILO), "Question number 2?", "No idea.", reply_message_id="77")
+        await core.feedback.correct(_caller(MILO), "77", "Some other correction.")  # a pending correction waits too…
+        shown = await core.review.next(_caller(TESS, trainer=True))
+        assert shown.data["kind"] == "flagged" and "**What was wrong:** 1 rude or unsafe" in shown.content  # …behind it
     finally:
         await bot.close()
 

@@ -119,9 +119,12 @@ class Console:
         return await self.core.feedback.correct(self.caller, parts[0], parts[1])
 
     async def _react(self, args: list[str], rest: str, _: Attachment | None) -> Reply | None:
-        if len(args) < 2 or (len(args) == 3 and args[2] != "remove") or len(args) > 3:
-            raise BadInput(f"Usage: `{self.prefix}react <message id> 👍|👎 [remove]`")
-        reply = await self.core.feedback.react(self.caller, args[0], args[1], added=len(args) == 2)
+        if len(args) < 2:
+            raise BadInput(f"Usage: `{self.prefix}react <message id> 👍|👎 [remove]`, or `{self.prefix}react <message id> 👎 "
+                           "<what was wrong>` (wrong fact, outdated, rude or unsafe, off-topic, too long, or your words)")
+        removed = args[2:] == ["remove"]
+        reason = " ".join(args[2:]) if len(args) > 2 and not removed else None
+        reply = await self.core.feedback.react(self.caller, args[0], args[1], added=not removed, reason=reason)
         if reply is None:
             raise BadInput("Only 👍 and 👎 count as ratings.")
         return reply

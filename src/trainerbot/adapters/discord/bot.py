@@ -66,6 +66,7 @@ class _TrainerBotBase:
         self.voice_client_class: type[discord.VoiceProtocol] = discord.VoiceClient
         self._last_edit: dict[int, tuple[float, str]] = {}
         self.refusal_dm_at: dict[int, float] = {}  # user ID → when a refused reaction was last told by DM
+        self.reason_dm_at: dict[int, float] = {}  # user ID → when they were last asked by DM what was wrong
 
     async def setup_hook(self) -> None:
         from trainerbot.adapters.discord.cogs import COGS

@@ -25,8 +25,9 @@ from discord.ext import commands
 
 from trainerbot.adapters.discord.render import NO_MENTIONS, caller_of
 from trainerbot.core import Caller, Reply
+from trainerbot.core.feedback import REASONS
 from trainerbot.core.permissions import require_trainer
-from trainerbot.errors import TrainerBotError
+from trainerbot.errors import NotAllowed, TrainerBotError
 from trainerbot.ops import metrics
 from trainerbot.store.models import CorrectionStatus
 
@@ -311,4 +312,56 @@ class FlaggedCorrectButton(
             await fail(interaction, exc)
 
 
-DYNAMIC_ITEMS = (ReviewButton, ProposalSelect, FlaggedCorrectButton)
+class ReasonSelect(
+    discord.ui.DynamicItem[discord.ui.Select[Any]],
+    template=r"trb:why:(?P<guild>[0-9]{1,20}):(?P<mid>[0-9]{1,20})",
+):
+    """"What was wrong?" after a 👎, sent to the rater by DM (a reaction has no ephemeral
+    answer): a reason for their rating of that reply in that server. Optional; its
+    ``custom_id`` is its state, and the core only sets the reason of the chooser's own 👎."""
+
+    def __init__(self, guild_id: int, message_id: int) -> None:
+        options = [discord.SelectOption(label=words, value=key) for key, words in REASONS.items()]
+        super().__init__(discord.ui.Select(custom_id=f"trb:why:{guild_id}:{message_id}", placeholder="What was wrong?",
+                                           options=options, min_values=1, max_values=1))
+        self.guild_id, self.message_id = guild_id, message_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Select[Any], match: Any, /
+    ) -> ReasonSelect:
+        return cls(int(match["guild"]), int(match["mid"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            bot = interaction.client
+            guild = bot.get_guild(self.guild_id)
+            member = guild.get_member(interaction.user.id) if guild is not None else None
+            if guild is None or member is None:
+                raise NotAllowed("You are no longer in that server, so that rating is not yours to explain.")
+            caller = caller_of(member, guild, 0, owner_ids=bot.owner_ids_known)
+            reply = await bot.core.feedback.reason(caller, str(self.message_id), self.item.values[0])
+            await interaction.response.edit_message(content=reply.content, view=None)
+        except Exception as exc:  # every failure gets an ephemeral answer
+            await fail(interaction, exc)
+
+
+async def ask_why(bot: Any, user: discord.abc.User, guild: discord.Guild, message_id: int) -> bool:
+    """After a 👎: ask the rater by DM what was wrong (at most once a minute each; nothing when
+    their DMs are closed)."""
+    now = time.monotonic()
+    if now - bot.reason_dm_at.get(user.id, -DM_EVERY_S) < DM_EVERY_S:
+        return False
+    bot.reason_dm_at[user.id] = now
+    view = discord.ui.View(timeout=None)
+    view.add_item(ReasonSelect(guild.id, message_id))
+    try:
+        await user.send(f"You rated one of my replies in **{discord.utils.escape_markdown(guild.name)}** 👎. "
+                        "What was wrong with it? (Optional — it helps the trainers.)", view=view,
+                        allowed_mentions=discord.AllowedMentions.none())
+    except discord.HTTPException:  # DMs closed: the 👎 counts all the same
+        return False
+    return True
+
+
+DYNAMIC_ITEMS = (ReviewButton, ProposalSelect, FlaggedCorrectButton, ReasonSelect)

@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from trainerbot.adapters.discord.render import caller_of, ctx_caller, send_reply
-from trainerbot.adapters.discord.ui import NOT_MY_REPLY, answer, fail, open_correction, tell, tell_by_dm
+from trainerbot.adapters.discord.ui import NOT_MY_REPLY, answer, ask_why, fail, open_correction, tell, tell_by_dm
 from trainerbot.core.commands import describe
 from trainerbot.errors import Busy, NotAllowed, TrainerBotError
 
@@ -69,11 +69,14 @@ class FeedbackCog(commands.Cog, name="Feedback"):
             return
         caller = caller_of(user, guild, payload.channel_id, owner_ids=self.bot.owner_ids_known)
         try:
-            await self.bot.core.feedback.react(caller, str(payload.message_id), str(payload.emoji), added=added)
+            rated = await self.bot.core.feedback.react(caller, str(payload.message_id), str(payload.emoji), added=added)
         except (Busy, NotAllowed) as exc:  # a refused rating is told (by DM: a reaction has no reply)
             await tell_by_dm(self.bot, user, f"Your {payload.emoji} was not counted: {exc.user_message}")
+            return
         except TrainerBotError:
-            pass  # not one of my replies: other people's messages are none of my business
+            return  # not one of my replies: other people's messages are none of my business
+        if rated is not None and rated.data.get("label") == "negative" and guild is not None:
+            await ask_why(self.bot, user, guild, payload.message_id)  # optional, by DM: a reaction has no reply
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
