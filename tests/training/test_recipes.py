@@ -121,6 +121,37 @@ def test_kto_and_dpo_train_from_a_model(tmp_path) -> None:
     assert result.steps > 0 and all(math.isfinite(v) for _, v in result.losses)
 
 
+def test_kto_weighs_a_one_sided_pile_of_votes_down() -> None:
+    """TRL's guidance: desirable_weight × #👍 over undesirable_weight × #👎 in [1, 4/3]."""
+    from trainerbot.training.kto_config import BALANCE, balanced_weights
+
+    for good, bad in ((18, 2), (2, 18), (9, 1), (1, 9), (5, 4), (4, 5), (7, 3)):
+        d, u = balanced_weights(good, bad)
+        assert BALANCE[0] - 1e-9 <= d * good / (u * bad) <= BALANCE[1] + 1e-9 and max(d, u) == 1.0
+    assert balanced_weights(18, 2) == pytest.approx((4 / 27, 1.0)) and balanced_weights(1, 9) == pytest.approx((1.0, 1 / 9))
+    assert balanced_weights(5, 4) == (1.0, 1.0) and balanced_weights(3, 0) == (1.0, 1.0)
+
+
+def test_the_reference_of_a_model_a_trainer_ran_is_a_copy_that_stays_put(tmp_path) -> None:
+    """After a trainer has run a model, Accelerate's forward wrapper sits on it as an instance
+    attribute; a deep copy of it would still run the original's forward, so KTO's and DPO's
+    reference would move with the policy."""
+    from trainerbot.training.common import reference
+
+    examples = generate(6, seed=5)
+    model, tok = _tiny(examples)
+    model, _ = sft.train(model, tok, examples, TrainParams(epochs=2, batch_size=8, warmup_steps=1), _callback()[0],
+                         str(tmp_path / "a"))
+    ref = reference(model, None)
+    ids = torch.tensor([[1, 5, 9, 12, 3]])
+    with torch.no_grad():
+        before = ref(input_ids=ids).logits.clone()
+        for p in model.parameters():
+            p.add_(0.5)  # the policy moves …
+        assert torch.equal(ref(input_ids=ids).logits, before)  # … the reference does not
+        assert not torch.equal(model(input_ids=ids).logits, before)
+
+
 def test_recipes_refuse_data_they_cannot_use(tmp_path) -> None:
     examples = generate(2, seed=6)
     model, tok = _tiny(examples)

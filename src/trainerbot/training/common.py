@@ -273,6 +273,10 @@ def reference(model: Any, peft_config: Any) -> Any:
     if peft_config is not None or hasattr(model, "peft_config"):  # LoRA: the adapter switched off is the reference
         return None
     ref = copy.deepcopy(model).eval()
+    # A model a trainer has already run carries Accelerate's forward wrapper as an instance
+    # attribute, and its copy would still call the original's forward: a "reference" that
+    # moves with the policy. The copy runs its class's own forward.
+    ref.__dict__.pop("forward", None)
     for param in ref.parameters():
         param.requires_grad_(False)
     return ref

@@ -33,3 +33,22 @@ class KtoConfig(RecipeConfig):
 
     def fits(self, examples: list[Example]) -> bool:
         return any(e.label == "negative" for e in examples)
+
+
+# TRL's KTO guidance: desirable_weight × #👍 over undesirable_weight × #👎 between 1 and 4/3.
+BALANCE = (1.0, 4 / 3)
+
+
+def balanced_weights(desirable: int, undesirable: int) -> tuple[float, float]:
+    """(desirable_weight, undesirable_weight) for KTO with this many 👍 and 👎 rows: the larger
+    side is weighted down until the two sides' totals fall in ``BALANCE`` (9 👍 : 1 👎 gives
+    the 👍 4/27 each), so a one-sided pile of votes cannot swamp the job. Either side empty,
+    or already in range: (1, 1)."""
+    if not desirable or not undesirable:
+        return 1.0, 1.0
+    ratio = desirable / undesirable
+    if ratio > BALANCE[1]:
+        return BALANCE[1] / ratio, 1.0
+    if ratio < BALANCE[0]:
+        return 1.0, ratio / BALANCE[0]
+    return 1.0, 1.0
