@@ -408,3 +408,33 @@ async def test_a_thumbs_down_says_what_was_wrong_and_rude_or_unsafe_comes_first(
     with core.store.read() as s:
         ratings = {(f.message_id, f.user_id): (f.label, f.reason) for f in s.scalars(select(Feedback))}
     assert ratings[(2, "u-member")] == ("positive", None) and ratings[(2, "u-other")] == ("negative", "other")  # m1: message 2
+
+
+async def test_contributors_lists_who_taught_what_and_a_member_may_leave_the_list(
+        core: CoreService, trainer: Caller, member: Caller) -> None:
+    other = replace(member, user_id="u-other")
+    elsewhere = replace(trainer, guild_id="222", guild_name="Guild B")
+    assert "Nobody has taught me anything here yet" in (await core.contributors.contributors(member)).content
+    await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))  # 3 examples
+    await _reply(core, member, "m1")
+    await _reply(core, member, "m2", "Who founded Quillport?", "Nobody.")
+    await core.review.approve(trainer, (await core.feedback.correct(member, "m1", "Quillport.")).data["correction_id"])
+    await core.feedback.react(member, "m2", "👎")
+    await core.feedback.react(other, "m2", "👎")
+    await core.datasets.import_data(elsewhere, "facts", None, att("facts.jsonl", JSONL_FACTS))
+    shown = await core.contributors.contributors(member)
+    assert shown.content.splitlines() == ["🏅 **Who taught me here**",
+                                          "1. <@u-trainer> — 3 examples imported",
+                                          "2. <@u-member> — 1 correction approved, 1 rating",
+                                          "3. <@u-other> — 1 rating"]
+    assert "no longer listed" in (await core.contributors.contributors(member, "hide")).content
+    hidden = await core.contributors.contributors(trainer)
+    assert "u-member" not in hidden.content and "1 contributor asked not to be listed." in hidden.content
+
+    listed, hidden_count = await core.contributors.rows(trainer)
+    assert [r.user_id for r in listed] == ["u-trainer", "u-other"] and hidden_count == 1
+    await core.contributors.contributors(member, "show")
+    assert "<@u-member>" in (await core.contributors.contributors(trainer)).content
+    assert (await core.contributors.contributors(elsewhere)).data["listed"] == ["u-trainer"]  # each server its own
+    with pytest.raises(BadInput):
+        await core.contributors.contributors(member, "everyone")

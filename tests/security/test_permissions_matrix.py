@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[Command, bool]] = {
     "feedback": (lambda core, c: core.feedback.leave(c, "more please"), False),
     "correct": (lambda core, c: core.feedback.correct(c, "m1", "Quillport."), False),
     "react": (lambda core, c: core.feedback.react(c, "m1", "👍"), False),
+    "react with a reason": (lambda core, c: core.feedback.react(c, "m1", "👎", reason="too long"), False),
+    "reason": (lambda core, c: core.feedback.reason(c, "m1", "wrong fact"), False),
     "datasets": (lambda core, c: core.datasets.summary(c), False),
     "dataset": (lambda core, c: core.datasets.stats(c, "facts"), False),
     "dataset item": (lambda core, c: core.datasets.item(c, "1"), False),
@@ -43,6 +45,9 @@ COMMANDS: dict[str, tuple[Command, bool]] = {
     "mydata": (lambda core, c: core.review.mydata(c), False),
     "audit": (lambda core, c: core.audit.latest(c), True),
     "audit entries": (lambda core, c: core.audit.entries(c), True),
+    "contributors": (lambda core, c: core.contributors.contributors(c), False),
+    "contributors hide": (lambda core, c: core.contributors.contributors(c, "hide"), False),
+    "contributors rows": (lambda core, c: core.contributors.rows(c), False),
     "language (see)": (lambda core, c: core.voice.language(c), False),
     "persona (see)": (lambda core, c: core.persona.persona(c), False),
     "persona (set)": (lambda core, c: core.persona.persona(c, "You are a pirate."), True),
@@ -170,7 +175,7 @@ async def test_permission_matrix(seeded: CoreService, command: str, role: str) -
 def test_the_matrix_covers_every_core_command(seeded: CoreService) -> None:
     """Every public method of every command group is in the matrix, or declared plumbing."""
     groups = {"general", "chat", "feedback", "review", "datasets", "training", "models", "voice", "delivery", "suggestions",
-              "dashboard", "audit"}
+              "dashboard", "audit", "contributors"}
     public = {
         f"{g}.{name}"
         for g in groups
@@ -204,6 +209,7 @@ def test_the_matrix_covers_every_core_command(seeded: CoreService) -> None:
         "feedback.leave",
         "feedback.correct",
         "feedback.react",
+        "feedback.reason",
         "feedback.bot_reply_text",
         "datasets.summary",
         "datasets.stats",
@@ -230,6 +236,8 @@ def test_the_matrix_covers_every_core_command(seeded: CoreService) -> None:
         "review.mydata",
         "audit.latest",
         "audit.entries",
+        "contributors.contributors",
+        "contributors.rows",
         "voice.language",
         "voice.say",
         "suggestions.suggest",

@@ -54,6 +54,7 @@ COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("forget", "me | <user>", "teaching", "Delete someone's examples, ratings and corrections (others: trainers)"),
     CommandInfo("mydata", "", "teaching", "Get a file of everything I store about you here (only you get it)"),
     CommandInfo("audit", "[older than #]", "teaching", "Who decided what here, newest first", trainer=True),
+    CommandInfo("contributors", "[hide | show]", "teaching", "Who taught me what here; hide: leave the list"),
     CommandInfo("datasets", "", "data", "List the datasets with their sizes"),
     CommandInfo("dataset", "<name> | item <id>", "data", "One dataset's statistics, or where one example came from"),
     CommandInfo("import", "<dataset> [positive|negative] + a file", "data",

@@ -6,7 +6,8 @@ command returns a ``Reply`` or raises a ``TrainerBotError`` whose message the ad
 as it is. The groups match the Discord cogs one to one (``general``, ``chat``, ``feedback``,
 ``review``, ``datasets``, ``training``, ``models``, ``persona``, ``voice``); ``delivery`` is the
 adapters' bookkeeping around sent messages, ``suggestions`` their autocomplete, and
-``dashboard`` the web dashboard's logins, sessions and page views, ``audit`` the decisions made.
+``dashboard`` the web dashboard's logins, sessions and page views, ``audit`` the decisions made,
+``contributors`` who taught what.
 
 Each group receives what it uses in its constructor, including the other groups it calls
 (chat records answers through ``delivery`` and transcribes through ``voice``; training
@@ -20,6 +21,7 @@ import asyncio
 from trainerbot.config import Settings
 from trainerbot.core.audit import AuditCommands
 from trainerbot.core.chat import ChatCommands
+from trainerbot.core.contributors import ContributorsCommands
 from trainerbot.core.dashboard import DashboardCommands
 from trainerbot.core.datasets import DatasetCommands
 from trainerbot.core.delivery import Delivery
@@ -66,6 +68,7 @@ class CoreService:
         self.suggestions = Suggestions(*shared)
         self.dashboard = DashboardCommands(*shared)
         self.audit = AuditCommands(*shared)
+        self.contributors = ContributorsCommands(*shared)
 
     @classmethod
     def open(cls, settings: Settings) -> CoreService:

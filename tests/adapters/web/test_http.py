@@ -73,6 +73,7 @@ async def test_every_page_answers_with_the_security_headers(served: tuple[CoreSe
     try:
         pages = {"/jobs": 200, "/jobs/1": 200, "/models": 200, "/review": 200, "/datasets": 200, "/datasets?q=Zorbia": 200,
                  "/items/1": 200, "/tests": 200, "/feedback": 200, "/audit": 200, "/audit?before=5": 200, "/audit?before=x": 400,
+                 "/contributors": 200,
                  "/help": 200, "/": 303, "/nope": 404, "/jobs/999": 404,
                  "/jobs/abc": 400, "/items/999": 404, "/tests/5": 404, "/static/nope.js": 404, "/datasets?page=x": 400}
         for path, status in pages.items():

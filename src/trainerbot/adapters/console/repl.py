@@ -97,6 +97,7 @@ class Console:
             "forget": lambda a, r, f: core.review.forget(caller, self._arg(a, 0, "forget me")),
             "mydata": lambda a, r, f: core.review.mydata(caller),
             "audit": lambda a, r, f: core.audit.latest(caller, a[0] if a else None),
+            "contributors": lambda a, r, f: core.contributors.contributors(caller, a[0] if a else None),
             "dashboard": lambda a, r, f: core.dashboard.logout(caller) if a[:1] == ["logout"] else core.dashboard.link(caller),
             "say": lambda a, r, f: core.voice.say(caller, r),
             "language": lambda a, r, f: core.voice.language(caller, a[0] if a else None),

@@ -104,6 +104,7 @@ class Dashboard:
         r.add_get("/tests/{id}", self.test_report)
         r.add_get("/feedback", self.feedback)
         r.add_get("/audit", self.audit)
+        r.add_get("/contributors", self.contributors)
         r.add_get("/help", self.help)
         return app
 
@@ -368,6 +369,11 @@ class Dashboard:
         run_id = _number(request.match_info["id"], "A test ID")
         run, rows = await self.core.dashboard.test_report(self._caller(request), run_id)
         return self._page(request, "test.html", run=run, rows=rows)
+
+    # --------------------------------------------------------- contributors
+    async def contributors(self, request: web.Request) -> web.StreamResponse:
+        listed, hidden = await self.core.contributors.rows(self._caller(request))
+        return self._page(request, "contributors.html", listed=listed, hidden=hidden)
 
     # ---------------------------------------------------------------- audit
     async def audit(self, request: web.Request) -> web.StreamResponse:

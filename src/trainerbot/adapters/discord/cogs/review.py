@@ -78,6 +78,14 @@ class ReviewCog(commands.Cog, name="Review"):
     async def audit(self, ctx: commands.Context[Any], before: int | None = None) -> None:
         await send_reply(ctx, await self.bot.core.audit.latest(ctx_caller(ctx), before), ephemeral=True)
 
+    @commands.hybrid_command(name="contributors", description=describe("contributors"))
+    @app_commands.describe(action="hide: leave the list; show: come back")
+    @app_commands.choices(action=[app_commands.Choice(name="hide", value="hide"), app_commands.Choice(name="show", value="show")])
+    @commands.guild_only()
+    async def contributors(self, ctx: commands.Context[Any], action: str | None = None) -> None:
+        reply = await self.bot.core.contributors.contributors(ctx_caller(ctx), action)
+        await send_reply(ctx, reply, ephemeral=action is not None)
+
     # `mydata`: the file goes to its owner only — ephemeral for the slash command, by DM for the prefix one.
     @commands.command(name="mydata", description=describe("mydata"))
     @commands.cooldown(2, 60, commands.BucketType.user)
