@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     promotion_tolerance: float = Field(default=0.0, ge=0)
     general_questions: int = Field(default=40, ge=0, le=40)  # shipped general questions a pretrained candidate must keep (0: off)
     max_pending_per_user: int = Field(default=20, ge=1, le=100_000)
+    # A member's proposal is approved once this many different members support it, none of them
+    # with more corrections rejected than approved, and it carries no link, mention or invite (0: off).
+    auto_approve_supporters: int = Field(default=0, ge=0, le=1000)
 
     # Discord.
     chat_channels: list[str] = Field(default_factory=list)

@@ -438,3 +438,60 @@ async def test_contributors_lists_who_taught_what_and_a_member_may_leave_the_lis
     assert (await core.contributors.contributors(elsewhere)).data["listed"] == ["u-trainer"]  # each server its own
     with pytest.raises(BadInput):
         await core.contributors.contributors(member, "everyone")
+
+
+async def test_trusted_members_support_approves_a_proposal_when_the_server_allows_it(
+        core: CoreService, trainer: Caller, member: Caller, monkeypatch: pytest.MonkeyPatch) -> None:
+    people = [replace(member, user_id=f"u-{n}") for n in range(5)]
+    for n in range(4):
+        await _reply(core, member, f"m{n}", f"Question number {n}?", "No idea.")
+    first = (await core.feedback.correct(people[0], "m0", "Quillport.")).data["correction_id"]
+    for p in people[1:4]:  # off by default: support alone approves nothing
+        await core.feedback.correct(p, "m0", "Quillport.")
+    assert _corrections(core)[0].status == "pending" and _corrections(core)[0].supporters == 4
+
+    monkeypatch.setattr(core.settings, "auto_approve_supporters", 3)
+    second = (await core.feedback.correct(people[0], "m1", "Vessaton.")).data["correction_id"]
+    assert (await core.feedback.correct(people[1], "m1", "Vessaton.")).data["status"] == "pending"
+    approved = await core.feedback.correct(people[2], "m1", "vessaton")
+    assert approved.data["status"] == "approved" and "enough members asked for it" in approved.content
+    assert await _taught(core, member, "Question number 1?") == "Vessaton."
+    entry = (await core.audit.entries(trainer))[0]
+    assert (entry.actor_id, entry.action, entry.target, entry.detail) == (
+        "auto-approval", "approve", f"correction #{second}", "3 members supported it")
+    assert "already approved by its supporters" in (await core.review.approve(trainer, second)).content
+
+    # A link, a mention or an invite always waits for a trainer, and review says so.
+    spam = (await core.feedback.correct(people[0], "m2", "Join us at discord.gg/abcdef!")).data["correction_id"]
+    for p in people[1:4]:
+        await core.feedback.correct(p, "m2", "Join us at discord.gg/abcdef!")
+    shown = await core.review.next(trainer, chosen=spam)
+    assert "only a trainer can approve it" in shown.content
+    # A supporter with more corrections rejected than approved: no approval by support.
+    await core.review.reject(trainer, first)
+    doubtful = (await core.feedback.correct(people[0], "m3", "@everyone look")).data["correction_id"]
+    late = (await core.feedback.correct(people[3], "m3", "Amberly.")).data["correction_id"]
+    await core.feedback.correct(people[0], "m3", "Amberly.")  # u-0: 1 approved, 1 rejected — still trusted
+    await core.review.reject(trainer, doubtful)  # u-0: now 1 approved, 2 rejected
+    assert (await core.feedback.correct(people[4], "m3", "Amberly.")).data["status"] == "pending"
+    with core.store.read() as s:
+        statuses = {c.id: c.status for c in s.scalars(select(Correction))}
+    assert statuses[spam] == "pending" and statuses[late] == "pending"
+
+
+async def test_a_member_whose_last_corrections_were_all_rejected_is_slowed_down_and_told_why(
+        core: CoreService, trainer: Caller, member: Caller) -> None:
+    for n in range(7):
+        await _reply(core, member, f"m{n}", f"Question number {n}?", "No idea.")
+    for n in range(5):
+        cid = (await core.feedback.correct(member, f"m{n}", f"Wrong answer {n}.")).data["correction_id"]
+        await core.review.reject(trainer, cid)
+    allowed = await core.feedback.correct(member, "m5", "A better answer.")
+    assert allowed.data["status"] == "pending"
+    before = row_counts(core)
+    with pytest.raises(Busy, match="last 5 corrections here were all rejected, so for now you can send one correction "
+                                   "every 10 minutes"):
+        await core.feedback.correct(member, "m6", "Another answer.")
+    assert row_counts(core) == before
+    await core.review.approve(trainer, allowed.data["correction_id"])  # an approved one lifts it
+    assert (await core.feedback.correct(member, "m6", "Another answer.")).data["status"] == "pending"

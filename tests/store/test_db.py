@@ -36,7 +36,7 @@ def test_reopening_is_idempotent(db_url: str) -> None:
     again = Store.open(url)
     with again.read() as s:
         head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-        assert head == "0008" and s.execute(text("select version_num from alembic_version")).scalar() == head
+        assert head == "0009" and s.execute(text("select version_num from alembic_version")).scalar() == head
     again.close()
 
 

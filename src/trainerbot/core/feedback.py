@@ -19,7 +19,16 @@ from trainerbot.core.base import Group
 from trainerbot.core.ingest import Event, Ingest
 from trainerbot.core.limits import RateLimiter
 from trainerbot.core.permissions import is_trainer
-from trainerbot.core.review import approve_correction, pending_count, question_key, same_correction
+from trainerbot.core.review import (
+    PROBATION_AFTER,
+    PROBATION_EVERY_S,
+    approve_correction,
+    auto_approve,
+    on_probation,
+    pending_count,
+    question_key,
+    same_correction,
+)
 from trainerbot.core.text import MESSAGE_ID, read_message_id
 from trainerbot.core.types import Caller, Reply
 from trainerbot.datasets.records import Label
@@ -62,6 +71,8 @@ class FeedbackCommands(Group):
     def __init__(self, settings: Settings, store: Store, rate: RateLimiter, ingest: Ingest) -> None:
         super().__init__(settings, store, rate)
         self.ingest = ingest  # reactions and text feedback, group-committed
+        # Members whose last corrections were all rejected: one correction in ten minutes.
+        self.probation = RateLimiter(1, window=PROBATION_EVERY_S)
 
     # ---------------------------------------------------------------- feedback
     async def leave(self, caller: Caller, text: str) -> Reply:
@@ -96,9 +107,10 @@ class FeedbackCommands(Group):
             return Reply.text(
                 f"You already gave that correction (#{cid}, {status}).", data={"correction_id": cid, "status": status}
             )
-        if existed == "merged":
+        if existed in ("merged", "auto"):
+            tail = " With yours, enough members asked for it: it is approved and answers at once." if existed == "auto" else ""
             return Reply.text(
-                f"Someone already suggested that (#{cid}, {status}); I counted your support.",
+                f"Someone already suggested that (#{cid}, {status}); I counted your support.{tail}",
                 data={"correction_id": cid, "status": status},
             )
         if status == CorrectionStatus.APPROVED:
@@ -130,14 +142,20 @@ class FeedbackCommands(Group):
         return guild, msg
 
     def _store_correction(self, caller: Caller, mid: str, text: str, approved: bool) -> tuple[int, str, str | None]:
-        """(correction id, status, None | "mine" | "merged"): duplicates merge into the first."""
+        """(correction id, status, None | "mine" | "merged" | "auto"): duplicates merge into the
+        first ("auto": and that support approved it)."""
         with self.store.session() as s:
             guild, msg = self._bot_reply(s, caller, mid)
             same = same_correction(s, guild.id, msg.prompt or "", text, message_id=msg.id)
             if same is not None and same.user_id == caller.user_id:
                 return same.id, same.status, "mine"
+            if not approved:
+                self._probation(s, guild.id, caller)
             if same is not None and not (approved and same.status == CorrectionStatus.PENDING):
                 same.supporters += 1
+                same.supporter_ids = sorted({*(same.supporter_ids or []), caller.user_id})
+                if auto_approve(s, self.settings, same):  # enough trusted members asked for it (if the server allows)
+                    return same.id, same.status, "auto"
                 return same.id, same.status, "merged"
             if same is not None:  # a trainer gives the answer a member suggested: approve that one
                 approve_correction(s, self.settings.feedback_dataset, same, caller.user_id)
@@ -166,7 +184,22 @@ class FeedbackCommands(Group):
                 others = approve_correction(s, self.settings.feedback_dataset, corr, caller.user_id)
                 repo.audit(s, guild.id, caller.user_id, "approve", f"correction #{corr.id}", "a trainer's own correction" + (
                     f"; closed {', '.join(f'#{o}' for o in others)} as superseded" if others else ""))
+            else:
+                auto_approve(s, self.settings, corr)
             return corr.id, corr.status, None
+
+    def _probation(self, s: Any, guild_id: int, caller: Caller) -> None:
+        """A member whose last corrections here were all rejected may send one every ten
+        minutes, and is told why."""
+        if not on_probation(s, guild_id, caller.user_id):
+            return
+        try:
+            self.probation.check(f"{caller.guild_id}:{caller.user_id}")
+        except Busy as exc:
+            minutes = max(1, round((exc.retry_after or PROBATION_EVERY_S) / 60))
+            raise Busy(f"Your last {PROBATION_AFTER} corrections here were all rejected, so for now you can send one "
+                       f"correction every {PROBATION_EVERY_S // 60} minutes; try again in {minutes} min. "
+                       "An approved correction lifts this.", retry_after=exc.retry_after) from None
 
     # ---------------------------------------------------------------- reactions
     async def react(self, caller: Caller, message_id: str, emoji: str, added: bool = True,

@@ -10,10 +10,12 @@ from trainerbot.errors import Busy
 
 
 class RateLimiter:
-    """At most ``per_minute`` actions per key in any 60-second window."""
+    """At most ``per_minute`` actions per key in any ``window``-second window (60 unless said)."""
 
-    def __init__(self, per_minute: int, *, max_keys: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, per_minute: int, *, max_keys: int = 10_000, clock: Callable[[], float] = time.monotonic,
+                 window: float = 60.0) -> None:
         self.per_minute = per_minute
+        self.window = window
         self.max_keys = max_keys
         self._clock = clock
         self._events: OrderedDict[str, deque[float]] = OrderedDict()
@@ -22,11 +24,11 @@ class RateLimiter:
         """Count one action for ``key``, or raise ``Busy`` saying when to try again."""
         now = self._clock()
         events = self._events.pop(key, None) or deque()
-        while events and now - events[0] >= 60.0:
+        while events and now - events[0] >= self.window:
             events.popleft()
         if len(events) >= self.per_minute:
             self._events[key] = events
-            retry = 60.0 - (now - events[0])
+            retry = self.window - (now - events[0])
             raise Busy(f"You're going fast — try again in {max(1, round(retry))} s.", retry_after=retry)
         events.append(now)
         self._events[key] = events

@@ -51,6 +51,45 @@ def pending_count(s: Any, guild_id: int, user_id: str) -> int:
         Correction.guild_id == guild_id, Correction.user_id == user_id, Correction.status == CorrectionStatus.PENDING)) or 0
 
 
+# What makes a proposal wait for a trainer whatever its support: a link, a mention or an invite.
+LINKISH = re.compile(r"https?://|\bwww\.|discord(?:app)?\.(?:gg|com/invite)/|<[@#][!&]?\d+>|@everyone|@here", re.I)
+AUTO = "auto-approval"  # the reviewer of a correction its supporters approved
+PROBATION_AFTER = 5  # a member whose last this many corrections were all rejected …
+PROBATION_EVERY_S = 600  # … may send one correction in this many seconds
+
+
+def carries_link(text: str) -> bool:
+    return LINKISH.search(text) is not None
+
+
+def on_probation(s: Any, guild_id: int, user_id: str) -> bool:
+    """Whether the member's last ``PROBATION_AFTER`` decided corrections here were all
+    rejected (pending ones wait to be decided; an approval ends it)."""
+    last = list(s.scalars(select(Correction.status).where(
+        Correction.guild_id == guild_id, Correction.user_id == user_id, Correction.status != CorrectionStatus.PENDING)
+        .order_by(Correction.id.desc()).limit(PROBATION_AFTER)))
+    return len(last) == PROBATION_AFTER and all(status == CorrectionStatus.REJECTED for status in last)
+
+
+def auto_approve(s: Any, settings: Any, corr: Correction) -> bool:
+    """Approve a pending ``corr`` once ``settings.auto_approve_supporters`` different members
+    (its author among them) support it, none of them with more corrections rejected than
+    approved here, and it carries no link, mention or invite. Recorded in the audit log."""
+    need = settings.auto_approve_supporters
+    people = {corr.user_id, *(corr.supporter_ids or [])}
+    if not need or corr.status != CorrectionStatus.PENDING or len(people) < need or carries_link(corr.corrected):
+        return False
+    record = records(s, corr.guild_id, people)
+    if any(r.get(CorrectionStatus.REJECTED, 0) > r.get(CorrectionStatus.APPROVED, 0) for r in record.values()):
+        return False
+    if corr.question_key is None:
+        corr.question_key = question_key(corr.prompt)
+    others = approve_correction(s, settings.feedback_dataset, corr, AUTO)
+    closed = f"; closed {', '.join(f'#{o}' for o in others)} as superseded" if others else ""
+    repo.audit(s, corr.guild_id, AUTO, "approve", f"correction #{corr.id}", f"{len(people)} members supported it{closed}")
+    return True
+
+
 def question_key(prompt: str) -> str:
     """The question a correction answers, as taught facts match questions (case, accents of
     ё and punctuation aside), hashed to fit an index."""
@@ -291,6 +330,7 @@ class ReviewCommands(Group):
             corr = max(group, key=lambda c: (c.supporters, -c.id))
         taught = taught_now(s, guild_id, corr)
         known = f"**Taught now:** {quote_user_text(taught, 500)}\n" if taught is not None else ""
+        linked = "⚠️ it carries a link, a mention or an invite: only a trainer can approve it.\n"
         data = {"kind": "correction", "correction_id": corr.id, "waiting": waiting, "proposals": [c.id for c in group]}
         item = ReviewItem("correction", correction_id=corr.id, proposals=tuple(c.id for c in group),
                           labels=tuple(_label(c) for c in group))
@@ -302,7 +342,8 @@ class ReviewCommands(Group):
                 f"**Prompt:** {quote_user_text(corr.prompt, 500)}\n"
                 f"**Bot said:** {quote_user_text(corr.original, 500) or '—'}\n{known}"
                 f"**Better:** {quote_user_text(corr.corrected, 700)}\n"
-                f"`{p}approve {corr.id}` or `{p}reject {corr.id}`."
+                + (linked if carries_link(corr.corrected) else "")
+                + f"`{p}approve {corr.id}` or `{p}reject {corr.id}`."
             )
             return Reply.text(text, data=data, review=item)
         record = records(s, guild_id, {c.user_id for c in group})
@@ -318,7 +359,8 @@ class ReviewCommands(Group):
         for c in group:
             mark = "▶" if c.id == corr.id else "•"
             people = f" · asked by {c.supporters}" if c.supporters > 1 else ""
-            lines.append(f"{mark} **#{c.id}** by <@{c.user_id}> ({record_words(record[c.user_id])}){people}: "
+            warn = " ⚠️ link/mention" if carries_link(c.corrected) else ""
+            lines.append(f"{mark} **#{c.id}** by <@{c.user_id}> ({record_words(record[c.user_id])}){people}{warn}: "
                          f"{quote_user_text(c.corrected, budget)}")
         lines.append(f"Pick one: `{p}approve <number>` teaches it and closes the others as superseded by it; "
                      f"`{p}reject <number>` drops one.")
@@ -355,7 +397,8 @@ class ReviewCommands(Group):
                     raise NotFound(f"There is no correction #{cid} here.")
                 if corr.status != CorrectionStatus.PENDING:
                     already = True
-                    by = f" by <@{corr.reviewed_by}>" if corr.reviewed_by else ""
+                    by = (" by its supporters" if corr.reviewed_by == AUTO else
+                          f" by <@{corr.reviewed_by}>" if corr.reviewed_by else "")
                     how = f"superseded by #{corr.superseded_by}" if corr.superseded_by else corr.status
                     return f"Correction #{cid} was already {how}{by}; nothing changed."
                 if corrected is not None:

@@ -153,6 +153,8 @@ class Correction(Base):
     # The question it answers, normalised and hashed (``core.review.question_key``): proposals
     # for the same question, on any reply in the server, are one review item.
     question_key: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Who else asked for the same change (``supporters`` counts them with the author).
+    supporter_ids: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     superseded_by: Mapped[int | None] = mapped_column(ForeignKey("corrections.id", ondelete="SET NULL"), nullable=True)
     __table_args__ = (Index("ix_corrections_queue", "guild_id", "status", "question_key"),)
 
