@@ -24,6 +24,7 @@ from trainerbot.core.review import (
     PROBATION_EVERY_S,
     approve_correction,
     auto_approve,
+    closed_words,
     on_probation,
     pending_count,
     question_key,
@@ -182,8 +183,8 @@ class FeedbackCommands(Group):
             s.flush()
             if approved:  # a trainer's answer decides the question: members' pending ones are superseded
                 others = approve_correction(s, self.settings.feedback_dataset, corr, caller.user_id)
-                repo.audit(s, guild.id, caller.user_id, "approve", f"correction #{corr.id}", "a trainer's own correction" + (
-                    f"; closed {', '.join(f'#{o}' for o in others)} as superseded" if others else ""))
+                repo.audit(s, guild.id, caller.user_id, "approve", f"correction #{corr.id}",
+                           "; ".join(filter(None, ("a trainer's own correction", closed_words(others)))))
             else:
                 auto_approve(s, self.settings, corr)
             return corr.id, corr.status, None

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import CursorResult, Delete, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from trainerbot.config import Settings
 from trainerbot.core import mydata
 from trainerbot.core.base import Group
 from trainerbot.core.permissions import is_trainer
@@ -71,7 +72,7 @@ def on_probation(s: Any, guild_id: int, user_id: str) -> bool:
     return len(last) == PROBATION_AFTER and all(status == CorrectionStatus.REJECTED for status in last)
 
 
-def auto_approve(s: Any, settings: Any, corr: Correction) -> bool:
+def auto_approve(s: Any, settings: Settings, corr: Correction) -> bool:
     """Approve a pending ``corr`` once ``settings.auto_approve_supporters`` different members
     (its author among them) support it, none of them with more corrections rejected than
     approved here, and it carries no link, mention or invite. Recorded in the audit log."""
@@ -85,8 +86,8 @@ def auto_approve(s: Any, settings: Any, corr: Correction) -> bool:
     if corr.question_key is None:
         corr.question_key = question_key(corr.prompt)
     others = approve_correction(s, settings.feedback_dataset, corr, AUTO)
-    closed = f"; closed {', '.join(f'#{o}' for o in others)} as superseded" if others else ""
-    repo.audit(s, corr.guild_id, AUTO, "approve", f"correction #{corr.id}", f"{len(people)} members supported it{closed}")
+    repo.audit(s, corr.guild_id, AUTO, "approve", f"correction #{corr.id}",
+               "; ".join(filter(None, (f"{len(people)} members supported it", closed_words(others)))))
     return True
 
 
@@ -146,6 +147,11 @@ def approve_correction(s: Any, dataset_name: str, corr: Correction, reviewer: st
         other.reviewed_by, other.reviewed_at = reviewer, now
     add_correction_example(s, dataset_name, corr)
     return [c.id for c in others]
+
+
+def closed_words(others: list[int]) -> str:
+    """An approval's audit detail: "closed #2, #3 as superseded" ("" when none were)."""
+    return f"closed {', '.join(f'#{o}' for o in others)} as superseded" if others else ""
 
 
 def superseded_words(cid: int, others: list[int]) -> str:
@@ -407,9 +413,9 @@ class ReviewCommands(Group):
                     if corr.question_key is None:
                         corr.question_key = question_key(corr.prompt)
                     others = approve_correction(s, self.settings.feedback_dataset, corr, caller.user_id)
-                    closed = f"closed {', '.join(f'#{o}' for o in others)} as superseded" if others else None
+                    edited = "approved the edited answer" if corrected is not None else ""
                     repo.audit(s, guild.id, caller.user_id, "approve" if corrected is None else "edit", f"correction #{cid}",
-                               closed if corrected is None else "approved the edited answer" + (f"; {closed}" if closed else ""))
+                               "; ".join(filter(None, (edited, closed_words(others)))) or None)
                     return (
                         f"✅ Correction #{cid} approved: it answers at once from now on and is in "
                         f"`{self.settings.feedback_dataset}` for the next training." + superseded_words(cid, others)
