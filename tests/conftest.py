@@ -175,3 +175,11 @@ def fill_disk(folder: Path) -> Path:
         except OSError:
             pass
     return filler
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped model prepared once for the whole run (about 20 s)."""
+    from trainerbot.model import pretrained
+
+    return pretrained.prepare_base(tmp_path_factory.mktemp("shared"))

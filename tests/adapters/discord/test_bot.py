@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 
 import discord
 import discord.ext.test as dpytest
@@ -14,7 +15,8 @@ from sqlalchemy import select
 
 from tests.conftest import JSONL_FACTS
 from trainerbot.adapters.discord.bot import TrainerBot
-from trainerbot.store.models import Correction, Feedback, Job
+from trainerbot.model import pretrained
+from trainerbot.store.models import Correction, Feedback, Job, Message
 from trainerbot.training.worker import serve
 
 TESS, MILO, OTHER_GUILD_TESS = 0, 1, 2  # dpytest member indexes: Tess is a trainer in Guild A
@@ -296,3 +298,55 @@ async def test_dashboard_by_prefix_sends_the_link_by_dm_not_to_the_channel(bot: 
     dm, channel = (first, second) if isinstance(first.channel, discord.DMChannel) else (second, first)
     assert isinstance(dm.channel, discord.DMChannel) and "/login/" in dm.content
     assert "/login/" not in channel.content and "by DM" in channel.content
+
+
+async def test_a_member_waiting_for_a_reply_slot_is_told_their_place_then_gets_the_answer(
+        bot: TrainerBot, prepared, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The real llama.cpp runtime with one slot, held at the start of each reply: Tess's
+    question takes the slot; Milo's waits, and his reply message says so ("you're next")
+    until it is edited into his answer."""
+    core = bot.core
+    monkeypatch.setattr(core.settings, "model", "smollm2")  # the tests run `scratch` unless told
+    base = pretrained.base_dir(core.data_dir)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    base.symlink_to(prepared, target_is_directory=True)
+    real = await asyncio.to_thread(core.runtimes.for_chat, None)
+    gate, started = threading.Event(), []
+
+    class Gated:  # the real runtime, one slot, held at the start of each reply until the test opens the gate
+        takes_system, source, takes_names, slots, label = real.takes_system, real.source, real.takes_names, 1, real.label
+
+        def stream(self, conversation, *, max_new_tokens: int = 128):  # type: ignore[no-untyped-def]
+            started.append(conversation[-1]["content"])
+            gate.wait(30)
+            yield from real.stream(conversation, max_new_tokens=min(max_new_tokens, 16))
+
+    monkeypatch.setattr(core.runtimes, "for_chat", lambda version: Gated())
+    me = bot.user
+    assert me is not None
+    first = asyncio.create_task(_send(f"<@{me.id}> Tell me something nice.", member=TESS))
+    for _ in range(200):
+        if started:
+            break
+        await asyncio.sleep(0.05)
+    second = asyncio.create_task(_send(f"<@{me.id}> Say hello.", member=MILO))
+    waiting = None
+    for _ in range(200):
+        channel = dpytest.get_config().guilds[0].text_channels[0]
+        waiting = next(iter([m async for m in channel.history(limit=10) if m.author == me and m.content.startswith("-# ")]),
+                       None)
+        if waiting is not None:
+            break
+        await asyncio.sleep(0.05)
+    try:
+        assert waiting is not None and waiting.content == "-# I'm answering other people right now; you're next."
+        assert started == ["Tell me something nice."] and core.chat.line.waiting == 1
+    finally:
+        gate.set()
+        await asyncio.wait_for(asyncio.gather(first, second), 60)
+    assert started == ["Tell me something nice.", "Say hello."]
+    answer = await channel.fetch_message(waiting.id)  # the same message, now the answer
+    assert answer.content and not answer.content.startswith("-# ")
+    with core.store.read() as s:  # bound as the reply, so it can be rated and corrected
+        bound = s.scalar(select(Message).where(Message.platform_message_id == str(waiting.id)))
+        assert bound is not None and bound.role == "assistant" and bound.content == answer.content
