@@ -101,6 +101,30 @@ async def test_mydata_puts_the_caller_s_file_into_the_outbox(console: tuple[Cons
     assert data["corrections"][0]["your_answer"] == "Quillport." and data["corrections"][0]["outcome"] == "approved"
 
 
+async def test_the_teaching_commands_of_a_community_in_the_console(console: tuple[Console, io.StringIO],
+                                                                   core: CoreService) -> None:
+    """Two members answer one question differently; the trainer's review shows them side by
+    side and one approval closes the other; a 👎 says what was wrong; audit and contributors."""
+    from dataclasses import replace
+
+    con, out = console
+    await core.delivery.record_exchange(con.caller, "Who runs the bakery?", "Nobody.", reply_message_id="42")
+    await core.delivery.record_exchange(con.caller, "Is it open on Sundays?", "Never.", reply_message_id="43")
+    milo = replace(con.caller, user_id="console-milo", roles=frozenset(), can_manage=False)
+    nina = replace(milo, user_id="console-nina")
+    await core.feedback.correct(milo, "42", "Greta Okafor runs it.")
+    await core.feedback.correct(nina, "42", "Jonas Weber runs it.")
+    start = out.tell()
+    for line in ("!review", "!approve 2", "!react 43 👎 outdated", "!react 43 👎 " + "x" * 201, "!audit", "!contributors"):
+        await con.handle_line(line)
+    text = out.getvalue()[start:]
+    assert "⚖️ **2 answers proposed for one question**" in text and "**#1** by <@console-milo>" in text
+    assert "#1 (another answer to the same question) was closed as superseded by #2" in text
+    assert "Noted: outdated." in text and "A reason is limited to 200 characters" in text
+    assert "**approve** correction #2 — closed #1 as superseded" in text
+    assert "1. <@console-ann> — 1 rating" in text and "2. <@console-nina> — 1 correction approved" in text
+
+
 async def test_correct_and_react_commands(console: tuple[Console, io.StringIO], core: CoreService) -> None:
     con, out = console
     await core.delivery.record_exchange(con.caller, "Capital?", "Paris.", reply_message_id="42")
