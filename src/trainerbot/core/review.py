@@ -83,8 +83,6 @@ def auto_approve(s: Any, settings: Settings, corr: Correction) -> bool:
     record = records(s, corr.guild_id, people)
     if any(r.get(CorrectionStatus.REJECTED, 0) > r.get(CorrectionStatus.APPROVED, 0) for r in record.values()):
         return False
-    if corr.question_key is None:
-        corr.question_key = question_key(corr.prompt)
     others = approve_correction(s, settings.feedback_dataset, corr, AUTO)
     repo.audit(s, corr.guild_id, AUTO, "approve", f"correction #{corr.id}",
                "; ".join(filter(None, (f"{len(people)} members supported it", closed_words(others)))))
@@ -138,7 +136,10 @@ def proposals(s: Any, corr: Correction) -> list[Correction]:
 
 def approve_correction(s: Any, dataset_name: str, corr: Correction, reviewer: str) -> list[int]:
     """Approve ``corr`` (a DPO pair in the feedback dataset) and close the other pending
-    answers to its question as superseded by it; their IDs."""
+    answers to its question as superseded by it; their IDs. A correction stored before
+    questions were keyed gets its key here."""
+    if corr.question_key is None:
+        corr.question_key = question_key(corr.prompt)
     others = [c for c in proposals(s, corr) if c.id != corr.id]
     now = utcnow()
     corr.status, corr.reviewed_by, corr.reviewed_at = CorrectionStatus.APPROVED, reviewer, now
@@ -410,8 +411,6 @@ class ReviewCommands(Group):
                 if corrected is not None:
                     corr.corrected = corrected
                 if status == CorrectionStatus.APPROVED:
-                    if corr.question_key is None:
-                        corr.question_key = question_key(corr.prompt)
                     others = approve_correction(s, self.settings.feedback_dataset, corr, caller.user_id)
                     edited = "approved the edited answer" if corrected is not None else ""
                     repo.audit(s, guild.id, caller.user_id, "approve" if corrected is None else "edit", f"correction #{cid}",

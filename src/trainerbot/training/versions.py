@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 HELDOUT_MAX_TOKENS = 64  # held-out answers are short; a pretrained model rambles on what it does not know
 
 
+def heldout_tokens(settings: Settings) -> int:
+    """How long a held-out (or taught) question's answer may run, on either runtime."""
+    return min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS)
+
+
 def promotion(
     settings: Settings, candidate: Any, parent: ModelVersion | None, cases: list[Case], persona: str | None = None,
     pause: Callable[[], object] | None = None,
@@ -51,7 +56,7 @@ def promotion(
     metric = settings.promotion_metric
     if not cases:
         return True, {}, "no held-out cases to compare on", []
-    limit = min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS)
+    limit = heldout_tokens(settings)
     rows, scored = score_cases(candidate, cases, max_new_tokens=limit, system=persona, pause=pause)
     kept: dict[str, Any] = {"heldout": scored.as_dict(), "promotion_metric": metric}
     ours = heldout.shown(metric, heldout.value(scored, metric))
@@ -196,7 +201,7 @@ def compare_answers(settings: Settings, served: Any, cases: list[Case], answers:
     result: dict[str, Any] = {"engine": served.engine, "compared": len(cases), "serves": True}
     if not cases:
         return result
-    rows, ours = score_cases(served, cases, max_new_tokens=min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS),
+    rows, ours = score_cases(served, cases, max_new_tokens=heldout_tokens(settings),
                              system=persona, pause=pause)
     theirs = summarise(answers)
     same = sum(1 for a, b in zip(rows, answers, strict=True) if a["prediction"] == b["prediction"])
@@ -256,7 +261,7 @@ def checks(job: JobContext, candidate: Any, path: str | None, general: bool) -> 
                 queue.add_event(store, job_id, kind="log",
                                 message=f"checking the llama.cpp runtime on {len(probes)} {kind} questions")
             if not cases and probes:
-                answers = score_cases(candidate, probes, max_new_tokens=min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS),
+                answers = score_cases(candidate, probes, max_new_tokens=heldout_tokens(settings),
                                       system=persona, pause=pause)[0]
             runtime = compare_answers(settings, check.model, probes, answers, persona, pause) | {"compared_on": kind}
             if general and runtime["serves"] and probes and runtimes_agree(settings, candidate, check, persona, pause,
