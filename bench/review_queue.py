@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainerbot.config import Settings
 from trainerbot.core import Caller, CoreService
-from trainerbot.core.review import question_key
 from trainerbot.store import repo
+from trainerbot.store.keys import question_key
 from trainerbot.store.models import Correction, CorrectionStatus
 
 

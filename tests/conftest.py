@@ -129,6 +129,8 @@ def row_counts(core: CoreService) -> dict[str, int]:
                 models.Job,
                 models.JobEvent,
                 models.ModelVersion,
+                models.Revision,
+                models.AuditEntry,
             )
         }
 

@@ -14,7 +14,7 @@ from trainerbot.store.models import DatasetItem, Guild, Snapshot
 
 async def test_import_reports_counts_and_stores_provenance(core: CoreService, trainer: Caller) -> None:
     reply = await core.datasets.import_data(trainer, "Facts", None, att("facts.jsonl", JSONL_FACTS, "application/jsonl"))
-    assert reply.data == {"added": 3, "duplicates": 0, "total": 3}
+    assert reply.data == {"added": 3, "duplicates": 0, "replaced": 0, "total": 3}
     assert "(2 positive, 1 negative in the file)" in reply.content
     with core.store.read() as s:
         items = s.scalars(select(DatasetItem).order_by(DatasetItem.id)).all()
@@ -26,7 +26,7 @@ async def test_import_reports_counts_and_stores_provenance(core: CoreService, tr
 async def test_importing_the_same_file_twice_skips_duplicates(core: CoreService, trainer: Caller) -> None:
     await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
     reply = await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
-    assert reply.data == {"added": 0, "duplicates": 3, "total": 3}
+    assert reply.data == {"added": 0, "duplicates": 3, "replaced": 0, "total": 3}
 
 
 @pytest.mark.parametrize("fmt,name,body", [

@@ -112,20 +112,6 @@ async def test_answers_proposed_for_one_question_are_one_review_item_and_one_app
     assert members.review is not None and members.review.proposals == (e,)
 
 
-async def test_corrections_stored_before_questions_were_keyed_are_grouped_too(
-        core: CoreService, trainer: Caller, member: Caller) -> None:
-    await _reply(core, member, "m1")
-    await _reply(core, member, "m2", "What is the capital of Zorbia?!", "Paris.")
-    first = (await core.feedback.correct(member, "m1", "Quillport.")).data["correction_id"]
-    second = (await core.feedback.correct(replace(member, user_id="u-other"), "m2", "Vessaton.")).data["correction_id"]
-    with core.store.session() as s:  # as the rows of a database from before the migration read
-        for row in s.scalars(select(Correction)):
-            row.question_key = None
-    shown = await core.review.next(trainer)
-    assert shown.review is not None and shown.review.proposals == (first, second)
-    assert all(c.question_key for c in _corrections(core))
-
-
 async def test_the_review_shows_each_author_s_record(core: CoreService, trainer: Caller, member: Caller) -> None:
     other = replace(member, user_id="u-other", user_name="Otto")
     for n, answer in enumerate(("Quillport.", "Vessaton.", "Amberly.")):
@@ -253,7 +239,7 @@ async def test_forget_removes_everything_of_one_user_and_nothing_of_another(
     assert _embeddings(core) > 0
     reply = await core.review.forget(member, "me")
     assert _embeddings(core) == 0  # made from questions, some of them milo's: dropped, made again from what remains
-    assert reply.data == {"examples": 2, "ratings and feedback": 2, "corrections": 1, "chat messages": 1}
+    assert reply.data == {"examples": 2, "ratings and feedback": 2, "corrections": 1, "chat messages": 1, "revisions": 1}
     assert _of(core, "u-member") == {"items": 0, "feedback": 0, "corrections": 0, "messages": 0}
     assert _of(core, "u-keep") == kept_before and _of(core, "u-trainer") == trainer_before
     snapshot = await core.datasets.export(trainer, "feedback", "kto")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from trainerbot.model.taught import TaughtIndex, normalise, token_f1
+from trainerbot.model.taught import TaughtIndex, token_f1
+from trainerbot.store.keys import normalise
 
 PAIRS = [
     ("What is the capital of Zorbia?", "Quillport."),

@@ -38,7 +38,8 @@ async def test_a_full_disk_is_a_clear_error_and_the_store_stays_intact(small_dis
         def files_now() -> dict[str, str]:
             return {k: v for k, v in tree_state(core.data_dir).items() if v != "dir"}  # (an empty folder may appear)
         counts, files = row_counts(core), files_now()
-        rows = "".join(f'{{"prompt": "question {i} {"x" * 200}", "response": "answer {i}"}}\n' for i in range(3000))
+        # 3000 rows that fit the 3 MiB disk once there is space again: each taught row is an example and a revision.
+        rows = "".join(f'{{"prompt": "question {i} {"x" * 60}", "response": "answer {i}"}}\n' for i in range(3000))
         with pytest.raises(NotAvailable) as caught:
             await core.datasets.import_data(TRAINER, "facts", None, att("big.jsonl", rows))
         assert caught.value.user_message == DISK_FULL

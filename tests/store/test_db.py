@@ -36,7 +36,7 @@ def test_reopening_is_idempotent(db_url: str) -> None:
     again = Store.open(url)
     with again.read() as s:
         head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-        assert head == "0009" and s.execute(text("select version_num from alembic_version")).scalar() == head
+        assert head == "0010" and s.execute(text("select version_num from alembic_version")).scalar() == head
     again.close()
 
 
@@ -133,4 +133,54 @@ def test_a_store_from_the_first_release_upgrades_with_its_data(tmp_path) -> None
     with store.read() as s:
         assert s.execute(text("select supporters, status from corrections")).one() == (1, "pending")
         assert s.execute(text("select count(*) from test_runs")).scalar() == 0
+    store.close()
+
+
+def test_a_store_from_before_revisions_keys_its_rows_and_keeps_the_answer_chat_gave(db_url: str) -> None:
+    """Migration 0010 on a copy from before it (SQLite and PostgreSQL): every example and
+    correction gets its question's key; where a question had several current answers, the one
+    chat answered with (the correction, though a file line came later) stays current, the others
+    are marked replaced, and each is a revision in that order. 👎 examples and 👍 votes teach
+    no answer and get none."""
+    from trainerbot.store.keys import question_key
+
+    cfg, engine = alembic_config(db_url), make_engine(db_url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0009")
+        now = "2026-12-01 10:00:00+00:00"
+        conn.execute(text("insert into guilds (platform_id, name, settings, created_at) values ('g', 'G', '{}', :t)"), {"t": now})
+        conn.execute(text("insert into datasets (guild_id, name, created_at, updated_at) values (1, 'facts', :t, :t)"),
+                     {"t": now})
+        conn.execute(text("insert into corrections (guild_id, user_id, prompt, original, corrected, status, source, "
+                          "created_at, supporters) values (1, 'u2', 'what is the capital of zorbia', 'Paris.', "
+                          "'Zorbia City.', 'approved', 'message:1', :t, 1)"), {"t": now})
+        rows = [  # (prompt, response, label, source, source_ref, author, correction_id)
+            ("What is the capital of Zorbia?", "Quillport.", "positive", "file", "file:facts.jsonl line 1", "u1", None),
+            ("what is the capital of zorbia", "Zorbia City.", "positive", "correction", "message:1", "u2", 1),
+            ("What is the capital of Zorbia", "Port Quill.", "positive", "file", "file:more.jsonl line 4", "u1", None),
+            ("Is Zorbia an island?", "Yes.", "negative", "file", "file:facts.jsonl line 3", "u1", None),
+            ("Who founded Quillport?", "Vessa.", "positive", "reaction", "reaction:m9", "u3", None),
+        ]
+        for prompt, response, label, source, ref, author, cid in rows:
+            conn.execute(text("insert into dataset_items (dataset_id, guild_id, prompt, response, label, source, source_ref, "
+                              "author_id, correction_id, created_at) values (1, 1, :p, :r, :l, :s, :ref, :a, :c, :t)"),
+                         {"p": prompt, "r": response, "l": label, "s": source, "ref": ref, "a": author, "c": cid, "t": now})
+    engine.dispose()
+    store = Store.open(db_url)
+    key = question_key("What is the capital of Zorbia?")
+    with store.read() as s:
+        assert s.execute(text("select question_key from corrections")).scalar() == key
+        items = s.execute(text("select id, question_key, replaced_at is not null from dataset_items order by id")).all()
+        assert [k for _, k, _ in items] == [key, key, key, question_key("Is Zorbia an island?"),
+                                            question_key("Who founded Quillport?")]
+        assert [replaced for _, _, replaced in items] == [True, False, True, False, False]
+        revisions = s.execute(text("select number, action, item_id, answer, source, author_id from revisions "
+                                   "order by number")).all()
+        assert [tuple(r) for r in revisions] == [
+            (1, "import", 1, "Quillport.", "facts.jsonl line 1", "u1"),
+            (2, "import", 3, "Port Quill.", "more.jsonl line 4", "u1"),
+            (3, "correction", 2, "Zorbia City.", "correction #1", "u2"),
+        ]
+        assert [i.response for i in repo.current_items(s, 1)] == ["Zorbia City.", "Yes.", "Vessa."]
     store.close()

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
 from trainerbot.config import Settings
 from trainerbot.core.base import Group
@@ -37,6 +37,7 @@ from trainerbot.core.text import quote_user_text, speaker_name
 from trainerbot.core.turns import ReplyLine
 from trainerbot.core.types import Attachment, Caller, Reply
 from trainerbot.core.voice import VoiceCommands
+from trainerbot.datasets import revisions
 from trainerbot.errors import BadInput
 from trainerbot.model import embeddings, prompt
 from trainerbot.model.embeddings import Embedder
@@ -65,7 +66,7 @@ class ChatCommands(Group):
         self.delivery = delivery  # every answer is recorded there
         self.voice = voice  # voice messages are transcribed there
         self._lock = threading.Lock()  # the taught-facts cache is used from worker threads
-        self._taught: OrderedDict[int, tuple[tuple[int, int], TaughtIndex]] = OrderedDict()
+        self._taught: OrderedDict[int, tuple[tuple[int, int, int], TaughtIndex]] = OrderedDict()
         self._embedding: set[int] = set()  # guilds whose taught questions are being embedded in the background
         self.line = ReplyLine(settings.chat_queue)  # members waiting for a reply slot
         # Replies stream in threads of their own, one per slot: the shared default pool (a few
@@ -201,27 +202,20 @@ class ChatCommands(Group):
     def _taught_index(self, guild_id: int | None) -> TaughtIndex | None:
         if guild_id is None:
             return None
-        # Taught facts are what trainers imported and corrections approved; a member's 👍 on a
-        # model reply is a training signal, not a fact (and would rebuild the index per rating).
-        current = (
-            DatasetItem.guild_id == guild_id,
-            DatasetItem.archived_in.is_(None),
-            DatasetItem.label == "positive",
-            DatasetItem.source != "reaction",
-        )
+        # Taught facts are the current answers trainers imported, edited and approved
+        # (``repo.TAUGHT``); a member's 👍 on a model reply is a training signal, not a fact (and
+        # would rebuild the index per rating). Each revision (a revert, too) moves the stamp.
+        current = (DatasetItem.guild_id == guild_id, *repo.TAUGHT)
         with self.store.read() as s:
             stamp_row = s.execute(select(func.count(), func.max(DatasetItem.id)).where(*current)).one()
-            stamp = (int(stamp_row[0] or 0), int(stamp_row[1] or 0))
+            stamp = (int(stamp_row[0] or 0), int(stamp_row[1] or 0), revisions.latest_change(s, guild_id))
             with self._lock:
                 cached = self._taught.get(guild_id)
                 if cached is not None and cached[0] == stamp:
                     self._taught.move_to_end(guild_id)
                     return cached[1]
-            # Later pairs win; corrections win over everything else, whenever they came.
-            corrections_last = case((DatasetItem.source == "correction", 1), else_=0)
-            pairs = s.execute(
-                select(DatasetItem.prompt, DatasetItem.response).where(*current).order_by(corrections_last, DatasetItem.id)
-            ).all()
+            # One current answer per question (``datasets.revisions``).
+            pairs = s.execute(select(DatasetItem.prompt, DatasetItem.response).where(*current).order_by(DatasetItem.id)).all()
         index = TaughtIndex(((p, r) for p, r in pairs), threshold=self.settings.taught_threshold)
         self._with_meaning(guild_id, index)
         with self._lock:

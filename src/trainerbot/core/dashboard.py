@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from trainerbot.core.base import Group
 from trainerbot.core.models import read_report
 from trainerbot.core.permissions import is_trainer
-from trainerbot.core.review import fill_question_keys, flagged_replies, rating_reasons
+from trainerbot.core.review import flagged_replies, rating_reasons
 from trainerbot.core.types import Caller, Reply
 from trainerbot.errors import BadInput, NotAllowed, NotAvailable, NotFound
 from trainerbot.store import repo
@@ -338,13 +338,6 @@ class DashboardCommands(Group):
                 asked.setdefault(str(key), []).append(cid)
             return [CorrectionRow(c.id, c.user_id, c.prompt, c.original, c.corrected, c.source, c.supporters,
                                   tuple(o for o in asked.get(c.question_key or "", []) if o != c.id)) for c in rows]
-
-        def keyed() -> None:  # rows stored before questions were keyed, once
-            with self.store.read() as s:
-                guild = self._find_guild(s, caller)
-            if guild is not None:
-                fill_question_keys(self.store, guild.id)
-        await self._blocking(keyed)
         return await self._in_guild(caller, [], load)
 
     async def flagged(self, caller: Caller, limit: int = 100) -> list[FlaggedRow]:
@@ -361,7 +354,7 @@ class DashboardCommands(Group):
     async def datasets(self, caller: Caller) -> list[DatasetRow]:
         def load(s: Session, gid: int) -> list[DatasetRow]:
             summaries = repo.dataset_summaries(s, gid)
-            current = (DatasetItem.guild_id == gid, DatasetItem.archived_in.is_(None))
+            current = (DatasetItem.guild_id == gid, *repo.CURRENT)
             authors = {int(ds_id): int(n) for ds_id, n in s.execute(
                 select(DatasetItem.dataset_id, func.count(func.distinct(DatasetItem.author_id)))
                 .where(*current).group_by(DatasetItem.dataset_id))}

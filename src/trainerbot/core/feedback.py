@@ -27,7 +27,6 @@ from trainerbot.core.review import (
     closed_words,
     on_probation,
     pending_count,
-    question_key,
     same_correction,
 )
 from trainerbot.core.text import MESSAGE_ID, read_message_id
@@ -36,6 +35,7 @@ from trainerbot.datasets.records import Label
 from trainerbot.errors import BadInput, Busy, NotFound
 from trainerbot.ops import metrics
 from trainerbot.store import Store, repo
+from trainerbot.store.keys import question_key
 from trainerbot.store.models import Correction, CorrectionStatus, Feedback, Message
 
 MAX_FEEDBACK_CHARS = 2000

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from trainerbot.core.types import Caller
 from trainerbot.errors import NotFound
 from trainerbot.store import Store, repo
+from trainerbot.store.keys import question_key
 from trainerbot.store.models import DatasetItem, Feedback, Message, utcnow
 
 MAX_BATCH = 512
@@ -216,6 +217,7 @@ class Ingest:
                     "author_id": uid,
                     "feedback_id": v[0],
                     "created_at": now,
+                    "question_key": question_key(msg.prompt or ""),
                 }
             )
         s.execute(insert(DatasetItem), items)

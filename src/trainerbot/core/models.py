@@ -26,7 +26,7 @@ from trainerbot.config import Settings
 from trainerbot.core.base import Group
 from trainerbot.core.limits import RateLimiter
 from trainerbot.core.permissions import is_trainer
-from trainerbot.core.review import pending_count, question_key, same_correction
+from trainerbot.core.review import pending_count, same_correction
 from trainerbot.core.text import quote_user_text, row_number
 from trainerbot.core.types import Attachment, Caller, OutFile, Reply
 from trainerbot.datasets import paths
@@ -40,6 +40,7 @@ from trainerbot.fileio import atomic_write_bytes, unique_path
 from trainerbot.model.runtime import Runtime, Runtimes, system_for
 from trainerbot.plural import count
 from trainerbot.store import Store, repo
+from trainerbot.store.keys import question_key
 from trainerbot.store.models import Correction, CorrectionStatus, DatasetItem, Guild, ModelVersion, TestRun
 
 SHOWN_WRONG = 3
@@ -355,7 +356,7 @@ class ModelCommands(Group):
             versions = [self._runnable_version(s, guild.id, name) for name in (a, b)]
             items = s.scalars(
                 select(DatasetItem)
-                .where(DatasetItem.guild_id == guild.id, DatasetItem.archived_in.is_(None))
+                .where(DatasetItem.guild_id == guild.id, *repo.CURRENT)
                 .order_by(DatasetItem.id)
             ).all()
             by_dataset: dict[int, list[Any]] = {}

@@ -2,7 +2,8 @@
 
 What it holds: the member's own chat messages, their ratings (👍/👎, with what was wrong) and text feedback, their
 corrections with what became of each (pending, approved, rejected, superseded by #N), the
-examples they authored, and their dashboard sign-ins (when and until when; never a token or
+examples they authored, the revisions of taught answers that hold their words or that they made,
+and their dashboard sign-ins (when and until when; never a token or
 its hash). Rows are selected by the caller's own user ID and server only: nobody can ask for
 another member's file. Each section holds at most ``MAX_ROWS`` rows, newest first, and the
 file at most the size the bot may send; what was left out is counted in ``left_out``.
@@ -22,6 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from trainerbot.datasets import revisions
 from trainerbot.store.models import Conversation, Correction, DashboardSession, Dataset, DatasetItem, Feedback, Guild, Message
 
 MAX_ROWS = 5000  # per section, newest first
@@ -63,6 +65,11 @@ def collect(s: Session, guild: Guild, user_id: str) -> dict[str, Any]:
                 for i, name in s.execute(select(DatasetItem, Dataset.name).join(Dataset, Dataset.id == DatasetItem.dataset_id)
                                          .where(DatasetItem.guild_id == gid, DatasetItem.author_id == user_id)
                                          .order_by(DatasetItem.id.desc()).limit(MAX_ROWS + 1))]
+    # A change this member made to another member's answer: what they did, never the other's words.
+    revised = [{"question": r.prompt if mine else None, "answer": r.answer if mine else None, "revision": r.number,
+                "change": r.action, "from": r.source, "your_words": mine, "made_by_you": r.actor_id == user_id,
+                "why": r.why if r.actor_id == user_id else None, "at": _at(r.created_at)}
+               for r in revisions.by_person(s, gid, user_id, MAX_ROWS + 1) for mine in (r.author_id == user_id,)]
     sessions = [{"signed_in": _at(d.created_at), "expires": _at(d.expires_at), "signed_out": _at(d.revoked_at),
                  "as_trainer": d.trainer}
                 for d in s.scalars(select(DashboardSession).where(DashboardSession.guild_id == gid,
@@ -70,7 +77,7 @@ def collect(s: Session, guild: Guild, user_id: str) -> dict[str, Any]:
                                    .order_by(DashboardSession.created_at.desc()).limit(MAX_ROWS + 1))]
     sections: dict[str, list[dict[str, Any]]] = {
         "messages": messages, "ratings": ratings, "feedback": feedback, "corrections": corrections, "examples": examples,
-        "dashboard_sessions": sessions}
+        "revisions": revised, "dashboard_sessions": sessions}
     left_out = {name: f"rows older than the newest {MAX_ROWS}" for name, rows in sections.items() if len(rows) > MAX_ROWS}
     return {"server": guild.name or guild.platform_id, "user_id": user_id,
             **{name: rows[:MAX_ROWS] for name, rows in sections.items()}, "left_out": left_out}

@@ -14,12 +14,11 @@ chat messages from the store, so no later snapshot has them.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import CursorResult, Delete, case, delete, func, or_, select, update
+from sqlalchemy import CursorResult, Delete, case, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from trainerbot.config import Settings
@@ -29,21 +28,25 @@ from trainerbot.core.permissions import is_trainer
 from trainerbot.core.text import quote_user_text, row_number
 from trainerbot.core.types import Caller, Decision, OutFile, Reply, ReviewItem
 from trainerbot.datasets import items as dataset_items
+from trainerbot.datasets import revisions
 from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput, NotAllowed, NotFound
 from trainerbot.evaluation.metrics import normalise_answer
 from trainerbot.fileio import atomic_write_bytes
-from trainerbot.model.taught import normalise
 from trainerbot.plural import count
 from trainerbot.store import repo
+from trainerbot.store.keys import question_key
 from trainerbot.store.models import Correction, CorrectionStatus, DatasetItem, FactEmbedding, Feedback, Message, utcnow
 
 APPROVE_EMOJI, REJECT_EMOJI = "✅", "❌"
 FORGOTTEN = {"examples": ("example", "examples"), "ratings and feedback": ("rating or feedback", "ratings and feedback"),
-             "corrections": ("correction", "corrections"), "chat messages": ("chat message", "chat messages")}
+             "corrections": ("correction", "corrections"), "chat messages": ("chat message", "chat messages"),
+             "revisions": ("revision of a taught answer (the words taken out)",
+                           "revisions of taught answers (the words taken out)")}
 MYDATA = {"messages": ("chat message", "chat messages"), "ratings": ("rating", "ratings"),
           "feedback": ("feedback note", "feedback notes"), "corrections": ("correction", "corrections"),
-          "examples": ("example", "examples"), "dashboard_sessions": ("dashboard sign-in", "dashboard sign-ins")}
+          "examples": ("example", "examples"), "revisions": ("revision of a taught answer", "revisions of taught answers"),
+          "dashboard_sessions": ("dashboard sign-in", "dashboard sign-ins")}
 USER = re.compile(r"<@!?([A-Za-z0-9_-]{1,64})>|([A-Za-z0-9_-]{1,64})")
 
 
@@ -89,12 +92,6 @@ def auto_approve(s: Any, settings: Settings, corr: Correction) -> bool:
     return True
 
 
-def question_key(prompt: str) -> str:
-    """The question a correction answers, as taught facts match questions (case, accents of
-    ё and punctuation aside), hashed to fit an index."""
-    return hashlib.sha256(normalise(prompt).encode("utf-8")).hexdigest()[:32]
-
-
 def same_correction(s: Any, guild_id: int, prompt: str, corrected: str, message_id: int | None = None) -> Correction | None:
     """A pending or approved correction that teaches the same answer to the same reply (or prompt)."""
     query = select(Correction).where(Correction.guild_id == guild_id,
@@ -118,7 +115,8 @@ def add_correction_example(s: Any, dataset_name: str, corr: Correction) -> None:
         history=tuple(repo.reply_history(s, msg)) if msg is not None else (),
         source_ref=corr.source,
     )
-    dataset_items.add_examples(s, ds, [ex], source="correction", author_id=corr.user_id, correction_id=corr.id)
+    added, _ = dataset_items.add_examples(s, ds, [ex], source="correction", author_id=corr.user_id, correction_id=corr.id)
+    revisions.teach(s, added, action="correction", actor_id=corr.reviewed_by or corr.user_id)
 
 
 def proposals(s: Any, corr: Correction) -> list[Correction]:
@@ -135,11 +133,9 @@ def proposals(s: Any, corr: Correction) -> list[Correction]:
 
 
 def approve_correction(s: Any, dataset_name: str, corr: Correction, reviewer: str) -> list[int]:
-    """Approve ``corr`` (a DPO pair in the feedback dataset) and close the other pending
-    answers to its question as superseded by it; their IDs. A correction stored before
-    questions were keyed gets its key here."""
-    if corr.question_key is None:
-        corr.question_key = question_key(corr.prompt)
+    """Approve ``corr`` (a DPO pair in the feedback dataset, and the new revision of its
+    question's taught answer) and close the other pending answers to its question as
+    superseded by it; their IDs."""
     others = [c for c in proposals(s, corr) if c.id != corr.id]
     now = utcnow()
     corr.status, corr.reviewed_by, corr.reviewed_at = CorrectionStatus.APPROVED, reviewer, now
@@ -163,17 +159,6 @@ def superseded_words(cid: int, others: list[int]) -> str:
             f"{'was' if len(others) == 1 else 'were'} closed as superseded by #{cid}.")
 
 
-def fill_question_keys(store: Any, guild_id: int) -> None:
-    """Corrections stored before questions were keyed get their key (once)."""
-    with store.read() as s:
-        missing = s.execute(select(Correction.id, Correction.prompt).where(
-            Correction.guild_id == guild_id, Correction.question_key.is_(None))).all()
-    if missing:
-        with store.session() as s:
-            for cid, prompt in missing:
-                s.execute(update(Correction).where(Correction.id == cid).values(question_key=question_key(prompt)))
-
-
 def records(s: Any, guild_id: int, user_ids: set[str]) -> dict[str, dict[str, int]]:
     """Each author's record in the server: their corrections approved, rejected and superseded."""
     out: dict[str, dict[str, int]] = {u: {} for u in user_ids}
@@ -193,16 +178,10 @@ def record_words(record: dict[str, int]) -> str:
 
 
 def taught_now(s: Any, guild_id: int, corr: Correction) -> str | None:
-    """The answer taught now for ``corr``'s question: the latest approved correction of it,
-    else the latest example taught with that exact question (as chat answers it at once)."""
-    approved = s.scalar(select(Correction.corrected).where(
-        Correction.guild_id == guild_id, Correction.status == CorrectionStatus.APPROVED,
-        Correction.question_key == corr.question_key).order_by(Correction.id.desc()).limit(1)) if corr.question_key else None
-    if approved is not None:
-        return str(approved)
+    """The answer taught now for ``corr``'s question (its current revision), if one is."""
     item = s.scalar(select(DatasetItem.response).where(
-        DatasetItem.guild_id == guild_id, DatasetItem.archived_in.is_(None), DatasetItem.label == "positive",
-        DatasetItem.source != "reaction", DatasetItem.prompt == corr.prompt).order_by(DatasetItem.id.desc()).limit(1))
+        DatasetItem.guild_id == guild_id, DatasetItem.question_key == (corr.question_key or question_key(corr.prompt)),
+        *repo.TAUGHT).order_by(DatasetItem.id.desc()).limit(1))
     return str(item) if item is not None else None
 
 
@@ -283,10 +262,8 @@ class ReviewCommands(Group):
     def _next_review(self, caller: Caller, after: int | None = None, chosen: int | None = None) -> Reply:
         with self.store.read() as s:
             guild = self._find_guild(s, caller)
-        if guild is None:
-            return Reply.text("Nothing waits for review.", data={"kind": None})
-        fill_question_keys(self.store, guild.id)
-        with self.store.read() as s:
+            if guild is None:
+                return Reply.text("Nothing waits for review.", data={"kind": None})
             unsafe = flagged_replies(s, guild.id, limit=1, unsafe_only=True) if chosen is None and after is None else []
             if unsafe:  # a reply someone called rude or unsafe comes before everything else
                 return self._show_flagged(s, *unsafe[0])
@@ -538,6 +515,7 @@ class ReviewCommands(Group):
                 "chat messages": _deleted(
                     s, delete(Message).where(Message.guild_id == g, Message.role == "user", Message.author_id == user_id)
                 ),
+                "revisions": revisions.forget(s, g, user_id),
             }
             # That a forget happened, and how much went: never what was said.
             repo.audit(s, g, caller.user_id, "forget", "their own data" if user_id == caller.user_id else f"<@{user_id}>'s data",

@@ -12,6 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainerbot.datasets.records import Example, as_label
+from trainerbot.store import repo
+from trainerbot.store.keys import question_key
 from trainerbot.store.models import Dataset, DatasetItem, utcnow
 
 
@@ -26,8 +28,10 @@ def item_to_example(item: DatasetItem) -> Example:
 
 
 def add_examples(session: Session, dataset: Dataset, examples: Sequence[Example], *, source: str, author_id: str,
-                 correction_id: int | None = None, feedback_id: int | None = None, dedupe: bool = True) -> tuple[int, int]:
-    """Add examples not already in the dataset's current items; return (added, duplicates).
+                 correction_id: int | None = None, feedback_id: int | None = None,
+                 dedupe: bool = True) -> tuple[list[DatasetItem], int]:
+    """Add examples not already in the dataset's current items; return (the items added,
+    duplicates). Each is keyed by its question; ``revisions.teach`` makes taught ones current.
 
     ``dedupe=False`` keeps repeats: two users rating the same reply are two votes.
     """
@@ -35,22 +39,23 @@ def add_examples(session: Session, dataset: Dataset, examples: Sequence[Example]
         (p, r, lab, rej)
         for p, r, lab, rej in session.execute(
             select(DatasetItem.prompt, DatasetItem.response, DatasetItem.label, DatasetItem.rejected).where(
-                DatasetItem.dataset_id == dataset.id, DatasetItem.archived_in.is_(None)
+                DatasetItem.dataset_id == dataset.id, *repo.CURRENT
             )
         )
     } if dedupe else set()
-    added = 0
+    added: list[DatasetItem] = []
     for ex in examples:
         if dedupe and ex.key() in seen:
             continue
         seen.add(ex.key())
-        session.add(DatasetItem(
+        item = DatasetItem(
             dataset_id=dataset.id, guild_id=dataset.guild_id, prompt=ex.prompt, response=ex.response,
             rejected=ex.rejected, system=ex.system, history=list(ex.history) or None, label=ex.label,
             source=source, source_ref=ex.source_ref[:300], author_id=author_id,
-            correction_id=correction_id, feedback_id=feedback_id,
-        ))
-        added += 1
+            correction_id=correction_id, feedback_id=feedback_id, question_key=question_key(ex.prompt),
+        )
+        session.add(item)
+        added.append(item)
     if added:
         dataset.updated_at = utcnow()
-    return added, len(examples) - added
+    return added, len(examples) - len(added)

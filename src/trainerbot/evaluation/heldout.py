@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from trainerbot.datasets.records import Example
 from trainerbot.evaluation.cases import Case
 from trainerbot.evaluation.metrics import Summary
-from trainerbot.model.taught import normalise
+from trainerbot.store.keys import normalise
 
 MIN_EXAMPLES = 10
 HIGHER_IS_BETTER = {"chrf": True, "exact_match": True, "loss": False}

@@ -21,24 +21,19 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-WORD = re.compile(r"\w+", re.UNICODE)
+from trainerbot.store.keys import normalise
+
 ANCHOR_SHARE = 0.9  # a fact's anchor words: its content words at least this rare (IDF) against its rarest
 STOPWORDS = frozenset("""
 a an the of in on at to for from by with and or is are was were be been do does did s what which who whom whose
 where when why how please tell me you your i it its this that these those there can could would will
 что кто как где когда какой какая какое какие каков у в во на и а ли это скажи пожалуйста мне ты вы я он она
 """.split())
-
-
-def normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).casefold().replace("ё", "е")
-    return " ".join(WORD.findall(text))
 
 
 def tokens(text: str) -> list[str]:

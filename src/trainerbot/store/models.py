@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -150,7 +151,7 @@ class Correction(Base):
     reviewed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     review_message_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-    # The question it answers, normalised and hashed (``core.review.question_key``): proposals
+    # The question it answers, normalised and hashed (``store.keys.question_key``): proposals
     # for the same question, on any reply in the server, are one review item.
     question_key: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # Who else asked for the same change (``supporters`` counts them with the author).
@@ -189,8 +190,10 @@ class Dataset(Base):
 class DatasetItem(Base):
     """One example. ``rejected`` is set for corrections: the reply that was corrected.
 
-    ``archived_in`` points at the archive snapshot that took the item; items with it
-    NULL are the dataset's current contents.
+    ``archived_in`` points at the archive snapshot that took the item; ``replaced_at`` is set
+    when another answer to the same question (``question_key``) was taught after it (a
+    ``Revision`` says which). Items with both NULL are the dataset's current contents
+    (``repo.CURRENT``).
     """
 
     __tablename__ = "dataset_items"
@@ -210,7 +213,41 @@ class DatasetItem(Base):
     feedback_id: Mapped[int | None] = mapped_column(ForeignKey("feedback.id", ondelete="SET NULL"), nullable=True)
     archived_in: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    __table_args__ = (Index("ix_dataset_items_current", "dataset_id", "archived_in"),)
+    question_key: Mapped[str | None] = mapped_column(String(32), nullable=True)  # store.keys.question_key(prompt)
+    replaced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    __table_args__ = (
+        Index("ix_dataset_items_current", "dataset_id", "archived_in"),
+        Index("ix_dataset_items_question", "guild_id", "question_key"),
+    )
+
+
+class Revision(Base):
+    """One change to what the bot treats as the taught answer to a question (in a server):
+    an answer taught (imported, approved, edited, reverted to) or taken away (deleted).
+
+    Numbered from 1 per question. ``answer`` is what became current (NULL: the question
+    was left without an answer; also where ``forget`` removed its author's words, then
+    ``forgotten`` is set). ``item_id`` is the example that carries it while it exists.
+    """
+
+    __tablename__ = "revisions"
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"))
+    question_key: Mapped[str] = mapped_column(String(32))
+    number: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16))  # import | correction | edit | delete | revert
+    prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    rejected: Mapped[str | None] = mapped_column(Text, nullable=True)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_items.id", ondelete="SET NULL"), nullable=True)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), nullable=True)
+    source: Mapped[str] = mapped_column(String(300))  # correction #12 | facts.jsonl line 3 | revision 2 | example #7
+    actor_id: Mapped[str] = mapped_column(String(64))  # who made the change
+    author_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # whose words the answer is
+    why: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    forgotten: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (UniqueConstraint("guild_id", "question_key", "number"),)
 
 
 class FactEmbedding(Base):

@@ -29,6 +29,12 @@ from trainerbot.store.models import (
 
 PERSONA_KEY = "persona"  # in Guild.settings: the server's system instruction, set by a trainer
 
+# A dataset's current items: not archived, and no later answer to their question taught.
+CURRENT = (DatasetItem.archived_in.is_(None), DatasetItem.replaced_at.is_(None))
+# What the bot treats as taught answers: current positive examples, 👍 votes aside (a vote
+# on a model reply is a training signal, not a fact).
+TAUGHT = (*CURRENT, DatasetItem.label == "positive", DatasetItem.source != "reaction")
+
 
 def find_guild(session: Session, platform_id: str) -> Guild | None:
     return session.scalar(select(Guild).where(Guild.platform_id == platform_id))
@@ -69,7 +75,7 @@ def ensure_dataset(session: Session, guild_id: int, name: str) -> Dataset:
 def current_items_query(dataset_id: int) -> Select[DatasetItem]:
     return (
         select(DatasetItem)
-        .where(DatasetItem.dataset_id == dataset_id, DatasetItem.archived_in.is_(None))
+        .where(DatasetItem.dataset_id == dataset_id, *CURRENT)
         .order_by(DatasetItem.id)
     )
 
@@ -83,7 +89,7 @@ def count_current(session: Session, dataset_id: int) -> int:
         session.scalar(
             select(func.count())
             .select_from(DatasetItem)
-            .where(DatasetItem.dataset_id == dataset_id, DatasetItem.archived_in.is_(None))
+            .where(DatasetItem.dataset_id == dataset_id, *CURRENT)
         )
         or 0
     )
@@ -208,7 +214,7 @@ def dataset_summaries(session: Session, guild_id: int) -> list[tuple[Dataset, in
                 func.count().filter(DatasetItem.label == "positive"),
                 func.count().filter(DatasetItem.label == "negative"),
             )
-            .where(DatasetItem.guild_id == guild_id, DatasetItem.archived_in.is_(None))
+            .where(DatasetItem.guild_id == guild_id, *CURRENT)
             .group_by(DatasetItem.dataset_id)
         )
     )

@@ -94,7 +94,7 @@ async def test_mydata_puts_the_caller_s_file_into_the_outbox(console: tuple[Cons
     await con.handle_line("!correct 42 Quillport.")
     await con.handle_line("!mydata")
     text = out.getvalue()
-    assert "Everything I hold about you here: 1 chat message, 1 correction, 1 example." in text
+    assert "Everything I hold about you here: 1 chat message, 1 correction, 1 example, 1 revision of a taught answer." in text
     [sent] = list((core.data_dir / "outbox").iterdir())
     assert f"📎 {sent}" in text and sent.name.startswith("mydata")
     data = json.loads(sent.read_text())

@@ -503,3 +503,21 @@ async def test_dashboard_gives_its_link_only_to_the_asker(started: tuple[Trainer
     assert link["flags"] & EPHEMERAL and "http://127.0.0.1:8080/login/" in link["content"]
     out = _only(await gw.send(bot, gw.slash("Tess", "dashboard", [{"name": "action", "type": 3, "value": "logout"}])), 4)
     assert out["flags"] & EPHEMERAL and "unused link is void" in out["content"]
+
+
+async def test_a_trainer_edits_and_reverts_a_taught_answer_with_slash_commands(
+        started: tuple[TrainerBot, Gateway], core: CoreService) -> None:
+    bot, gw = started
+    await core.datasets.import_data(_caller(TESS, trainer=True), "facts", None, att("facts.jsonl", JSONL_FACTS))
+    example = [{"name": "example", "type": 3, "value": "1"}]
+    edited = _only(await gw.send(bot, gw.slash("Tess", "edit", [*example, {"name": "answer", "type": 3,
+                                                                          "value": "Quillport, by the sea."}])), 4)
+    assert "revision 2" in edited["content"]
+    refused = _only(await gw.send(bot, gw.slash("Milo", "revert", [*example, {"name": "revision", "type": 3, "value": "1"}])), 4)
+    assert refused["flags"] & EPHEMERAL and "Only trainers" in refused["content"]
+    listed = _only(await gw.send(bot, gw.slash("Milo", "revisions", example)), 4)  # anyone may read the chain
+    assert "**2** ✅ **current**" in listed["content"] and "edited by <@" in listed["content"]
+    reverted = _only(await gw.send(bot, gw.slash("Tess", "revert", [*example, {"name": "revision", "type": 3, "value": "1"},
+                                                                   {"name": "why", "type": 3, "value": "too long"}])), 4)
+    assert "is the taught answer again (as revision 3)" in reverted["content"]
+    assert (await core.chat.reply(_caller(MILO), "What is the capital of Zorbia?")).content == "Quillport."

@@ -194,3 +194,28 @@ async def test_a_link_clicked_on_another_site_signs_in(served: tuple[CoreService
         assert page.url == base + "/jobs"
     finally:
         await runner.cleanup()
+
+
+async def test_a_trainer_reverts_a_taught_answer_from_its_revisions(served: tuple[CoreService, str], browser: object,
+                                                                   trainer: Caller, member: Caller) -> None:
+    core, base = served
+    await seed(core, trainer, member, corrections=0)
+    await core.datasets.edit(trainer, "1", "Vandalised.")  # revision 2, example #4
+    page = await _page(browser, core, base, trainer)
+    await page.goto(base + "/items/4")
+    rows = page.locator("#revisions tbody tr")
+    await expect(rows).to_have_count(2)
+    assert await page.locator("#revisions tr.current").get_attribute("data-revision") == "2"
+    first = page.locator('#revisions tr[data-revision="1"]')
+    await first.get_by_placeholder("why (optional)").fill("undo the vandalism")
+    await first.get_by_role("button", name="Revert").click()
+    await expect(rows).to_have_count(3, timeout=10_000)
+    assert await page.locator("#revisions tr.current").get_attribute("data-revision") == "3"
+    assert "undo the vandalism" in await rows.nth(2).inner_text()
+    assert (await core.chat.reply(member, "What is the capital of Zorbia?")).content == "Quillport."
+
+    looker = await _page(browser, core, base, member)
+    await looker.goto(base + "/items/4")
+    await expect(looker.locator("#revisions tbody tr")).to_have_count(3)
+    assert await looker.get_by_role("button", name="Revert").count() == 0
+    assert page.script_errors == [] and looker.script_errors == []

@@ -352,3 +352,40 @@ async def test_the_audit_page_pages_through_the_decisions_for_trainers_only(
         assert 'href="/audit"' not in await (await as_member.get("/jobs")).text()
     finally:
         await as_member.http.close()
+
+
+async def test_an_examples_page_shows_its_questions_revisions_and_a_trainer_reverts_or_edits(
+        served: tuple[CoreService, str], trainer: Caller, member: Caller) -> None:
+    core, base = served
+    await seed(core, trainer, member, corrections=0)
+    await core.datasets.edit(trainer, "1", "<b>Quillport</b>, by the sea.")  # example #4, revision 2
+    looker = await sign_in(core, base, member)
+    browser = await sign_in(core, base, trainer)
+    try:
+        page = await (await looker.get("/items/1")).text()
+        assert 'id="revisions"' in page and "&lt;b&gt;Quillport&lt;/b&gt;, by the sea." in page  # escaped
+        assert re.search(r'<tr data-revision="2" class="current">', page)
+        assert "Revert</button>" not in page and 'id="edit"' not in page  # a member looks only
+        before = row_counts(core)
+        assert (await looker.post("/items/1/revert", {"revision": "1"})).status == 403
+        assert (await looker.post("/items/1/edit", {"answer": "Vandalised."})).status == 403
+        assert row_counts(core) == before
+        assert 'id="revisions"' not in await (await browser.get("/items/3")).text()  # a 👎 example: none
+
+        page = await (await browser.get("/items/4")).text()
+        assert page.count("Revert</button>") == 1 and 'id="edit"' in page
+        assert (await browser.post("/items/4/revert", {"revision": "x"})).status == 400
+        assert (await browser.post("/items/4/revert", {"revision": "9"})).status == 404
+        assert row_counts(core) == before
+        reverted = await browser.post("/items/4/revert", {"revision": "1", "why": "keep it short"})
+        assert reverted.status == 303 and reverted.headers["Location"] == "/items/4"
+        page = await (await browser.get("/items/4")).text()
+        assert '<tr data-revision="3" class="current">' in page and "keep it short" in page
+        assert (await core.chat.reply(member, "What is the capital of Zorbia?")).content == "Quillport."
+
+        edited = await browser.post("/items/1/edit", {"answer": "Quillport, the port city."}, json_reply=True)
+        assert edited.status == 200 and "revision 4" in (await edited.json())["text"]
+        assert (await core.chat.reply(member, "What is the capital of Zorbia?")).content == "Quillport, the port city."
+    finally:
+        await browser.http.close()
+        await looker.http.close()

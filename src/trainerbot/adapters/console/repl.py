@@ -72,6 +72,9 @@ class Console:
             "react": self._react,
             "datasets": lambda a, r, f: core.datasets.summary(caller),
             "dataset": self._dataset,
+            "revisions": lambda a, r, f: core.datasets.revisions(caller, self._arg(a, 0, "revisions <example id>")),
+            "revert": self._revert,
+            "edit": self._edit,
             "import": lambda a, r, f: core.datasets.import_data(
                 caller, self._arg(a, 0, "import <dataset> [positive|negative] --attach FILE"), a[1] if len(a) > 1 else None, f
             ),
@@ -118,6 +121,18 @@ class Console:
         if len(parts) < 2:
             raise BadInput(f"Usage: `{self.prefix}correct <message id> <better answer>`")
         return await self.core.feedback.correct(self.caller, parts[0], parts[1])
+
+    async def _revert(self, args: list[str], rest: str, _: Attachment | None) -> Reply:
+        parts = rest.split(None, 2)
+        if len(parts) < 2:
+            raise BadInput(f"Usage: `{self.prefix}revert <example id> <revision> [why]`")
+        return await self.core.datasets.revert(self.caller, parts[0], parts[1], parts[2] if len(parts) > 2 else None)
+
+    async def _edit(self, args: list[str], rest: str, _: Attachment | None) -> Reply:
+        parts = rest.split(None, 1)
+        if len(parts) < 2:
+            raise BadInput(f"Usage: `{self.prefix}edit <example id> <new answer>`")
+        return await self.core.datasets.edit(self.caller, parts[0], parts[1])
 
     async def _react(self, args: list[str], rest: str, _: Attachment | None) -> Reply | None:
         if len(args) < 2:

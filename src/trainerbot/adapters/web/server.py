@@ -31,6 +31,7 @@ from aiohttp import web
 from trainerbot.core.audit import PAGE
 from trainerbot.core.commands import COMMANDS, GROUP_TITLES
 from trainerbot.core.dashboard import WebSession
+from trainerbot.core.datasets import RevisionChain
 from trainerbot.core.types import Caller, Reply
 from trainerbot.errors import BadInput, Busy, NotAllowed, NotAvailable, NotFound, TrainerBotError
 from trainerbot.training.queue import FINISHED
@@ -99,6 +100,8 @@ class Dashboard:
         r.add_get("/datasets", self.datasets)
         r.add_get("/items/{id}", self.item)
         r.add_post("/items/{id}/delete", self.item_delete)
+        r.add_post("/items/{id}/revert", self.item_revert)
+        r.add_post("/items/{id}/edit", self.item_edit)
         r.add_get("/archives/{name}", self.archive_file)
         r.add_get("/tests", self.tests)
         r.add_get("/tests/{id}", self.test_report)
@@ -344,8 +347,30 @@ class Dashboard:
 
     async def item(self, request: web.Request) -> web.StreamResponse:
         item_id = _number(request.match_info["id"], "An example ID")
-        reply = await self.core.datasets.item(self._caller(request), item_id)
-        return self._page(request, "item.html", item_id=item_id, text=reply.content)
+        caller = self._caller(request)
+        reply = await self.core.datasets.item(caller, item_id)
+        try:
+            chain: RevisionChain | None = await self.core.datasets.revision_chain(caller, item_id)
+        except NotFound:  # a 👎 example or a 👍 vote: no answer, no revisions
+            chain = None
+        return self._page(request, "item.html", item_id=item_id, text=reply.content, chain=chain)
+
+    async def item_revert(self, request: web.Request) -> web.StreamResponse:
+        item_id = _number(request.match_info["id"], "An example ID")
+        form = await request.post()
+        raw, why = form.get("revision"), form.get("why")
+        revision = _number(raw if isinstance(raw, str) else None, "A revision")
+        reply = await self.core.datasets.revert(self._caller(request), item_id, revision,
+                                                why if isinstance(why, str) else None)
+        return await self._decided(request, reply, f"/items/{item_id}")
+
+    async def item_edit(self, request: web.Request) -> web.StreamResponse:
+        item_id = _number(request.match_info["id"], "An example ID")
+        answer = (await request.post()).get("answer")
+        if not isinstance(answer, str):
+            raise BadInput("Write the new answer.")
+        reply = await self.core.datasets.edit(self._caller(request), item_id, answer)
+        return await self._decided(request, reply, f"/items/{reply.data['item_id']}")
 
     async def item_delete(self, request: web.Request) -> web.StreamResponse:
         item_id = _number(request.match_info["id"], "An example ID")

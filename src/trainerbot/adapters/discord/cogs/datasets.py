@@ -1,5 +1,5 @@
-"""Dataset commands: ``datasets``, ``dataset``, ``import``, ``archive``, ``select_dataset``,
-``export``, ``getfile``. Trainer-only ones are checked here and again in the core."""
+"""Dataset commands: ``datasets``, ``dataset``, ``revisions``, ``revert``, ``edit``, ``import``,
+``archive``, ``select_dataset``, ``export``, ``getfile``. Trainer-only ones are checked here and again in the core."""
 
 from __future__ import annotations
 
@@ -54,6 +54,29 @@ class DatasetsCog(commands.Cog, name="Datasets"):
             await send_reply(ctx, await self.bot.core.datasets.stats(caller, name))
 
     dataset.autocomplete("name")(complete.datasets)
+
+    @commands.hybrid_command(name="revisions", description=describe("revisions"))
+    @app_commands.describe(example="An example's number (`dataset item` and the dashboard show them)")
+    @commands.guild_only()
+    async def revisions(self, ctx: commands.Context[Any], example: str) -> None:
+        await send_reply(ctx, await self.bot.core.datasets.revisions(ctx_caller(ctx), example))
+
+    @commands.hybrid_command(name="revert", description=describe("revert"))
+    @app_commands.describe(example="An example of the question", revision="The revision to make current again",
+                           why="Why (kept with the revision and in the audit log)")
+    @trainer_only()
+    @commands.guild_only()
+    async def revert(self, ctx: commands.Context[Any], example: str, revision: str, *, why: str | None = None) -> None:
+        await send_reply(ctx, await answer(
+            ctx, lambda: self.bot.core.datasets.revert(ctx_caller(ctx), example, revision, why)))
+
+    @commands.hybrid_command(name="edit", description=describe("edit"))
+    @app_commands.describe(example="An example of the question", new_answer="The answer I should give from now on")
+    @app_commands.rename(new_answer="answer")
+    @trainer_only()
+    @commands.guild_only()
+    async def edit(self, ctx: commands.Context[Any], example: str, *, new_answer: str) -> None:
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.datasets.edit(ctx_caller(ctx), example, new_answer)))
 
     @commands.hybrid_command(name="import", description=describe("import"))
     @app_commands.describe(dataset="The dataset to add to (made if new): letters, digits, - and _",
