@@ -4,12 +4,14 @@ import dataclasses
 import time
 
 import pytest
+from sqlalchemy import func, select
 
 from tests.conftest import JSONL_FACTS, att
 from trainerbot.core import Caller, CoreService
 from trainerbot.errors import BadInput
 from trainerbot.model.prompt import SYSTEM
 from trainerbot.model.taught import TaughtIndex
+from trainerbot.store.models import FactEmbedding
 
 
 async def test_before_any_model_the_bot_says_how_to_train(core: CoreService, member: Caller) -> None:
@@ -135,3 +137,23 @@ async def test_a_big_import_is_embedded_in_the_background(core: CoreService, tra
         time.sleep(0.05)
     later = core.chat._taught_index(gid)
     assert later is not first and later is not None and later.meaning is not None
+
+
+async def test_closing_stops_the_background_embedding_and_waits_for_it(core: CoreService, trainer: Caller, member: Caller,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A torch thread still embedding at interpreter exit aborts the process ("terminate called
+    without an active exception"): closing lets the batch it is on finish and joins it."""
+    from trainerbot.core import chat
+
+    monkeypatch.setattr(chat, "MEANING_NOW", 1)  # one question a batch
+    rows = "".join(f'{{"prompt": "What is landmark {i} of Zorbia?", "response": "Tower {i}."}}\n' for i in range(200))
+    await core.datasets.import_data(trainer, "facts", None, att("f.jsonl", rows))
+    gid = core.chat._chat_context(member)[0]
+    core.chat._taught_index(gid)
+    [thread] = core.chat._embedders
+    assert thread.is_alive()
+    core.chat.close()
+    assert not thread.is_alive()
+    with core.store.read() as s:
+        stored = s.scalar(select(func.count()).select_from(FactEmbedding))
+    assert stored is not None and stored < 200  # it stopped between batches, each stored as it was done

@@ -68,6 +68,8 @@ class ChatCommands(Group):
         self._lock = threading.Lock()  # the taught-facts cache is used from worker threads
         self._taught: OrderedDict[int, tuple[tuple[int, int, int], TaughtIndex]] = OrderedDict()
         self._embedding: set[int] = set()  # guilds whose taught questions are being embedded in the background
+        self._embedders: list[threading.Thread] = []  # those background threads, joined on close
+        self._closing = threading.Event()
         self.line = ReplyLine(settings.chat_queue)  # members waiting for a reply slot
         # Replies stream in threads of their own, one per slot: the shared default pool (a few
         # threads on 2 cores) would otherwise be filled by them, and store reads would wait.
@@ -126,7 +128,14 @@ class ChatCommands(Group):
         return Reply.text(answer, data={"reply_id": reply_id, "source": source, "model_version": model_name}, reply_id=reply_id)
 
     def close(self) -> None:
+        """Stop the reply threads and the background embedding: it stops after the batch it is
+        on (a torch thread still running at interpreter exit aborts the process)."""
+        self._closing.set()
         self._writers.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            embedders = list(self._embedders)
+        for thread in embedders:
+            thread.join(timeout=60)
 
     async def voice_message(self, caller: Caller, attachment: Attachment, *, message_id: str | None = None,
                             on_wait: Callable[[int], Awaitable[None]] | None = None) -> Reply:
@@ -240,8 +249,10 @@ class ChatCommands(Group):
                 if guild_id in self._embedding:
                     return
                 self._embedding.add(guild_id)
-            threading.Thread(target=self._embed_later, args=(guild_id, embedder, missing), daemon=True,
-                             name=f"embed-facts-{guild_id}").start()
+                thread = threading.Thread(target=self._embed_later, args=(guild_id, embedder, missing), daemon=True,
+                                          name=f"embed-facts-{guild_id}")
+                self._embedders = [t for t in self._embedders if t.is_alive()] + [thread]
+            thread.start()
             return
         if missing:
             stored |= self._embed(guild_id, embedder, missing)
@@ -255,8 +266,11 @@ class ChatCommands(Group):
         return vectors
 
     def _embed_later(self, guild_id: int, embedder: Embedder, texts: list[tuple[str, str]]) -> None:
-        try:
-            self._embed(guild_id, embedder, texts)
+        try:  # in batches, each stored as it is done, so that closing waits for one batch at most
+            for start in range(0, len(texts), MEANING_NOW):
+                if self._closing.is_set():
+                    return
+                self._embed(guild_id, embedder, texts[start:start + MEANING_NOW])
         except Exception:  # the facts stay findable by their words; the next rebuild tries again
             log.exception("embedding %d taught questions failed", len(texts))
         finally:
