@@ -218,6 +218,8 @@ class DatasetItem(Base):
     __table_args__ = (
         Index("ix_dataset_items_current", "dataset_id", "archived_in"),
         Index("ix_dataset_items_question", "guild_id", "question_key"),
+        # Covers chat's per-message check of the taught answers (``repo.TAUGHT``: count, newest).
+        Index("ix_dataset_items_taught", "guild_id", "replaced_at", "archived_in", "label", "source"),
     )
 
 

@@ -1,6 +1,6 @@
 """revisions: every change to a taught answer is a row of `revisions`; dataset_items gets
-question_key (its question, keyed as corrections are) and replaced_at (a later answer to the
-same question was taught)
+question_key (its question, keyed as corrections are), replaced_at (a later answer to the
+same question was taught) and an index covering chat's check of the taught answers
 
 The rows stored before are keyed here, corrections included (0006 left theirs to the core).
 Where a server already had several current answers to one question, the one chat answered
@@ -35,6 +35,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('question_key', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('replaced_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.create_index('ix_dataset_items_question', ['guild_id', 'question_key'], unique=False)
+        batch_op.create_index('ix_dataset_items_taught', ['guild_id', 'replaced_at', 'archived_in', 'label', 'source'],
+                              unique=False)
     op.create_table('revisions',
     sa.Column('id', ID, nullable=False),
     sa.Column('guild_id', ID, nullable=False),
@@ -65,15 +67,18 @@ def upgrade() -> None:
 def _key_existing_rows() -> None:
     bind = op.get_bind()
     corrections = sa.table('corrections', sa.column('id'), sa.column('prompt'), sa.column('question_key'))
-    for cid, prompt in bind.execute(sa.select(corrections.c.id, corrections.c.prompt)
-                                    .where(corrections.c.question_key.is_(None))).all():
-        bind.execute(corrections.update().where(corrections.c.id == cid).values(question_key=question_key(prompt)))
+    unkeyed = bind.execute(sa.select(corrections.c.id, corrections.c.prompt).where(corrections.c.question_key.is_(None))).all()
+    if unkeyed:
+        bind.execute(corrections.update().where(corrections.c.id == sa.bindparam('row_id'))
+                     .values(question_key=sa.bindparam('key')),
+                     [{'row_id': cid, 'key': question_key(prompt)} for cid, prompt in unkeyed])
     items = sa.table('dataset_items', *(sa.column(c) for c in (
         'id', 'guild_id', 'dataset_id', 'prompt', 'response', 'rejected', 'label', 'source', 'source_ref', 'author_id',
         'correction_id', 'archived_in', 'created_at', 'question_key', 'replaced_at')))
     rows = bind.execute(sa.select(items)).all()
-    for row in rows:
-        bind.execute(items.update().where(items.c.id == row.id).values(question_key=question_key(row.prompt)))
+    if rows:
+        bind.execute(items.update().where(items.c.id == sa.bindparam('row_id')).values(question_key=sa.bindparam('key')),
+                     [{'row_id': row.id, 'key': question_key(row.prompt)} for row in rows])
     # Baseline revisions for the answers taught now (positive examples that are not 👍 votes).
     chains: dict[tuple[int, str], list[sa.Row[Any]]] = {}
     for row in rows:
@@ -83,23 +88,29 @@ def _key_existing_rows() -> None:
         'guild_id', 'question_key', 'number', 'action', 'prompt', 'answer', 'rejected', 'item_id', 'dataset_id',
         'source', 'actor_id', 'author_id', 'created_at')))
     now = datetime.now(UTC)
+    baseline, replaced = [], []
     for (guild_id, key), chain in chains.items():
         chain.sort(key=lambda r: (r.source == 'correction', r.id))  # the order chat let them win in
-        for number, row in enumerate(chain, 1):
-            bind.execute(revisions.insert().values(
-                guild_id=guild_id, question_key=key, number=number,
-                action='correction' if row.source == 'correction' else 'import',
-                prompt=row.prompt, answer=row.response, rejected=row.rejected, item_id=row.id, dataset_id=row.dataset_id,
-                source=(f'correction #{row.correction_id}' if row.correction_id else
-                        (row.source_ref or '').removeprefix('file:') or row.source)[:300],
-                actor_id=row.author_id, author_id=row.author_id, created_at=row.created_at or now))
-        for row in chain[:-1]:
-            bind.execute(items.update().where(items.c.id == row.id).values(replaced_at=now))
+        baseline.extend({
+            'guild_id': guild_id, 'question_key': key, 'number': number,
+            'action': 'correction' if row.source == 'correction' else 'import',
+            'prompt': row.prompt, 'answer': row.response, 'rejected': row.rejected, 'item_id': row.id,
+            'dataset_id': row.dataset_id,
+            'source': (f'correction #{row.correction_id}' if row.correction_id else
+                       (row.source_ref or '').removeprefix('file:') or row.source)[:300],
+            'actor_id': row.author_id, 'author_id': row.author_id, 'created_at': row.created_at or now}
+            for number, row in enumerate(chain, 1))
+        replaced.extend({'row_id': row.id} for row in chain[:-1])
+    if baseline:
+        bind.execute(revisions.insert(), baseline)
+    if replaced:
+        bind.execute(items.update().where(items.c.id == sa.bindparam('row_id')).values(replaced_at=now), replaced)
 
 
 def downgrade() -> None:
     op.drop_table('revisions')
     with op.batch_alter_table('dataset_items', schema=None) as batch_op:
+        batch_op.drop_index('ix_dataset_items_taught')
         batch_op.drop_index('ix_dataset_items_question')
         batch_op.drop_column('replaced_at')
         batch_op.drop_column('question_key')
