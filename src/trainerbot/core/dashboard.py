@@ -141,6 +141,7 @@ class ItemRow:
     author_id: str
     source: str
     archived: bool
+    replaced: bool = False  # a later answer to its question was taught (``datasets.revisions``)
 
 
 @dataclass(frozen=True)
@@ -381,7 +382,8 @@ class DashboardCommands(Group):
             joined = select(DatasetItem, Dataset.name).join(Dataset, Dataset.id == DatasetItem.dataset_id).where(*where)
             total = s.scalar(select(func.count()).select_from(joined.subquery())) or 0
             rows = s.execute(joined.order_by(desc(DatasetItem.id)).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
-            items = tuple(ItemRow(i.id, name, i.label, i.prompt, i.response, i.author_id, i.source, i.archived_in is not None)
+            items = tuple(ItemRow(i.id, name, i.label, i.prompt, i.response, i.author_id, i.source, i.archived_in is not None,
+                                  i.replaced_at is not None)
                           for i, name in rows)
             return Page(items, total, page, max(1, -(-total // PAGE_SIZE)))
         return await self._in_guild(caller, Page((), 0, 1, 1), load)

@@ -366,6 +366,8 @@ async def test_an_examples_page_shows_its_questions_revisions_and_a_trainer_reve
         assert 'id="revisions"' in page and "&lt;b&gt;Quillport&lt;/b&gt;, by the sea." in page  # escaped
         assert re.search(r'<tr data-revision="2" class="current">', page)
         assert "Revert</button>" not in page and 'id="edit"' not in page  # a member looks only
+        listing = await (await looker.get("/datasets")).text()
+        assert re.search(r'href="/items/1">#1</a></td><td>facts</td><td>positive \(replaced\)', listing)
         before = row_counts(core)
         assert (await looker.post("/items/1/revert", {"revision": "1"})).status == 403
         assert (await looker.post("/items/1/edit", {"answer": "Vandalised."})).status == 403
