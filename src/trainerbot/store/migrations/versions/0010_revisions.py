@@ -88,7 +88,8 @@ def _key_existing_rows() -> None:
         'guild_id', 'question_key', 'number', 'action', 'prompt', 'answer', 'rejected', 'item_id', 'dataset_id',
         'source', 'actor_id', 'author_id', 'created_at')))
     now = datetime.now(UTC)
-    baseline, replaced = [], []
+    baseline: list[dict[str, Any]] = []
+    replaced: list[dict[str, Any]] = []
     for (guild_id, key), chain in chains.items():
         chain.sort(key=lambda r: (r.source == 'correction', r.id))  # the order chat let them win in
         baseline.extend({
