@@ -125,6 +125,29 @@ async def test_the_teaching_commands_of_a_community_in_the_console(console: tupl
     assert "1. <@console-ann> — 1 rating" in text and "2. <@console-nina> — 1 correction approved" in text
 
 
+async def test_revisions_revert_and_edit_in_the_console(console: tuple[Console, io.StringIO], core: CoreService,
+                                                        tmp_path: Path) -> None:
+    """Ask, get the imported answer, correct it, see both answers in `revisions`, revert to the
+    first with a reason, edit it; the usage and the bad numbers answer plainly."""
+    con, out = console
+    facts = tmp_path / "facts.jsonl"
+    facts.write_text('{"prompt": "Who runs the bakery on Mill Street?", "response": "Hans Berger runs it."}\n')
+    start = out.tell()
+    for line in (f"!import facts --attach {facts}", "Who runs the bakery on Mill Street?",
+                 "!correct 2 Greta Okafor runs it.", "!revisions 1", "!revert 1 1 Hans bought it back",
+                 "Who runs the bakery on Mill Street?", "!edit 1 Hans and Greta run it together.",
+                 "who runs the bakery on mill street", "!revisions 1", "!revert 1", "!revert 1 x", "!edit 1", "!revisions 99"):
+        await con.handle_line(line)
+    text = out.getvalue()[start:]
+    assert text.count("Hans Berger runs it.  [#") == 2 and "Hans and Greta run it together.  [#" in text
+    assert "**2** ✅ **current** · " in text and "correction #1 by <@console-ann>, approved by <@console-ann>" in text
+    assert "Revision 1 of Who runs the bakery on Mill Street? is the taught answer again (as revision 3)" in text
+    assert "**4** ✅ **current** · " in text and "edited by <@console-ann>: Hans and Greta run it together." in text
+    assert "revision 1 made current again by <@console-ann> (“Hans bought it back”)" in text
+    assert "Usage: `!revert <example id> <revision> [why]`" in text and "Usage: `!edit <example id> <new answer>`" in text
+    assert "There is no example #99 here." in text
+
+
 async def test_correct_and_react_commands(console: tuple[Console, io.StringIO], core: CoreService) -> None:
     con, out = console
     await core.delivery.record_exchange(con.caller, "Capital?", "Paris.", reply_message_id="42")
