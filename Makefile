@@ -69,6 +69,7 @@ $(TEST_STAMP): $(RUN_STAMP)
 	set -o pipefail; $(BIN)/pip install -q -e '.[dev,ray]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	$(BIN)/python -c "import pytest, pytest_asyncio, discord.ext.test, ray, mypy, playwright"
 	$(BIN)/ruff --version >/dev/null
+	$(BIN)/basedpyright --version >/dev/null
 	touch $@
 
 run: setup
@@ -78,10 +79,12 @@ test: setup-test
 	$(BIN)/pytest
 
 # ruff (pyflakes, pycodestyle, isort, bugbear, pyupgrade) on the code, tests and benchmarks;
-# mypy on the package, strict on core/, store/, training/ and model/ (pyproject.toml).
+# mypy on the package, strict on core/, store/, training/ and model/, and basedpyright on the
+# Discord adapter (discord.py is typed for pyright; pyproject.toml says why).
 lint: setup-test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/basedpyright
 
 test-all: setup-test
 	$(BIN)/pytest -m ""

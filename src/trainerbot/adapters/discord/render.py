@@ -7,12 +7,15 @@ from typing import Any
 import discord
 from discord.ext import commands
 
+from trainerbot.adapters.discord.protocol import services
 from trainerbot.core import Attachment, Caller, Reply
 from trainerbot.core.permissions import is_trainer
 from trainerbot.errors import BadInput
 
 NO_MENTIONS = discord.AllowedMentions.none()
 EMBED_COLOUR = discord.Colour.blurple()
+RATINGS = ("👍", "👎")  # added under every chat reply; a reaction rates the reply
+ROW_LABEL_HELP = "The label for rows that carry none (positive: a good answer, negative: a bad one)"
 
 
 def caller_of(user: discord.abc.User, guild: discord.Guild | None, channel_id: int, *, owner_ids: set[int]) -> Caller:
@@ -28,19 +31,27 @@ def caller_of(user: discord.abc.User, guild: discord.Guild | None, channel_id: i
                   channel_id=str(channel_id), roles=roles, can_manage=manage, is_owner=is_owner)
 
 
+def first_attachment(ctx: commands.Context[Any], given: discord.Attachment | None) -> discord.Attachment | None:
+    """The attachment a command was given: its slash-command argument, else the message's first file."""
+    if given is not None:
+        return given
+    return ctx.message.attachments[0] if ctx.message is not None and ctx.message.attachments else None
+
+
 def ctx_caller(ctx: commands.Context[Any]) -> Caller:
-    return caller_of(ctx.author, ctx.guild, ctx.channel.id, owner_ids=getattr(ctx.bot, "owner_ids_known", set()))
+    return caller_of(ctx.author, ctx.guild, ctx.channel.id, owner_ids=services(ctx.bot).owner_ids_known)
 
 
 def trainer_only() -> Any:
     """A command check: the trainer role or Manage Server (the core checks again)."""
     async def predicate(ctx: commands.Context[Any]) -> bool:
-        if not is_trainer(ctx_caller(ctx), ctx.bot.settings.trainer_role):
+        role = services(ctx.bot).settings.trainer_role
+        if not is_trainer(ctx_caller(ctx), role):
+            name = ctx.command.qualified_name if ctx.command is not None else ctx.invoked_with
             raise commands.CheckFailure(
-                f"Only trainers can use `{ctx.command.qualified_name}`: you need the `{ctx.bot.settings.trainer_role}` "
-                f"role or Manage Server."
+                f"Only trainers can use `{name}`: you need the `{role}` role or Manage Server."
                 if ctx.guild is not None
-                else f"`{ctx.command.qualified_name}` works in a server, not in DMs."
+                else f"`{name}` works in a server, not in DMs."
             )
         return True
 

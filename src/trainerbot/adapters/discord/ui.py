@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import discord
 from discord.ext import commands
 
+from trainerbot.adapters.discord.protocol import BotServices, services
 from trainerbot.adapters.discord.render import NO_MENTIONS, caller_of
 from trainerbot.core import Caller, Reply
 from trainerbot.core.feedback import REASONS
@@ -43,7 +44,7 @@ NOT_MY_REPLY = ("That is not one of my replies — I can only take corrections t
 
 
 def interaction_caller(interaction: discord.Interaction[Any]) -> Caller:
-    owners = getattr(interaction.client, "owner_ids_known", set())
+    owners = services(interaction.client).owner_ids_known
     return caller_of(interaction.user, interaction.guild, interaction.channel_id or 0, owner_ids=owners)
 
 
@@ -77,7 +78,7 @@ async def tell(interaction: discord.Interaction[Any], text: str) -> None:
     await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
 
-async def tell_by_dm(bot: Any, user: discord.abc.User, text: str) -> bool:
+async def tell_by_dm(bot: BotServices, user: discord.User | discord.Member, text: str) -> bool:
     """A reaction cannot be answered ephemerally: say it in a DM, at most once a minute each."""
     sent_at: dict[int, float] = bot.refusal_dm_at
     now = time.monotonic()
@@ -132,13 +133,13 @@ class CorrectModal(AnswerModal):
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
         caller = interaction_caller(interaction)
-        reply = await interaction.client.core.feedback.correct(caller, self.message_id, self.answer.value)
+        reply = await services(interaction.client).core.feedback.correct(caller, self.message_id, self.answer.value)
         await tell(interaction, reply.content)
 
 
 async def open_correction(interaction: discord.Interaction[Any], message_id: str) -> None:
     """Open the correction form for the bot's reply ``message_id``, or say it is not one."""
-    core = interaction.client.core
+    core = services(interaction.client).core
     original = await core.feedback.bot_reply_text(interaction_caller(interaction), message_id)
     if original is None:
         await tell(interaction, NOT_MY_REPLY)
@@ -171,7 +172,7 @@ class ReviewButton(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Button[Any], match: Any, /
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: Any, /
     ) -> ReviewButton:
         return cls(match["action"], int(match["cid"]))
 
@@ -182,7 +183,7 @@ class ReviewButton(
             await fail(interaction, exc)
 
     async def _press(self, interaction: discord.Interaction[Any]) -> None:
-        core = interaction.client.core
+        core = services(interaction.client).core
         caller = interaction_caller(interaction)
         if self.action == "edit":
             text = await core.review.correction_text(caller, self.correction_id)  # refuses non-trainers
@@ -211,14 +212,14 @@ class ProposalSelect(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Select[Any], match: Any, /
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: Any, /
     ) -> ProposalSelect:
-        return cls(int(match["first"]), item.options)
+        return cls(int(match["first"]), item.options if isinstance(item, discord.ui.Select) else [])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         try:
             chosen = int(self.item.values[0])
-            await show_review(interaction, await interaction.client.core.review.next(interaction_caller(interaction),
+            await show_review(interaction, await services(interaction.client).core.review.next(interaction_caller(interaction),
                                                                                      chosen=chosen))
         except Exception as exc:  # every failure gets an ephemeral answer
             await fail(interaction, exc)
@@ -233,7 +234,7 @@ class EditCorrectionModal(AnswerModal):
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
         caller = interaction_caller(interaction)
-        decided = await interaction.client.core.review.approve(caller, self.correction_id, corrected=self.answer.value)
+        decided = await services(interaction.client).core.review.approve(caller, self.correction_id, corrected=self.answer.value)
         await after_decision(interaction, caller, decided)
 
 
@@ -248,7 +249,7 @@ async def after_decision(interaction: discord.Interaction[Any], caller: Caller, 
     header = f"{mark} Correction #{decision.correction_id} {decision.status} by <@{caller.user_id}>."
     if decision.superseded:
         header += f" {', '.join(f'#{o}' for o in decision.superseded)} closed as superseded."
-    following = await interaction.client.core.review.next(caller, after=decision.correction_id)
+    following = await services(interaction.client).core.review.next(caller, after=decision.correction_id)
     await show_review(interaction, following, header=header)
 
 
@@ -282,7 +283,8 @@ async def show_review(interaction: discord.Interaction[Any], reply: Reply, *, he
         await interaction.response.edit_message(content=content, view=view, allowed_mentions=NO_MENTIONS)
     if interaction.message is not None and reply.review is not None and reply.review.correction_id is not None:
         caller = interaction_caller(interaction)
-        await interaction.client.core.delivery.bind_review(caller, reply.review.correction_id, str(interaction.message.id))
+        await services(interaction.client).core.delivery.bind_review(caller, reply.review.correction_id,
+                                                                     str(interaction.message.id))
 
 
 class FlaggedCorrectButton(
@@ -300,13 +302,14 @@ class FlaggedCorrectButton(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Button[Any], match: Any, /
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: Any, /
     ) -> FlaggedCorrectButton:
         return cls(match["mid"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         try:
-            require_trainer(interaction_caller(interaction), interaction.client.settings.trainer_role, "review corrections")
+            role = services(interaction.client).settings.trainer_role
+            require_trainer(interaction_caller(interaction), role, "review corrections")
             await open_correction(interaction, self.message_id)
         except Exception as exc:
             await fail(interaction, exc)
@@ -328,14 +331,14 @@ class ReasonSelect(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Select[Any], match: Any, /
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: Any, /
     ) -> ReasonSelect:
         return cls(int(match["guild"]), int(match["mid"]))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         try:
-            bot = interaction.client
-            guild = bot.get_guild(self.guild_id)
+            bot = services(interaction.client)
+            guild = interaction.client.get_guild(self.guild_id)
             member = guild.get_member(interaction.user.id) if guild is not None else None
             if guild is None or member is None:
                 raise NotAllowed("You are no longer in that server, so that rating is not yours to explain.")
@@ -346,7 +349,7 @@ class ReasonSelect(
             await fail(interaction, exc)
 
 
-async def ask_why(bot: Any, user: discord.abc.User, guild: discord.Guild, message_id: int) -> bool:
+async def ask_why(bot: BotServices, user: discord.User | discord.Member, guild: discord.Guild, message_id: int) -> bool:
     """After a 👎: ask the rater by DM what was wrong (at most once a minute each; nothing when
     their DMs are closed)."""
     now = time.monotonic()

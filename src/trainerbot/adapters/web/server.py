@@ -28,6 +28,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from trainerbot.core import CoreService
 from trainerbot.core.audit import PAGE
 from trainerbot.core.commands import COMMANDS, GROUP_TITLES
 from trainerbot.core.dashboard import WebSession
@@ -65,7 +66,7 @@ def _number(raw: str | None, what: str) -> int:
 
 
 class Dashboard:
-    def __init__(self, core: Any, *, host: str, port: int, secure_cookie: bool = False) -> None:
+    def __init__(self, core: CoreService, *, host: str, port: int, secure_cookie: bool = False) -> None:
         self.core = core
         self.host = host
         self.port = port

@@ -1,5 +1,5 @@
-"""One cog per command group of the core, with the same names (``ChatCog`` → ``core.chat``);
-``COGS`` is what ``TrainerBot.setup_hook`` loads."""
+"""One cog per command group of the core, with the same names (``ChatCog`` → ``core.chat``).
+``bot.TrainerBot.setup_hook`` builds them with what each uses; no cog imports another."""
 
 from trainerbot.adapters.discord.cogs.chat import ChatCog
 from trainerbot.adapters.discord.cogs.dashboard import DashboardCog
@@ -11,4 +11,5 @@ from trainerbot.adapters.discord.cogs.review import ReviewCog
 from trainerbot.adapters.discord.cogs.training import TrainingCog
 from trainerbot.adapters.discord.cogs.voice import VoiceCog
 
-COGS = (GeneralCog, ChatCog, FeedbackCog, ReviewCog, DatasetsCog, TrainingCog, ModelsCog, VoiceCog, DashboardCog)
+__all__ = ["ChatCog", "DashboardCog", "DatasetsCog", "FeedbackCog", "GeneralCog", "ModelsCog", "ReviewCog", "TrainingCog",
+           "VoiceCog"]

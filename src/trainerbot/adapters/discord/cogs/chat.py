@@ -8,27 +8,25 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING
 
 import discord
 from discord.ext import commands
 
-from trainerbot.adapters.discord.cogs.feedback import RATINGS
-from trainerbot.adapters.discord.render import caller_of, read_attachment, send_reply
+from trainerbot.adapters.discord.base import TrainerBotBase
+from trainerbot.adapters.discord.protocol import Speaker
+from trainerbot.adapters.discord.render import RATINGS, caller_of, read_attachment, send_reply
 from trainerbot.core import Caller, Reply
 from trainerbot.core.turns import waiting_words
 from trainerbot.core.voice import is_audio
 from trainerbot.errors import TrainerBotError
 
-if TYPE_CHECKING:
-    from trainerbot.adapters.discord.bot import TrainerBot
-
 log = logging.getLogger(__name__)
 
 
 class ChatCog(commands.Cog, name="Chat"):
-    def __init__(self, bot: TrainerBot) -> None:
+    def __init__(self, bot: TrainerBotBase, speaker: Speaker) -> None:
         self.bot = bot
+        self.speaker = speaker  # speaks replies where the bot joined a voice channel (the voice cog)
 
     def _addressed(self, message: discord.Message) -> bool:
         me = self.bot.user
@@ -111,9 +109,8 @@ class ChatCog(commands.Cog, name="Chat"):
             await self.bot.core.delivery.bind_reply(caller, reply_id, str(sent.id))
             for emoji in RATINGS:
                 await sent.add_reaction(emoji)
-        voice = self.bot.get_cog("Voice")
-        if voice is not None and reply_id is not None:
+        if reply_id is not None:
             try:
-                await voice.speak_reply(message.guild, message.author, caller, spoken)
+                await self.speaker.speak_reply(message.guild, message.author, caller, spoken)
             except TrainerBotError as exc:
                 log.info("not speaking a reply: %s", exc.user_message)

@@ -4,21 +4,19 @@ command, by DM to a prefix command (a link in a channel would let others in) —
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from trainerbot.adapters.discord.base import TrainerBotBase
 from trainerbot.adapters.discord.render import ctx_caller, send_reply
 from trainerbot.core.commands import describe
 
-if TYPE_CHECKING:
-    from trainerbot.adapters.discord.bot import TrainerBot
-
 
 class DashboardCog(commands.Cog, name="Dashboard"):
-    def __init__(self, bot: TrainerBot) -> None:
+    def __init__(self, bot: TrainerBotBase) -> None:
         self.bot = bot
 
     @commands.hybrid_command(name="dashboard", description=describe("dashboard"))

@@ -3,14 +3,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from trainerbot.adapters.discord import complete
-from trainerbot.adapters.discord.render import ctx_caller, read_attachment, send_reply, trainer_only
+from trainerbot.adapters.discord.base import TrainerBotBase
+from trainerbot.adapters.discord.render import (
+    ROW_LABEL_HELP,
+    ctx_caller,
+    first_attachment,
+    read_attachment,
+    send_reply,
+    trainer_only,
+)
 from trainerbot.adapters.discord.ui import answer
 from trainerbot.core import Reply
 from trainerbot.core.commands import describe
@@ -19,24 +27,14 @@ from trainerbot.datasets.records import Label
 from trainerbot.errors import BadInput
 from trainerbot.training import recipes
 
-if TYPE_CHECKING:
-    from trainerbot.adapters.discord.bot import TrainerBot
-
 # The export formats as a closed set of choices: OpenAI's chat rows, each registered
 # recipe's own rows (``training.recipes``), a spreadsheet.
 FORMATS = [app_commands.Choice(name=fmt, value=fmt) for fmt in EXPORT_FORMATS]
 LABEL_HELP = "Only this label's examples (positive: good answers, negative: bad ones); all when left out"
-ROW_LABEL_HELP = "The label for rows that carry none (positive: a good answer, negative: a bad one)"
-
-
-def first_attachment(ctx: commands.Context[Any], given: discord.Attachment | None) -> discord.Attachment | None:
-    if given is not None:
-        return given
-    return ctx.message.attachments[0] if ctx.message is not None and ctx.message.attachments else None
 
 
 class DatasetsCog(commands.Cog, name="Datasets"):
-    def __init__(self, bot: TrainerBot) -> None:
+    def __init__(self, bot: TrainerBotBase) -> None:
         self.bot = bot
 
     @commands.hybrid_command(name="datasets", description=describe("datasets"))

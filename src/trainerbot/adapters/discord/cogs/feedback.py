@@ -5,26 +5,23 @@ rating is explained by DM)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from trainerbot.adapters.discord.render import caller_of, ctx_caller, send_reply
+from trainerbot.adapters.discord.base import TrainerBotBase
+from trainerbot.adapters.discord.render import RATINGS, caller_of, ctx_caller, send_reply
 from trainerbot.adapters.discord.ui import NOT_MY_REPLY, answer, ask_why, fail, open_correction, tell, tell_by_dm
 from trainerbot.core.commands import describe
 from trainerbot.errors import Busy, NotAllowed, TrainerBotError
 
-if TYPE_CHECKING:
-    from trainerbot.adapters.discord.bot import TrainerBot
-
 CORRECT_MENU = "Correct this reply"
-RATINGS = ("👍", "👎")  # added under every chat reply; a reaction rates the reply
 
 
 class FeedbackCog(commands.Cog, name="Feedback"):
-    def __init__(self, bot: TrainerBot) -> None:
+    def __init__(self, bot: TrainerBotBase) -> None:
         self.bot = bot
         self.correct_menu = app_commands.ContextMenu(name=CORRECT_MENU, callback=self._correct_from_menu)
 

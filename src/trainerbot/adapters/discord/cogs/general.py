@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord.ext import commands
 
+from trainerbot.adapters.discord.base import TrainerBotBase
 from trainerbot.adapters.discord.render import ctx_caller, send_reply
 from trainerbot.core.commands import describe
 
-if TYPE_CHECKING:
-    from trainerbot.adapters.discord.bot import TrainerBot
-
 
 class GeneralCog(commands.Cog, name="General"):
-    def __init__(self, bot: TrainerBot) -> None:
+    def __init__(self, bot: TrainerBotBase) -> None:
         self.bot = bot
 
     @commands.hybrid_command(name="hi", description=describe("hi"))

@@ -3,28 +3,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from trainerbot.adapters.discord import complete
-from trainerbot.adapters.discord.cogs.datasets import first_attachment
-from trainerbot.adapters.discord.render import ctx_caller, read_attachment, send_reply, trainer_only
+from trainerbot.adapters.discord.base import TrainerBotBase
+from trainerbot.adapters.discord.render import ctx_caller, first_attachment, read_attachment, send_reply, trainer_only
 from trainerbot.adapters.discord.ui import answer
 from trainerbot.core import Reply
 from trainerbot.core.commands import describe
 
-if TYPE_CHECKING:
-    from trainerbot.adapters.discord.bot import TrainerBot
-
 
 class ModelsCog(commands.Cog, name="Models"):
-    def __init__(self, bot: TrainerBot) -> None:
+    def __init__(self, bot: TrainerBotBase) -> None:
         self.bot = bot
 
-    @commands.hybrid_group(name="model", description=describe("model"), fallback="list", invoke_without_command=True)
+    # A hybrid group runs without a subcommand too (`model` lists the versions).
+    @commands.hybrid_group(name="model", description=describe("model"), fallback="list")
     async def model(self, ctx: commands.Context[Any]) -> None:
         await send_reply(ctx, await self.bot.core.models.versions(ctx_caller(ctx)))
 
@@ -67,6 +65,7 @@ class ModelsCog(commands.Cog, name="Models"):
     @commands.hybrid_command(name="handle_errors", description=describe("handle_errors"))
     @app_commands.describe(test_id="The test run (left out: the latest)")
     async def handle_errors(self, ctx: commands.Context[Any], test_id: int | None = None) -> None:
-        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.models.handle_errors(ctx_caller(ctx), test_id)))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.models.handle_errors(
+            ctx_caller(ctx), str(test_id) if test_id is not None else None)))
 
     handle_errors.autocomplete("test_id")(complete.tests)

@@ -6,13 +6,14 @@ a refused one is answered by DM."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from trainerbot.adapters.discord import complete
+from trainerbot.adapters.discord.base import TrainerBotBase
 from trainerbot.adapters.discord.render import caller_of, ctx_caller, send_reply, trainer_only
 from trainerbot.adapters.discord.ui import interaction_caller, review_view, tell, tell_by_dm
 from trainerbot.core.commands import describe
@@ -20,14 +21,11 @@ from trainerbot.core.review import APPROVE_EMOJI, REJECT_EMOJI
 from trainerbot.core.types import Reply
 from trainerbot.errors import Busy, NotAllowed, TrainerBotError
 
-if TYPE_CHECKING:
-    from trainerbot.adapters.discord.bot import TrainerBot
-
 log = logging.getLogger(__name__)
 
 
 class ReviewCog(commands.Cog, name="Review"):
-    def __init__(self, bot: TrainerBot) -> None:
+    def __init__(self, bot: TrainerBotBase) -> None:
         self.bot = bot
 
     @commands.hybrid_command(name="review", description=describe("review"))
@@ -137,5 +135,5 @@ class ReviewCog(commands.Cog, name="Review"):
             log.info("review reaction refused: %s", exc.user_message)
             return
         channel = guild.get_channel(payload.channel_id)
-        if reply is not None and channel is not None:
+        if reply is not None and isinstance(channel, discord.abc.Messageable):
             await send_reply(channel, reply)

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from trainerbot.adapters.discord import complete
-from trainerbot.adapters.discord.cogs.datasets import ROW_LABEL_HELP, Label, first_attachment
-from trainerbot.adapters.discord.render import ctx_caller, read_attachment, send_reply, trainer_only
+from trainerbot.adapters.discord.base import TrainerBotBase
+from trainerbot.adapters.discord.render import (
+    ROW_LABEL_HELP,
+    ctx_caller,
+    first_attachment,
+    read_attachment,
+    send_reply,
+    trainer_only,
+)
 from trainerbot.adapters.discord.ui import answer
 from trainerbot.core import Reply
 from trainerbot.core.commands import describe
-
-if TYPE_CHECKING:
-    from trainerbot.adapters.discord.bot import TrainerBot
+from trainerbot.datasets.records import Label
 
 
 class TrainingCog(commands.Cog, name="Training"):
-    def __init__(self, bot: TrainerBot) -> None:
+    def __init__(self, bot: TrainerBotBase) -> None:
         self.bot = bot
 
     @commands.hybrid_command(name="train", description=describe("train"))

@@ -10,21 +10,20 @@ import asyncio
 import io
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
+from trainerbot.adapters.discord.base import TrainerBotBase
+from trainerbot.adapters.discord.protocol import VoiceLink, voice_link
 from trainerbot.adapters.discord.render import ctx_caller, send_reply
 from trainerbot.adapters.discord.ui import answer
 from trainerbot.core import Caller, Reply
 from trainerbot.core.commands import describe
 from trainerbot.errors import BadInput, NotAvailable
 from trainerbot.voice.audio import to_discord_pcm
-
-if TYPE_CHECKING:
-    from trainerbot.adapters.discord.bot import TrainerBot
 
 log = logging.getLogger(__name__)
 MAX_QUEUE = 20
@@ -40,7 +39,7 @@ def pcm_source(wav: bytes) -> discord.AudioSource:
 
 
 class VoiceCog(commands.Cog, name="Voice"):
-    def __init__(self, bot: TrainerBot) -> None:
+    def __init__(self, bot: TrainerBotBase) -> None:
         self.bot = bot
         self.queues: dict[int, asyncio.Queue[bytes]] = {}
         self.players: dict[int, asyncio.Task[None]] = {}
@@ -63,13 +62,15 @@ class VoiceCog(commands.Cog, name="Voice"):
             raise NotAvailable(f"I can't speak on this machine: {' and '.join(missing)} "
                                f"{'is' if len(missing) == 1 else 'are'} not installed (the operator can install "
                                f"{'it' if len(missing) == 1 else 'them'} as root with `apt-get install {' '.join(missing)}`).")
-        vc = ctx.voice_client
+        guild = ctx.guild
+        assert guild is not None  # guild_only
+        vc = voice_link(ctx.voice_client)
         await ctx.defer()  # connecting to voice can take seconds (a slash command waits "thinking…")
         if vc is not None and vc.is_connected():
             await vc.move_to(state.channel)
         else:
             await state.channel.connect(timeout=15.0, cls=self.bot.voice_client_class)
-        self.last_active[ctx.guild.id] = time.monotonic()
+        self.last_active[guild.id] = time.monotonic()
         await send_reply(
             ctx,
             Reply.text(
@@ -81,7 +82,7 @@ class VoiceCog(commands.Cog, name="Voice"):
     @commands.guild_only()
     async def leave(self, ctx: commands.Context[Any]) -> None:
         vc = ctx.voice_client
-        if vc is None:
+        if vc is None or ctx.guild is None:
             raise BadInput("I'm not in a voice channel here.")
         await self._disconnect(ctx.guild.id, vc)
         await send_reply(ctx, Reply.text("Left the voice channel."))
@@ -97,7 +98,7 @@ class VoiceCog(commands.Cog, name="Voice"):
     async def say(self, ctx: commands.Context[Any], *, text: str) -> None:
         await send_reply(ctx, await answer(ctx, lambda: self.bot.core.voice.say(ctx_caller(ctx), text)))
 
-    async def _disconnect(self, guild_id: int, vc: discord.VoiceProtocol) -> None:
+    async def _disconnect(self, guild_id: int, vc: discord.VoiceProtocol | VoiceLink) -> None:
         task = self.players.pop(guild_id, None)
         if task is not None:
             task.cancel()
@@ -108,7 +109,7 @@ class VoiceCog(commands.Cog, name="Voice"):
         """Speak ``text`` if the bot is in the author's voice channel; returns whether it was queued."""
         if guild is None or not text.strip():
             return False
-        vc = guild.voice_client
+        vc = voice_link(guild.voice_client)
         member_voice = getattr(author, "voice", None)
         if vc is None or not vc.is_connected() or member_voice is None or member_voice.channel != vc.channel:
             return False
@@ -121,7 +122,7 @@ class VoiceCog(commands.Cog, name="Voice"):
             self.players[guild.id] = asyncio.create_task(self._play_queue(guild.id, vc))
         return True
 
-    async def _play_queue(self, guild_id: int, vc: Any) -> None:
+    async def _play_queue(self, guild_id: int, vc: VoiceLink) -> None:
         queue = self.queues[guild_id]
         loop = asyncio.get_running_loop()
         while not queue.empty() and vc.is_connected():
@@ -138,7 +139,7 @@ class VoiceCog(commands.Cog, name="Voice"):
 
     async def leave_idle(self) -> int:
         left = 0
-        for vc in list(self.bot.voice_clients):
+        for vc in filter(None, map(voice_link, self.bot.voice_clients)):
             guild_id = vc.guild.id
             idle = time.monotonic() - self.last_active.get(guild_id, 0.0)
             if not vc.is_playing() and idle >= self.bot.settings.voice_idle_seconds:
