@@ -388,7 +388,7 @@ class DatasetCommands(Group):
         )
 
     def snapshot(self, caller: Caller, name: str, kind: str, only: Label | None) -> tuple[Snapshot, list[Example]]:
-        area = "archives" if kind == "archive" else "snapshots"
+        area = paths.snapshot_area(kind)
         written: list[Path] = []
         try:
             with self.store.session() as s:

@@ -220,7 +220,8 @@ class FeedbackCommands(Group):
         if why is not None:
             await self._blocking(self._set_reason, caller, mid, *why)
             result += f" Noted: {REASONS[why[0]]}."
-        return Reply.text(result, data={"label": label if added else None, "reason": why[0] if why else None})
+        return Reply.text(result, rating=label if added else None,
+                          data={"label": label if added else None, "reason": why[0] if why else None})
 
     async def reason(self, caller: Caller, message_id: str, reason: str) -> Reply:
         """What was wrong with a reply the caller rated 👎 (optional; asked after the 👎)."""

@@ -18,7 +18,7 @@ from trainerbot.core.base import Group
 from trainerbot.core.datasets import DatasetCommands
 from trainerbot.core.limits import RateLimiter
 from trainerbot.core.text import bar, eta_text
-from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, JobRef, OutFile, Reply
+from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, JobProgress, JobRef, OutFile, Reply
 from trainerbot.datasets import paths
 from trainerbot.datasets.importers import parse_label
 from trainerbot.datasets.records import Example
@@ -87,7 +87,7 @@ class TrainingCommands(Group):
         snap, ds = found
         from trainerbot.datasets.snapshots import read_snapshot
 
-        _, examples = await self._blocking(read_snapshot, self._root(caller) / "snapshots" / snap.file_name)
+        _, examples = await self._blocking(read_snapshot, paths.snapshot_file(self._root(caller), snap.kind, snap.file_name))
         return await self._queue(caller, snap, examples, f"the selected `{ds.name}` snapshot")
 
     async def _seed_sample(self, caller: Caller) -> None:
@@ -220,7 +220,7 @@ class TrainingCommands(Group):
         files: tuple[OutFile, ...] = ()
         losses = [(e.step, e.loss) for e in progress if e.step is not None and e.loss is not None]
         if losses and plot:
-            png = self._root(caller) / "artifacts" / f"job-{job.id}-loss.png"
+            png = paths.loss_curve_file(self._root(caller), job.id)
             if job.status not in queue.FINISHED or not png.exists():
                 from trainerbot.training.plots import loss_curve
 
@@ -232,6 +232,8 @@ class TrainingCommands(Group):
             embed=embed,
             files=files,
             job_status=job.status,
+            progress=JobProgress(job.status, job.progress, last.step if last else None, last.total_steps if last else None,
+                                 last.loss if last else None, last.eta_s if last else None),
             data={
                 "status": job.status,
                 "progress": job.progress,

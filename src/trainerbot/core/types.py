@@ -102,12 +102,25 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class JobProgress:
+    """A job as a progress line shows it: its status and share done, and its latest step."""
+
+    status: str  # a JobStatus
+    progress: float  # 0.0–1.0
+    step: int | None = None
+    total_steps: int | None = None
+    loss: float | None = None
+    eta_s: float | None = None
+
+
+@dataclass(frozen=True)
 class Reply:
     """What a command answers: message parts (each ≤ 2000 characters), files, an embed — and,
     typed, what an adapter acts on: the chat reply to bind to its platform message
     (``reply_id``), the answer alone to speak (``answer``), a queued job to watch (``job``), a
-    job's status, the review item shown, a review decision. ``data`` holds the rest, for tests
-    and callers that inspect numbers."""
+    job's status and progress, the review item shown, a review decision, the rating a reaction
+    gave. Adapters read these, never ``data``, which holds the rest for tests and callers that
+    inspect numbers."""
 
     messages: tuple[str, ...] = ()
     files: tuple[OutFile, ...] = ()
@@ -119,6 +132,8 @@ class Reply:
     job_status: str | None = None
     review: ReviewItem | None = None
     decision: Decision | None = None
+    progress: JobProgress | None = None
+    rating: Literal["positive", "negative"] | None = None  # what a reaction put on a reply (None: taken off)
 
     @classmethod
     def text(cls, text: str, **kwargs: Any) -> Reply:

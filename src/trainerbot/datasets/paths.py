@@ -112,6 +112,22 @@ def list_files(root: Path) -> dict[str, list[tuple[str, int]]]:
     return out
 
 
+def snapshot_area(kind: str) -> str:
+    """The file area a snapshot of ``kind`` lies in: an archive in ``archives``, the selection
+    for training in ``snapshots``."""
+    return "archives" if kind == "archive" else "snapshots"
+
+
+def snapshot_file(root: Path, kind: str, file_name: str) -> Path:
+    """Where a snapshot lies under a server's folder ``root`` (the core writes it, the worker reads it)."""
+    return root / snapshot_area(kind) / file_name
+
+
+def loss_curve_file(root: Path, job_id: int) -> Path:
+    """A job's loss curve under a server's folder (the worker draws it, the core sends it)."""
+    return root / "artifacts" / f"job-{job_id}-loss.png"
+
+
 def area_dir(root: Path, area: str) -> Path:
     """The folder for one area of a guild, created if missing; refuses a link in its place."""
     if area not in FILE_AREAS:

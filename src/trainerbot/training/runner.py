@@ -198,7 +198,7 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
         if snap is None:
             raise NotFound("Its dataset snapshot is gone; select the data again and start a new job.")
         root = paths.guild_root(data_dir, guild_pid)
-        _, examples = read_snapshot(root / "snapshots" / snap.file_name)
+        _, examples = read_snapshot(paths.snapshot_file(root, snap.kind, snap.file_name))
         examples, held = heldout.split(examples, settings.heldout_share)
         ctx = JobContext(settings, store, job_id, worker, stop, guild_id=guild_id, guild_pid=guild_pid, snapshot_id=snap.id,
                          recipe=recipe, parent=parent, cases=tuple(heldout.cases(held, settings.max_test_cases)),
@@ -326,7 +326,7 @@ def _register(job: JobContext, start: Start, model: Any, weights: Any, result: T
         {"job": job_id, "recipe": recipe, "base": start.base, "metrics": metrics, "saved_at": time.time()},
         start.base_dir,
     )
-    loss_curve(result.losses, root / "artifacts" / f"job-{job_id}-loss.png", f"job {job_id} · {recipe}")
+    loss_curve(result.losses, paths.loss_curve_file(root, job_id), f"job {job_id} · {recipe}")
     if weights is not None and hasattr(model, "peft_config") and weights.fast is not None:
         candidate = LocalModel.from_trained(weights, model, folder, threads=settings.torch_threads)
     else:

@@ -31,6 +31,7 @@ from trainerbot.core import Attachment, Caller, CoreService, Reply
 from trainerbot.core.commands import COMMANDS
 from trainerbot.core.text import eta_text
 from trainerbot.core.turns import waiting_words
+from trainerbot.core.types import JobProgress
 from trainerbot.errors import BadInput, TrainerBotError
 from trainerbot.fileio import unique_path
 from trainerbot.ops import metrics
@@ -280,7 +281,9 @@ class Console:
         place while the user goes on typing, until the job ends. The first line is drawn
         before the prompt comes back."""
         first = await self.core.training.job(self.caller, job_id, plot=False)
-        line = self._progress_line(job_id, first.data)
+        if first.progress is None:
+            return
+        line = self._progress_line(job_id, first.progress)
         self._draw_live(line)
         if first.job_status in FINISHED:
             self._live_drawn = False
@@ -296,7 +299,9 @@ class Console:
                 shown = await self.core.training.job(self.caller, job_id, plot=False)
             except TrainerBotError:
                 return
-            line = self._progress_line(job_id, shown.data)
+            if shown.progress is None:
+                return
+            line = self._progress_line(job_id, shown.progress)
             if line != last:
                 self._draw_live(line)
                 last = line
@@ -305,18 +310,15 @@ class Console:
                 return
 
     @staticmethod
-    def _progress_line(job_id: int, data: dict[str, Any]) -> Text:
-        status = str(data.get("status"))
-        progress = float(data.get("progress") or 0.0)
+    def _progress_line(job_id: int, shown: JobProgress) -> Text:
+        status, progress = shown.status, shown.progress
         width = 24
         done = round(progress * width)
         colour = "red" if status in (JobStatus.FAILED, JobStatus.CANCELLED) else "green"
         parts = [
-            f"step {data['step']}/{data['total_steps']}" if data.get("step") is not None else "",
-            f"loss {data['loss']:.3f}" if isinstance(data.get("loss"), float) else "",
-            f"ETA {eta_text(data['eta_s'])}"
-            if isinstance(data.get("eta_s"), (int, float)) and status == JobStatus.RUNNING
-            else "",
+            f"step {shown.step}/{shown.total_steps}" if shown.step is not None else "",
+            f"loss {shown.loss:.3f}" if shown.loss is not None else "",
+            f"ETA {eta_text(shown.eta_s)}" if shown.eta_s is not None and status == JobStatus.RUNNING else "",
         ]
         extra = " · ".join(p for p in parts if p)
         return Text.assemble(

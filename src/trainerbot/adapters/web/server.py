@@ -371,7 +371,7 @@ class Dashboard:
         if not isinstance(answer, str):
             raise BadInput("Write the new answer.")
         reply = await self.core.datasets.edit(self._caller(request), item_id, answer)
-        return await self._decided(request, reply, f"/items/{reply.data['item_id']}")
+        return await self._decided(request, reply, f"/items/{item_id}")  # its revisions show the new one
 
     async def item_delete(self, request: web.Request) -> web.StreamResponse:
         item_id = _number(request.match_info["id"], "An example ID")

@@ -72,7 +72,7 @@ class FeedbackCog(commands.Cog, name="Feedback"):
             return
         except TrainerBotError:
             return  # not one of my replies: other people's messages are none of my business
-        if rated is not None and rated.data.get("label") == "negative" and guild is not None:
+        if rated is not None and rated.rating == "negative" and guild is not None:
             await ask_why(self.bot, user, guild, payload.message_id)  # optional, by DM: a reaction has no reply
 
     @commands.Cog.listener()
