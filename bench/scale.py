@@ -55,7 +55,7 @@ def _fill_queue(url: str) -> None:
         s.flush()
         s.add_all(
             [
-                Job(guild_id=guild.id, snapshot_id=snap.id, recipe="sft", requested_by="bench", params={}, status="queued")
+                Job(guild_id=guild.id, snapshot_id=snap.id, recipe="sft", requested_by="bench", status="queued")
                 for _ in range(JOBS)
             ]
         )

@@ -36,7 +36,7 @@ def test_reopening_is_idempotent(db_url: str) -> None:
     again = Store.open(url)
     with again.read() as s:
         head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-        assert head == "0010" and s.execute(text("select version_num from alembic_version")).scalar() == head
+        assert head == "0011" and s.execute(text("select version_num from alembic_version")).scalar() == head
     again.close()
 
 
@@ -183,4 +183,31 @@ def test_a_store_from_before_revisions_keys_its_rows_and_keeps_the_answer_chat_g
             (3, "correction", 2, "Zorbia City.", "correction #1", "u2"),
         ]
         assert [i.response for i in repo.current_items(s, 1)] == ["Zorbia City.", "Yes.", "Vessa."]
+    store.close()
+
+
+def test_a_store_from_before_job_columns_keeps_what_each_job_carried(db_url: str) -> None:
+    """Migration 0011 on a copy from before it (SQLite and PostgreSQL): what ``jobs.params``
+    held lands in its own column, and a job without params gets the defaults."""
+    cfg, engine = alembic_config(db_url), make_engine(db_url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0010")
+        now = "2026-12-01 10:00:00+00:00"
+        conn.execute(text("insert into guilds (platform_id, name, settings, created_at) values ('g', 'G', '{}', :t)"), {"t": now})
+        bags = ['{}', '{"backend": "openai", "remote_job": "ftjob-7", "base": "gpt-4.1-mini", "announced": true}',
+                '{"requeued": true, "ray_job": "trainerbot-job-3"}']
+        for bag in bags:
+            conn.execute(text("insert into jobs (guild_id, status, recipe, requested_by, params, progress, cancel_requested, "
+                              "created_at) values (1, 'succeeded', 'sft', 'u', :p, 1.0, false, :t)"), {"p": bag, "t": now})
+    engine.dispose()
+    store = Store.open(db_url)
+    with store.read() as s:
+        rows = s.execute(text("select backend, requeued, backend_job, backend_base, announced from jobs order by id")).all()
+        assert [tuple(r) for r in rows] == [
+            ("local", False, None, None, False),
+            ("openai", False, "ftjob-7", "gpt-4.1-mini", True),
+            ("local", True, "trainerbot-job-3", None, False),
+        ]
+        assert "params" not in {c["name"] for c in inspect(s.get_bind()).get_columns("jobs")}
     store.close()

@@ -105,7 +105,7 @@ async def test_a_killed_workers_job_is_taken_back_by_another(postgres: str, tmp_
             messages = [m for (m,) in s.execute(select(JobEvent.message).where(JobEvent.job_id == job_id).order_by(JobEvent.id))]
     finally:
         core.store.close()
-    assert job.status == "succeeded" and job.params["requeued"] is True
+    assert job.status == "succeeded" and job.requeued is True
     assert any(m and m.startswith("re-queued: its worker") and f":{first.pid}" in m for m in messages)
     runs = [m for m in messages if m and m.startswith("running on")]
     assert len(runs) == 2 and runs[0] != runs[1] and job.worker_id == runs[1].removeprefix("running on ")

@@ -66,7 +66,7 @@ async def test_a_job_trains_on_the_ray_cluster_and_registers_a_version(ray_head:
     on_ray = settings.model_copy(update={"executor": "ray", "ray_address": ray_head})
     assert await asyncio.to_thread(serve, on_ray, once=True) == 1
     job, messages = _events(core, job_id)
-    assert job.status == "succeeded" and job.params["ray_job"].startswith("trainerbot-job-")
+    assert job.status == "succeeded" and job.backend_job is not None and job.backend_job.startswith("trainerbot-job-")
     assert "ray: PENDING" in messages and "ray: SUCCEEDED" in messages
     assert any(m.startswith("ray log:") for m in messages), messages[-6:]
     with core.store.read() as s:

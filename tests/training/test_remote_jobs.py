@@ -67,7 +67,7 @@ async def test_the_whole_lifecycle_lands_in_our_store(
     assert reply.data["recipe"] == "sft" and "fine-tuning API" in reply.content
     assert work(remote_settings, once=True) == 1
     job, events = _job(core, reply.data["job_id"])
-    assert job.status == "succeeded" and job.params["remote_job"] == "ftjob-1" and job.progress == 1.0
+    assert job.status == "succeeded" and job.backend_job == "ftjob-1" and job.progress == 1.0
     messages = [e.message or "" for e in events]
     assert "info: Validating training file" in messages and "provider status: running" in messages  # the provider's events
     steps = [(e.step, e.total_steps, e.loss) for e in events if e.step]

@@ -105,7 +105,7 @@ class Delivery(Group):
                 rows = s.execute(select(Job, Guild.platform_id).join(Guild, Guild.id == Job.guild_id).where(
                     Job.progress_message_id.is_not(None), Guild.platform_id.in_(guild_ids)).order_by(Job.id)).all()
                 for job, platform_id in rows:
-                    if job.params.get("announced"):
+                    if job.announced:
                         continue
                     last = s.scalars(select(JobEvent).where(JobEvent.job_id == job.id, JobEvent.kind == "progress")
                                      .order_by(JobEvent.id.desc()).limit(1)).first()
@@ -120,7 +120,7 @@ class Delivery(Group):
             with self.store.session() as s:
                 job = s.get(Job, job_id)
                 if job is not None:
-                    job.params = {**job.params, "announced": True}
+                    job.announced = True
         await self._blocking(save)
 
 

@@ -122,7 +122,7 @@ class TrainingCommands(Group):
                 requested_by=caller.user_id,
                 channel_id=caller.channel_id,
                 max_active=self.settings.max_queued_jobs,
-                params={"backend": backend} if backend != "local" else None,
+                backend=backend,
             )
             return submitted, recipe
 

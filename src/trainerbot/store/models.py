@@ -282,6 +282,11 @@ class Snapshot(Base):
 
 
 class Job(Base):
+    """A training job. What was submitted (``recipe``, ``snapshot_id``, ``backend``), what the
+    queue did (``status``, ``worker_id``, ``lease_until``, ``requeued``), where its backend
+    runs it (``backend_job``, ``backend_base``), and what the adapters track (the progress
+    message, ``announced``)."""
+
     __tablename__ = "jobs"
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"), index=True)
@@ -289,7 +294,7 @@ class Job(Base):
     recipe: Mapped[str] = mapped_column(String(16))
     snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id", ondelete="SET NULL"), nullable=True)
     requested_by: Mapped[str] = mapped_column(String(64))
-    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    backend: Mapped[str] = mapped_column(String(16), default="local", server_default="local")  # local | openai | ray
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     channel_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -300,6 +305,10 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    requeued: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # once, after its worker died
+    backend_job: Mapped[str | None] = mapped_column(String(200), nullable=True)  # its ID there: ftjob-…, a Ray job
+    backend_base: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the model the backend trained
+    announced: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # its end was posted
 
 
 class WorkerBeat(Base):

@@ -43,7 +43,7 @@ class Submitted:
 
 
 def submit(store: Store, *, guild_id: int, snapshot_id: int, recipe: str, requested_by: str,
-           channel_id: str | None = None, params: dict[str, Any] | None = None, max_active: int | None = None) -> Submitted:
+           channel_id: str | None = None, backend: str = "local", max_active: int | None = None) -> Submitted:
     """Queue a job, or return the queued/running one for the same data and recipe.
 
     With ``max_active``, a guild that already has that many queued or running jobs gets
@@ -65,7 +65,7 @@ def submit(store: Store, *, guild_id: int, snapshot_id: int, recipe: str, reques
             if active >= max_active:
                 raise Busy(f"{active} training jobs are already queued or running here; wait for some to finish.")
         job = Job(guild_id=guild_id, snapshot_id=snapshot_id, recipe=recipe, requested_by=requested_by,
-                  channel_id=channel_id, params=params or {}, status=JobStatus.QUEUED)
+                  channel_id=channel_id, backend=backend, status=JobStatus.QUEUED)
         s.add(job)
         s.flush()
         s.add(JobEvent(job_id=job.id, kind="status", message="queued"))
@@ -156,9 +156,9 @@ def recover_stale(store: Store, me: str | None = None, *, requeue: bool = False)
             if not (dead_here or expired):
                 continue
             gone = job.worker_id
-            if requeue and not (job.params or {}).get("requeued"):
+            if requeue and not job.requeued:
                 job.status, job.worker_id, job.lease_until, job.started_at = JobStatus.QUEUED, None, None, None
-                job.params = {**(job.params or {}), "requeued": True}
+                job.requeued = True
                 s.add(JobEvent(job_id=job.id, kind="status", message=f"re-queued: its worker {gone} stopped"))
             else:
                 job.status, job.finished_at, job.lease_until = JobStatus.FAILED, utcnow(), None

@@ -62,7 +62,7 @@ def run_on_ray(settings: Settings, store: Store, job_id: int, worker: str, stop:
     with store.session() as s:
         job = s.get(Job, job_id)
         assert job is not None
-        job.params = {**(job.params or {}), "ray_job": ray_id}
+        job.backend_job = ray_id
     queue.add_event(store, job_id, kind="log", message=f"submitted to Ray as {ray_id}")
     last = ""
     stop_at: float | None = None

@@ -78,7 +78,7 @@ def run_remote_job(job: JobContext, examples: list[Example]) -> str:
     with store.session() as s:
         row = s.get(Job, job_id)
         assert row is not None  # the worker holds its lease
-        row.params = {**(row.params or {}), "remote_job": remote.id, "base": base}
+        row.backend_job, row.backend_base = remote.id, base
     queue.add_event(store, job_id, kind="log", message=f"fine-tuning job {remote.id} created on {base}")
     return _follow(job, client, remote.id)
 

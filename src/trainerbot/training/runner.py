@@ -194,7 +194,7 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
             parent = active_version(s, job.guild_id)
             assert guild is not None  # a job's guild row outlives it (foreign key)
             recipe, guild_pid, guild_id, persona = job.recipe, guild.platform_id, guild.id, repo.persona(guild)
-            backend = (job.params or {}).get("backend", "local")
+            backend = job.backend
         if snap is None:
             raise NotFound("Its dataset snapshot is gone; select the data again and start a new job.")
         root = paths.guild_root(data_dir, guild_pid)
