@@ -39,7 +39,6 @@ from trainerbot.store.models import (
     Guild,
     Job,
     JobEvent,
-    ModelVersion,
     Snapshot,
     TestRun,
     utcnow,
@@ -293,8 +292,7 @@ class DashboardCommands(Group):
     # ------------------------------------------------------------- views
     async def jobs(self, caller: Caller, limit: int = PAGE_SIZE) -> list[JobRow]:
         def load(s: Session, gid: int) -> list[JobRow]:
-            rows = s.scalars(select(Job).where(Job.guild_id == gid).order_by(desc(Job.id)).limit(limit))
-            return [_job_row(j) for j in rows]
+            return [_job_row(j) for j in repo.recent_jobs(s, gid, limit)]
         return await self._in_guild(caller, [], load)
 
     async def job(self, caller: Caller, job_id: int, after_event: int = 0) -> tuple[JobRow, list[EventRow]]:
@@ -313,7 +311,7 @@ class DashboardCommands(Group):
     async def versions(self, caller: Caller) -> list[VersionRow]:
         def load(s: Session, gid: int) -> list[VersionRow]:
             out = []
-            for v in s.scalars(select(ModelVersion).where(ModelVersion.guild_id == gid).order_by(ModelVersion.id)):
+            for v in repo.versions(s, gid):
                 held = (v.metrics or {}).get("heldout") or {}
                 out.append(VersionRow(v.name, v.backend, v.recipe, v.base or "", v.job_id, v.active, _num(held.get("chrf")),
                                       _num(held.get("exact_match")), _num((v.metrics or {}).get("general")),
@@ -402,8 +400,7 @@ class DashboardCommands(Group):
 
     async def test_runs(self, caller: Caller, limit: int = PAGE_SIZE) -> list[TestRunRow]:
         def load(s: Session, gid: int) -> list[TestRunRow]:
-            rows = s.scalars(select(TestRun).where(TestRun.guild_id == gid).order_by(desc(TestRun.id)).limit(limit))
-            return [_run_row(r) for r in rows]
+            return [_run_row(r) for r in repo.recent_test_runs(s, gid, limit)]
         return await self._in_guild(caller, [], load)
 
     async def test_report(self, caller: Caller, run_id: int) -> tuple[TestRunRow, list[dict[str, Any]]]:

@@ -65,11 +65,7 @@ class ModelCommands(Group):
         def load() -> list[ModelVersion]:
             with self.store.read() as s:
                 guild = self._find_guild(s, caller)
-                return (
-                    list(s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id).order_by(ModelVersion.id)))
-                    if guild
-                    else []
-                )
+                return repo.versions(s, guild.id) if guild else []
 
         versions = await self._blocking(load)
         if not versions:
@@ -130,7 +126,7 @@ class ModelCommands(Group):
                         s.flush()
                 else:
                     target = self._runnable_version(s, guild.id, name)
-                for v in s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id)):
+                for v in repo.versions(s, guild.id):
                     v.active = v.id == target.id
                 repo.audit(s, guild.id, caller.user_id, "model use", target.name,
                            f"remote `{target.base}`" if target.backend == "openai" else None)
@@ -340,7 +336,7 @@ class ModelCommands(Group):
         """The guild's version called ``name``; ``NotFound``, or ``BadInput`` when its files are not all on disk."""
         from trainerbot.model.files import is_complete
 
-        version = s.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild_id, ModelVersion.name == name))
+        version = repo.version_named(s, guild_id, name)
         if version is None:
             raise NotFound(f"There is no model version `{name[:30]}` here. `{self.settings.prefix}model list` shows them.")
         if version.backend == "local" and (not version.path or not is_complete(self.data_dir / version.path)):

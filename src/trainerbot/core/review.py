@@ -267,7 +267,7 @@ class ReviewCommands(Group):
             unsafe = flagged_replies(s, guild.id, limit=1, unsafe_only=True) if chosen is None and after is None else []
             if unsafe:  # a reply someone called rude or unsafe comes before everything else
                 return self._show_flagged(s, *unsafe[0])
-            pending = select(Correction).where(Correction.guild_id == guild.id, Correction.status == CorrectionStatus.PENDING)
+            pending = repo.pending_corrections(guild.id)
             corr = s.get(Correction, chosen) if chosen is not None else None
             if corr is not None and (corr.guild_id != guild.id or corr.status != CorrectionStatus.PENDING):
                 corr = None

@@ -11,14 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import desc, select
-
 from trainerbot.core.base import Group
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.types import Caller
 from trainerbot.plural import count
 from trainerbot.store import repo
-from trainerbot.store.models import Correction, CorrectionStatus, Job, JobStatus, ModelVersion, TestRun
+from trainerbot.store.models import Correction, JobStatus
 
 Kind = Literal["dataset", "version", "job", "test", "correction"]
 MAX_SUGGESTIONS = 25  # Discord shows at most 25 choices
@@ -56,9 +54,7 @@ class Suggestions(Group):
                         extra = f", {archives} archived" if archives else ""
                         out.append(Suggestion(_short(f"{ds.name} — {count(current, 'example')}{extra}"), ds.name))
             elif kind == "version":
-                versions = list(
-                    s.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild.id).order_by(desc(ModelVersion.id)))
-                )
+                versions = repo.versions(s, guild.id, newest_first=True)
                 for v in versions:
                     what = f"remote {v.base}" if v.backend == "openai" else f"{v.recipe.upper()}, job #{v.job_id}"
                     label = _short(f"{v.name} — {what}{' (active)' if v.active else ''}")
@@ -72,7 +68,7 @@ class Suggestions(Group):
                 ):
                     out.append(Suggestion(_short(f"{remote} — the configured remote model"), remote))
             elif kind == "job":
-                for job in s.scalars(select(Job).where(Job.guild_id == guild.id).order_by(desc(Job.id)).limit(200)):
+                for job in repo.recent_jobs(s, guild.id, 200):
                     label = _short(
                         f"#{job.id} — {job.recipe.upper()}, {job.status}"
                         + (f" {job.progress * 100:.0f} %" if job.status == JobStatus.RUNNING else "")
@@ -80,7 +76,7 @@ class Suggestions(Group):
                     if not typed or typed.lstrip("#") in str(job.id) or typed in label.lower():
                         out.append(Suggestion(label, job.id))
             elif kind == "test":
-                for run in s.scalars(select(TestRun).where(TestRun.guild_id == guild.id).order_by(desc(TestRun.id)).limit(200)):
+                for run in repo.recent_test_runs(s, guild.id, 200):
                     label = _short(
                         f"#{run.id} — {run.model_version}, {run.wrong} of {run.cases} wrong"
                         + (", handled" if run.handled else "")
@@ -88,8 +84,7 @@ class Suggestions(Group):
                     if not typed or typed.lstrip("#") in str(run.id) or typed in label.lower():
                         out.append(Suggestion(label, run.id))
             elif kind == "correction":
-                pending = select(Correction).where(Correction.guild_id == guild.id, Correction.status == CorrectionStatus.PENDING)
-                for corr in s.scalars(pending.order_by(Correction.id).limit(200)):
+                for corr in s.scalars(repo.pending_corrections(guild.id).order_by(Correction.id).limit(200)):
                     label = _short(f"#{corr.id} — {_short(corr.prompt, 40)} → {_short(corr.corrected, 45)}")
                     if not typed or typed.lstrip("#") in str(corr.id) or typed in label.lower():
                         out.append(Suggestion(label, corr.id))

@@ -153,7 +153,7 @@ class TrainingCommands(Group):
                 guild = self._find_guild(s, caller)
                 if guild is None:
                     return []
-                return list(s.scalars(select(Job).where(Job.guild_id == guild.id).order_by(Job.id.desc()).limit(10)))
+                return repo.recent_jobs(s, guild.id, 10)
 
         jobs = await self._blocking(load)
         if not jobs:

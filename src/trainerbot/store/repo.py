@@ -22,9 +22,11 @@ from trainerbot.store.models import (
     FactEmbedding,
     Feedback,
     Guild,
+    Job,
     Message,
     ModelVersion,
     Snapshot,
+    TestRun,
 )
 
 PERSONA_KEY = "persona"  # in Guild.settings: the server's system instruction, set by a trainer
@@ -113,6 +115,31 @@ def find_bot_reply(session: Session, guild_id: int, platform_message_id: str) ->
 def active_version(session: Session, guild_id: int) -> ModelVersion | None:
     """The version that answers a server's chat, if one is active."""
     return session.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild_id, ModelVersion.active.is_(True)))
+
+
+def versions(session: Session, guild_id: int, *, newest_first: bool = False) -> list[ModelVersion]:
+    """A server's model versions, oldest first (or newest first)."""
+    order = ModelVersion.id.desc() if newest_first else ModelVersion.id
+    return list(session.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild_id).order_by(order)))
+
+
+def version_named(session: Session, guild_id: int, name: str) -> ModelVersion | None:
+    return session.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild_id, ModelVersion.name == name))
+
+
+def recent_jobs(session: Session, guild_id: int, limit: int) -> list[Job]:
+    """A server's latest ``limit`` training jobs, newest first."""
+    return list(session.scalars(select(Job).where(Job.guild_id == guild_id).order_by(Job.id.desc()).limit(limit)))
+
+
+def recent_test_runs(session: Session, guild_id: int, limit: int) -> list[TestRun]:
+    """A server's latest ``limit`` test runs, newest first."""
+    return list(session.scalars(select(TestRun).where(TestRun.guild_id == guild_id).order_by(TestRun.id.desc()).limit(limit)))
+
+
+def pending_corrections(guild_id: int) -> Select[Correction]:
+    """A server's corrections waiting for review (a query: callers order, page and count it)."""
+    return select(Correction).where(Correction.guild_id == guild_id, Correction.status == CorrectionStatus.PENDING)
 
 
 def persona(guild: Guild) -> str | None:
