@@ -21,6 +21,7 @@ import shutil
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TextIO
 
 from rich.console import Console as RichConsole
@@ -331,7 +332,7 @@ class Console:
             f" · {extra}" if extra else "",
         )
 
-    def _draw_live(self, line: Any) -> None:
+    def _draw_live(self, line: Text) -> None:
         if self.rich is None:
             return
         import readline
@@ -422,7 +423,7 @@ class Console:
         atexit.register(lambda: _save_history(readline, history))
 
 
-def _save_history(readline: Any, history: Path) -> None:
+def _save_history(readline: ModuleType, history: Path) -> None:
     try:
         readline.write_history_file(history)
     except OSError:

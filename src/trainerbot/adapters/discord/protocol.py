@@ -9,7 +9,8 @@ the application's owners and the once-a-minute DM clocks. A UI item reaches it f
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import discord
 
@@ -39,13 +40,13 @@ class VoiceLink(Protocol):
     """What the voice cog uses of a voice connection (``discord.VoiceClient``; the tests'
     stand-in, as Discord's voice servers are out of reach)."""
 
-    channel: Any
+    channel: object
     guild: discord.Guild
 
     def is_connected(self) -> bool: ...
     def is_playing(self) -> bool: ...
     async def move_to(self, channel: discord.abc.Snowflake | None) -> None: ...
-    def play(self, source: discord.AudioSource, *, after: Any = None) -> None: ...
+    def play(self, source: discord.AudioSource, *, after: Callable[[Exception | None], object] | None = None) -> None: ...
     async def disconnect(self, *, force: bool = False) -> None: ...
 
 
@@ -54,7 +55,7 @@ def voice_link(vc: discord.VoiceProtocol | None) -> VoiceLink | None:
     return vc if isinstance(vc, VoiceLink) else None
 
 
-def services(client: Any) -> BotServices:
+def services(client: object) -> BotServices:
     """The bot behind an interaction's or a context's client (``TypeError`` for any other client)."""
     if not isinstance(client, BotServices):
         raise TypeError(f"{type(client).__name__} is not trainerbot's bot")
