@@ -22,7 +22,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TextIO
+from typing import TextIO
 
 from rich.console import Console as RichConsole
 from rich.markdown import Markdown
