@@ -45,7 +45,7 @@ from trainerbot.datasets.sample import generate
 from trainerbot.evaluation.general import questions
 from trainerbot.model.llamacpp import ServedModel
 from trainerbot.model.prompt import SYSTEM, conversation
-from trainerbot.store.models import Job, JobEvent, JobStatus
+from trainerbot.store.tables import Job, JobEvent, JobStatus
 
 SIDES = {  # the worker's environment on each side
     "before": {"TRAINERBOT_WORKER_NICE": "0", "TRAINERBOT_WORKER_YIELDS": "false"},

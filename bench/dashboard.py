@@ -37,7 +37,7 @@ from trainerbot.core import Caller, CoreService
 from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets.records import Example
 from trainerbot.store import repo
-from trainerbot.store.models import Correction, CorrectionStatus, Job, JobStatus
+from trainerbot.store.tables import Correction, CorrectionStatus, Job, JobStatus
 from trainerbot.training import queue
 
 TRAINERS = frozenset({"trainer"})
@@ -74,7 +74,7 @@ def seed(core: CoreService, items: int, pending: int) -> tuple[int, int]:
     with core.store.read() as s:
         from sqlalchemy import func, select
 
-        from trainerbot.store.models import DatasetItem
+        from trainerbot.store.tables import DatasetItem
         item_id = int(s.scalar(select(func.max(DatasetItem.id))) or 0)
     return item_id, job_id
 

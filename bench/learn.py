@@ -31,7 +31,7 @@ from trainerbot.evaluation import heldout
 from trainerbot.evaluation.metrics import Summary
 from trainerbot.evaluation.run import score_cases
 from trainerbot.model.local import LocalModel
-from trainerbot.store.models import ModelVersion
+from trainerbot.store.tables import ModelVersion
 from trainerbot.training.worker import serve
 
 

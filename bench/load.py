@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 from trainerbot.config import Settings
 from trainerbot.core import Attachment, Caller, CoreService
 from trainerbot.datasets.sample import generate
-from trainerbot.store.models import Correction, DatasetItem, Feedback, Message, utcnow
+from trainerbot.store.tables import Correction, DatasetItem, Feedback, Message, utcnow
 
 QUESTIONS = generate(60, seed=5)
 

@@ -27,7 +27,7 @@ from trainerbot.config import Settings
 from trainerbot.core import Caller, CoreService
 from trainerbot.store import repo
 from trainerbot.store.keys import question_key
-from trainerbot.store.models import Correction, CorrectionStatus
+from trainerbot.store.tables import Correction, CorrectionStatus
 
 
 def fill(core: CoreService, guild: str, pending: int, questions: int) -> Caller:

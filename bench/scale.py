@@ -27,7 +27,7 @@ from bench.load import ingest, settings_for
 from tests.pg import new_database, postgres_server
 from trainerbot.core import CoreService
 from trainerbot.store import Store
-from trainerbot.store.models import Dataset, Guild, Job, Snapshot
+from trainerbot.store.tables import Dataset, Guild, Job, Snapshot
 from trainerbot.training import queue
 
 JOBS = 400

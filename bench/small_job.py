@@ -29,7 +29,7 @@ from trainerbot.config import Settings
 from trainerbot.core import Attachment, Caller, CoreService
 from trainerbot.datasets.sample import generate
 from trainerbot.model.pretrained import prepare_base
-from trainerbot.store.models import Job, JobEvent, JobStatus, ModelVersion
+from trainerbot.store.tables import Job, JobEvent, JobStatus, ModelVersion
 
 
 def _epoch(at: datetime) -> float:

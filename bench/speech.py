@@ -20,9 +20,9 @@ from pathlib import Path
 
 from trainerbot.evaluation.wer import corpus_wer
 from trainerbot.voice.audio import encode, to_wav16k, wav_seconds
-from trainerbot.voice.models import multilingual_model_dir
 from trainerbot.voice.stt import SphinxEngine, STTEngine, WhisperEngine
 from trainerbot.voice.tts import CachedEngine, EspeakEngine, PiperEngine
+from trainerbot.voice.weights import multilingual_model_dir
 
 ENGLISH = [
     "open the door please", "the weather is nice today", "please turn off the lights", "what time is it now",

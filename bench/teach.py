@@ -41,7 +41,7 @@ from trainerbot.evaluation import general, heldout
 from trainerbot.evaluation.metrics import exact_match
 from trainerbot.model.local import LocalModel, Weights
 from trainerbot.model.pretrained import prepare_base
-from trainerbot.store.models import ModelVersion
+from trainerbot.store.tables import ModelVersion
 
 
 async def run_worker(settings: Settings) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from trainerbot.config import Settings
 from trainerbot.core import Attachment, Caller, CoreService
-from trainerbot.store import models
+from trainerbot.store import tables
 
 
 @pytest.fixture(autouse=True)
@@ -118,19 +118,19 @@ def row_counts(core: CoreService) -> dict[str, int]:
         return {
             t.__tablename__: s.scalar(select(func.count()).select_from(t)) or 0
             for t in (
-                models.Guild,
-                models.Conversation,
-                models.Message,
-                models.Feedback,
-                models.Correction,
-                models.Dataset,
-                models.DatasetItem,
-                models.Snapshot,
-                models.Job,
-                models.JobEvent,
-                models.ModelVersion,
-                models.Revision,
-                models.AuditEntry,
+                tables.Guild,
+                tables.Conversation,
+                tables.Message,
+                tables.Feedback,
+                tables.Correction,
+                tables.Dataset,
+                tables.DatasetItem,
+                tables.Snapshot,
+                tables.Job,
+                tables.JobEvent,
+                tables.ModelVersion,
+                tables.Revision,
+                tables.AuditEntry,
             )
         }
 

@@ -191,7 +191,7 @@ async def _start_worker(settings: Settings, args: argparse.Namespace) -> WorkerS
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from trainerbot.store.models import JobStatus
+    from trainerbot.store.tables import JobStatus
     from trainerbot.training.worker import run_one, serve
 
     if args.job is not None:

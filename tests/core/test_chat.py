@@ -11,7 +11,7 @@ from trainerbot.core import Caller, CoreService
 from trainerbot.errors import BadInput
 from trainerbot.model.prompt import SYSTEM
 from trainerbot.model.taught import TaughtIndex
-from trainerbot.store.models import FactEmbedding
+from trainerbot.store.tables import FactEmbedding
 
 
 async def test_before_any_model_the_bot_says_how_to_train(core: CoreService, member: Caller) -> None:
@@ -104,7 +104,7 @@ async def test_taught_questions_are_embedded_once_and_stored(core: CoreService, 
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy import func, select
 
-    from trainerbot.store.models import FactEmbedding
+    from trainerbot.store.tables import FactEmbedding
 
     embedder = core.runtimes.embedder()
     assert embedder is not None

@@ -9,7 +9,7 @@ from tests.conftest import JSONL_FACTS, att, row_counts
 from trainerbot.core import Caller, CoreService
 from trainerbot.datasets.snapshots import read_snapshot
 from trainerbot.errors import BadInput, NotFound
-from trainerbot.store.models import DatasetItem, Guild, Snapshot
+from trainerbot.store.tables import DatasetItem, Guild, Snapshot
 
 
 async def test_import_reports_counts_and_stores_provenance(core: CoreService, trainer: Caller) -> None:

@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from trainerbot.core import Caller, CoreService
 from trainerbot.errors import BadInput, Busy, NotFound
-from trainerbot.store.models import Correction, DatasetItem, Feedback
+from trainerbot.store.tables import Correction, DatasetItem, Feedback
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from trainerbot.core import Caller, CoreService
 from trainerbot.core.text import speaker_name
 from trainerbot.model.prompt import SYSTEM, conversation
-from trainerbot.store.models import DatasetItem
+from trainerbot.store.tables import DatasetItem
 
 WRONG = "The bakery on Mill Street is owned by Emma."
 RIGHT = "The bakery on Mill Street is run by Greta Okafor, who opened it in 2019."

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from trainerbot.core import Caller, CoreService
 from trainerbot.errors import NotFound
-from trainerbot.store.models import DatasetItem, Feedback
+from trainerbot.store.tables import DatasetItem, Feedback
 
 
 @pytest.fixture

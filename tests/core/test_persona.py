@@ -16,7 +16,7 @@ from trainerbot.core import Caller, CoreService
 from trainerbot.core.persona import MAX_PERSONA_CHARS
 from trainerbot.errors import BadInput, NotAllowed
 from trainerbot.model.prompt import FACTS_HEADER, SYSTEM
-from trainerbot.store.models import Guild, ModelVersion
+from trainerbot.store.tables import Guild, ModelVersion
 
 PIRATE = "You are Quill, the harbour's guide. Answer like a friendly sailor."
 

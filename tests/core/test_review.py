@@ -10,7 +10,7 @@ from sqlalchemy import select
 from tests.conftest import JSONL_FACTS, att, row_counts
 from trainerbot.core import Caller, CoreService
 from trainerbot.errors import BadInput, Busy, NotAllowed, NotFound
-from trainerbot.store.models import Correction, DatasetItem, Feedback, Message
+from trainerbot.store.tables import Correction, DatasetItem, Feedback, Message
 
 
 @pytest.fixture
@@ -216,7 +216,7 @@ def _of(core: CoreService, user_id: str) -> dict[str, int]:
 def _embeddings(core: CoreService) -> int:
     from sqlalchemy import func, select
 
-    from trainerbot.store.models import FactEmbedding
+    from trainerbot.store.tables import FactEmbedding
 
     with core.store.read() as s:
         return s.scalar(select(func.count()).select_from(FactEmbedding)) or 0

@@ -14,7 +14,7 @@ from tests.conftest import JSONL_FACTS, att, row_counts
 from trainerbot.core import Caller, CoreService
 from trainerbot.datasets.snapshots import read_snapshot
 from trainerbot.errors import BadInput, NotAllowed, NotFound
-from trainerbot.store.models import AuditEntry, DatasetItem
+from trainerbot.store.tables import AuditEntry, DatasetItem
 
 QUESTION = "What is the capital of Zorbia?"
 

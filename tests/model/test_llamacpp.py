@@ -24,7 +24,7 @@ from trainerbot.model.files import DONE_MARKER, relative_base
 from trainerbot.model.llamacpp import ServedModel, ServingFiles
 from trainerbot.model.local import LocalModel, Weights
 from trainerbot.model.runtime import Runtimes
-from trainerbot.store.models import ModelVersion
+from trainerbot.store.tables import ModelVersion
 
 QUESTIONS = ["What is the capital of France?", "How many legs does a spider have?", "Say hello."]
 
@@ -245,7 +245,7 @@ async def test_members_wait_in_line_for_a_slot_and_past_its_bound_are_told_the_b
     from trainerbot.core import Caller, CoreService
     from trainerbot.core.turns import BUSY
     from trainerbot.errors import Busy
-    from trainerbot.store.models import Message
+    from trainerbot.store.tables import Message
 
     data = tmp_path / "data"
     pretrained.base_dir(data).parent.mkdir(parents=True)

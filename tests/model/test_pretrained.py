@@ -28,7 +28,7 @@ from trainerbot.datasets.sample import generate
 from trainerbot.errors import NotAvailable
 from trainerbot.model import pretrained
 from trainerbot.model.files import DONE_MARKER, adapter_base
-from trainerbot.store.models import JobEvent, ModelVersion
+from trainerbot.store.tables import JobEvent, ModelVersion
 from trainerbot.training import rehearsal, versions
 from trainerbot.training.worker import serve
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from tests.conftest import JSONL_FACTS, att, row_counts
 from trainerbot.config import Settings
 from trainerbot.core import Caller, CoreService
-from trainerbot.store.models import Feedback, Guild
+from trainerbot.store.tables import Feedback, Guild
 
 
 def test_backup_while_writing_is_consistent_and_restores(core: CoreService, trainer: Caller, tmp_path: Path) -> None:

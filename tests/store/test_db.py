@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from trainerbot.store import Store, repo
 from trainerbot.store.db import alembic_config, make_engine
-from trainerbot.store.models import Base, Conversation, Dataset, Feedback, Guild, Message
+from trainerbot.store.tables import Base, Conversation, Dataset, Feedback, Guild, Message
 
 
 @pytest.fixture

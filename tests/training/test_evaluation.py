@@ -13,7 +13,7 @@ from trainerbot.config import Settings
 from trainerbot.core import Caller, CoreService
 from trainerbot.datasets.sample import generate
 from trainerbot.errors import BadInput, NotAllowed, NotFound
-from trainerbot.store.models import Correction, DatasetItem, Job, ModelVersion, TestRun
+from trainerbot.store.tables import Correction, DatasetItem, Job, ModelVersion, TestRun
 from trainerbot.training.worker import serve
 
 

@@ -20,7 +20,7 @@ from trainerbot.datasets.records import Example
 from trainerbot.datasets.sample import generate
 from trainerbot.errors import BadInput, NotAllowed, NotFound
 from trainerbot.model.local import LocalModel
-from trainerbot.store.models import Job, JobEvent, ModelVersion
+from trainerbot.store.tables import Job, JobEvent, ModelVersion
 from trainerbot.training import recipes
 from trainerbot.training.worker import serve, spawn_child, stop_child
 

@@ -19,7 +19,7 @@ from tests.conftest import att
 from tests.pg import new_database
 from trainerbot.config import Settings
 from trainerbot.core import Caller, CoreService
-from trainerbot.store.models import Job, JobEvent, ModelVersion
+from trainerbot.store.tables import Job, JobEvent, ModelVersion
 
 TRAINER = Caller(guild_id="111", guild_name="Guild A", user_id="u-trainer", channel_id="c1", roles=frozenset({"trainer"}))
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, update
 
 from trainerbot.store import Store, repo
-from trainerbot.store.models import Job, JobEvent, Snapshot, utcnow
+from trainerbot.store.tables import Job, JobEvent, Snapshot, utcnow
 from trainerbot.training import queue
 
 

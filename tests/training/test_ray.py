@@ -23,7 +23,7 @@ from tests.conftest import att
 from trainerbot.config import Settings
 from trainerbot.core import Caller, CoreService
 from trainerbot.datasets.sample import generate
-from trainerbot.store.models import Job, JobEvent, ModelVersion
+from trainerbot.store.tables import Job, JobEvent, ModelVersion
 from trainerbot.training.worker import serve
 
 RAY = str(Path(sys.executable).with_name("ray"))

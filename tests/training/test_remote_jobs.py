@@ -20,7 +20,7 @@ from tests.openai_fake import KEY, OpenAIFake
 from trainerbot.config import Settings
 from trainerbot.core import Caller, CoreService
 from trainerbot.datasets.sample import generate
-from trainerbot.store.models import Job, JobEvent, ModelVersion
+from trainerbot.store.tables import Job, JobEvent, ModelVersion
 from trainerbot.training.worker import serve as work
 
 

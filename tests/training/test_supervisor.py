@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from tests.conftest import JSONL_FACTS, att
 from trainerbot.core import Caller, CoreService
 from trainerbot.ops import logs
-from trainerbot.store.models import WorkerBeat, utcnow
+from trainerbot.store.tables import WorkerBeat, utcnow
 from trainerbot.training import queue, supervisor, worker
 from trainerbot.training.supervisor import WorkerSupervisor
 from trainerbot.training.worker import serve

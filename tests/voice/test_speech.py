@@ -100,7 +100,7 @@ def test_real_human_speech_librivox(stt: WhisperEngine) -> None:
 
 
 def test_the_multilingual_model_is_joined_once_and_hears_russian(tmp_path) -> None:
-    from trainerbot.voice.models import multilingual_model_dir
+    from trainerbot.voice.weights import multilingual_model_dir
 
     folder = multilingual_model_dir(tmp_path)
     assert (folder / "DONE.json").is_file() and (folder / "model.bin").stat().st_size > 100_000_000
@@ -113,7 +113,7 @@ def test_the_multilingual_model_is_joined_once_and_hears_russian(tmp_path) -> No
 
 
 def test_a_half_joined_model_is_redone(tmp_path) -> None:
-    from trainerbot.voice.models import multilingual_model_dir
+    from trainerbot.voice.weights import multilingual_model_dir
 
     partial = tmp_path / "models" / ".whisper-base.partial"
     partial.mkdir(parents=True)
@@ -136,9 +136,9 @@ def test_piper_speaks_english_that_whisper_understands(stt: WhisperEngine) -> No
 
 def test_a_model_package_that_is_not_the_pinned_one_is_refused(tmp_path, monkeypatch) -> None:
     from trainerbot.errors import NotAvailable
-    from trainerbot.voice import models
+    from trainerbot.voice import weights
 
-    monkeypatch.setattr(models, "BASE_SHA256", "0" * 64)
+    monkeypatch.setattr(weights, "BASE_SHA256", "0" * 64)
     with pytest.raises(NotAvailable, match="not the pinned"):
-        models.multilingual_model_dir(tmp_path)
+        weights.multilingual_model_dir(tmp_path)
     assert not (tmp_path / "models" / "whisper-base").exists() and not (tmp_path / "models" / ".whisper-base.partial").exists()

@@ -18,7 +18,7 @@ from trainerbot.core.base import Group
 from trainerbot.core.text import quote_user_text, row_number
 from trainerbot.core.types import Caller, Reply
 from trainerbot.store import repo
-from trainerbot.store.models import AuditEntry
+from trainerbot.store.tables import AuditEntry
 
 PAGE = 20
 

@@ -19,7 +19,7 @@ from trainerbot.core.types import Caller
 from trainerbot.datasets import paths
 from trainerbot.errors import NotFound
 from trainerbot.store import Store, repo
-from trainerbot.store.models import Guild
+from trainerbot.store.tables import Guild
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -46,7 +46,7 @@ from trainerbot.model.runtime import Runtime, Runtimes, system_for
 from trainerbot.model.taught import Meaning, TaughtIndex
 from trainerbot.ops import metrics
 from trainerbot.store import Store, repo
-from trainerbot.store.models import DatasetItem, ModelVersion
+from trainerbot.store.tables import DatasetItem, ModelVersion
 from trainerbot.training.chat_first import ChatFirst
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from trainerbot.core.base import Group
 from trainerbot.core.types import Caller, Reply
 from trainerbot.errors import BadInput
 from trainerbot.plural import count
-from trainerbot.store.models import Correction, CorrectionStatus, DatasetItem, Feedback
+from trainerbot.store.tables import Correction, CorrectionStatus, DatasetItem, Feedback
 
 HIDDEN_KEY = "contributors_hidden"  # in Guild.settings: the user IDs who asked not to be listed
 SHOWN = 20

@@ -28,7 +28,7 @@ from trainerbot.core.review import flagged_replies, rating_reasons
 from trainerbot.core.types import Caller, Reply
 from trainerbot.errors import BadInput, NotAllowed, NotAvailable, NotFound
 from trainerbot.store import repo
-from trainerbot.store.models import (
+from trainerbot.store.tables import (
     Correction,
     CorrectionStatus,
     DashboardLogin,

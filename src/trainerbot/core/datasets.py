@@ -31,7 +31,7 @@ from trainerbot.evaluation import heldout
 from trainerbot.fileio import atomic_write_bytes, unique_path
 from trainerbot.plural import count
 from trainerbot.store import repo
-from trainerbot.store.models import Dataset, DatasetItem, Guild, Revision, Snapshot
+from trainerbot.store.tables import Dataset, DatasetItem, Guild, Revision, Snapshot
 
 REVISIONS_SHOWN = 15  # the newest revisions a `revisions` reply lists
 

@@ -19,7 +19,7 @@ from trainerbot.core.base import Group
 from trainerbot.core.text import bar, eta_text, read_message_id, speaker_name
 from trainerbot.core.types import Caller
 from trainerbot.errors import NotFound
-from trainerbot.store.models import Conversation, Correction, Guild, Job, JobEvent, Message
+from trainerbot.store.tables import Conversation, Correction, Guild, Job, JobEvent, Message
 from trainerbot.training import queue
 
 

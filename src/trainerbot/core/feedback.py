@@ -36,7 +36,7 @@ from trainerbot.errors import BadInput, Busy, NotFound
 from trainerbot.ops import metrics
 from trainerbot.store import Store, repo
 from trainerbot.store.keys import question_key
-from trainerbot.store.models import Correction, CorrectionStatus, Feedback, Message
+from trainerbot.store.tables import Correction, CorrectionStatus, Feedback, Message
 
 MAX_FEEDBACK_CHARS = 2000
 REACTIONS: dict[str, Label] = {"👍": "positive", "👎": "negative"}

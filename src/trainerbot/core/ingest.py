@@ -25,7 +25,7 @@ from trainerbot.core.types import Caller
 from trainerbot.errors import NotFound
 from trainerbot.store import Store, repo
 from trainerbot.store.keys import question_key
-from trainerbot.store.models import DatasetItem, Feedback, Message, utcnow
+from trainerbot.store.tables import DatasetItem, Feedback, Message, utcnow
 
 MAX_BATCH = 512
 IDLE_STOP_S = 5.0

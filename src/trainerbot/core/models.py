@@ -41,7 +41,7 @@ from trainerbot.model.runtime import Runtime, Runtimes, system_for
 from trainerbot.plural import count
 from trainerbot.store import Store, repo
 from trainerbot.store.keys import question_key
-from trainerbot.store.models import Correction, CorrectionStatus, DatasetItem, Guild, ModelVersion, TestRun
+from trainerbot.store.tables import Correction, CorrectionStatus, DatasetItem, Guild, ModelVersion, TestRun
 
 SHOWN_WRONG = 3
 REMOTE_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}")

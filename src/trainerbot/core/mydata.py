@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainerbot.datasets import revisions
-from trainerbot.store.models import Conversation, Correction, DashboardSession, Dataset, DatasetItem, Feedback, Guild, Message
+from trainerbot.store.tables import Conversation, Correction, DashboardSession, Dataset, DatasetItem, Feedback, Guild, Message
 
 MAX_ROWS = 5000  # per section, newest first
 

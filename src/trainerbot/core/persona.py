@@ -18,7 +18,7 @@ from trainerbot.core.types import Caller, Reply
 from trainerbot.errors import BadInput
 from trainerbot.model.runtime import shipped_system
 from trainerbot.store import repo
-from trainerbot.store.models import ModelVersion
+from trainerbot.store.tables import ModelVersion
 
 MAX_PERSONA_CHARS = 1000  # a system instruction, not a document: the facts share the context with it
 RESET = "reset"

@@ -36,7 +36,7 @@ from trainerbot.fileio import atomic_write_bytes
 from trainerbot.plural import count
 from trainerbot.store import repo
 from trainerbot.store.keys import question_key
-from trainerbot.store.models import Correction, CorrectionStatus, DatasetItem, FactEmbedding, Feedback, Message, utcnow
+from trainerbot.store.tables import Correction, CorrectionStatus, DatasetItem, FactEmbedding, Feedback, Message, utcnow
 
 APPROVE_EMOJI, REJECT_EMOJI = "✅", "❌"
 FORGOTTEN = {"examples": ("example", "examples"), "ratings and feedback": ("rating or feedback", "ratings and feedback"),

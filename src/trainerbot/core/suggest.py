@@ -16,7 +16,7 @@ from trainerbot.core.permissions import is_trainer
 from trainerbot.core.types import Caller
 from trainerbot.plural import count
 from trainerbot.store import repo
-from trainerbot.store.models import Correction, JobStatus
+from trainerbot.store.tables import Correction, JobStatus
 
 Kind = Literal["dataset", "version", "job", "test", "correction"]
 MAX_SUGGESTIONS = 25  # Discord shows at most 25 choices

@@ -25,7 +25,7 @@ from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput, NotAvailable, NotFound
 from trainerbot.plural import count
 from trainerbot.store import Store, repo
-from trainerbot.store.models import Dataset, Job, JobEvent, JobStatus, ModelVersion, Snapshot
+from trainerbot.store.tables import Dataset, Job, JobEvent, JobStatus, ModelVersion, Snapshot
 from trainerbot.training import queue, recipes
 
 SAMPLE = "sample"

@@ -72,8 +72,8 @@ class VoiceCommands(Group):
         with self._lock:
             engine: STTEngine | None = self._stt.get(key)
             if engine is None:
-                from trainerbot.voice.models import multilingual_model_dir
                 from trainerbot.voice.stt import GoogleEngine, SphinxEngine, WhisperEngine
+                from trainerbot.voice.weights import multilingual_model_dir
 
                 if key == "pocketsphinx":
                     engine = SphinxEngine()

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from trainerbot.datasets.records import Example, as_label
 from trainerbot.store import repo
 from trainerbot.store.keys import question_key
-from trainerbot.store.models import Dataset, DatasetItem, utcnow
+from trainerbot.store.tables import Dataset, DatasetItem, utcnow
 
 
 def item_to_example(item: DatasetItem) -> Example:

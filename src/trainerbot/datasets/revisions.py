@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from trainerbot.errors import BadInput, NotFound
 from trainerbot.store import repo
 from trainerbot.store.keys import question_key
-from trainerbot.store.models import DatasetItem, Revision, utcnow
+from trainerbot.store.tables import DatasetItem, Revision, utcnow
 
 CHUNK = 500  # keys per IN (…) query
 T = TypeVar("T")

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from trainerbot.model.llamacpp import LlamaCppHub, ServedModel
     from trainerbot.model.local import LocalModel, ModelHub, Weights
     from trainerbot.model.remote import RemoteRuntime
-    from trainerbot.store.models import ModelVersion
+    from trainerbot.store.tables import ModelVersion
 
 log = logging.getLogger(__name__)
 

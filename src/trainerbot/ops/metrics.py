@@ -51,7 +51,7 @@ class StoreCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         from sqlalchemy import func, select
 
-        from trainerbot.store.models import Job
+        from trainerbot.store.tables import Job
         from trainerbot.training import queue
 
         depth = GaugeMetricFamily("trainerbot_jobs", "Training jobs by status (queued and running are the queue).",

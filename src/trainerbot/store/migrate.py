@@ -20,7 +20,7 @@ from sqlalchemy import func, insert, select, text
 
 from trainerbot.errors import ConfigError
 from trainerbot.store.db import Store
-from trainerbot.store.models import Base
+from trainerbot.store.tables import Base
 
 BATCH = 1000
 

@@ -12,7 +12,7 @@ from sqlalchemy import Select, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from trainerbot.store.models import (
+from trainerbot.store.tables import (
     AuditEntry,
     Conversation,
     Correction,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from trainerbot.config import Settings
 from trainerbot.evaluation.cases import Case
 from trainerbot.store import Store
-from trainerbot.store.models import ModelVersion
+from trainerbot.store.tables import ModelVersion
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from sqlalchemy import func, select, update
 
 from trainerbot.errors import Busy
 from trainerbot.store import Store, repo
-from trainerbot.store.models import Job, JobEvent, JobStatus, Snapshot, WorkerBeat, utcnow
+from trainerbot.store.tables import Job, JobEvent, JobStatus, Snapshot, WorkerBeat, utcnow
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)

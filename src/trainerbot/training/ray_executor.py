@@ -22,7 +22,7 @@ from typing import Any
 from trainerbot.config import Settings
 from trainerbot.errors import NotAvailable
 from trainerbot.store import Store
-from trainerbot.store.models import Job, JobStatus
+from trainerbot.store.tables import Job, JobStatus
 from trainerbot.training import queue
 
 log = logging.getLogger(__name__)

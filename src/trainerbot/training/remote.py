@@ -23,7 +23,7 @@ from trainerbot.datasets.records import Example
 from trainerbot.errors import TrainerBotError
 from trainerbot.model.remote import RemoteRuntime, client_options, plain_error, provider_reason
 from trainerbot.plural import count
-from trainerbot.store.models import Job, JobStatus
+from trainerbot.store.tables import Job, JobStatus
 from trainerbot.training import queue, recipes
 from trainerbot.training.job import JobContext
 from trainerbot.training.versions import register_version

@@ -38,8 +38,8 @@ from trainerbot.model.pretrained import base_folder
 from trainerbot.model.prompt import SYSTEM
 from trainerbot.plural import count
 from trainerbot.store import Store, repo
-from trainerbot.store.models import Guild, Job, JobStatus, ModelVersion, Snapshot
 from trainerbot.store.repo import active_version
+from trainerbot.store.tables import Guild, Job, JobStatus, ModelVersion, Snapshot
 from trainerbot.training import queue, recipes, rehearsal
 from trainerbot.training.common import JobCallback, Progress, TrainParams, TrainResult, native_bf16, quiet_libraries
 from trainerbot.training.job import JobContext

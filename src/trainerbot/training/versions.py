@@ -32,7 +32,7 @@ from trainerbot.fileio import atomic_write_bytes
 from trainerbot.model.files import DONE_MARKER
 from trainerbot.model.runtime import scoring_runtime
 from trainerbot.store import Store
-from trainerbot.store.models import Guild, JobStatus, ModelVersion
+from trainerbot.store.tables import Guild, JobStatus, ModelVersion
 from trainerbot.training import queue
 from trainerbot.training.job import JobContext
 

@@ -24,7 +24,7 @@ from typing import Any
 from trainerbot.config import Settings
 from trainerbot.ops import logs
 from trainerbot.store import Store
-from trainerbot.store.models import Job, JobStatus
+from trainerbot.store.tables import Job, JobStatus
 from trainerbot.training import chat_first, queue
 
 log = logging.getLogger(__name__)

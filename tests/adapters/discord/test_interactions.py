@@ -23,7 +23,7 @@ from trainerbot.adapters.discord import ui
 from trainerbot.adapters.discord.bot import TrainerBot
 from trainerbot.core import Caller, CoreService
 from trainerbot.core.commands import COMMANDS, words
-from trainerbot.store.models import Correction, Feedback
+from trainerbot.store.tables import Correction, Feedback
 
 GUILD_A, GUILD_B = 100_000_000_000_000_001, 200_000_000_000_000_001
 TESS, MILO = 500_000_000_000_000_001, 500_000_000_000_000_002

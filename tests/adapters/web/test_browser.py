@@ -16,7 +16,7 @@ from sqlalchemy import update
 
 from tests.adapters.web.conftest import link_for, seed
 from trainerbot.core import Caller, CoreService
-from trainerbot.store.models import Correction, DashboardLogin, JobStatus, utcnow
+from trainerbot.store.tables import Correction, DashboardLogin, JobStatus, utcnow
 from trainerbot.training import queue
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

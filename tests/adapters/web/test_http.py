@@ -15,7 +15,7 @@ from tests.conftest import row_counts
 from trainerbot.adapters.web.server import CSP
 from trainerbot.core import Caller, CoreService
 from trainerbot.errors import NotAvailable
-from trainerbot.store.models import Correction, CorrectionStatus, DashboardLogin, Job, utcnow
+from trainerbot.store.tables import Correction, CorrectionStatus, DashboardLogin, Job, utcnow
 from trainerbot.training import queue
 
 
@@ -276,7 +276,7 @@ async def test_the_commands_page_reads_the_command_table(served: tuple[CoreServi
 
 
 async def test_spent_links_and_ended_sessions_do_not_pile_up(served: tuple[CoreService, str], trainer: Caller) -> None:
-    from trainerbot.store.models import DashboardSession
+    from trainerbot.store.tables import DashboardSession
 
     core, base = served
     browser = await sign_in(core, base, trainer)

@@ -36,7 +36,7 @@ from trainerbot.core.types import JobProgress
 from trainerbot.errors import BadInput, TrainerBotError
 from trainerbot.fileio import unique_path
 from trainerbot.ops import metrics
-from trainerbot.store.models import JobStatus
+from trainerbot.store.tables import JobStatus
 
 log = logging.getLogger(__name__)
 QUIT = ("quit", "exit")

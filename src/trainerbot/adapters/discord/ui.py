@@ -30,7 +30,7 @@ from trainerbot.core.feedback import REASONS
 from trainerbot.core.permissions import require_trainer
 from trainerbot.errors import NotAllowed, TrainerBotError
 from trainerbot.ops import metrics
-from trainerbot.store.models import CorrectionStatus
+from trainerbot.store.tables import CorrectionStatus
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
