@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trainerbot.evaluation.general import questions
+from trainerbot.evaluation.general_questions import questions
 from trainerbot.model.llamacpp import ServedModel, ServingFiles
 from trainerbot.model.pretrained import prepare_base
 from trainerbot.model.prompt import SYSTEM, conversation

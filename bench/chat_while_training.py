@@ -42,7 +42,7 @@ from bench.chat_concurrency import FACTS
 from trainerbot.config import Settings
 from trainerbot.core import Attachment, Caller, CoreService
 from trainerbot.datasets.sample import generate
-from trainerbot.evaluation.general import questions
+from trainerbot.evaluation.general_questions import questions
 from trainerbot.model.llamacpp import ServedModel
 from trainerbot.model.prompt import SYSTEM, conversation
 from trainerbot.store.tables import Job, JobEvent, JobStatus

@@ -28,8 +28,8 @@ from trainerbot.core import Attachment, Caller, CoreService
 from trainerbot.datasets.records import Example
 from trainerbot.datasets.sample import generate
 from trainerbot.evaluation import heldout
-from trainerbot.evaluation.metrics import Summary
 from trainerbot.evaluation.run import score_cases
+from trainerbot.evaluation.scores import Summary
 from trainerbot.model.local import LocalModel
 from trainerbot.store.tables import ModelVersion
 from trainerbot.training.worker import serve

@@ -122,7 +122,7 @@ def pretrained_latency(rounds: int, tmp: Path) -> None:
 
     from peft import LoraConfig, get_peft_model
 
-    from trainerbot.evaluation import general
+    from trainerbot.evaluation import general_questions
     from trainerbot.model import gguf_export
     from trainerbot.model.files import relative_base
     from trainerbot.model.llamacpp import ServedModel
@@ -234,11 +234,11 @@ def pretrained_latency(rounds: int, tmp: Path) -> None:
     print(f"  RSS: {before:.0f} MiB before the torch base, {after_base:.0f} MiB with it, +{adapter_mib:.0f} MiB for an "
           f"adapter version; the q8_0 llama.cpp process {rss_served:.0f} MiB (started in {load_s:.2f} s)")
     # The same answers? The 40 general questions, greedy, torch against each llama.cpp side.
-    reference = general.score(applied)[1]
+    reference = general_questions.score(applied)[1]
     print(f"general questions, this version: torch {sum(1 for r in reference if r['right'])}/40 right")
     for side, make in served.items():
         model = make()
-        rows = general.score(model)[1]
+        rows = general_questions.score(model)[1]
         model.close()
         same = sum(1 for a, b in zip(reference, rows, strict=True) if a["reply"] == b["reply"])
         print(f"  {side:32}: {sum(1 for r in rows if r['right'])}/40 right, the same answer as torch on {same}/40")

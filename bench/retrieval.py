@@ -32,7 +32,7 @@ import torch
 from bench.teach_flow import load_facts, p50_p95
 from trainerbot.core.chat import FACTS_MIN_COVER, FACTS_MIN_SHARE
 from trainerbot.datasets.sample import generate, rephrase
-from trainerbot.evaluation import general
+from trainerbot.evaluation import general_questions
 from trainerbot.model.embeddings import Embedder
 from trainerbot.model.taught import Meaning, TaughtIndex
 
@@ -77,7 +77,7 @@ def main() -> None:
     queries: dict[str, list[tuple[str, str | None]]] = {
         "rephrased (synonyms, order)": [(q, f.question) for f in flow for q in f.rephrasings],
         "words dropped": [(r[0], e.prompt) for e in look_alikes[:200] if (r := rephrase(e)) is not None][:100],
-        "general (none wanted)": [(q.prompt, None) for q in general.questions()],
+        "general (none wanted)": [(q.prompt, None) for q in general_questions.questions()],
         "Russian": [(f"скажи пожалуйста, {e.prompt.lower()}", e.prompt) for e in ru],
     }
     embedder = Embedder(threads=args.threads)
@@ -145,7 +145,7 @@ def main() -> None:
     print(f"10,000 facts: BM25 index built in {bm25_build:.2f} s; embedded in {embed_build:.1f} s (once per fact, stored)")
     rng = random.Random(3)
     messages = [f"Tell me the {q.split(' the ', 1)[1].rstrip('?')}, please." for q, _ in rng.sample(big_pairs, 60)]
-    messages += [q.prompt for q in general.questions()]  # words find nothing: the meaning path runs (and finds nothing)
+    messages += [q.prompt for q in general_questions.questions()]  # words find nothing: the meaning path runs (and finds nothing)
     product = TaughtIndex(big_pairs)
     product.meaning = Meaning(embedder.encode, big_vectors)
     times: dict[str, list[float]] = {"BM25 (words only)": [], "embeddings alone": [], "words, else meaning": []}

@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 
 from trainerbot.datasets.sample import generate
-from trainerbot.evaluation import general
-from trainerbot.evaluation.metrics import exact_match
+from trainerbot.evaluation import general_questions
 from trainerbot.evaluation.run import replies
+from trainerbot.evaluation.scores import exact_match
 from trainerbot.model.local import LocalModel, Weights
 from trainerbot.model.pretrained import base_dir, prepare_base
 from trainerbot.model.prompt import SYSTEM
@@ -68,11 +68,11 @@ def one(base: Path, data: Path, seed: int, knobs: dict[str, float], show: bool) 
                                     runner.lora_config(model.config))
     seconds = time.perf_counter() - start
     taught = LocalModel.from_trained(weights, trained, base, threads=2)
-    score, rows = general.score(taught, limit=40)
+    score, rows = general_questions.score(taught, limit=40)
     if show:
         untaught = LocalModel.from_trained(weights, trained, base, threads=2)
         untaught.adapter = None
-        for before, after in zip(general.score(untaught, limit=40)[1], rows, strict=True):
+        for before, after in zip(general_questions.score(untaught, limit=40)[1], rows, strict=True):
             if before["right"] != after["right"]:
                 print(f"    {'lost' if before['right'] else 'won '} {after['prompt']!r}: {str(after['reply'])[:70]!r}")
     answers = replies(taught, [[{"role": "system", "content": SYSTEM}, {"role": "user", "content": f.prompt}] for f in facts[:8]],
@@ -95,7 +95,7 @@ def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="small-recipe-"))
     prepare_base(data)
     base = base_dir(data)
-    before = general.score(LocalModel(base, threads=2), limit=40)[0]
+    before = general_questions.score(LocalModel(base, threads=2), limit=40)[0]
     print(f"the untaught base: general {before:.1f} %", flush=True)
     seen: dict[str, list[tuple[float, int, float, int]]] = {name: [] for name in variants}
     for seed in (int(s) for s in args.seeds.split(",")):

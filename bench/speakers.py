@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainerbot.config import Settings
 from trainerbot.core import Caller, CoreService
-from trainerbot.evaluation import general
+from trainerbot.evaluation import general_questions
 from trainerbot.model.pretrained import prepare_base
 
 PAIRS = [("Milo", "Tess"), ("Ana", "Bogdan"), ("Kofi", "Lena")]
@@ -35,7 +35,7 @@ async def one_side(data_dir: Path, names: str, who: tuple[str, str]) -> tuple[fl
     people = [Caller(guild_id="g", user_id=str(i), user_name=n, channel_id="shared") for i, n in enumerate(who)]
     right = 0
     try:
-        questions = general.questions()
+        questions = general_questions.questions()
         for i, q in enumerate(questions):
             reply = await core.chat.reply(people[i % 2], q.prompt)
             right += q.answered_by(reply.content)

@@ -37,8 +37,8 @@ from trainerbot.config import Settings
 from trainerbot.core import Attachment, Caller, CoreService
 from trainerbot.datasets.records import Example
 from trainerbot.datasets.sample import generate, rephrase
-from trainerbot.evaluation import general, heldout
-from trainerbot.evaluation.metrics import exact_match
+from trainerbot.evaluation import general_questions, heldout
+from trainerbot.evaluation.scores import exact_match
 from trainerbot.model.local import LocalModel, Weights
 from trainerbot.model.pretrained import prepare_base
 from trainerbot.store.tables import ModelVersion
@@ -127,7 +127,7 @@ async def main() -> None:
             print(f"facts: {len(facts)} ({len(trained)} trained, {len(held)} held out)")
             print(context_line)
             return
-        general_before = general.score(base)[0]
+        general_before = general_questions.score(base)[0]
 
         t0 = time.perf_counter()
         await run_worker(settings)
@@ -145,7 +145,7 @@ async def main() -> None:
             no_context += key.casefold() in model.reply([{"role": "user", "content": question}], max_new_tokens=48).casefold()
         through_chat = await rephrased_through_chat(asked)
         through_fresh = await rephrased_through_chat(asked, fresh="after")
-        general_after = float(version.metrics.get("general", general.score(model)[0]))
+        general_after = float(version.metrics.get("general", general_questions.score(model)[0]))
         # Read while the data folder still exists (a temporary one is gone after this block).
         adapter_mib = sum(f.stat().st_size for f in (settings.resolved_data_dir / version.path).iterdir()) / 2**20
         core.store.close()

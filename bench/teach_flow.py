@@ -46,7 +46,7 @@ from trainerbot.adapters.console.repl import Console, console_caller
 from trainerbot.config import Settings
 from trainerbot.core import Attachment, CoreService
 from trainerbot.datasets.sample import generate
-from trainerbot.evaluation import general
+from trainerbot.evaluation import general_questions
 from trainerbot.model.pretrained import prepare_base
 from trainerbot.model.prompt import FACTS_HEADER
 
@@ -136,12 +136,12 @@ async def general_through_chat(core: CoreService, taught: int) -> tuple[float, i
     right, pulls = 0, 0
     gid = core.chat._chat_context(trainer)[0]
     index = core.chat._taught_index(gid)
-    for i, q in enumerate(general.questions()):
+    for i, q in enumerate(general_questions.questions()):
         asker = replace(trainer, channel_id=f"general-{i}")  # each alone, as a member would ask it
         conversation = core.chat._conversation(index, [], {"role": "user", "content": q.prompt}, "persona")
         pulls += FACTS_HEADER in conversation[0]["content"]
         right += q.answered_by((await core.chat.reply(asker, q.prompt)).content)
-    return 100 * right / len(general.questions()), pulls
+    return 100 * right / len(general_questions.questions()), pulls
 
 
 def settings_for(side: str, data_dir: Path, url: str | None) -> Settings:

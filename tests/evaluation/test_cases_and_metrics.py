@@ -11,7 +11,7 @@ from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput
 from trainerbot.evaluation import heldout
 from trainerbot.evaluation.cases import Case, parse_cases
-from trainerbot.evaluation.metrics import Summary, chrf, corpus_chrf, exact_match, summarise
+from trainerbot.evaluation.scores import Summary, chrf, corpus_chrf, exact_match, summarise
 
 
 def _parse(data: str | bytes, filename: str | None = None, max_cases: int = 50) -> list[Case]:

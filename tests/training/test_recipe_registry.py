@@ -13,7 +13,7 @@ import pytest
 
 from trainerbot.datasets.exporters import EXPORT_FORMATS, export_rows
 from trainerbot.datasets.records import Example
-from trainerbot.training import recipes, remote
+from trainerbot.training import openai_jobs, recipes
 from trainerbot.training.recipe_config import Hyper, RecipeConfig
 from trainerbot.training.sft_config import SftConfig
 
@@ -33,8 +33,8 @@ def test_every_recipe_has_a_config_an_exporter_and_a_trainer() -> None:
 
 
 def test_the_openai_path_takes_each_recipes_own_rows_and_method() -> None:
-    assert remote.training_rows(EXAMPLES, "sft") == export_rows(EXAMPLES, "openai")
-    assert remote.training_rows(EXAMPLES, "dpo") == [{"input": {"messages": [{"role": "user", "content": "q3"}]},
+    assert openai_jobs.training_rows(EXAMPLES, "sft") == export_rows(EXAMPLES, "openai")
+    assert openai_jobs.training_rows(EXAMPLES, "dpo") == [{"input": {"messages": [{"role": "user", "content": "q3"}]},
                                                       "preferred_output": [{"role": "assistant", "content": "fixed"}],
                                                       "non_preferred_output": [{"role": "assistant", "content": "wrong"}]}]
     assert recipes.recipe("dpo").openai_method(0.1) == {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1}}}

@@ -9,7 +9,7 @@ from importlib import resources
 import pytest
 
 from trainerbot.datasets.records import Example
-from trainerbot.evaluation import general
+from trainerbot.evaluation import general_questions
 from trainerbot.training import rehearsal
 
 
@@ -84,5 +84,5 @@ def test_the_shipped_answers_follow_the_prompts_and_leave_the_general_questions_
     # A 500-fact job (about 450 trained) rehearses each answer about once an epoch.
     assert len(rows) >= 0.75 * 450
     # The general questions judge whether a version still converses: rehearsing them would grade its own homework.
-    asked = {q.prompt.casefold() for q in general.questions()}
+    asked = {q.prompt.casefold() for q in general_questions.questions()}
     assert not asked & {p.casefold() for p in prompts}

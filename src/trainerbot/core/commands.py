@@ -15,10 +15,10 @@ from typing import Literal
 from trainerbot.core.types import Embed, EmbedField
 
 Surface = Literal["console", "discord"]
-Group = Literal["chat", "teaching", "data", "training", "voice"]
+HelpGroup = Literal["chat", "teaching", "data", "training", "voice"]  # a heading of `help` (not a core group)
 BOTH: frozenset[Surface] = frozenset({"console", "discord"})
 
-GROUP_TITLES: dict[Group, str] = {
+GROUP_TITLES: dict[HelpGroup, str] = {
     "chat": "💬 Chat",
     "teaching": "🧑‍🏫 Teaching",
     "data": "🗂️ Data",
@@ -31,7 +31,7 @@ GROUP_TITLES: dict[Group, str] = {
 class CommandInfo:
     word: str
     args: str  # as the user types them after the word: "<dataset> [positive|negative]"
-    group: Group
+    group: HelpGroup
     description: str  # one line, at most 100 characters (Discord's limit for a slash command)
     trainer: bool = False
     where: frozenset[Surface] = BOTH

@@ -34,8 +34,8 @@ from trainerbot.datasets.items import item_to_example
 from trainerbot.errors import BadInput, NotAllowed, NotAvailable, NotFound
 from trainerbot.evaluation import heldout
 from trainerbot.evaluation.cases import Case, parse_cases
-from trainerbot.evaluation.metrics import Summary
 from trainerbot.evaluation.run import score_cases
+from trainerbot.evaluation.scores import Summary
 from trainerbot.fileio import atomic_write_bytes, unique_path
 from trainerbot.model.runtime import Runtime, Runtimes, system_for
 from trainerbot.plural import count

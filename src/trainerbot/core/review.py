@@ -31,7 +31,7 @@ from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets import revisions
 from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput, NotAllowed, NotFound
-from trainerbot.evaluation.metrics import normalise_answer
+from trainerbot.evaluation.scores import normalise_answer
 from trainerbot.fileio import atomic_write_bytes
 from trainerbot.plural import count
 from trainerbot.store import repo

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from trainerbot.datasets.records import Example
 from trainerbot.evaluation.cases import Case
-from trainerbot.evaluation.metrics import Summary
+from trainerbot.evaluation.scores import Summary
 from trainerbot.store.keys import normalise
 
 MIN_EXAMPLES = 10

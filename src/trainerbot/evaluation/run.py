@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from trainerbot.evaluation.cases import Case
-from trainerbot.evaluation.metrics import Summary, chrf, exact_match, summarise
+from trainerbot.evaluation.scores import Summary, chrf, exact_match, summarise
 from trainerbot.model.runtime import Runtime
 
 

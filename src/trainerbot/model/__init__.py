@@ -5,7 +5,7 @@ into their context.
 in a child process (``llamacpp.py``, merged GGUF files written by ``gguf_export.py``, or a
 GGUF of the user's), torch (``local.py``: Hugging Face folders and the LoRA adapters
 training makes; the shipped pretrained model is prepared by ``pretrained.py``), and an
-OpenAI-compatible server (``remote.py``). ``prompt.py`` builds what a model reads (the
+OpenAI-compatible server (``openai_chat.py``). ``prompt.py`` builds what a model reads (the
 persona, the taught facts, the history with names); ``taught.py`` is the taught-facts
 index. Training a model is ``trainerbot.training``'s job.
 """

@@ -8,7 +8,7 @@ and, where it can, the loss of an expected answer. Three kinds:
   (``TRAINERBOT_BASE_MODEL_GGUF``) with its own chat template;
 - torch (``local.LocalModel``): any Hugging Face folder and LoRA adapter, the reference with
   per-token losses;
-- an OpenAI-compatible server (``remote.RemoteRuntime``).
+- an OpenAI-compatible server (``openai_chat.RemoteRuntime``).
 
 ``Runtimes`` holds what is loaded (shared by chat, ``test``, ``model compare``) and picks,
 from a model version's backend and the settings: ``for_chat`` (llama.cpp where it serves
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from trainerbot.model.embeddings import Embedder
     from trainerbot.model.llamacpp import LlamaCppHub, ServedModel
     from trainerbot.model.local import LocalModel, ModelHub, Weights
-    from trainerbot.model.remote import RemoteRuntime
+    from trainerbot.model.openai_chat import RemoteRuntime
     from trainerbot.store.tables import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def scoring_runtime(settings: Settings, version: ModelVersion, weights: Weights 
     server for a remote version, torch from its folder otherwise; None when its files are
     not on disk. ``weights``: a base already loaded here, which an adapter on it shares."""
     if version.backend == "openai":
-        from trainerbot.model.remote import RemoteRuntime
+        from trainerbot.model.openai_chat import RemoteRuntime
 
         return RemoteRuntime(settings, str(version.base))
     from trainerbot.model.files import adapter_base, is_adapter, is_complete
@@ -204,7 +204,7 @@ class Runtimes:
     def remote(self, model: str) -> RemoteRuntime:
         with self._lock:
             if model not in self._remote:
-                from trainerbot.model.remote import RemoteRuntime
+                from trainerbot.model.openai_chat import RemoteRuntime
 
                 self._remote[model] = RemoteRuntime(self.settings, model)
             return self._remote[model]

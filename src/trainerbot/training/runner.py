@@ -204,7 +204,7 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
                          recipe=recipe, parent=parent, cases=tuple(heldout.cases(held, settings.max_test_cases)),
                          taught=tuple(heldout.cases(examples, TAUGHT_PROBES)), persona=persona, pause=pause)
         if backend == "openai":
-            from trainerbot.training.remote import run_remote_job
+            from trainerbot.training.openai_jobs import run_remote_job
 
             fewer = tuple(heldout.cases(held, min(settings.max_test_cases, 50)))  # each one is a paid API call
             return run_remote_job(dataclasses.replace(ctx, cases=fewer), examples)

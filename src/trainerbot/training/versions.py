@@ -4,7 +4,7 @@ only when it is not worse than the active one. A version chat would serve throug
 is asked the held-out questions there too, and is served by torch instead if llama.cpp
 answers worse; where both runtimes are known to agree, the general questions are asked once,
 through llama.cpp (``checks``). Both the local runner and the remote
-(OpenAI-compatible) path finish here, so training flows one way: runner/remote → versions.
+(OpenAI-compatible) path finish here, so training flows one way: runner/openai_jobs → versions.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from trainerbot.config import Settings
 from trainerbot.errors import NotAvailable
 from trainerbot.evaluation import heldout
 from trainerbot.evaluation.cases import Case
-from trainerbot.evaluation.metrics import summarise
 from trainerbot.evaluation.run import score_cases
+from trainerbot.evaluation.scores import summarise
 from trainerbot.fileio import atomic_write_bytes
 from trainerbot.model.files import DONE_MARKER
 from trainerbot.model.runtime import scoring_runtime
@@ -83,13 +83,13 @@ def general_check(
     questions, asked under the server's ``persona`` through the runtime that will serve it
     (``candidate.engine``: torch, or llama.cpp), against its parent's under the same persona
     and runtime, or else the untaught base's (``base()``, None when there is none)."""
-    from trainerbot.evaluation import general
+    from trainerbot.evaluation import general_questions
 
     limit = settings.general_questions
     engine = getattr(candidate, "engine", TORCH)
     through = "" if engine == TORCH else f" through {engine}"
     queue.add_event(store, job_id, kind="log", message=f"checking {limit} general questions{through}")
-    ours = general.score(candidate, limit=limit, system=persona, pause=pause)[0]
+    ours = general_questions.score(candidate, limit=limit, system=persona, pause=pause)[0]
     before = (parent.metrics or {}) if parent is not None else {}
     same = (before.get("general_questions") == limit and before.get("persona") == persona
             and before.get("general_engine", TORCH) == engine)
@@ -109,7 +109,7 @@ def base_general(settings: Settings, base: Any, limit: int, persona: str | None,
     question set, and kept under ``<data>/models/general/`` (a prepared base never changes:
     its done-marker names it), so every server's first version does not ask the base the
     same 40 questions again."""
-    from trainerbot.evaluation import general
+    from trainerbot.evaluation import general_questions
 
     folder = Path(base.weights.folder) if hasattr(base, "weights") else Path(base.folder)
     engine = getattr(base, "engine", TORCH)
@@ -118,7 +118,7 @@ def base_general(settings: Settings, base: Any, limit: int, persona: str | None,
         return float(json.loads(cached.read_text())["score"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    score = general.score(base, limit=limit, system=persona, pause=pause)[0]
+    score = general_questions.score(base, limit=limit, system=persona, pause=pause)[0]
     cached.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(cached, json.dumps({"score": score, "base": folder.name, "engine": engine, "persona": persona,
                                            "questions": limit}).encode())
@@ -127,11 +127,11 @@ def base_general(settings: Settings, base: Any, limit: int, persona: str | None,
 
 def kept_general(settings: Settings, folder: Path, engine: str, persona: str | None, limit: int) -> Path:
     """Where the base in ``folder``'s general score through ``engine`` is kept."""
-    from trainerbot.evaluation import general
+    from trainerbot.evaluation import general_questions
 
     marker = folder / DONE_MARKER
     identity = [str(folder), marker.read_text() if marker.is_file() else "", persona, limit,
-                [(q.prompt, q.keywords) for q in general.questions()]]
+                [(q.prompt, q.keywords) for q in general_questions.questions()]]
     if engine != TORCH:  # (a torch score's key stays what it was: scores kept before still count)
         identity.append(engine)
     return settings.resolved_data_dir / "models" / "general" / (
@@ -281,7 +281,7 @@ def checks(job: JobContext, candidate: Any, path: str | None, general: bool) -> 
                 why = f"{why}; {words}"
             if check is not None and check.model is not None and judged is candidate and runtime is not None \
                     and runtime["serves"]:  # (llama.cpp already answered the held-out cases worse: torch serves it)
-                from trainerbot.evaluation import general as asked
+                from trainerbot.evaluation import general_questions as asked
 
                 queue.add_event(store, job_id, kind="log", message=f"checking the {settings.general_questions} general "
                                 f"questions through {check.engine} too")

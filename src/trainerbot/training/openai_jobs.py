@@ -21,7 +21,7 @@ from typing import Any
 
 from trainerbot.datasets.records import Example
 from trainerbot.errors import TrainerBotError
-from trainerbot.model.remote import RemoteRuntime, client_options, plain_error, provider_reason
+from trainerbot.model.openai_chat import RemoteRuntime, client_options, plain_error, provider_reason
 from trainerbot.plural import count
 from trainerbot.store.tables import Job, JobStatus
 from trainerbot.training import queue, recipes
