@@ -55,7 +55,7 @@ async def test_an_approved_correction_is_a_revision_and_training_sees_only_the_c
     await _corrected(core, trainer, member, "Zorbia City.")
     assert await _taught(core, member, "what is the capital of zorbia") == "Zorbia City."
 
-    listed = await core.datasets.revisions(member, "1")
+    listed = await core.revisions.show(member, "1")
     assert listed.data == {"revisions": [1, 2], "current": 2}
     assert "**1** · " in listed.content and "imported by <@u-trainer> from facts.jsonl line 1: Quillport." in listed.content
     assert "**2** ✅ **current**" in listed.content
@@ -75,23 +75,23 @@ async def test_revert_makes_an_older_answer_current_again_as_a_new_revision(
     assert await _taught(core, member) == "Zorbia City."
 
     with pytest.raises(NotAllowed):
-        await core.datasets.revert(member, "1", "1")
+        await core.revisions.revert(member, "1", "1")
     before = row_counts(core)
     with pytest.raises(BadInput, match="current answer already"):
-        await core.datasets.revert(trainer, "1", "2")
+        await core.revisions.revert(trainer, "1", "2")
     with pytest.raises(NotFound, match="no revision 7"):
-        await core.datasets.revert(trainer, "1", "7")
+        await core.revisions.revert(trainer, "1", "7")
     with pytest.raises(BadInput, match="Usage"):
-        await core.datasets.revert(trainer, "1", "two")
+        await core.revisions.revert(trainer, "1", "two")
     assert row_counts(core) == before
 
-    done = await core.datasets.revert(trainer, "#4", "1", "Zorbia City is the old name")  # any example of the question
+    done = await core.revisions.revert(trainer, "#4", "1", "Zorbia City is the old name")  # any example of the question
     assert done.data["revision"] == 3 and done.data["reverted_to"] == 1 and done.data["item_id"] == 1
     assert "Revision 1 of What is the capital of Zorbia? is the taught answer again (as revision 3)" in done.content
     assert await _taught(core, member) == "Quillport."  # chat's index follows at once
     assert _trained_answers(core, trainer, "facts") == ["Quillport."]
     assert _trained_answers(core, trainer, "feedback") == []
-    listed = await core.datasets.revisions(member, "4")
+    listed = await core.revisions.show(member, "4")
     assert listed.data == {"revisions": [1, 2, 3], "current": 3}
     assert 'revision 1 made current again by <@u-trainer> (“Zorbia City is the old name”): Quillport.' in listed.content
     with core.store.read() as s:
@@ -101,38 +101,38 @@ async def test_revert_makes_an_older_answer_current_again_as_a_new_revision(
 
     # And back again: the correction's example returns, no copy made.
     items = row_counts(core)["dataset_items"]
-    assert (await core.datasets.revert(trainer, "1", "2")).data["item_id"] == 4
+    assert (await core.revisions.revert(trainer, "1", "2")).data["item_id"] == 4
     assert row_counts(core)["dataset_items"] == items and await _taught(core, member) == "Zorbia City."
 
 
 async def test_edit_delete_and_import_are_revisions_too(core: CoreService, trainer: Caller, member: Caller) -> None:
     await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
     with pytest.raises(NotAllowed):
-        await core.datasets.edit(member, "1", "Vandalised.")
+        await core.revisions.edit(member, "1", "Vandalised.")
     with pytest.raises(BadInput, match="negative example"):
-        await core.datasets.edit(trainer, "3", "No, it is not.")
+        await core.revisions.edit(trainer, "3", "No, it is not.")
     with pytest.raises(BadInput, match="taught answer already"):
-        await core.datasets.edit(trainer, "1", "Quillport.")
+        await core.revisions.edit(trainer, "1", "Quillport.")
     with pytest.raises(BadInput, match="Write the new answer"):
-        await core.datasets.edit(trainer, "1", "  ")
+        await core.revisions.edit(trainer, "1", "  ")
 
-    edited = await core.datasets.edit(trainer, "1", "Quillport, on the coast.")
+    edited = await core.revisions.edit(trainer, "1", "Quillport, on the coast.")
     assert edited.data == {"item_id": 4, "revision": 2}
     assert await _taught(core, member) == "Quillport, on the coast."
 
     deleted = await core.datasets.delete_item(trainer, "4")
     assert "no taught answer now" in deleted.content
     assert await _taught(core, member) is None  # deleting the current answer leaves the question untaught
-    listed = await core.datasets.revisions(member, "1")
+    listed = await core.revisions.show(member, "1")
     assert listed.data == {"revisions": [1, 2, 3], "current": None}
     assert "edited by <@u-trainer>: Quillport, on the coast." in listed.content
     assert "answer deleted by <@u-trainer> (example #4): *(no answer)*" in listed.content
     assert "No answer is taught for this question now." in listed.content
     with pytest.raises(BadInput, match="left the question without an answer"):
-        await core.datasets.revert(trainer, "1", "3")
+        await core.revisions.revert(trainer, "1", "3")
     # The edited answer's example is gone: reverting to it adds a copy, to the dataset it was in.
     items = row_counts(core)["dataset_items"]
-    await core.datasets.revert(trainer, "1", "2")
+    await core.revisions.revert(trainer, "1", "2")
     assert row_counts(core)["dataset_items"] == items + 1 and await _taught(core, member) == "Quillport, on the coast."
     assert _trained_answers(core, trainer, "facts") == ["Quillport, on the coast."]
 
@@ -143,7 +143,7 @@ async def test_edit_delete_and_import_are_revisions_too(core: CoreService, train
     assert imported.data["replaced"] == 1 and "1 answer taught before replaced" in imported.content
     assert await _taught(core, member) == "Port Quill."
     assert _trained_answers(core, trainer, "facts") == []
-    assert (await core.datasets.revisions(member, "1")).data == {"revisions": [1, 2, 3, 4, 5], "current": 5}
+    assert (await core.revisions.show(member, "1")).data == {"revisions": [1, 2, 3, 4, 5], "current": 5}
 
 
 async def test_forget_takes_a_person_s_words_out_of_every_revision(
@@ -153,7 +153,7 @@ async def test_forget_takes_a_person_s_words_out_of_every_revision(
     await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
     await _corrected(core, trainer, member, "Milo's answer.", "m1")
     await _corrected(core, trainer, other, "Kim's answer.", "m2")
-    await core.datasets.revert(trainer, "1", "2", "the first fix was right")
+    await core.revisions.revert(trainer, "1", "2", "the first fix was right")
 
     mine = json.loads((await core.review.mydata(member)).files[0].path.read_text())
     assert [(r["revision"], r["answer"], r["your_words"]) for r in mine["revisions"]] == [
@@ -165,18 +165,18 @@ async def test_forget_takes_a_person_s_words_out_of_every_revision(
 
     gone = await core.review.forget(member, "me")
     assert gone.data["revisions"] == 2 and "2 revisions of taught answers (the words taken out)" in gone.content
-    listed = await core.datasets.revisions(trainer, "1")
+    listed = await core.revisions.show(trainer, "1")
     assert "Milo" not in listed.content and listed.content.count("*(forgotten)*") == 2
     assert "Kim's answer." in listed.content and "Quillport." in listed.content
     assert listed.data["current"] is None  # their answer was the current one; its example went with them
     with pytest.raises(BadInput, match="forgotten"):
-        await core.datasets.revert(trainer, "1", "2")
-    assert (await core.datasets.revert(trainer, "1", "3")).data["revision"] == 5
+        await core.revisions.revert(trainer, "1", "2")
+    assert (await core.revisions.revert(trainer, "1", "3")).data["revision"] == 5
     assert await _taught(core, member) == "Kim's answer."
     # The trainer's reason stays: it is the trainer's words, not Milo's.
-    assert "the first fix was right" in (await core.datasets.revisions(trainer, "1")).content
+    assert "the first fix was right" in (await core.revisions.show(trainer, "1")).content
     assert (await core.review.forget(trainer, "<@u-trainer>")).data["revisions"] >= 2
-    assert "the first fix was right" not in (await core.datasets.revisions(member, "5")).content
+    assert "the first fix was right" not in (await core.revisions.show(member, "5")).content
 
 
 async def test_another_server_s_revisions_are_out_of_reach(
@@ -184,12 +184,12 @@ async def test_another_server_s_revisions_are_out_of_reach(
 ) -> None:
     await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
     before = row_counts(core)
-    for call in (core.datasets.revisions(other_guild_trainer, "1"), core.datasets.revert(other_guild_trainer, "1", "1"),
-                 core.datasets.edit(other_guild_trainer, "1", "Elsewhere.")):
+    for call in (core.revisions.show(other_guild_trainer, "1"), core.revisions.revert(other_guild_trainer, "1", "1"),
+                 core.revisions.edit(other_guild_trainer, "1", "Elsewhere.")):
         with pytest.raises(NotFound, match="no example #1 here"):
             await call
     assert row_counts(core) == before
     with pytest.raises(NotFound, match="no revisions"):
-        await core.datasets.revisions(trainer, "3")  # a 👎 example teaches no answer
+        await core.revisions.show(trainer, "3")  # a 👎 example teaches no answer
     with core.store.read() as s:
         assert all(i.question_key for i in s.scalars(select(DatasetItem)))

@@ -7,7 +7,7 @@ as it is. The groups match the Discord cogs one to one (``general``, ``chat``, `
 ``review``, ``datasets``, ``training``, ``models``, ``persona``, ``voice``); ``delivery`` is the
 adapters' bookkeeping around sent messages, ``suggestions`` their autocomplete, and
 ``dashboard`` the web dashboard's logins, sessions and page views, ``audit`` the decisions made,
-``contributors`` who taught what.
+``contributors`` who taught what, ``revisions`` every answer taught to a question.
 
 Each group receives what it uses in its constructor, including the other groups it calls
 (chat records answers through ``delivery`` and transcribes through ``voice``; training
@@ -32,6 +32,7 @@ from trainerbot.core.limits import RateLimiter
 from trainerbot.core.models import ModelCommands
 from trainerbot.core.persona import PersonaCommands
 from trainerbot.core.review import ReviewCommands
+from trainerbot.core.revisions import RevisionCommands
 from trainerbot.core.suggest import Suggestions
 from trainerbot.core.training import TrainingCommands
 from trainerbot.core.voice import VoiceCommands
@@ -62,6 +63,7 @@ class CoreService:
         self.feedback = FeedbackCommands(*shared, self.ingest)
         self.review = ReviewCommands(*shared)
         self.datasets = DatasetCommands(*shared)
+        self.revisions = RevisionCommands(*shared, self.datasets)
         self.training = TrainingCommands(*shared, self.datasets)
         self.models = ModelCommands(*shared, self.runtimes)
         self.persona = PersonaCommands(*shared)

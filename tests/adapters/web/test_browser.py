@@ -200,7 +200,7 @@ async def test_a_trainer_reverts_a_taught_answer_from_its_revisions(served: tupl
                                                                    trainer: Caller, member: Caller) -> None:
     core, base = served
     await seed(core, trainer, member, corrections=0)
-    await core.datasets.edit(trainer, "1", "Vandalised.")  # revision 2, example #4
+    await core.revisions.edit(trainer, "1", "Vandalised.")  # revision 2, example #4
     page = await _page(browser, core, base, trainer)
     await page.goto(base + "/items/4")
     rows = page.locator("#revisions tbody tr")

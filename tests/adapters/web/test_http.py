@@ -358,7 +358,7 @@ async def test_an_examples_page_shows_its_questions_revisions_and_a_trainer_reve
         served: tuple[CoreService, str], trainer: Caller, member: Caller) -> None:
     core, base = served
     await seed(core, trainer, member, corrections=0)
-    await core.datasets.edit(trainer, "1", "<b>Quillport</b>, by the sea.")  # example #4, revision 2
+    await core.revisions.edit(trainer, "1", "<b>Quillport</b>, by the sea.")  # example #4, revision 2
     looker = await sign_in(core, base, member)
     browser = await sign_in(core, base, trainer)
     try:

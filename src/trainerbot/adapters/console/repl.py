@@ -74,7 +74,7 @@ class Console:
             "react": self._react,
             "datasets": lambda a, r, f: core.datasets.summary(caller),
             "dataset": self._dataset,
-            "revisions": lambda a, r, f: core.datasets.revisions(caller, self._arg(a, 0, "revisions <example id>")),
+            "revisions": lambda a, r, f: core.revisions.show(caller, self._arg(a, 0, "revisions <example id>")),
             "revert": self._revert,
             "edit": self._edit,
             "import": lambda a, r, f: core.datasets.import_data(
@@ -128,13 +128,13 @@ class Console:
         parts = rest.split(None, 2)
         if len(parts) < 2:
             raise BadInput(f"Usage: `{self.prefix}revert <example id> <revision> [why]`")
-        return await self.core.datasets.revert(self.caller, parts[0], parts[1], parts[2] if len(parts) > 2 else None)
+        return await self.core.revisions.revert(self.caller, parts[0], parts[1], parts[2] if len(parts) > 2 else None)
 
     async def _edit(self, args: list[str], rest: str, _: Attachment | None) -> Reply:
         parts = rest.split(None, 1)
         if len(parts) < 2:
             raise BadInput(f"Usage: `{self.prefix}edit <example id> <new answer>`")
-        return await self.core.datasets.edit(self.caller, parts[0], parts[1])
+        return await self.core.revisions.edit(self.caller, parts[0], parts[1])
 
     async def _react(self, args: list[str], rest: str, _: Attachment | None) -> Reply | None:
         if len(args) < 2:

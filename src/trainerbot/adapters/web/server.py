@@ -32,7 +32,7 @@ from trainerbot.core import CoreService
 from trainerbot.core.audit import PAGE
 from trainerbot.core.commands import COMMANDS, GROUP_TITLES
 from trainerbot.core.dashboard import WebSession
-from trainerbot.core.datasets import RevisionChain
+from trainerbot.core.revisions import RevisionChain
 from trainerbot.core.types import Caller, Reply
 from trainerbot.errors import BadInput, Busy, NotAllowed, NotAvailable, NotFound, TrainerBotError
 from trainerbot.training.queue import FINISHED
@@ -351,7 +351,7 @@ class Dashboard:
         caller = self._caller(request)
         reply = await self.core.datasets.item(caller, item_id)
         try:
-            chain: RevisionChain | None = await self.core.datasets.revision_chain(caller, item_id)
+            chain: RevisionChain | None = await self.core.revisions.chain(caller, item_id)
         except NotFound:  # a 👎 example or a 👍 vote: no answer, no revisions
             chain = None
         return self._page(request, "item.html", item_id=item_id, text=reply.content, chain=chain)
@@ -361,7 +361,7 @@ class Dashboard:
         form = await request.post()
         raw, why = form.get("revision"), form.get("why")
         revision = _number(raw if isinstance(raw, str) else None, "A revision")
-        reply = await self.core.datasets.revert(self._caller(request), item_id, revision,
+        reply = await self.core.revisions.revert(self._caller(request), item_id, revision,
                                                 why if isinstance(why, str) else None)
         return await self._decided(request, reply, f"/items/{item_id}")
 
@@ -370,7 +370,7 @@ class Dashboard:
         answer = (await request.post()).get("answer")
         if not isinstance(answer, str):
             raise BadInput("Write the new answer.")
-        reply = await self.core.datasets.edit(self._caller(request), item_id, answer)
+        reply = await self.core.revisions.edit(self._caller(request), item_id, answer)
         return await self._decided(request, reply, f"/items/{item_id}")  # its revisions show the new one
 
     async def item_delete(self, request: web.Request) -> web.StreamResponse:

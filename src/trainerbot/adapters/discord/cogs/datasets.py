@@ -57,7 +57,7 @@ class DatasetsCog(commands.Cog, name="Datasets"):
     @app_commands.describe(example="An example's number (`dataset item` and the dashboard show them)")
     @commands.guild_only()
     async def revisions(self, ctx: commands.Context[Any], example: str) -> None:
-        await send_reply(ctx, await self.bot.core.datasets.revisions(ctx_caller(ctx), example))
+        await send_reply(ctx, await self.bot.core.revisions.show(ctx_caller(ctx), example))
 
     @commands.hybrid_command(name="revert", description=describe("revert"))
     @app_commands.describe(example="An example of the question", revision="The revision to make current again",
@@ -66,7 +66,7 @@ class DatasetsCog(commands.Cog, name="Datasets"):
     @commands.guild_only()
     async def revert(self, ctx: commands.Context[Any], example: str, revision: str, *, why: str | None = None) -> None:
         await send_reply(ctx, await answer(
-            ctx, lambda: self.bot.core.datasets.revert(ctx_caller(ctx), example, revision, why)))
+            ctx, lambda: self.bot.core.revisions.revert(ctx_caller(ctx), example, revision, why)))
 
     @commands.hybrid_command(name="edit", description=describe("edit"))
     @app_commands.describe(example="An example of the question", new_answer="The answer I should give from now on")
@@ -74,7 +74,7 @@ class DatasetsCog(commands.Cog, name="Datasets"):
     @trainer_only()
     @commands.guild_only()
     async def edit(self, ctx: commands.Context[Any], example: str, *, new_answer: str) -> None:
-        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.datasets.edit(ctx_caller(ctx), example, new_answer)))
+        await send_reply(ctx, await answer(ctx, lambda: self.bot.core.revisions.edit(ctx_caller(ctx), example, new_answer)))
 
     @commands.hybrid_command(name="import", description=describe("import"))
     @app_commands.describe(dataset="The dataset to add to (made if new): letters, digits, - and _",
