@@ -62,3 +62,22 @@ def test_instructions_file_setting(tmp_path) -> None:
     assert Settings(_env_file=None, instructions_file=custom).instructions_text().startswith("# Ours")
     with pytest.raises(ConfigError, match="instructions_file"):
         Settings(_env_file=None, instructions_file=tmp_path / "missing.md").instructions_text()
+
+
+def test_every_setting_is_in_exactly_one_section_and_keeps_its_environment_name(monkeypatch, tmp_path) -> None:
+    """The sections (``config.SECTIONS``) split the flat settings without a gap or an overlap,
+    and a section read from ``TRAINERBOT_<NAME>`` carries the value, typed."""
+    from dataclasses import fields
+
+    from trainerbot.config import SECTIONS, OpenAISettings, VoiceSettings
+
+    placed = [f.name for kind in SECTIONS.values() for f in fields(kind)]
+    assert sorted(placed) == sorted(Settings.model_fields) and len(placed) == len(set(placed))
+    monkeypatch.setenv("TRAINERBOT_OPENAI_MODEL", "my-model")
+    monkeypatch.setenv("TRAINERBOT_OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("TRAINERBOT_VOICE_IDLE_SECONDS", "42")
+    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    openai = settings.section(OpenAISettings)
+    assert openai.openai_model == "my-model" and openai.openai_api_key is not None
+    assert openai.openai_api_key.get_secret_value() == "sk-test" and "sk-test" not in repr(openai)
+    assert settings.section(VoiceSettings).voice_idle_seconds == 42.0

@@ -9,9 +9,10 @@ This module imports nothing of the project but ``errors``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,146 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from trainerbot.errors import ConfigError
 
 MiB = 1024 * 1024
+
+
+# The settings by section: what one part of the bot reads, typed, handed to it instead of the
+# whole ``Settings`` (which stays flat, so every ``TRAINERBOT_<NAME>`` keeps its name). Each
+# field of ``Settings`` belongs to exactly one section (a test checks that).
+@dataclass(frozen=True)
+class DiscordSettings:
+    discord_token: SecretStr | None
+    prefix: str
+    trainer_role: str
+    chat_channels: tuple[str, ...]
+    shards: str
+    discord_retries: int
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    data_dir: Path
+    database_url: SecretStr | None
+    store_retries: int
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The model and the runtime that serves chat."""
+
+    model: str
+    base_model_dir: Path | None
+    base_model_gguf: Path | None
+    runtime: str
+    runtime_precision: str
+    backend: str
+    reply_max_tokens: int
+    chat_slots: int
+    chat_queue: int
+    torch_threads: int | None
+    speaker_names: str
+    history_messages: int
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    lora: bool
+    lora_layers: float
+    train_precision: str
+    model_size: str
+    train_epochs: float | None
+    train_batch_size: int | None
+    learning_rate: float | None
+    max_queued_jobs: int
+    worker_nice: int
+    worker_yields: bool
+    start_worker: bool
+    stale_jobs: str
+    executor: str
+    ray_address: str
+    ray_storage_dir: Path | None
+    max_test_cases: int
+    heldout_share: float
+    promotion_metric: str
+    promotion_tolerance: float
+    general_questions: int
+
+
+@dataclass(frozen=True)
+class TeachingSettings:
+    """Facts in context, review and the persona's defaults."""
+
+    feedback_dataset: str
+    instructions_file: Path | None
+    taught_threshold: float
+    taught_context: int
+    taught_context_chars: int
+    taught_meaning: bool
+    taught_meaning_threshold: float
+    max_pending_per_user: int
+    auto_approve_supporters: int
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    language: str
+    tts_engine: str
+    stt_engine: str
+    piper_voice: Path | None
+    whisper_model_dir: Path | None
+    google_speech_key: SecretStr | None
+    google_speech_endpoint: str
+    google_tts_endpoint: str
+    online_speech_timeout_s: float
+    max_audio_seconds: float
+    voice_idle_seconds: float
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    dashboard_port: int | None
+    dashboard_host: str
+    dashboard_url: str | None
+    dashboard_session_hours: float
+
+
+@dataclass(frozen=True)
+class OperationsSettings:
+    mode: str
+    log_level: str
+    log_format: str
+    startup_retry_s: float
+    metrics_port: int | None
+    metrics_host: str
+
+
+@dataclass(frozen=True)
+class LimitsSettings:
+    max_attachment_bytes: int
+    max_send_bytes: int
+    max_import_items: int
+    max_field_chars: int
+    user_rate_per_minute: int
+
+
+@dataclass(frozen=True)
+class OpenAISettings:
+    """The OpenAI-compatible server: chat through it, and training through its fine-tuning API."""
+
+    openai_base_url: str
+    openai_api_key: SecretStr | None
+    openai_model: str
+    openai_system: str
+    openai_timeout_s: float
+    openai_max_retries: int
+    openai_poll_s: float
+
+
+SECTIONS: dict[str, type] = {
+    "discord": DiscordSettings, "store": StoreSettings, "model": ModelSettings, "training": TrainingSettings,
+    "teaching": TeachingSettings, "voice": VoiceSettings, "dashboard": DashboardSettings,
+    "operations": OperationsSettings, "limits": LimitsSettings, "openai": OpenAISettings,
+}
+S = TypeVar("S")
 
 
 class Settings(BaseSettings):
@@ -201,6 +342,13 @@ class Settings(BaseSettings):
             first, _, last = ids.partition("-")
             options["shard_ids"] = list(range(int(first), int(last) + 1))
         return options
+
+    def section(self, kind: type[S]) -> S:
+        """One section of the settings, typed (``settings.section(OpenAISettings)``)."""
+        values = {f.name: getattr(self, f.name) for f in fields(kind)}  # type: ignore[arg-type]
+        if "chat_channels" in values:
+            values["chat_channels"] = tuple(values["chat_channels"])
+        return kind(**values)
 
     @property
     def resolved_data_dir(self) -> Path:

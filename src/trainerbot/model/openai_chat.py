@@ -13,17 +13,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
-from trainerbot.config import Settings
+from trainerbot.config import OpenAISettings
 from trainerbot.errors import BadInput, Busy, NotAvailable, TrainerBotError
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
 
 
-def client_options(settings: Settings) -> dict[str, Any]:
-    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "not-needed"  # local servers take any
-    return {"api_key": key, "base_url": settings.openai_base_url, "timeout": settings.openai_timeout_s,
-            "max_retries": settings.openai_max_retries}
+def client_options(openai: OpenAISettings) -> dict[str, Any]:
+    key = openai.openai_api_key.get_secret_value() if openai.openai_api_key else "not-needed"  # local servers take any
+    return {"api_key": key, "base_url": openai.openai_base_url, "timeout": openai.openai_timeout_s,
+            "max_retries": openai.openai_max_retries}
 
 
 def provider_reason(exc: Exception) -> str:
@@ -65,11 +65,11 @@ def plain_error(exc: Exception, what: str = "The chat server") -> TrainerBotErro
     return NotAvailable(f"{what} failed: {type(exc).__name__}.")
 
 
-def with_system(settings: Settings, conversation: list[dict[str, str]]) -> list[ChatCompletionMessageParam]:
+def with_system(openai: OpenAISettings, conversation: list[dict[str, str]]) -> list[ChatCompletionMessageParam]:
     """The conversation with the configured system instruction in front, unless it brings its
     own (chat sends the server's persona with the taught facts)."""
     own = bool(conversation) and conversation[0]["role"] == "system"
-    messages = ([{"role": "system", "content": settings.openai_system}] if settings.openai_system and not own else [])
+    messages = ([{"role": "system", "content": openai.openai_system}] if openai.openai_system and not own else [])
     messages += conversation
     # Our turns are {"role": "system" | "user" | "assistant", "content": str}: exactly those message types.
     return cast("list[ChatCompletionMessageParam]", messages)
@@ -85,13 +85,13 @@ class RemoteRuntime:
     source = "remote"
     takes_names = True
 
-    def __init__(self, settings: Settings, model: str) -> None:
+    def __init__(self, openai: OpenAISettings, model: str, *, slots: int) -> None:
         from openai import OpenAI
 
-        self.settings, self.model = settings, model
+        self.openai, self.model = openai, model
         self.engine = f"openai:{model}"
-        self.slots = settings.chat_slots  # the server queues the rest itself
-        self.client = OpenAI(**client_options(settings))
+        self.slots = slots  # replies asked at once (the chat slots); the server queues the rest itself
+        self.client = OpenAI(**client_options(openai))
 
     @property
     def label(self) -> str:
@@ -99,7 +99,7 @@ class RemoteRuntime:
 
     def stream(self, conversation: list[dict[str, str]], *, max_new_tokens: int = 128) -> Iterator[str]:
         """The reply so far, after each piece the server sends (the last value is the whole reply)."""
-        messages = with_system(self.settings, conversation)
+        messages = with_system(self.openai, conversation)
         try:
             chunks = self.client.chat.completions.create(model=self.model, messages=messages, max_tokens=max_new_tokens,
                                                          stream=True)
@@ -114,7 +114,7 @@ class RemoteRuntime:
             raise plain_error(exc) from None
 
     def reply(self, conversation: list[dict[str, str]], *, max_new_tokens: int = 128) -> str:
-        messages = with_system(self.settings, conversation)
+        messages = with_system(self.openai, conversation)
         try:
             response = self.client.chat.completions.create(model=self.model, messages=messages, max_tokens=max_new_tokens)
         except Exception as exc:

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from trainerbot.config import Settings
+from trainerbot.config import OpenAISettings, Settings
 from trainerbot.errors import NotAvailable
 from trainerbot.model.prompt import SYSTEM
 
@@ -116,7 +116,7 @@ def scoring_runtime(settings: Settings, version: ModelVersion, weights: Weights 
     if version.backend == "openai":
         from trainerbot.model.openai_chat import RemoteRuntime
 
-        return RemoteRuntime(settings, str(version.base))
+        return RemoteRuntime(settings.section(OpenAISettings), str(version.base), slots=settings.chat_slots)
     from trainerbot.model.files import adapter_base, is_adapter, is_complete
 
     folder = settings.resolved_data_dir / version.path if version.path else None
@@ -206,7 +206,8 @@ class Runtimes:
             if model not in self._remote:
                 from trainerbot.model.openai_chat import RemoteRuntime
 
-                self._remote[model] = RemoteRuntime(self.settings, model)
+                self._remote[model] = RemoteRuntime(self.settings.section(OpenAISettings), model,
+                                                    slots=self.settings.chat_slots)
             return self._remote[model]
 
     def embedder(self) -> Embedder | None:

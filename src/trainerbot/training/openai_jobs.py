@@ -19,6 +19,7 @@ import logging
 import time
 from typing import Any
 
+from trainerbot.config import OpenAISettings
 from trainerbot.datasets.records import Example
 from trainerbot.errors import TrainerBotError
 from trainerbot.model.openai_chat import RemoteRuntime, client_options, plain_error, provider_reason
@@ -53,7 +54,7 @@ def run_remote_job(job: JobContext, examples: list[Example]) -> str:
 
     settings, store, job_id, recipe, parent = job.settings, job.store, job.job_id, job.recipe, job.parent
 
-    client = OpenAI(**client_options(settings))
+    client = OpenAI(**client_options(settings.section(OpenAISettings)))
     config = recipes.recipe(recipe)
     rows = training_rows(examples, recipe)
     method = config.openai_method(0.1)
@@ -136,7 +137,8 @@ def _follow(job: JobContext, client: Any, remote_id: str) -> str:
         if remote.status == "succeeded" and remote.fine_tuned_model:
             metrics = {"final_loss": last_loss, "remote_job": remote_id, "trained_tokens": remote.trained_tokens}
             return register_version(job, backend="openai", path=None, base=remote.fine_tuned_model, metrics=metrics,
-                                    candidate=RemoteRuntime(settings, remote.fine_tuned_model))
+                                    candidate=RemoteRuntime(settings.section(OpenAISettings), remote.fine_tuned_model,
+                                                            slots=settings.chat_slots))
         if remote.status == "failed":
             reason = remote.error.message if remote.error is not None and remote.error.message else "no reason given"
             queue.finish(store, job_id, JobStatus.FAILED, error=f"The provider's fine-tuning job failed: {reason}"[:300])
