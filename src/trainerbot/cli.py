@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from trainerbot.config import Settings, load_settings
+from trainerbot.config import DiscordSettings, Settings, StoreSettings, load_settings
 from trainerbot.errors import ConfigError
 from trainerbot.plural import count
 from trainerbot.startup import EXIT_SETTINGS, StartupError, check_data_dir, open_store_with_retries
@@ -92,7 +92,8 @@ async def _console(settings: Settings, args: argparse.Namespace) -> None:
     from trainerbot.adapters.console.repl import Console, console_caller
     from trainerbot.core import CoreService
 
-    core = await open_store_with_retries(settings, lambda: asyncio.to_thread(CoreService.open, settings))
+    core = await open_store_with_retries(settings.section(StoreSettings), settings.startup_retry_s,
+                                         lambda: asyncio.to_thread(CoreService.open, settings))
     await asyncio.to_thread(_prepare_model, settings)
     worker = await _start_worker(settings, args)
     ops = await _start_ops(settings, core, lambda: ("console", True), worker is not None)
@@ -115,7 +116,8 @@ async def _discord(settings: Settings, args: argparse.Namespace) -> None:
     from trainerbot.adapters.discord.connect import login_with_retries
     from trainerbot.core import CoreService
 
-    core = await open_store_with_retries(settings, lambda: asyncio.to_thread(CoreService.open, settings))
+    core = await open_store_with_retries(settings.section(StoreSettings), settings.startup_retry_s,
+                                         lambda: asyncio.to_thread(CoreService.open, settings))
     await asyncio.to_thread(_prepare_model, settings)
     worker = await _start_worker(settings, args)  # it trains while Discord is still being reached
     bots: list[Any] = []
@@ -136,7 +138,7 @@ async def _discord(settings: Settings, args: argparse.Namespace) -> None:
         bots.append(bot)
 
     try:
-        await login_with_retries(settings, login)
+        await login_with_retries(settings.section(DiscordSettings), settings.startup_retry_s, login)
         log.info("logged in to Discord")
         try:
             await bots[0].connect(reconnect=True)  # from here discord.py reconnects by itself

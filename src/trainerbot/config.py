@@ -41,6 +41,17 @@ class StoreSettings:
     database_url: SecretStr | None
     store_retries: int
 
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def db_url(self) -> str:
+        """The database URL: the configured one, or a SQLite file in the data folder."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.resolved_data_dir / 'trainerbot.db'}"
+
 
 @dataclass(frozen=True)
 class ModelSettings:
@@ -352,14 +363,12 @@ class Settings(BaseSettings):
 
     @property
     def resolved_data_dir(self) -> Path:
-        return self.data_dir.expanduser().resolve()
+        return self.section(StoreSettings).resolved_data_dir
 
     @property
     def db_url(self) -> str:
         """The database URL: the configured one, or a SQLite file in the data folder."""
-        if self.database_url is not None:
-            return self.database_url.get_secret_value()
-        return f"sqlite:///{self.resolved_data_dir / 'trainerbot.db'}"
+        return self.section(StoreSettings).db_url
 
     def instructions_text(self) -> str:
         """The instructions Markdown: the configured file, else the shipped one."""

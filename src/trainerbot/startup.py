@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from trainerbot.config import Settings, hide_password
+from trainerbot.config import StoreSettings, hide_password
 from trainerbot.errors import ConfigError
 
 log = logging.getLogger("trainerbot")
@@ -112,29 +112,29 @@ def store_reason(exc: BaseException) -> str:
     return type(getattr(exc, "orig", None) or exc).__name__
 
 
-async def open_store_with_retries(settings: Settings, open_: Callable[[], Awaitable[T]]) -> T:
+async def open_store_with_retries(store: StoreSettings, first_wait_s: float, open_: Callable[[], Awaitable[T]]) -> T:
     """``open_()`` (which opens the store), tried ``store_retries`` more times with back-off
-    when the database cannot be reached."""
+    (from ``first_wait_s``, doubling) when the database cannot be reached."""
     from sqlalchemy.exc import DBAPIError
 
     from trainerbot.errors import NotAvailable
 
-    where = hide_password(settings.db_url)
-    delay = backoff(settings.startup_retry_s, STORE_MAX_DELAY_S)
+    where = hide_password(store.db_url)
+    delay = backoff(first_wait_s, STORE_MAX_DELAY_S)
     attempt = 0
     while True:
         try:
             return await open_()
         except (DBAPIError, NotAvailable) as exc:
             if isinstance(exc, NotAvailable) and "database" not in exc.user_message:  # the disk is full
-                raise StartupError(f"{exc.user_message} (data folder {settings.resolved_data_dir})", EXIT_DATA_DIR) from None
+                raise StartupError(f"{exc.user_message} (data folder {store.resolved_data_dir})", EXIT_DATA_DIR) from None
             attempt += 1
             log.debug("opening the store failed", exc_info=exc)
             reason = exc.user_message if isinstance(exc, NotAvailable) else store_reason(exc)
-            if attempt > settings.store_retries:
+            if attempt > store.store_retries:
                 raise StartupError(f"cannot reach the database at {where}: {reason}. Check that it is running and that "
                                    "TRAINERBOT_DATABASE_URL is right.", EXIT_STORE) from None
             wait = delay(attempt)
             say(f"cannot reach the database at {where}: {reason}; trying again in {wait:.1f} s "
-                f"({attempt} of {settings.store_retries}).")
+                f"({attempt} of {store.store_retries}).")
             await asyncio.sleep(wait)

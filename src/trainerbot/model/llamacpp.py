@@ -38,7 +38,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from trainerbot.config import Settings
+from trainerbot.config import ModelSettings
 from trainerbot.errors import NotAvailable
 from trainerbot.fileio import exclusive_lock
 from trainerbot.model import gguf_export
@@ -57,12 +57,11 @@ def available() -> bool:
     return importlib.util.find_spec("xllamacpp") is not None
 
 
-def enabled(settings: Settings) -> bool:
+def enabled(model: ModelSettings) -> bool:
     """Whether llama.cpp serves chat under these settings: the runtime chosen, the shipped
     model in use (not scratch, not a folder of the user's), the binding installed. Chat and
     the worker's check ask the same question here."""
-    return (settings.runtime == "llamacpp" and settings.model == "smollm2" and settings.base_model_dir is None
-            and available())
+    return model.runtime == "llamacpp" and model.model == "smollm2" and model.base_model_dir is None and available()
 
 
 class ServingFiles:

@@ -7,7 +7,7 @@ against a pinned SHA-256, dequantises it once through transformers' GGUF loader 
 ``DONE.json`` marker last, then renamed — so later loads take seconds, not the ~20 s of
 a GGUF load. A file lock keeps the bot and its worker from preparing it twice at once.
 
-``base_folder(settings)`` says which pretrained folder a guild's first version starts from:
+``base_folder(model, data_dir)`` says which pretrained folder a guild's first version starts from:
 the user's own ``TRAINERBOT_BASE_MODEL_DIR``, else the shipped model (``TRAINERBOT_MODEL=
 smollm2``, the default), else none (``scratch``: a model built from the data). Nothing here
 downloads anything; everything blocks (call it from a thread). The package is installed
@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trainerbot.config import Settings
+from trainerbot.config import ModelSettings
 from trainerbot.errors import NotAvailable
 from trainerbot.fileio import exclusive_lock, sha256_file
 from trainerbot.model.files import DONE_MARKER, is_complete, offline
@@ -112,14 +112,15 @@ def prepare_base(data_dir: Path, progress: Callable[[str], None] | None = None) 
         return target
 
 
-def base_folder(settings: Settings, progress: Callable[[str], None] | None = None) -> Path | None:
+def base_folder(model: ModelSettings, data_dir: Path, progress: Callable[[str], None] | None = None) -> Path | None:
     """The pretrained folder a first version starts from (and chat answers with before any
-    training), or None when the model is built from scratch."""
-    if settings.base_model_dir is not None:
-        folder = settings.base_model_dir.expanduser()
+    training), or None when the model is built from scratch; the shipped one is prepared
+    under ``data_dir``."""
+    if model.base_model_dir is not None:
+        folder = model.base_model_dir.expanduser()
         if not (folder / "config.json").is_file():
             raise NotAvailable(f"TRAINERBOT_BASE_MODEL_DIR has no Hugging Face model (config.json) in `{folder.name}`.")
         return folder
-    if settings.model == "scratch":
+    if model.model == "scratch":
         return None
-    return prepare_base(settings.resolved_data_dir, progress)
+    return prepare_base(data_dir, progress)

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from trainerbot.config import OpenAISettings, Settings
+from trainerbot.config import ModelSettings, OpenAISettings, Settings
 from trainerbot.errors import NotAvailable
 from trainerbot.model.prompt import SYSTEM
 
@@ -187,7 +187,7 @@ class Runtimes:
         from scratch."""
         from trainerbot.model.pretrained import base_folder
 
-        folder = base_folder(self.settings)
+        folder = base_folder(self.settings.section(ModelSettings), self.settings.resolved_data_dir)
         if folder is None:
             return None
         return self.hub().get(folder, require_done=self.settings.base_model_dir is None)
@@ -238,7 +238,7 @@ class Runtimes:
     def _served(self, folder: Path | None, metrics: dict[str, Any] | None) -> ServedModel | None:
         from trainerbot.model import gguf_export, llamacpp
 
-        if not llamacpp.enabled(self.settings):
+        if not llamacpp.enabled(self.settings.section(ModelSettings)):
             return None
         if llamacpp_serves(metrics) is False:
             return None  # the worker found llama.cpp answering this version differently

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from trainerbot.config import Settings
+from trainerbot.config import ModelSettings, Settings
 from trainerbot.datasets import paths
 from trainerbot.datasets.records import Example
 from trainerbot.datasets.snapshots import read_snapshot
@@ -117,7 +117,8 @@ def _load_start(settings: Settings, data_dir: Path, parent: ModelVersion | None,
             return Start(model, tok, "lora", parent.name, under, weights=weights)
         model, tok = _pretrained(folder)
         return Start(model, tok, "continue", parent.name)
-    base_dir = base_folder(settings, progress=lambda text: log.info("%s", text))
+    base_dir = base_folder(settings.section(ModelSettings), settings.resolved_data_dir,
+                           progress=lambda text: log.info("%s", text))
     if base_dir is not None:
         model, tok = _pretrained(base_dir)
         if not settings.lora:

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from trainerbot.config import Settings
+from trainerbot.config import ModelSettings, Settings
 from trainerbot.errors import NotAvailable
 from trainerbot.evaluation import heldout
 from trainerbot.evaluation.cases import Case
@@ -173,7 +173,7 @@ def llamacpp_check(settings: Settings, folder: Path) -> Iterator[LlamaCppCheck |
     from trainerbot.model.pretrained import base_dir
 
     base = base_dir(settings.resolved_data_dir)
-    if not llamacpp.enabled(settings) or not gguf_export.servable(folder, base):
+    if not llamacpp.enabled(settings.section(ModelSettings)) or not gguf_export.servable(folder, base):
         yield None
         return
     # As many questions at once as chat's slots: llama.cpp decodes them in one batch. Room

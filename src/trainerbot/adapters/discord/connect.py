@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import discord
 
-from trainerbot.config import Settings
+from trainerbot.config import DiscordSettings
 from trainerbot.startup import DISCORD_MAX_DELAY_S, EXIT_DISCORD, EXIT_TOKEN, StartupError, backoff, say
 
 log = logging.getLogger("trainerbot")
@@ -37,9 +37,12 @@ def discord_reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-async def login_with_retries(settings: Settings, login: Callable[[], Awaitable[None]]) -> None:
-    """Log in to Discord, retrying while it cannot be reached; a refused token ends it."""
-    delay = backoff(settings.startup_retry_s, DISCORD_MAX_DELAY_S)
+async def login_with_retries(discord_settings: DiscordSettings, first_wait_s: float,
+                             login: Callable[[], Awaitable[None]]) -> None:
+    """Log in to Discord, retrying (from ``first_wait_s``, doubling) while it cannot be
+    reached; a refused token ends it."""
+    retries = discord_settings.discord_retries
+    delay = backoff(first_wait_s, DISCORD_MAX_DELAY_S)
     attempt = 0
     while True:
         try:
@@ -52,8 +55,8 @@ async def login_with_retries(settings: Settings, login: Callable[[], Awaitable[N
             attempt += 1
             log.debug("logging in to Discord failed", exc_info=exc)
             reason = discord_reason(exc)
-            if settings.discord_retries and attempt > settings.discord_retries:
-                raise StartupError(f"cannot reach Discord: {reason}. Gave up after {settings.discord_retries} retries.",
+            if retries and attempt > retries:
+                raise StartupError(f"cannot reach Discord: {reason}. Gave up after {retries} retries.",
                                    EXIT_DISCORD) from None
             wait = delay(attempt)
             say(f"cannot reach Discord: {reason}; trying again in {wait:.1f} s (try {attempt + 1}).")
