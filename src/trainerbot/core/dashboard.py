@@ -22,11 +22,11 @@ from sqlalchemy import String, delete, desc, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from trainerbot.core.base import Group
-from trainerbot.core.models import read_report
+from trainerbot.core.corrections import flagged_replies, rating_reasons
 from trainerbot.core.permissions import is_trainer
-from trainerbot.core.review import flagged_replies, rating_reasons
 from trainerbot.core.types import Caller, Reply
 from trainerbot.errors import BadInput, NotAllowed, NotAvailable, NotFound
+from trainerbot.evaluation.cases import read_report
 from trainerbot.store import repo
 from trainerbot.store.tables import (
     Correction,

@@ -16,12 +16,10 @@ from sqlalchemy import select
 
 from trainerbot.config import Settings
 from trainerbot.core.base import Group
-from trainerbot.core.ingest import Event, Ingest
-from trainerbot.core.limits import RateLimiter
-from trainerbot.core.permissions import is_trainer
-from trainerbot.core.review import (
+from trainerbot.core.corrections import (
     PROBATION_AFTER,
     PROBATION_EVERY_S,
+    REASONS,
     approve_correction,
     auto_approve,
     closed_words,
@@ -29,6 +27,9 @@ from trainerbot.core.review import (
     pending_count,
     same_correction,
 )
+from trainerbot.core.ingest import Event, Ingest
+from trainerbot.core.limits import RateLimiter
+from trainerbot.core.permissions import is_trainer
 from trainerbot.core.text import MESSAGE_ID, read_message_id
 from trainerbot.core.types import Caller, Reply
 from trainerbot.datasets.records import Label
@@ -46,8 +47,6 @@ for _tone in ("🏻", "🏼", "🏽", "🏾", "🏿"):
     REACTIONS["👎" + _tone] = "negative"
 REACTIONS.update({"+1": "positive", "-1": "negative", "thumbsup": "positive", "thumbsdown": "negative"})
 # What was wrong with a reply rated 👎: key -> words. "unsafe" goes to the top of the review queue.
-REASONS: dict[str, str] = {"wrong": "wrong fact", "outdated": "outdated", "unsafe": "rude or unsafe",
-                           "off_topic": "off-topic", "too_long": "too long", "other": "other"}
 _SAID = {"wrong fact": "wrong", "wrong": "wrong", "false": "wrong", "incorrect": "wrong", "outdated": "outdated",
          "out of date": "outdated", "old": "outdated", "rude or unsafe": "unsafe", "rude": "unsafe", "unsafe": "unsafe",
          "offensive": "unsafe", "off-topic": "off_topic", "off topic": "off_topic", "too long": "too_long",

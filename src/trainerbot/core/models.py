@@ -24,16 +24,16 @@ from sqlalchemy.orm import Session
 
 from trainerbot.config import Settings
 from trainerbot.core.base import Group
+from trainerbot.core.corrections import pending_count, same_correction
 from trainerbot.core.limits import RateLimiter
 from trainerbot.core.permissions import is_trainer
-from trainerbot.core.review import pending_count, same_correction
 from trainerbot.core.text import quote_user_text, row_number
 from trainerbot.core.types import Attachment, Caller, OutFile, Reply
 from trainerbot.datasets import paths
 from trainerbot.datasets.items import item_to_example
 from trainerbot.errors import BadInput, NotAllowed, NotAvailable, NotFound
 from trainerbot.evaluation import heldout
-from trainerbot.evaluation.cases import Case, parse_cases
+from trainerbot.evaluation.cases import Case, parse_cases, read_report
 from trainerbot.evaluation.run import score_cases
 from trainerbot.evaluation.scores import Summary
 from trainerbot.fileio import atomic_write_bytes, unique_path
@@ -360,15 +360,6 @@ class ModelCommands(Group):
                 by_dataset.setdefault(item.dataset_id, []).append(item_to_example(item))
         held = [ex for examples in by_dataset.values() for ex in heldout.split(examples, self.settings.heldout_share)[1]]
         return versions, heldout.cases(held, self.settings.max_test_cases)
-
-
-def read_report(root: Path, name: str) -> list[dict[str, Any]]:
-    """A test's report rows (JSONL in the guild's artifacts); ``NotFound`` when gone or damaged."""
-    try:
-        path = paths.resolve_file(root, f"artifacts/{name}")
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, ValueError, BadInput, NotFound):
-        raise NotFound(f"The report of that test (`{name}`) is gone or damaged.") from None
 
 
 def _stored(version: ModelVersion) -> str:

@@ -9,9 +9,9 @@ from dataclasses import dataclass, replace
 
 from trainerbot.config import Settings
 from trainerbot.core.base import Group
+from trainerbot.core.corrections import AUTO
 from trainerbot.core.datasets import DatasetCommands
 from trainerbot.core.limits import RateLimiter
-from trainerbot.core.review import AUTO
 from trainerbot.core.text import quote_user_text, row_number
 from trainerbot.core.types import Caller, Reply
 from trainerbot.datasets import items as dataset_items

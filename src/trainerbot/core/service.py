@@ -11,7 +11,9 @@ adapters' bookkeeping around sent messages, ``suggestions`` their autocomplete, 
 
 Each group receives what it uses in its constructor, including the other groups it calls
 (chat records answers through ``delivery`` and transcribes through ``voice``; training
-imports and snapshots through ``datasets``), so every call between groups is a typed call.
+imports and snapshots through ``datasets``; revisions find examples through ``datasets``),
+so every call between groups is a typed call. No group imports another group's module; what
+several share about corrections is ``corrections.py``, which holds no group.
 """
 
 from __future__ import annotations

@@ -12,11 +12,14 @@ before any model work.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from trainerbot.datasets import paths
 from trainerbot.datasets.importers import Limits, decode_text, human_size, load_json, shown_name, text_field
-from trainerbot.errors import BadInput
+from trainerbot.errors import BadInput, NotFound
 
 PROMPT_KEYS = ("prompt", "question", "input")
 EXPECTED_KEYS = ("expected", "answer", "output", "response")
@@ -81,3 +84,12 @@ def _case(obj: Any, where: str, limits: Limits) -> Case:
         value = str(value)  # {"prompt": "2+2?", "expected": 4}
     expected = None if value is None else text_field(value, where, ekey or "expected", limits)
     return Case(text_field(obj[pkey], where, pkey, limits), expected)
+
+
+def read_report(root: Path, name: str) -> list[dict[str, Any]]:
+    """A test's report rows (JSONL in the guild's artifacts); ``NotFound`` when gone or damaged."""
+    try:
+        path = paths.resolve_file(root, f"artifacts/{name}")
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError, BadInput, NotFound):
+        raise NotFound(f"The report of that test (`{name}`) is gone or damaged.") from None

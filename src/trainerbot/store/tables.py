@@ -101,7 +101,7 @@ class Feedback(Base):
     kind: Mapped[str] = mapped_column(String(16))  # "text" | "reaction"
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), nullable=True)
     label: Mapped[str | None] = mapped_column(String(16), nullable=True)  # positive | negative
-    # What was wrong, given after a 👎 (optional): a key of ``core.feedback.REASONS``, and the
+    # What was wrong, given after a 👎 (optional): a key of ``core.corrections.REASONS``, and the
     # rater's own words for "other".
     reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
     reason_note: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -26,7 +26,7 @@ from discord.ext import commands
 from trainerbot.adapters.discord.protocol import BotServices, services
 from trainerbot.adapters.discord.render import NO_MENTIONS, caller_of
 from trainerbot.core import Caller, Reply
-from trainerbot.core.feedback import REASONS
+from trainerbot.core.corrections import REASONS
 from trainerbot.core.permissions import require_trainer
 from trainerbot.errors import NotAllowed, TrainerBotError
 from trainerbot.ops import metrics
