@@ -30,7 +30,6 @@ from trainerbot.evaluation.cases import read_report
 from trainerbot.store import repo
 from trainerbot.store.tables import (
     Correction,
-    CorrectionStatus,
     DashboardLogin,
     DashboardSession,
     Dataset,
@@ -38,7 +37,6 @@ from trainerbot.store.tables import (
     Feedback,
     Guild,
     Job,
-    JobEvent,
     Snapshot,
     TestRun,
     utcnow,
@@ -303,8 +301,7 @@ class DashboardCommands(Group):
                 job = s.get(Job, job_id)
                 if guild is None or job is None or job.guild_id != guild.id:
                     raise NotFound(f"There is no job #{job_id} here.")
-                events = s.scalars(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after_event)
-                                   .order_by(JobEvent.id).limit(5000))
+                events = repo.job_events(s, job_id, after=after_event, limit=5000)
                 return _job_row(job), [EventRow(e.id, e.kind, e.step, e.total_steps, e.loss, e.eta_s, e.message) for e in events]
         return await self._blocking(load)
 
@@ -325,15 +322,14 @@ class DashboardCommands(Group):
         self._require_trainer(caller, "review corrections")
 
         def load(s: Session, gid: int) -> list[CorrectionRow]:
-            waiting = (Correction.guild_id == gid, Correction.status == CorrectionStatus.PENDING)
+            waiting = repo.pending_corrections(gid)
             question = func.coalesce(Correction.question_key, func.cast(Correction.id, String))
             first = func.min(Correction.id).over(partition_by=question)
-            rows = [c for c, _ in s.execute(select(Correction, first).where(*waiting).order_by(first, Correction.id)
-                                            .limit(limit))]
+            rows = [c for c, _ in s.execute(waiting.add_columns(first).order_by(first, Correction.id).limit(limit))]
             keys = {c.question_key for c in rows if c.question_key}
             asked: dict[str, list[int]] = {}
-            for cid, key in s.execute(select(Correction.id, Correction.question_key).where(
-                    *waiting, Correction.question_key.in_(keys)).order_by(Correction.id)) if keys else ():
+            others = waiting.with_only_columns(Correction.id, Correction.question_key).where(Correction.question_key.in_(keys))
+            for cid, key in s.execute(others.order_by(Correction.id)) if keys else ():
                 asked.setdefault(str(key), []).append(cid)
             return [CorrectionRow(c.id, c.user_id, c.prompt, c.original, c.corrected, c.source, c.supporters,
                                   tuple(o for o in asked.get(c.question_key or "", []) if o != c.id)) for c in rows]

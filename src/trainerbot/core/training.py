@@ -253,7 +253,7 @@ class TrainingCommands(Group):
             job = s.get(Job, jid)
             if job is None or guild is None or job.guild_id != guild.id:
                 raise NotFound(f"There is no job #{jid} here. `{self.settings.prefix}jobs` lists them.")
-            events = list(s.scalars(select(JobEvent).where(JobEvent.job_id == jid).order_by(JobEvent.id)))
+            events = repo.job_events(s, jid)
             version = s.scalar(select(ModelVersion).where(ModelVersion.job_id == jid))
             return job, events, version
 

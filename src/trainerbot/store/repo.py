@@ -23,6 +23,7 @@ from trainerbot.store.tables import (
     Feedback,
     Guild,
     Job,
+    JobEvent,
     Message,
     ModelVersion,
     Snapshot,
@@ -135,6 +136,12 @@ def recent_jobs(session: Session, guild_id: int, limit: int) -> list[Job]:
 def recent_test_runs(session: Session, guild_id: int, limit: int) -> list[TestRun]:
     """A server's latest ``limit`` test runs, newest first."""
     return list(session.scalars(select(TestRun).where(TestRun.guild_id == guild_id).order_by(TestRun.id.desc()).limit(limit)))
+
+
+def job_events(session: Session, job_id: int, *, after: int = 0, limit: int | None = None) -> list[JobEvent]:
+    """A job's events, oldest first (those after event ``after``; at most ``limit``)."""
+    query = select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after).order_by(JobEvent.id)
+    return list(session.scalars(query.limit(limit) if limit is not None else query))
 
 
 def pending_corrections(guild_id: int) -> Select[Correction]:
