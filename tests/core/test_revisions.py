@@ -14,6 +14,7 @@ from tests.conftest import JSONL_FACTS, att, row_counts
 from trainerbot.core import Caller, CoreService
 from trainerbot.datasets.snapshots import read_snapshot
 from trainerbot.errors import BadInput, NotAllowed, NotFound
+from trainerbot.store import repo
 from trainerbot.store.tables import AuditEntry, DatasetItem
 
 QUESTION = "What is the capital of Zorbia?"
@@ -98,6 +99,13 @@ async def test_revert_makes_an_older_answer_current_again_as_a_new_revision(
         entry = s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
     assert entry is not None and (entry.action, entry.target) == ("revert", "example #4")
     assert entry.detail == "revision 1 is current again as revision 3: Zorbia City is the old name"
+
+    # The conversation where the correction was made reads the answer taught now, too.
+    with core.store.read() as s:
+        conv = repo.conversation_id(s, 1, member.channel_id)
+        assert conv is not None
+        said = [t["content"] for t in repo.history(s, conv, 20)]
+    assert said[:2] == [QUESTION, "Quillport."]  # the corrected reply (chat answered from facts after it)
 
     # And back again: the correction's example returns, no copy made.
     items = row_counts(core)["dataset_items"]

@@ -163,7 +163,8 @@ def history(session: Session, conversation: int, limit: int, *, before: int | No
     """The latest ``limit`` turns of a conversation (before message ``before``, if given),
     oldest first, as the model reads them: what was taught about a reply stands in its place.
 
-    - a reply with an approved correction speaks with the corrected answer (the latest one);
+    - a reply with an approved correction speaks with the answer taught now for its question:
+      the corrected one, or what a later revision made current (a revert, an edit);
     - a reply with a pending correction, or rated 👎 more than 👍, is taken out together with
       the question it answered: it is no longer the bot's word, and nothing stands in for it
       until a trainer approves an answer.
@@ -179,10 +180,11 @@ def history(session: Session, conversation: int, limit: int, *, before: int | No
     rows = list(reversed(session.scalars(query.order_by(Message.id.desc()).limit(limit + 20)).all()))
     replies = [m.id for m in rows if m.role == "assistant"]
     approved: dict[int, str] = {}
+    asked: dict[int, str] = {}  # a corrected reply → the question its correction answers
     doubted: set[int] = set()
     if replies:
-        for mid, status, corrected in session.execute(
-            select(Correction.message_id, Correction.status, Correction.corrected)
+        for mid, status, corrected, key in session.execute(
+            select(Correction.message_id, Correction.status, Correction.corrected, Correction.question_key)
             .where(Correction.message_id.in_(replies), Correction.status != CorrectionStatus.REJECTED)
             .order_by(Correction.id)
         ):
@@ -190,8 +192,18 @@ def history(session: Session, conversation: int, limit: int, *, before: int | No
                 continue
             if status == CorrectionStatus.APPROVED:
                 approved[mid] = corrected  # the latest approved one wins
+                if key is not None:
+                    asked[mid] = key
             else:
                 doubted.add(mid)
+        # What is taught now stands in: a revert or an edit since the approval wins over it.
+        keys = set(asked.values())
+        if keys:
+            now = {str(key): str(answer) for key, answer in session.execute(
+                select(DatasetItem.question_key, DatasetItem.response).where(
+                    DatasetItem.guild_id == rows[0].guild_id, DatasetItem.question_key.in_(keys), *TAUGHT
+                ).order_by(DatasetItem.id))}
+            approved |= {mid: now[key] for mid, key in asked.items() if key in now}
         votes = func.sum(case((Feedback.label == "negative", 1), (Feedback.label == "positive", -1), else_=0))
         doubted.update(m for m in session.scalars(
             select(Feedback.message_id).where(Feedback.message_id.in_(replies), Feedback.kind == "reaction")
