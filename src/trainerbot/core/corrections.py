@@ -22,7 +22,7 @@ from trainerbot.datasets.records import Example
 from trainerbot.evaluation.scores import normalise_answer
 from trainerbot.store import repo
 from trainerbot.store.keys import question_key
-from trainerbot.store.tables import Correction, CorrectionStatus, DatasetItem, Feedback, Message, utcnow
+from trainerbot.store.tables import Correction, CorrectionStatus, Feedback, Message, utcnow
 
 
 def pending_count(s: Any, guild_id: int, user_id: str) -> int:
@@ -157,10 +157,8 @@ def record_words(record: dict[str, int]) -> str:
 
 def taught_now(s: Any, guild_id: int, corr: Correction) -> str | None:
     """The answer taught now for ``corr``'s question (its current revision), if one is."""
-    item = s.scalar(select(DatasetItem.response).where(
-        DatasetItem.guild_id == guild_id, DatasetItem.question_key == (corr.question_key or question_key(corr.prompt)),
-        *repo.TAUGHT).order_by(DatasetItem.id.desc()).limit(1))
-    return str(item) if item is not None else None
+    item = revisions.current_item(s, guild_id, corr.question_key or question_key(corr.prompt))
+    return item.response if item is not None else None
 
 
 def flagged_replies(s: Session, guild_id: int, *, limit: int, unsafe_only: bool = False) -> list[tuple[Message, int, int]]:

@@ -141,15 +141,15 @@ class RevisionCommands(Group):
                 if not revisions.is_taught(item):
                     raise BadInput(f"Example #{iid} is a {'👍 vote' if item.source == 'reaction' else 'negative example'}; "
                                    "it teaches no answer to edit.")
-                taught = revisions.current_answer(s, item)
-                if answer == (taught if taught is not None else item.response):
+                taught = revisions.current_item(s, item.guild_id, revisions.key_of(item))
+                if answer == (taught or item).response:
                     raise BadInput("That is the taught answer already; nothing changed.")
                 ds = s.get(Dataset, item.dataset_id)
                 assert ds is not None
                 ex = replace(dataset_items.item_to_example(item), response=answer, source_ref=f"edit of example #{iid}")
                 added, _ = dataset_items.add_examples(s, ds, [ex], source="edit", author_id=caller.user_id, dedupe=False)
                 revisions.teach(s, added, action="edit", actor_id=caller.user_id)
-                number = revisions.chain(s, added[0]).steps[-1].number
+                number = revisions.newest_number(s, item.guild_id, revisions.key_of(item))
                 repo.audit(s, item.guild_id, caller.user_id, "edit", f"example #{iid}",
                            f"revision {number}, as example #{added[0].id}")
                 return added[0].id, number, ds.name

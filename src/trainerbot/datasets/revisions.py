@@ -37,6 +37,11 @@ def is_taught(item: DatasetItem) -> bool:
     return item.label == "positive" and item.source != "reaction"
 
 
+def key_of(item: DatasetItem) -> str:
+    """The question ``item`` answers (``store.keys.question_key``; every stored row carries it)."""
+    return item.question_key or question_key(item.prompt)
+
+
 def _source(item: DatasetItem) -> str:
     if item.source == "correction" and item.correction_id is not None:
         return f"correction #{item.correction_id}"
@@ -66,7 +71,7 @@ def teach(s: Session, items: Sequence[DatasetItem], *, action: str, actor_id: st
     if not taught:
         return 0
     for item in taught:
-        item.question_key = item.question_key or question_key(item.prompt)
+        item.question_key = key_of(item)
     s.flush()  # the new examples' IDs
     guild_id, fresh = taught[0].guild_id, {i.id for i in taught}
     keys = {str(i.question_key) for i in taught}
@@ -100,8 +105,8 @@ def untaught(s: Session, item: DatasetItem, *, actor_id: str, why: str | None = 
     was the current one; whether it was."""
     if not is_taught(item) or item.archived_in is not None or item.replaced_at is not None:
         return False
-    key = item.question_key or question_key(item.prompt)
-    number = _next_numbers(s, item.guild_id, [key]).get(key, 0) + 1
+    key = key_of(item)
+    number = newest_number(s, item.guild_id, key) + 1
     s.add(Revision(guild_id=item.guild_id, question_key=key, number=number, action="delete", prompt=item.prompt,
                    answer=None, item_id=None, dataset_id=item.dataset_id, source=f"example #{item.id}",
                    actor_id=actor_id, author_id=None, why=why[:300] if why else None))
@@ -128,33 +133,30 @@ class Chain:
     question: str
     steps: tuple[Step, ...]
 
-    @property
-    def current(self) -> Step | None:
-        return next((step for step in self.steps if step.current), None)
+
+def newest_number(s: Session, guild_id: int, key: str) -> int:
+    """The number of a question's newest revision (0: it has none)."""
+    return _next_numbers(s, guild_id, [key]).get(key, 0)
 
 
-def current_answer(s: Session, item: DatasetItem) -> str | None:
-    """The answer taught now to ``item``'s question (None: none is)."""
-    key = item.question_key or question_key(item.prompt)
-    return s.scalar(select(DatasetItem.response).where(DatasetItem.guild_id == item.guild_id,
-                                                       DatasetItem.question_key == key, *repo.TAUGHT)
-                    .order_by(DatasetItem.id.desc()).limit(1))
+def current_item(s: Session, guild_id: int, key: str) -> DatasetItem | None:
+    """The example that carries the answer taught now to a question (None: none is)."""
+    return s.scalar(select(DatasetItem).where(DatasetItem.guild_id == guild_id, DatasetItem.question_key == key,
+                                              *repo.TAUGHT).order_by(DatasetItem.id.desc()).limit(1))
 
 
 def chain(s: Session, item: DatasetItem) -> Chain:
     """The revisions of ``item``'s question (``NotFound`` where it has none: a 👎 example,
     say, or a 👍 vote, which teach no answer)."""
-    key = item.question_key or question_key(item.prompt)
+    key = key_of(item)
     rows = list(s.scalars(select(Revision).where(Revision.guild_id == item.guild_id, Revision.question_key == key)
                           .order_by(Revision.number)))
     if not rows:
         raise NotFound(f"Example #{item.id} has no revisions: 👎 examples and 👍 votes teach no answer, and answers "
                        "archived before revisions were kept have none.")
-    current = s.scalar(select(DatasetItem.id).where(DatasetItem.guild_id == item.guild_id,
-                                                    DatasetItem.question_key == key, *repo.TAUGHT)
-                       .order_by(DatasetItem.id.desc()).limit(1))
+    current = current_item(s, item.guild_id, key)
     # The current answer is the latest revision that carries it (a revert shares its item).
-    last = max((r.number for r in rows if current is not None and r.item_id == current), default=None)
+    last = max((r.number for r in rows if current is not None and r.item_id == current.id), default=None)
     question = next((r.prompt for r in reversed(rows) if r.prompt), item.prompt)
     return Chain(key, question, tuple(Step(r, r.number == last) for r in rows))
 
