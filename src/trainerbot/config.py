@@ -30,7 +30,7 @@ class DiscordSettings:
     discord_token: SecretStr | None
     prefix: str
     trainer_role: str
-    chat_channels: tuple[str, ...]
+    chat_channels: list[str]
     shards: str
     discord_retries: int
 
@@ -356,10 +356,7 @@ class Settings(BaseSettings):
 
     def section(self, kind: type[S]) -> S:
         """One section of the settings, typed (``settings.section(OpenAISettings)``)."""
-        values = {f.name: getattr(self, f.name) for f in fields(kind)}  # type: ignore[arg-type]
-        if "chat_channels" in values:
-            values["chat_channels"] = tuple(values["chat_channels"])
-        return kind(**values)
+        return kind(**{f.name: getattr(self, f.name) for f in fields(kind)})  # type: ignore[arg-type]
 
     @property
     def resolved_data_dir(self) -> Path:

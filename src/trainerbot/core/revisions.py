@@ -64,6 +64,12 @@ class RevisionChain:
     rows: tuple[RevisionRow, ...]
 
 
+def _row(step: revisions.Step) -> RevisionRow:
+    r = step.revision
+    return RevisionRow(r.number, repo.latest(r.created_at), r.action, r.source, r.actor_id, r.author_id, r.why, r.answer,
+                       r.forgotten, step.current)
+
+
 class RevisionCommands(Group):
     def __init__(self, settings: Settings, store: Store, rate: RateLimiter, datasets: DatasetCommands) -> None:
         super().__init__(settings, store, rate)
@@ -76,9 +82,7 @@ class RevisionCommands(Group):
         def load() -> RevisionChain:
             with self.store.read() as s:
                 chain = revisions.chain(s, self.datasets.guild_item(s, caller, iid))
-                return RevisionChain(iid, chain.question, tuple(
-                    RevisionRow(r.number, repo.latest(r.created_at), r.action, r.source, r.actor_id, r.author_id, r.why,
-                                r.answer, r.forgotten, step.current) for step in chain.steps for r in (step.revision,)))
+                return RevisionChain(iid, chain.question, tuple(_row(step) for step in chain.steps))
         return await self._blocking(load)
 
     async def show(self, caller: Caller, item_id: str | int) -> Reply:
