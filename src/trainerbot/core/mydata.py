@@ -24,7 +24,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainerbot.datasets import revisions
-from trainerbot.store.tables import Conversation, Correction, DashboardSession, Dataset, DatasetItem, Feedback, Guild, Message
+from trainerbot.store.tables import (
+    Conversation,
+    Correction,
+    DashboardSession,
+    Dataset,
+    DatasetItem,
+    Feedback,
+    Guild,
+    Message,
+    Revision,
+)
 
 MAX_ROWS = 5000  # per section, newest first
 
@@ -36,6 +46,15 @@ def file_for(root: Path, user_id: str) -> Path:
 
 def _at(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def _revision(r: Revision, user_id: str) -> dict[str, Any]:
+    """A revision as the member's file holds it. One they made to another member's answer says
+    what they did, never the other's words."""
+    mine = r.author_id == user_id
+    return {"question": r.prompt if mine else None, "answer": r.answer if mine else None, "revision": r.number,
+            "change": r.action, "from": r.source, "your_words": mine, "made_by_you": r.actor_id == user_id,
+            "why": r.why if r.actor_id == user_id else None, "at": _at(r.created_at)}
 
 
 def collect(s: Session, guild: Guild, user_id: str) -> dict[str, Any]:
@@ -65,11 +84,7 @@ def collect(s: Session, guild: Guild, user_id: str) -> dict[str, Any]:
                 for i, name in s.execute(select(DatasetItem, Dataset.name).join(Dataset, Dataset.id == DatasetItem.dataset_id)
                                          .where(DatasetItem.guild_id == gid, DatasetItem.author_id == user_id)
                                          .order_by(DatasetItem.id.desc()).limit(MAX_ROWS + 1))]
-    # A change this member made to another member's answer: what they did, never the other's words.
-    revised = [{"question": r.prompt if mine else None, "answer": r.answer if mine else None, "revision": r.number,
-                "change": r.action, "from": r.source, "your_words": mine, "made_by_you": r.actor_id == user_id,
-                "why": r.why if r.actor_id == user_id else None, "at": _at(r.created_at)}
-               for r in revisions.by_person(s, gid, user_id, MAX_ROWS + 1) for mine in (r.author_id == user_id,)]
+    revised = [_revision(r, user_id) for r in revisions.by_person(s, gid, user_id, MAX_ROWS + 1)]
     sessions = [{"signed_in": _at(d.created_at), "expires": _at(d.expires_at), "signed_out": _at(d.revoked_at),
                  "as_trainer": d.trainer}
                 for d in s.scalars(select(DashboardSession).where(DashboardSession.guild_id == gid,
