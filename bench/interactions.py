@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' harne
 import discord
 
 from tests.adapters.discord.interactions import FakeDiscord, Gateway
-from trainerbot.adapters.discord.bot import TrainerBot
+from trainerbot.adapters.discord.bot import TrainerBot, bot_settings
 from trainerbot.config import Settings
 from trainerbot.core import Attachment, Caller, CoreService
 
@@ -76,7 +76,7 @@ async def main() -> None:
     gw = Gateway(fake, GUILD)
     gw.add_user("Tess", TESS, trainer=True)
     gw.add_user("Milo", MILO)
-    bot = TrainerBot(core, core.settings)
+    bot = TrainerBot(core, bot_settings(core.settings))
     await bot.__aenter__()
     await bot.login("bench-token")
     gw.join(bot)

@@ -71,8 +71,10 @@ def openai_server(openai_fake: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """The settings of a test's core: the defaults, and what its ``@pytest.mark.settings(...)`` says."""
+    marker = request.node.get_closest_marker("settings")
+    return Settings(_env_file=None, data_dir=tmp_path / "data", **(marker.kwargs if marker else {}))  # type: ignore[call-arg]
 
 
 @pytest.fixture

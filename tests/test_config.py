@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import typing
 
 import pytest
 
@@ -73,6 +74,9 @@ def test_every_setting_is_in_exactly_one_section_and_keeps_its_environment_name(
 
     placed = [f.name for kind in SECTIONS.values() for f in fields(kind)]
     assert sorted(placed) == sorted(Settings.model_fields) and len(placed) == len(set(placed))
+    flat = typing.get_type_hints(Settings)  # ... each typed in its section as it is in the settings
+    assert [(kind.__name__, name) for kind in SECTIONS.values() for name, hint in typing.get_type_hints(kind).items()
+            if hint != flat[name]] == []
     monkeypatch.setenv("TRAINERBOT_OPENAI_MODEL", "my-model")
     monkeypatch.setenv("TRAINERBOT_OPENAI_API_KEY", "sk-test")
     monkeypatch.setenv("TRAINERBOT_VOICE_IDLE_SECONDS", "42")

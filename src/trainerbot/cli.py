@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from trainerbot.config import DiscordSettings, Settings, StoreSettings, load_settings
+from trainerbot.config import DiscordSettings, OperationsSettings, Settings, StoreSettings, load_settings
 from trainerbot.errors import ConfigError
 from trainerbot.plural import count
 from trainerbot.startup import EXIT_SETTINGS, StartupError, check_data_dir, open_store_with_retries
@@ -72,7 +72,8 @@ def _configure_logging(settings: Settings, args: argparse.Namespace) -> None:
 
     console = args.command == "console" or (args.command == "run" and settings.discord_token is None)
     log_file = settings.resolved_data_dir / "trainerbot.log" if args.command in ("run", "console") else None
-    logs.configure(settings, log_file=log_file, to_stderr=not console or getattr(args, "verbose", False))
+    logs.configure(settings.section(OperationsSettings), settings.secret_values(), log_file=log_file,
+                   to_stderr=not console or getattr(args, "verbose", False))
 
 
 def _prepare_model(settings: Settings) -> None:

@@ -57,17 +57,17 @@ class StoreSettings:
 class ModelSettings:
     """The model and the runtime that serves chat."""
 
-    model: str
+    model: Literal["smollm2", "scratch"]
     base_model_dir: Path | None
     base_model_gguf: Path | None
-    runtime: str
-    runtime_precision: str
-    backend: str
+    runtime: Literal["llamacpp", "torch"]
+    runtime_precision: Literal["q8_0", "f16", "f32"]
+    backend: Literal["local", "openai"]
     reply_max_tokens: int
     chat_slots: int
     chat_queue: int
     torch_threads: int | None
-    speaker_names: str
+    speaker_names: Literal["content", "field", "off"]
     history_messages: int
 
 
@@ -75,8 +75,8 @@ class ModelSettings:
 class TrainingSettings:
     lora: bool
     lora_layers: float
-    train_precision: str
-    model_size: str
+    train_precision: Literal["auto", "bf16", "fp32"]
+    model_size: Literal["small", "tiny"]
     train_epochs: float | None
     train_batch_size: int | None
     learning_rate: float | None
@@ -84,13 +84,13 @@ class TrainingSettings:
     worker_nice: int
     worker_yields: bool
     start_worker: bool
-    stale_jobs: str
-    executor: str
+    stale_jobs: Literal["fail", "requeue"]
+    executor: Literal["local", "ray"]
     ray_address: str
     ray_storage_dir: Path | None
     max_test_cases: int
     heldout_share: float
-    promotion_metric: str
+    promotion_metric: Literal["chrf", "exact_match", "loss"]
     promotion_tolerance: float
     general_questions: int
 
@@ -109,12 +109,24 @@ class TeachingSettings:
     max_pending_per_user: int
     auto_approve_supporters: int
 
+    def instructions_text(self, language: str) -> str:
+        """The instructions Markdown: the configured file, else the shipped one in ``language``."""
+        if self.instructions_file is not None:
+            try:
+                return self.instructions_file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(
+                    f"instructions_file: cannot read {self.instructions_file.name!r} ({type(exc).__name__})"
+                ) from exc
+        name = f"bot_instruction.{language}.md"
+        return resources.files("trainerbot.resources").joinpath(name).read_text(encoding="utf-8")
+
 
 @dataclass(frozen=True)
 class VoiceSettings:
-    language: str
-    tts_engine: str
-    stt_engine: str
+    language: Literal["en", "ru"]
+    tts_engine: Literal["espeak-ng", "piper", "gtts"]
+    stt_engine: Literal["whisper", "pocketsphinx", "google"]
     piper_voice: Path | None
     whisper_model_dir: Path | None
     google_speech_key: SecretStr | None
@@ -135,9 +147,9 @@ class DashboardSettings:
 
 @dataclass(frozen=True)
 class OperationsSettings:
-    mode: str
-    log_level: str
-    log_format: str
+    mode: Literal["dev", "prod"]
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+    log_format: Literal["text", "json"]
     startup_retry_s: float
     metrics_port: int | None
     metrics_host: str
@@ -369,15 +381,26 @@ class Settings(BaseSettings):
 
     def instructions_text(self) -> str:
         """The instructions Markdown: the configured file, else the shipped one."""
-        if self.instructions_file is not None:
+        return self.section(TeachingSettings).instructions_text(self.language)
+
+    def secret_values(self) -> list[str]:
+        """Every secret's value, for the logs to redact: each ``SecretStr`` setting (the Discord
+        token, the API keys, the database URL) and the database URL's password alone."""
+        found: list[str] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                found.append(value.get_secret_value())
+        if self.database_url is not None:
+            from sqlalchemy.engine import make_url
+
             try:
-                return self.instructions_file.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(
-                    f"instructions_file: cannot read {self.instructions_file.name!r} ({type(exc).__name__})"
-                ) from exc
-        name = f"bot_instruction.{self.language}.md"
-        return resources.files("trainerbot.resources").joinpath(name).read_text(encoding="utf-8")
+                password = make_url(self.database_url.get_secret_value()).password
+            except Exception:
+                password = None
+            if password:
+                found.append(str(password))
+        return [s for s in found if len(s) >= 4]
 
     def redacted(self) -> dict[str, Any]:
         """The settings as loggable values: secrets replaced, a database password hidden."""

@@ -1,8 +1,9 @@
 """The one exception tree of trainerbot.
 
 Every error a user can cause or meet is a ``TrainerBotError`` carrying a message fit to
-show them as it is. Adapters catch the tree at one place and render ``user_message``;
-anything else is a bug, logged with its trace and answered with a short apology.
+show them as it is (the commands it names written with ``COMMAND``, which the adapter turns
+into its prefix). Adapters catch the tree at one place and render ``user_message``; anything
+else is a bug, logged with its trace and answered with a short apology.
 This module imports nothing of the project, so every layer may raise these.
 
     TrainerBotError
@@ -15,6 +16,13 @@ This module imports nothing of the project, so every layer may raise these.
 """
 
 from __future__ import annotations
+
+# Where a message names a command, it holds this mark instead of a prefix
+# (f"`{COMMAND}train sample`"): the core and what is under it do not know how their reader
+# types commands. Each adapter puts its own prefix in its place (``core.text.with_prefix``):
+# the console its `!`, Discord and the dashboard `/`. A character from Unicode's private use
+# area, which no keyboard types.
+COMMAND = "\ue000"
 
 
 class TrainerBotError(Exception):

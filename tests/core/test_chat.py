@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import JSONL_FACTS, att
 from trainerbot.core import Caller, CoreService
-from trainerbot.errors import BadInput
+from trainerbot.errors import COMMAND, BadInput
 from trainerbot.model.prompt import SYSTEM
 from trainerbot.model.taught import TaughtIndex
 from trainerbot.store.tables import FactEmbedding
@@ -16,7 +16,7 @@ from trainerbot.store.tables import FactEmbedding
 
 async def test_before_any_model_the_bot_says_how_to_train(core: CoreService, member: Caller) -> None:
     reply = await core.chat.reply(member, "hello")
-    assert "haven't been trained" in reply.content and "!train sample" in reply.content
+    assert "haven't been trained" in reply.content and f"{COMMAND}train sample" in reply.content
     assert reply.data["source"] == "none"
 
 
@@ -52,9 +52,9 @@ async def test_taught_facts_stay_in_their_guild(core: CoreService, trainer: Call
     assert (await core.chat.reply(other_guild_trainer, "What is the capital of Zorbia?")).data["source"] == "none"
 
 
+@pytest.mark.settings(history_messages=4)
 async def test_replies_are_stored_with_prompt_and_bounded_history(core: CoreService, trainer: Caller, member: Caller) -> None:
     await core.datasets.import_data(trainer, "facts", None, att("f.jsonl", JSONL_FACTS))
-    core.settings.history_messages = 4
     for _ in range(5):
         await core.chat.reply(member, "What is the capital of Zorbia?")
     _, _, history, _ = core.chat._chat_context(member)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
@@ -139,7 +140,7 @@ async def test_getfile_lists_and_sends_by_name(core: CoreService, trainer: Calle
 
 async def test_getfile_over_the_send_limit_is_not_attached(core: CoreService, trainer: Caller) -> None:
     await core.datasets.import_data(trainer, "facts", None, att("facts.jsonl", JSONL_FACTS))
-    core.settings.max_send_bytes = 1024
+    core.datasets.limits = replace(core.datasets.limits, max_send_bytes=1024)
     big = core.data_dir / "guilds" / "111" / "exports" / "big.jsonl"
     big.parent.mkdir(parents=True, exist_ok=True)
     big.write_bytes(b"x" * 5000)

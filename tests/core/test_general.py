@@ -1,17 +1,19 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from trainerbot.core import Caller, CoreService
 from trainerbot.core.limits import RateLimiter
 from trainerbot.core.text import quote_user_text, split_message
-from trainerbot.errors import Busy
+from trainerbot.errors import COMMAND, Busy
 
 
 async def test_hi_greets_by_name_and_points_to_instruction(core: CoreService, member: Caller) -> None:
     reply = await core.general.hi(member)
     assert reply.content.startswith("Hi Milo!")
-    assert "!instruction" in reply.content
+    assert f"{COMMAND}instruction" in reply.content
 
 
 async def test_hi_defuses_mentions_in_the_name(core: CoreService) -> None:
@@ -24,21 +26,23 @@ async def test_instruction_is_split_on_lines_and_keeps_everything(core: CoreServ
     long_file = tmp_path / "long.md"
     lines = [f"line {i}: " + "x" * 90 for i in range(120)]
     long_file.write_text("\n".join(lines), encoding="utf-8")
-    core.settings.instructions_file = long_file
+    core.general.teaching = replace(core.general.teaching, instructions_file=long_file)
     reply = await core.general.instruction(member)
     assert len(reply.messages) > 1
     assert all(len(m) <= 2000 for m in reply.messages)
     assert "\n".join(reply.messages).splitlines() == lines
 
 
-async def test_shipped_instruction_uses_the_configured_prefix(core: CoreService, member: Caller) -> None:
-    core.settings.prefix = "?"
+async def test_shipped_instruction_names_commands_for_the_adapter_to_prefix(core: CoreService, member: Caller) -> None:
+    """The core writes no prefix: its commands carry the mark each adapter replaces with its own."""
     reply = await core.general.instruction(member)
-    assert "`?correct" in reply.content and "`!correct" not in reply.content
+    assert f"`{COMMAND}correct" in reply.content and "`!correct" not in reply.content
+    shown = reply.for_prefix("?").content
+    assert "`?correct" in shown and COMMAND not in shown and "`/correct" in reply.for_prefix("/").content
 
 
+@pytest.mark.settings(language="ru")
 async def test_russian_instruction_ships(core: CoreService, member: Caller) -> None:
-    core.settings.language = "ru"
     reply = await core.general.instruction(member)
     assert "как меня обучать" in reply.content
 

@@ -49,7 +49,7 @@ async def test_manage_server_and_owner_count_as_trainer(seeded: CoreService, mem
 
 
 async def test_role_name_is_configurable_and_case_insensitive(seeded: CoreService, member: Caller) -> None:
-    seeded.settings.trainer_role = "Teacher"
+    seeded.datasets.trainer_role = "Teacher"
     teacher = dataclasses.replace(member, roles=frozenset({"teacher"}))
     assert (await seeded.datasets.summary(teacher)).content
     await seeded.datasets.export(teacher, "facts", "sft")

@@ -74,7 +74,6 @@ async def test_a_member_cannot_set_it_and_a_long_one_is_refused(core: CoreServic
 async def test_chat_answers_under_the_persona_with_the_facts_after_it(core: CoreService, trainer: Caller, member: Caller,
                                                                        recorder: Recorder) -> None:
     await core.datasets.import_data(trainer, "facts", None, att("f.jsonl", JSONL_FACTS))
-    core.settings.backend = "local"
     await core.chat.reply(member, "hello")
     assert recorder.read[-1][0] == {"role": "system", "content": SYSTEM}
     await core.persona.persona(trainer, PIRATE)

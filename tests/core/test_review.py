@@ -163,7 +163,7 @@ async def test_duplicates_merge_and_pending_items_are_capped(core: CoreService, 
     assert (await core.feedback.correct(trainer, "m1", "Quillport.")).data == {"correction_id": corr.id, "status": "approved"}
     assert len(_corrections(core)) == 1
 
-    core.settings.max_pending_per_user = 2
+    core.feedback.teaching = replace(core.feedback.teaching, max_pending_per_user=2)
     for i in range(2):
         await _reply(core, member, f"x{i}")
         await core.feedback.correct(member, f"x{i}", f"answer {i}")
@@ -302,13 +302,13 @@ async def test_mydata_is_bounded_and_rate_limited(core: CoreService, member: Cal
 
     for n in range(30):
         await core.feedback.leave(member, f"Feedback number {n}: " + "x" * 300)
-    monkeypatch.setattr(core.settings, "max_send_bytes", 4096)
+    core.review.limits = replace(core.review.limits, max_send_bytes=4096)
     data = json.loads((await core.review.mydata(member)).files[0].path.read_text())
     assert len(json.dumps(data)) <= 4096 and 0 < len(data["feedback"]) < 30
     assert data["feedback"][0]["text"].startswith("Feedback number 29")  # the newest kept
     assert "the oldest" in data["left_out"]["feedback"]
     monkeypatch.setattr(mydata, "MAX_ROWS", 5)
-    monkeypatch.setattr(core.settings, "max_send_bytes", 1 << 20)
+    core.review.limits = replace(core.review.limits, max_send_bytes=1 << 20)
     data = json.loads((await core.review.mydata(member)).files[0].path.read_text())
     assert len(data["feedback"]) == 5 and "newest 5" in data["left_out"]["feedback"]
     monkeypatch.setattr(core.rate, "per_minute", 2)  # two asked already this minute
@@ -436,7 +436,7 @@ async def test_trusted_members_support_approves_a_proposal_when_the_server_allow
         await core.feedback.correct(p, "m0", "Quillport.")
     assert _corrections(core)[0].status == "pending" and _corrections(core)[0].supporters == 4
 
-    monkeypatch.setattr(core.settings, "auto_approve_supporters", 3)
+    core.feedback.teaching = replace(core.feedback.teaching, auto_approve_supporters=3)
     second = (await core.feedback.correct(people[0], "m1", "Vessaton.")).data["correction_id"]
     assert (await core.feedback.correct(people[1], "m1", "Vessaton.")).data["status"] == "pending"
     approved = await core.feedback.correct(people[2], "m1", "vessaton")

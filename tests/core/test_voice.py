@@ -70,8 +70,8 @@ def test_audio_detection() -> None:
     assert not is_audio("facts.jsonl", "application/json")
 
 
+@pytest.mark.settings(tts_engine="piper")
 async def test_piper_is_used_for_english_when_configured(core: CoreService, trainer: Caller) -> None:
-    core.settings.tts_engine = "piper"
     english = await core.voice.speech(trainer, "Hello there.")
     assert english[:4] == b"RIFF" and set(core.voice._tts) == {"piper"}
     await core.voice.language(trainer, "ru")

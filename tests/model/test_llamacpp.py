@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from trainerbot.config import Settings
+from trainerbot.config import ModelSettings, OpenAISettings, Settings
 from trainerbot.errors import NotAvailable
 from trainerbot.model import gguf_export, llamacpp, pretrained
 from trainerbot.model.files import DONE_MARKER, relative_base
@@ -166,7 +166,9 @@ def test_torch_answers_where_llama_cpp_cannot_or_should_not(prepared: Path, adap
     pretrained.base_dir(data).symlink_to(prepared, target_is_directory=True)
 
     def engines(**settings: object) -> Runtimes:
-        return Runtimes(Settings(_env_file=None, data_dir=data, torch_threads=2, model="smollm2", **settings))  # type: ignore[call-arg,arg-type]
+        chosen = Settings(_env_file=None, data_dir=data, torch_threads=2, model="smollm2", **settings)  # type: ignore[call-arg,arg-type]
+        return Runtimes(chosen.section(ModelSettings), chosen.section(OpenAISettings), chosen.resolved_data_dir,
+                        taught_meaning=chosen.taught_meaning)
 
     def version(folder: Path, metrics: dict[str, object]) -> ModelVersion:
         return ModelVersion(name="v1", backend="local", path=str(folder), recipe="sft", metrics=metrics)

@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import types
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from trainerbot.model import pretrained
 from trainerbot.model.files import DONE_MARKER, adapter_base
 from trainerbot.store.tables import JobEvent, ModelVersion
 from trainerbot.training import rehearsal, versions
-from trainerbot.training.worker import serve
+from trainerbot.training.worker import job_settings, serve
 
 TRAINER = Caller(guild_id="111", guild_name="Guild A", user_id="u-t", channel_id="c1", roles=frozenset({"trainer"}))
 
@@ -137,7 +138,7 @@ async def test_one_lora_job_through_the_worker_stores_an_adapter_that_chat_serve
     assert cached == runtime["general_base"]
     asked: list[int] = []
     base_only = types.SimpleNamespace(weights=types.SimpleNamespace(folder=pretrained.base_dir(core.data_dir).resolve()))
-    again = versions.base_general(core.settings, base_only, 3, persona, pause=lambda: asked.append(1))
+    again = versions.base_general(job_settings(core.settings), base_only, 3, persona, pause=lambda: asked.append(1))
     assert again == cached["torch"] and asked == []
     assert "24 rehearsal examples mixed in" in log and "with a LoRA adapter under the server's persona" in log
     assert "checking 3 general questions" in log and version.metrics["persona"] == persona
@@ -171,7 +172,8 @@ async def test_the_general_questions_are_asked_once_through_llamacpp_where_the_r
     llama.cpp (what chat will serve), against the base's llama.cpp score. Where the base's
     scores on the two runtimes differ (its kept llama.cpp score rewritten here), the check
     runs under torch, and through llama.cpp too."""
-    monkeypatch.setattr(core.settings, "heldout_share", 0.3)
+    monkeypatch.setattr(core.settings, "heldout_share", 0.3)  # the worker's settings
+    core.datasets.training = replace(core.datasets.training, heldout_share=0.3)  # the core's
     # Answers the base already gives (its own, from the shipped rehearsal set): after a short
     # job the held-out ones come out of both runtimes alike. (Invented facts it has not
     # learned yet ramble differently on each: that case is test_one_lora_job's.)

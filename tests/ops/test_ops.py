@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from tests.conftest import JSONL_FACTS
-from trainerbot.config import Settings
+from trainerbot.config import OperationsSettings, Settings
 from trainerbot.core import CoreService
 from trainerbot.ops import logs
 from trainerbot.ops.server import OpsServer
@@ -156,15 +156,17 @@ def test_json_logs_one_object_a_line_with_secrets_redacted(tmp_path: Path) -> No
         log_format="json",  # type: ignore[call-arg]
         discord_token=SecretStr(TOKEN),
         database_url=SecretStr("postgresql+psycopg://bot:hunter2-pw@db/x"),
+        google_speech_key=SecretStr("gsk-speech-secret"),
     )
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
     try:
-        logs.configure(settings, log_file=tmp_path / "t.log", to_stderr=False)
+        logs.configure(settings.section(OperationsSettings), settings.secret_values(), log_file=tmp_path / "t.log",
+                       to_stderr=False)
         log = logging.getLogger("trainerbot.test")
         log.info("job %s: started with %s", 7, TOKEN, extra={"job": 7, "guild": "111"})
         try:
-            raise RuntimeError(f"boom hunter2-pw {TOKEN}")
+            raise RuntimeError(f"boom hunter2-pw {TOKEN} gsk-speech-secret")
         except RuntimeError:
             log.exception("failed")
     finally:
@@ -180,6 +182,6 @@ def test_json_logs_one_object_a_line_with_secrets_redacted(tmp_path: Path) -> No
         ("ERROR", "trainerbot.test", None, None),
     ]
     assert records[0]["message"] == "job 7: started with ***" and "T" in records[0]["time"]
-    assert "RuntimeError: boom *** ***" in records[1]["exc"]
+    assert "RuntimeError: boom *** *** ***" in records[1]["exc"]
     raw = (tmp_path / "t.log").read_text()
-    assert TOKEN not in raw and "hunter2-pw" not in raw
+    assert TOKEN not in raw and "hunter2-pw" not in raw and "gsk-speech-secret" not in raw

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
@@ -70,17 +71,16 @@ async def test_test_reports_metrics_and_handle_errors_queues_the_wrong_answers(
         await core.models.handle_errors(member, "999")
 
     runs = _count(core, TestRun)
-    core.settings.max_test_cases = 2
+    core.models.training = replace(core.models.training, max_test_cases=2)
     with pytest.raises(BadInput, match="at most 2"):
         await core.models.test(member, cases)
     assert _count(core, TestRun) == runs
 
 
+@pytest.mark.settings(heldout_share=0.3, train_epochs=20)
 async def test_a_worse_candidate_is_registered_but_not_promoted(
     core: CoreService, settings: Settings, trainer: Caller, member: Caller
 ) -> None:
-    settings.heldout_share = core.settings.heldout_share = 0.3
-    settings.train_epochs = 20
     await _trained(core, trainer, settings)
     with core.store.read() as s:
         v1 = s.scalars(select(ModelVersion)).one()
@@ -104,7 +104,7 @@ async def test_a_worse_candidate_is_registered_but_not_promoted(
     assert "(not promoted)" in (await core.models.versions(member)).content
     assert (await core.chat.reply(member, "Hello there")).data["model_version"] == "v1"
 
-    core.settings.promotion_metric = "loss"
+    core.models.training = replace(core.models.training, promotion_metric="loss")
     compared = await core.models.compare(member, "v1", "v2")
     assert compared.data["better"] == "v1" and compared.data["cases"] == held["scored"]
     assert "v1" in compared.content and "perplexity" in compared.content

@@ -9,6 +9,7 @@ import os
 import signal
 import statistics
 import time
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
@@ -230,8 +231,9 @@ def _my_pretrained(tmp_path):  # type: ignore[no-untyped-def]
 
 async def test_a_pretrained_folder_is_fine_tuned_with_lora(core: CoreService, trainer: Caller, tmp_path) -> None:
     base, examples = _my_pretrained(tmp_path)
-    core.settings.base_model_dir = base
+    core.settings.base_model_dir = base  # the worker's settings
     core.settings.lora = True
+    core.training.model = replace(core.training.model, base_model_dir=base)  # the core's
     reply = await core.training.train(trainer, "facts", None, att("f.jsonl", _jsonl(examples)))
     assert reply.data["recipe"] == "sft"
     await asyncio.to_thread(serve, core.settings, once=True)
@@ -253,8 +255,9 @@ async def test_a_pretrained_folder_is_fine_tuned_with_lora(core: CoreService, tr
 
 async def test_lora_off_fine_tunes_a_pretrained_folder_whole(core: CoreService, trainer: Caller, tmp_path) -> None:
     base, examples = _my_pretrained(tmp_path)
-    core.settings.base_model_dir = base
+    core.settings.base_model_dir = base  # the worker's settings
     core.settings.lora = False
+    core.training.model = replace(core.training.model, base_model_dir=base)  # the core's
     reply = await core.training.train(trainer, "facts", None, att("f.jsonl", _jsonl(examples)))
     await asyncio.to_thread(serve, core.settings, once=True)
     assert (await core.training.job(trainer, reply.data["job_id"])).data["status"] == "succeeded"

@@ -8,7 +8,7 @@ import types
 import pytest
 import torch
 
-from trainerbot.config import Settings
+from trainerbot.config import Settings, TrainingSettings
 from trainerbot.datasets.records import Example
 from trainerbot.datasets.sample import generate
 from trainerbot.errors import BadInput
@@ -203,7 +203,7 @@ def test_lora_jobs_get_their_own_recipe(tmp_path, monkeypatch: pytest.MonkeyPatc
     whole-model training stay float32. A new adapter covers every layer, or the top share set."""
     def params(precision: str, recipe: str = "sft", start: str = "lora") -> TrainParams:
         settings = Settings(_env_file=None, data_dir=tmp_path, train_precision=precision)  # type: ignore[call-arg]
-        return runner.params_for(settings, recipe, start)
+        return runner.params_for(settings.section(TrainingSettings), recipe, start)
 
     sft_lora = params("bf16")
     assert (sft_lora.epochs, sft_lora.batch_size, sft_lora.lora, sft_lora.bf16) == (8.0, 4, True, True)

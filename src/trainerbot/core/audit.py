@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from trainerbot.core.base import Group
 from trainerbot.core.text import quote_user_text, row_number
 from trainerbot.core.types import Caller, Reply
+from trainerbot.errors import COMMAND
 from trainerbot.store import repo
 from trainerbot.store.tables import AuditEntry
 
@@ -48,7 +49,7 @@ class AuditCommands(Group):
 
     async def latest(self, caller: Caller, before: str | int | None = None) -> Reply:
         """``audit [#N]``: the latest decisions here (or those older than #N)."""
-        older = row_number(before, f"Give an entry's number to see older ones: `{self.settings.prefix}audit 120`.") \
+        older = row_number(before, f"Give an entry's number to see older ones: `{COMMAND}audit 120`.") \
             if before not in (None, "") else None
         rows = await self.entries(caller, older)
         if not rows:
@@ -59,5 +60,5 @@ class AuditCommands(Group):
             detail = f" — {quote_user_text(r.detail, 200)}" if r.detail else ""
             lines.append(f"`#{r.id}` {r.at} · <@{r.actor_id}> · **{r.action}** {r.target}{detail}")
         if len(rows) == PAGE:
-            lines.append(f"Older: `{self.settings.prefix}audit {rows[-1].id}`")
+            lines.append(f"Older: `{COMMAND}audit {rows[-1].id}`")
         return Reply.text("\n".join(lines), data={"entries": [r.id for r in rows]})

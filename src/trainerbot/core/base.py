@@ -1,4 +1,5 @@
-"""What every command group of the core is built on: settings, store, the rate limit, and
+"""What every command group of the core is built on: the store, the rate limit, the data
+folder and the trainer role (each group receives the sections of the settings it reads), and
 the helpers they all use (the caller's guild and folder, the trainer check, running
 blocking work in a thread)."""
 
@@ -7,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from sqlalchemy.orm import Session
 
-from trainerbot.config import Settings
 from trainerbot.core.limits import RateLimiter
 from trainerbot.core.permissions import require_trainer
 from trainerbot.core.types import Caller
@@ -25,14 +26,24 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Basis:
+    """What every group is built on (``CoreService`` makes one and hands it to each)."""
+
+    store: Store
+    rate: RateLimiter  # one limit per person and action, across groups
+    data_dir: Path
+    trainer_role: str  # the role (or Manage Server) that trainers' commands need
+
+
 class Group:
     """A command group. Blocking work (the store, files, models) runs via ``_blocking`` in a thread."""
 
-    def __init__(self, settings: Settings, store: Store, rate: RateLimiter) -> None:
-        self.settings = settings
-        self.store = store
-        self.rate = rate
-        self.data_dir: Path = settings.resolved_data_dir
+    def __init__(self, basis: Basis) -> None:
+        self.store = basis.store
+        self.rate = basis.rate
+        self.data_dir = basis.data_dir
+        self.trainer_role = basis.trainer_role
 
     async def _blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
@@ -71,7 +82,7 @@ class Group:
         return paths.guild_root(self.data_dir, caller.guild_id)
 
     def _require_trainer(self, caller: Caller, action: str) -> None:
-        require_trainer(caller, self.settings.trainer_role, action)
+        require_trainer(caller, self.trainer_role, action)
 
     def _limit(self, caller: Caller, what: str) -> None:
         self.rate.check(f"{caller.guild_id}:{caller.user_id}:{what}")

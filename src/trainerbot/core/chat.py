@@ -29,23 +29,22 @@ from contextlib import nullcontext
 
 from sqlalchemy import func, select
 
-from trainerbot.config import Settings
-from trainerbot.core.base import Group
+from trainerbot.config import LimitsSettings, ModelSettings, TeachingSettings
+from trainerbot.core.base import Basis, Group
 from trainerbot.core.delivery import Delivery
-from trainerbot.core.limits import RateLimiter
 from trainerbot.core.text import quote_user_text, speaker_name
 from trainerbot.core.turns import ReplyLine
 from trainerbot.core.types import Attachment, Caller, Reply
 from trainerbot.core.voice import VoiceCommands
 from trainerbot.datasets import revisions
-from trainerbot.errors import BadInput
+from trainerbot.errors import COMMAND, BadInput
 from trainerbot.model import embeddings, prompt
 from trainerbot.model.embeddings import Embedder
 from trainerbot.model.prompt import SpeakerNames
-from trainerbot.model.runtime import Runtime, Runtimes, system_for
+from trainerbot.model.runtime import Runtime, Runtimes
 from trainerbot.model.taught import Meaning, TaughtIndex
 from trainerbot.ops import metrics
-from trainerbot.store import Store, repo
+from trainerbot.store import repo
 from trainerbot.store.tables import DatasetItem, ModelVersion
 from trainerbot.training.chat_first import ChatFirst
 
@@ -58,9 +57,10 @@ FACTS_MIN_COVER = 0.5  # ... and only if the message holds this share of its que
 
 
 class ChatCommands(Group):
-    def __init__(self, settings: Settings, store: Store, rate: RateLimiter, *, runtimes: Runtimes, delivery: Delivery,
-                 voice: VoiceCommands, chat_first: ChatFirst) -> None:
-        super().__init__(settings, store, rate)
+    def __init__(self, basis: Basis, *, model: ModelSettings, teaching: TeachingSettings, limits: LimitsSettings,
+                 runtimes: Runtimes, delivery: Delivery, voice: VoiceCommands, chat_first: ChatFirst) -> None:
+        super().__init__(basis)
+        self.model, self.teaching, self.limits = model, teaching, limits
         self.runtimes = runtimes  # the models that answer
         self.chat_first = chat_first  # a training worker on this machine pauses while a reply is written
         self.delivery = delivery  # every answer is recorded there
@@ -70,10 +70,10 @@ class ChatCommands(Group):
         self._embedding: set[int] = set()  # guilds whose taught questions are being embedded in the background
         self._embedders: list[threading.Thread] = []  # those background threads, joined on close
         self._closing = threading.Event()
-        self.line = ReplyLine(settings.chat_queue)  # members waiting for a reply slot
+        self.line = ReplyLine(model.chat_queue)  # members waiting for a reply slot
         # Replies stream in threads of their own, one per slot: the shared default pool (a few
         # threads on 2 cores) would otherwise be filled by them, and store reads would wait.
-        self._writers = ThreadPoolExecutor(max_workers=settings.chat_slots, thread_name_prefix="reply")
+        self._writers = ThreadPoolExecutor(max_workers=model.chat_slots, thread_name_prefix="reply")
 
     async def reply(self, caller: Caller, text: str, *, message_id: str | None = None,
                     on_partial: Callable[[str], Awaitable[None]] | None = None, partial_every_s: float = 1.0,
@@ -86,8 +86,8 @@ class ChatCommands(Group):
         text = text.strip()
         if not text:
             raise BadInput("Say something and I'll answer.")
-        if len(text) > self.settings.max_field_chars:
-            raise BadInput(f"That message is {len(text)} characters; I read at most {self.settings.max_field_chars}.")
+        if len(text) > self.limits.max_field_chars:
+            raise BadInput(f"That message is {len(text)} characters; I read at most {self.limits.max_field_chars}.")
         self._limit(caller, "chat")
         started = time.perf_counter()
         reply = await self._chat(caller, text, message_id, on_partial, partial_every_s, on_wait)
@@ -110,14 +110,13 @@ class ChatCommands(Group):
         else:
             runtime = await self._blocking(self.runtimes.for_chat, version)
             if runtime is None:
-                p = self.settings.prefix
                 return Reply.text(f"I haven't been trained yet, so I can't answer. A trainer can teach me with "
-                                  f"`{p}train sample` (a shipped sample) or `{p}train <dataset>` with a file; "
-                                  f"`{p}instruction` explains how.", data={"source": "none"})
-            names = self.settings.speaker_names
+                                  f"`{COMMAND}train sample` (a shipped sample) or `{COMMAND}train <dataset>` with a file; "
+                                  f"`{COMMAND}instruction` explains how.", data={"source": "none"})
+            names = self.model.speaker_names
             if names == "field" and not runtime.takes_names:
                 names = "content"  # a chat template has no place for OpenAI's name field
-            conversation = self._conversation(taught, history, message, system_for(self.settings, runtime, persona, version),
+            conversation = self._conversation(taught, history, message, self.runtimes.system_for(runtime, persona, version),
                                               names=names)
             async with self.line.turn(runtime.slots, on_wait):
                 answer = await self._stream(runtime, conversation, on_partial, partial_every_s) or "…"
@@ -151,16 +150,16 @@ class ChatCommands(Group):
         """What the model reads (``prompt.conversation``): the persona with the taught facts
         that best match the message (bounded), the history, and the message. ``persona``
         None: a model that takes no system turn, which gets no facts either."""
-        found = (taught.related(message["content"], self.settings.taught_context, min_share=FACTS_MIN_SHARE,
+        found = (taught.related(message["content"], self.teaching.taught_context, min_share=FACTS_MIN_SHARE,
                                 min_cover=FACTS_MIN_COVER) if taught is not None and persona is not None else [])
         return prompt.conversation(history, message, persona=persona, facts=[(f.prompt, f.answer) for f in found],
-                                   max_chars=self.settings.taught_context_chars, names=names)
+                                   max_chars=self.teaching.taught_context_chars, names=names)
 
     async def _stream(self, model: Runtime, conversation: list[dict[str, str]],
                       on_partial: Callable[[str], Awaitable[None]] | None, every_s: float) -> str:
         """Run the runtime in a thread; with ``on_partial``, hand over its text as it grows.
         While a model on this machine writes, a training worker here pauses (``chat_first``)."""
-        limit = self.settings.reply_max_tokens
+        limit = self.model.reply_max_tokens
         here = model.source == "model"  # a remote server's work is not on these cores
         loop = asyncio.get_running_loop()
         latest: asyncio.Queue[str | None] = asyncio.Queue()
@@ -205,7 +204,7 @@ class ChatCommands(Group):
             history: list[dict[str, str]] = []
             conv = repo.conversation_id(s, guild.id, caller.channel_id)
             if conv is not None:
-                history = repo.history(s, conv, self.settings.history_messages)
+                history = repo.history(s, conv, self.model.history_messages)
             return guild.id, version, history, repo.persona(guild)
 
     def _taught_index(self, guild_id: int | None) -> TaughtIndex | None:
@@ -225,7 +224,7 @@ class ChatCommands(Group):
                     return cached[1]
             # One current answer per question (``datasets.revisions``).
             pairs = s.execute(select(DatasetItem.prompt, DatasetItem.response).where(*current).order_by(DatasetItem.id)).all()
-        index = TaughtIndex(((p, r) for p, r in pairs), threshold=self.settings.taught_threshold)
+        index = TaughtIndex(((p, r) for p, r in pairs), threshold=self.teaching.taught_threshold)
         self._with_meaning(guild_id, index)
         with self._lock:
             self._taught[guild_id] = (stamp, index)
@@ -257,7 +256,7 @@ class ChatCommands(Group):
         if missing:
             stored |= self._embed(guild_id, embedder, missing)
         index.meaning = Meaning(embedder.encode, embeddings.from_bytes([stored[k] for k in keys]),
-                                self.settings.taught_meaning_threshold)
+                                self.teaching.taught_meaning_threshold)
 
     def _embed(self, guild_id: int, embedder: Embedder, texts: list[tuple[str, str]]) -> dict[str, bytes]:
         vectors = dict(zip((k for k, _ in texts), embeddings.to_bytes(embedder.encode([t for _, t in texts])), strict=True))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from trainerbot.core.types import Embed, EmbedField
+from trainerbot.errors import COMMAND
 
 Surface = Literal["console", "discord"]
 HelpGroup = Literal["chat", "teaching", "data", "training", "voice"]  # a heading of `help` (not a core group)
@@ -102,12 +103,13 @@ def _width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 0 if unicodedata.combining(ch) else 1 for ch in text)
 
 
-def help_text(prefix: str, surface: Surface) -> str:
-    """The plain-text help: one aligned line per command, by group."""
+def help_text(surface: Surface) -> str:
+    """The plain-text help: one aligned line per command, by group (each command written with
+    the mark the adapter turns into its prefix)."""
     shown = [c for c in COMMANDS if surface in c.where]
-    usage = {c.word: f"{prefix}{c.word}" + (f" {c.args}" if c.args else "") for c in shown}
+    usage = {c.word: f"{COMMAND}{c.word}" + (f" {c.args}" if c.args else "") for c in shown}
     column = min(max(_width(u) for u in usage.values()), 34) + 2
-    lines = [f"Commands (prefix {prefix}); 🔒 = trainers only:"]
+    lines = [f"Commands (prefix {COMMAND}); 🔒 = trainers only:"]
     for group, title in GROUP_TITLES.items():
         rows = [c for c in shown if c.group == group]
         if not rows:
@@ -124,17 +126,16 @@ def help_text(prefix: str, surface: Surface) -> str:
     return "\n".join(lines)
 
 
-def help_embed(prefix: str) -> Embed:
-    """The Discord ``help``: one field per group."""
+def help_embed() -> Embed:
+    """The Discord ``help``: one field per group. (The Discord adapter adds what its prefix is.)"""
     fields = []
     for group, title in GROUP_TITLES.items():
         rows = [c for c in COMMANDS if "discord" in c.where and c.group == group]
-        value = "\n".join(f"`/{c.word}{' ' + c.args if c.args else ''}`{' 🔒' if c.trainer else ''} — {c.description}"
+        value = "\n".join(f"`{COMMAND}{c.word}{' ' + c.args if c.args else ''}`{' 🔒' if c.trainer else ''} — {c.description}"
                           for c in rows)
         fields.append(EmbedField(name=title, value=value[:1024], inline=False))
     return Embed(title="What I can do",
-                 description=("Talk to me by mentioning me, in a DM, or by replying to my messages. "
-                              f"Every command works as a slash command (`/hi`) or with the prefix (`{prefix}hi`)."),
+                 description="Talk to me by mentioning me, in a DM, or by replying to my messages.",
                  fields=tuple(fields),
                  footer="🔒 trainers only (the trainer role or Manage Server). Rate replies with 👍/👎; "
                         "right-click a reply → Apps → Correct this reply.")

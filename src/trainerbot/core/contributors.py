@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from trainerbot.core.base import Group
 from trainerbot.core.types import Caller, Reply
-from trainerbot.errors import BadInput
+from trainerbot.errors import COMMAND, BadInput
 from trainerbot.plural import count
 from trainerbot.store.tables import Correction, CorrectionStatus, DatasetItem, Feedback
 
@@ -76,11 +76,11 @@ class ContributorsCommands(Group):
             await self._blocking(self._set_hidden, caller, action == "hide")
             if action == "hide":
                 return Reply.text("You are no longer listed among the contributors here (what you taught still counts). "
-                                  f"`{self.settings.prefix}contributors show` lists you again.", data={"hidden": True})
+                                  f"`{COMMAND}contributors show` lists you again.", data={"hidden": True})
             return Reply.text("You are listed among the contributors here again.", data={"hidden": False})
         if action:
-            raise BadInput(f"Usage: `{self.settings.prefix}contributors`, `{self.settings.prefix}contributors hide` "
-                           f"or `{self.settings.prefix}contributors show`.")
+            raise BadInput(f"Usage: `{COMMAND}contributors`, `{COMMAND}contributors hide` "
+                           f"or `{COMMAND}contributors show`.")
         listed, hidden = await self.rows(caller)
         if not listed and not hidden:
             return Reply.text("Nobody has taught me anything here yet: correct a reply, rate one 👍/👎, or import examples.",

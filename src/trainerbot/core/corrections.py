@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from trainerbot.config import Settings
+from trainerbot.config import TeachingSettings
 from trainerbot.core.text import quote_user_text
 from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets import revisions
@@ -53,18 +53,18 @@ def on_probation(s: Any, guild_id: int, user_id: str) -> bool:
     return len(last) == PROBATION_AFTER and all(status == CorrectionStatus.REJECTED for status in last)
 
 
-def auto_approve(s: Any, settings: Settings, corr: Correction) -> bool:
-    """Approve a pending ``corr`` once ``settings.auto_approve_supporters`` different members
+def auto_approve(s: Any, teaching: TeachingSettings, corr: Correction) -> bool:
+    """Approve a pending ``corr`` once ``teaching.auto_approve_supporters`` different members
     (its author among them) support it, none of them with more corrections rejected than
     approved here, and it carries no link, mention or invite. Recorded in the audit log."""
-    need = settings.auto_approve_supporters
+    need = teaching.auto_approve_supporters
     people = {corr.user_id, *(corr.supporter_ids or [])}
     if not need or corr.status != CorrectionStatus.PENDING or len(people) < need or carries_link(corr.corrected):
         return False
     record = records(s, corr.guild_id, people)
     if any(r.get(CorrectionStatus.REJECTED, 0) > r.get(CorrectionStatus.APPROVED, 0) for r in record.values()):
         return False
-    others = approve_correction(s, settings.feedback_dataset, corr, AUTO)
+    others = approve_correction(s, teaching.feedback_dataset, corr, AUTO)
     repo.audit(s, corr.guild_id, AUTO, "approve", f"correction #{corr.id}",
                "; ".join(filter(None, (f"{len(people)} members supported it", closed_words(others)))))
     return True

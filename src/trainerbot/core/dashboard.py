@@ -21,11 +21,12 @@ from typing import Any
 from sqlalchemy import String, delete, desc, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from trainerbot.core.base import Group
+from trainerbot.config import DashboardSettings
+from trainerbot.core.base import Basis, Group
 from trainerbot.core.corrections import flagged_replies, rating_reasons
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.types import Caller, Reply
-from trainerbot.errors import BadInput, NotAllowed, NotAvailable, NotFound
+from trainerbot.errors import COMMAND, BadInput, NotAllowed, NotAvailable, NotFound
 from trainerbot.evaluation.cases import read_report
 from trainerbot.store import repo
 from trainerbot.store.tables import (
@@ -183,13 +184,17 @@ class Page:
 
 
 class DashboardCommands(Group):
+    def __init__(self, basis: Basis, *, dashboard: DashboardSettings) -> None:
+        super().__init__(basis)
+        self.dashboard = dashboard
+
     # ------------------------------------------------------------- login
     def _require_on(self) -> None:
-        if self.settings.dashboard_port is None:
+        if self.dashboard.dashboard_port is None:
             raise NotAvailable("The web dashboard is off here; an operator turns it on with TRAINERBOT_DASHBOARD_PORT.")
 
     def base_url(self) -> str:
-        s = self.settings
+        s = self.dashboard
         return (s.dashboard_url or f"http://{s.dashboard_host}:{s.dashboard_port}").rstrip("/")
 
     async def link(self, caller: Caller) -> Reply:
@@ -199,7 +204,7 @@ class DashboardCommands(Group):
             raise BadInput("Ask for a dashboard link in a server: the dashboard shows one server.")
         self._limit(caller, "dashboard")
         token = secrets.token_urlsafe(32)
-        trainer = is_trainer(caller, self.settings.trainer_role)
+        trainer = is_trainer(caller, self.trainer_role)
 
         def save() -> None:
             with self.store.session() as s:
@@ -216,7 +221,7 @@ class DashboardCommands(Group):
         what = "review, decide and follow training" if trainer else "look at jobs, models, datasets and tests (trainers decide)"
         return Reply.text(f"🔗 Your dashboard link ({what}): {self.base_url()}/login/{token}\n"
                           f"It works once, for {LINK_MINUTES} minutes, for you only. Don't share it; "
-                          f"`{self.settings.prefix}dashboard logout` signs you out everywhere.")
+                          f"`{COMMAND}dashboard logout` signs you out everywhere.")
 
     async def logout(self, caller: Caller) -> Reply:
         """``dashboard logout``: end every dashboard session (and unused link) of the caller's in this server."""
@@ -258,7 +263,7 @@ class DashboardCommands(Group):
                 sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
                 s.add(DashboardSession(id_hash=_hash(sid), guild_id=login.guild_id, user_id=login.user_id,
                                        user_name=login.user_name, trainer=login.trainer, csrf=csrf,
-                                       expires_at=now + timedelta(hours=self.settings.dashboard_session_hours)))
+                                       expires_at=now + timedelta(hours=self.dashboard.dashboard_session_hours)))
                 return sid, WebSession(guild.platform_id, guild.name, login.user_id, login.user_name, login.trainer, csrf)
         return await self._blocking(claim)
 
@@ -424,7 +429,7 @@ class DashboardCommands(Group):
 
     def require_decider(self, caller: Caller) -> None:
         """Trainers decide; a member's session only looks."""
-        if not is_trainer(caller, self.settings.trainer_role):
+        if not is_trainer(caller, self.trainer_role):
             raise NotAllowed("Only trainers can decide here; your dashboard session can look, not change.")
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from trainerbot.core.base import Group
+from trainerbot.config import LimitsSettings, TrainingSettings
+from trainerbot.core.base import Basis, Group
 from trainerbot.core.text import quote_user_text, row_number
 from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, OutFile, Reply
 from trainerbot.datasets import items as dataset_items
@@ -25,7 +26,7 @@ from trainerbot.datasets.exporters import EXPORT_FORMATS, export_rows, serialise
 from trainerbot.datasets.importers import Limits, human_size, parse_label, parse_upload
 from trainerbot.datasets.records import Example, Label
 from trainerbot.datasets.snapshots import write_snapshot
-from trainerbot.errors import BadInput, NotFound
+from trainerbot.errors import COMMAND, BadInput, NotFound
 from trainerbot.evaluation import heldout
 from trainerbot.fileio import atomic_write_bytes, unique_path
 from trainerbot.plural import count
@@ -38,6 +39,10 @@ def _stamp() -> str:
 
 
 class DatasetCommands(Group):
+    def __init__(self, basis: Basis, *, limits: LimitsSettings, training: TrainingSettings) -> None:
+        super().__init__(basis)
+        self.limits, self.training = limits, training
+
     # ----------------------------------------------------------------- import
     async def import_data(self, caller: Caller, dataset: str, label: str | None, attachment: Attachment | None) -> Reply:
         self._require_trainer(caller, "import data")
@@ -45,11 +50,11 @@ class DatasetCommands(Group):
         default_label = parse_label(label)
         if attachment is None:
             raise BadInput(
-                f"Attach a file to import (JSONL, JSON, CSV or TXT), e.g. `{self.settings.prefix}import {name} "
+                f"Attach a file to import (JSONL, JSON, CSV or TXT), e.g. `{COMMAND}import {name} "
                 f"positive` with the file."
             )
         self._limit(caller, "import")
-        limits = Limits(self.settings.max_attachment_bytes, self.settings.max_import_items, self.settings.max_field_chars)
+        limits = Limits(self.limits.max_attachment_bytes, self.limits.max_import_items, self.limits.max_field_chars)
         examples = await self._blocking(
             parse_upload,
             attachment.filename,
@@ -67,7 +72,7 @@ class DatasetCommands(Group):
             parts.append(f"; {count(dupes, 'duplicate')} skipped")
         if replaced:
             parts.append(f"; {count(replaced, 'answer')} taught before replaced by the file's "
-                         f"(`{self.settings.prefix}revisions <example>` shows the earlier ones)")
+                         f"(`{COMMAND}revisions <example>` shows the earlier ones)")
         parts.append(f". `{name}` now holds {total}.")
         return Reply.text("".join(parts), data={"added": added, "duplicates": dupes, "replaced": replaced, "total": total})
 
@@ -88,7 +93,7 @@ class DatasetCommands(Group):
         rows, selected = await self._blocking(self._list_datasets, caller)
         if not rows:
             return Reply.text(
-                f"No datasets yet. A trainer can start one with `{self.settings.prefix}import <name> positive` and a file."
+                f"No datasets yet. A trainer can start one with `{COMMAND}import <name> positive` and a file."
             )
         lines = ["**Datasets**"]
         for ds, total, pos, neg, archives in rows:
@@ -118,7 +123,7 @@ class DatasetCommands(Group):
             guild = s.get(Guild, ds.guild_id)
             selected = guild is not None and any(sn.id == guild.selected_snapshot_id for sn in snaps)
         examples = [dataset_items.item_to_example(i) for i in items]
-        held = len(heldout.split(examples, self.settings.heldout_share)[1])
+        held = len(heldout.split(examples, self.training.heldout_share)[1])
         labels = Counter(i.label for i in items)
         authors = Counter(i.author_id for i in items)
         sources = Counter(i.source for i in items)
@@ -159,13 +164,13 @@ class DatasetCommands(Group):
         guild = self._find_guild(s, caller)
         ds = repo.find_dataset(s, guild.id, name) if guild is not None else None
         if ds is None:
-            raise NotFound(f"There is no dataset `{name}` here. `{self.settings.prefix}datasets` lists them.")
+            raise NotFound(f"There is no dataset `{name}` here. `{COMMAND}datasets` lists them.")
         return ds
 
     # ------------------------------------------------------------- provenance
     async def item(self, caller: Caller, item_id: str | int) -> Reply:
         """Where one example came from: who gave it, how, when, and whether it is held out (``dataset item <id>``)."""
-        iid = row_number(item_id, f"Give an example's number: `{self.settings.prefix}dataset item <id>`.")
+        iid = row_number(item_id, f"Give an example's number: `{COMMAND}dataset item <id>`.")
         return await self._blocking(self._item_provenance, caller, iid)
 
     def _item_provenance(self, caller: Caller, iid: int) -> Reply:
@@ -192,10 +197,10 @@ class DatasetCommands(Group):
         ]
         if item.rejected:
             lines.append(f"**Instead of:** {quote_user_text(item.rejected, 400)}")
-        if big_enough and heldout.is_heldout(example, self.settings.heldout_share):
+        if big_enough and heldout.is_heldout(example, self.training.heldout_share):
             lines.append("Held out: used to evaluate models, not to train them.")
         if revisions.is_taught(item):
-            lines.append(f"Every answer taught to this question: `{self.settings.prefix}revisions {item.id}`.")
+            lines.append(f"Every answer taught to this question: `{COMMAND}revisions {item.id}`.")
         return Reply.text("\n".join(lines), data={"item_id": item.id, "author_id": item.author_id, "source": item.source})
 
     def guild_item(self, s: Session, caller: Caller, iid: int) -> DatasetItem:
@@ -224,7 +229,7 @@ class DatasetCommands(Group):
                 s.delete(item)
                 return name
         name = await self._blocking(remove)
-        left = (f" Its question has no taught answer now; `{self.settings.prefix}revisions {iid}` lists the earlier ones "
+        left = (f" Its question has no taught answer now; `{COMMAND}revisions {iid}` lists the earlier ones "
                 "and a trainer can bring one back." if untaught else "")
         return Reply.text(f"🗑️ Example #{iid} deleted from `{name}` (archives written before keep their copy).{left}")
 
@@ -236,7 +241,7 @@ class DatasetCommands(Group):
         return Reply.text(
             f"Archived {count(snap.item_count, 'example')} of `{name}` as `archives/{snap.file_name}` (sha256 "
             f"`{snap.sha256[:12]}…`). "
-            f"`{name}` starts afresh; get the archive with `{self.settings.prefix}getfile {snap.file_name}`.",
+            f"`{name}` starts afresh; get the archive with `{COMMAND}getfile {snap.file_name}`.",
             data={"file": snap.file_name, "count": snap.item_count},
         )
 
@@ -248,7 +253,7 @@ class DatasetCommands(Group):
         which = f"{only} " if only else ""
         return Reply.text(
             f"Selected `{name}` for the next training: a snapshot of {snap.item_count} {which}examples "
-            f"(`snapshots/{snap.file_name}`). Later changes to `{name}` need another `{self.settings.prefix}select_dataset`.",
+            f"(`snapshots/{snap.file_name}`). Later changes to `{name}` need another `{COMMAND}select_dataset`.",
             data={"file": snap.file_name, "count": snap.item_count},
         )
 
@@ -342,9 +347,9 @@ class DatasetCommands(Group):
 
     def _send(self, path: Path, text: str) -> Reply:
         size = path.stat().st_size
-        if size > self.settings.max_send_bytes:
+        if size > self.limits.max_send_bytes:
             return Reply.text(
-                f"{text} It is {human_size(size)}, over the {human_size(self.settings.max_send_bytes)} I may send; "
+                f"{text} It is {human_size(size)}, over the {human_size(self.limits.max_send_bytes)} I may send; "
                 f"it stays in the bot's data folder."
             )
         return Reply.text(text, files=(OutFile(name=path.name, path=path),))

@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from trainerbot.config import Settings
-from trainerbot.core.base import Group
+from trainerbot.config import LimitsSettings, TeachingSettings
+from trainerbot.core.base import Basis, Group
 from trainerbot.core.corrections import (
     PROBATION_AFTER,
     PROBATION_EVERY_S,
@@ -33,9 +33,9 @@ from trainerbot.core.permissions import is_trainer
 from trainerbot.core.text import MESSAGE_ID, read_message_id
 from trainerbot.core.types import Caller, Reply
 from trainerbot.datasets.records import Label
-from trainerbot.errors import BadInput, Busy, NotFound
+from trainerbot.errors import COMMAND, BadInput, Busy, NotFound
 from trainerbot.ops import metrics
-from trainerbot.store import Store, repo
+from trainerbot.store import repo
 from trainerbot.store.keys import question_key
 from trainerbot.store.tables import Correction, CorrectionStatus, Feedback, Message
 
@@ -68,8 +68,9 @@ def parse_reason(text: str) -> tuple[str, str | None]:
 
 
 class FeedbackCommands(Group):
-    def __init__(self, settings: Settings, store: Store, rate: RateLimiter, ingest: Ingest) -> None:
-        super().__init__(settings, store, rate)
+    def __init__(self, basis: Basis, ingest: Ingest, *, teaching: TeachingSettings, limits: LimitsSettings) -> None:
+        super().__init__(basis)
+        self.teaching, self.limits = teaching, limits
         self.ingest = ingest  # reactions and text feedback, group-committed
         # Members whose last corrections were all rejected: one correction in ten minutes.
         self.probation = RateLimiter(1, window=PROBATION_EVERY_S)
@@ -79,7 +80,7 @@ class FeedbackCommands(Group):
         """Text feedback for the trainers (``feedback``)."""
         text = text.strip()
         if not text:
-            raise BadInput(f"Write your feedback after the command, e.g. `{self.settings.prefix}feedback answers are too short`.")
+            raise BadInput(f"Write your feedback after the command, e.g. `{COMMAND}feedback answers are too short`.")
         if len(text) > MAX_FEEDBACK_CHARS:
             raise BadInput(f"Feedback is limited to {MAX_FEEDBACK_CHARS} characters; yours has {len(text)}.")
         self._limit(caller, "feedback")
@@ -95,12 +96,12 @@ class FeedbackCommands(Group):
         text = text.strip()
         if not text:
             raise BadInput(
-                f"Write the better answer after the message ID: `{self.settings.prefix}correct <message id> <answer>`."
+                f"Write the better answer after the message ID: `{COMMAND}correct <message id> <answer>`."
             )
-        if len(text) > self.settings.max_field_chars:
-            raise BadInput(f"A correction is limited to {self.settings.max_field_chars} characters; yours has {len(text)}.")
+        if len(text) > self.limits.max_field_chars:
+            raise BadInput(f"A correction is limited to {self.limits.max_field_chars} characters; yours has {len(text)}.")
         self._limit(caller, "correct")
-        approved = is_trainer(caller, self.settings.trainer_role)
+        approved = is_trainer(caller, self.trainer_role)
         cid, status, existed = await self._blocking(self._store_correction, caller, mid, text, approved)
         metrics.FEEDBACK.labels("correction").inc()
         if existed == "mine":
@@ -114,7 +115,7 @@ class FeedbackCommands(Group):
                 data={"correction_id": cid, "status": status},
             )
         if status == CorrectionStatus.APPROVED:
-            tail = f"approved, and added to `{self.settings.feedback_dataset}` for training"
+            tail = f"approved, and added to `{self.teaching.feedback_dataset}` for training"
         else:
             tail = "waiting for a trainer's review before it is used"
         return Reply.text(f"Thanks — correction #{cid} stored ({tail}).", data={"correction_id": cid, "status": status})
@@ -154,17 +155,17 @@ class FeedbackCommands(Group):
             if same is not None and not (approved and same.status == CorrectionStatus.PENDING):
                 same.supporters += 1
                 same.supporter_ids = sorted({*(same.supporter_ids or []), caller.user_id})
-                if auto_approve(s, self.settings, same):  # enough trusted members asked for it (if the server allows)
+                if auto_approve(s, self.teaching, same):  # enough trusted members asked for it (if the server allows)
                     return same.id, same.status, "auto"
                 return same.id, same.status, "merged"
             if same is not None:  # a trainer gives the answer a member suggested: approve that one
-                approve_correction(s, self.settings.feedback_dataset, same, caller.user_id)
+                approve_correction(s, self.teaching.feedback_dataset, same, caller.user_id)
                 repo.audit(s, guild.id, caller.user_id, "approve", f"correction #{same.id}",
                            "the same answer, corrected by a trainer")
                 return same.id, same.status, None
-            if not approved and pending_count(s, guild.id, caller.user_id) >= self.settings.max_pending_per_user:
+            if not approved and pending_count(s, guild.id, caller.user_id) >= self.teaching.max_pending_per_user:
                 raise Busy(
-                    f"You have {self.settings.max_pending_per_user} corrections waiting for review already; "
+                    f"You have {self.teaching.max_pending_per_user} corrections waiting for review already; "
                     "a trainer reviews them first (`review`)."
                 )
             corr = Correction(
@@ -181,11 +182,11 @@ class FeedbackCommands(Group):
             s.add(corr)
             s.flush()
             if approved:  # a trainer's answer decides the question: members' pending ones are superseded
-                others = approve_correction(s, self.settings.feedback_dataset, corr, caller.user_id)
+                others = approve_correction(s, self.teaching.feedback_dataset, corr, caller.user_id)
                 repo.audit(s, guild.id, caller.user_id, "approve", f"correction #{corr.id}",
                            "; ".join(filter(None, ("a trainer's own correction", closed_words(others)))))
             else:
-                auto_approve(s, self.settings, corr)
+                auto_approve(s, self.teaching, corr)
             return corr.id, corr.status, None
 
     def _probation(self, s: Any, guild_id: int, caller: Caller) -> None:

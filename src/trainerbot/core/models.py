@@ -19,37 +19,39 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from trainerbot.config import Settings
-from trainerbot.core.base import Group
+from trainerbot.config import LimitsSettings, ModelSettings, TeachingSettings, TrainingSettings
+from trainerbot.core.base import Basis, Group
 from trainerbot.core.corrections import pending_count, same_correction
-from trainerbot.core.limits import RateLimiter
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.text import quote_user_text, row_number
 from trainerbot.core.types import Attachment, Caller, OutFile, Reply
 from trainerbot.datasets import paths
 from trainerbot.datasets.items import item_to_example
-from trainerbot.errors import BadInput, NotAllowed, NotAvailable, NotFound
+from trainerbot.errors import COMMAND, BadInput, NotAllowed, NotAvailable, NotFound
 from trainerbot.evaluation import heldout
 from trainerbot.evaluation.cases import Case, parse_cases, read_report
 from trainerbot.evaluation.run import score_cases
 from trainerbot.evaluation.scores import Summary
 from trainerbot.fileio import atomic_write_bytes, unique_path
-from trainerbot.model.runtime import Runtime, Runtimes, system_for
+from trainerbot.model.runtime import Runtime, Runtimes
 from trainerbot.plural import count
-from trainerbot.store import Store, repo
+from trainerbot.store import repo
 from trainerbot.store.keys import question_key
-from trainerbot.store.tables import Correction, CorrectionStatus, DatasetItem, Guild, ModelVersion, TestRun
+from trainerbot.store.tables import Correction, CorrectionStatus, DatasetItem, ModelVersion, TestRun
 
 SHOWN_WRONG = 3
 REMOTE_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}")
 
 
 class ModelCommands(Group):
-    def __init__(self, settings: Settings, store: Store, rate: RateLimiter, runtimes: Runtimes) -> None:
-        super().__init__(settings, store, rate)
+    def __init__(self, basis: Basis, runtimes: Runtimes, *,
+                 model: ModelSettings, training: TrainingSettings, teaching: TeachingSettings,
+                 limits: LimitsSettings) -> None:
+        super().__init__(basis)
+        self.model, self.training, self.teaching, self.limits = model, training, teaching, limits
         self.runtimes = runtimes  # the loaded models chat answers with: a test runs the same ones
 
     # ------------------------------------------------------------- versions
@@ -57,7 +59,7 @@ class ModelCommands(Group):
         """Switch the server to a version (or a remote model, ``openai:<name>``), or roll back."""
         self._require_trainer(caller, "switch models")
         if not (version or "").strip():
-            raise BadInput(f"Usage: `{self.settings.prefix}model use <version>` (see `{self.settings.prefix}model list`).")
+            raise BadInput(f"Usage: `{COMMAND}model use <version>` (see `{COMMAND}model list`).")
         return await self._model_use(caller, version.strip())
 
     async def versions(self, caller: Caller) -> Reply:
@@ -69,7 +71,7 @@ class ModelCommands(Group):
 
         versions = await self._blocking(load)
         if not versions:
-            return Reply.text(f"No model versions yet; each finished `{self.settings.prefix}train` job makes one.")
+            return Reply.text(f"No model versions yet; each finished `{COMMAND}train` job makes one.")
         lines = ["**Model versions**"]
         for v in versions:
             loss = v.metrics.get("final_loss")
@@ -117,11 +119,8 @@ class ModelCommands(Group):
                         )
                     )
                     if target is None:
-                        s.execute(select(Guild.id).where(Guild.id == guild.id).with_for_update())  # one "next vN" at a time
-                        n = s.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.guild_id == guild.id)) or 0
-                        target = ModelVersion(
-                            guild_id=guild.id, name=f"v{n + 1}", backend="openai", base=remote, recipe="remote", metrics={}
-                        )
+                        target = ModelVersion(guild_id=guild.id, name=repo.next_version_name(s, guild.id), backend="openai",
+                                              base=remote, recipe="remote", metrics={})
                         s.add(target)
                         s.flush()
                 else:
@@ -137,28 +136,27 @@ class ModelCommands(Group):
 
     # ------------------------------------------------------------------- test
     async def test(self, caller: Caller, text: str | None = None, attachment: Attachment | None = None) -> Reply:
-        p = self.settings.prefix
         if attachment is not None:
             data, filename = attachment.data, attachment.filename
         elif text and text.strip():
             data, filename = text.strip().encode("utf-8"), None
         else:
             raise BadInput(
-                f"Give test cases as JSON, e.g. `{p}test [{{\"prompt\": \"What is 2+2?\", \"expected\": \"4\"}}]`, "
+                f"Give test cases as JSON, e.g. `{COMMAND}test [{{\"prompt\": \"What is 2+2?\", \"expected\": \"4\"}}]`, "
                 "or attach a .json / .jsonl file."
             )
-        if len(data) > self.settings.max_attachment_bytes:
+        if len(data) > self.limits.max_attachment_bytes:
             raise BadInput("That test is over the attachment limit.")
         cases = parse_cases(
             data,
             filename=filename,
-            max_cases=self.settings.max_test_cases,
-            max_bytes=self.settings.max_attachment_bytes,
-            max_field_chars=self.settings.max_field_chars,
+            max_cases=self.training.max_test_cases,
+            max_bytes=self.limits.max_attachment_bytes,
+            max_field_chars=self.limits.max_field_chars,
         )
         self._limit(caller, "test")
         name, model, system = await self._blocking(self._model_to_test, caller)
-        rows, summary = await self._blocking(score_cases, model, cases, max_new_tokens=self.settings.reply_max_tokens,
+        rows, summary = await self._blocking(score_cases, model, cases, max_new_tokens=self.model.reply_max_tokens,
                                              system=system)
         run_id, report = await self._blocking(self._save_run, caller, name, rows, summary)
         wrong = [r for r in rows if r["match"] is False]
@@ -170,7 +168,8 @@ class ModelCommands(Group):
             )
         if wrong:
             more = f" (and {len(wrong) - SHOWN_WRONG} more in the report)" if len(wrong) > SHOWN_WRONG else ""
-            lines.append(f"{len(wrong)} wrong{more}. `{p}handle_errors {run_id}` sends them to the review queue as corrections.")
+            lines.append(f"{len(wrong)} wrong{more}. `{COMMAND}handle_errors {run_id}` sends them to the review queue "
+                         "as corrections.")
         return Reply.text(
             "\n".join(lines),
             files=(OutFile(name=report.name, path=report),),
@@ -187,8 +186,8 @@ class ModelCommands(Group):
         runtime = self.runtimes.for_scoring(version)
         if runtime is None:
             what = f"Model `{version.name}` cannot run here" if version else "There is no active model to test here yet"
-            raise NotFound(f"{what}; `{self.settings.prefix}train` makes one.")
-        system = system_for(self.settings, runtime, persona, version)
+            raise NotFound(f"{what}; `{COMMAND}train` makes one.")
+        system = self.runtimes.system_for(runtime, persona, version)
         return (version.name if version is not None else runtime.label), runtime, system
 
     def _scorer(self, version: ModelVersion) -> Runtime:
@@ -223,12 +222,12 @@ class ModelCommands(Group):
         """Every wrong prediction of a test run (the latest here, by default) becomes a pending correction."""
         rid = None
         if run_id is not None and run_id.strip():
-            rid = row_number(run_id, f"Give a test number, e.g. `{self.settings.prefix}handle_errors 3`.")
+            rid = row_number(run_id, f"Give a test number, e.g. `{COMMAND}handle_errors 3`.")
         self._limit(caller, "handle_errors")
         return await self._blocking(self._handle_errors, caller, rid)
 
     def _handle_errors(self, caller: Caller, rid: int | None) -> Reply:
-        trainer = is_trainer(caller, self.settings.trainer_role)
+        trainer = is_trainer(caller, self.trainer_role)
         with self.store.session() as s:
             guild = self._guild(s, caller)
             query = select(TestRun).where(TestRun.guild_id == guild.id)
@@ -237,14 +236,14 @@ class ModelCommands(Group):
                 raise NotFound(
                     "There is no such test here."
                     if rid is not None
-                    else f"No test has run here yet; `{self.settings.prefix}test` runs one."
+                    else f"No test has run here yet; `{COMMAND}test` runs one."
                 )
             if run.user_id != caller.user_id and not trainer:
                 raise NotAllowed("Only the one who ran that test, or a trainer, can send its errors to review.")
             if run.handled:
                 return Reply.text(f"Test #{run.id}'s errors were already sent to review.", data={"run_id": run.id, "queued": 0})
             rows = read_report(self._root(caller), run.report_file)
-            room = None if trainer else self.settings.max_pending_per_user - pending_count(s, guild.id, caller.user_id)
+            room = None if trainer else self.teaching.max_pending_per_user - pending_count(s, guild.id, caller.user_id)
             queued = merged = skipped = 0
             for row in rows:
                 if row.get("match") is not False or not row.get("expected"):
@@ -277,13 +276,13 @@ class ModelCommands(Group):
             f"Test #{run.id}: {count(queued, 'wrong answer')} now {'waits' if queued == 1 else 'wait'} in the review queue "
             f"as {'a correction' if queued == 1 else 'corrections'}"
         )
-        text += f" (`{self.settings.prefix}review`)." if queued else "."
+        text += f" (`{COMMAND}review`)." if queued else "."
         if merged:
             text += f" {merged} {'was' if merged == 1 else 'were'} already there."
         if skipped:
             text += (
                 f" {skipped} {'was' if skipped == 1 else 'were'} not queued: you may have "
-                f"{count(self.settings.max_pending_per_user, 'correction')} "
+                f"{count(self.teaching.max_pending_per_user, 'correction')} "
                 "waiting at once; ask a trainer to review them first."
             )
         return Reply.text(text, data={"run_id": run.id, "queued": queued, "merged": merged, "skipped": skipped})
@@ -291,7 +290,7 @@ class ModelCommands(Group):
     # ----------------------------------------------------------- model compare
     async def compare(self, caller: Caller, a: str, b: str) -> Reply:
         if not (a or "").strip() or not (b or "").strip():
-            raise BadInput(f"Usage: `{self.settings.prefix}model compare <version> <version>`, e.g. `model compare v1 v2`.")
+            raise BadInput(f"Usage: `{COMMAND}model compare <version> <version>`, e.g. `model compare v1 v2`.")
         self._limit(caller, "compare")
         versions, cases = await self._blocking(self._compare_inputs, caller, a.strip(), b.strip())
         if not cases:
@@ -304,9 +303,9 @@ class ModelCommands(Group):
         summaries = []
         for v in versions:
             model = await self._blocking(self._scorer, v)
-            summaries.append((await self._blocking(score_cases, model, cases, max_new_tokens=self.settings.reply_max_tokens))[1])
+            summaries.append((await self._blocking(score_cases, model, cases, max_new_tokens=self.model.reply_max_tokens))[1])
         (va, sa), (vb, sb) = zip(versions, summaries, strict=True)
-        metric = self.settings.promotion_metric
+        metric = self.training.promotion_metric
 
         def fmt(value: float | None, spec: str) -> str:
             return "n/a" if value is None else format(value, spec)  # a remote model has no loss to read
@@ -338,7 +337,7 @@ class ModelCommands(Group):
 
         version = repo.version_named(s, guild_id, name)
         if version is None:
-            raise NotFound(f"There is no model version `{name[:30]}` here. `{self.settings.prefix}model list` shows them.")
+            raise NotFound(f"There is no model version `{name[:30]}` here. `{COMMAND}model list` shows them.")
         if version.backend == "local" and (not version.path or not is_complete(self.data_dir / version.path)):
             raise BadInput(f"Model `{version.name}` has no complete files on disk to run.")
         return version
@@ -348,7 +347,7 @@ class ModelCommands(Group):
         with self.store.read() as s:
             guild = self._find_guild(s, caller)
             if guild is None:
-                raise NotFound(f"No model versions here yet; `{self.settings.prefix}train` makes one.")
+                raise NotFound(f"No model versions here yet; `{COMMAND}train` makes one.")
             versions = [self._runnable_version(s, guild.id, name) for name in (a, b)]
             items = s.scalars(
                 select(DatasetItem)
@@ -358,8 +357,8 @@ class ModelCommands(Group):
             by_dataset: dict[int, list[Any]] = {}
             for item in items:
                 by_dataset.setdefault(item.dataset_id, []).append(item_to_example(item))
-        held = [ex for examples in by_dataset.values() for ex in heldout.split(examples, self.settings.heldout_share)[1]]
-        return versions, heldout.cases(held, self.settings.max_test_cases)
+        held = [ex for examples in by_dataset.values() for ex in heldout.split(examples, self.training.heldout_share)[1]]
+        return versions, heldout.cases(held, self.training.max_test_cases)
 
 
 def _stored(version: ModelVersion) -> str:

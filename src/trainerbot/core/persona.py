@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainerbot.core.base import Group
+from trainerbot.core.base import Basis, Group
 from trainerbot.core.text import quote_user_text
 from trainerbot.core.types import Caller, Reply
 from trainerbot.errors import BadInput
-from trainerbot.model.runtime import shipped_system
+from trainerbot.model.runtime import Runtimes
 from trainerbot.store import repo
 from trainerbot.store.tables import ModelVersion
 
@@ -36,6 +36,10 @@ class PersonaView:
 
 
 class PersonaCommands(Group):
+    def __init__(self, basis: Basis, runtimes: Runtimes) -> None:
+        super().__init__(basis)
+        self.runtimes = runtimes  # the shipped persona depends on the runtime's backend
+
     async def persona(self, caller: Caller, text: str | None = None) -> Reply:
         """Show the persona (no text), set it (trainers), or ``reset`` it to the shipped one."""
         text = (text or "").strip()
@@ -65,7 +69,7 @@ class PersonaCommands(Group):
 
     def shipped(self, version: ModelVersion | None) -> str:
         """The persona a server has before a trainer sets one, for the runtime that answers."""
-        return shipped_system(self.settings, version.backend if version is not None else None)
+        return self.runtimes.shipped_system(version.backend if version is not None else None)
 
     def _view(self, caller: Caller) -> PersonaView:
         with self.store.read() as s:

@@ -20,8 +20,9 @@ from pathlib import Path
 from sqlalchemy import CursorResult, Delete, delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from trainerbot.config import LimitsSettings, TeachingSettings
 from trainerbot.core import mydata
-from trainerbot.core.base import Group
+from trainerbot.core.base import Basis, Group
 from trainerbot.core.corrections import (
     AUTO,
     approve_correction,
@@ -39,7 +40,7 @@ from trainerbot.core.permissions import is_trainer
 from trainerbot.core.text import quote_user_text, row_number
 from trainerbot.core.types import Caller, Decision, OutFile, Reply, ReviewItem
 from trainerbot.datasets import revisions
-from trainerbot.errors import BadInput, NotAllowed, NotFound
+from trainerbot.errors import COMMAND, BadInput, NotAllowed, NotFound
 from trainerbot.fileio import atomic_write_bytes
 from trainerbot.plural import count
 from trainerbot.store import repo
@@ -75,6 +76,10 @@ def _origin(corr: Correction) -> str:
 
 
 class ReviewCommands(Group):
+    def __init__(self, basis: Basis, *, teaching: TeachingSettings, limits: LimitsSettings) -> None:
+        super().__init__(basis)
+        self.teaching, self.limits = teaching, limits
+
     # ----------------------------------------------------------------- review
     async def next(self, caller: Caller, after: int | None = None, chosen: int | None = None) -> Reply:
         """The oldest question with pending corrections (or, with ``after``, the next one after
@@ -112,14 +117,13 @@ class ReviewCommands(Group):
         return Reply.text("Nothing waits for review. 🎉", data={"kind": None})
 
     def _show_flagged(self, s: Session, msg: Message, neg: int, pos: int) -> Reply:
-        p = self.settings.prefix
         why = rating_reasons(s, [msg.id]).get(msg.id)
         text = (
             f"🚩 **Flagged reply `{msg.platform_message_id or msg.id}`** — 👎 {neg} / 👍 {pos}, not corrected yet\n"
             + (f"**What was wrong:** {why}\n" if why else "")
             + f"**Prompt:** {quote_user_text(msg.prompt or '', 500)}\n"
             f"**Bot said:** {quote_user_text(msg.content, 700)}\n"
-            f"Teach the right answer with `{p}correct {msg.platform_message_id or msg.id} <answer>`; "
+            f"Teach the right answer with `{COMMAND}correct {msg.platform_message_id or msg.id} <answer>`; "
             "a trainer's 👍 clears the flag if the reply was fine."
         )
         return Reply.text(
@@ -132,7 +136,6 @@ class ReviewCommands(Group):
         """One review item: the pending answers to ``corr``'s question. One alone reads as
         before; several read as a conflict, each proposal with its supporters and its author's
         record, the one with the most supporters (then the oldest) picked unless ``chosen``."""
-        p = self.settings.prefix
         group = proposals(s, corr)
         if chosen is None:
             corr = max(group, key=lambda c: (c.supporters, -c.id))
@@ -151,7 +154,7 @@ class ReviewCommands(Group):
                 f"**Bot said:** {quote_user_text(corr.original, 500) or '—'}\n{known}"
                 f"**Better:** {quote_user_text(corr.corrected, 700)}\n"
                 + (linked if carries_link(corr.corrected) else "")
-                + f"`{p}approve {corr.id}` or `{p}reject {corr.id}`."
+                + f"`{COMMAND}approve {corr.id}` or `{COMMAND}reject {corr.id}`."
             )
             return Reply.text(text, data=data, review=item)
         record = records(s, guild_id, {c.user_id for c in group})
@@ -170,8 +173,8 @@ class ReviewCommands(Group):
             warn = " ⚠️ link/mention" if carries_link(c.corrected) else ""
             lines.append(f"{mark} **#{c.id}** by <@{c.user_id}> ({record_words(record[c.user_id])}){people}{warn}: "
                          f"{quote_user_text(c.corrected, budget)}")
-        lines.append(f"Pick one: `{p}approve <number>` teaches it and closes the others as superseded by it; "
-                     f"`{p}reject <number>` drops one.")
+        lines.append(f"Pick one: `{COMMAND}approve <number>` teaches it and closes the others as superseded by it; "
+                     f"`{COMMAND}reject <number>` drops one.")
         return Reply.text("\n".join(lines), data=data, review=item)
 
     async def approve(self, caller: Caller, correction_id: str | int, corrected: str | None = None) -> Reply:
@@ -180,9 +183,9 @@ class ReviewCommands(Group):
             corrected = corrected.strip()
             if not corrected:
                 raise BadInput("The corrected answer is empty; write the answer I should give.")
-            if len(corrected) > self.settings.max_field_chars:
+            if len(corrected) > self.limits.max_field_chars:
                 raise BadInput(
-                    f"A correction is limited to {self.settings.max_field_chars} characters; yours has {len(corrected)}."
+                    f"A correction is limited to {self.limits.max_field_chars} characters; yours has {len(corrected)}."
                 )
         return await self._decide(caller, _correction_id(correction_id), CorrectionStatus.APPROVED, corrected)
 
@@ -212,13 +215,13 @@ class ReviewCommands(Group):
                 if corrected is not None:
                     corr.corrected = corrected
                 if status == CorrectionStatus.APPROVED:
-                    others = approve_correction(s, self.settings.feedback_dataset, corr, caller.user_id)
+                    others = approve_correction(s, self.teaching.feedback_dataset, corr, caller.user_id)
                     edited = "approved the edited answer" if corrected is not None else ""
                     repo.audit(s, guild.id, caller.user_id, "approve" if corrected is None else "edit", f"correction #{cid}",
                                "; ".join(filter(None, (edited, closed_words(others)))) or None)
                     return (
                         f"✅ Correction #{cid} approved: it answers at once from now on and is in "
-                        f"`{self.settings.feedback_dataset}` for the next training." + superseded_words(cid, others)
+                        f"`{self.teaching.feedback_dataset}` for the next training." + superseded_words(cid, others)
                     )
                 corr.status, corr.reviewed_by, corr.reviewed_at = status, caller.user_id, utcnow()
                 repo.audit(s, guild.id, caller.user_id, "reject", f"correction #{cid}")
@@ -230,7 +233,7 @@ class ReviewCommands(Group):
                 text, data={"correction_id": cid, "status": None, "already": True}, decision=Decision(cid, None, already=True)
             )
         return Reply.text(
-            text + f" `{self.settings.prefix}review` shows the next.",
+            text + f" `{COMMAND}review` shows the next.",
             data={"correction_id": cid, "status": status, "superseded": others},
             decision=Decision(cid, status, superseded=tuple(others)),
         )
@@ -278,9 +281,9 @@ class ReviewCommands(Group):
         else:
             m = USER.fullmatch(who)
             if m is None:
-                raise BadInput(f"Usage: `{self.settings.prefix}forget me`, or (trainers) `{self.settings.prefix}forget @user`.")
+                raise BadInput(f"Usage: `{COMMAND}forget me`, or (trainers) `{COMMAND}forget @user`.")
             user_id = m.group(1) or m.group(2)
-            if user_id != caller.user_id and not is_trainer(caller, self.settings.trainer_role):
+            if user_id != caller.user_id and not is_trainer(caller, self.trainer_role):
                 raise NotAllowed("Only trainers can make me forget someone else; `forget me` forgets you.")
         self._limit(caller, "forget")
         counts = await self._blocking(self._forget, caller, user_id)
@@ -305,7 +308,7 @@ class ReviewCommands(Group):
         held = ", ".join(count(n, *MYDATA[what]) for what, n in counts.items() if n)
         return Reply.text(
             f"📦 Everything I hold about you here: {held}. Only you get this file; "
-            f"`{self.settings.prefix}forget me` deletes it all.",
+            f"`{COMMAND}forget me` deletes it all.",
             files=(OutFile(name="mydata.json", path=path),), data=counts,
         )
 
@@ -319,7 +322,7 @@ class ReviewCommands(Group):
         if not any(counts.values()):
             return None, counts
         target = mydata.file_for(self._root(caller), caller.user_id)
-        atomic_write_bytes(target, mydata.encode(data, self.settings.max_send_bytes), mode=0o600)
+        atomic_write_bytes(target, mydata.encode(data, self.limits.max_send_bytes), mode=0o600)
         return target, counts
 
     def _forget(self, caller: Caller, user_id: str) -> dict[str, int]:

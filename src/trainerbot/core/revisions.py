@@ -7,18 +7,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from trainerbot.config import Settings
-from trainerbot.core.base import Group
+from trainerbot.config import LimitsSettings, TeachingSettings
+from trainerbot.core.base import Basis, Group
 from trainerbot.core.corrections import AUTO
 from trainerbot.core.datasets import DatasetCommands
-from trainerbot.core.limits import RateLimiter
 from trainerbot.core.text import quote_user_text, row_number
 from trainerbot.core.types import Caller, Reply
 from trainerbot.datasets import items as dataset_items
 from trainerbot.datasets import revisions
-from trainerbot.errors import BadInput
+from trainerbot.errors import COMMAND, BadInput
 from trainerbot.plural import count
-from trainerbot.store import Store, repo
+from trainerbot.store import repo
 from trainerbot.store.tables import Dataset, Revision
 
 REVISIONS_SHOWN = 15  # the newest revisions a `revisions` reply lists
@@ -71,13 +70,14 @@ def _row(step: revisions.Step) -> RevisionRow:
 
 
 class RevisionCommands(Group):
-    def __init__(self, settings: Settings, store: Store, rate: RateLimiter, datasets: DatasetCommands) -> None:
-        super().__init__(settings, store, rate)
+    def __init__(self, basis: Basis, datasets: DatasetCommands, *, teaching: TeachingSettings, limits: LimitsSettings) -> None:
+        super().__init__(basis)
+        self.teaching, self.limits = teaching, limits
         self.datasets = datasets  # finds an example of the caller's server (guild_item)
 
     async def chain(self, caller: Caller, item_id: str | int) -> RevisionChain:
         """Every answer taught to example ``item_id``'s question, oldest first (``revisions``)."""
-        iid = row_number(item_id, f"Give an example's number: `{self.settings.prefix}revisions <example id>`.")
+        iid = row_number(item_id, f"Give an example's number: `{COMMAND}revisions <example id>`.")
 
         def load() -> RevisionChain:
             with self.store.read() as s:
@@ -88,7 +88,6 @@ class RevisionCommands(Group):
     async def show(self, caller: Caller, item_id: str | int) -> Reply:
         """``revisions <example id>``: who taught what to that example's question, and when."""
         chain = await self.chain(caller, item_id)
-        p = self.settings.prefix
         shown = chain.rows[-REVISIONS_SHOWN:]
         lines = [f"📜 **Revisions of** {quote_user_text(chain.question, 200)} (from example #{chain.item_id})"]
         if len(chain.rows) > len(shown):
@@ -100,22 +99,22 @@ class RevisionCommands(Group):
             lines.append(f"**{r.number}**{mark} · {r.at} · {r.words()}: {answer}")
         if not any(r.current for r in chain.rows):
             lines.append("No answer is taught for this question now.")
-        lines.append(f"Trainers: `{p}revert {chain.item_id} <revision> [why]` makes an older answer current again; "
-                     f"`{p}edit {chain.item_id} <answer>` teaches a new one.")
+        lines.append(f"Trainers: `{COMMAND}revert {chain.item_id} <revision> [why]` makes an older answer current again; "
+                     f"`{COMMAND}edit {chain.item_id} <answer>` teaches a new one.")
         return Reply.text("\n".join(lines), data={"revisions": [r.number for r in chain.rows],
                                                   "current": next((r.number for r in chain.rows if r.current), None)})
 
     async def revert(self, caller: Caller, item_id: str | int, revision: str | int, why: str | None = None) -> Reply:
         """``revert <example id> <revision> [why]`` (trainers): an older answer is current again, as a new revision."""
         self._require_trainer(caller, "revert taught answers")
-        usage = f"Usage: `{self.settings.prefix}revert <example id> <revision> [why]`."
+        usage = f"Usage: `{COMMAND}revert <example id> <revision> [why]`."
         iid, number = row_number(item_id, usage), row_number(revision, usage)
         why = (why or "").strip()[:300] or None
 
         def apply() -> tuple[Revision, str]:
             with self.store.session() as s:
                 item = self.datasets.guild_item(s, caller, iid)
-                fallback = repo.ensure_dataset(s, item.guild_id, self.settings.feedback_dataset).id
+                fallback = repo.ensure_dataset(s, item.guild_id, self.teaching.feedback_dataset).id
                 new, back = revisions.revert(s, item, number, actor_id=caller.user_id, fallback_dataset=fallback, why=why)
                 question = quote_user_text(new.prompt or item.prompt, 120)
                 repo.audit(s, item.guild_id, caller.user_id, "revert", f"example #{iid}",
@@ -132,12 +131,12 @@ class RevisionCommands(Group):
     async def edit(self, caller: Caller, item_id: str | int, answer: str) -> Reply:
         """``edit <example id> <answer>`` (trainers): teach a new answer to that example's question, as a revision."""
         self._require_trainer(caller, "edit taught answers")
-        iid = row_number(item_id, f"Usage: `{self.settings.prefix}edit <example id> <new answer>`.")
+        iid = row_number(item_id, f"Usage: `{COMMAND}edit <example id> <new answer>`.")
         answer = (answer or "").strip()
         if not answer:
-            raise BadInput(f"Write the new answer: `{self.settings.prefix}edit {iid} <new answer>`.")
-        if len(answer) > self.settings.max_field_chars:
-            raise BadInput(f"An answer is limited to {self.settings.max_field_chars} characters; yours has {len(answer)}.")
+            raise BadInput(f"Write the new answer: `{COMMAND}edit {iid} <new answer>`.")
+        if len(answer) > self.limits.max_field_chars:
+            raise BadInput(f"An answer is limited to {self.limits.max_field_chars} characters; yours has {len(answer)}.")
 
         def apply() -> tuple[int, int, str]:
             with self.store.session() as s:
@@ -160,6 +159,6 @@ class RevisionCommands(Group):
         new_id, number, name = await self._blocking(apply)
         return Reply.text(
             f"✏️ Taught a new answer to example #{iid}'s question (revision {number}, example #{new_id} in `{name}`). "
-            f"I answer with it from now on; `{self.settings.prefix}revisions {new_id}` shows the earlier ones.",
+            f"I answer with it from now on; `{COMMAND}revisions {new_id}` shows the earlier ones.",
             data={"item_id": new_id, "revision": number},
         )

@@ -9,7 +9,9 @@ adapters' bookkeeping around sent messages, ``suggestions`` their autocomplete, 
 ``dashboard`` the web dashboard's logins, sessions and page views, ``audit`` the decisions made,
 ``contributors`` who taught what, ``revisions`` every answer taught to a question.
 
-Each group receives what it uses in its constructor, including the other groups it calls
+Each group receives what it uses in its constructor: the ``Basis`` every group shares (the
+store, the rate limit, the data folder, the trainer role), the sections of the settings it
+reads (``config.SECTIONS``; never the whole ``Settings``), and the other groups it calls
 (chat records answers through ``delivery`` and transcribes through ``voice``; training
 imports and snapshots through ``datasets``; revisions find examples through ``datasets``),
 so every call between groups is a typed call. No group imports another group's module; what
@@ -20,8 +22,18 @@ from __future__ import annotations
 
 import asyncio
 
-from trainerbot.config import Settings
+from trainerbot.config import (
+    DashboardSettings,
+    LimitsSettings,
+    ModelSettings,
+    OpenAISettings,
+    Settings,
+    TeachingSettings,
+    TrainingSettings,
+    VoiceSettings,
+)
 from trainerbot.core.audit import AuditCommands
+from trainerbot.core.base import Basis
 from trainerbot.core.chat import ChatCommands
 from trainerbot.core.contributors import ContributorsCommands
 from trainerbot.core.dashboard import DashboardCommands
@@ -52,27 +64,34 @@ class CoreService:
         self.store = store
         self.data_dir = settings.resolved_data_dir
         self.rate = RateLimiter(settings.user_rate_per_minute)  # one limit per person and action, across groups
-        self.runtimes = Runtimes(settings)  # what answers: llama.cpp, torch, an OpenAI-compatible server
-        self.ingest = Ingest(store, settings.feedback_dataset)  # reactions and text feedback, group-committed
-        shared = (settings, store, self.rate)
-        self.general = GeneralCommands(*shared)
-        self.delivery = Delivery(*shared)
-        self.voice = VoiceCommands(*shared)
+        # Each group receives the sections of the settings it reads, not the whole object.
+        model, openai = settings.section(ModelSettings), settings.section(OpenAISettings)
+        training = settings.section(TrainingSettings)
+        teaching, limits = settings.section(TeachingSettings), settings.section(LimitsSettings)
+        # what answers: llama.cpp, torch, an OpenAI-compatible server
+        self.runtimes = Runtimes(model, openai, self.data_dir, taught_meaning=teaching.taught_meaning)
+        self.ingest = Ingest(store, teaching.feedback_dataset)  # reactions and text feedback, group-committed
+        basis = Basis(store, self.rate, self.data_dir, settings.trainer_role)
+        self.general = GeneralCommands(basis, teaching=teaching, language=settings.language)
+        self.delivery = Delivery(basis)
+        self.voice = VoiceCommands(basis, voice=settings.section(VoiceSettings), limits=limits,
+                                   threads=model.torch_threads)
         # A training worker on this machine pauses while a reply is written (chat comes first).
         self.chat_first = ChatFirst(chat_first_path(self.data_dir))
-        self.chat = ChatCommands(*shared, runtimes=self.runtimes, delivery=self.delivery, voice=self.voice,
-                                 chat_first=self.chat_first)
-        self.feedback = FeedbackCommands(*shared, self.ingest)
-        self.review = ReviewCommands(*shared)
-        self.datasets = DatasetCommands(*shared)
-        self.revisions = RevisionCommands(*shared, self.datasets)
-        self.training = TrainingCommands(*shared, self.datasets)
-        self.models = ModelCommands(*shared, self.runtimes)
-        self.persona = PersonaCommands(*shared)
-        self.suggestions = Suggestions(*shared)
-        self.dashboard = DashboardCommands(*shared)
-        self.audit = AuditCommands(*shared)
-        self.contributors = ContributorsCommands(*shared)
+        self.chat = ChatCommands(basis, model=model, teaching=teaching, limits=limits, runtimes=self.runtimes,
+                                 delivery=self.delivery, voice=self.voice, chat_first=self.chat_first)
+        self.feedback = FeedbackCommands(basis, self.ingest, teaching=teaching, limits=limits)
+        self.review = ReviewCommands(basis, teaching=teaching, limits=limits)
+        self.datasets = DatasetCommands(basis, limits=limits, training=training)
+        self.revisions = RevisionCommands(basis, self.datasets, teaching=teaching, limits=limits)
+        self.training = TrainingCommands(basis, self.datasets, model=model, training=training, openai=openai)
+        self.models = ModelCommands(basis, self.runtimes, model=model, training=training, teaching=teaching,
+                                    limits=limits)
+        self.persona = PersonaCommands(basis, self.runtimes)
+        self.suggestions = Suggestions(basis, openai=openai)
+        self.dashboard = DashboardCommands(basis, dashboard=settings.section(DashboardSettings))
+        self.audit = AuditCommands(basis)
+        self.contributors = ContributorsCommands(basis)
 
     @classmethod
     def open(cls, settings: Settings) -> CoreService:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from trainerbot.core.base import Group
+from trainerbot.config import OpenAISettings
+from trainerbot.core.base import Basis, Group
 from trainerbot.core.permissions import is_trainer
 from trainerbot.core.types import Caller
 from trainerbot.plural import count
@@ -36,9 +37,13 @@ def _short(text: str, limit: int = LABEL_CHARS) -> str:
 
 
 class Suggestions(Group):
+    def __init__(self, basis: Basis, *, openai: OpenAISettings) -> None:
+        super().__init__(basis)
+        self.openai = openai  # the configured remote model is offered as a version
+
     async def suggest(self, caller: Caller, kind: Kind, typed: str = "") -> list[Suggestion]:
         typed = (typed or "").strip().lower()[:100]
-        if kind == "correction" and not is_trainer(caller, self.settings.trainer_role):
+        if kind == "correction" and not is_trainer(caller, self.trainer_role):
             return []  # only trainers decide corrections; members get no list of them
         return await self._blocking(self._suggestions, caller, kind, typed)
 
@@ -60,11 +65,11 @@ class Suggestions(Group):
                     label = _short(f"{v.name} — {what}{' (active)' if v.active else ''}")
                     if typed in label.lower():
                         out.append(Suggestion(label, v.name))
-                remote = f"openai:{self.settings.openai_model}"
+                remote = f"openai:{self.openai.openai_model}"
                 if (
-                    self.settings.openai_api_key is not None
+                    self.openai.openai_api_key is not None
                     and typed in remote.lower()
-                    and not any(v.backend == "openai" and v.base == self.settings.openai_model for v in versions)
+                    and not any(v.backend == "openai" and v.base == self.openai.openai_model for v in versions)
                 ):
                     out.append(Suggestion(_short(f"{remote} — the configured remote model"), remote))
             elif kind == "job":

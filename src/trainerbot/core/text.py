@@ -1,15 +1,20 @@
 """Text helpers for replies and commands: splitting to Discord's 2000-character limit,
-neutralising mentions, reading row numbers and message IDs, progress bars and ETAs."""
+neutralising mentions, reading row numbers and message IDs, progress bars and ETAs, and the
+mark that stands for a command prefix."""
 
 from __future__ import annotations
 
 import re
 
-from trainerbot.errors import BadInput
+from trainerbot.errors import COMMAND, BadInput
 
 MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 DISCORD_LIMIT = 2000
+
+def with_prefix(text: str, prefix: str) -> str:
+    """``text`` as an adapter shows it: each command mark (``errors.COMMAND``) replaced by ``prefix``."""
+    return text.replace(COMMAND, prefix)
 
 
 def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:

@@ -13,18 +13,17 @@ from importlib import resources
 
 from sqlalchemy import select
 
-from trainerbot.config import Settings
-from trainerbot.core.base import Group
+from trainerbot.config import ModelSettings, OpenAISettings, TrainingSettings
+from trainerbot.core.base import Basis, Group
 from trainerbot.core.datasets import DatasetCommands
-from trainerbot.core.limits import RateLimiter
 from trainerbot.core.text import bar, eta_text
 from trainerbot.core.types import Attachment, Caller, Embed, EmbedField, JobProgress, JobRef, OutFile, Reply
 from trainerbot.datasets import paths
 from trainerbot.datasets.importers import parse_label
 from trainerbot.datasets.records import Example
-from trainerbot.errors import BadInput, NotAvailable, NotFound
+from trainerbot.errors import COMMAND, BadInput, NotAvailable, NotFound
 from trainerbot.plural import count
-from trainerbot.store import Store, repo
+from trainerbot.store import repo
 from trainerbot.store.tables import Dataset, Job, JobEvent, JobStatus, ModelVersion, Snapshot
 from trainerbot.training import queue, recipes
 
@@ -43,17 +42,19 @@ def _job_id(raw: str | int) -> int:
 
 
 class TrainingCommands(Group):
-    def __init__(self, settings: Settings, store: Store, rate: RateLimiter, datasets: DatasetCommands) -> None:
-        super().__init__(settings, store, rate)
+    def __init__(self, basis: Basis, datasets: DatasetCommands, *,
+                 model: ModelSettings, training: TrainingSettings, openai: OpenAISettings) -> None:
+        super().__init__(basis)
+        self.model, self.training, self.openai = model, training, openai
         self.datasets = datasets  # train imports the attached file and snapshots the dataset as those commands do
 
     # ------------------------------------------------------------------ train
     async def train(self, caller: Caller, dataset: str | None = None, label: str | None = None,
                     attachment: Attachment | None = None) -> Reply:
         self._require_trainer(caller, "start training")
-        if self.settings.base_model_gguf is not None and self.settings.backend == "local":
+        if self.model.base_model_gguf is not None and self.model.backend == "local":
             raise NotAvailable(
-                f"I answer with a GGUF file (`{self.settings.base_model_gguf.name}`, TRAINERBOT_BASE_MODEL_GGUF), and "
+                f"I answer with a GGUF file (`{self.model.base_model_gguf.name}`, TRAINERBOT_BASE_MODEL_GGUF), and "
                 "training needs Hugging Face weights. To train, unset it and set TRAINERBOT_BASE_MODEL_DIR to the "
                 "model's Hugging Face folder (or leave both unset for the shipped model). Nothing was imported or "
                 "queued; taught facts and corrections still answer at once through the context."
@@ -79,10 +80,10 @@ class TrainingCommands(Group):
                 return (snap, ds) if snap and ds else None
         found = await self._blocking(selected)
         if found is None:
-            p = self.settings.prefix
             raise BadInput(
-                f"Say what to train on: `{p}train <dataset>`, attach a file, or choose data with `{p}select_dataset` first. "
-                f"To try it out: `{p}train {SAMPLE}`."
+                f"Say what to train on: `{COMMAND}train <dataset>`, attach a file, or choose data with "
+                f"`{COMMAND}select_dataset` first. "
+                f"To try it out: `{COMMAND}train {SAMPLE}`."
             )
         snap, ds = found
         from trainerbot.datasets.snapshots import read_snapshot
@@ -108,11 +109,11 @@ class TrainingCommands(Group):
             with self.store.read() as s:
                 guild = self._known_guild(s, caller)
                 has_model = (
-                    self.settings.base_model_dir is not None
+                    self.model.base_model_dir is not None
                     or repo.active_version(s, guild.id) is not None
                 )
                 gid = guild.id
-            backend = self.settings.backend
+            backend = self.model.backend
             recipe = recipes.choose(examples, has_model, backend)
             submitted = queue.submit(
                 self.store,
@@ -121,24 +122,23 @@ class TrainingCommands(Group):
                 recipe=recipe,
                 requested_by=caller.user_id,
                 channel_id=caller.channel_id,
-                max_active=self.settings.max_queued_jobs,
+                max_active=self.training.max_queued_jobs,
                 backend=backend,
             )
             return submitted, recipe
 
         submitted, recipe = await self._blocking(submit)
-        p = self.settings.prefix
         if submitted.existing:
             text = (f"That training is already queued or running as job #{submitted.job_id}. "
-                    f"Follow it with `{p}job {submitted.job_id}`.")
+                    f"Follow it with `{COMMAND}job {submitted.job_id}`.")
         else:
             where = (
-                f" through the fine-tuning API of `{self.settings.openai_base_url}`" if self.settings.backend == "openai" else ""
+                f" through the fine-tuning API of `{self.openai.openai_base_url}`" if self.model.backend == "openai" else ""
             )
             text = (
                 f"Training job #{submitted.job_id} queued: {recipe.upper()}{where} on {what} "
                 f"({count(len(examples), 'example')}). "
-                f"Follow it with `{p}job {submitted.job_id}`; `{p}cancel {submitted.job_id}` stops it."
+                f"Follow it with `{COMMAND}job {submitted.job_id}`; `{COMMAND}cancel {submitted.job_id}` stops it."
             )
         return Reply.text(
             text,
@@ -157,7 +157,7 @@ class TrainingCommands(Group):
 
         jobs = await self._blocking(load)
         if not jobs:
-            return Reply.text(f"No training jobs yet. Start one with `{self.settings.prefix}train <dataset>`.")
+            return Reply.text(f"No training jobs yet. Start one with `{COMMAND}train <dataset>`.")
         lines = ["**Training jobs** (newest first)"]
         for job in jobs:
             lines.append(f"• #{job.id} {job.recipe.upper()} — {job.status} {bar(job.progress, 10)} {job.progress:.0%}")
@@ -252,7 +252,7 @@ class TrainingCommands(Group):
             guild = self._find_guild(s, caller)
             job = s.get(Job, jid)
             if job is None or guild is None or job.guild_id != guild.id:
-                raise NotFound(f"There is no job #{jid} here. `{self.settings.prefix}jobs` lists them.")
+                raise NotFound(f"There is no job #{jid} here. `{COMMAND}jobs` lists them.")
             events = repo.job_events(s, jid)
             version = s.scalar(select(ModelVersion).where(ModelVersion.job_id == jid))
             return job, events, version

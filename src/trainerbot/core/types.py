@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from trainerbot.core.text import split_message
+from trainerbot.core.text import DISCORD_LIMIT, split_message, with_prefix
+from trainerbot.errors import COMMAND
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,13 @@ class Embed:
         if self.footer:
             lines.append(self.footer)
         return "\n".join(lines)
+
+    def for_prefix(self, prefix: str) -> Embed:
+        """This embed with each command mark replaced by ``prefix`` (see ``core.text.COMMAND``)."""
+        return Embed(title=with_prefix(self.title, prefix), description=with_prefix(self.description, prefix),
+                     fields=tuple(EmbedField(with_prefix(f.name, prefix), with_prefix(f.value, prefix), f.inline)
+                                  for f in self.fields),
+                     footer=with_prefix(self.footer, prefix))
 
 
 @dataclass(frozen=True)
@@ -142,3 +150,13 @@ class Reply:
     @property
     def content(self) -> str:
         return "\n".join(self.messages)
+
+    def for_prefix(self, prefix: str) -> Reply:
+        """This reply as an adapter shows it: each command mark in its texts replaced by the
+        adapter's ``prefix`` (see ``core.text.COMMAND``); a part that grows past Discord's limit
+        (a prefix longer than one character) is split again."""
+        if not any(COMMAND in m for m in self.messages) and self.embed is None:
+            return self
+        shown = [with_prefix(m, prefix) for m in self.messages]
+        messages = tuple(part for m in shown for part in ([m] if len(m) <= DISCORD_LIMIT else split_message(m)))
+        return replace(self, messages=messages, embed=None if self.embed is None else self.embed.for_prefix(prefix))

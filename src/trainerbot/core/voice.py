@@ -11,16 +11,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trainerbot.config import Settings
-from trainerbot.core.base import Group
-from trainerbot.core.limits import RateLimiter
+from trainerbot.config import LimitsSettings, VoiceSettings
+from trainerbot.core.base import Basis, Group
 from trainerbot.core.text import quote_user_text
 from trainerbot.core.types import Attachment, Caller, OutFile, Reply
 from trainerbot.datasets import paths
 from trainerbot.errors import BadInput
 from trainerbot.fileio import atomic_write_bytes, unique_path
 from trainerbot.ops import metrics
-from trainerbot.store import Store
 
 if TYPE_CHECKING:
     from trainerbot.voice.stt import STTEngine
@@ -37,22 +35,24 @@ def is_audio(filename: str, content_type: str | None) -> bool:
 
 
 class VoiceCommands(Group):
-    def __init__(self, settings: Settings, store: Store, rate: RateLimiter) -> None:
-        super().__init__(settings, store, rate)
+    def __init__(self, basis: Basis, *, voice: VoiceSettings, limits: LimitsSettings, threads: int | None = None) -> None:
+        super().__init__(basis)
+        self.voice, self.limits = voice, limits
+        self.threads = threads  # Whisper's torch threads (TRAINERBOT_TORCH_THREADS; None: 2)
         self._lock = threading.Lock()  # engines are built from worker threads
         self._tts: dict[str, TTSEngine] = {}  # by engine name, built on first use
         self._stt: dict[str, STTEngine] = {}  # by engine name / Whisper model
 
     def _tts_engine(self, language: str) -> TTSEngine:
         """The configured engine; piper speaks English only, so other languages fall back to espeak-ng."""
-        name = self.settings.tts_engine
+        name = self.voice.tts_engine
         if name == "piper" and language != "en":
             name = "espeak-ng"
         with self._lock:
             if name not in self._tts:
                 from trainerbot.voice.tts import EspeakEngine, GTTSEngine, PiperEngine
 
-                s = self.settings
+                s = self.voice
                 engine: TTSEngine
                 if name == "piper":
                     engine = PiperEngine(str(s.piper_voice) if s.piper_voice else None)
@@ -66,7 +66,7 @@ class VoiceCommands(Group):
     def _stt_engine(self, language: str) -> STTEngine:
         """PocketSphinx or Google when configured; else Whisper: the configured folder if any,
         tiny.en for English, the multilingual base otherwise."""
-        s = self.settings
+        s = self.voice
         key = s.stt_engine if s.stt_engine != "whisper" else (
             "configured" if s.whisper_model_dir else ("en" if language == "en" else "multi"))
         with self._lock:
@@ -82,7 +82,7 @@ class VoiceCommands(Group):
                     engine = GoogleEngine(key=secret, endpoint=s.google_speech_endpoint, timeout_s=s.online_speech_timeout_s)
                 else:
                     folder = s.whisper_model_dir or (None if key == "en" else multilingual_model_dir(self.data_dir))
-                    engine = WhisperEngine(folder, threads=s.torch_threads or 2)
+                    engine = WhisperEngine(folder, threads=self.threads or 2)
                 self._stt[key] = engine
             return engine
 
@@ -91,14 +91,14 @@ class VoiceCommands(Group):
         for Discord), espeak-ng for the espeak-ng engine (and for Russian, piper's fallback)."""
         import shutil
 
-        need = ["ffmpeg"] + (["espeak-ng"] if self.settings.tts_engine in ("espeak-ng", "piper") else [])
+        need = ["ffmpeg"] + (["espeak-ng"] if self.voice.tts_engine in ("espeak-ng", "piper") else [])
         return [program for program in need if shutil.which(program) is None]
 
     async def guild_language(self, caller: Caller) -> str:
         def load() -> str:
             with self.store.read() as s:
                 guild = self._find_guild(s, caller)
-                return (guild.settings or {}).get("language", self.settings.language) if guild else self.settings.language
+                return (guild.settings or {}).get("language", self.voice.language) if guild else self.voice.language
         return await self._blocking(load)
 
     async def language(self, caller: Caller, language: str | None = None) -> Reply:
@@ -134,10 +134,10 @@ class VoiceCommands(Group):
         """The words in an audio attachment, in the guild's language."""
         from trainerbot.voice.audio import to_wav16k
 
-        if len(attachment.data) > self.settings.max_attachment_bytes:
+        if len(attachment.data) > self.limits.max_attachment_bytes:
             raise BadInput("That audio file is over the attachment limit.")
         self._limit(caller, "transcribe")
-        wav = await self._blocking(to_wav16k, attachment.data, max_seconds=self.settings.max_audio_seconds)
+        wav = await self._blocking(to_wav16k, attachment.data, max_seconds=self.voice.max_audio_seconds)
         language = await self.guild_language(caller)
         engine = await self._blocking(self._stt_engine, language)
         text = await self._blocking(engine.transcribe, wav, language)

@@ -15,7 +15,7 @@ import re
 import stat
 from pathlib import Path
 
-from trainerbot.errors import BadInput, NotFound
+from trainerbot.errors import COMMAND, BadInput, NotFound
 
 DATASET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")
 PLATFORM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -48,7 +48,7 @@ def guild_root(data_dir: Path, platform_id: str) -> Path:
 
 def _check_name(name: str) -> list[str]:
     if not isinstance(name, str) or not name or len(name) > 200:
-        raise BadInput("Give a file name of 1–200 characters, as `!getfile` lists them.")
+        raise BadInput(f"Give a file name of 1–200 characters, as `{COMMAND}getfile` lists them.")
     parts = name.split("/")
     if len(parts) > 2 or not all(FILE_NAME.fullmatch(p) for p in parts) or any(".." in p for p in parts):
         raise BadInput(
@@ -93,7 +93,7 @@ def resolve_file(root: Path, name: str) -> Path:
         found = _safe_existing(root, area, parts[-1])
         if found is not None:
             return found
-    raise NotFound(f"There is no file `{name}` here. `!getfile` with no name lists the files you can get.")
+    raise NotFound(f"There is no file `{name}` here. `{COMMAND}getfile` with no name lists the files you can get.")
 
 
 def list_files(root: Path) -> dict[str, list[tuple[str, int]]]:

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from trainerbot.config import ModelSettings, OpenAISettings, Settings
+from trainerbot.config import ModelSettings, OpenAISettings
 from trainerbot.errors import NotAvailable
 from trainerbot.model.prompt import SYSTEM
 
@@ -72,20 +72,6 @@ class Runtime(Protocol):
         ...
 
 
-def shipped_system(settings: Settings, backend: str | None) -> str:
-    """The persona a server has before a trainer sets one, for a version's backend (None:
-    the configured one): the OpenAI backend's configured system line, else the shipped one."""
-    return (settings.openai_system or SYSTEM) if (backend or settings.backend) == "openai" else SYSTEM
-
-
-def system_for(settings: Settings, runtime: Runtime, own: str | None, version: ModelVersion | None) -> str | None:
-    """The system turn ``runtime`` answers under: the server's own persona, else the shipped
-    one for the version's backend; None for a runtime that takes no system turn."""
-    if not runtime.takes_system:
-        return None
-    return own or shipped_system(settings, version.backend if version is not None else None)
-
-
 def llamacpp_serves(metrics: dict[str, Any] | None) -> bool | None:
     """The worker's runtime verdict on a version: False when llama.cpp answered it worse than
     torch (torch serves it then), True when it passed, None when it was not checked."""
@@ -94,11 +80,11 @@ def llamacpp_serves(metrics: dict[str, Any] | None) -> bool | None:
     return verdict if isinstance(verdict, bool) else None
 
 
-def own_gguf(settings: Settings) -> Path | None:
+def own_gguf(model: ModelSettings) -> Path | None:
     """The user's GGUF file (``TRAINERBOT_BASE_MODEL_GGUF``), checked; None when none is set."""
-    if settings.base_model_gguf is None:
+    if model.base_model_gguf is None:
         return None
-    path = settings.base_model_gguf.expanduser()
+    path = model.base_model_gguf.expanduser()
     try:
         with path.open("rb") as fh:
             magic = fh.read(4)
@@ -109,31 +95,33 @@ def own_gguf(settings: Settings) -> Path | None:
     return path
 
 
-def scoring_runtime(settings: Settings, version: ModelVersion, weights: Weights | None = None) -> Runtime | None:
+def scoring_runtime(model: ModelSettings, openai: OpenAISettings, data_dir: Path, version: ModelVersion,
+                    weights: Weights | None = None) -> Runtime | None:
     """The runtime that answers held-out and general questions as ``version`` does: the
     server for a remote version, torch from its folder otherwise; None when its files are
     not on disk. ``weights``: a base already loaded here, which an adapter on it shares."""
     if version.backend == "openai":
         from trainerbot.model.openai_chat import RemoteRuntime
 
-        return RemoteRuntime(settings.section(OpenAISettings), str(version.base), slots=settings.chat_slots)
+        return RemoteRuntime(openai, str(version.base), slots=model.chat_slots)
     from trainerbot.model.files import adapter_base, is_adapter, is_complete
 
-    folder = settings.resolved_data_dir / version.path if version.path else None
+    folder = data_dir / version.path if version.path else None
     if folder is None or not is_complete(folder):
         return None
     from trainerbot.model.local import LocalModel
 
     if weights is not None and not (is_adapter(folder) and adapter_base(folder) == weights.folder.resolve()):
         weights = None
-    return LocalModel(folder, threads=settings.torch_threads, weights=weights)
+    return LocalModel(folder, threads=model.torch_threads, weights=weights)
 
 
 class Runtimes:
     """The loaded runtimes of one process, and the choice among them."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, model: ModelSettings, openai: OpenAISettings, data_dir: Path, *, taught_meaning: bool) -> None:
+        self.model, self.openai, self.data_dir = model, openai, data_dir
+        self.taught_meaning = taught_meaning  # whether chat matches taught questions by meaning (an embedder)
         self._lock = threading.Lock()  # the core's groups call in from worker threads
         self._hub: ModelHub | None = None
         self._llamacpp: LlamaCppHub | None = None
@@ -143,17 +131,30 @@ class Runtimes:
         self._embedder: Embedder | None = None
         self._embedder_missing = False
 
+    # ------------------------------------------------------------ the persona
+    def shipped_system(self, backend: str | None) -> str:
+        """The persona a server has before a trainer sets one, for a version's backend (None:
+        the configured one): the OpenAI backend's configured system line, else the shipped one."""
+        return (self.openai.openai_system or SYSTEM) if (backend or self.model.backend) == "openai" else SYSTEM
+
+    def system_for(self, runtime: Runtime, own: str | None, version: ModelVersion | None) -> str | None:
+        """The system turn ``runtime`` answers under: the server's own persona, else the shipped
+        one for the version's backend; None for a runtime that takes no system turn."""
+        if not runtime.takes_system:
+            return None
+        return own or self.shipped_system(version.backend if version is not None else None)
+
     # ------------------------------------------------------------ the choice
     def for_chat(self, version: ModelVersion | None) -> Runtime | None:
         """What answers chat with ``version`` active (None: before any version, the base the
         settings name). None with the from-scratch model before its first training."""
         if version is not None and version.backend == "openai":
             return self.remote(str(version.base))
-        if version is None and self.settings.backend == "openai":
-            return self.remote(self.settings.openai_model)
-        if version is None and (gguf := own_gguf(self.settings)) is not None:
+        if version is None and self.model.backend == "openai":
+            return self.remote(self.openai.openai_model)
+        if version is None and (gguf := own_gguf(self.model)) is not None:
             return self._own_gguf(gguf)
-        folder = self.settings.resolved_data_dir / version.path if version is not None and version.path else None
+        folder = self.data_dir / version.path if version is not None and version.path else None
         served = self._served(folder, version.metrics if version is not None else None)
         if served is not None:
             return served
@@ -163,12 +164,12 @@ class Runtimes:
         """What ``test`` and ``model compare`` run: torch (the reference, with losses) or the
         server; a user's GGUF before any version (it has no torch weights)."""
         if version is not None and version.backend == "local" and version.path:
-            return self.hub().get(self.settings.resolved_data_dir / version.path)
+            return self.hub().get(self.data_dir / version.path)
         if version is not None:
-            return scoring_runtime(self.settings, version)
-        if self.settings.backend == "openai":
-            return self.remote(self.settings.openai_model)
-        if (gguf := own_gguf(self.settings)) is not None:
+            return scoring_runtime(self.model, self.openai, self.data_dir, version)
+        if self.model.backend == "openai":
+            return self.remote(self.openai.openai_model)
+        if (gguf := own_gguf(self.model)) is not None:
             return self._own_gguf(gguf)
         return self.base_model()
 
@@ -179,7 +180,7 @@ class Runtimes:
             if self._hub is None:
                 from trainerbot.model.local import ModelHub
 
-                self._hub = ModelHub(capacity=2, threads=self.settings.torch_threads)
+                self._hub = ModelHub(capacity=2, threads=self.model.torch_threads)
             return self._hub
 
     def base_model(self) -> LocalModel | None:
@@ -187,18 +188,18 @@ class Runtimes:
         from scratch."""
         from trainerbot.model.pretrained import base_folder
 
-        folder = base_folder(self.settings.section(ModelSettings), self.settings.resolved_data_dir)
+        folder = base_folder(self.model, self.data_dir)
         if folder is None:
             return None
-        return self.hub().get(folder, require_done=self.settings.base_model_dir is None)
+        return self.hub().get(folder, require_done=self.model.base_model_dir is None)
 
     def llamacpp(self) -> LlamaCppHub:
         with self._lock:
             if self._llamacpp is None:
                 from trainerbot.model.llamacpp import LlamaCppHub
 
-                self._llamacpp = LlamaCppHub(self.settings.resolved_data_dir, self.settings.runtime_precision,
-                                             threads=self.settings.torch_threads, slots=self.settings.chat_slots)
+                self._llamacpp = LlamaCppHub(self.data_dir, self.model.runtime_precision,
+                                             threads=self.model.torch_threads, slots=self.model.chat_slots)
             return self._llamacpp
 
     def remote(self, model: str) -> RemoteRuntime:
@@ -206,15 +207,15 @@ class Runtimes:
             if model not in self._remote:
                 from trainerbot.model.openai_chat import RemoteRuntime
 
-                self._remote[model] = RemoteRuntime(self.settings.section(OpenAISettings), model,
-                                                    slots=self.settings.chat_slots)
+                self._remote[model] = RemoteRuntime(self.openai, model,
+                                                    slots=self.model.chat_slots)
             return self._remote[model]
 
     def embedder(self) -> Embedder | None:
         """The sentence-embedding model for finding taught facts by meaning (loaded on first
         use), or None when it is switched off or not installed (facts are then found by words)."""
         with self._lock:
-            if self._embedder is None and not self._embedder_missing and self.settings.taught_meaning:
+            if self._embedder is None and not self._embedder_missing and self.taught_meaning:
                 from trainerbot.model import embeddings
 
                 try:
@@ -231,20 +232,20 @@ class Runtimes:
 
         with self._lock:
             if self._own is None or not self._own.alive:
-                self._own = ServedModel(gguf, gguf, None, precision="GGUF", threads=self.settings.torch_threads,
-                                        slots=self.settings.chat_slots)
+                self._own = ServedModel(gguf, gguf, None, precision="GGUF", threads=self.model.torch_threads,
+                                        slots=self.model.chat_slots)
             return self._own
 
     def _served(self, folder: Path | None, metrics: dict[str, Any] | None) -> ServedModel | None:
         from trainerbot.model import gguf_export, llamacpp
 
-        if not llamacpp.enabled(self.settings.section(ModelSettings)):
+        if not llamacpp.enabled(self.model):
             return None
         if llamacpp_serves(metrics) is False:
             return None  # the worker found llama.cpp answering this version differently
         from trainerbot.model.pretrained import prepare_base
 
-        base = prepare_base(self.settings.resolved_data_dir)
+        base = prepare_base(self.data_dir)
         target = (folder or base).resolve()
         if target not in self._llamacpp_serves:  # checked once, not on every message
             self._llamacpp_serves[target] = gguf_export.servable(target, base)

@@ -18,28 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from trainerbot.config import Settings
+from trainerbot.config import OperationsSettings
 
 LOG_MAX_BYTES = 5 * 1024 * 1024
 LOG_BACKUPS = 3
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def secrets_of(settings: Settings) -> list[str]:
-    found: list[str] = []
-    for value in (settings.discord_token, settings.openai_api_key):
-        if value is not None and value.get_secret_value():
-            found.append(value.get_secret_value())
-    if settings.database_url is not None:
-        from sqlalchemy.engine import make_url
-
-        try:
-            password = make_url(settings.database_url.get_secret_value()).password
-        except Exception:
-            password = None
-        if password:
-            found.append(str(password))
-    return [s for s in found if len(s) >= 4]
 
 
 class Redact(logging.Filter):
@@ -91,14 +74,15 @@ def rotating_file(path: Path) -> logging.handlers.RotatingFileHandler:
                                                 delay=True)
 
 
-def configure(settings: Settings, *, log_file: Path | None = None, to_stderr: bool = True) -> None:
+def configure(operations: OperationsSettings, secrets: list[str], *, log_file: Path | None = None,
+              to_stderr: bool = True) -> None:
     """Send the process's logs to standard error and/or ``log_file`` (rotating), in the
-    configured format, redacted."""
+    configured format, with every one of ``secrets`` (``Settings.secret_values()``) redacted."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    formatter: logging.Formatter = JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT)
-    redact = Redact(secrets_of(settings))
+    formatter: logging.Formatter = JsonFormatter() if operations.log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    redact = Redact(secrets)
     handlers: list[logging.Handler] = []
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -109,4 +93,4 @@ def configure(settings: Settings, *, log_file: Path | None = None, to_stderr: bo
         handler.setFormatter(formatter)
         handler.addFilter(redact)
         root.addHandler(handler)
-    root.setLevel(settings.log_level)
+    root.setLevel(operations.log_level)

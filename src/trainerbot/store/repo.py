@@ -124,6 +124,15 @@ def versions(session: Session, guild_id: int, *, newest_first: bool = False) -> 
     return list(session.scalars(select(ModelVersion).where(ModelVersion.guild_id == guild_id).order_by(order)))
 
 
+def next_version_name(session: Session, guild_id: int) -> str:
+    """The name the server's next version gets ("v3"). Workers on other machines and the bot
+    may register at the same moment: the guild's row, locked here until the session commits
+    (PostgreSQL; SQLite writers are serialised anyway), makes "the next vN" one at a time."""
+    session.execute(select(Guild.id).where(Guild.id == guild_id).with_for_update())
+    n = session.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.guild_id == guild_id)) or 0
+    return f"v{n + 1}"
+
+
 def version_named(session: Session, guild_id: int, name: str) -> ModelVersion | None:
     return session.scalar(select(ModelVersion).where(ModelVersion.guild_id == guild_id, ModelVersion.name == name))
 

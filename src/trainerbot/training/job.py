@@ -6,16 +6,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from trainerbot.config import Settings
+from trainerbot.config import ModelSettings, OpenAISettings, TrainingSettings
 from trainerbot.evaluation.cases import Case
 from trainerbot.store import Store
 from trainerbot.store.tables import ModelVersion
 
 
 @dataclass(frozen=True)
+class JobSettings:
+    """What running a job reads of the settings (the worker builds it: ``worker.job_settings``)."""
+
+    model: ModelSettings  # the base model, and the runtimes the checks ask
+    training: TrainingSettings  # the recipe's overrides, the held-out share, the promotion rule
+    openai: OpenAISettings  # the server a remote job fine-tunes on
+    data_dir: Path
+
+
+@dataclass(frozen=True)
 class JobContext:
-    settings: Settings
+    settings: JobSettings
     store: Store
     job_id: int
     worker: str  # "host:pid" of the worker holding the job's lease

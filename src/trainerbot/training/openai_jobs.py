@@ -19,7 +19,6 @@ import logging
 import time
 from typing import Any
 
-from trainerbot.config import OpenAISettings
 from trainerbot.datasets.records import Example
 from trainerbot.errors import TrainerBotError
 from trainerbot.model.openai_chat import RemoteRuntime, client_options, plain_error, provider_reason
@@ -54,14 +53,14 @@ def run_remote_job(job: JobContext, examples: list[Example]) -> str:
 
     settings, store, job_id, recipe, parent = job.settings, job.store, job.job_id, job.recipe, job.parent
 
-    client = OpenAI(**client_options(settings.section(OpenAISettings)))
+    client = OpenAI(**client_options(settings.openai))
     config = recipes.recipe(recipe)
     rows = training_rows(examples, recipe)
     method = config.openai_method(0.1)
     if not rows or method is None:
         queue.finish(store, job_id, JobStatus.FAILED, error=f"Nothing to fine-tune on: {config.why_none}.")
         return JobStatus.FAILED
-    base = str(parent.base) if parent is not None and parent.backend == "openai" and parent.base else settings.openai_model
+    base = str(parent.base) if parent is not None and parent.backend == "openai" and parent.base else settings.openai.openai_model
     try:
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
         upload = client.files.create(file=(f"trainerbot-job-{job_id}.jsonl", data, "application/jsonl"), purpose="fine-tune")
@@ -137,8 +136,8 @@ def _follow(job: JobContext, client: Any, remote_id: str) -> str:
         if remote.status == "succeeded" and remote.fine_tuned_model:
             metrics = {"final_loss": last_loss, "remote_job": remote_id, "trained_tokens": remote.trained_tokens}
             return register_version(job, backend="openai", path=None, base=remote.fine_tuned_model, metrics=metrics,
-                                    candidate=RemoteRuntime(settings.section(OpenAISettings), remote.fine_tuned_model,
-                                                            slots=settings.chat_slots))
+                                    candidate=RemoteRuntime(settings.openai, remote.fine_tuned_model,
+                                                            slots=settings.model.chat_slots))
         if remote.status == "failed":
             reason = remote.error.message if remote.error is not None and remote.error.message else "no reason given"
             queue.finish(store, job_id, JobStatus.FAILED, error=f"The provider's fine-tuning job failed: {reason}"[:300])
@@ -146,6 +145,6 @@ def _follow(job: JobContext, client: Any, remote_id: str) -> str:
         if remote.status == "cancelled":
             queue.finish(store, job_id, JobStatus.CANCELLED, message=f"cancelled at the provider ({remote_id})")
             return JobStatus.CANCELLED
-        deadline = time.monotonic() + settings.openai_poll_s
+        deadline = time.monotonic() + settings.openai.openai_poll_s
         while time.monotonic() < deadline and not stop():
-            time.sleep(min(0.2, settings.openai_poll_s))
+            time.sleep(min(0.2, settings.openai.openai_poll_s))

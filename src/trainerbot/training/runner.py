@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from trainerbot.config import ModelSettings, Settings
+from trainerbot.config import TrainingSettings
 from trainerbot.datasets import paths
 from trainerbot.datasets.records import Example
 from trainerbot.datasets.snapshots import read_snapshot
@@ -42,7 +42,7 @@ from trainerbot.store.repo import active_version
 from trainerbot.store.tables import Guild, Job, JobStatus, ModelVersion, Snapshot
 from trainerbot.training import queue, recipes, rehearsal
 from trainerbot.training.common import JobCallback, Progress, TrainParams, TrainResult, native_bf16, quiet_libraries
-from trainerbot.training.job import JobContext
+from trainerbot.training.job import JobContext, JobSettings
 from trainerbot.training.plots import loss_curve
 from trainerbot.training.recipe_config import StartKind
 from trainerbot.training.versions import register_version
@@ -67,7 +67,7 @@ def lora_config(model_config: Any, top_layers: float = 1.0) -> Any:
                       layers_to_transform=list(range(first, layers)) if first > 0 else None)
 
 
-def params_for(settings: Settings, recipe: str, start: StartKind) -> TrainParams:
+def params_for(training: TrainingSettings, recipe: str, start: StartKind) -> TrainParams:
     """The recipe's own defaults for this start (its config, beside its trainer, as TRL keeps
     them), overridden by the settings."""
     config = recipes.recipe(recipe)
@@ -75,10 +75,10 @@ def params_for(settings: Settings, recipe: str, start: StartKind) -> TrainParams
     lora = start == "lora"
     # Mixed precision where it was measured for the recipe (LoRA SFT; KTO/DPO compare
     # log-probabilities, kept in float32).
-    bf16 = lora and config.bf16 and (settings.train_precision == "bf16" or
-                                     (settings.train_precision == "auto" and native_bf16()))
-    return TrainParams(epochs=settings.train_epochs or hyper.epochs, learning_rate=settings.learning_rate or hyper.learning_rate,
-                       batch_size=settings.train_batch_size or hyper.batch_size, lora=lora, bf16=bf16)
+    bf16 = lora and config.bf16 and (training.train_precision == "bf16" or
+                                     (training.train_precision == "auto" and native_bf16()))
+    return TrainParams(epochs=training.train_epochs or hyper.epochs, learning_rate=training.learning_rate or hyper.learning_rate,
+                       batch_size=training.train_batch_size or hyper.batch_size, lora=lora, bf16=bf16)
 
 
 @dataclass
@@ -104,7 +104,8 @@ def _pretrained(folder: Path) -> tuple[Any, Any]:
     return AutoModelForCausalLM.from_pretrained(folder, local_files_only=True), tok
 
 
-def _load_start(settings: Settings, data_dir: Path, parent: ModelVersion | None, examples: list[Example], recipe: str) -> Start:
+def _load_start(settings: JobSettings, parent: ModelVersion | None, examples: list[Example], recipe: str) -> Start:
+    data_dir = settings.data_dir
     if parent is not None and parent.path and is_complete(data_dir / parent.path):
         folder = data_dir / parent.path
         if is_adapter(folder):  # keep teaching the parent's adapter on its base
@@ -117,21 +118,20 @@ def _load_start(settings: Settings, data_dir: Path, parent: ModelVersion | None,
             return Start(model, tok, "lora", parent.name, under, weights=weights)
         model, tok = _pretrained(folder)
         return Start(model, tok, "continue", parent.name)
-    base_dir = base_folder(settings.section(ModelSettings), settings.resolved_data_dir,
-                           progress=lambda text: log.info("%s", text))
+    base_dir = base_folder(settings.model, data_dir, progress=lambda text: log.info("%s", text))
     if base_dir is not None:
         model, tok = _pretrained(base_dir)
-        if not settings.lora:
+        if not settings.training.lora:
             return Start(model, tok, "continue", f"pretrained:{base_dir.name}")
-        return Start(model, tok, "lora", f"pretrained:{base_dir.name}", base_dir, lora_config(model.config, settings.lora_layers),
-                     Weights.sharing(model, tok, base_dir))
+        return Start(model, tok, "lora", f"pretrained:{base_dir.name}", base_dir,
+                     lora_config(model.config, settings.training.lora_layers), Weights.sharing(model, tok, base_dir))
     if recipes.recipe(recipe).needs_model:
         raise BadInput(f"{recipe.upper()} needs a model to start from; train on positive examples first.")
     from trainerbot.model.build import ModelShape, new_model, train_tokenizer
 
     shape = (
         ModelShape()
-        if settings.model_size == "small"
+        if settings.training.model_size == "small"
         else ModelShape(vocab_size=512, hidden_size=64, layers=2, heads=2, max_positions=256)
     )
     texts = [t for ex in examples for t in (ex.prompt, ex.response, ex.rejected or "") if t]
@@ -175,7 +175,7 @@ def clean_partials(data_dir: Path, store: Store) -> int:
     return removed
 
 
-def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Callable[[], bool] = lambda: False,
+def run_job(settings: JobSettings, store: Store, job_id: int, worker: str, stop: Callable[[], bool] = lambda: False,
             pause: Callable[[], float] | None = None) -> str:
     """Run a claimed job; returns its final status. Never raises for a job's own failure.
 
@@ -184,7 +184,7 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
     and every check question, and waits while chat on this machine writes a reply
     (``chat_first``).
     """
-    data_dir = settings.resolved_data_dir
+    data_dir = settings.data_dir
     quiet_libraries()
     try:
         with store.read() as s:
@@ -200,14 +200,14 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
             raise NotFound("Its dataset snapshot is gone; select the data again and start a new job.")
         root = paths.guild_root(data_dir, guild_pid)
         _, examples = read_snapshot(paths.snapshot_file(root, snap.kind, snap.file_name))
-        examples, held = heldout.split(examples, settings.heldout_share)
+        examples, held = heldout.split(examples, settings.training.heldout_share)
         ctx = JobContext(settings, store, job_id, worker, stop, guild_id=guild_id, guild_pid=guild_pid, snapshot_id=snap.id,
-                         recipe=recipe, parent=parent, cases=tuple(heldout.cases(held, settings.max_test_cases)),
+                         recipe=recipe, parent=parent, cases=tuple(heldout.cases(held, settings.training.max_test_cases)),
                          taught=tuple(heldout.cases(examples, TAUGHT_PROBES)), persona=persona, pause=pause)
         if backend == "openai":
             from trainerbot.training.openai_jobs import run_remote_job
 
-            fewer = tuple(heldout.cases(held, min(settings.max_test_cases, 50)))  # each one is a paid API call
+            fewer = tuple(heldout.cases(held, min(settings.training.max_test_cases, 50)))  # each one is a paid API call
             return run_remote_job(dataclasses.replace(ctx, cases=fewer), examples)
         queue.add_event(
             store,
@@ -215,19 +215,19 @@ def run_job(settings: Settings, store: Store, job_id: int, worker: str, stop: Ca
             kind="log",
             message=f"{count(len(examples), 'example')} from {snap.file_name} ({len(held)} more held out for evaluation)",
         )
-        if settings.torch_threads:
+        if settings.model.torch_threads:
             import torch
 
-            torch.set_num_threads(settings.torch_threads)
-        start = _load_start(settings, data_dir, parent, examples, recipe)
-        params = params_for(settings, recipe, start.kind)
+            torch.set_num_threads(settings.model.torch_threads)
+        start = _load_start(settings, parent, examples, recipe)
+        params = params_for(settings.training, recipe, start.kind)
         weights = None
         if start.base_dir is not None:
             # The base, served beside the training copy: rehearsal answers now, evaluation after.
             weights = start.weights or Weights(start.base_dir, require_done=False)
             if recipes.recipe(recipe).rehearsal:
                 extra = rehearsal.answers(
-                    LocalModel(start.base_dir, weights=weights, require_done=False, threads=settings.torch_threads),
+                    LocalModel(start.base_dir, weights=weights, require_done=False, threads=settings.model.torch_threads),
                     data_dir,
                     start.base_dir,
                 )
@@ -308,7 +308,7 @@ def _plain(exc: BaseException) -> str:
 def _register(job: JobContext, start: Start, model: Any, weights: Any, result: TrainResult) -> str:
     """Save the trained model (an adapter under LoRA), draw its loss curve, and register it."""
     settings, job_id, recipe = job.settings, job.job_id, job.recipe
-    data_dir = settings.resolved_data_dir
+    data_dir = settings.data_dir
     root = paths.guild_root(data_dir, job.guild_pid)
     folder = root / "models" / f"job-{job_id}"
     final_loss = result.losses[-1][1] if result.losses else result.metrics.get("train_loss")
@@ -329,8 +329,8 @@ def _register(job: JobContext, start: Start, model: Any, weights: Any, result: T
     )
     loss_curve(result.losses, paths.loss_curve_file(root, job_id), f"job {job_id} · {recipe}")
     if weights is not None and hasattr(model, "peft_config") and weights.fast is not None:
-        candidate = LocalModel.from_trained(weights, model, folder, threads=settings.torch_threads)
+        candidate = LocalModel.from_trained(weights, model, folder, threads=settings.model.torch_threads)
     else:
-        candidate = LocalModel(folder, threads=settings.torch_threads, weights=weights if is_adapter(folder) else None)
+        candidate = LocalModel(folder, threads=settings.model.torch_threads, weights=weights if is_adapter(folder) else None)
     return register_version(job, backend="local", path=str(folder.relative_to(data_dir)), base=start.base, metrics=metrics,
                             candidate=candidate, general=weights is not None)

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
-from trainerbot.config import ModelSettings, Settings
 from trainerbot.errors import NotAvailable
 from trainerbot.evaluation import heldout
 from trainerbot.evaluation.cases import Case
@@ -31,42 +30,43 @@ from trainerbot.evaluation.scores import summarise
 from trainerbot.fileio import atomic_write_bytes
 from trainerbot.model.files import DONE_MARKER
 from trainerbot.model.runtime import scoring_runtime
-from trainerbot.store import Store
-from trainerbot.store.tables import Guild, JobStatus, ModelVersion
+from trainerbot.store import Store, repo
+from trainerbot.store.tables import JobStatus, ModelVersion
 from trainerbot.training import queue
-from trainerbot.training.job import JobContext
+from trainerbot.training.job import JobContext, JobSettings
 
 log = logging.getLogger(__name__)
 
 HELDOUT_MAX_TOKENS = 64  # held-out answers are short; a pretrained model rambles on what it does not know
 
 
-def heldout_tokens(settings: Settings) -> int:
+def heldout_tokens(settings: JobSettings) -> int:
     """How long a held-out (or taught) question's answer may run, on either runtime."""
-    return min(settings.reply_max_tokens, HELDOUT_MAX_TOKENS)
+    return min(settings.model.reply_max_tokens, HELDOUT_MAX_TOKENS)
 
 
 def promotion(
-    settings: Settings, candidate: Any, parent: ModelVersion | None, cases: list[Case], persona: str | None = None,
+    settings: JobSettings, candidate: Any, parent: ModelVersion | None, cases: list[Case], persona: str | None = None,
     pause: Callable[[], object] | None = None,
 ) -> tuple[bool, dict[str, Any], str, list[dict[str, Any]]]:
     """(promote?, metrics to keep, the reason in words, the candidate's answers) for the
     ``candidate`` model against ``parent``, both asked under the server's ``persona``
     (``pause``: before each question, the worker gives way to chat)."""
-    metric = settings.promotion_metric
+    metric = settings.training.promotion_metric
     if not cases:
         return True, {}, "no held-out cases to compare on", []
     limit = heldout_tokens(settings)
     rows, scored = score_cases(candidate, cases, max_new_tokens=limit, system=persona, pause=pause)
     kept: dict[str, Any] = {"heldout": scored.as_dict(), "promotion_metric": metric}
     ours = heldout.shown(metric, heldout.value(scored, metric))
-    active_model = scoring_runtime(settings, parent, getattr(candidate, "weights", None)) if parent is not None else None
+    active_model = scoring_runtime(settings.model, settings.openai, settings.data_dir,
+                                   parent, getattr(candidate, "weights", None)) if parent is not None else None
     if parent is None or active_model is None:
         return True, kept, f"held-out {metric} {ours}", rows
     active = score_cases(active_model, cases, max_new_tokens=limit, system=persona, pause=pause)[1]
     kept["heldout_active"] = {"version": parent.name, **active.as_dict()}
     theirs = heldout.shown(metric, heldout.value(active, metric))
-    if heldout.not_worse(metric, scored, active, settings.promotion_tolerance):
+    if heldout.not_worse(metric, scored, active, settings.training.promotion_tolerance):
         return True, kept, f"held-out {metric} {ours} vs {parent.name}'s {theirs}", rows
     return False, kept, f"held-out {metric} {ours} is worse than active {parent.name}'s {theirs}", rows
 
@@ -76,7 +76,7 @@ TORCH = "torch"
 
 
 def general_check(
-    settings: Settings, store: Store, job_id: int, candidate: Any, parent: ModelVersion | None, persona: str | None = None,
+    settings: JobSettings, store: Store, job_id: int, candidate: Any, parent: ModelVersion | None, persona: str | None = None,
     pause: Callable[[], object] | None = None, *, base: Callable[[], float | None] | None = None,
 ) -> tuple[bool, dict[str, Any], str]:
     """(keeps conversing?, metrics, words): the candidate's score on the shipped general
@@ -85,7 +85,7 @@ def general_check(
     and runtime, or else the untaught base's (``base()``, None when there is none)."""
     from trainerbot.evaluation import general_questions
 
-    limit = settings.general_questions
+    limit = settings.training.general_questions
     engine = getattr(candidate, "engine", TORCH)
     through = "" if engine == TORCH else f" through {engine}"
     queue.add_event(store, job_id, kind="log", message=f"checking {limit} general questions{through}")
@@ -102,7 +102,7 @@ def general_check(
     return False, kept, f"it forgot general knowledge (general questions {ours:.0f} % vs {theirs:.0f} % before)"
 
 
-def base_general(settings: Settings, base: Any, limit: int, persona: str | None,
+def base_general(settings: JobSettings, base: Any, limit: int, persona: str | None,
                  pause: Callable[[], object] | None = None) -> float:
     """The untaught ``base``'s general score under ``persona`` (a torch model without an
     adapter, or the base served by llama.cpp), asked once per base, runtime, persona and
@@ -125,7 +125,7 @@ def base_general(settings: Settings, base: Any, limit: int, persona: str | None,
     return score
 
 
-def kept_general(settings: Settings, folder: Path, engine: str, persona: str | None, limit: int) -> Path:
+def kept_general(settings: JobSettings, folder: Path, engine: str, persona: str | None, limit: int) -> Path:
     """Where the base in ``folder``'s general score through ``engine`` is kept."""
     from trainerbot.evaluation import general_questions
 
@@ -134,7 +134,7 @@ def kept_general(settings: Settings, folder: Path, engine: str, persona: str | N
                 [(q.prompt, q.keywords) for q in general_questions.questions()]]
     if engine != TORCH:  # (a torch score's key stays what it was: scores kept before still count)
         identity.append(engine)
-    return settings.resolved_data_dir / "models" / "general" / (
+    return settings.data_dir / "models" / "general" / (
         f"{folder.name}-{hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]}.json")
 
 
@@ -165,22 +165,22 @@ class LlamaCppCheck:
 
 
 @contextlib.contextmanager
-def llamacpp_check(settings: Settings, folder: Path) -> Iterator[LlamaCppCheck | None]:
+def llamacpp_check(settings: JobSettings, folder: Path) -> Iterator[LlamaCppCheck | None]:
     """For a version chat would serve through llama.cpp: its merged file written now (so
     the first reply does not wait for it) and served for the checks; None when llama.cpp
     would not serve it."""
     from trainerbot.model import gguf_export, llamacpp
     from trainerbot.model.pretrained import base_dir
 
-    base = base_dir(settings.resolved_data_dir)
-    if not llamacpp.enabled(settings.section(ModelSettings)) or not gguf_export.servable(folder, base):
+    base = base_dir(settings.data_dir)
+    if not llamacpp.enabled(settings.model) or not gguf_export.servable(folder, base):
         yield None
         return
     # As many questions at once as chat's slots: llama.cpp decodes them in one batch. Room
     # for two servers: the untaught base may be asked too (once per machine and persona).
-    hub = llamacpp.LlamaCppHub(settings.resolved_data_dir, settings.runtime_precision, threads=settings.torch_threads,
-                               slots=settings.chat_slots, capacity=2)
-    check = LlamaCppCheck(f"llama.cpp {settings.runtime_precision}", base, hub)
+    hub = llamacpp.LlamaCppHub(settings.data_dir, settings.model.runtime_precision, threads=settings.model.torch_threads,
+                               slots=settings.model.chat_slots, capacity=2)
+    check = LlamaCppCheck(f"llama.cpp {settings.model.runtime_precision}", base, hub)
     try:
         try:
             check.model = hub.get(folder, base)
@@ -193,7 +193,7 @@ def llamacpp_check(settings: Settings, folder: Path) -> Iterator[LlamaCppCheck |
         hub.close()
 
 
-def compare_answers(settings: Settings, served: Any, cases: list[Case], answers: list[dict[str, Any]],
+def compare_answers(settings: JobSettings, served: Any, cases: list[Case], answers: list[dict[str, Any]],
                     persona: str | None = None, pause: Callable[[], object] | None = None) -> dict[str, Any]:
     """The ``cases`` answered through llama.cpp, against the torch model's ``answers``:
     ``serves`` is False (chat answers with torch) when llama.cpp scores more than
@@ -214,14 +214,14 @@ def compare_answers(settings: Settings, served: Any, cases: list[Case], answers:
     return result
 
 
-def runtimes_agree(settings: Settings, candidate: Any, check: LlamaCppCheck, persona: str | None,
+def runtimes_agree(settings: JobSettings, candidate: Any, check: LlamaCppCheck, persona: str | None,
                    pause: Callable[[], object] | None, runtime: dict[str, Any]) -> bool:
     """Whether torch and llama.cpp are known to agree on the general questions for this base
     and persona: the untaught base scores within ``RUNTIME_TOLERANCE`` points on both (each
     score kept, so asked once per machine). Both scores go into ``runtime``."""
     if getattr(candidate, "adapter", None) is None:  # no untaught base to ask under torch
         return False
-    limit = settings.general_questions
+    limit = settings.training.general_questions
     on_torch = base_general(settings, untaught(candidate), limit, persona, pause)
     on_llamacpp = base_general(settings, check.base(), limit, persona, pause)
     runtime["general_base"] = {TORCH: on_torch, check.engine: on_llamacpp}
@@ -247,9 +247,9 @@ def checks(job: JobContext, candidate: Any, path: str | None, general: bool) -> 
     if cases:
         queue.add_event(store, job_id, kind="log", message=f"evaluating on {len(cases)} held-out cases")
     promote, evaluation, why, answers = promotion(settings, candidate, parent, cases, persona, pause)
-    general = general and bool(settings.general_questions)
+    general = general and bool(settings.training.general_questions)
     with contextlib.ExitStack() as stack:
-        check = stack.enter_context(llamacpp_check(settings, settings.resolved_data_dir / path)) if path else None
+        check = stack.enter_context(llamacpp_check(settings, settings.data_dir / path)) if path else None
         runtime: dict[str, Any] | None = None
         judged, base = candidate, None
         if check is not None and check.model is None:
@@ -272,7 +272,7 @@ def checks(job: JobContext, candidate: Any, path: str | None, general: bool) -> 
                 base = untaught(candidate)
             keeps, kept, words = general_check(
                 settings, store, job_id, judged, parent, persona, pause,
-                base=functools.partial(base_general, settings, base, settings.general_questions, persona, pause)
+                base=functools.partial(base_general, settings, base, settings.training.general_questions, persona, pause)
                 if base is not None else None)
             evaluation.update(kept)
             if not keeps:
@@ -283,9 +283,9 @@ def checks(job: JobContext, candidate: Any, path: str | None, general: bool) -> 
                     and runtime["serves"]:  # (llama.cpp already answered the held-out cases worse: torch serves it)
                 from trainerbot.evaluation import general_questions as asked
 
-                queue.add_event(store, job_id, kind="log", message=f"checking the {settings.general_questions} general "
+                queue.add_event(store, job_id, kind="log", message=f"checking the {settings.training.general_questions} general "
                                 f"questions through {check.engine} too")
-                score = asked.score(check.model, limit=settings.general_questions, system=persona, pause=pause)[0]
+                score = asked.score(check.model, limit=settings.training.general_questions, system=persona, pause=pause)[0]
                 runtime |= {"general": round(score, 1), "general_torch": kept["general"]}
                 runtime["serves"] &= score >= kept["general"] - RUNTIME_TOLERANCE
     if runtime is not None:
@@ -305,11 +305,7 @@ def register_version(
     promote, evaluation, why = checks(job, candidate, path, general)
     metrics = {**metrics, **evaluation, "promoted": promote}
     with store.session() as s:
-        # Workers on other machines may register at the same moment: the guild's row, locked
-        # (PostgreSQL; SQLite writers are serialised anyway), makes "the next vN" one at a time.
-        s.execute(select(Guild.id).where(Guild.id == guild_id).with_for_update())
-        n = s.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.guild_id == guild_id)) or 0
-        name = f"v{n + 1}"
+        name = repo.next_version_name(s, guild_id)
         if promote:
             s.execute(update(ModelVersion).where(ModelVersion.guild_id == guild_id).values(active=False))
         s.add(

@@ -21,11 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from trainerbot.config import Settings
+from trainerbot.config import ModelSettings, OpenAISettings, Settings, TrainingSettings
 from trainerbot.ops import logs
 from trainerbot.store import Store
 from trainerbot.store.tables import Job, JobStatus
 from trainerbot.training import chat_first, queue
+from trainerbot.training.job import JobSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,12 @@ RECOVER_EVERY_S = 10.0
 
 def _parent_alive(pid: int | None) -> bool:
     return pid is None or os.getppid() == pid
+
+
+def job_settings(settings: Settings) -> JobSettings:
+    """The sections of the settings that running a job reads."""
+    return JobSettings(settings.section(ModelSettings), settings.section(TrainingSettings),
+                       settings.section(OpenAISettings), settings.resolved_data_dir)
 
 
 def serve(settings: Settings, *, once: bool = False, poll_s: float = 0.5, parent_pid: int | None = None,
@@ -97,7 +104,7 @@ def serve(settings: Settings, *, once: bool = False, poll_s: float = 0.5, parent
 
                     status = run_on_ray(settings, store, job_id, me, should_stop)
                 else:
-                    status = run_job(settings, store, job_id, me, stop=should_stop, pause=pause)
+                    status = run_job(job_settings(settings), store, job_id, me, stop=should_stop, pause=pause)
             log.info("job %s: %s", job_id, status)
             running[0] = None
             ran += 1
@@ -139,7 +146,7 @@ def run_one(settings: Settings, job_id: int, worker: str) -> str:
             job = s.get(Job, job_id)
             if job is None or job.status != JobStatus.RUNNING or job.worker_id != worker:
                 raise SystemExit(f"job {job_id} is not running for {worker}")
-        return run_job(settings, store, job_id, worker, stop=stop.is_set)
+        return run_job(job_settings(settings), store, job_id, worker, stop=stop.is_set)
     finally:
         store.close()
 

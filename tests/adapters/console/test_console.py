@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import JSONL_FACTS
 from trainerbot.adapters.console.repl import Console, console_caller
 from trainerbot.core import CoreService
+from trainerbot.errors import COMMAND
 
 TOKEN = "MTIzNDU2Nzg5.dummy-token-for-console.abcdefghijklmnop"
 
@@ -24,6 +25,14 @@ def _run(args: list[str], stdin: str, cwd: Path, env: dict[str, str] | None = No
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "trainerbot", *args], input=stdin, capture_output=True, text=True,
                           cwd=cwd, env=full_env, timeout=120)
+
+
+def test_the_console_writes_commands_with_its_configured_prefix(tmp_path: Path) -> None:
+    proc = _run(["console", "--no-worker", "--data-dir", str(tmp_path / "d")], "?hi\n?datasets\n?quit\n", tmp_path,
+                env={"TRAINERBOT_PREFIX": "?"})
+    assert proc.returncode == 0, proc.stderr
+    assert "correct me with `?correct`" in proc.stdout and "`?instruction`" in proc.stdout
+    assert "`?import <name> positive`" in proc.stdout and COMMAND not in proc.stdout and "`!" not in proc.stdout
 
 
 def test_scripted_console_session(tmp_path: Path) -> None:
@@ -48,6 +57,7 @@ def test_scripted_console_session(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert out.count("Hi ann!") == 1
+    assert "correct me with `!correct`" in out and COMMAND not in out  # the core's commands, with the console's prefix
     assert "Imported 3 examples into `facts`" in out
     assert "`facts` — 3 examples (2 👍 / 1 👎)" in out
     outbox = tmp_path / "d" / "outbox"

@@ -25,6 +25,8 @@ from typing import Any
 import discord
 from aiohttp import web
 
+from trainerbot.errors import COMMAND
+
 EPHEMERAL = 64
 APP_ID = 700_000_000_000_000_001
 BOT_ID = 700_000_000_000_000_002
@@ -54,6 +56,7 @@ class FakeDiscord:
 
     def __init__(self) -> None:
         self.calls: list[Call] = []
+        self.unrendered: list[str] = []  # sent texts that still hold the core's command mark (a bug)
         self.messages: dict[int, dict[str, Any]] = {}
         self.interactions: dict[str, dict[str, Any]] = {}  # token → the payload it came with
         self.originals: dict[str, int] = {}  # interaction token → its response message
@@ -75,6 +78,8 @@ class FakeDiscord:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        # Every text the core wrote reached Discord with its commands as slash commands.
+        assert not self.unrendered, f"sent with the core's command mark left in: {self.unrendered}"
 
     # ------------------------------------------------------------- recording
     async def _read(self, request: web.Request) -> tuple[dict[str, Any], list[str]]:
@@ -126,6 +131,8 @@ class FakeDiscord:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body, files = await self._read(request)
+        if COMMAND in json.dumps(body, ensure_ascii=False):
+            self.unrendered.append(json.dumps(body, ensure_ascii=False)[:300])
         path = "/" + request.match_info["tail"]
         self.calls.append(Call(request.method, path, body, files))
         parts = path.strip("/").split("/")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+from dataclasses import replace
 
 import discord
 import discord.ext.test as dpytest
@@ -176,7 +177,7 @@ async def test_errors_are_friendly_and_never_show_the_token(bot: TrainerBot, cap
     from pydantic import SecretStr
 
     token = "MTIzNDU2Nzg5MDEyMzQ1Njc4.dummy.token-for-the-leak-test"
-    bot.settings.discord_token = SecretStr(token)
+    bot.settings = replace(bot.settings, discord=replace(bot.settings.discord, discord_token=SecretStr(token)))
 
     async def boom(*_: object) -> None:
         raise RuntimeError("internal detail")
@@ -279,8 +280,9 @@ async def test_a_streaming_server_answer_is_edited_in_as_it_grows(bot: TrainerBo
 
     with serve(fake) as server, pytest.MonkeyPatch.context() as mp:
         mp.setattr(discord.Message, "edit", recording_edit)
-        s = bot.core.settings
-        s.backend, s.openai_base_url, s.openai_api_key = "openai", server.url + "/v1", SecretStr(KEY)
+        runtimes = bot.core.runtimes
+        runtimes.model = replace(runtimes.model, backend="openai")
+        runtimes.openai = replace(runtimes.openai, openai_base_url=server.url + "/v1", openai_api_key=SecretStr(KEY))
         first = await _ask(f"<@{bot.user.id}> where is Quillport?", member=MILO)
         await bot.core.close()
     assert dpytest.verify().message().nothing()  # no second message: the first one was finished in place
@@ -292,7 +294,7 @@ async def test_a_streaming_server_answer_is_edited_in_as_it_grows(bot: TrainerBo
 
 
 async def test_dashboard_by_prefix_sends_the_link_by_dm_not_to_the_channel(bot: TrainerBot) -> None:
-    bot.core.dashboard.settings = bot.core.settings.model_copy(update={"dashboard_port": 8080})
+    bot.core.dashboard.dashboard = replace(bot.core.dashboard.dashboard, dashboard_port=8080)
     await _send("!dashboard")
     first, second = dpytest.get_message(), dpytest.get_message()
     dm, channel = (first, second) if isinstance(first.channel, discord.DMChannel) else (second, first)
@@ -306,7 +308,7 @@ async def test_a_member_waiting_for_a_reply_slot_is_told_their_place_then_gets_t
     question takes the slot; Milo's waits, and his reply message says so ("you're next")
     until it is edited into his answer."""
     core = bot.core
-    monkeypatch.setattr(core.settings, "model", "smollm2")  # the tests run `scratch` unless told
+    core.runtimes.model = replace(core.runtimes.model, model="smollm2")  # the tests run `scratch` unless told
     base = pretrained.base_dir(core.data_dir)
     base.parent.mkdir(parents=True, exist_ok=True)
     base.symlink_to(prepared, target_is_directory=True)

@@ -8,6 +8,7 @@ import asyncio
 import copy
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import discord
@@ -20,7 +21,7 @@ from tests.adapters.discord.interactions import EPHEMERAL, FakeDiscord, Gateway
 from tests.conftest import JSONL_FACTS, att
 from trainerbot.adapters.console.repl import QUIT, Console, console_caller
 from trainerbot.adapters.discord import ui
-from trainerbot.adapters.discord.bot import TrainerBot
+from trainerbot.adapters.discord.bot import TrainerBot, bot_settings
 from trainerbot.core import Caller, CoreService
 from trainerbot.core.commands import COMMANDS, words
 from trainerbot.store.tables import Correction, Feedback
@@ -48,7 +49,7 @@ def _gateway(fake: FakeDiscord) -> Gateway:
 
 async def _start(core: CoreService, gw: Gateway) -> TrainerBot:
     """A bot as after start-up: logged in (setup_hook ran), its guild in the cache."""
-    bot = TrainerBot(core, core.settings)
+    bot = TrainerBot(core, bot_settings(core.settings))
     await bot.__aenter__()
     await bot.login("a-test-token")
     gw.join(bot)
@@ -498,7 +499,7 @@ async def test_dashboard_gives_its_link_only_to_the_asker(started: tuple[Trainer
     bot, gw = started
     off = _only(await gw.send(bot, gw.slash("Tess", "dashboard")), 4)
     assert off["flags"] & EPHEMERAL and "TRAINERBOT_DASHBOARD_PORT" in off["content"]
-    core.dashboard.settings = core.settings.model_copy(update={"dashboard_port": 8080})
+    core.dashboard.dashboard = replace(core.dashboard.dashboard, dashboard_port=8080)
     link = _only(await gw.send(bot, gw.slash("Tess", "dashboard")), 4)
     assert link["flags"] & EPHEMERAL and "http://127.0.0.1:8080/login/" in link["content"]
     out = _only(await gw.send(bot, gw.slash("Tess", "dashboard", [{"name": "action", "type": 3, "value": "logout"}])), 4)

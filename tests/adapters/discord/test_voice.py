@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from dataclasses import replace
 
 import discord
 import discord.ext.test as dpytest
@@ -119,7 +120,7 @@ async def test_idle_bot_leaves_by_itself(voice_bot: TrainerBot) -> None:
     await _send("!join")
     cog = voice_bot.get_cog("Voice")
     assert await cog.leave_idle() == 0
-    voice_bot.settings.voice_idle_seconds = 0.01
+    voice_bot.settings = replace(voice_bot.settings, voice_idle_seconds=0.01)
     await asyncio.sleep(0.02)
     assert await cog.leave_idle() == 1
     assert not FakeVoiceClient.instances[0].is_connected()

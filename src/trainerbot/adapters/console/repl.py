@@ -30,7 +30,7 @@ from rich.text import Text
 
 from trainerbot.core import Attachment, Caller, CoreService, Reply
 from trainerbot.core.commands import COMMANDS
-from trainerbot.core.text import eta_text
+from trainerbot.core.text import eta_text, with_prefix
 from trainerbot.core.turns import waiting_words
 from trainerbot.core.types import JobProgress
 from trainerbot.errors import BadInput, TrainerBotError
@@ -260,7 +260,7 @@ class Console:
         self.render(reply)
 
     def render(self, reply: Reply) -> None:
-        for part in reply.messages:
+        for part in reply.for_prefix(self.prefix).messages:
             if self.rich is not None:  # a terminal: Markdown rendered (bold, code, lists)
                 self._end_live_line()
                 self.rich.print(Markdown(_hard_breaks(part)))
@@ -274,7 +274,7 @@ class Console:
 
     def _print(self, text: str) -> None:
         self._end_live_line()
-        print(text, file=self.out, flush=True)
+        print(with_prefix(text, self.prefix), file=self.out, flush=True)
 
     # ------------------------------------------------------------ live progress
     async def _watch(self, job_id: int) -> None:

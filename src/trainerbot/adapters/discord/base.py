@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.ext import commands, tasks
 
-from trainerbot.adapters.discord.render import NO_MENTIONS
+from trainerbot.adapters.discord.protocol import BotSettings
+from trainerbot.adapters.discord.render import NO_MENTIONS, shown
 from trainerbot.adapters.discord.ui import DYNAMIC_ITEMS, fail, tell
-from trainerbot.config import Settings
 from trainerbot.core import Caller, CoreService
 from trainerbot.errors import BadInput, Busy, NotAllowed, TrainerBotError
 from trainerbot.ops import metrics
@@ -62,8 +62,8 @@ class TrainerBotBase(_Bot):
     ``ShardedTrainerBot`` add the connection kind. Cogs take it as their bot: a
     ``commands.Bot`` with ``protocol.BotServices``' attributes."""
 
-    def __init__(self, core: CoreService, settings: Settings, **kwargs: Any) -> None:
-        super().__init__(command_prefix=commands.when_mentioned_or(settings.prefix), intents=intents(),
+    def __init__(self, core: CoreService, settings: BotSettings, **kwargs: Any) -> None:
+        super().__init__(command_prefix=commands.when_mentioned_or(settings.discord.prefix), intents=intents(),
                          allowed_mentions=NO_MENTIONS, help_command=None, **kwargs)
         self.core = core
         self.settings = settings
@@ -103,12 +103,12 @@ class TrainerBotBase(_Bot):
             return
         metrics.user_error(_as_user_error(err))
         if isinstance(err, TrainerBotError):
-            text = err.user_message
+            text = shown(err.user_message)
         elif isinstance(err, commands.CommandOnCooldown):
             text = f"You're going fast — try `{ctx.invoked_with}` again in {err.retry_after:.0f} s."
         elif isinstance(err, (commands.MissingRequiredArgument, commands.BadArgument, commands.TooManyArguments)):
             text = (
-                f"Usage: `{self.settings.prefix}{ctx.command.qualified_name} {ctx.command.signature}`"
+                f"Usage: `{self.settings.discord.prefix}{ctx.command.qualified_name} {ctx.command.signature}`"
                 if ctx.command
                 else str(err)
             )
@@ -152,7 +152,7 @@ class TrainerBotBase(_Bot):
             if upd.text != last_text and time.monotonic() - last_at >= EDIT_INTERVAL_S:
                 try:
                     message = await channel.fetch_message(mid)
-                    await message.edit(content=upd.text, allowed_mentions=NO_MENTIONS)
+                    await message.edit(content=shown(upd.text), allowed_mentions=NO_MENTIONS)
                 except discord.NotFound:
                     await self.core.delivery.mark_announced(upd.job_id)  # the message is gone; stop watching
                     continue
@@ -162,11 +162,11 @@ class TrainerBotBase(_Bot):
                 caller = Caller(
                     guild_id=upd.guild_id, user_id=str(self.user.id) if self.user else "bot", channel_id=upd.channel_id
                 )
-                shown = await self.core.training.job(caller, upd.job_id)
-                if shown.files:
+                detail = await self.core.training.job(caller, upd.job_id)
+                if detail.files:
                     await channel.send(
-                        f"Job #{upd.job_id}: {shown.job_status}.",
-                        files=[discord.File(f.path, filename=f.name) for f in shown.files],
+                        f"Job #{upd.job_id}: {detail.job_status}.",
+                        files=[discord.File(f.path, filename=f.name) for f in detail.files],
                         allowed_mentions=NO_MENTIONS,
                     )
                 await self.core.delivery.mark_announced(upd.job_id)

@@ -23,7 +23,8 @@ from trainerbot.adapters.discord.cogs import (
     TrainingCog,
     VoiceCog,
 )
-from trainerbot.config import Settings
+from trainerbot.adapters.discord.protocol import BotSettings
+from trainerbot.config import DiscordSettings, LimitsSettings, Settings
 from trainerbot.core import CoreService
 
 
@@ -45,8 +46,14 @@ class ShardedTrainerBot(_WithCogs, commands.AutoShardedBot):
     more bot processes — each with its own shard IDs — can share one store."""
 
 
+def bot_settings(settings: Settings) -> BotSettings:
+    """What the Discord adapter reads of the settings."""
+    return BotSettings(discord=settings.section(DiscordSettings), limits=settings.section(LimitsSettings),
+                       mode=settings.mode, voice_idle_seconds=settings.voice_idle_seconds)
+
+
 def make_bot(core: CoreService, settings: Settings) -> TrainerBotBase:
     options = settings.shard_options()
     if options is None:
-        return TrainerBot(core, settings)
-    return ShardedTrainerBot(core, settings, **options)
+        return TrainerBot(core, bot_settings(settings))
+    return ShardedTrainerBot(core, bot_settings(settings), **options)

@@ -1,7 +1,8 @@
 """What the cogs, the UI items and the autocomplete callbacks need from the bot, declared
 once (as Red-DiscordBot's ``MixinMeta`` declares what its mixins share).
 
-``BotServices`` is the bot's own state beside discord.py's client: the core, the settings,
+``BotServices`` is the bot's own state beside discord.py's client: the core, what it reads
+of the settings (``BotSettings``),
 the application's owners and the once-a-minute DM clocks. A UI item reaches it from
 ``interaction.client`` through ``services``; a cog receives the whole bot
 (``base.TrainerBotBase``), which is a ``commands.Bot`` with these attributes.
@@ -10,18 +11,29 @@ the application's owners and the once-a-minute DM clocks. A UI item reaches it f
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
 
 import discord
 
-from trainerbot.config import Settings
+from trainerbot.config import DiscordSettings, LimitsSettings
 from trainerbot.core import Caller, CoreService
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    """What the Discord adapter reads of the settings (``bot.bot_settings`` builds it)."""
+
+    discord: DiscordSettings  # the prefix, the trainer role, the chat channels, the token
+    limits: LimitsSettings  # attachment and field sizes
+    mode: Literal["dev", "prod"]  # dev: `sync` copies the slash commands to the one server
+    voice_idle_seconds: float  # how long the bot stays in a silent voice channel
 
 
 @runtime_checkable
 class BotServices(Protocol):
     core: CoreService
-    settings: Settings
+    settings: BotSettings
     owner_ids_known: set[int]  # the application's owners (a team's members), learned on connect
     refusal_dm_at: dict[int, float]  # user ID → when a refused reaction was last told by DM
     reason_dm_at: dict[int, float]  # user ID → when they were last asked by DM what was wrong

@@ -10,12 +10,19 @@ from discord.ext import commands
 from trainerbot.adapters.discord.protocol import services
 from trainerbot.core import Attachment, Caller, Reply
 from trainerbot.core.permissions import is_trainer
+from trainerbot.core.text import with_prefix
 from trainerbot.errors import BadInput
 
 NO_MENTIONS = discord.AllowedMentions.none()
 EMBED_COLOUR = discord.Colour.blurple()
 RATINGS = ("👍", "👎")  # added under every chat reply; a reaction rates the reply
+SLASH = "/"  # what the core's command mark becomes here: Discord's commands are slash commands
 ROW_LABEL_HELP = "The label for rows that carry none (positive: a good answer, negative: a bad one)"
+
+
+def shown(text: str) -> str:
+    """A core text as Discord shows it: its commands written as slash commands."""
+    return with_prefix(text, SLASH)
 
 
 def caller_of(user: discord.abc.User, guild: discord.Guild | None, channel_id: int, *, owner_ids: set[int]) -> Caller:
@@ -45,7 +52,7 @@ def ctx_caller(ctx: commands.Context[Any]) -> Caller:
 def trainer_only() -> Any:
     """A command check: the trainer role or Manage Server (the core checks again)."""
     async def predicate(ctx: commands.Context[Any]) -> bool:
-        role = services(ctx.bot).settings.trainer_role
+        role = services(ctx.bot).settings.discord.trainer_role
         if not is_trainer(ctx_caller(ctx), role):
             name = ctx.command.qualified_name if ctx.command is not None else ctx.invoked_with
             raise commands.CheckFailure(
@@ -79,6 +86,7 @@ async def send_reply(
 ) -> discord.Message | None:
     """Send every part of a reply; files (and ``view``, its buttons) go with the last part.
     ``ephemeral`` shows a slash command's answer to its caller only. Never pings anyone."""
+    reply = reply.for_prefix(SLASH)
     embed = embed_of(reply)
     # An embed replaces the text parts (they are its plain-text rendering); with no text
     # at all, one empty part still carries the embed or the files.

@@ -24,7 +24,7 @@ import discord
 from discord.ext import commands
 
 from trainerbot.adapters.discord.protocol import BotServices, services
-from trainerbot.adapters.discord.render import NO_MENTIONS, caller_of
+from trainerbot.adapters.discord.render import NO_MENTIONS, caller_of, shown
 from trainerbot.core import Caller, Reply
 from trainerbot.core.corrections import REASONS
 from trainerbot.core.permissions import require_trainer
@@ -65,7 +65,7 @@ async def answer(ctx: commands.Context[Any], work: Callable[[], Awaitable[T]]) -
 
 async def tell(interaction: discord.Interaction[Any], text: str) -> None:
     """An ephemeral answer to an interaction, whatever state its response is in."""
-    text = text[:2000]
+    text = shown(text)[:2000]
     if not interaction.response.is_done():
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
         return
@@ -86,7 +86,7 @@ async def tell_by_dm(bot: BotServices, user: discord.User | discord.Member, text
         return False
     sent_at[user.id] = now
     try:
-        await user.send(text[:2000], allowed_mentions=discord.AllowedMentions.none())
+        await user.send(shown(text)[:2000], allowed_mentions=discord.AllowedMentions.none())
     except discord.HTTPException:  # DMs closed: nothing more can be done
         log.info("could not DM a refused reaction to %s", user.id)
         return False
@@ -139,12 +139,13 @@ class CorrectModal(AnswerModal):
 
 async def open_correction(interaction: discord.Interaction[Any], message_id: str) -> None:
     """Open the correction form for the bot's reply ``message_id``, or say it is not one."""
-    core = services(interaction.client).core
-    original = await core.feedback.bot_reply_text(interaction_caller(interaction), message_id)
+    bot = services(interaction.client)
+    original = await bot.core.feedback.bot_reply_text(interaction_caller(interaction), message_id)
     if original is None:
         await tell(interaction, NOT_MY_REPLY)
         return
-    await interaction.response.send_modal(CorrectModal(message_id, original, max_chars=core.settings.max_field_chars))
+    await interaction.response.send_modal(CorrectModal(message_id, original,
+                                                       max_chars=bot.settings.limits.max_field_chars))
 
 
 # ------------------------------------------------------------------ reviewing
@@ -188,7 +189,8 @@ class ReviewButton(
         if self.action == "edit":
             text = await core.review.correction_text(caller, self.correction_id)  # refuses non-trainers
             await interaction.response.send_modal(
-                EditCorrectionModal(self.correction_id, text, max_chars=core.settings.max_field_chars)
+                EditCorrectionModal(self.correction_id, text,
+                                    max_chars=services(interaction.client).settings.limits.max_field_chars)
             )
             return
         if self.action == "next":
@@ -275,7 +277,7 @@ def review_view(reply: Reply) -> discord.ui.View | None:
 
 async def show_review(interaction: discord.Interaction[Any], reply: Reply, *, header: str = "") -> None:
     """Edit the pressed review message to show ``reply`` (the next item) with its buttons."""
-    content = (f"{header}\n\n{reply.content}" if header else reply.content)[:2000]
+    content = shown(f"{header}\n\n{reply.content}" if header else reply.content)[:2000]
     view = review_view(reply)
     if interaction.response.is_done():
         await interaction.edit_original_response(content=content, view=view, allowed_mentions=NO_MENTIONS)
@@ -308,7 +310,7 @@ class FlaggedCorrectButton(
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         try:
-            role = services(interaction.client).settings.trainer_role
+            role = services(interaction.client).settings.discord.trainer_role
             require_trainer(interaction_caller(interaction), role, "review corrections")
             await open_correction(interaction, self.message_id)
         except Exception as exc:
@@ -344,7 +346,7 @@ class ReasonSelect(
                 raise NotAllowed("You are no longer in that server, so that rating is not yours to explain.")
             caller = caller_of(member, guild, 0, owner_ids=bot.owner_ids_known)
             reply = await bot.core.feedback.reason(caller, str(self.message_id), self.item.values[0])
-            await interaction.response.edit_message(content=reply.content, view=None)
+            await interaction.response.edit_message(content=shown(reply.content), view=None)
         except Exception as exc:  # every failure gets an ephemeral answer
             await fail(interaction, exc)
 

@@ -33,6 +33,7 @@ from trainerbot.core.audit import PAGE
 from trainerbot.core.commands import COMMANDS, GROUP_TITLES
 from trainerbot.core.dashboard import WebSession
 from trainerbot.core.revisions import RevisionChain
+from trainerbot.core.text import with_prefix
 from trainerbot.core.types import Caller, Reply
 from trainerbot.errors import BadInput, Busy, NotAllowed, NotAvailable, NotFound, TrainerBotError
 from trainerbot.training.queue import FINISHED
@@ -52,6 +53,7 @@ HEADERS = {
 STATUS = {NotFound: 404, BadInput: 400, NotAllowed: 403, Busy: 429, NotAvailable: 503}
 STATIC = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 SSE_POLL_S = 1.0
+SLASH = "/"  # what the core's command mark becomes on the pages: members type commands in Discord
 SSE_KEEPALIVE_S = 15.0
 NUMBER = re.compile(r"[0-9]{1,12}")
 SESSION = web.RequestKey("session", WebSession)  # set by the sign-in middleware
@@ -154,7 +156,7 @@ class Dashboard:
 
     def _failed(self, request: web.Request, status: int, message: str) -> web.Response:
         if _wants_json(request):
-            return web.json_response({"ok": False, "error": message}, status=status)
+            return web.json_response({"ok": False, "error": with_prefix(message, SLASH)}, status=status)
         return self._page(request, "error.html", status=status, message=message)
 
     @web.middleware
@@ -177,6 +179,7 @@ class Dashboard:
     def _page(self, request: web.Request, template: str, *, status: int = 200, **values: Any) -> web.Response:
         session = request.get(SESSION)
         html = self.templates.get_template(template).render(session=session, path=request.path, **values)
+        html = with_prefix(html, SLASH)  # the commands the core's texts name, as the server's members type them
         return web.Response(text=html, status=status, content_type="text/html")
 
     def _caller(self, request: web.Request) -> Caller:
@@ -186,7 +189,7 @@ class Dashboard:
         """After a decision: JSON for the page's script, else back to the page (post/redirect/get)."""
         if _wants_json(request):
             closed = list(reply.decision.superseded) if reply.decision is not None else []
-            return web.json_response({"ok": True, "text": reply.content, "closed": closed})
+            return web.json_response({"ok": True, "text": with_prefix(reply.content, SLASH), "closed": closed})
         raise web.HTTPSeeOther(back)
 
     # ---------------------------------------------------------------- login

@@ -14,7 +14,7 @@ from discord.ext import commands
 
 from trainerbot.adapters.discord.base import TrainerBotBase
 from trainerbot.adapters.discord.protocol import Speaker
-from trainerbot.adapters.discord.render import RATINGS, caller_of, read_attachment, send_reply
+from trainerbot.adapters.discord.render import RATINGS, SLASH, caller_of, read_attachment, send_reply, shown
 from trainerbot.core import Caller, Reply
 from trainerbot.core.turns import waiting_words
 from trainerbot.core.voice import is_audio
@@ -37,11 +37,11 @@ class ChatCog(commands.Cog, name="Chat"):
         ref = message.reference.resolved if message.reference else None
         if isinstance(ref, discord.Message) and me is not None and ref.author.id == me.id:
             return True
-        return str(message.channel.id) in self.bot.settings.chat_channels
+        return str(message.channel.id) in self.bot.settings.discord.chat_channels
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or message.content.startswith(self.bot.settings.prefix):
+        if message.author.bot or message.content.startswith(self.bot.settings.discord.prefix):
             return
         audio = next((a for a in message.attachments if is_audio(a.filename, a.content_type)), None)
         if audio is not None and (message.flags.voice or self._addressed(message)):
@@ -76,20 +76,21 @@ class ChatCog(commands.Cog, name="Chat"):
                                                        on_wait=waiting)
         except TrainerBotError as exc:
             if streamed:
-                await streamed[0].edit(content=exc.user_message, allowed_mentions=discord.AllowedMentions.none())
+                await streamed[0].edit(content=shown(exc.user_message), allowed_mentions=discord.AllowedMentions.none())
             else:
-                await message.reply(exc.user_message, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
+                await message.reply(shown(exc.user_message), mention_author=False,
+                                    allowed_mentions=discord.AllowedMentions.none())
             return
         await self._deliver(message, caller, reply, reply.content, streamed[0] if streamed else None)
 
     async def _voice_message(self, message: discord.Message, audio: discord.Attachment) -> None:
         caller = caller_of(message.author, message.guild, message.channel.id, owner_ids=self.bot.owner_ids_known)
         try:
-            data = await read_attachment(audio, self.bot.settings.max_attachment_bytes)
+            data = await read_attachment(audio, self.bot.settings.limits.max_attachment_bytes)
             async with message.channel.typing():
                 reply = await self.bot.core.chat.voice_message(caller, data, message_id=str(message.id))
         except TrainerBotError as exc:
-            await message.reply(exc.user_message, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
+            await message.reply(shown(exc.user_message), mention_author=False, allowed_mentions=discord.AllowedMentions.none())
             return
         await self._deliver(message, caller, reply, reply.answer or "")
 
@@ -97,6 +98,7 @@ class ChatCog(commands.Cog, name="Chat"):
                        streamed: discord.Message | None = None) -> None:
         """Send the answer (or finish the streamed message), remember its ID, add the rating
         buttons, and speak it if joined."""
+        reply = reply.for_prefix(SLASH)
         if streamed is not None:
             await streamed.edit(content=reply.messages[0], allowed_mentions=discord.AllowedMentions.none())
             if len(reply.messages) > 1 or reply.files:

@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from trainerbot.adapters.discord.base import TrainerBotBase
-from trainerbot.adapters.discord.render import ctx_caller, send_reply
+from trainerbot.adapters.discord.render import ctx_caller, send_reply, shown
 from trainerbot.core.commands import describe
 
 
@@ -33,7 +33,7 @@ class DashboardCog(commands.Cog, name="Dashboard"):
             await send_reply(ctx, reply, ephemeral=True)
             return
         try:
-            await ctx.author.send(reply.content, allowed_mentions=discord.AllowedMentions.none())
+            await ctx.author.send(shown(reply.content), allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException:
             await self.bot.core.dashboard.logout(caller)  # the link went nowhere: void it
             await ctx.reply("I couldn't DM you the link (your DMs are closed here); use `/dashboard` instead.",

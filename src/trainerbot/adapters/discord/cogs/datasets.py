@@ -90,7 +90,7 @@ class DatasetsCog(commands.Cog, name="Datasets"):
             raise BadInput("Attach a file to import (JSONL, JSON, CSV or TXT).")
 
         async def work() -> Reply:
-            data = await read_attachment(att, self.bot.settings.max_attachment_bytes)
+            data = await read_attachment(att, self.bot.settings.limits.max_attachment_bytes)
             return await self.bot.core.datasets.import_data(ctx_caller(ctx), dataset, label, data)
         await send_reply(ctx, await answer(ctx, work))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import discord
@@ -23,7 +24,12 @@ class GeneralCog(commands.Cog, name="General"):
     @commands.hybrid_command(name="help", description=describe("help"))
     async def help(self, ctx: commands.Context[Any]) -> None:
         # As a slash command the list is for the asker only; the channel need not see it.
-        await send_reply(ctx, await self.bot.core.general.help(ctx_caller(ctx), "discord"), ephemeral=True)
+        reply = await self.bot.core.general.help(ctx_caller(ctx), "discord")
+        if reply.embed is not None:  # what only this adapter knows: its prefix commands
+            said = (f"{reply.embed.description} Every command works as a slash command (`/hi`) "
+                    f"or with the prefix (`{self.bot.settings.discord.prefix}hi`).")
+            reply = replace(reply, embed=replace(reply.embed, description=said))
+        await send_reply(ctx, reply, ephemeral=True)
 
     @commands.hybrid_command(name="instruction", description=describe("instruction"))
     async def instruction(self, ctx: commands.Context[Any]) -> None:

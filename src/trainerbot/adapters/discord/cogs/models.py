@@ -58,7 +58,7 @@ class ModelsCog(commands.Cog, name="Models"):
         att = first_attachment(ctx, attachment)
 
         async def work() -> Reply:
-            data = await read_attachment(att, self.bot.settings.max_attachment_bytes) if att is not None else None
+            data = await read_attachment(att, self.bot.settings.limits.max_attachment_bytes) if att is not None else None
             return await self.bot.core.models.test(ctx_caller(ctx), cases, data)
         await send_reply(ctx, await answer(ctx, work))
 

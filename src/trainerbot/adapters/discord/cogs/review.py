@@ -14,7 +14,7 @@ from discord.ext import commands
 
 from trainerbot.adapters.discord import complete
 from trainerbot.adapters.discord.base import TrainerBotBase
-from trainerbot.adapters.discord.render import caller_of, ctx_caller, send_reply, trainer_only
+from trainerbot.adapters.discord.render import caller_of, ctx_caller, send_reply, shown, trainer_only
 from trainerbot.adapters.discord.ui import interaction_caller, review_view, tell, tell_by_dm
 from trainerbot.core.commands import describe
 from trainerbot.core.review import APPROVE_EMOJI, REJECT_EMOJI
@@ -106,7 +106,7 @@ class ReviewCog(commands.Cog, name="Review"):
         reply = await self.bot.core.review.mydata(interaction_caller(interaction))
         files = [discord.File(f.path, filename=f.name) for f in reply.files]
         try:
-            await interaction.response.send_message(reply.content[:2000], files=files, ephemeral=True,
+            await interaction.response.send_message(shown(reply.content)[:2000], files=files, ephemeral=True,
                                                     allowed_mentions=discord.AllowedMentions.none())
         finally:
             for file in files:

@@ -41,7 +41,7 @@ class TrainingCog(commands.Cog, name="Training"):
         att = first_attachment(ctx, attachment)
 
         async def work() -> Reply:
-            data = await read_attachment(att, self.bot.settings.max_attachment_bytes) if att is not None else None
+            data = await read_attachment(att, self.bot.settings.limits.max_attachment_bytes) if att is not None else None
             return await self.bot.core.training.train(caller, dataset, label, data)
         reply = await answer(ctx, work)
         sent = await send_reply(ctx, reply)

@@ -18,7 +18,7 @@ from discord.ext import commands, tasks
 
 from trainerbot.adapters.discord.base import TrainerBotBase
 from trainerbot.adapters.discord.protocol import VoiceLink, voice_link
-from trainerbot.adapters.discord.render import ctx_caller, send_reply
+from trainerbot.adapters.discord.render import SLASH, ctx_caller, send_reply
 from trainerbot.adapters.discord.ui import answer
 from trainerbot.core import Caller, Reply
 from trainerbot.core.commands import describe
@@ -74,7 +74,7 @@ class VoiceCog(commands.Cog, name="Voice"):
         await send_reply(
             ctx,
             Reply.text(
-                f"Joined **{state.channel.name}**; I'll speak my replies there. `{self.bot.settings.prefix}leave` sends me away."
+                f"Joined **{state.channel.name}**; I'll speak my replies there. `{SLASH}leave` sends me away."
             ),
         )
 
