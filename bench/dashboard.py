@@ -100,7 +100,9 @@ async def main() -> None:
         t0 = time.monotonic()
         item_id, job_id = await asyncio.to_thread(seed, core, args.items, args.pending)
         print(f"seeded {args.items:,} examples, {args.pending} pending corrections, 50 jobs in {time.monotonic() - t0:.1f} s")
-        dashboard = Dashboard(core, host="127.0.0.1", port=0)
+        s = core.settings
+        dashboard = Dashboard(core, host="127.0.0.1", port=0, trainer_role=s.trainer_role, prefix=s.prefix,
+                              session_hours=s.dashboard_session_hours)
         base = f"http://127.0.0.1:{await dashboard.start()}"
         big, empty = await sign_in(core, base, TRAINER), await sign_in(core, base, EMPTY)
         pages = {"baseline: /jobs, empty server": (empty, "/jobs"), "/datasets": (big, "/datasets"),

@@ -77,7 +77,8 @@ class Typist:
     def __init__(self, core: CoreService, channel: str) -> None:
         caller = console_caller("bench", "operator", "trainer", core.settings.trainer_role)
         self.out = io.StringIO()
-        self.console = Console(core, replace(caller, channel_id=channel), out=self.out)
+        self.console = Console(core, replace(caller, channel_id=channel), out=self.out, prefix=core.settings.prefix,
+                               max_attachment_bytes=core.settings.max_attachment_bytes)
 
     async def type(self, line: str) -> str:
         start = self.out.tell()

@@ -101,7 +101,7 @@ async def _console(settings: Settings, args: argparse.Namespace) -> None:
     dashboard = await _start_dashboard(settings, core)
     try:
         caller = console_caller(args.guild, args.user, args.role, settings.trainer_role)
-        await Console(core, caller).run()
+        await Console(core, caller, prefix=settings.prefix, max_attachment_bytes=settings.max_attachment_bytes).run()
     finally:
         if dashboard is not None:
             await dashboard.stop()
@@ -177,7 +177,8 @@ async def _start_dashboard(settings: Settings, core: Any) -> Dashboard | None:
     from trainerbot.adapters.web.server import Dashboard
 
     secure = (settings.dashboard_url or "").startswith("https://")
-    dashboard = Dashboard(core, host=settings.dashboard_host, port=settings.dashboard_port, secure_cookie=secure)
+    dashboard = Dashboard(core, host=settings.dashboard_host, port=settings.dashboard_port, trainer_role=settings.trainer_role,
+                          prefix=settings.prefix, session_hours=settings.dashboard_session_hours, secure_cookie=secure)
     await dashboard.start()
     return dashboard
 

@@ -224,7 +224,8 @@ async def test_the_natural_teaching_flow_in_the_console(core: CoreService) -> No
     from trainerbot.adapters.console.repl import Console, console_caller
 
     out = io.StringIO()
-    console = Console(core, console_caller("Guild A", "ann", "trainer", "trainer"), out=out)
+    console = Console(core, console_caller("Guild A", "ann", "trainer", "trainer"), out=out, prefix="!",
+                      max_attachment_bytes=core.settings.max_attachment_bytes)
 
     async def typed(line: str) -> str:
         start = out.tell()

@@ -93,7 +93,9 @@ def test_member_console_is_refused_trainer_commands(tmp_path: Path) -> None:
 @pytest.fixture
 def console(core: CoreService) -> tuple[Console, io.StringIO]:
     out = io.StringIO()
-    return Console(core, console_caller("g", "ann", "trainer", core.settings.trainer_role), out), out
+    console = Console(core, console_caller("g", "ann", "trainer", core.settings.trainer_role), out,
+                      prefix=core.settings.prefix, max_attachment_bytes=core.settings.max_attachment_bytes)
+    return console, out
 
 
 async def test_mydata_puts_the_caller_s_file_into_the_outbox(console: tuple[Console, io.StringIO], core: CoreService) -> None:

@@ -146,7 +146,8 @@ async def test_the_console_and_the_bot_offer_the_table_s_words(started: tuple[Tr
     assert {c.name for c in bot.tree.get_commands() if isinstance(c, app_commands.Command | app_commands.Group)} == words(
         "discord"
     )
-    console = Console(core, console_caller("g", "u", "trainer", "trainer"))
+    console = Console(core, console_caller("g", "u", "trainer", "trainer"), prefix="!",
+                      max_attachment_bytes=core.settings.max_attachment_bytes)
     assert set(console.commands) | set(QUIT[:1]) == words("console")
     # What differs is declared in the table: reactions are Discord's rating; voice channels have no console.
     assert words("console") - words("discord") == {"react", "quit"}

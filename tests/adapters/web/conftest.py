@@ -27,7 +27,9 @@ def web_settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 async def served(web_settings: Settings) -> AsyncIterator[tuple[CoreService, str]]:
     core = CoreService.open(web_settings)
-    dashboard = Dashboard(core, host="127.0.0.1", port=0)
+    s = core.settings
+    dashboard = Dashboard(core, host="127.0.0.1", port=0, trainer_role=s.trainer_role, prefix=s.prefix,
+                          session_hours=s.dashboard_session_hours)
     port = await dashboard.start()
     try:
         yield core, f"http://127.0.0.1:{port}"

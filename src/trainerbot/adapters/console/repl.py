@@ -51,11 +51,13 @@ ATTACH = re.compile(r"""(?:^|\s)--attach(?:\s+|=)("[^"]*"|'[^']*'|\S+)""")
 class Console:
     """One console session: a caller identity, and the core it talks to."""
 
-    def __init__(self, core: CoreService, caller: Caller, out: TextIO = sys.stdout) -> None:
+    def __init__(self, core: CoreService, caller: Caller, out: TextIO = sys.stdout, *, prefix: str,
+                 max_attachment_bytes: int) -> None:
         self.core = core
         self.caller = caller
         self.out = out
-        self.prefix = core.settings.prefix
+        self.prefix = prefix  # what a command line starts with, and how replies name commands
+        self.max_attachment_bytes = max_attachment_bytes  # the largest file `--attach` reads
         self.outbox = core.data_dir / "outbox"
         # On a terminal: Markdown replies and a live line for jobs started here (never in a pipe).
         self.live = out.isatty()
@@ -169,7 +171,7 @@ class Console:
 
     def _attachment(self, raw: str) -> Attachment:
         path = Path(raw.strip("'\"")).expanduser()
-        limit = self.core.settings.max_attachment_bytes
+        limit = self.max_attachment_bytes
         if not path.is_file():
             raise BadInput(f"No such file to attach: {path}")
         with path.open("rb") as fh:

@@ -68,12 +68,15 @@ def _number(raw: str | None, what: str) -> int:
 
 
 class Dashboard:
-    def __init__(self, core: CoreService, *, host: str, port: int, secure_cookie: bool = False) -> None:
+    def __init__(self, core: CoreService, *, host: str, port: int, trainer_role: str, prefix: str, session_hours: float,
+                 secure_cookie: bool = False) -> None:
         self.core = core
         self.host = host
         self.port = port
         self.secure_cookie = secure_cookie  # set when served over https (TRAINERBOT_DASHBOARD_URL)
-        self.trainer_role: str = core.settings.trainer_role
+        self.trainer_role = trainer_role
+        self.prefix = prefix  # the Discord prefix, which the help page names beside the slash commands
+        self.session_hours = session_hours  # how long a sign-in lasts (the cookie's age)
         self.templates = jinja2.Environment(
             loader=jinja2.PackageLoader("trainerbot.adapters.web", "templates"),
             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -206,7 +209,7 @@ class Dashboard:
         # there; the page's own refresh to /jobs starts on this site, so the cookie goes along.
         response = self._page(request, "signed_in.html")
         response.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", secure=self.secure_cookie, path="/",
-                            max_age=int(self.core.settings.dashboard_session_hours * 3600))
+                            max_age=int(self.session_hours * 3600))
         log.info("dashboard sign-in for user %s in guild %s", session.user_id, session.guild_platform_id)
         return response
 
@@ -424,7 +427,7 @@ class Dashboard:
         """The bot's commands, from the one command table (as ``help`` on Discord and in the console)."""
         groups = [(title, [c for c in COMMANDS if c.group == group and "discord" in c.where])
                   for group, title in GROUP_TITLES.items()]
-        return self._page(request, "help.html", groups=groups, prefix=self.core.settings.prefix)
+        return self._page(request, "help.html", groups=groups, prefix=self.prefix)
 
 
 def _wants_json(request: web.Request) -> bool:
