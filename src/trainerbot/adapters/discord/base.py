@@ -172,3 +172,6 @@ class TrainerBotBase(_Bot):
                 await self.core.delivery.mark_announced(upd.job_id)
                 self._last_edit.pop(mid, None)
         return edited
+
+
+Ctx = commands.Context[TrainerBotBase]  # a command's context in a cog: ``ctx.bot`` is this bot

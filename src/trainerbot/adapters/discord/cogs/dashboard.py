@@ -4,13 +4,13 @@ command, by DM to a prefix command (a link in a channel would let others in) —
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from trainerbot.adapters.discord.base import TrainerBotBase
+from trainerbot.adapters.discord.base import Ctx, TrainerBotBase
 from trainerbot.adapters.discord.render import ctx_caller, send_reply, shown
 from trainerbot.core.commands import describe
 
@@ -23,7 +23,7 @@ class DashboardCog(commands.Cog, name="Dashboard"):
     @app_commands.describe(action="Leave it out for a login link; logout signs you out everywhere")
     @commands.guild_only()
     @commands.cooldown(3, 60, commands.BucketType.user)
-    async def dashboard(self, ctx: commands.Context[Any], action: Literal["logout"] | None = None) -> None:
+    async def dashboard(self, ctx: Ctx, action: Literal["logout"] | None = None) -> None:
         caller = ctx_caller(ctx)
         if action == "logout":
             await send_reply(ctx, await self.bot.core.dashboard.logout(caller), ephemeral=True)

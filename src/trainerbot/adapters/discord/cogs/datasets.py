@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from trainerbot.adapters.discord import complete
-from trainerbot.adapters.discord.base import TrainerBotBase
+from trainerbot.adapters.discord.base import Ctx, TrainerBotBase
 from trainerbot.adapters.discord.render import (
     ROW_LABEL_HELP,
     ctx_caller,
@@ -38,13 +36,13 @@ class DatasetsCog(commands.Cog, name="Datasets"):
         self.bot = bot
 
     @commands.hybrid_command(name="datasets", description=describe("datasets"))
-    async def datasets(self, ctx: commands.Context[Any]) -> None:
+    async def datasets(self, ctx: Ctx) -> None:
         await send_reply(ctx, await self.bot.core.datasets.summary(ctx_caller(ctx)))
 
     @commands.hybrid_command(name="dataset", description=describe("dataset"))
     @app_commands.describe(name="The dataset (or `item`, to look up one example)",
                            item="With name `item`: the example's number, as `dataset` lists it")
-    async def dataset(self, ctx: commands.Context[Any], name: str, item: str | None = None) -> None:
+    async def dataset(self, ctx: Ctx, name: str, item: str | None = None) -> None:
         caller = ctx_caller(ctx)
         if name.strip().lower() == "item" and item is not None:  # `dataset item <id>`: one example's provenance
             await send_reply(ctx, await self.bot.core.datasets.item(caller, item))
@@ -56,7 +54,7 @@ class DatasetsCog(commands.Cog, name="Datasets"):
     @commands.hybrid_command(name="revisions", description=describe("revisions"))
     @app_commands.describe(example="An example's number (`dataset item` and the dashboard show them)")
     @commands.guild_only()
-    async def revisions(self, ctx: commands.Context[Any], example: str) -> None:
+    async def revisions(self, ctx: Ctx, example: str) -> None:
         await send_reply(ctx, await self.bot.core.revisions.show(ctx_caller(ctx), example))
 
     @commands.hybrid_command(name="revert", description=describe("revert"))
@@ -64,7 +62,7 @@ class DatasetsCog(commands.Cog, name="Datasets"):
                            why="Why (kept with the revision and in the audit log)")
     @trainer_only()
     @commands.guild_only()
-    async def revert(self, ctx: commands.Context[Any], example: str, revision: str, *, why: str | None = None) -> None:
+    async def revert(self, ctx: Ctx, example: str, revision: str, *, why: str | None = None) -> None:
         await send_reply(ctx, await answer(
             ctx, lambda: self.bot.core.revisions.revert(ctx_caller(ctx), example, revision, why)))
 
@@ -73,7 +71,7 @@ class DatasetsCog(commands.Cog, name="Datasets"):
     @app_commands.rename(new_answer="answer")
     @trainer_only()
     @commands.guild_only()
-    async def edit(self, ctx: commands.Context[Any], example: str, *, new_answer: str) -> None:
+    async def edit(self, ctx: Ctx, example: str, *, new_answer: str) -> None:
         await send_reply(ctx, await answer(ctx, lambda: self.bot.core.revisions.edit(ctx_caller(ctx), example, new_answer)))
 
     @commands.hybrid_command(name="import", description=describe("import"))
@@ -83,7 +81,7 @@ class DatasetsCog(commands.Cog, name="Datasets"):
     @trainer_only()
     @commands.guild_only()
     @commands.cooldown(3, 60, commands.BucketType.user)
-    async def import_(self, ctx: commands.Context[Any], dataset: str, label: Label | None = None,
+    async def import_(self, ctx: Ctx, dataset: str, label: Label | None = None,
                       attachment: discord.Attachment | None = None) -> None:
         att = first_attachment(ctx, attachment)
         if att is None:
@@ -100,7 +98,7 @@ class DatasetsCog(commands.Cog, name="Datasets"):
     @app_commands.describe(dataset="The dataset to archive")
     @trainer_only()
     @commands.guild_only()
-    async def archive(self, ctx: commands.Context[Any], dataset: str) -> None:
+    async def archive(self, ctx: Ctx, dataset: str) -> None:
         await send_reply(ctx, await answer(ctx, lambda: self.bot.core.datasets.archive(ctx_caller(ctx), dataset)))
 
     archive.autocomplete("dataset")(complete.datasets)
@@ -109,7 +107,7 @@ class DatasetsCog(commands.Cog, name="Datasets"):
     @app_commands.describe(dataset="The dataset the next `train` uses", label=LABEL_HELP)
     @trainer_only()
     @commands.guild_only()
-    async def select_dataset(self, ctx: commands.Context[Any], dataset: str, label: Label | None = None) -> None:
+    async def select_dataset(self, ctx: Ctx, dataset: str, label: Label | None = None) -> None:
         await send_reply(ctx, await answer(ctx, lambda: self.bot.core.datasets.select_dataset(ctx_caller(ctx), dataset, label)))
 
     select_dataset.autocomplete("dataset")(complete.datasets)
@@ -122,7 +120,7 @@ class DatasetsCog(commands.Cog, name="Datasets"):
     @trainer_only()
     @commands.guild_only()
     @commands.cooldown(3, 60, commands.BucketType.user)
-    async def export(self, ctx: commands.Context[Any], dataset: str, fmt: str = "openai") -> None:
+    async def export(self, ctx: Ctx, dataset: str, fmt: str = "openai") -> None:
         await send_reply(ctx, await answer(ctx, lambda: self.bot.core.datasets.export(ctx_caller(ctx), dataset, fmt)))
 
     export.autocomplete("dataset")(complete.datasets)
@@ -131,5 +129,5 @@ class DatasetsCog(commands.Cog, name="Datasets"):
     @app_commands.describe(name="A file's name as the list shows it, e.g. archives/facts-20261126-120000.jsonl")
     @trainer_only()
     @commands.guild_only()
-    async def getfile(self, ctx: commands.Context[Any], name: str | None = None) -> None:
+    async def getfile(self, ctx: Ctx, name: str | None = None) -> None:
         await send_reply(ctx, await answer(ctx, lambda: self.bot.core.datasets.getfile(ctx_caller(ctx), name)))

@@ -5,13 +5,11 @@ rating is explained by DM)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from trainerbot.adapters.discord.base import TrainerBotBase
+from trainerbot.adapters.discord.base import Ctx, TrainerBotBase
 from trainerbot.adapters.discord.render import RATINGS, caller_of, ctx_caller, send_reply
 from trainerbot.adapters.discord.ui import NOT_MY_REPLY, answer, ask_why, fail, open_correction, tell, tell_by_dm
 from trainerbot.core.commands import describe
@@ -34,13 +32,13 @@ class FeedbackCog(commands.Cog, name="Feedback"):
     @commands.hybrid_command(name="feedback", description=describe("feedback"))
     @app_commands.describe(text="What you want the trainers to know")
     @commands.cooldown(5, 60, commands.BucketType.user)
-    async def feedback(self, ctx: commands.Context[Any], *, text: str) -> None:
+    async def feedback(self, ctx: Ctx, *, text: str) -> None:
         await send_reply(ctx, await self.bot.core.feedback.leave(ctx_caller(ctx), text))
 
     @commands.hybrid_command(name="correct", description=describe("correct"))
     @app_commands.describe(message_id="The ID of my reply (easier: right-click it → Apps → Correct this reply)",
                            text="The answer I should have given")
-    async def correct(self, ctx: commands.Context[Any], message_id: str, *, text: str = "") -> None:
+    async def correct(self, ctx: Ctx, message_id: str, *, text: str = "") -> None:
         ref = ctx.message.reference if ctx.interaction is None else None
         if ref is not None and ref.message_id is not None:
             # Replying to the bot's message: everything after the command is the answer.
@@ -48,7 +46,7 @@ class FeedbackCog(commands.Cog, name="Feedback"):
             message_id = str(ref.message_id)
         await send_reply(ctx, await answer(ctx, lambda: self.bot.core.feedback.correct(ctx_caller(ctx), message_id, text)))
 
-    async def _correct_from_menu(self, interaction: discord.Interaction[Any], message: discord.Message) -> None:
+    async def _correct_from_menu(self, interaction: discord.Interaction[TrainerBotBase], message: discord.Message) -> None:
         try:
             if self.bot.user is None or message.author.id != self.bot.user.id:
                 await tell(interaction, NOT_MY_REPLY)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import discord
 from discord.ext import commands
 
-from trainerbot.adapters.discord.base import TrainerBotBase
+from trainerbot.adapters.discord.base import Ctx, TrainerBotBase
 from trainerbot.adapters.discord.render import ctx_caller, send_reply
 from trainerbot.core.commands import describe
 
@@ -18,11 +17,11 @@ class GeneralCog(commands.Cog, name="General"):
         self.bot = bot
 
     @commands.hybrid_command(name="hi", description=describe("hi"))
-    async def hi(self, ctx: commands.Context[Any]) -> None:
+    async def hi(self, ctx: Ctx) -> None:
         await send_reply(ctx, await self.bot.core.general.hi(ctx_caller(ctx)))
 
     @commands.hybrid_command(name="help", description=describe("help"))
-    async def help(self, ctx: commands.Context[Any]) -> None:
+    async def help(self, ctx: Ctx) -> None:
         # As a slash command the list is for the asker only; the channel need not see it.
         reply = await self.bot.core.general.help(ctx_caller(ctx), "discord")
         if reply.embed is not None:  # what only this adapter knows: its prefix commands
@@ -32,12 +31,12 @@ class GeneralCog(commands.Cog, name="General"):
         await send_reply(ctx, reply, ephemeral=True)
 
     @commands.hybrid_command(name="instruction", description=describe("instruction"))
-    async def instruction(self, ctx: commands.Context[Any]) -> None:
+    async def instruction(self, ctx: Ctx) -> None:
         await send_reply(ctx, await self.bot.core.general.instruction(ctx_caller(ctx)))
 
     @commands.command(name="sync", hidden=True)
     @commands.is_owner()
-    async def sync(self, ctx: commands.Context[Any]) -> None:
+    async def sync(self, ctx: Ctx) -> None:
         """Sync the slash commands: to this server in dev mode, everywhere in prod."""
         if self.bot.settings.mode == "dev" and ctx.guild is not None:
             self.bot.tree.copy_global_to(guild=ctx.guild)

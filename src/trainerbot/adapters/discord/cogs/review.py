@@ -6,14 +6,13 @@ a refused one is answered by DM."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from trainerbot.adapters.discord import complete
-from trainerbot.adapters.discord.base import TrainerBotBase
+from trainerbot.adapters.discord.base import Ctx, TrainerBotBase
 from trainerbot.adapters.discord.render import caller_of, ctx_caller, send_reply, shown, trainer_only
 from trainerbot.adapters.discord.ui import interaction_caller, review_view, tell, tell_by_dm
 from trainerbot.core.commands import describe
@@ -31,7 +30,7 @@ class ReviewCog(commands.Cog, name="Review"):
     @commands.hybrid_command(name="review", description=describe("review"))
     @trainer_only()
     @commands.guild_only()
-    async def review(self, ctx: commands.Context[Any]) -> None:
+    async def review(self, ctx: Ctx) -> None:
         caller = ctx_caller(ctx)
         reply = await self.bot.core.review.next(caller)
         sent = await send_reply(ctx, reply, view=review_view(reply))
@@ -42,7 +41,7 @@ class ReviewCog(commands.Cog, name="Review"):
     @app_commands.describe(correction_id="The correction's number, as `review` shows it")
     @trainer_only()
     @commands.guild_only()
-    async def approve(self, ctx: commands.Context[Any], correction_id: int) -> None:
+    async def approve(self, ctx: Ctx, correction_id: int) -> None:
         await send_reply(ctx, await self.bot.core.review.approve(ctx_caller(ctx), correction_id))
 
     approve.autocomplete("correction_id")(complete.corrections)
@@ -51,7 +50,7 @@ class ReviewCog(commands.Cog, name="Review"):
     @app_commands.describe(correction_id="The correction's number, as `review` shows it")
     @trainer_only()
     @commands.guild_only()
-    async def reject(self, ctx: commands.Context[Any], correction_id: int) -> None:
+    async def reject(self, ctx: Ctx, correction_id: int) -> None:
         await send_reply(ctx, await self.bot.core.review.reject(ctx_caller(ctx), correction_id))
 
     reject.autocomplete("correction_id")(complete.corrections)
@@ -59,12 +58,12 @@ class ReviewCog(commands.Cog, name="Review"):
     # `forget`: the prefix command takes `me`, a mention or an ID; the slash command a user picker.
     @commands.command(name="forget", description=describe("forget"))
     @commands.cooldown(2, 60, commands.BucketType.user)
-    async def forget(self, ctx: commands.Context[Any], who: str) -> None:
+    async def forget(self, ctx: Ctx, who: str) -> None:
         await send_reply(ctx, await self.bot.core.review.forget(ctx_caller(ctx), who))
 
     @app_commands.command(name="forget", description=describe("forget"))
     @app_commands.describe(who="Whose data to delete; leave it out to be forgotten yourself (others: trainers only)")
-    async def forget_slash(self, interaction: discord.Interaction[Any], who: discord.User | None = None) -> None:
+    async def forget_slash(self, interaction: discord.Interaction[TrainerBotBase], who: discord.User | None = None) -> None:
         caller = interaction_caller(interaction)
         reply = await self.bot.core.review.forget(caller, "me" if who is None else str(who.id))
         await tell(interaction, reply.content)  # what was deleted is the asker's business
@@ -73,21 +72,21 @@ class ReviewCog(commands.Cog, name="Review"):
     @app_commands.describe(before="Show entries older than this number")
     @trainer_only()
     @commands.guild_only()
-    async def audit(self, ctx: commands.Context[Any], before: int | None = None) -> None:
+    async def audit(self, ctx: Ctx, before: int | None = None) -> None:
         await send_reply(ctx, await self.bot.core.audit.latest(ctx_caller(ctx), before), ephemeral=True)
 
     @commands.hybrid_command(name="contributors", description=describe("contributors"))
     @app_commands.describe(action="hide: leave the list; show: come back")
     @app_commands.choices(action=[app_commands.Choice(name="hide", value="hide"), app_commands.Choice(name="show", value="show")])
     @commands.guild_only()
-    async def contributors(self, ctx: commands.Context[Any], action: str | None = None) -> None:
+    async def contributors(self, ctx: Ctx, action: str | None = None) -> None:
         reply = await self.bot.core.contributors.contributors(ctx_caller(ctx), action)
         await send_reply(ctx, reply, ephemeral=action is not None)
 
     # `mydata`: the file goes to its owner only — ephemeral for the slash command, by DM for the prefix one.
     @commands.command(name="mydata", description=describe("mydata"))
     @commands.cooldown(2, 60, commands.BucketType.user)
-    async def mydata(self, ctx: commands.Context[Any]) -> None:
+    async def mydata(self, ctx: Ctx) -> None:
         reply = await self.bot.core.review.mydata(ctx_caller(ctx))
         if not reply.files:
             await send_reply(ctx, reply)
@@ -102,7 +101,7 @@ class ReviewCog(commands.Cog, name="Review"):
             await send_reply(ctx, Reply.text("📦 Sent to you by DM."))
 
     @app_commands.command(name="mydata", description=describe("mydata"))
-    async def mydata_slash(self, interaction: discord.Interaction[Any]) -> None:
+    async def mydata_slash(self, interaction: discord.Interaction[TrainerBotBase]) -> None:
         reply = await self.bot.core.review.mydata(interaction_caller(interaction))
         files = [discord.File(f.path, filename=f.name) for f in reply.files]
         try:

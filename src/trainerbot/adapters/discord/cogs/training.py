@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from trainerbot.adapters.discord import complete
-from trainerbot.adapters.discord.base import TrainerBotBase
+from trainerbot.adapters.discord.base import Ctx, TrainerBotBase
 from trainerbot.adapters.discord.render import (
     ROW_LABEL_HELP,
     ctx_caller,
@@ -35,7 +33,7 @@ class TrainingCog(commands.Cog, name="Training"):
     @trainer_only()
     @commands.guild_only()
     @commands.cooldown(2, 60, commands.BucketType.user)
-    async def train(self, ctx: commands.Context[Any], dataset: str | None = None, label: Label | None = None,
+    async def train(self, ctx: Ctx, dataset: str | None = None, label: Label | None = None,
                     attachment: discord.Attachment | None = None) -> None:
         caller = ctx_caller(ctx)
         att = first_attachment(ctx, attachment)
@@ -51,12 +49,12 @@ class TrainingCog(commands.Cog, name="Training"):
     train.autocomplete("dataset")(complete.datasets)
 
     @commands.hybrid_command(name="jobs", description=describe("jobs"))
-    async def jobs(self, ctx: commands.Context[Any]) -> None:
+    async def jobs(self, ctx: Ctx) -> None:
         await send_reply(ctx, await self.bot.core.training.jobs(ctx_caller(ctx)))
 
     @commands.hybrid_command(name="job", description=describe("job"))
     @app_commands.describe(job_id="The job's number, as `jobs` lists it")
-    async def job(self, ctx: commands.Context[Any], job_id: int) -> None:
+    async def job(self, ctx: Ctx, job_id: int) -> None:
         await send_reply(ctx, await answer(ctx, lambda: self.bot.core.training.job(ctx_caller(ctx), job_id)))
 
     job.autocomplete("job_id")(complete.jobs)
@@ -65,7 +63,7 @@ class TrainingCog(commands.Cog, name="Training"):
     @app_commands.describe(job_id="The job to cancel")
     @trainer_only()
     @commands.guild_only()
-    async def cancel(self, ctx: commands.Context[Any], job_id: int) -> None:
+    async def cancel(self, ctx: Ctx, job_id: int) -> None:
         await send_reply(ctx, await answer(ctx, lambda: self.bot.core.training.cancel(ctx_caller(ctx), job_id)))
 
     cancel.autocomplete("job_id")(complete.jobs)

@@ -10,13 +10,13 @@ import asyncio
 import io
 import logging
 import time
-from typing import Any, Literal
+from typing import Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
-from trainerbot.adapters.discord.base import TrainerBotBase
+from trainerbot.adapters.discord.base import Ctx, TrainerBotBase
 from trainerbot.adapters.discord.protocol import VoiceLink, voice_link
 from trainerbot.adapters.discord.render import SLASH, ctx_caller, send_reply
 from trainerbot.adapters.discord.ui import answer
@@ -53,7 +53,7 @@ class VoiceCog(commands.Cog, name="Voice"):
 
     @commands.hybrid_command(name="join", description=describe("join"))
     @commands.guild_only()
-    async def join(self, ctx: commands.Context[Any]) -> None:
+    async def join(self, ctx: Ctx) -> None:
         state = getattr(ctx.author, "voice", None)
         if state is None or state.channel is None:
             raise BadInput("Join a voice channel first, then ask me to come.")
@@ -80,7 +80,7 @@ class VoiceCog(commands.Cog, name="Voice"):
 
     @commands.hybrid_command(name="leave", description=describe("leave"))
     @commands.guild_only()
-    async def leave(self, ctx: commands.Context[Any]) -> None:
+    async def leave(self, ctx: Ctx) -> None:
         vc = ctx.voice_client
         if vc is None or ctx.guild is None:
             raise BadInput("I'm not in a voice channel here.")
@@ -89,13 +89,13 @@ class VoiceCog(commands.Cog, name="Voice"):
 
     @commands.hybrid_command(name="language", description=describe("language"))
     @app_commands.describe(language="en: English, ru: Russian (trainers change it; left out: show it)")
-    async def language(self, ctx: commands.Context[Any], language: Literal["en", "ru"] | None = None) -> None:
+    async def language(self, ctx: Ctx, language: Literal["en", "ru"] | None = None) -> None:
         await send_reply(ctx, await self.bot.core.voice.language(ctx_caller(ctx), language))
 
     @commands.hybrid_command(name="say", description=describe("say"))
     @app_commands.describe(text="What to say, in this server's language")
     @commands.cooldown(3, 60, commands.BucketType.user)
-    async def say(self, ctx: commands.Context[Any], *, text: str) -> None:
+    async def say(self, ctx: Ctx, *, text: str) -> None:
         await send_reply(ctx, await answer(ctx, lambda: self.bot.core.voice.say(ctx_caller(ctx), text)))
 
     async def _disconnect(self, guild_id: int, vc: discord.VoiceProtocol | VoiceLink) -> None:
