@@ -1,5 +1,6 @@
 """Core groups depend on each other only through their constructors: no module of a command
-group imports another group's module (``service.py``, which builds them all, aside)."""
+group imports another group's module (``service.py``, which builds them all, aside). And only
+the composition roots import the whole ``Settings``."""
 
 from __future__ import annotations
 
@@ -37,3 +38,18 @@ def test_no_group_module_imports_another() -> None:
                     found.append(f"{stem} imports {sorted(names)} from {other}")
     assert found == []
 
+
+
+def test_only_the_roots_take_the_whole_settings() -> None:
+    """Every module but the composition roots receives the sections of the settings it reads
+    (``config.SECTIONS``), never the whole ``Settings``."""
+    package = CORE.parent
+    roots = {"cli.py", "config.py", "core/service.py", "training/worker.py", "adapters/discord/bot.py",
+             "training/ray_executor.py"}  # (Ray: every setting goes on to the job as TRAINERBOT_*)
+    takers = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "trainerbot.config" and any(
+                    a.name == "Settings" for a in node.names):
+                takers.add(path.relative_to(package).as_posix())
+    assert takers - roots == set() and "core/service.py" in takers

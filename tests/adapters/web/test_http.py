@@ -14,7 +14,7 @@ from tests.adapters.web.conftest import link_for, seed, sign_in
 from tests.conftest import row_counts
 from trainerbot.adapters.web.server import CSP
 from trainerbot.core import Caller, CoreService
-from trainerbot.errors import NotAvailable
+from trainerbot.errors import COMMAND, NotAvailable
 from trainerbot.store.tables import Correction, CorrectionStatus, DashboardLogin, Job, utcnow
 from trainerbot.training import queue
 
@@ -213,6 +213,8 @@ async def test_datasets_search_provenance_delete_and_archives(served: tuple[Core
         item_id = int(page.split('href="/items/')[1].split('"')[0])
         provenance = await (await browser.get(f"/items/{item_id}")).text()
         assert "Given by" in provenance and "imported from" in provenance
+        assert f"`/revisions {item_id}`" in provenance
+        assert COMMAND not in provenance  # the core's command mark, turned into Discord's `/`
         archive = page.split('href="/archives/')[1].split('"')[0]
         download = await browser.get(f"/archives/{archive}")
         assert download.status == 200 and "attachment" in download.headers["Content-Disposition"]

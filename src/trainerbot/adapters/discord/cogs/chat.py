@@ -98,7 +98,7 @@ class ChatCog(commands.Cog, name="Chat"):
                        streamed: discord.Message | None = None) -> None:
         """Send the answer (or finish the streamed message), remember its ID, add the rating
         buttons, and speak it if joined."""
-        reply = reply.for_prefix(SLASH)
+        reply, spoken = reply.for_prefix(SLASH), shown(spoken)
         if streamed is not None:
             await streamed.edit(content=reply.messages[0], allowed_mentions=discord.AllowedMentions.none())
             if len(reply.messages) > 1 or reply.files:
