@@ -54,6 +54,7 @@ async def test_hi_and_instruction(bot: TrainerBot) -> None:
     helped = await _ask("!help", member=MILO)
     assert helped.embeds[0].title == "What I can do"
     assert [f.name for f in helped.embeds[0].fields][0] == "💬 Chat" and "`/train" in helped.embeds[0].fields[3].value
+    assert "or with the prefix (`!hi`)" in helped.embeds[0].description  # the adapter's prefix, added by the cog
 
 
 async def test_every_command_is_also_a_slash_command(bot: TrainerBot) -> None:
