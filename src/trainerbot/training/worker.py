@@ -63,6 +63,7 @@ def serve(settings: Settings, *, once: bool = False, poll_s: float = 0.5, parent
     store = Store.open(settings.db_url)
     me = queue.worker_id()
     requeue = settings.stale_jobs == "requeue"
+    jobs_read = job_settings(settings)  # what every job reads of the settings (they never change)
     running: list[int | None] = [None]  # the job in hand, for the heartbeat
     beating = threading.Event()
 
@@ -104,7 +105,7 @@ def serve(settings: Settings, *, once: bool = False, poll_s: float = 0.5, parent
 
                     status = run_on_ray(settings, store, job_id, me, should_stop)
                 else:
-                    status = run_job(job_settings(settings), store, job_id, me, stop=should_stop, pause=pause)
+                    status = run_job(jobs_read, store, job_id, me, stop=should_stop, pause=pause)
             log.info("job %s: %s", job_id, status)
             running[0] = None
             ran += 1
