@@ -253,7 +253,7 @@ class Settings(BaseSettings):
     lora: bool = True  # teach a pretrained model with LoRA adapters (false: fine-tune all its weights)
     # The share of a pretrained model's layers, from the top, a new LoRA adapter covers (1: all).
     lora_layers: float = Field(default=1.0, gt=0, le=1)
-    # LoRA SFT in bfloat16 mixed precision (float32 weights and optimizer): "auto" where the
+    # LoRA jobs (SFT, KTO, DPO) in bfloat16 mixed precision (float32 adapter and optimizer): "auto" where the
     # CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), else float32.
     train_precision: Literal["auto", "bf16", "fp32"] = "auto"
     model_size: Literal["small", "tiny"] = "small"

@@ -11,9 +11,11 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.training.test_recipes import _tiny
 from trainerbot.datasets.sample import generate
-from trainerbot.training import chat_first, sft
+from trainerbot.training import chat_first, dpo, kto, sft
 from trainerbot.training.chat_first import ChatFirst
 from trainerbot.training.common import JobCallback, TrainParams
 
@@ -100,6 +102,33 @@ def test_training_holds_its_steps_while_a_reply_is_written(tmp_path: Path) -> No
     # gives way within a step; the hooks are gone afterwards.
     assert calls[0] >= 10 * (1 + 2 * 2)
     assert not callback._hooks
+
+
+@pytest.mark.parametrize("recipe", ["kto", "dpo"])
+def test_the_reference_pass_before_training_gives_way_to_chat_too(tmp_path: Path, recipe: str) -> None:
+    """KTO and DPO compute the reference's log-probabilities once, as their trainer is built
+    (before training begins): that pass asks chat first too, layer by layer. Without it
+    nothing runs before the first step, so nothing is asked there."""
+    from tests.training.test_recipes import _preference_data
+
+    examples = _preference_data(recipe)
+    train = {"kto": kto.train, "dpo": dpo.train}[recipe]
+    for precompute in (True, False):
+        model, tok = _tiny(examples)
+        started: list[bool] = []
+        before_training: list[int] = []
+
+        def pause() -> float:
+            if not started:
+                before_training.append(1)
+            return 0.0
+        callback = JobCallback(lambda p: None, lambda: False, check_every=0.0, pause=pause)
+        callback.on_step_begin = lambda *a, **kw: started.append(True)  # type: ignore[method-assign]
+        params = TrainParams(epochs=1, batch_size=4, learning_rate=1e-4, warmup_steps=1, precompute_reference=precompute)
+        _, result = train(model, tok, examples, params, callback, str(tmp_path / f"out-{precompute}"))
+        assert result.steps >= 1 and not callback._hooks
+        # the reference pass: every example, each of the 2 layers (whole model: policy and a frozen copy)
+        assert (len(before_training) >= 2 * 2) if precompute else not before_training, (precompute, len(before_training))
 
 
 def test_the_worker_runs_at_a_lower_cpu_priority(tmp_path: Path) -> None:

@@ -199,16 +199,18 @@ def test_training_attention_changes_nothing_in_float32_and_comes_back_after_an_e
 
 
 def test_lora_jobs_get_their_own_recipe(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """LoRA SFT: 8 epochs at batch 4, bfloat16 where the CPU has it (or as set); KTO/DPO and
-    whole-model training stay float32. A new adapter covers every layer, or the top share set."""
+    """LoRA SFT: 8 epochs at batch 4; every recipe under LoRA in bfloat16 where the CPU has it
+    (or as set); whole-model training stays float32. A new adapter covers every layer, or the top share set."""
     def params(precision: str, recipe: str = "sft", start: str = "lora") -> TrainParams:
         settings = Settings(_env_file=None, data_dir=tmp_path, train_precision=precision)  # type: ignore[call-arg]
         return runner.params_for(settings.section(TrainingSettings), recipe, start)
 
     sft_lora = params("bf16")
     assert (sft_lora.epochs, sft_lora.batch_size, sft_lora.lora, sft_lora.bf16) == (8.0, 4, True, True)
-    assert not params("fp32").bf16 and not params("bf16", "kto").bf16 and not params("bf16", "dpo").bf16
+    assert not params("fp32").bf16 and not params("fp32", "kto").bf16
+    assert params("bf16", "kto").bf16 and params("bf16", "dpo").bf16  # under LoRA, as measured
     assert not params("bf16", "sft", "scratch").bf16 and not params("bf16", "sft", "continue").bf16
+    assert not params("bf16", "kto", "continue").bf16 and not params("bf16", "dpo", "continue").bf16
     for native in (True, False):
         monkeypatch.setattr(runner, "native_bf16", lambda native=native: native)
         assert params("auto").bf16 is native
@@ -218,13 +220,28 @@ def test_lora_jobs_get_their_own_recipe(tmp_path, monkeypatch: pytest.MonkeyPatc
     assert runner.lora_config(types.SimpleNamespace(num_hidden_layers=2), 0.1).layers_to_transform == [1]  # at least one
 
 
-def test_lora_sft_in_bf16_stores_the_frozen_weights_in_bf16_and_trains_the_adapter_in_float32(tmp_path) -> None:
-    """Inspected while it trains: the frozen projections are bf16 tensors, the adapter and its
-    optimizer state float32, the embeddings (the LM head's weights too) float32; the loss
-    falls; and the model handed in (the base that keeps serving) is untouched, in float32."""
+def _preference_data(recipe: str) -> list[Example]:
+    """SFT: the facts; DPO: each fact corrected from the next one's answer; KTO: those
+    corrections and a 👍 and a 👎 on their own."""
+    facts = generate(8, seed=3)
+    if recipe == "sft":
+        return facts
+    corrected = [Example(f.prompt, f.response, rejected=facts[(i + 1) % 8].response) for i, f in enumerate(facts)]
+    if recipe == "dpo":
+        return corrected
+    return [*corrected, facts[0], Example(facts[1].prompt, facts[2].response, label="negative")]
+
+
+@pytest.mark.parametrize("recipe", ["sft", "kto", "dpo"])
+def test_lora_in_bf16_stores_the_frozen_weights_in_bf16_and_trains_the_adapter_in_float32(tmp_path, recipe: str) -> None:
+    """Inspected while it trains, for each recipe: the frozen projections are bf16 tensors and
+    compute in bf16, the adapter and its optimizer state float32, the embeddings (the LM
+    head's weights too) float32, the attention the plain one; the loss falls; and the model
+    handed in (the base that keeps serving, KTO's and DPO's reference under LoRA) is
+    untouched, in float32 with its own attention."""
     from peft import LoraConfig
 
-    examples = generate(8, seed=3)
+    examples = _preference_data(recipe)
     model, tok = _tiny(examples)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     seen: dict[str, set[tuple[torch.dtype, bool]]] = {}
@@ -241,10 +258,22 @@ def test_lora_sft_in_bf16_stores_the_frozen_weights_in_bf16_and_trains_the_adapt
 
     callback = _callback()[0]
     callback.on_step_end = inspect  # type: ignore[method-assign]
+    attention: set[str] = set()
+    callback.on_step_begin = lambda *a, model=None, **kw: attention.add(  # type: ignore[method-assign]
+        model.get_base_model().config._attn_implementation)
+    multiplied: set[torch.dtype] = set()
+
+    def hook(trained_copy: torch.nn.Module) -> None:  # the copy training runs on, once PEFT wrapped it
+        layer = trained_copy.get_base_model().model.layers[0].mlp.up_proj.base_layer
+        layer.register_forward_hook(lambda mod, args, out: multiplied.add(out.dtype))
+
+    callback.on_train_begin = lambda *a, model=None, **kw: hook(model)  # type: ignore[method-assign]
     params = TrainParams(epochs=30, batch_size=8, learning_rate=3e-3, warmup_steps=3, logging_steps=5, lora=True, bf16=True)
     lora = LoraConfig(r=8, lora_alpha=16, target_modules=runner.LORA_TARGETS, task_type="CAUSAL_LM")
-    trained, result = sft.train(model, tok, examples, params, callback, str(tmp_path / "out"), lora)
-    assert seen["projection"] == {(torch.bfloat16, False)}
+    train = {"sft": sft.train, "kto": kto.train, "dpo": dpo.train}[recipe]
+    trained, result = train(model, tok, examples, params, callback, str(tmp_path / "out"), lora)
+    assert seen["projection"] == {(torch.bfloat16, False)} and multiplied == {torch.bfloat16}
+    assert attention == {"eager"} and model.config._attn_implementation == "sdpa"
     assert seen["lora"] == {(torch.float32, True)} and seen["optimizer"] == {(torch.float32, False)}
     assert seen["embed"] == {(torch.float32, False)}
     assert result.losses[-1][1] < result.losses[0][1], result.losses

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import datasets
 import torch
@@ -18,6 +18,8 @@ from transformers import PrinterCallback, TrainerCallback, TrainerControl, Train
 from transformers.utils import logging as hf_logging
 
 from trainerbot.errors import NotAvailable
+
+T = TypeVar("T")
 
 
 def quiet_libraries() -> None:
@@ -44,6 +46,9 @@ class TrainParams:
     # Under LoRA with bf16: the frozen projection weights stored in bfloat16 in the training copy,
     # so autocast no longer casts them at every op (the same products: it cast them to bf16 anyway).
     bf16_frozen: bool = True
+    # KTO/DPO: the reference's log-probabilities computed once, before the first step, instead
+    # of a reference forward pass in every step of every epoch (1.2-1.3x faster a job here).
+    precompute_reference: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -73,6 +78,15 @@ def frozen_in_bf16(model: Any, *, new_adapter: bool) -> Any:
             if module.bias is not None:
                 module.bias = torch.nn.Parameter(module.bias.detach().to(torch.bfloat16), requires_grad=False)
     return copy_
+
+
+def training_copy(model: Any, params: TrainParams, peft_config: Any) -> Any:
+    """The model a LoRA job under bf16 trains: its frozen projections in bfloat16
+    (``frozen_in_bf16``; ``peft_config``: a new adapter to add); otherwise ``model`` itself.
+    SFT, KTO and DPO all train this way."""
+    if params.lora and params.bf16 and params.bf16_frozen:
+        return frozen_in_bf16(model, new_adapter=peft_config is not None)
+    return model
 
 
 @contextmanager
@@ -154,6 +168,7 @@ class JobCallback(TrainerCallback):
         self.pause = pause
         self.paused_s = 0.0
         self._hooks: list[Any] = []
+        self._hooked: set[int] = set()
         self.cancelled = False
         self.losses: list[tuple[int, float]] = []
         self._last_check = 0.0
@@ -162,7 +177,7 @@ class JobCallback(TrainerCallback):
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
         self._start = time.monotonic()
-        self._hook_layers(kw.get("model"))
+        self.hook_layers(kw.get("model"))
 
     def on_step_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
         self._give_way()
@@ -176,14 +191,34 @@ class JobCallback(TrainerCallback):
         if isinstance(hidden, torch.Tensor) and hidden.requires_grad:
             hidden.register_hook(self._give_way)  # type: ignore[no-untyped-call]  # torch leaves it untyped; runs as the backward pass reaches this layer
 
-    def _hook_layers(self, model: Any) -> None:
+    def hook_layers(self, model: Any) -> None:
+        """Make ``model``'s decoder layers and frozen projections give way to chat (each module
+        once, however often this is called) until training ends or ``unhook``."""
         if self.pause is None or model is None:
             return
         for module in model.modules():
             frozen = isinstance(module, torch.nn.Linear) and not module.weight.requires_grad
-            if frozen or type(module).__name__.endswith("DecoderLayer"):
+            if (frozen or type(module).__name__.endswith("DecoderLayer")) and id(module) not in self._hooked:
+                self._hooked.add(id(module))
                 self._hooks.append(module.register_forward_pre_hook(self._give_way))
                 self._hooks.append(module.register_forward_hook(self._after_layer))
+
+    def unhook(self) -> None:
+        while self._hooks:
+            self._hooks.pop().remove()
+        self._hooked.clear()
+
+    def building(self, build: Callable[[], T], *models: Any) -> T:
+        """``build()``, a TRL trainer, with ``models``' layers (the model and its reference, if
+        any) already giving way to chat: KTO and DPO compute the reference's log-probabilities
+        when their trainer is built, before training begins."""
+        for model in models:
+            self.hook_layers(model)
+        try:
+            return build()
+        except BaseException:
+            self.unhook()
+            raise
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
         now = time.monotonic()
@@ -194,8 +229,7 @@ class JobCallback(TrainerCallback):
                 control.should_training_stop = True
 
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
-        while self._hooks:
-            self._hooks.pop().remove()
+        self.unhook()
         # The last logging step may fall before the end; report where training really stopped.
         if state.global_step and (not self.losses or self.losses[-1][0] != state.global_step):
             loss = next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None)

@@ -10,6 +10,7 @@ weighted against each other (TRL's ``desirable_weight``/``undesirable_weight``,
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
@@ -19,7 +20,17 @@ from trl import KTOConfig, KTOTrainer
 
 from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput
-from trainerbot.training.common import JobCallback, TrainParams, TrainResult, reference, run, trained_model, trl_args
+from trainerbot.training.common import (
+    JobCallback,
+    TrainParams,
+    TrainResult,
+    reference,
+    run,
+    trained_model,
+    training_attention,
+    training_copy,
+    trl_args,
+)
 from trainerbot.training.kto_config import balanced_weights
 from trainerbot.training.recipes import recipe
 
@@ -38,14 +49,20 @@ def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: 
     config = KTOConfig(
         **{**trl_args(params, output_dir, len(data)), "per_device_train_batch_size": max(2, min(params.batch_size, len(data)))},
         beta=params.beta, desirable_weight=desirable_weight, undesirable_weight=undesirable_weight,
+        precompute_ref_log_probs=params.precompute_reference,
     )
-    trainer = KTOTrainer(
+    model = training_copy(model, params, peft_config)
+    # The reference's log-probabilities are computed as the trainer is built: give way to chat there too.
+    ref = reference(model, peft_config)
+    trainer = callback.building(partial(
+        KTOTrainer,
         model=model,
-        ref_model=reference(model, peft_config),
+        ref_model=ref,
         args=config,
         train_dataset=Dataset.from_list(data),
         processing_class=tokenizer,
         callbacks=[callback],
         peft_config=peft_config,
-    )
-    return trained_model(trainer), run(trainer, callback)
+    ), model, ref)
+    with training_attention(trainer.model, params):
+        return trained_model(trainer), run(trainer, callback)

@@ -24,6 +24,9 @@ class KtoConfig(RecipeConfig):
     needs_model: bool = True
     preference: int = 1
     why_none: str = "it is empty"
+    # Under LoRA, bf16 trained the same preference as float32 in about half the time
+    # (bench/preference_precision.py, bench/RESULTS.md issue 31).
+    bf16: bool = True
 
     def row(self, example: Example) -> Iterator[dict[str, Any]]:
         yield {"prompt": example.prompt_messages(), "completion": assistant_turn(example.response),

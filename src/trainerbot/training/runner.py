@@ -73,8 +73,8 @@ def params_for(training: TrainingSettings, recipe: str, start: StartKind) -> Tra
     config = recipes.recipe(recipe)
     hyper = config.defaults[start]
     lora = start == "lora"
-    # Mixed precision where it was measured for the recipe (LoRA SFT; KTO/DPO compare
-    # log-probabilities, kept in float32).
+    # Mixed precision where it was measured for the recipe: every recipe under LoRA (SFT,
+    # KTO, DPO); training a whole model stays float32.
     bf16 = lora and config.bf16 and (training.train_precision == "bf16" or
                                      (training.train_precision == "auto" and native_bf16()))
     return TrainParams(epochs=training.train_epochs or hyper.epochs, learning_rate=training.learning_rate or hyper.learning_rate,

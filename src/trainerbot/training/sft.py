@@ -24,10 +24,10 @@ from trainerbot.training.common import (
     JobCallback,
     TrainParams,
     TrainResult,
-    frozen_in_bf16,
     run,
     trained_model,
     training_attention,
+    training_copy,
     trl_args,
 )
 from trainerbot.training.recipes import recipe
@@ -86,8 +86,7 @@ def trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples
     data = rows(examples)
     if not data:
         raise BadInput("SFT needs positive examples: import some answers first.")
-    if params.lora and params.bf16 and params.bf16_frozen:
-        model = frozen_in_bf16(model, new_adapter=peft_config is not None)
+    model = training_copy(model, params, peft_config)
     # Under LoRA, facts (~50 tokens) and rehearsal answers (up to ~120) mix: batches of like
     # lengths pad less (1.3–1.5× faster an epoch here). KTO/DPO rows have no plain input_ids to sort by.
     strategy = "group_by_length" if params.lora else "random"
