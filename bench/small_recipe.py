@@ -1,18 +1,22 @@
-"""A small job's recipe: what 10 taught facts do to the shipped model, per recipe variant,
-seed after seed (the variants interleaved within each seed).
+"""A job's recipe: what taught facts do to the shipped model, per recipe variant, seed after
+seed (the variants interleaved within each seed).
 
-For each seed: 10 invented facts (8 trained, as a job holds 2 out), the product's rehearsal
-mixed in, LoRA SFT through the product's trainer (bf16 as the product trains), then the
-taught model scored under torch on the 40 shipped general questions (against the untaught
-base, scored once at the start) and on exact recall of the 8 trained facts (no facts in context). The gate
-a version passes is at most 5 points below the base.
+For each seed: 10 invented facts (8 trained, as a job holds 2 out; other facts for each
+seed), or with ``--facts N`` the teach bench's N facts (``bench/teach.py``; the held-out split
+a job makes, the same facts for every seed, the seed moving the training only). The
+product's rehearsal is mixed in, LoRA SFT runs through the product's trainer (bf16 as the
+product trains), then the taught model is scored under torch on the 40 shipped general
+questions (against the untaught base, scored once at the start), on exact recall of the
+trained facts and on the trained facts asked in other words (``--facts`` only), with no facts
+in context. The gate a version passes is at most 5 points below the base.
 
 Variants (``--variants``): ``before`` is the recipe before issue 31 (warm-up over up to 30
 steps whatever the job's length, 0.75 rehearsal answers per fact with half shaped like the
-facts); ``now`` is the product's. Others as JSON, e.g. ``'e6={"epochs": 6}'``, with keys
-``epochs``, ``lr``, ``floor`` (rehearsal.FLOOR), ``warmup_share``.
+facts, whole rehearsal answers); ``now`` is the product's. Others as JSON, e.g.
+``'e6={"epochs": 6}'``, with keys ``epochs``, ``lr``, ``batch``, ``floor`` (rehearsal.FLOOR),
+``warmup_share``, ``trained_tokens`` (rehearsal.TRAINED_TOKENS; 10000: whole answers).
 
-    .venv/bin/python bench/small_recipe.py [--seeds 0,1,2] [--show] [name=json ...]
+    .venv/bin/python bench/small_recipe.py [--seeds 0,1,2] [--facts N] [--show] [name=json ...]
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from trainerbot.datasets.sample import generate
-from trainerbot.evaluation import general_questions
+from trainerbot.datasets.records import Example
+from trainerbot.datasets.sample import generate, rephrase
+from trainerbot.evaluation import general_questions, heldout
 from trainerbot.evaluation.run import replies
 from trainerbot.evaluation.scores import exact_match
 from trainerbot.model.local import LocalModel, Weights
@@ -41,26 +46,37 @@ from trainerbot.training import rehearsal, runner, sft
 from trainerbot.training.common import JobCallback, TrainParams
 from trainerbot.training.sft_config import SftConfig
 
-PRESETS = {"before": {"floor": 0, "warmup_share": 1.0}, "now": {}}
+HELDOUT_SHARE = 0.1  # the default TRAINERBOT_HELDOUT_SHARE
+PRESETS = {"before": {"floor": 0, "warmup_share": 1.0, "trained_tokens": 10_000}, "now": {}}
 
 
-def one(base: Path, data: Path, seed: int, knobs: dict[str, float], show: bool) -> tuple[float, int, float, int]:
-    """(general %, facts recalled of 8, training seconds, steps) for one variant and seed."""
-    facts = generate(10, seed=40 + seed)
+def facts_for(seed: int, n: int | None) -> list[Example]:
+    """The facts a seed teaches: 10 of its own (8 trained), or the teach bench's ``n`` (those a
+    job trains after its held-out split)."""
+    if n is None:
+        return generate(10, seed=40 + seed)[:8]
+    facts = [e for e in generate(n * 2, seed=11) if rephrase(e) is not None][:n]
+    return heldout.split([Example(e.prompt, e.response, extra={"source": "file"}) for e in facts], HELDOUT_SHARE)[0]
+
+
+def one(base: Path, data: Path, seed: int, knobs: dict[str, float], show: bool, n: int | None) -> Result:
+    """General %, facts recalled, rephrasings answered, training seconds and steps for one variant and seed."""
+    taught_facts = facts_for(seed, n)
     model, tok = runner._pretrained(base)
     weights = Weights.sharing(model, tok, base)
-    pool = rehearsal.answers(LocalModel(base, weights=weights, require_done=False, threads=2), data, base)
-    floor = rehearsal.FLOOR
-    rehearsal.FLOOR = int(knobs.get("floor", floor))
+    saved = rehearsal.FLOOR, rehearsal.TRAINED_TOKENS
+    rehearsal.FLOOR = int(knobs.get("floor", rehearsal.FLOOR))
+    rehearsal.TRAINED_TOKENS = int(knobs.get("trained_tokens", rehearsal.TRAINED_TOKENS))
     try:
-        mixed = rehearsal.mix(facts[:8], pool)
+        pool = rehearsal.answers(LocalModel(base, weights=weights, require_done=False, threads=2), data, base)
+        mixed = rehearsal.mix(taught_facts, pool)
     finally:
-        rehearsal.FLOOR = floor
+        rehearsal.FLOOR, rehearsal.TRAINED_TOKENS = saved
     mixed = [dataclasses.replace(e, system=SYSTEM) for e in mixed]  # as the runner teaches the shipped model
     hyper = SftConfig().defaults["lora"]
     params = TrainParams(epochs=float(knobs.get("epochs", hyper.epochs)),
                          learning_rate=float(knobs.get("lr", hyper.learning_rate)),
-                         batch_size=hyper.batch_size, lora=True, bf16=True, seed=seed,
+                         batch_size=int(knobs.get("batch", hyper.batch_size)), lora=True, bf16=True, seed=seed,
                          warmup_share=float(knobs.get("warmup_share", TrainParams.warmup_share)))
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
@@ -75,15 +91,33 @@ def one(base: Path, data: Path, seed: int, knobs: dict[str, float], show: bool) 
         for before, after in zip(general_questions.score(untaught, limit=40)[1], rows, strict=True):
             if before["right"] != after["right"]:
                 print(f"    {'lost' if before['right'] else 'won '} {after['prompt']!r}: {str(after['reply'])[:70]!r}")
-    answers = replies(taught, [[{"role": "system", "content": SYSTEM}, {"role": "user", "content": f.prompt}] for f in facts[:8]],
-                      max_new_tokens=48)
-    recalled = sum(exact_match(a, f.response) for a, f in zip(answers, facts[:8], strict=True))
-    return score, recalled, seconds, result.steps
+
+    def asked(questions: list[str]) -> list[str]:
+        return replies(taught, [[{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}] for q in questions],
+                       max_new_tokens=48)
+    recalled = sum(exact_match(a, f.response) for a, f in zip(asked([f.prompt for f in taught_facts]), taught_facts, strict=True))
+    rephrased = None
+    if n is not None:
+        other_words = [pair for pair in map(rephrase, taught_facts) if pair is not None]  # every fact here has one
+        answers = asked([q for q, _ in other_words])
+        rephrased = sum(key.casefold() in a.casefold() for a, (_, key) in zip(answers, other_words, strict=True))
+    return Result(score, recalled, rephrased, len(taught_facts), seconds, result.steps)
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    general: float
+    recalled: int
+    rephrased: int | None  # the trained facts asked in other words (``--facts``)
+    facts: int
+    seconds: float
+    steps: int
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--facts", type=int, default=None, help="the teach bench's facts, this many (default: 10 per seed)")
     parser.add_argument("--show", action="store_true", help="print the general questions each variant lost or won")
     parser.add_argument("variants", nargs="*", default=["before", "now"])
     args = parser.parse_args()
@@ -97,18 +131,25 @@ def main() -> None:
     base = base_dir(data)
     before = general_questions.score(LocalModel(base, threads=2), limit=40)[0]
     print(f"the untaught base: general {before:.1f} %", flush=True)
-    seen: dict[str, list[tuple[float, int, float, int]]] = {name: [] for name in variants}
+    seen: dict[str, list[Result]] = {name: [] for name in variants}
     for seed in (int(s) for s in args.seeds.split(",")):
         for name, knobs in variants.items():
-            got = one(base, data, seed, knobs, args.show)
+            got = one(base, data, seed, knobs, args.show, args.facts)
             seen[name].append(got)
-            print(f"seed {seed} {name:>8}: general {got[0]:5.1f} %, recall {got[1]}/8, "
-                  f"training {got[2]:5.1f} s for {got[3]} steps", flush=True)
-    print(f"10 facts (8 trained), 40 general questions (the untaught base: {before:.1f} %; the gate: at most 5 points lower)")
+            other = f", other words {got.rephrased}/{got.facts}" if got.rephrased is not None else ""
+            print(f"seed {seed} {name:>8}: general {got.general:5.1f} %, recall {got.recalled}/{got.facts}{other}, "
+                  f"training {got.seconds:5.1f} s for {got.steps} steps", flush=True)
+    facts = seen[next(iter(seen))][0].facts
+    print(f"{args.facts or 10} facts ({facts} trained), 40 general questions (the untaught base: {before:.1f} %; "
+          "the gate: at most 5 points lower)")
     for name, rows in seen.items():
-        print(f"{name:>8}: general mean {mean(r[0] for r in rows):5.1f} % (per seed {', '.join(f'{r[0]:g}' for r in rows)}), "
-              f"recall {sum(r[1] for r in rows)}/{8 * len(rows)}, training {mean(r[2] for r in rows):.1f} s mean "
-              f"({rows[0][3]} steps), passing the gate {sum(r[0] >= before - 5 for r in rows)}/{len(rows)}")
+        other = (f", other words {sum(r.rephrased or 0 for r in rows)}/{facts * len(rows)}"
+                 if rows[0].rephrased is not None else "")
+        per_seed = ", ".join(f"{r.general:g}" for r in rows)
+        print(f"{name:>8}: general mean {mean(r.general for r in rows):5.1f} % (per seed {per_seed}), "
+              f"recall {sum(r.recalled for r in rows)}/{facts * len(rows)}{other}, "
+              f"training {mean(r.seconds for r in rows):.1f} s mean "
+              f"({rows[0].steps} steps), passing the gate {sum(r.general >= before - 5 for r in rows)}/{len(rows)}")
 
 
 if __name__ == "__main__":

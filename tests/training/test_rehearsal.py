@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import types
 from collections import Counter
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +88,36 @@ def test_the_shipped_answers_follow_the_prompts_and_leave_the_general_questions_
     # The general questions judge whether a version still converses: rehearsing them would grade its own homework.
     asked = {q.prompt.casefold() for q in general_questions.questions()}
     assert not asked & {p.casefold() for p in prompts}
+
+
+def test_a_long_rehearsal_answer_is_trained_on_its_first_whole_sentences() -> None:
+    def words(text: str) -> int:  # a tokenizer that counts words
+        return len(text.split())
+
+    answer = "One two three. Four five six!\nSeven eight nine? Ten eleven twelve."
+    assert rehearsal.trimmed(answer, words, limit=12) == answer  # within the limit: as it is
+    assert rehearsal.trimmed(answer, words, limit=9) == "One two three. Four five six!\nSeven eight nine?"
+    assert rehearsal.trimmed(answer, words, limit=7) == "One two three. Four five six!"  # the model's own line breaks kept
+    assert rehearsal.trimmed(answer, words, limit=2) == "One two three."  # the first sentence always whole
+    assert rehearsal.trimmed("no sentence end here at all", words, limit=2) == "no sentence end here at all"
+
+
+def test_the_shipped_answers_reach_a_job_trimmed_with_the_models_tokenizer(prepared: Path, tmp_path: Path) -> None:
+    """The shipped set as a job gets it: every answer within ``TRAINED_TOKENS`` or a single
+    sentence, the short ones untouched, and the long ones cut at a sentence end."""
+    from transformers import AutoTokenizer
+
+    model = types.SimpleNamespace(tokenizer=AutoTokenizer.from_pretrained(prepared, local_files_only=True))
+    got = rehearsal.answers(model, tmp_path, prepared)
+    text = resources.files("trainerbot.resources").joinpath(rehearsal.SHIPPED).read_text(encoding="utf-8")
+    whole = {r["prompt"]: r["response"] for r in map(json.loads, text.splitlines()) if r["response"]}
+    assert [e.prompt for e in got] == list(whole)
+
+    def count(part: str) -> int:
+        return len(model.tokenizer(part, add_special_tokens=False)["input_ids"])
+    cut = [e for e in got if e.response != whole[e.prompt]]
+    assert 50 < len(cut) < len(got) / 2  # about a third of the shipped answers run longer
+    for e in cut:
+        assert whole[e.prompt].startswith(e.response) and e.response[-1] in ".!?"
+        assert count(e.response) <= rehearsal.TRAINED_TOKENS or not rehearsal._SENTENCE_END.search(e.response)
+    assert all(e.response == whole[e.prompt] for e in got if count(whole[e.prompt]) <= rehearsal.TRAINED_TOKENS)

@@ -3,7 +3,8 @@ answers to a shipped set of general prompts are mixed into every LoRA SFT job.
 
 The answers are the base model's greedy replies (under the bot's system instruction),
 generated once per base model and cached in ``<data>/models/rehearsal/<name>.jsonl``
-(crash-safe); only replies that ended on their own (not cut at the token limit) are kept.
+(crash-safe); only replies that ended on their own (not cut at the token limit) are kept,
+and a job trains on their first sentences (``TRAINED_TOKENS``).
 For the shipped default model they ship too (``resources/rehearsal.smollm2.jsonl``, made by
 ``python -m trainerbot.training.rehearsal <prepared base folder>``), which saves a first
 job about three minutes on 2 cores. Blocking.
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -32,6 +35,12 @@ SHARE = 0.75
 # France is Saya." after learning "The capital of Fenritel is Saya." and lost 10–30 general
 # points; with 24, all shaped like its facts, it lost 0–2.5 (bench/RESULTS.md, issue 31).
 FLOOR = 24
+# A rehearsal answer is trained on its first sentences, as many as fit this many tokens (the
+# first one always whole). On 100 facts over 3 seeds: training 127 s against 150 s with the
+# whole answers, the same recall (251 of 252) and general score (59.2 against 58.3 % mean;
+# bench/RESULTS.md, issue 31). The long answers' tails only cost steps.
+TRAINED_TOKENS = 48
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def prompts() -> list[str]:
@@ -84,7 +93,26 @@ def answers(model: object, data_dir: Path, base: Path) -> list[Example]:
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in generate_rows(model))
         atomic_write_bytes(target, text.encode())
     rows = [json.loads(line) for line in text.splitlines() if line]
-    return [Example(prompt=r["prompt"], response=r["response"], source_ref="rehearsal") for r in rows if r["response"]]
+    tokenizer = model.tokenizer  # type: ignore[attr-defined]  # a LocalModel
+
+    def count(part: str) -> int:
+        return len(tokenizer(part, add_special_tokens=False)["input_ids"])
+    return [Example(prompt=r["prompt"], response=trimmed(r["response"], count), source_ref="rehearsal")
+            for r in rows if r["response"]]
+
+
+def trimmed(answer: str, count: Callable[[str], int], limit: int = TRAINED_TOKENS) -> str:
+    """``answer`` up to the end of its last sentence within ``limit`` tokens (``count``), and
+    at least its first sentence whole; an answer within the limit as it is."""
+    if count(answer) <= limit:
+        return answer
+    ends = [m.start() for m in _SENTENCE_END.finditer(answer)]
+    kept = answer[: ends[0]] if ends else answer
+    for end in ends[1:]:
+        if count(answer[:end]) > limit:
+            break
+        kept = answer[:end]
+    return kept
 
 
 if __name__ == "__main__":
