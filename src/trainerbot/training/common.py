@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import datasets
@@ -295,6 +296,21 @@ def run(trainer: Any, callback: JobCallback) -> TrainResult:
         seconds=time.monotonic() - start,
         metrics={"train_loss": float(out.training_loss), "paused_for_chat_s": round(callback.paused_s, 1)},
     )
+
+
+def train_preference(trainer_class: Any, config: Any, model: Any, tokenizer: Any, data: list[dict[str, Any]],
+                     params: TrainParams, callback: JobCallback, peft_config: Any) -> tuple[torch.nn.Module, TrainResult]:
+    """KTO's and DPO's run with TRL's ``trainer_class`` and its ``config``: over the bf16
+    training copy under LoRA (``training_copy``), against the frozen ``reference``, with the
+    plain attention under bf16. The reference's log-probabilities are computed as the trainer
+    is built (``precompute_ref_log_probs``): that pass gives way to chat too."""
+    model = training_copy(model, params, peft_config)
+    ref = reference(model, peft_config)
+    build = partial(trainer_class, model=model, ref_model=ref, args=config, train_dataset=datasets.Dataset.from_list(data),
+                    processing_class=tokenizer, callbacks=[callback], peft_config=peft_config)
+    trainer = callback.building(build, model, ref)
+    with training_attention(trainer.model, params):
+        return trained_model(trainer), run(trainer, callback)
 
 
 def reference(model: Any, peft_config: Any) -> Any:

@@ -7,27 +7,15 @@ starts from an existing model; the frozen reference is a copy of the starting mo
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import torch
-from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import DPOConfig, DPOTrainer
 
 from trainerbot.datasets.records import Example
 from trainerbot.errors import BadInput
-from trainerbot.training.common import (
-    JobCallback,
-    TrainParams,
-    TrainResult,
-    reference,
-    run,
-    trained_model,
-    training_attention,
-    training_copy,
-    trl_args,
-)
+from trainerbot.training.common import JobCallback, TrainParams, TrainResult, train_preference, trl_args
 from trainerbot.training.recipes import recipe
 
 
@@ -42,18 +30,4 @@ def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: 
         raise BadInput("DPO needs approved corrections: correct some replies first.")
     config = DPOConfig(**trl_args(params, output_dir, len(data)), beta=params.beta,
                        precompute_ref_log_probs=params.precompute_reference)
-    model = training_copy(model, params, peft_config)
-    # The reference's log-probabilities are computed as the trainer is built: give way to chat there too.
-    ref = reference(model, peft_config)
-    trainer = callback.building(partial(
-        DPOTrainer,
-        model=model,
-        ref_model=ref,
-        args=config,
-        train_dataset=Dataset.from_list(data),
-        processing_class=tokenizer,
-        callbacks=[callback],
-        peft_config=peft_config,
-    ), model, ref)
-    with training_attention(trainer.model, params):
-        return trained_model(trainer), run(trainer, callback)
+    return train_preference(DPOTrainer, config, model, tokenizer, data, params, callback, peft_config)
