@@ -97,11 +97,11 @@ def answers(model: object, data_dir: Path, base: Path) -> list[Example]:
 
     def count(part: str) -> int:
         return len(tokenizer(part, add_special_tokens=False)["input_ids"])
-    return [Example(prompt=r["prompt"], response=trimmed(r["response"], count), source_ref="rehearsal")
+    return [Example(prompt=r["prompt"], response=trimmed(r["response"], count, TRAINED_TOKENS), source_ref="rehearsal")
             for r in rows if r["response"]]
 
 
-def trimmed(answer: str, count: Callable[[str], int], limit: int = TRAINED_TOKENS) -> str:
+def trimmed(answer: str, count: Callable[[str], int], limit: int) -> str:
     """``answer`` up to the end of its last sentence within ``limit`` tokens (``count``), and
     at least its first sentence whole; an answer within the limit as it is."""
     if count(answer) <= limit:
