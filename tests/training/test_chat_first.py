@@ -104,31 +104,35 @@ def test_training_holds_its_steps_while_a_reply_is_written(tmp_path: Path) -> No
     assert not callback._hooks
 
 
+def _asked_before_training(recipe: str, precompute: bool, out: Path) -> int:
+    """How often a KTO or DPO job asks chat first before its first training step."""
+    from tests.training.test_recipes import _preference_data
+
+    examples = _preference_data(recipe)
+    model, tok = _tiny(examples)
+    started: list[bool] = []
+    before_training: list[int] = []
+
+    def pause() -> float:
+        if not started:
+            before_training.append(1)
+        return 0.0
+    callback = JobCallback(lambda p: None, lambda: False, check_every=0.0, pause=pause)
+    callback.on_step_begin = lambda *a, **kw: started.append(True)  # type: ignore[method-assign]
+    params = TrainParams(epochs=1, batch_size=4, learning_rate=1e-4, warmup_steps=1, precompute_reference=precompute)
+    _, result = {"kto": kto.train, "dpo": dpo.train}[recipe](model, tok, examples, params, callback, str(out))
+    assert result.steps >= 1 and not callback._hooks
+    return len(before_training)
+
+
 @pytest.mark.parametrize("recipe", ["kto", "dpo"])
 def test_the_reference_pass_before_training_gives_way_to_chat_too(tmp_path: Path, recipe: str) -> None:
     """KTO and DPO compute the reference's log-probabilities once, as their trainer is built
     (before training begins): that pass asks chat first too, layer by layer. Without it
     nothing runs before the first step, so nothing is asked there."""
-    from tests.training.test_recipes import _preference_data
-
-    examples = _preference_data(recipe)
-    train = {"kto": kto.train, "dpo": dpo.train}[recipe]
-    for precompute in (True, False):
-        model, tok = _tiny(examples)
-        started: list[bool] = []
-        before_training: list[int] = []
-
-        def pause() -> float:
-            if not started:
-                before_training.append(1)
-            return 0.0
-        callback = JobCallback(lambda p: None, lambda: False, check_every=0.0, pause=pause)
-        callback.on_step_begin = lambda *a, **kw: started.append(True)  # type: ignore[method-assign]
-        params = TrainParams(epochs=1, batch_size=4, learning_rate=1e-4, warmup_steps=1, precompute_reference=precompute)
-        _, result = train(model, tok, examples, params, callback, str(tmp_path / f"out-{precompute}"))
-        assert result.steps >= 1 and not callback._hooks
-        # the reference pass: every example, each of the 2 layers (whole model: policy and a frozen copy)
-        assert (len(before_training) >= 2 * 2) if precompute else not before_training, (precompute, len(before_training))
+    # the reference pass: every example, each of the 2 layers
+    assert _asked_before_training(recipe, True, tmp_path / "once") >= 2 * 2
+    assert _asked_before_training(recipe, False, tmp_path / "per-step") == 0
 
 
 def test_the_worker_runs_at_a_lower_cpu_priority(tmp_path: Path) -> None:
