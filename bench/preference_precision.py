@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
+from bench.kto_balance import logprob
 from trainerbot.datasets.records import Example
 from trainerbot.datasets.sample import generate
 from trainerbot.model.pretrained import base_dir, prepare_base
@@ -57,27 +58,10 @@ def corrections(n: int) -> list[Example]:
     return out
 
 
-@torch.no_grad()
-def answer_logprobs(model: torch.nn.Module, tok: object, examples: list[Example], answer: str) -> list[float]:
-    """Each example's mean log-probability per token of its ``answer`` field ("response" or
-    "rejected") after its prompt, in float32."""
-    out = []
-    for ex in examples:
-        prompt = tok.apply_chat_template(ex.prompt_messages(), tokenize=False, add_generation_prompt=True)  # type: ignore[attr-defined]
-        text = tok.apply_chat_template(  # type: ignore[attr-defined]
-            [*ex.prompt_messages(), {"role": "assistant", "content": getattr(ex, answer)}], tokenize=False)
-        start = len(tok(prompt, add_special_tokens=False)["input_ids"])  # type: ignore[operator]
-        ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])  # type: ignore[operator]
-        logits = model(input_ids=ids).logits[0, :-1].float()
-        picked = torch.log_softmax(logits, -1).gather(1, ids[0, 1:, None])[:, 0]
-        out.append(float(picked[start - 1:].mean()))
-    return out
-
-
 def scored(model: torch.nn.Module, tok: object, examples: list[Example]) -> tuple[float, int]:
     """(mean margin right − wrong in nats/token, pairs whose right answer is the likelier)."""
-    right = answer_logprobs(model, tok, examples, "response")
-    wrong = answer_logprobs(model, tok, examples, "rejected")
+    right = [logprob(model, tok, ex, ex.response) for ex in examples]
+    wrong = [logprob(model, tok, ex, str(ex.rejected)) for ex in examples]
     margins = [r - w for r, w in zip(right, wrong, strict=True)]
     return statistics.mean(margins), sum(m > 0 for m in margins)
 
