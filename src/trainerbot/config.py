@@ -76,6 +76,7 @@ class TrainingSettings:
     lora: bool
     lora_layers: float
     train_precision: Literal["auto", "bf16", "fp32"]
+    train_compile: Literal["auto", "on", "off"]
     model_size: Literal["small", "tiny"]
     train_epochs: float | None
     train_batch_size: int | None
@@ -256,6 +257,9 @@ class Settings(BaseSettings):
     # LoRA jobs (SFT, KTO, DPO) in bfloat16 mixed precision (float32 adapter and optimizer): "auto" where the
     # CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), else float32.
     train_precision: Literal["auto", "bf16", "fp32"] = "auto"
+    # LoRA SFT jobs under bf16 with their decoder layers compiled (torch.compile; kernels kept in
+    # data/models/compiled/): "auto" for jobs long enough to pay for compiling, where a C++ compiler is found.
+    train_compile: Literal["auto", "on", "off"] = "auto"
     model_size: Literal["small", "tiny"] = "small"
     train_epochs: float | None = Field(default=None, gt=0, le=1000)
     train_batch_size: int | None = Field(default=None, ge=1, le=1024)  # default: the recipe's own

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 import types
 
 import pytest
@@ -279,3 +281,53 @@ def test_lora_in_bf16_stores_the_frozen_weights_in_bf16_and_trains_the_adapter_i
     assert result.losses[-1][1] < result.losses[0][1], result.losses
     assert all(p.dtype == torch.float32 and torch.equal(p, before[name]) for name, p in model.named_parameters())
     assert trained is not model
+
+
+def test_a_long_lora_job_compiles_its_layers_and_gives_way_at_each_layer(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With compiling on, SFT runs each decoder layer through ``torch.compile`` (kernels kept in
+    the job's cache folder), gives way to chat at each layer only (a hook inside a compiled
+    layer would split its graph), still learns, and hands back layers that run eagerly."""
+    from peft import LoraConfig
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "unset")
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")  # undone after the test: the job sets it
+    examples = generate(8, seed=3)
+    model, tok = _tiny(examples)
+    asked = [0]
+
+    def pause() -> float:
+        asked[0] += 1
+        return 0.0
+    callback = JobCallback(lambda p: None, lambda: False, check_every=0.0, pause=pause)
+    compiled: list[bool] = []
+    callback.on_step_end = lambda *a, model=None, **kw: compiled.extend(  # type: ignore[method-assign]
+        hasattr(layer.forward, "_torchdynamo_orig_callable") for layer in model.get_base_model().model.layers)
+    cache = tmp_path / "compiled"
+    params = TrainParams(epochs=30, batch_size=8, learning_rate=3e-3, warmup_steps=3, logging_steps=5, lora=True, bf16=True,
+                         compile="on", compile_cache=str(cache))
+    lora = LoraConfig(r=8, lora_alpha=16, target_modules=runner.LORA_TARGETS, task_type="CAUSAL_LM")
+    trained, result = sft.train(model, tok, examples, params, callback, str(tmp_path / "out"), lora)
+    assert result.metrics["compiled"] == 1.0 and compiled and all(compiled)
+    eager = sft.train(model, tok, examples, dataclasses.replace(params, compile="off"), _callback()[0], str(tmp_path / "eager"),
+                      lora)[1]
+    assert eager.metrics["compiled"] == 0.0
+    # the same training: the loss falls alike (bf16 rounding differs where kernels fuse)
+    assert result.losses[-1][1] < result.losses[0][1] - 0.3, result.losses
+    assert result.losses[-1][1] == pytest.approx(eager.losses[-1][1], rel=0.01), (result.losses, eager.losses)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(cache) and any(p.is_file() for p in cache.rglob("*"))
+    # each step: once before it, then at each of the 2 layers forward and backward; no projection
+    assert asked[0] == result.steps * (1 + 2 * 2)
+    assert all("forward" not in vars(layer) for layer in trained.get_base_model().model.layers)
+    assert not callback.layers_only and not callback._hooks
+
+
+def test_compiling_is_chosen_for_long_lora_jobs_in_bf16_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainerbot.training import common
+
+    auto = TrainParams(lora=True, bf16=True, compile="auto")
+    assert common.compiles(auto, common.COMPILE_TOKENS) and not common.compiles(auto, common.COMPILE_TOKENS - 1)
+    assert not common.compiles(TrainParams(lora=True, bf16=False, compile="on"), 10**6)  # measured under bf16 only
+    assert not common.compiles(TrainParams(lora=False, bf16=True, compile="on"), 10**6)
+    assert not common.compiles(TrainParams(lora=True, bf16=True, compile="off"), 10**6)
+    monkeypatch.setattr(common, "cpp_compiler", lambda: False)  # no C++ compiler for inductor's kernels
+    assert not common.compiles(auto, 10**6) and common.compiles(TrainParams(lora=True, bf16=True, compile="on"), 1)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import datasets
 import torch
@@ -50,6 +51,10 @@ class TrainParams:
     # KTO/DPO: the reference's log-probabilities computed once, before the first step, instead
     # of a reference forward pass in every step of every epoch (1.2-1.3x faster a job here).
     precompute_reference: bool = True
+    # Under LoRA with bf16, SFT's decoder layers compiled with ``torch.compile`` (``compiled_layers``):
+    # "auto" where the job is long enough to pay for compiling (``COMPILE_TOKENS``).
+    compile: Literal["auto", "on", "off"] = "off"
+    compile_cache: str | None = None  # where compiled kernels are kept (TORCHINDUCTOR_CACHE_DIR), if not set already
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -113,6 +118,69 @@ def training_attention(model: Any, params: TrainParams) -> Iterator[None]:
         inner.set_attn_implementation(before)
 
 
+# "auto" compiles a job that trains at least this many tokens (rows' tokens × epochs): about
+# 50 s of eager training here, where the compiled layers' 1.27x saves more than the ~6 s a
+# compile costs from the on-disk cache. A 100-fact job trains about 66,000; a 10-fact job,
+# about 7,000 (bench/RESULTS.md, issue 31).
+COMPILE_TOKENS = 30_000
+
+
+def compiles(params: TrainParams, tokens: int) -> bool:
+    """Whether a job training ``tokens`` tokens (rows × epochs) compiles its layers: only
+    LoRA under bf16 (where it was measured), ``on`` always, ``auto`` past ``COMPILE_TOKENS``
+    and where inductor finds a C++ compiler."""
+    if params.compile == "off" or not (params.lora and params.bf16):
+        return False
+    return params.compile == "on" or (tokens >= COMPILE_TOKENS and cpp_compiler())
+
+
+def cpp_compiler() -> bool:
+    """Whether ``torch.compile``'s CPU backend finds the C++ compiler it builds kernels with."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        get_cpp_compiler()
+    except Exception:  # none on this machine (it raises its own error types)
+        return False
+    return True
+
+
+def decoder_layers(model: Any) -> list[torch.nn.Module]:
+    return [m for m in model.modules() if type(m).__name__.endswith("DecoderLayer")]
+
+
+@contextmanager
+def compiled_layers(model: Any, params: TrainParams, callback: JobCallback) -> Iterator[None]:
+    """Train with each decoder layer's forward compiled by ``torch.compile`` (dynamic shapes,
+    so the length-grouped batches share one graph), then put the layers' own forward back
+    (evaluation runs them eagerly).
+
+    All the layers run the same code, so one compile serves every layer ("regional"
+    compilation: 33 s on a cold cache against 299 s for the whole model; about 6 s from the
+    kernels kept in ``params.compile_cache``). It fuses the small elementwise work around the
+    matmuls (norms, rotary, softmax, casts): 1.27x a LoRA step here. While compiled, the
+    job gives way to chat at every layer (``JobCallback.layers_only``), not inside one: a hook
+    there would split the compiled graph. A compile that fails falls back to the eager layers
+    (dynamo's ``suppress_errors``), and this process's compiled graphs are dropped afterwards.
+    """
+    if params.compile_cache and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = params.compile_cache
+    import torch._dynamo
+
+    layers = decoder_layers(model)
+    callback.layers_only = True
+    for layer in layers:
+        layer.forward = torch.compile(layer.forward, dynamic=True)
+    try:
+        with torch._dynamo.config.patch(suppress_errors=True):
+            yield
+    finally:
+        for layer in layers:
+            layer.__dict__.pop("forward", None)
+        callback.layers_only = False
+        torch._dynamo.reset()
+
+
 def trl_args(params: TrainParams, output_dir: str, rows: int) -> dict[str, Any]:
     """Arguments every TRL config gets here: the CPU in float32 (bfloat16 autocast with
     ``params.bf16``), no saving, no reporting.
@@ -157,7 +225,8 @@ class JobCallback(TrainerCallback):
     frozen projection, in the forward pass and again in the backward pass (a hook on the
     module and one on its output's gradient): it returns once chat on this machine is not
     writing a reply (``chat_first``), so the worker gives way within one projection's work
-    (a millisecond or two), not a whole step. Asking costs one 8-byte read. The time it
+    (a millisecond or two), not a whole step; with ``layers_only`` (compiled layers) at
+    every decoder layer only (a few milliseconds). Asking costs one 8-byte read. The time it
     waited is kept in ``paused_s``.
     """
 
@@ -168,6 +237,7 @@ class JobCallback(TrainerCallback):
         self.check_every = check_every
         self.pause = pause
         self.paused_s = 0.0
+        self.layers_only = False  # give way at decoder layers only (compiled layers: ``compiled_layers``)
         self._hooks: list[Any] = []
         self._hooked: set[int] = set()
         self.cancelled = False
@@ -198,7 +268,7 @@ class JobCallback(TrainerCallback):
         if self.pause is None or model is None:
             return
         for module in model.modules():
-            frozen = isinstance(module, torch.nn.Linear) and not module.weight.requires_grad
+            frozen = isinstance(module, torch.nn.Linear) and not module.weight.requires_grad and not self.layers_only
             if (frozen or type(module).__name__.endswith("DecoderLayer")) and id(module) not in self._hooked:
                 self._hooked.add(id(module))
                 self._hooks.append(module.register_forward_pre_hook(self._give_way))

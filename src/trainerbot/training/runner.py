@@ -78,7 +78,8 @@ def params_for(training: TrainingSettings, recipe: str, start: StartKind) -> Tra
     bf16 = lora and config.bf16 and (training.train_precision == "bf16" or
                                      (training.train_precision == "auto" and native_bf16()))
     return TrainParams(epochs=training.train_epochs or hyper.epochs, learning_rate=training.learning_rate or hyper.learning_rate,
-                       batch_size=training.train_batch_size or hyper.batch_size, lora=lora, bf16=bf16)
+                       batch_size=training.train_batch_size or hyper.batch_size, lora=lora, bf16=bf16,
+                       compile=training.train_compile)
 
 
 @dataclass
@@ -220,7 +221,8 @@ def run_job(settings: JobSettings, store: Store, job_id: int, worker: str, stop:
 
             torch.set_num_threads(settings.model.torch_threads)
         start = _load_start(settings, parent, examples, recipe)
-        params = params_for(settings.training, recipe, start.kind)
+        params = dataclasses.replace(params_for(settings.training, recipe, start.kind),
+                                     compile_cache=str(data_dir / "models" / "compiled"))
         weights = None
         if start.base_dir is not None:
             # The base, served beside the training copy: rehearsal answers now, evaluation after.
@@ -274,6 +276,9 @@ def run_job(settings: JobSettings, store: Store, job_id: int, worker: str, stop:
             start.model, start.tokenizer, examples, params, callback, str(out_dir), start.peft_config
         )
         shutil.rmtree(out_dir, ignore_errors=True)
+        if result.metrics.get("compiled"):
+            queue.add_event(store, job_id, kind="log", message="its layers were compiled (torch.compile), as a job this long "
+                            "pays for it; the kernels are kept in models/compiled/ for the next job")
         if result.cancelled:
             if stop() and not queue.heartbeat(store, job_id, worker):
                 queue.finish(

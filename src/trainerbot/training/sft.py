@@ -10,7 +10,8 @@ positions), and recomputes the vocabulary projection in the backward pass.
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import ExitStack
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,8 @@ from trainerbot.training.common import (
     JobCallback,
     TrainParams,
     TrainResult,
+    compiled_layers,
+    compiles,
     run,
     trained_model,
     training_attention,
@@ -98,5 +101,11 @@ def trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples
 def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[Example], params: TrainParams,
           callback: JobCallback, output_dir: str, peft_config: Any = None) -> tuple[torch.nn.Module, TrainResult]:
     built = trainer(model, tokenizer, examples, params, callback, output_dir, peft_config)
-    with training_attention(built.model, params):
-        return trained_model(built), run(built, callback)
+    rows = cast(Dataset, built.train_dataset)["input_ids"]
+    compile_ = compiles(params, int(sum(len(ids) for ids in rows) * params.epochs))
+    with training_attention(built.model, params), ExitStack() as stack:
+        if compile_:
+            stack.enter_context(compiled_layers(built.model, params, callback))
+        result = run(built, callback)
+    result.metrics["compiled"] = float(compile_)
+    return trained_model(built), result
