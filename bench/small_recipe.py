@@ -14,7 +14,9 @@ Variants (``--variants``): ``before`` is the recipe before issue 31 (warm-up ove
 steps whatever the job's length, 0.75 rehearsal answers per fact with half shaped like the
 facts, whole rehearsal answers); ``now`` is the product's. Others as JSON, e.g.
 ``'e6={"epochs": 6}'``, with keys ``epochs``, ``lr``, ``batch``, ``floor`` (rehearsal.FLOOR),
-``warmup_share``, ``trained_tokens`` (rehearsal.TRAINED_TOKENS; 10000: whole answers).
+``warmup_share``, ``trained_tokens`` (rehearsal.TRAINED_TOKENS; 10000: whole answers), ``compile``
+(``auto`` as the product, ``on``, ``off``; the kernels kept in the bench's data folder unless
+``TORCHINDUCTOR_CACHE_DIR`` names a cache already warm).
 
     .venv/bin/python bench/small_recipe.py [--seeds 0,1,2] [--facts N] [--show] [name=json ...]
 """
@@ -47,7 +49,7 @@ from trainerbot.training.common import JobCallback, TrainParams
 from trainerbot.training.sft_config import SftConfig
 
 HELDOUT_SHARE = 0.1  # the default TRAINERBOT_HELDOUT_SHARE
-PRESETS = {"before": {"floor": 0, "warmup_share": 1.0, "trained_tokens": 10_000}, "now": {}}
+PRESETS = {"before": {"floor": 0, "warmup_share": 1.0, "trained_tokens": 10_000, "compile": "off"}, "now": {}}
 
 
 def facts_for(seed: int, n: int | None) -> list[Example]:
@@ -77,7 +79,8 @@ def one(base: Path, data: Path, seed: int, knobs: dict[str, float], show: bool, 
     params = TrainParams(epochs=float(knobs.get("epochs", hyper.epochs)),
                          learning_rate=float(knobs.get("lr", hyper.learning_rate)),
                          batch_size=int(knobs.get("batch", hyper.batch_size)), lora=True, bf16=True, seed=seed,
-                         warmup_share=float(knobs.get("warmup_share", TrainParams.warmup_share)))
+                         warmup_share=float(knobs.get("warmup_share", TrainParams.warmup_share)),
+                         compile=knobs.get("compile", "auto"), compile_cache=str(data / "models" / "compiled"))
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         trained, result = sft.train(model, tok, mixed, params, JobCallback(lambda _p: None, lambda: False), out,
@@ -101,7 +104,7 @@ def one(base: Path, data: Path, seed: int, knobs: dict[str, float], show: bool, 
         other_words = [pair for pair in map(rephrase, taught_facts) if pair is not None]  # every fact here has one
         answers = asked([q for q, _ in other_words])
         rephrased = sum(key.casefold() in a.casefold() for a, (_, key) in zip(answers, other_words, strict=True))
-    return Result(score, recalled, rephrased, len(taught_facts), seconds, result.steps)
+    return Result(score, recalled, rephrased, len(taught_facts), seconds, result.steps, bool(result.metrics.get("compiled")))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +115,7 @@ class Result:
     facts: int
     seconds: float
     steps: int
+    compiled: bool
 
 
 def main() -> None:
@@ -138,7 +142,7 @@ def main() -> None:
             seen[name].append(got)
             other = f", other words {got.rephrased}/{got.facts}" if got.rephrased is not None else ""
             print(f"seed {seed} {name:>8}: general {got.general:5.1f} %, recall {got.recalled}/{got.facts}{other}, "
-                  f"training {got.seconds:5.1f} s for {got.steps} steps", flush=True)
+                  f"training {got.seconds:5.1f} s for {got.steps} steps" + (", compiled" if got.compiled else ""), flush=True)
     facts = seen[next(iter(seen))][0].facts
     print(f"{args.facts or 10} facts ({facts} trained), 40 general questions (the untaught base: {before:.1f} %; "
           "the gate: at most 5 points lower)")

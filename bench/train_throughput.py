@@ -26,7 +26,10 @@ gradients of their inputs (frozen weights under LoRA get none), the adapters, at
 the LM head on the answer positions only (what the loss needs; the bare loop does more).
 
     .venv/bin/python bench/train_throughput.py [--model scratch|pretrained] [--rounds 6] [--steps 20] [--batch N]
-        [--fp32-frozen] [--threads 2]
+        [--fp32-frozen] [--threads 2] [--compile]
+
+``--compile``: ours with its decoder layers compiled (``common.compiled_layers``), as a long
+job trains; each round compiles again from the on-disk cache, in steps the clock leaves out.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import dataclasses
 import math
 import statistics
 import time
+from contextlib import ExitStack
 from typing import Any
 
 import torch
@@ -44,7 +48,7 @@ from transformers import TrainerCallback
 from trainerbot.datasets.sample import generate
 from trainerbot.model.build import ModelShape, new_model, train_tokenizer
 from trainerbot.training import sft
-from trainerbot.training.common import JobCallback, TrainParams, frozen_in_bf16, training_attention
+from trainerbot.training.common import JobCallback, TrainParams, compiled_layers, frozen_in_bf16, training_attention
 
 
 def matmul_peak(dtype: torch.dtype, rows: int, seconds: float = 1.0) -> float:
@@ -126,7 +130,9 @@ def ours(examples, steps: int, params: TrainParams, kind: str) -> tuple[float, f
     trainer.remove_callback(PrinterCallback)
     clock = SteadyClock(trainer)
     trainer.add_callback(clock)
-    with training_attention(trainer.model, p):  # as sft.train
+    with training_attention(trainer.model, p), ExitStack() as stack:  # as sft.train
+        if p.compile == "on":
+            stack.enter_context(compiled_layers(trainer.model, p, callback))
         trainer.train()
     last_loss = next(h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h)
     rows = [(row["input_ids"], row["labels"]) for row in trainer.train_dataset]
@@ -226,6 +232,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="batch size (default: the product's for the model)")
     parser.add_argument("--fp32-frozen", action="store_true", help="frozen weights kept float32 on both sides")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compile", action="store_true",
+                        help="ours with its decoder layers compiled, as a long job runs (common.compiled_layers)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.model == "pretrained":
@@ -241,7 +249,8 @@ def main() -> None:
         examples = [dataclasses.replace(e, system=SYSTEM) for e in generate(100, seed=1)]
         lora = recipe("sft").defaults["lora"]
         params = TrainParams(batch_size=args.batch or lora.batch_size, learning_rate=lora.learning_rate, warmup_steps=5,
-                             lora=True, bf16=native_bf16(), bf16_frozen=not args.fp32_frozen)
+                             lora=True, bf16=native_bf16(), bf16_frozen=not args.fp32_frozen,
+                             compile="on" if args.compile else "off")
     else:
         examples = generate(500, seed=1)
         params = TrainParams(batch_size=args.batch or 32, learning_rate=3e-3, warmup_steps=30)
@@ -285,6 +294,7 @@ def main() -> None:
         f"batch {params.batch_size}, {args.rounds} rounds × {args.steps} steps per side (steady state from step 3), "
         f"{args.threads} threads"
         + (f", frozen weights {'float32' if args.fp32_frozen else 'bf16'}" if params.lora and params.bf16 else "")
+        + (", ours compiled" if args.compile else "")
     )
     print(f"{'bfloat16' if params.bf16 else 'float32'} matmul peak, measured between the sides every round: median "
           f"{peak / 1e9:.0f} GFLOP/s ({min(peaks) / 1e9:.0f}-{max(peaks) / 1e9:.0f}); model FLOPs a token: {fpt / 1e6:.0f} M")
