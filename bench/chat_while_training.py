@@ -1,7 +1,7 @@
 """Chat while a job trains, on this machine: replies through the bot's llama.cpp runtime with
 nothing else running, with a worker that does not give way (as before issue 31: nice 0, no
-pause), and with a worker as the bot starts it now (nice 19, pausing at every training step
-and decoder layer while a reply is written).
+pause, not compiled), and with a worker as the bot starts it now (nice 19, pausing at every
+training step and decoder layer while a reply is written; a job this long compiles its layers).
 
 Two real ``trainerbot worker`` processes each train a real LoRA SFT job on the shipped
 model (two servers, 200 facts each, 1000 epochs so they outlast the bench). The bench holds
@@ -48,8 +48,8 @@ from trainerbot.model.prompt import SYSTEM, conversation
 from trainerbot.store.tables import Job, JobEvent, JobStatus
 
 SIDES = {  # the worker's environment on each side
-    "before": {"TRAINERBOT_WORKER_NICE": "0", "TRAINERBOT_WORKER_YIELDS": "false"},
-    "now": {},  # the defaults: nice 19, pausing at every step and layer while chat writes
+    "before": {"TRAINERBOT_WORKER_NICE": "0", "TRAINERBOT_WORKER_YIELDS": "false", "TRAINERBOT_TRAIN_COMPILE": "off"},
+    "now": {},  # the defaults: nice 19, pausing at every step and layer while chat writes, layers compiled (a long job)
 }
 
 
