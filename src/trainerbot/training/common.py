@@ -119,7 +119,7 @@ def training_attention(model: Any, params: TrainParams) -> Iterator[None]:
 
 
 # "auto" compiles a job that trains at least this many tokens (rows' tokens × epochs): about
-# 50 s of eager training here, where the compiled layers' 1.27x saves more than the ~6 s a
+# 50 s of eager training here, where the compiled layers' 1.29x saves more than the ~6 s a
 # compile costs from the on-disk cache. A 100-fact job trains about 66,000; a 10-fact job,
 # about 7,000 (bench/RESULTS.md, issue 31).
 COMPILE_TOKENS = 30_000
@@ -158,10 +158,11 @@ def compiled_layers(model: Any, params: TrainParams, callback: JobCallback) -> I
     All the layers run the same code, so one compile serves every layer ("regional"
     compilation: 33 s on a cold cache against 299 s for the whole model; about 6 s from the
     kernels kept in ``params.compile_cache``). It fuses the small elementwise work around the
-    matmuls (norms, rotary, softmax, casts): 1.27x a LoRA step here. While compiled, the
-    job gives way to chat at every layer (``JobCallback.layers_only``), not inside one: a hook
-    there would split the compiled graph. A compile that fails falls back to the eager layers
-    (dynamo's ``suppress_errors``), and this process's compiled graphs are dropped afterwards.
+    matmuls (norms, rotary, softmax, casts): 1.29x a LoRA step here, 1.18x a 100-fact job
+    with the compile. While compiled, the job gives way to chat at every layer
+    (``JobCallback.layers_only``), not inside one: a hook there would split the compiled graph.
+    A compile that fails falls back to the eager layers (dynamo's ``suppress_errors``), and
+    this process's compiled graphs are dropped afterwards.
     """
     if params.compile_cache and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = params.compile_cache
