@@ -145,8 +145,13 @@ def cpp_compiler() -> bool:
     return True
 
 
+def is_decoder_layer(module: torch.nn.Module) -> bool:
+    """One transformer block (``LlamaDecoderLayer`` and its kin in transformers)."""
+    return type(module).__name__.endswith("DecoderLayer")
+
+
 def decoder_layers(model: Any) -> list[torch.nn.Module]:
-    return [m for m in model.modules() if type(m).__name__.endswith("DecoderLayer")]
+    return [m for m in model.modules() if is_decoder_layer(m)]
 
 
 @contextmanager
@@ -270,7 +275,7 @@ class JobCallback(TrainerCallback):
             return
         for module in model.modules():
             frozen = isinstance(module, torch.nn.Linear) and not module.weight.requires_grad and not self.layers_only
-            if (frozen or type(module).__name__.endswith("DecoderLayer")) and id(module) not in self._hooked:
+            if (frozen or is_decoder_layer(module)) and id(module) not in self._hooked:
                 self._hooked.add(id(module))
                 self._hooks.append(module.register_forward_pre_hook(self._give_way))
                 self._hooks.append(module.register_forward_hook(self._after_layer))
