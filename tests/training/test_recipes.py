@@ -106,6 +106,47 @@ def test_answer_loss_is_the_loss_trl_and_the_model_compute(tmp_path, lora: bool)
         assert torch.allclose(a, b, atol=1e-5) and torch.allclose(a, c, atol=1e-5)
 
 
+def test_a_frozen_head_is_cast_to_bf16_once_and_the_loss_is_autocasts(tmp_path) -> None:
+    """Under bf16 with LoRA the LM head (the tied embeddings, float32) is frozen: the loss
+    multiplies by its bf16 copy, made once, and gives the loss and adapter gradients that
+    autocast's cast at every step gave. A head that trains is used as it is."""
+    from peft import LoraConfig
+
+    examples = generate(6, seed=5)
+    model, tok = _tiny(examples)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    params = TrainParams(epochs=1, batch_size=6, warmup_steps=0, lora=True, bf16=True)
+    trainer = sft.trainer(model, tok, examples, params, _callback()[0], str(tmp_path / "out"), lora)
+    batch = dict(trainer.data_collator([trainer.train_dataset[i] for i in range(len(examples))]))
+    net = trainer.model
+    net.train()
+    head = net.get_base_model().get_output_embeddings().weight
+    assert head.dtype == torch.float32 and not head.requires_grad
+
+    def loss_and_grads(compute):  # type: ignore[no-untyped-def]
+        net.zero_grad()
+        loss = compute()
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in net.parameters() if p.requires_grad]
+
+    ours = loss_and_grads(lambda: trainer.compute_loss(net, dict(batch)))
+    assert trainer._head_bf16 is not None
+    copy = trainer._head_bf16[2]
+    assert copy.dtype == torch.bfloat16 and torch.equal(copy, head.detach().to(torch.bfloat16))
+    again = loss_and_grads(lambda: trainer.compute_loss(net, dict(batch)))
+    assert trainer._head_bf16[2] is copy  # not cast again
+    with trainer.accelerator.autocast():
+        autocast = loss_and_grads(lambda: sft.answer_loss(net, dict(batch)))
+    assert ours[0].dtype == torch.float32 and torch.equal(ours[0], autocast[0]) and torch.equal(again[0], ours[0])
+    assert all(torch.equal(a, b) for a, b in zip(ours[1], autocast[1], strict=True))
+    # the FLOP count for the Trainer's logs, its parameters counted once: the Trainer's own figure
+    assert trainer.floating_point_ops(batch) == sft.SFTTrainer.floating_point_ops(trainer, batch) > 0
+    model, tok = _tiny(examples)
+    full = sft.trainer(model, tok, examples, TrainParams(epochs=1, batch_size=6, bf16=True), _callback()[0], str(tmp_path / "f"))
+    with full.accelerator.autocast():
+        assert full._frozen_head(full.model) is None  # trained: autocast casts it at every step, as before
+
+
 def test_kto_and_dpo_train_from_a_model(tmp_path) -> None:
     examples = generate(6, seed=5)
     model, tok = _tiny(examples)

@@ -49,7 +49,14 @@ class AnswerLossTrainer(SFTTrainer):
     is a label reach the head: the same mean cross-entropy over the answer tokens
     (``tests/training/test_recipes.py`` compares the two). Elsewhere (CUDA, other loss types) TRL's
     own loss runs.
+
+    Under bf16 autocast a frozen head (LoRA: the tied input embeddings, kept float32 for the
+    residual stream) is cast to bfloat16 once, not at every step: that cast of 28 M weights
+    took 13.5 ms of a 330 ms compiled step here (bench/RESULTS.md, issue 31).
     """
+
+    _head_bf16: tuple[int, int, torch.Tensor] | None = None  # (id, version) of the float32 head, its bf16 copy
+    _flop_params: int | None = None
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
@@ -59,17 +66,41 @@ class AnswerLossTrainer(SFTTrainer):
         # The backbone is called directly, not the forward that Accelerate wrapped in its
         # mixed-precision autocast: enter it here, or bf16=True would train in float32.
         with self.accelerator.autocast():
-            loss = answer_loss(model, inputs, num_items_in_batch)
+            loss = answer_loss(model, inputs, num_items_in_batch, self._frozen_head(model))
         if model.training:  # tokens seen (padding left out), for the job's tokens/s
             self._total_train_tokens += int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else labels.numel()
             self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
         return loss
 
+    def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+        """The Trainer's FLOP count for its logs, with the model's parameter count taken once:
+        counting them walks every module at every step (1 % of a compiled step here)."""
+        main = getattr(self.model, "main_input_name", "input_ids")
+        if self._flop_params is None:  # 6 FLOPs a token and parameter, as the Trainer counts them
+            self._flop_params = super().floating_point_ops({main: torch.ones(1)}) // 6
+        ids = inputs.get(main)
+        return 6 * ids.numel() * self._flop_params if isinstance(ids, torch.Tensor) else 0
 
-def answer_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
+    def _frozen_head(self, model: Any) -> torch.Tensor | None:
+        """The LM head's weight in bfloat16 where autocast would cast it at every step: a
+        frozen float32 head under bf16 autocast. Cast once, again only if the weight changes."""
+        causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+        weight = causal.get_output_embeddings().weight
+        if weight.requires_grad or weight.dtype != torch.float32 or torch.get_autocast_dtype("cpu") != torch.bfloat16 \
+                or not torch.is_autocast_enabled("cpu"):
+            return None
+        key = (id(weight), weight._version)
+        if self._head_bf16 is None or self._head_bf16[:2] != key:
+            self._head_bf16 = (*key, weight.detach().to(torch.bfloat16))
+        return self._head_bf16[2]
+
+
+def answer_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None,
+                head: torch.Tensor | None = None) -> torch.Tensor:
     """Mean cross-entropy of a causal LM over the labelled tokens (labels -100 elsewhere),
     with the LM head applied to those positions only. ``model`` may be a PEFT model: its
-    adapters live inside the backbone's layers, so calling the backbone runs them."""
+    adapters live inside the backbone's layers, so calling the backbone runs them. ``head``:
+    a frozen head's weight to use instead of its own (its bfloat16 copy)."""
     causal = model.get_base_model() if hasattr(model, "get_base_model") else model
     backbone = getattr(causal, causal.base_model_prefix)
     labels = inputs["labels"]
@@ -77,7 +108,8 @@ def answer_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any = No
     hidden = backbone(**features, use_cache=False).last_hidden_state[:, :-1]
     targets = labels[:, 1:]
     chosen = targets != -100
-    logits = causal.get_output_embeddings()(hidden[chosen])
+    projection = causal.get_output_embeddings()
+    logits = projection(hidden[chosen]) if head is None else F.linear(hidden[chosen], head, projection.bias)
     total = F.cross_entropy(logits.float(), targets[chosen], reduction="sum")
     count = num_items_in_batch if num_items_in_batch is not None else chosen.sum()
     return total / torch.as_tensor(count, device=total.device).clamp(min=1)
