@@ -325,10 +325,13 @@ def test_lora_in_bf16_stores_the_frozen_weights_in_bf16_and_trains_the_adapter_i
 
 
 def test_a_long_lora_job_compiles_its_layers_and_gives_way_at_each_layer(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With compiling on, SFT runs each decoder layer through ``torch.compile`` (kernels kept in
-    the job's cache folder), gives way to chat at each layer only (a hook inside a compiled
-    layer would split its graph), still learns, and hands back layers that run eagerly."""
+    """With compiling on, SFT says so in the job's log before its first step, runs each decoder
+    layer through ``torch.compile`` (kernels kept in the job's cache folder), gives way to chat
+    at each layer only (a hook inside a compiled layer would split its graph), still learns,
+    and hands back layers that run eagerly."""
     from peft import LoraConfig
+
+    from trainerbot.training import common
 
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "unset")
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")  # undone after the test: the job sets it
@@ -339,7 +342,9 @@ def test_a_long_lora_job_compiles_its_layers_and_gives_way_at_each_layer(tmp_pat
     def pause() -> float:
         asked[0] += 1
         return 0.0
-    callback = JobCallback(lambda p: None, lambda: False, check_every=0.0, pause=pause)
+    said: list[tuple[int, str]] = []  # (steps done, line for the job's log)
+    callback = JobCallback(lambda p: None, lambda: False, check_every=0.0, pause=pause,
+                           note=lambda line: said.append((len(compiled), line)))
     compiled: list[bool] = []
     callback.on_step_end = lambda *a, model=None, **kw: compiled.extend(  # type: ignore[method-assign]
         hasattr(layer.forward, "_torchdynamo_orig_callable") for layer in model.get_base_model().model.layers)
@@ -349,6 +354,8 @@ def test_a_long_lora_job_compiles_its_layers_and_gives_way_at_each_layer(tmp_pat
     lora = LoraConfig(r=8, lora_alpha=16, target_modules=runner.LORA_TARGETS, task_type="CAUSAL_LM")
     trained, result = sft.train(model, tok, examples, params, callback, str(tmp_path / "out"), lora)
     assert result.metrics["compiled"] == 1.0 and compiled and all(compiled)
+    # the job's log says why its first step waits, before it does
+    assert len(said) == 1 and said[0][0] == 0 and "about half a minute" in said[0][1], said
     eager = sft.train(model, tok, examples, dataclasses.replace(params, compile="off"), _callback()[0], str(tmp_path / "eager"),
                       lora)[1]
     assert eager.metrics["compiled"] == 0.0
@@ -356,6 +363,7 @@ def test_a_long_lora_job_compiles_its_layers_and_gives_way_at_each_layer(tmp_pat
     assert result.losses[-1][1] < result.losses[0][1] - 0.3, result.losses
     assert result.losses[-1][1] == pytest.approx(eager.losses[-1][1], rel=0.01), (result.losses, eager.losses)
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(cache) and any(p.is_file() for p in cache.rglob("*"))
+    assert "from the kernels earlier jobs kept" in common.compiling_message(params)  # the next job's line
     # each step: once before it, then at each of the 2 layers forward and backward; no projection
     assert asked[0] == result.steps * (1 + 2 * 2)
     assert all("forward" not in vars(layer) for layer in trained.get_base_model().model.layers)

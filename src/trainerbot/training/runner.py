@@ -269,16 +269,16 @@ def run_job(settings: JobSettings, store: Store, job_id: int, worker: str, stop:
         def should_stop() -> bool:
             return queue.heartbeat(store, job_id, worker) or stop()
 
-        callback = JobCallback(report, should_stop, pause=pause)
+        def note(message: str) -> None:
+            queue.add_event(store, job_id, kind="log", message=message)
+
+        callback = JobCallback(report, should_stop, pause=pause, note=note)
         recipe_module = recipes.trainer(recipe)
         out_dir = root / "models" / f".job-{job_id}.trainer"
         trained, result = recipe_module.train(
             start.model, start.tokenizer, examples, params, callback, str(out_dir), start.peft_config
         )
         shutil.rmtree(out_dir, ignore_errors=True)
-        if result.metrics.get("compiled"):
-            queue.add_event(store, job_id, kind="log", message="its layers were compiled (torch.compile), as a job this long "
-                            "pays for it; the kernels are kept in models/compiled/ for the next job")
         if result.cancelled:
             if stop() and not queue.heartbeat(store, job_id, worker):
                 queue.finish(

@@ -27,6 +27,7 @@ from trainerbot.training.common import (
     TrainResult,
     compiled_layers,
     compiles,
+    compiling_message,
     run,
     trained_model,
     training_attention,
@@ -137,6 +138,7 @@ def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: 
     compile_ = compiles(params, int(sum(len(ids) for ids in rows) * params.epochs))
     with training_attention(built.model, params), ExitStack() as stack:
         if compile_:
+            callback.tell(compiling_message(params))
             stack.enter_context(compiled_layers(built.model, params, callback))
         result = run(built, callback)
     result.metrics["compiled"] = float(compile_)
