@@ -106,6 +106,60 @@ def test_answer_loss_is_the_loss_trl_and_the_model_compute(tmp_path, lora: bool)
         assert torch.allclose(a, b, atol=1e-5) and torch.allclose(a, c, atol=1e-5)
 
 
+def test_rows_sharing_their_opening_run_it_once_with_the_same_loss_and_gradients(tmp_path) -> None:
+    """A batch whose rows open alike (the system instruction) runs as one sequence, the opening
+    once: the trainer's loss and the adapter's gradients are TRL's on the padded rows, with
+    fewer tokens through the layers."""
+    from peft import LoraConfig
+
+    examples = [dataclasses.replace(e, system="You answer questions about the test server, briefly and kindly.")
+                for e in generate(6, seed=5)]
+    model, tok = _tiny(examples)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    trainer = sft.trainer(model, tok, examples, TrainParams(epochs=1, batch_size=6, warmup_steps=0), _callback()[0],
+                          str(tmp_path / "out"), lora)
+    batch = dict(trainer.data_collator([trainer.train_dataset[i] for i in range(len(examples))]))
+    packed = sft.shared_prefix(batch)
+    assert packed is not None
+    lengths = batch["attention_mask"].sum(1).tolist()
+    shared = (sum(lengths) - packed["input_ids"].shape[1]) // (len(lengths) - 1)  # packed: the opening, then each row's rest
+    assert shared >= sft.MIN_SHARED and packed["input_ids"].shape[1] == shared + sum(n - shared for n in lengths)
+    assert packed["position_ids"][0, shared].item() == shared and packed["position_ids"][0, -1].item() == lengths[-1] - 1
+    net = trainer.model
+    net.train()
+
+    def loss_and_grads(compute):  # type: ignore[no-untyped-def]
+        net.zero_grad()
+        loss = compute()
+        loss.backward()
+        return float(loss.detach()), [p.grad.clone() for p in net.parameters() if p.requires_grad]
+
+    ours = loss_and_grads(lambda: trainer.compute_loss(net, dict(batch)))
+    assert trainer.tokens_run == packed["input_ids"].shape[1] < sum(lengths)
+    trl = loss_and_grads(lambda: sft.SFTTrainer.compute_loss(trainer, net, dict(batch)))
+    assert ours[0] > 1.0 and math.isclose(ours[0], trl[0], rel_tol=1e-5)
+    for a, b in zip(ours[1], trl[1], strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    # a row labelled right after the opening: the opening shrinks by one, the loss stays the rows'
+    labelled = {**batch, "labels": batch["labels"].clone()}
+    labelled["labels"][1, shared] = batch["input_ids"][1, shared]
+    shorter = sft.shared_prefix(labelled)
+    assert shorter is not None and shorter["input_ids"].shape[1] == packed["input_ids"].shape[1] + len(lengths) - 1
+    with torch.no_grad():
+        assert math.isclose(float(sft.answer_loss(net, labelled, packed=shorter)), float(sft.answer_loss(net, labelled)),
+                            rel_tol=1e-5)
+    # not packed: one row; padding first; an opening shorter than MIN_SHARED; with the setting off
+    assert sft.shared_prefix({k: v[:1] for k, v in batch.items()}) is None
+    assert sft.shared_prefix({k: v.flip(1) for k, v in batch.items()}) is None
+    cut = {k: v[:, shared - sft.MIN_SHARED + 1:] for k, v in batch.items()}
+    assert sft.shared_prefix(cut) is None
+    trainer.share_prefix = False
+    trainer.tokens_run = 0
+    with torch.no_grad():
+        trainer.compute_loss(net, dict(batch))
+    assert trainer.tokens_run == sum(lengths)
+
+
 def test_a_frozen_head_is_cast_to_bf16_once_and_the_loss_is_autocasts(tmp_path) -> None:
     """Under bf16 with LoRA the LM head (the tied embeddings, float32) is frozen: the loss
     multiplies by its bf16 copy, made once, and gives the loss and adapter gradients that

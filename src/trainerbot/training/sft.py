@@ -54,10 +54,16 @@ class AnswerLossTrainer(SFTTrainer):
     Under bf16 autocast a frozen head (LoRA: the tied input embeddings, kept float32 for the
     residual stream) is cast to bfloat16 once, not at every step: that cast of 28 M weights
     took 13.5 ms of a 330 ms compiled step here (bench/RESULTS.md, issue 31).
+
+    The rows of a batch share their opening (the system instruction): it runs once a step,
+    the rows' rests after it (``shared_prefix``), the same loss with about a third fewer
+    tokens through the layers at the LoRA batch of 4.
     """
 
     _head_bf16: tuple[int, int, torch.Tensor] | None = None  # (id, version) of the float32 head, its bf16 copy
     _flop_params: int | None = None
+    share_prefix = True  # the rows' common opening runs once a step (``shared_prefix``); from ``TrainParams.share_prefix``
+    tokens_run = 0  # tokens through the layers (the rows' tokens, less the openings shared)
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
@@ -67,9 +73,12 @@ class AnswerLossTrainer(SFTTrainer):
         # The backbone is called directly, not the forward that Accelerate wrapped in its
         # mixed-precision autocast: enter it here, or bf16=True would train in float32.
         with self.accelerator.autocast():
-            loss = answer_loss(model, inputs, num_items_in_batch, self._frozen_head(model))
+            packed = shared_prefix(inputs) if self.share_prefix else None
+            loss = answer_loss(model, inputs, num_items_in_batch, self._frozen_head(model), packed)
         if model.training:  # tokens seen (padding left out), for the job's tokens/s
-            self._total_train_tokens += int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else labels.numel()
+            seen = int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else labels.numel()
+            self.tokens_run += int(packed["input_ids"].numel()) if packed is not None else seen
+            self._total_train_tokens += seen
             self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
         return loss
 
@@ -97,15 +106,17 @@ class AnswerLossTrainer(SFTTrainer):
 
 
 def answer_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None,
-                head: torch.Tensor | None = None) -> torch.Tensor:
+                head: torch.Tensor | None = None, packed: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """Mean cross-entropy of a causal LM over the labelled tokens (labels -100 elsewhere),
     with the LM head applied to those positions only. ``model`` may be a PEFT model: its
     adapters live inside the backbone's layers, so calling the backbone runs them. ``head``:
-    a frozen head's weight to use instead of its own (its bfloat16 copy)."""
+    a frozen head's weight to use instead of its own (its bfloat16 copy). ``packed``: the
+    same batch with the rows' common opening once (``shared_prefix``), run instead."""
     causal = model.get_base_model() if hasattr(model, "get_base_model") else model
     backbone = getattr(causal, causal.base_model_prefix)
-    labels = inputs["labels"]
-    features = {k: v for k, v in inputs.items() if k != "labels"}
+    source = packed if packed is not None else inputs
+    labels = source["labels"]
+    features = {k: v for k, v in source.items() if k != "labels"}
     hidden = backbone(**features, use_cache=False).last_hidden_state[:, :-1]
     targets = labels[:, 1:]
     chosen = targets != -100
@@ -114,6 +125,55 @@ def answer_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any = No
     total = F.cross_entropy(logits.float(), targets[chosen], reduction="sum")
     count = num_items_in_batch if num_items_in_batch is not None else chosen.sum()
     return total / torch.as_tensor(count, device=total.device).clamp(min=1)
+
+
+MIN_SHARED = 8  # tokens: a shorter common opening is not worth the packing
+# tokens: a longer packed sequence is not packed (its attention, one T×T square instead of a
+# square per row, would grow with the batch's rows squared; a LoRA batch of 4 packs to ~140).
+MAX_PACKED = 512
+
+
+def shared_prefix(inputs: dict[str, Any]) -> dict[str, torch.Tensor] | None:
+    """The batch as one sequence whose rows share their common opening (the system
+    instruction every row carries: 23 of a fact row's ~50 tokens), or None where they share
+    fewer than ``MIN_SHARED`` tokens or the batch is not right-padded rows.
+
+    The opening comes once, then each row's rest in turn, with its own positions; a 4D mask
+    lets each token see the opening and the earlier tokens of its own row only. Every
+    labelled token is then predicted from exactly the context it had in its row, so the loss
+    and the gradients are the batch's own (the opening's gradient is the sum over the rows,
+    as before), with fewer tokens through every layer.
+    """
+    ids, mask, labels = inputs.get("input_ids"), inputs.get("attention_mask"), inputs.get("labels")
+    if set(inputs) - {"input_ids", "attention_mask", "labels"} or ids is None or mask is None or labels is None \
+            or ids.dim() != 2 or ids.shape[0] < 2:
+        return None
+    lengths = mask.sum(1)
+    if not bool((mask.long().cumprod(1).sum(1) == lengths).all()):  # real tokens first, padding after
+        return None
+    same = (ids == ids[:1]).all(0) & mask.bool().all(0) & (labels == -100).all(0)
+    shared = int(same.long().cumprod(0).sum())
+    # nothing in the packed sequence predicts a row's first token after the opening: it must be unlabelled
+    while shared and (shared >= int(lengths.min()) or bool((labels[:, shared] != -100).any())):
+        shared -= 1
+    ends = lengths.tolist()
+    if shared < MIN_SHARED or shared + sum(end - shared for end in ends) > MAX_PACKED:
+        return None
+    rows = range(ids.shape[0])
+    device = ids.device
+    segment = torch.cat([torch.full((shared,), -1, device=device)]
+                        + [torch.full((ends[i] - shared,), i, device=device) for i in rows])
+    order = torch.arange(len(segment), device=device)
+    seen = (order[None, :] <= order[:, None]) & ((segment[None, :] == segment[:, None]) | (segment[None, :] == -1))
+    dtype = torch.get_default_dtype()  # as transformers builds the eager mask: 0 where seen, the lowest value elsewhere
+    blocked = torch.zeros(seen.shape, dtype=dtype, device=device).masked_fill(~seen, torch.finfo(dtype).min)
+    return {
+        "input_ids": torch.cat([ids[0, :shared]] + [ids[i, shared:ends[i]] for i in rows])[None],
+        "position_ids": torch.cat([torch.arange(shared, device=device)]
+                                  + [torch.arange(shared, ends[i], device=device) for i in rows])[None],
+        "attention_mask": blocked[None, None],
+        "labels": torch.cat([labels[0, :shared]] + [labels[i, shared:ends[i]] for i in rows])[None],
+    }
 
 
 def trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[Example], params: TrainParams,
@@ -127,8 +187,10 @@ def trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples
     # lengths pad less (1.3–1.5× faster an epoch here). KTO/DPO rows have no plain input_ids to sort by.
     strategy = "group_by_length" if params.lora else "random"
     config = SFTConfig(**trl_args(params, output_dir, len(data)), completion_only_loss=True, train_sampling_strategy=strategy)
-    return AnswerLossTrainer(model=model, args=config, train_dataset=Dataset.from_list(data), processing_class=tokenizer,
-                             callbacks=[callback], peft_config=peft_config)
+    built = AnswerLossTrainer(model=model, args=config, train_dataset=Dataset.from_list(data), processing_class=tokenizer,
+                              callbacks=[callback], peft_config=peft_config)
+    built.share_prefix = params.share_prefix
+    return built
 
 
 def train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[Example], params: TrainParams,
