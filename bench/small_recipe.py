@@ -16,7 +16,8 @@ facts, whole rehearsal answers); ``now`` is the product's. Others as JSON, e.g.
 ``'e6={"epochs": 6}'``, with keys ``epochs``, ``lr``, ``batch``, ``floor`` (rehearsal.FLOOR),
 ``warmup_share``, ``trained_tokens`` (rehearsal.TRAINED_TOKENS; 10000: whole answers), ``compile``
 (``auto`` as the product, ``on``, ``off``; the kernels kept in the bench's data folder unless
-``TORCHINDUCTOR_CACHE_DIR`` names a cache already warm).
+``TORCHINDUCTOR_CACHE_DIR`` names a cache already warm), ``share_prefix`` (``false``: every row
+runs its own copy of the system instruction, as before ``sft.shared_prefix``).
 
     .venv/bin/python bench/small_recipe.py [--seeds 0,1,2] [--facts N] [--show] [name=json ...]
 """
@@ -49,7 +50,8 @@ from trainerbot.training.common import JobCallback, TrainParams
 from trainerbot.training.sft_config import SftConfig
 
 HELDOUT_SHARE = 0.1  # the default TRAINERBOT_HELDOUT_SHARE
-PRESETS = {"before": {"floor": 0, "warmup_share": 1.0, "trained_tokens": 10_000, "compile": "off"}, "now": {}}
+PRESETS = {"before": {"floor": 0, "warmup_share": 1.0, "trained_tokens": 10_000, "compile": "off", "share_prefix": False},
+           "now": {}}
 
 
 def facts_for(seed: int, n: int | None) -> list[Example]:
@@ -80,7 +82,8 @@ def one(base: Path, data: Path, seed: int, knobs: dict[str, float], show: bool, 
                          learning_rate=float(knobs.get("lr", hyper.learning_rate)),
                          batch_size=int(knobs.get("batch", hyper.batch_size)), lora=True, bf16=True, seed=seed,
                          warmup_share=float(knobs.get("warmup_share", TrainParams.warmup_share)),
-                         compile=knobs.get("compile", "auto"), compile_cache=str(data / "models" / "compiled"))
+                         compile=knobs.get("compile", "auto"), compile_cache=str(data / "models" / "compiled"),
+                         share_prefix=bool(knobs.get("share_prefix", True)))
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         trained, result = sft.train(model, tok, mixed, params, JobCallback(lambda _p: None, lambda: False), out,
