@@ -26,6 +26,14 @@ def _tiny(examples: list[Example]):  # type: ignore[no-untyped-def]
     return new_model(tok, TINY), tok
 
 
+def _loss_and_grads(net: torch.nn.Module, compute) -> tuple[float, list[torch.Tensor]]:  # type: ignore[no-untyped-def]
+    """``compute()``'s loss, and the gradients it leaves on ``net``'s trained parameters."""
+    net.zero_grad()
+    loss = compute()
+    loss.backward()
+    return float(loss.detach()), [p.grad.clone() for p in net.parameters() if p.requires_grad]
+
+
 def _callback(stop_after: int | None = None) -> tuple[JobCallback, list[Progress]]:
     seen: list[Progress] = []
     calls = {"n": 0}
@@ -90,16 +98,10 @@ def test_answer_loss_is_the_loss_trl_and_the_model_compute(tmp_path, lora: bool)
     net = trainer.model
     net.train()
 
-    def loss_and_grads(compute):  # type: ignore[no-untyped-def]
-        net.zero_grad()
-        loss = compute()
-        loss.backward()
-        return float(loss.detach()), [p.grad.clone() for p in net.parameters() if p.requires_grad]
-
-    ours = loss_and_grads(lambda: trainer.compute_loss(net, dict(batch)))
+    ours = _loss_and_grads(net, lambda: trainer.compute_loss(net, dict(batch)))
     assert trainer._metrics["train"]["num_tokens"] == [int(batch["attention_mask"].sum())]
-    trl = loss_and_grads(lambda: sft.SFTTrainer.compute_loss(trainer, net, dict(batch)))
-    full = loss_and_grads(lambda: net(**batch).loss)
+    trl = _loss_and_grads(net, lambda: sft.SFTTrainer.compute_loss(trainer, net, dict(batch)))
+    full = _loss_and_grads(net, lambda: net(**batch).loss)
     assert ours[0] > 1.0 and math.isclose(ours[0], trl[0], rel_tol=1e-4) and math.isclose(ours[0], full[0], rel_tol=1e-4)
     assert len(ours[1]) == (4 * TINY.layers if lora else len(list(model.parameters())))
     for a, b, c in zip(ours[1], trl[1], full[1], strict=True):
@@ -128,15 +130,9 @@ def test_rows_sharing_their_opening_run_it_once_with_the_same_loss_and_gradients
     net = trainer.model
     net.train()
 
-    def loss_and_grads(compute):  # type: ignore[no-untyped-def]
-        net.zero_grad()
-        loss = compute()
-        loss.backward()
-        return float(loss.detach()), [p.grad.clone() for p in net.parameters() if p.requires_grad]
-
-    ours = loss_and_grads(lambda: trainer.compute_loss(net, dict(batch)))
+    ours = _loss_and_grads(net, lambda: trainer.compute_loss(net, dict(batch)))
     assert trainer.tokens_run == packed["input_ids"].shape[1] < sum(lengths)
-    trl = loss_and_grads(lambda: sft.SFTTrainer.compute_loss(trainer, net, dict(batch)))
+    trl = _loss_and_grads(net, lambda: sft.SFTTrainer.compute_loss(trainer, net, dict(batch)))
     assert ours[0] > 1.0 and math.isclose(ours[0], trl[0], rel_tol=1e-5)
     for a, b in zip(ours[1], trl[1], strict=True):
         assert torch.allclose(a, b, atol=1e-5)
@@ -177,21 +173,15 @@ def test_a_frozen_head_is_cast_to_bf16_once_and_the_loss_is_autocasts(tmp_path) 
     head = net.get_base_model().get_output_embeddings().weight
     assert head.dtype == torch.float32 and not head.requires_grad
 
-    def loss_and_grads(compute):  # type: ignore[no-untyped-def]
-        net.zero_grad()
-        loss = compute()
-        loss.backward()
-        return loss.detach(), [p.grad.clone() for p in net.parameters() if p.requires_grad]
-
-    ours = loss_and_grads(lambda: trainer.compute_loss(net, dict(batch)))
+    ours = _loss_and_grads(net, lambda: trainer.compute_loss(net, dict(batch)))
     assert trainer._head_bf16 is not None
     copy = trainer._head_bf16[2]
     assert copy.dtype == torch.bfloat16 and torch.equal(copy, head.detach().to(torch.bfloat16))
-    again = loss_and_grads(lambda: trainer.compute_loss(net, dict(batch)))
+    again = _loss_and_grads(net, lambda: trainer.compute_loss(net, dict(batch)))
     assert trainer._head_bf16[2] is copy  # not cast again
     with trainer.accelerator.autocast():
-        autocast = loss_and_grads(lambda: sft.answer_loss(net, dict(batch)))
-    assert ours[0].dtype == torch.float32 and torch.equal(ours[0], autocast[0]) and torch.equal(again[0], ours[0])
+        autocast = _loss_and_grads(net, lambda: sft.answer_loss(net, dict(batch)))
+    assert ours[0] == autocast[0] == again[0]
     assert all(torch.equal(a, b) for a, b in zip(ours[1], autocast[1], strict=True))
     # the FLOP count for the Trainer's logs, its parameters counted once: the Trainer's own figure
     assert trainer.floating_point_ops(batch) == sft.SFTTrainer.floating_point_ops(trainer, batch) > 0
