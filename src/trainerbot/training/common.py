@@ -172,8 +172,9 @@ def compiled_layers(model: Any, params: TrainParams, callback: JobCallback) -> I
     A compile that fails falls back to the eager layers (dynamo's ``suppress_errors``), and
     this process's compiled graphs are dropped afterwards.
     """
-    if params.compile_cache and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = params.compile_cache
+    cache = kernel_cache(params)
+    if cache and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
     import torch._dynamo
 
     layers = decoder_layers(model)
@@ -190,9 +191,14 @@ def compiled_layers(model: Any, params: TrainParams, callback: JobCallback) -> I
         torch._dynamo.reset()
 
 
+def kernel_cache(params: TrainParams) -> str | None:
+    """The folder compiled kernels are kept in: TORCHINDUCTOR_CACHE_DIR where set, else the job's."""
+    return os.environ.get("TORCHINDUCTOR_CACHE_DIR") or params.compile_cache
+
+
 def compiling_message(params: TrainParams) -> str:
     """What a job says before it compiles: why its first step waits, and for how long."""
-    cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or params.compile_cache
+    cache = kernel_cache(params)
     kept = False
     if cache and os.path.isdir(cache):
         with os.scandir(cache) as entries:
