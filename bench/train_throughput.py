@@ -26,13 +26,14 @@ gradients of their inputs (frozen weights under LoRA get none), the adapters, at
 the LM head on the answer positions only (what the loss needs; the bare loop does more).
 
     .venv/bin/python bench/train_throughput.py [--model scratch|pretrained] [--rounds 6] [--steps 20] [--batch N]
-        [--fp32-frozen] [--threads 2] [--compile] [--no-share-prefix]
+        [--fp32-frozen] [--threads 2] [--compile] [--no-share-prefix] [--no-fuse]
 
 ``--compile``: ours with its decoder layers compiled (``common.compiled_layers``), as a long
 job trains; each round compiles again from the on-disk cache, in steps the clock leaves out.
 Ours runs a batch's shared opening (the system instruction) once a step (``sft.shared_prefix``;
 ``--no-share-prefix``: not): its tokens/s are the rows' tokens, as the job trains them, and
-its FLOPs those it did (the layers on the tokens they ran).
+its FLOPs those it did (the layers on the tokens they ran). Under LoRA ours runs the
+projections of one input as one matmul (``fused.fused_projections``; ``--no-fuse``: not).
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ import dataclasses
 import math
 import statistics
 import time
-from contextlib import ExitStack
 from typing import Any
 
 import torch
@@ -51,7 +51,7 @@ from transformers import TrainerCallback
 from trainerbot.datasets.sample import generate
 from trainerbot.model.build import ModelShape, new_model, train_tokenizer
 from trainerbot.training import sft
-from trainerbot.training.common import JobCallback, TrainParams, compiled_layers, frozen_in_bf16, training_attention
+from trainerbot.training.common import JobCallback, TrainParams, frozen_in_bf16, training_attention
 
 
 def matmul_peak(dtype: torch.dtype, rows: int, seconds: float = 1.0) -> float:
@@ -134,9 +134,7 @@ def ours(examples, steps: int, params: TrainParams, kind: str) -> tuple[float, f
     trainer.remove_callback(PrinterCallback)
     clock = SteadyClock(trainer)
     trainer.add_callback(clock)
-    with training_attention(trainer.model, p), ExitStack() as stack:  # as sft.train
-        if p.compile == "on":
-            stack.enter_context(compiled_layers(trainer.model, p, callback))
+    with sft.training_run(trainer, p, callback, p.compile == "on"):  # as sft.train
         trainer.train()
     last_loss = next(h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h)
     rows = [(row["input_ids"], row["labels"]) for row in trainer.train_dataset]
@@ -240,6 +238,8 @@ def main() -> None:
                         help="ours with its decoder layers compiled, as a long job runs (common.compiled_layers)")
     parser.add_argument("--no-share-prefix", action="store_true",
                         help="ours runs every row's copy of the system instruction (as before sft.shared_prefix)")
+    parser.add_argument("--no-fuse", action="store_true",
+                        help="ours runs each projection on its own (as before fused.fused_projections)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.model == "pretrained":
@@ -256,7 +256,8 @@ def main() -> None:
         lora = recipe("sft").defaults["lora"]
         params = TrainParams(batch_size=args.batch or lora.batch_size, learning_rate=lora.learning_rate, warmup_steps=5,
                              lora=True, bf16=native_bf16(), bf16_frozen=not args.fp32_frozen,
-                             compile="on" if args.compile else "off", share_prefix=not args.no_share_prefix)
+                             compile="on" if args.compile else "off", share_prefix=not args.no_share_prefix,
+                             fuse_projections=not args.no_fuse)
     else:
         examples = generate(500, seed=1)
         params = TrainParams(batch_size=args.batch or 32, learning_rate=3e-3, warmup_steps=30)
@@ -312,6 +313,7 @@ def main() -> None:
         + (f", frozen weights {'float32' if args.fp32_frozen else 'bf16'}" if params.lora and params.bf16 else "")
         + (", ours compiled" if args.compile else "")
         + ("" if params.share_prefix else ", ours without the shared opening")
+        + ("" if params.fuse_projections or not params.lora else ", ours without fused projections")
     )
     print(f"{'bfloat16' if params.bf16 else 'float32'} matmul peak, measured between the sides every round: median "
           f"{peak / 1e9:.0f} GFLOP/s ({min(peaks) / 1e9:.0f}-{max(peaks) / 1e9:.0f}); model FLOPs a token: {fpt / 1e6:.0f} M")

@@ -351,7 +351,7 @@ def test_lora_in_bf16_stores_the_frozen_weights_in_bf16_and_trains_the_adapter_i
     multiplied: set[torch.dtype] = set()
 
     def hook(trained_copy: torch.nn.Module) -> None:  # the copy training runs on, once PEFT wrapped it
-        layer = trained_copy.get_base_model().model.layers[0].mlp.up_proj.base_layer
+        layer = trained_copy.get_base_model().model.layers[0].mlp.down_proj.base_layer  # (up_proj runs fused with gate_proj)
         layer.register_forward_hook(lambda mod, args, out: multiplied.add(out.dtype))
 
     callback.on_train_begin = lambda *a, model=None, **kw: hook(model)  # type: ignore[method-assign]
@@ -370,7 +370,8 @@ def test_lora_in_bf16_stores_the_frozen_weights_in_bf16_and_trains_the_adapter_i
 
 def test_a_long_lora_job_compiles_its_layers_and_gives_way_at_each_layer(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With compiling on, SFT says so in the job's log before its first step, runs each decoder
-    layer through ``torch.compile`` (kernels kept in the job's cache folder), gives way to chat
+    layer through ``torch.compile`` (kernels kept in the job's cache folder; the projections of
+    one input fused inside), gives way to chat
     at each layer only (a hook inside a compiled layer would split its graph), still learns,
     and hands back layers that run eagerly."""
     from peft import LoraConfig
@@ -391,7 +392,8 @@ def test_a_long_lora_job_compiles_its_layers_and_gives_way_at_each_layer(tmp_pat
                            note=lambda line: said.append((len(compiled), line)))
     compiled: list[bool] = []
     callback.on_step_end = lambda *a, model=None, **kw: compiled.extend(  # type: ignore[method-assign]
-        hasattr(layer.forward, "_torchdynamo_orig_callable") for layer in model.get_base_model().model.layers)
+        hasattr(layer.forward, "_torchdynamo_orig_callable") and type(layer.self_attn).__name__ == "FusedLlamaAttention"
+        for layer in model.get_base_model().model.layers)  # compiled, the projections of one input fused
     cache = tmp_path / "compiled"
     params = TrainParams(epochs=30, batch_size=8, learning_rate=3e-3, warmup_steps=3, logging_steps=5, lora=True, bf16=True,
                          compile="on", compile_cache=str(cache))
@@ -410,7 +412,8 @@ def test_a_long_lora_job_compiles_its_layers_and_gives_way_at_each_layer(tmp_pat
     assert "from the kernels earlier jobs kept" in common.compiling_message(params)  # the next job's line
     # each step: once before it, then at each of the 2 layers forward and backward; no projection
     assert asked[0] == result.steps * (1 + 2 * 2)
-    assert all("forward" not in vars(layer) for layer in trained.get_base_model().model.layers)
+    assert all("forward" not in vars(layer) and type(layer.self_attn).__name__ == "LlamaAttention"
+               for layer in trained.get_base_model().model.layers)
     assert not callback.layers_only and not callback._hooks
 
 

@@ -58,6 +58,9 @@ class TrainParams:
     # SFT: the opening a batch's rows share (the system instruction) run once a step, the rows
     # after it in one sequence (``sft.shared_prefix``): the same loss, 1.2x a LoRA step here.
     share_prefix: bool = True
+    # Under LoRA, SFT runs the projections that read one input (query/key/value, gate/up) as one
+    # matmul (``fused.fused_projections``): the same sums, fewer and wider matmuls.
+    fuse_projections: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
