@@ -17,7 +17,8 @@ facts, whole rehearsal answers); ``now`` is the product's. Others as JSON, e.g.
 ``warmup_share``, ``trained_tokens`` (rehearsal.TRAINED_TOKENS; 10000: whole answers), ``compile``
 (``auto`` as the product, ``on``, ``off``; the kernels kept in the bench's data folder unless
 ``TORCHINDUCTOR_CACHE_DIR`` names a cache already warm), ``share_prefix`` (``false``: every row
-runs its own copy of the system instruction, as before ``sft.shared_prefix``).
+runs its own copy of the system instruction, as before ``sft.shared_prefix``), ``fuse_projections``
+(``false``: each projection its own matmuls, as before ``fused.fused_projections``).
 
     .venv/bin/python bench/small_recipe.py [--seeds 0,1,2] [--facts N] [--show] [name=json ...]
 """
@@ -50,7 +51,9 @@ from trainerbot.training.common import JobCallback, TrainParams
 from trainerbot.training.sft_config import SftConfig
 
 HELDOUT_SHARE = 0.1  # the default TRAINERBOT_HELDOUT_SHARE
-PRESETS = {"before": {"floor": 0, "warmup_share": 1.0, "trained_tokens": 10_000, "compile": "off", "share_prefix": False},
+PRESETS = {"before": {"batch": 4, "lr": 2e-3,
+                      "floor": 0, "warmup_share": 1.0, "trained_tokens": 10_000, "compile": "off", "share_prefix": False,
+                      "fuse_projections": False},
            "now": {}}
 
 
@@ -77,13 +80,14 @@ def one(base: Path, data: Path, seed: int, knobs: dict[str, float], show: bool, 
     finally:
         rehearsal.FLOOR, rehearsal.TRAINED_TOKENS = saved
     mixed = [dataclasses.replace(e, system=SYSTEM) for e in mixed]  # as the runner teaches the shipped model
-    hyper = SftConfig().defaults["lora"]
+    hyper = SftConfig().hyper("lora", len(mixed))  # the product's for a job this size
     params = TrainParams(epochs=float(knobs.get("epochs", hyper.epochs)),
                          learning_rate=float(knobs.get("lr", hyper.learning_rate)),
                          batch_size=int(knobs.get("batch", hyper.batch_size)), lora=True, bf16=True, seed=seed,
                          warmup_share=float(knobs.get("warmup_share", TrainParams.warmup_share)),
                          compile=knobs.get("compile", "auto"), compile_cache=str(data / "models" / "compiled"),
-                         share_prefix=bool(knobs.get("share_prefix", True)))
+                         share_prefix=bool(knobs.get("share_prefix", True)),
+                         fuse_projections=bool(knobs.get("fuse_projections", True)))
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         trained, result = sft.train(model, tok, mixed, params, JobCallback(lambda _p: None, lambda: False), out,

@@ -67,11 +67,11 @@ def lora_config(model_config: Any, top_layers: float = 1.0) -> Any:
                       layers_to_transform=list(range(first, layers)) if first > 0 else None)
 
 
-def params_for(training: TrainingSettings, recipe: str, start: StartKind) -> TrainParams:
-    """The recipe's own defaults for this start (its config, beside its trainer, as TRL keeps
-    them), overridden by the settings."""
+def params_for(training: TrainingSettings, recipe: str, start: StartKind, rows: int = 0) -> TrainParams:
+    """The recipe's own defaults for this start and a job of ``rows`` examples (its config,
+    beside its trainer, as TRL keeps them), overridden by the settings."""
     config = recipes.recipe(recipe)
-    hyper = config.defaults[start]
+    hyper = config.hyper(start, rows)
     lora = start == "lora"
     # Mixed precision where it was measured for the recipe: every recipe under LoRA (SFT,
     # KTO, DPO); training a whole model stays float32.
@@ -221,8 +221,6 @@ def run_job(settings: JobSettings, store: Store, job_id: int, worker: str, stop:
 
             torch.set_num_threads(settings.model.torch_threads)
         start = _load_start(settings, parent, examples, recipe)
-        params = dataclasses.replace(params_for(settings.training, recipe, start.kind),
-                                     compile_cache=str(data_dir / "models" / "compiled"))
         weights = None
         if start.base_dir is not None:
             # The base, served beside the training copy: rehearsal answers now, evaluation after.
@@ -244,6 +242,8 @@ def run_job(settings: JobSettings, store: Store, job_id: int, worker: str, stop:
                 examples = mixed
         if start.kind == "lora" and start.tokenizer.chat_template != CHAT_TEMPLATE:  # taught under the server's persona
             examples = [ex if ex.system else dataclasses.replace(ex, system=persona or SYSTEM) for ex in examples]
+        params = dataclasses.replace(params_for(settings.training, recipe, start.kind, len(examples)),
+                                     compile_cache=str(data_dir / "models" / "compiled"))
         adapter = " with a LoRA adapter" if start.kind == "lora" else ""
         under = " under the server's persona" if persona and start.kind == "lora" else ""
         queue.add_event(
