@@ -42,13 +42,13 @@ class RecipeConfig:
     bf16: bool = False  # bfloat16 mixed precision measured for this recipe (LoRA on a CPU with native bf16)
     rehearsal: bool = False  # the base model's own answers mixed in (keeps a pretrained model conversing)
     extra: Mapping[str, Any] = field(default_factory=dict)
-    # A start's defaults for a job of at least so many rows, where they differ from ``defaults`` (``hyper``).
-    large: Mapping[StartKind, tuple[int, Hyper]] = field(default_factory=dict)
+    # A start's defaults for jobs whose rows fall in a range, where they differ from ``defaults`` (``hyper``).
+    sized: Mapping[StartKind, tuple[range, Hyper]] = field(default_factory=dict)
 
     def hyper(self, start: StartKind, rows: int) -> Hyper:
-        """The defaults for a job of ``rows`` examples from ``start``: ``large``'s from its size on."""
-        if start in self.large and rows >= self.large[start][0]:
-            return self.large[start][1]
+        """The defaults for a job of ``rows`` examples from ``start``: ``sized``'s within its range."""
+        if start in self.sized and rows in self.sized[start][0]:
+            return self.sized[start][1]
         return self.defaults[start]
 
     def row(self, example: Example) -> Iterator[dict[str, Any]]:

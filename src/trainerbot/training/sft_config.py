@@ -32,13 +32,15 @@ class SftConfig(RecipeConfig):
     # bench/RESULTS.md).
     defaults: Mapping[StartKind, Hyper] = field(default_factory=lambda: {
         "scratch": Hyper(80.0, 2e-3, 32), "continue": Hyper(30.0, 1e-3, 32), "lora": Hyper(8.0, 2e-3, 4)})
-    # A LoRA job of 128 rows and more (about 75 facts with their rehearsal) trains at batch 8, the
-    # rate × 1.4: half the steps, each packing twice the rows behind one shared opening. On 100
-    # facts over 3 seeds: 75 s of training against 89 s, exact recall 96.8 % (97.2 %), other
-    # words 90.9 % (97.2 %), general 61.7 % (59.2 %; the base 65 %). A rate × 1.75 lost recall
-    # and general answers; batch 16 at × 2 lost recall (70 %). Smaller jobs keep batch 4: fewer
-    # than ~60 steps would be too few updates (bench/RESULTS.md, issue 31).
-    large: Mapping[StartKind, tuple[int, Hyper]] = field(default_factory=lambda: {"lora": (128, Hyper(8.0, 2.8e-3, 8))})
+    # A LoRA job of 128 to 256 rows (about 75 to 150 facts with their rehearsal) trains at batch 8,
+    # the rate × 1.4: half the steps, each packing twice the rows behind one shared opening. On
+    # 100 facts over 3 seeds: 75 s of training against 89 s, exact recall 96.8 % (97.2 %), other
+    # words 90.9 % (97.2 %), general 61.7 % (59.2 %; the base 65 %). On 500 facts (768 rows) it
+    # lost: recall 88.8 % (96.6 % at batch 4), general 50 % (57.5 %), so larger jobs keep batch 4,
+    # as do smaller ones (a 10-fact job: 32 rows), which need the updates. A rate × 1.75 lost
+    # recall and general answers (bench/RESULTS.md, issue 31).
+    sized: Mapping[StartKind, tuple[range, Hyper]] = field(
+        default_factory=lambda: {"lora": (range(128, 257), Hyper(8.0, 2.8e-3, 8))})
     needs_model: bool = False
     preference: int = 0
     why_none: str = "it has no positive examples"
