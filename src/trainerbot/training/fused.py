@@ -87,7 +87,8 @@ def fusable(projections: list[Any]) -> bool:
     lora = [_is_lora(p) for p in projections]
     if not any(lora):
         return True
-    return all(lora) and len({_adapter(p) for p in projections}) == 1 and _adapter(projections[0]) is not None
+    adapters = {_adapter(p) for p in projections}
+    return all(lora) and len(adapters) == 1 and None not in adapters
 
 
 class FusedLlamaAttention(modeling_llama.LlamaAttention):

@@ -67,7 +67,7 @@ def lora_config(model_config: Any, top_layers: float = 1.0) -> Any:
                       layers_to_transform=list(range(first, layers)) if first > 0 else None)
 
 
-def params_for(training: TrainingSettings, recipe: str, start: StartKind, rows: int = 0) -> TrainParams:
+def params_for(training: TrainingSettings, recipe: str, start: StartKind, rows: int) -> TrainParams:
     """The recipe's own defaults for this start and a job of ``rows`` examples (its config,
     beside its trainer, as TRL keeps them), overridden by the settings."""
     config = recipes.recipe(recipe)
