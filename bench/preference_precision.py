@@ -68,11 +68,13 @@ def scored(model: torch.nn.Module, tok: object, examples: list[Example]) -> tupl
 
 # Each side's TrainParams fields. "bf16" is the product's way under LoRA; "float32" is the
 # baseline (TRAINERBOT_TRAIN_PRECISION=fp32); "per-step reference" is bf16 with the reference's
-# log-probabilities computed in every step (TRL's default) instead of once before training.
+# log-probabilities computed in every step (TRL's default) instead of once before training;
+# "bf16 unfused" is bf16 with each projection run on its own (before ``fused.fused_projections``).
 SIDES: dict[str, dict[str, bool]] = {
     "float32": {"bf16": False},
     "bf16": {"bf16": True},
     "per-step reference": {"bf16": True, "precompute_reference": False},
+    "bf16 unfused": {"bf16": True, "fuse_projections": False},
 }
 
 

@@ -351,8 +351,14 @@ def test_lora_in_bf16_stores_the_frozen_weights_in_bf16_and_trains_the_adapter_i
     callback = _callback()[0]
     callback.on_step_end = inspect  # type: ignore[method-assign]
     attention: set[str] = set()
-    callback.on_step_begin = lambda *a, model=None, **kw: attention.add(  # type: ignore[method-assign]
-        model.get_base_model().config._attn_implementation)
+    layers: set[str] = set()  # the classes of the first layer's attention and MLP while it steps
+
+    def step_begins(*a, model=None, **kw):  # type: ignore[no-untyped-def]
+        attention.add(model.get_base_model().config._attn_implementation)
+        layer = model.get_base_model().model.layers[0]
+        layers.update({type(layer.self_attn).__name__, type(layer.mlp).__name__})
+
+    callback.on_step_begin = step_begins  # type: ignore[method-assign]
     multiplied: set[torch.dtype] = set()
 
     def hook(trained_copy: torch.nn.Module) -> None:  # the copy training runs on, once PEFT wrapped it
@@ -366,6 +372,9 @@ def test_lora_in_bf16_stores_the_frozen_weights_in_bf16_and_trains_the_adapter_i
     trained, result = train(model, tok, examples, params, callback, str(tmp_path / "out"), lora)
     assert seen["projection"] == {(torch.bfloat16, False)} and multiplied == {torch.bfloat16}
     assert attention == {"eager"} and model.config._attn_implementation == "sdpa"
+    # every recipe trains the projections of one input fused (KTO's and DPO's reference, the adapter off, runs them apart)
+    assert layers == {"FusedLlamaAttention", "FusedLlamaMLP"}
+    assert type(trained.get_base_model().model.layers[0].mlp).__name__ == "LlamaMLP"  # its own class again after
     assert seen["lora"] == {(torch.float32, True)} and seen["optimizer"] == {(torch.float32, False)}
     assert seen["embed"] == {(torch.float32, False)}
     assert result.losses[-1][1] < result.losses[0][1], result.losses

@@ -9,7 +9,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal, TypeVar
@@ -58,7 +58,7 @@ class TrainParams:
     # SFT: the opening a batch's rows share (the system instruction) run once a step, the rows
     # after it in one sequence (``sft.shared_prefix``): the same loss, 1.2x a LoRA step here.
     share_prefix: bool = True
-    # Under LoRA, SFT runs the projections that read one input (query/key/value, gate/up) as one
+    # Under LoRA, SFT, KTO and DPO run the projections that read one input (query/key/value, gate/up) as one
     # matmul (``fused.fused_projections``): the same sums, fewer and wider matmuls.
     fuse_projections: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
@@ -410,15 +410,22 @@ def train_preference(trainer_class: Any, config: Any, model: Any, tokenizer: Any
                      params: TrainParams, callback: JobCallback, peft_config: Any) -> tuple[torch.nn.Module, TrainResult]:
     """KTO's and DPO's run with TRL's ``trainer_class`` and its ``config``: over the bf16
     training copy under LoRA (``training_copy``), against the frozen ``reference``, with the
-    plain attention under bf16. The reference's log-probabilities are computed as the trainer
+    plain attention under bf16 and, under LoRA, the projections of one input fused as SFT
+    trains them (``fused.fused_projections``; the reference, the adapter switched off, runs
+    the projections' own path). The reference's log-probabilities are computed as the trainer
     is built (``precompute_ref_log_probs``): that pass gives way to chat too."""
+    from trainerbot.training.fused import fused_projections
+
     model = training_copy(model, params, peft_config)
     ref = reference(model, peft_config)
     build = partial(trainer_class, model=model, ref_model=ref, args=config, train_dataset=datasets.Dataset.from_list(data),
                     processing_class=tokenizer, callbacks=[callback], peft_config=peft_config)
     trainer = callback.building(build, model, ref)
-    with training_attention(trainer.model, params):
-        return trained_model(trainer), run(trainer, callback)
+    with training_attention(trainer.model, params), ExitStack() as stack:
+        if params.lora and params.fuse_projections and isinstance(trainer.model, torch.nn.Module):
+            stack.enter_context(fused_projections(trainer.model))
+        result = run(trainer, callback)
+    return trained_model(trainer), result
 
 
 def reference(model: Any, peft_config: Any) -> Any:
