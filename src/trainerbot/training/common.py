@@ -124,6 +124,19 @@ def training_attention(model: Any, params: TrainParams) -> Iterator[None]:
         inner.set_attn_implementation(before)
 
 
+@contextmanager
+def training_layers(model: Any, params: TrainParams) -> Iterator[None]:
+    """How every recipe's layers train (SFT, KTO, DPO): the plain attention under bf16
+    (``training_attention``) and, under LoRA, the projections of one input fused
+    (``fused.fused_projections``). Both put back afterwards."""
+    from trainerbot.training.fused import fused_projections  # only a training job needs transformers' Llama code
+
+    with training_attention(model, params), ExitStack() as stack:
+        if params.lora and params.fuse_projections and isinstance(model, torch.nn.Module):
+            stack.enter_context(fused_projections(model))
+        yield
+
+
 # "auto" compiles a job that trains at least this many tokens (rows' tokens × epochs): about
 # 50 s of eager training here, where the compiled layers' 1.29x saves more than the ~6 s a
 # compile costs from the on-disk cache. A 100-fact job trains about 66,000; a 10-fact job,
@@ -414,16 +427,12 @@ def train_preference(trainer_class: Any, config: Any, model: Any, tokenizer: Any
     trains them (``fused.fused_projections``; the reference, the adapter switched off, runs
     the projections' own path). The reference's log-probabilities are computed as the trainer
     is built (``precompute_ref_log_probs``): that pass gives way to chat too."""
-    from trainerbot.training.fused import fused_projections
-
     model = training_copy(model, params, peft_config)
     ref = reference(model, peft_config)
     build = partial(trainer_class, model=model, ref_model=ref, args=config, train_dataset=datasets.Dataset.from_list(data),
                     processing_class=tokenizer, callbacks=[callback], peft_config=peft_config)
     trainer = callback.building(build, model, ref)
-    with training_attention(trainer.model, params), ExitStack() as stack:
-        if params.lora and params.fuse_projections and isinstance(trainer.model, torch.nn.Module):
-            stack.enter_context(fused_projections(trainer.model))
+    with training_layers(trainer.model, params):
         result = run(trainer, callback)
     return trained_model(trainer), result
 

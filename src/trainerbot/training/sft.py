@@ -31,11 +31,10 @@ from trainerbot.training.common import (
     compiling_message,
     run,
     trained_model,
-    training_attention,
     training_copy,
+    training_layers,
     trl_args,
 )
-from trainerbot.training.fused import fused_projections
 from trainerbot.training.recipes import recipe
 
 
@@ -200,9 +199,7 @@ def training_run(built: SFTTrainer, params: TrainParams, callback: JobCallback, 
     """How the model trains while ``built`` runs (``train``; the throughput bench alike): eager
     attention under bf16, the projections of one input fused under LoRA, the layers compiled
     where ``compile_``. All put back afterwards."""
-    with training_attention(built.model, params), ExitStack() as stack:
-        if params.lora and params.fuse_projections and isinstance(built.model, torch.nn.Module):
-            stack.enter_context(fused_projections(built.model))
+    with training_layers(built.model, params), ExitStack() as stack:
         if compile_:
             callback.tell(compiling_message(params))
             stack.enter_context(compiled_layers(built.model, params, callback))
