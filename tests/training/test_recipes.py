@@ -15,7 +15,7 @@ from trainerbot.datasets.records import Example
 from trainerbot.datasets.sample import generate
 from trainerbot.errors import BadInput
 from trainerbot.model.build import ModelShape, new_model, train_tokenizer
-from trainerbot.training import dpo, kto, runner, sft
+from trainerbot.training import dpo, kto, packed, runner, sft
 from trainerbot.training.common import JobCallback, Progress, TrainParams, training_attention
 
 TINY = ModelShape(vocab_size=400, hidden_size=64, layers=2, heads=2, max_positions=128)
@@ -356,7 +356,8 @@ def test_lora_in_bf16_stores_the_frozen_weights_in_bf16_and_trains_the_adapter_i
     def step_begins(*a, model=None, **kw):  # type: ignore[no-untyped-def]
         attention.add(model.get_base_model().config._attn_implementation)
         layer = model.get_base_model().model.layers[0]
-        layers.update({type(layer.self_attn).__name__, type(layer.mlp).__name__})
+        layers.update({type(layer.self_attn).__name__, type(layer.mlp).__name__,
+                       type(layer.mlp.down_proj.base_layer).__name__})  # the frozen weights multiplied packed
 
     callback.on_step_begin = step_begins  # type: ignore[method-assign]
     multiplied: set[torch.dtype] = set()
@@ -373,8 +374,9 @@ def test_lora_in_bf16_stores_the_frozen_weights_in_bf16_and_trains_the_adapter_i
     assert seen["projection"] == {(torch.bfloat16, False)} and multiplied == {torch.bfloat16}
     assert attention == {"eager"} and model.config._attn_implementation == "sdpa"
     # every recipe trains the projections of one input fused (KTO's and DPO's reference, the adapter off, runs them apart)
-    assert layers == {"FusedLlamaAttention", "FusedLlamaMLP"}
+    assert layers == {"FusedLlamaAttention", "FusedLlamaMLP", "PackedLinear" if packed.usable() else "Linear"}
     assert type(trained.get_base_model().model.layers[0].mlp).__name__ == "LlamaMLP"  # its own class again after
+    assert type(trained.get_base_model().model.layers[0].mlp.down_proj.base_layer) is torch.nn.Linear and not packed._PACKED
     assert seen["lora"] == {(torch.float32, True)} and seen["optimizer"] == {(torch.float32, False)}
     assert seen["embed"] == {(torch.float32, False)}
     assert result.losses[-1][1] < result.losses[0][1], result.losses

@@ -61,6 +61,9 @@ class TrainParams:
     # Under LoRA, SFT, KTO and DPO run the projections that read one input (query/key/value, gate/up) as one
     # matmul (``fused.fused_projections``): the same sums, fewer and wider matmuls.
     fuse_projections: bool = True
+    # Under LoRA with bf16, the frozen weights a step multiplies (the projections, the LM head)
+    # packed once in oneDNN's layout for the job (``packed.packed_weights``): 1.08x a step here.
+    pack_frozen: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -128,12 +131,17 @@ def training_attention(model: Any, params: TrainParams) -> Iterator[None]:
 def training_layers(model: Any, params: TrainParams) -> Iterator[None]:
     """How every recipe's layers train (SFT, KTO, DPO): the plain attention under bf16
     (``training_attention``) and, under LoRA, the projections of one input fused
-    (``fused.fused_projections``). Both put back afterwards."""
+    (``fused.fused_projections``) and, with bf16 too, the frozen weights packed
+    (``packed.packed_weights``). All put back afterwards."""
     from trainerbot.training.fused import fused_projections  # only a training job needs transformers' Llama code
+    from trainerbot.training.packed import packed_weights
 
     with training_attention(model, params), ExitStack() as stack:
-        if params.lora and params.fuse_projections and isinstance(model, torch.nn.Module):
-            stack.enter_context(fused_projections(model))
+        if params.lora and isinstance(model, torch.nn.Module):
+            if params.fuse_projections:
+                stack.enter_context(fused_projections(model))
+            if params.bf16 and params.pack_frozen:
+                stack.enter_context(packed_weights(model))
         yield
 
 

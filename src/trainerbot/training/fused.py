@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.models.llama import modeling_llama
 
+from trainerbot.training.packed import frozen_matmul
+
 WEIGHT, BIAS = "fused_weight", "fused_bias"  # the buffers a fused module holds its projections' weights in, side by side
 
 
@@ -40,7 +42,7 @@ def fused(module: nn.Module, names: tuple[str, ...], x: torch.Tensor) -> tuple[t
     lora = [_is_lora(p) for p in projections]
     if all(lora) and any(p.disable_adapters or p.merged for p in projections):
         return tuple(p(x) for p in projections)  # the projections' own path: adapters off or merged in
-    out = F.linear(x, weight, bias)
+    out = frozen_matmul(x, weight, bias)  # through its packed form while packed (``packed.packed_weights``)
     if all(lora):
         name = str(projections[0].active_adapters[0])
         stacked = torch.cat([p.lora_A[name].weight for p in projections])

@@ -35,6 +35,7 @@ from trainerbot.training.common import (
     training_layers,
     trl_args,
 )
+from trainerbot.training.packed import frozen_matmul, pack, packing
 from trainerbot.training.recipes import recipe
 
 
@@ -103,6 +104,8 @@ class AnswerLossTrainer(SFTTrainer):
         key = (id(weight), weight._version)
         if self._head_bf16 is None or self._head_bf16[:2] != key:
             self._head_bf16 = (*key, weight.detach().to(torch.bfloat16))
+        if packing():  # the job's frozen weights are packed (``packed.packed_weights``): the head's copy too
+            pack(self._head_bf16[2], rows=HEAD_ROWS)
         return self._head_bf16[2]
 
 
@@ -122,12 +125,13 @@ def answer_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any = No
     targets = labels[:, 1:]
     chosen = targets != -100
     projection = causal.get_output_embeddings()
-    logits = projection(hidden[chosen]) if head is None else F.linear(hidden[chosen], head, projection.bias)
+    logits = projection(hidden[chosen]) if head is None else frozen_matmul(hidden[chosen], head, projection.bias)
     total = F.cross_entropy(logits.float(), targets[chosen], reduction="sum")
     count = num_items_in_batch if num_items_in_batch is not None else chosen.sum()
     return total / torch.as_tensor(count, device=total.device).clamp(min=1)
 
 
+HEAD_ROWS = 128  # answer positions a step's head multiplies (about 120 at batch 8): the layout its packed form is made for
 MIN_SHARED = 8  # tokens: a shorter common opening is not worth the packing
 # tokens: a longer packed sequence is not packed (its attention, one T×T square instead of a
 # square per row, would grow with the batch's rows squared; a LoRA batch of 4 packs to ~140).
