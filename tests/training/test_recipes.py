@@ -411,16 +411,20 @@ def test_a_long_lora_job_compiles_its_layers_and_gives_way_at_each_layer(tmp_pat
         hasattr(layer.forward, "_torchdynamo_orig_callable") and type(layer.self_attn).__name__ == "FusedLlamaAttention"
         for layer in model.get_base_model().model.layers)  # compiled, the projections of one input fused
     cache = tmp_path / "compiled"
+    losses_compiled: list[int] = []  # steps whose loss on the answers ran compiled
+    compiled_loss = sft.compiled_cross_entropy
+    monkeypatch.setattr(sft, "compiled_cross_entropy", lambda: losses_compiled.append(1) or compiled_loss())
     params = TrainParams(epochs=30, batch_size=8, learning_rate=3e-3, warmup_steps=3, logging_steps=5, lora=True, bf16=True,
                          compile="on", compile_cache=str(cache))
     lora = LoraConfig(r=8, lora_alpha=16, target_modules=runner.LORA_TARGETS, task_type="CAUSAL_LM")
     trained, result = sft.train(model, tok, examples, params, callback, str(tmp_path / "out"), lora)
     assert result.metrics["compiled"] == 1.0 and compiled and all(compiled)
+    assert len(losses_compiled) == result.steps  # the loss compiled with the layers
     # the job's log says why its first step waits, before it does
     assert len(said) == 1 and said[0][0] == 0 and "about half a minute" in said[0][1], said
     eager = sft.train(model, tok, examples, dataclasses.replace(params, compile="off"), _callback()[0], str(tmp_path / "eager"),
                       lora)[1]
-    assert eager.metrics["compiled"] == 0.0
+    assert eager.metrics["compiled"] == 0.0 and len(losses_compiled) == result.steps  # not compiled: nor is its loss
     # the same training: the loss falls alike (bf16 rounding differs where kernels fuse)
     assert result.losses[-1][1] < result.losses[0][1] - 0.3, result.losses
     assert result.losses[-1][1] == pytest.approx(eager.losses[-1][1], rel=0.01), (result.losses, eager.losses)

@@ -10,7 +10,7 @@ positions), and recomputes the vocabulary projection in the backward pass.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any, cast
 
@@ -60,12 +60,16 @@ class AnswerLossTrainer(SFTTrainer):
     The rows of a batch share their opening (the system instruction): it runs once a step,
     the rows' rests after it (``shared_prefix``), the same loss with about a third fewer
     tokens through the layers at the LoRA batch of 4.
+
+    Where the job's layers are compiled, so is the loss on the answers' logits
+    (``compiled_cross_entropy``): its log-softmax and gradient fused, 1.05x a batch-8 step.
     """
 
     _head_bf16: tuple[int, int, torch.Tensor] | None = None  # (id, version) of the float32 head, its bf16 copy
     _flop_params: int | None = None
     share_prefix = True  # the rows' common opening runs once a step (``shared_prefix``); from ``TrainParams.share_prefix``
     tokens_run = 0  # tokens through the layers (the rows' tokens, less the openings shared)
+    compiled_loss = False  # the loss on the answers' logits compiled (``training_run``, with the layers)
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
@@ -76,7 +80,8 @@ class AnswerLossTrainer(SFTTrainer):
         # mixed-precision autocast: enter it here, or bf16=True would train in float32.
         with self.accelerator.autocast():
             packed = shared_prefix(inputs) if self.share_prefix else None
-            loss = answer_loss(model, inputs, num_items_in_batch, self._frozen_head(model), packed)
+            loss = answer_loss(model, inputs, num_items_in_batch, self._frozen_head(model), packed,
+                               compiled_cross_entropy() if self.compiled_loss else cross_entropy)
         if model.training:  # tokens seen (padding left out), for the job's tokens/s
             seen = int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else labels.numel()
             self.tokens_run += int(packed["input_ids"].numel()) if packed is not None else seen
@@ -109,13 +114,31 @@ class AnswerLossTrainer(SFTTrainer):
         return self._head_bf16[2]
 
 
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The summed cross-entropy of the answers' logits (in float32, whatever they were computed in)."""
+    return F.cross_entropy(logits.float(), targets, reduction="sum")
+
+
+_compiled: list[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = []
+
+
+def compiled_cross_entropy() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``cross_entropy`` through ``torch.compile`` (dynamic shapes: the answers' count changes
+    every step), made once a process."""
+    if not _compiled:
+        _compiled.append(torch.compile(cross_entropy, dynamic=True))
+    return _compiled[0]
+
+
 def answer_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None,
-                head: torch.Tensor | None = None, packed: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+                head: torch.Tensor | None = None, packed: dict[str, torch.Tensor] | None = None,
+                summed: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = cross_entropy) -> torch.Tensor:
     """Mean cross-entropy of a causal LM over the labelled tokens (labels -100 elsewhere),
     with the LM head applied to those positions only. ``model`` may be a PEFT model: its
     adapters live inside the backbone's layers, so calling the backbone runs them. ``head``:
     a frozen head's weight to use instead of its own (its bfloat16 copy). ``packed``: the
-    same batch with the rows' common opening once (``shared_prefix``), run instead."""
+    same batch with the rows' common opening once (``shared_prefix``), run instead.
+    ``summed``: the summed cross-entropy (``cross_entropy``, or ``compiled_cross_entropy()``'s)."""
     causal = model.get_base_model() if hasattr(model, "get_base_model") else model
     backbone = getattr(causal, causal.base_model_prefix)
     source = packed if packed is not None else inputs
@@ -126,7 +149,7 @@ def answer_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any = No
     chosen = targets != -100
     projection = causal.get_output_embeddings()
     logits = projection(hidden[chosen]) if head is None else frozen_matmul(hidden[chosen], head, projection.bias)
-    total = F.cross_entropy(logits.float(), targets[chosen], reduction="sum")
+    total = summed(logits, targets[chosen])
     count = num_items_in_batch if num_items_in_batch is not None else chosen.sum()
     return total / torch.as_tensor(count, device=total.device).clamp(min=1)
 
@@ -202,11 +225,14 @@ def trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples
 def training_run(built: SFTTrainer, params: TrainParams, callback: JobCallback, compile_: bool) -> Iterator[None]:
     """How the model trains while ``built`` runs (``train``; the throughput bench alike): eager
     attention under bf16, the projections of one input fused under LoRA, the layers compiled
-    where ``compile_``. All put back afterwards."""
+    where ``compile_`` (the loss on the answers too). All put back afterwards."""
     with training_layers(built.model, params), ExitStack() as stack:
         if compile_:
             callback.tell(compiling_message(params))
             stack.enter_context(compiled_layers(built.model, params, callback))
+            if isinstance(built, AnswerLossTrainer):
+                built.compiled_loss = True
+                stack.callback(setattr, built, "compiled_loss", False)
         yield
 
 
