@@ -18,7 +18,8 @@ facts, whole rehearsal answers); ``now`` is the product's. Others as JSON, e.g.
 (``auto`` as the product, ``on``, ``off``; the kernels kept in the bench's data folder unless
 ``TORCHINDUCTOR_CACHE_DIR`` names a cache already warm), ``share_prefix`` (``false``: every row
 runs its own copy of the system instruction, as before ``sft.shared_prefix``), ``fuse_projections``
-(``false``: each projection its own matmuls, as before ``fused.fused_projections``).
+(``false``: each projection its own matmuls, as before ``fused.fused_projections``), ``pack_frozen``
+(``false``: the frozen weights multiplied as stored, as before ``packed.packed_weights``).
 
     .venv/bin/python bench/small_recipe.py [--seeds 0,1,2] [--facts N] [--show] [name=json ...]
 """
@@ -87,7 +88,8 @@ def one(base: Path, data: Path, seed: int, knobs: dict[str, float], show: bool, 
                          warmup_share=float(knobs.get("warmup_share", TrainParams.warmup_share)),
                          compile=knobs.get("compile", "auto"), compile_cache=str(data / "models" / "compiled"),
                          share_prefix=bool(knobs.get("share_prefix", True)),
-                         fuse_projections=bool(knobs.get("fuse_projections", True)))
+                         fuse_projections=bool(knobs.get("fuse_projections", True)),
+                         pack_frozen=bool(knobs.get("pack_frozen", True)))
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         trained, result = sft.train(model, tok, mixed, params, JobCallback(lambda _p: None, lambda: False), out,
