@@ -38,7 +38,7 @@ from trainerbot.datasets.records import Example
 from trainerbot.datasets.sample import generate
 from trainerbot.model.pretrained import base_dir, prepare_base
 from trainerbot.model.prompt import SYSTEM
-from trainerbot.training import dpo, kto, runner
+from trainerbot.training import dpo, kto, recipes, runner
 from trainerbot.training.common import JobCallback, TrainParams
 from trainerbot.training.recipe_config import preference_defaults
 
@@ -69,12 +69,15 @@ def scored(model: torch.nn.Module, tok: object, examples: list[Example]) -> tupl
 # Each side's TrainParams fields. "bf16" is the product's way under LoRA; "float32" is the
 # baseline (TRAINERBOT_TRAIN_PRECISION=fp32); "per-step reference" is bf16 with the reference's
 # log-probabilities computed in every step (TRL's default) instead of once before training;
-# "bf16 unfused" is bf16 with each projection run on its own (before ``fused.fused_projections``).
+# "bf16 unfused" is bf16 with each projection run on its own (before ``fused.fused_projections``);
+# "bf16 unpacked" is bf16 with the frozen weights multiplied as stored (before ``packed.packed_weights``;
+# the other bf16 sides pack them where the recipe does: ``RecipeConfig.pack_frozen``).
 SIDES: dict[str, dict[str, bool]] = {
     "float32": {"bf16": False},
     "bf16": {"bf16": True},
     "per-step reference": {"bf16": True, "precompute_reference": False},
     "bf16 unfused": {"bf16": True, "fuse_projections": False},
+    "bf16 unpacked": {"bf16": True, "pack_frozen": False},
 }
 
 
@@ -83,7 +86,7 @@ def one(base: Path, recipe: str, examples: list[Example], knobs: dict[str, bool]
     model, tok = runner._pretrained(base)
     hyper = preference_defaults()["lora"]
     params = TrainParams(epochs=hyper.epochs, learning_rate=hyper.learning_rate, batch_size=hyper.batch_size,
-                         lora=True, seed=seed, **knobs)
+                         lora=True, seed=seed, **{"pack_frozen": recipes.recipe(recipe).pack_frozen, **knobs})  # as the product
     peft_config = runner.lora_config(model.config)
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()

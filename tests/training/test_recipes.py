@@ -301,6 +301,8 @@ def test_lora_jobs_get_their_own_recipe(tmp_path, monkeypatch: pytest.MonkeyPatc
     assert params("bf16", "sft", "scratch", rows=150).batch_size == 32 and params("bf16", "kto", rows=150).batch_size == 4
     assert not params("fp32").bf16 and not params("fp32", "kto").bf16
     assert params("bf16", "kto").bf16 and params("bf16", "dpo").bf16  # under LoRA, as measured
+    # the frozen weights packed where that was measured faster: SFT and KTO, not DPO
+    assert params("bf16").pack_frozen and params("bf16", "kto").pack_frozen and not params("bf16", "dpo").pack_frozen
     assert not params("bf16", "sft", "scratch").bf16 and not params("bf16", "sft", "continue").bf16
     assert not params("bf16", "kto", "continue").bf16 and not params("bf16", "dpo", "continue").bf16
     for native in (True, False):

@@ -40,6 +40,7 @@ class RecipeConfig:
     preference: int  # chosen before recipes with a lower one when the data fits several
     why_none: str  # what the data lacks when it gives no rows of this shape
     bf16: bool = False  # bfloat16 mixed precision measured for this recipe (LoRA on a CPU with native bf16)
+    pack_frozen: bool = True  # under bf16, its frozen weights packed in oneDNN's layout (``packed``), where that was faster
     rehearsal: bool = False  # the base model's own answers mixed in (keeps a pretrained model conversing)
     extra: Mapping[str, Any] = field(default_factory=dict)
     # A start's defaults for jobs whose rows fall in a range, where they differ from ``defaults`` (``hyper``).

@@ -79,7 +79,7 @@ def params_for(training: TrainingSettings, recipe: str, start: StartKind, rows: 
                                      (training.train_precision == "auto" and native_bf16()))
     return TrainParams(epochs=training.train_epochs or hyper.epochs, learning_rate=training.learning_rate or hyper.learning_rate,
                        batch_size=training.train_batch_size or hyper.batch_size, lora=lora, bf16=bf16,
-                       compile=training.train_compile)
+                       compile=training.train_compile, pack_frozen=config.pack_frozen)
 
 
 @dataclass
