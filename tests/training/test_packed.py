@@ -81,3 +81,15 @@ def test_a_lora_model_in_bf16_packs_its_frozen_projections_with_the_same_loss_an
     assert inside[0] == pytest.approx(plain[0], rel=1e-3)
     for a, b in zip(plain[1], inside[1], strict=True):
         assert float((a - b).norm()) <= 0.01 * float(b.norm()) + 1e-6
+
+
+def test_another_view_of_a_packed_weights_storage_is_not_taken_for_it() -> None:
+    """A square weight's transpose shares its storage and shape: it must be multiplied as itself."""
+    weight = torch.randn(24, 24).to(torch.bfloat16)
+    holder = nn.Linear(24, 24, bias=False)
+    holder.weight = nn.Parameter(weight, requires_grad=False)
+    x = torch.randn(3, 24, dtype=torch.bfloat16)
+    with packed.packed_weights(holder):
+        assert packed._found(weight) is not None and packed._found(weight.t()) is None
+        got = packed.frozen_linear(x, weight.t())
+    assert torch.allclose(got.float(), F.linear(x, weight.t()).float(), rtol=1e-2, atol=1e-2)

@@ -27,7 +27,7 @@ class DpoConfig(RecipeConfig):
     # Under LoRA, bf16 trained the same preference as float32 in about half the time
     # (bench/preference_precision.py, bench/RESULTS.md issue 31).
     bf16: bool = True
-    # Its frozen weights packed (``packed.packed_weights``) made a DPO job 4-5 % slower here,
+    # Its frozen weights packed (``packed.packed_weights``) made a DPO job 4-7 % slower here,
     # in either order (SFT's steps 1.07x faster, KTO's job 1.13x; bench/RESULTS.md issue 31).
     pack_frozen: bool = False
 

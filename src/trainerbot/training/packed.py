@@ -46,7 +46,8 @@ def usable() -> bool:
 
 def _found(weight: torch.Tensor) -> _Packed | None:
     packed = _PACKED.get(weight.data_ptr())
-    if packed is None or packed.version != packed.weight._version or packed.weight.shape != weight.shape:
+    if packed is None or packed.version != packed.weight._version or packed.weight.shape != weight.shape \
+            or packed.weight.stride() != weight.stride():  # another view of the same storage (a transpose) is not it
         return None
     return packed
 
