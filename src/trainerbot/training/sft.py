@@ -10,6 +10,7 @@ positions), and recomputes the vocabulary projection in the backward pass.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any, cast
@@ -119,15 +120,11 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float(), targets, reduction="sum")
 
 
-_compiled: list[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = []
-
-
+@functools.cache
 def compiled_cross_entropy() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``cross_entropy`` through ``torch.compile`` (dynamic shapes: the answers' count changes
     every step), made once a process."""
-    if not _compiled:
-        _compiled.append(torch.compile(cross_entropy, dynamic=True))
-    return _compiled[0]
+    return torch.compile(cross_entropy, dynamic=True)
 
 
 def answer_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None,
