@@ -286,8 +286,9 @@ def test_training_attention_changes_nothing_in_float32_and_comes_back_after_an_e
 
 
 def test_lora_jobs_get_their_own_recipe(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """LoRA SFT: 8 epochs at batch 4, at batch 8 for 128 to 256 rows; every recipe under LoRA in bfloat16 where the CPU has it
-    (or as set); whole-model training stays float32. A new adapter covers every layer, or the top share set."""
+    """LoRA SFT: 8 epochs at batch 4, at half the rate for one correction, at batch 8 for 128 to 256 rows; every recipe
+    under LoRA in bfloat16 where the CPU has it (or as set); whole-model training stays float32. A new adapter covers
+    every layer, or the top share set."""
     def params(precision: str, recipe: str = "sft", start: str = "lora", rows: int = 40, **set_: object) -> TrainParams:
         settings = Settings(_env_file=None, data_dir=tmp_path, train_precision=precision, **set_)  # type: ignore[call-arg]
         return runner.params_for(settings.section(TrainingSettings), recipe, start, rows)
@@ -298,6 +299,9 @@ def test_lora_jobs_get_their_own_recipe(tmp_path, monkeypatch: pytest.MonkeyPatc
     assert [params("bf16", rows=n).batch_size for n in (127, 128, 256, 257, 800)] == [4, 8, 8, 4, 4]
     assert params("bf16", rows=150).learning_rate == pytest.approx(2.8e-3) and params("bf16", rows=150).epochs == 8.0
     assert params("bf16", rows=150, train_batch_size=4).batch_size == 4
+    # one correction (with its 24 rehearsal answers) at half the rate; a rate set in the settings still wins
+    assert [params("bf16", rows=n).learning_rate for n in (1, 25, 26, 32, 127)] == [1e-3, 1e-3, 2e-3, 2e-3, 2e-3]
+    assert params("bf16", rows=25).batch_size == 4 and params("bf16", rows=25, learning_rate=5e-4).learning_rate == 5e-4
     assert params("bf16", "sft", "scratch", rows=150).batch_size == 32 and params("bf16", "kto", rows=150).batch_size == 4
     assert not params("fp32").bf16 and not params("fp32", "kto").bf16
     assert params("bf16", "kto").bf16 and params("bf16", "dpo").bf16  # under LoRA, as measured

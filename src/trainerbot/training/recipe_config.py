@@ -44,12 +44,14 @@ class RecipeConfig:
     rehearsal: bool = False  # the base model's own answers mixed in (keeps a pretrained model conversing)
     extra: Mapping[str, Any] = field(default_factory=dict)
     # A start's defaults for jobs whose rows fall in a range, where they differ from ``defaults`` (``hyper``).
-    sized: Mapping[StartKind, tuple[range, Hyper]] = field(default_factory=dict)
+    sized: Mapping[StartKind, tuple[tuple[range, Hyper], ...]] = field(default_factory=dict)
 
     def hyper(self, start: StartKind, rows: int) -> Hyper:
-        """The defaults for a job of ``rows`` examples from ``start``: ``sized``'s within its range."""
-        if start in self.sized and rows in self.sized[start][0]:
-            return self.sized[start][1]
+        """The defaults for a job of ``rows`` examples from ``start``: those of the ``sized``
+        range it falls in, if any."""
+        for within, hyper in self.sized.get(start, ()):
+            if rows in within:
+                return hyper
         return self.defaults[start]
 
     def row(self, example: Example) -> Iterator[dict[str, Any]]:
