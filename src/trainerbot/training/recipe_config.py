@@ -49,9 +49,9 @@ class RecipeConfig:
     def hyper(self, start: StartKind, rows: int) -> Hyper:
         """The defaults for a job of ``rows`` examples from ``start``: those of the ``sized``
         range it falls in, if any."""
-        for within, hyper in self.sized.get(start, ()):
+        for within, chosen in self.sized.get(start, ()):
             if rows in within:
-                return hyper
+                return chosen
         return self.defaults[start]
 
     def row(self, example: Example) -> Iterator[dict[str, Any]]:
