@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trainerbot.datasets.records import Example
+from trainerbot.training import rehearsal
 from trainerbot.training.recipe_config import Hyper, RecipeConfig, StartKind, assistant_turn
 
 
@@ -23,7 +24,8 @@ def chat_row(ex: Example) -> Iterator[dict[str, Any]]:
         yield {"messages": ex.prompt_messages() + assistant_turn(ex.response)}
 
 
-TINY_ROWS = 26  # a LoRA SFT job of fewer rows: one correction with the 24 rehearsal answers every job gets
+# A LoRA SFT job of fewer rows holds one correction beside the rehearsal answers every job gets.
+TINY_ROWS = rehearsal.FLOOR + 2
 
 
 @dataclass(frozen=True)
