@@ -20,15 +20,18 @@ folder for a warm one, and once ``eager`` for the baseline:
 from __future__ import annotations
 
 import argparse
-import tempfile
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 import torch.nn.functional as F
 from peft import get_peft_model
 from transformers import AutoModelForCausalLM
 
+from bench.scratch import scratch
 from trainerbot.model.pretrained import prepare_base
 from trainerbot.training.common import frozen_in_bf16
 from trainerbot.training.runner import lora_config
@@ -47,7 +50,7 @@ def main() -> None:
     lengths = [int(x) for x in args.lengths.split(",")]
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    base = prepare_base(args.data or Path(tempfile.mkdtemp()))
+    base = prepare_base(args.data or scratch("compile-cache"))
     model = AutoModelForCausalLM.from_pretrained(base, torch_dtype=torch.float32, attn_implementation="eager")
     model = get_peft_model(frozen_in_bf16(model, new_adapter=True), lora_config(model.config))
     backbone, head = model.get_base_model().model, model.get_base_model().lm_head

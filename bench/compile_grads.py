@@ -17,7 +17,6 @@ import argparse
 import copy
 import dataclasses
 import sys
-import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
+from bench.scratch import scratch
 from trainerbot.datasets.sample import generate
 from trainerbot.model.pretrained import base_dir, prepare_base
 from trainerbot.model.prompt import SYSTEM
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    data = Path(tempfile.mkdtemp(prefix="compile-grads-"))
+    data = scratch("compile-grads")
     prepare_base(data)
     base = base_dir(data)
     model, tok = runner._pretrained(base)

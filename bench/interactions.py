@@ -22,7 +22,6 @@ import copy
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' harne
 
 import discord
 
+from bench.scratch import scratch
 from tests.adapters.discord.interactions import FakeDiscord, Gateway
 from trainerbot.adapters.discord.bot import TrainerBot, bot_settings
 from trainerbot.config import Settings
@@ -60,7 +60,7 @@ async def main() -> None:
 
     fake = FakeDiscord()
     discord.http.Route.BASE = f"{await fake.start()}/api/v10"
-    folder = Path(tempfile.mkdtemp())
+    folder = scratch("interactions")
     core = CoreService.open(Settings(_env_file=None, data_dir=folder, user_rate_per_minute=10_000,  # type: ignore[call-arg]
                                      max_pending_per_user=100_000))
     trainer = Caller(guild_id=str(GUILD), guild_name="Guild A", user_id=str(TESS), roles=frozenset({"trainer"}))

@@ -22,13 +22,13 @@ import dataclasses
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.scratch import scratch  # noqa: E402
 from bench.train_throughput import collate  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def batches(base: Path, data_dir: Path, size: int) -> list[dict[str, torch.Tenso
     tok = AutoTokenizer.from_pretrained(base)
     params = TrainParams(batch_size=size, lora=True)
     prepared = sft.trainer(AutoModelForCausalLM.from_pretrained(base), tok, examples, params,
-                           JobCallback(lambda _: None, lambda: False), tempfile.mkdtemp())
+                           JobCallback(lambda _: None, lambda: False), str(scratch("lora-attention-out")))
     rows = sorted(((r["input_ids"], r["labels"]) for r in prepared.train_dataset), key=lambda r: len(r[0]))
     out = []
     for i in range(0, len(rows), size):
@@ -77,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     quiet_libraries()
-    data_dir = args.data or Path(tempfile.mkdtemp())
+    data_dir = args.data or scratch("lora-attention")
     base = prepare_base(data_dir)
     work = batches(base, data_dir, 4)
 

@@ -34,6 +34,7 @@ import torch
 from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
 from bench.kto_balance import logprob
+from bench.scratch import scratch
 from trainerbot.datasets.records import Example
 from trainerbot.datasets.sample import generate
 from trainerbot.model.pretrained import base_dir, prepare_base
@@ -111,7 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     sides = args.sides.split(",")
     torch.set_num_threads(2)
-    data = Path(tempfile.mkdtemp(prefix="preference-precision-"))
+    data = scratch("preference-precision")
     prepare_base(data)
     base = base_dir(data)
     examples = corrections(args.pairs)

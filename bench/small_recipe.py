@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
+from bench.scratch import scratch
 from trainerbot.datasets.records import Example
 from trainerbot.datasets.sample import generate, rephrase
 from trainerbot.evaluation import general_questions, heldout
@@ -143,7 +144,7 @@ def main() -> None:
         name, _, text = v.partition("=")
         variants[name] = {**PRESETS.get(name, {}), **(json.loads(text) if text else {})}
     torch.set_num_threads(2)
-    data = Path(tempfile.mkdtemp(prefix="small-recipe-"))
+    data = scratch("small-recipe")
     prepare_base(data)
     base = base_dir(data)
     before = general_questions.score(LocalModel(base, threads=2), limit=40)[0]

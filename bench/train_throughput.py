@@ -44,12 +44,17 @@ import argparse
 import dataclasses
 import math
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 from transformers import TrainerCallback
 
+from bench.scratch import scratch
 from trainerbot.datasets.sample import generate
 from trainerbot.model.build import ModelShape, new_model, train_tokenizer
 from trainerbot.training import sft
@@ -260,15 +265,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.model == "pretrained":
-        import tempfile
-        from pathlib import Path
-
         from trainerbot.model.pretrained import prepare_base
         from trainerbot.model.prompt import SYSTEM
         from trainerbot.training.common import native_bf16
         from trainerbot.training.recipes import recipe
 
-        BASE.append(prepare_base(Path(tempfile.mkdtemp())))
+        BASE.append(prepare_base(scratch("train-throughput")))
         examples = [dataclasses.replace(e, system=SYSTEM) for e in generate(100, seed=1)]
         lora = recipe("sft").defaults["lora"]
         params = TrainParams(batch_size=args.batch or lora.batch_size, learning_rate=lora.learning_rate, warmup_steps=5,

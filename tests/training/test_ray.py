@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -40,14 +41,15 @@ def ray_head() -> Iterator[str]:
     temp = tempfile.mkdtemp(prefix="trainerbot-ray-")
     dashboard, gcs = _free_port(), _free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    started = subprocess.run([RAY, "start", "--head", "--num-cpus", "2", "--dashboard-host", "127.0.0.1", "--dashboard-port",
-                              str(dashboard), "--port", str(gcs), "--disable-usage-stats", "--temp-dir", temp],
-                             capture_output=True, text=True, timeout=180, env=env)
-    assert started.returncode == 0, started.stderr[-2000:]
     try:
+        started = subprocess.run([RAY, "start", "--head", "--num-cpus", "2", "--dashboard-host", "127.0.0.1", "--dashboard-port",
+                                  str(dashboard), "--port", str(gcs), "--disable-usage-stats", "--temp-dir", temp],
+                                 capture_output=True, text=True, timeout=180, env=env)
+        assert started.returncode == 0, started.stderr[-2000:]
         yield f"http://127.0.0.1:{dashboard}"
     finally:
         subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120, env=env)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _facts(n: int) -> str:
