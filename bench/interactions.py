@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' harne
 
 import discord
 
+from bench.review_queue import fill
 from bench.scratch import scratch
 from tests.adapters.discord.interactions import FakeDiscord, Gateway
 from trainerbot.adapters.discord.bot import TrainerBot, bot_settings
@@ -70,8 +71,9 @@ async def main() -> None:
         await core.datasets.import_data(trainer, f"set-{i:03d}", None, Attachment("f.jsonl", None, facts.encode()))
     reply = await core.chat.reply(member, "What is the capital of Zorbia?", message_id="1")
     await core.delivery.bind_reply(member, int(reply.data["reply_id"]), str(REPLY))
-    for i in range(args.queue + args.rounds):
-        await core.feedback.correct(member, str(REPLY), f"Quillport, answer {i}.")
+    # One correction per question (corrections of one question are reviewed as one item, and
+    # approving one closes the others), written as the core stores them.
+    fill(core, str(GUILD), args.queue + args.rounds, args.queue + args.rounds)
 
     gw = Gateway(fake, GUILD)
     gw.add_user("Tess", TESS, trainer=True)
