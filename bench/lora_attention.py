@@ -38,13 +38,14 @@ def batches(base: Path, data_dir: Path, size: int) -> list[dict[str, torch.Tenso
     from trainerbot.datasets.records import Example
     from trainerbot.datasets.sample import generate, rephrase
     from trainerbot.evaluation import heldout
+    from trainerbot.model.local import LocalModel
     from trainerbot.model.prompt import SYSTEM
     from trainerbot.training import rehearsal, sft
     from trainerbot.training.common import JobCallback, TrainParams
 
     facts = [e for e in generate(200, seed=11) if rephrase(e) is not None][:100]  # as bench/teach.py
     trained, _ = heldout.split([Example(e.prompt, e.response, extra={"source": "file"}) for e in facts], 0.1)
-    mixed = rehearsal.mix(trained, rehearsal.answers(None, data_dir, base))
+    mixed = rehearsal.mix(trained, rehearsal.answers(LocalModel(base, threads=2), data_dir, base))
     examples = [dataclasses.replace(e, system=SYSTEM) for e in mixed]
     tok = AutoTokenizer.from_pretrained(base)
     params = TrainParams(batch_size=size, lora=True)

@@ -137,7 +137,7 @@ def main() -> None:
                     else:
                         times[side] = with_revisions(core, first)
                         replacing.append(with_revisions(core, second))
-                        assert asyncio.run(core.datasets.revisions(TRAINER, "1")).data["current"] == 2
+                        assert asyncio.run(core.revisions.show(TRAINER, "1")).data["current"] == 2
                 finally:
                     core.store.close()
         before.append(times["before"])
