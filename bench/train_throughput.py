@@ -147,7 +147,7 @@ def ours(examples, steps: int, params: TrainParams, kind: str) -> tuple[float, f
     callback = JobCallback(lambda p: None, lambda: False, check_every=0.5)
     epochs = steps / math.ceil(len(examples) / params.batch_size)
     p = dataclasses.replace(params, epochs=epochs, logging_steps=10**9)
-    trainer = sft.trainer(model, tok, examples, p, callback, "/tmp/bench-sft", lora)  # as sft.train
+    trainer = sft.trainer(model, tok, examples, p, callback, str(scratch("bench-sft")), lora)  # as sft.train
     trainer.args.logging_steps = min(10, steps)
     from transformers import PrinterCallback
 
@@ -199,7 +199,7 @@ def hand_loop(steps: int, params: TrainParams, examples, kind: str):  # type: ig
         model = frozen_in_bf16(model, new_adapter=True)
     # The product's own tokenization (input IDs, labels on the answer only), so both loops see the same tokens.
     prepared = sft.trainer(model, tok, examples, dataclasses.replace(params, bf16_frozen=False),
-                           JobCallback(lambda _: None, lambda: False), "/tmp/bench-hand")
+                           JobCallback(lambda _: None, lambda: False), str(scratch("bench-hand")))
     rows = [(r["input_ids"], r["labels"]) for r in prepared.train_dataset]
     if lora is not None:
         from peft import get_peft_model
@@ -250,7 +250,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", choices=["scratch", "pretrained"], default="scratch")
     parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=20, help="steps per side per round")
+    parser.add_argument("--steps", type=int, default=20, help="steps per side per round (timed from the third)")
     parser.add_argument("--batch", type=int, default=None, help="batch size (default: the product's for the model)")
     parser.add_argument("--fp32-frozen", action="store_true", help="frozen weights kept float32 on both sides")
     parser.add_argument("--threads", type=int, default=2)
@@ -263,6 +263,8 @@ def main() -> None:
     parser.add_argument("--no-pack", action="store_true",
                         help="ours multiplies the frozen weights as they are (as before packed.packed_weights)")
     args = parser.parse_args()
+    if args.steps < 3:
+        parser.error("--steps must be at least 3: each side is timed from its third step")
     torch.set_num_threads(args.threads)
     if args.model == "pretrained":
         from trainerbot.model.pretrained import prepare_base
